@@ -1,0 +1,242 @@
+package lab
+
+import (
+	"time"
+)
+
+// Store names a store. The API spells them "consensus" and "replicated".
+type Store string
+
+const (
+	// Consensus is the CP store: one etcd Raft group spanning all regions.
+	Consensus Store = "consensus"
+	// Replicated is the AP / tunable-quorum store over per-region replicas.
+	Replicated Store = "replicated"
+)
+
+// Stores lists every store in display order.
+var Stores = []Store{Consensus, Replicated}
+
+// Kind is the outcome of one operation, as the API spells it.
+type Kind string
+
+const (
+	OK          Kind = "ok"          // done; for reads, the value is in Quantity
+	SoldOut     Kind = "sold_out"    // not enough stock; nothing changed
+	Unavailable Kind = "unavailable" // no quorum or deadline passed; a buy may still have applied
+	FailFast    Kind = "fail_fast"   // the circuit breaker is open; nothing was sent
+	Conflict    Kind = "conflict"    // optimistic-lock retries exhausted; nothing changed
+)
+
+// Op names what an operation did.
+type Op string
+
+const (
+	OpStock Op = "stock"
+	OpBuy   Op = "buy"
+	OpRead  Op = "read"
+)
+
+// Consistency of a read. It applies to the consensus store; the replicated
+// store's reads are governed by R.
+type Consistency string
+
+const (
+	Linearizable Consistency = "linearizable"
+	Serializable Consistency = "serializable"
+)
+
+// Version orders values of one SKU. For the consensus store Wall is the
+// etcd ModRevision and Logical is 0; for the replicated store it is a hybrid
+// logical clock (Wall in ms, Logical counter) with the writing region as the
+// tie-breaker (last-writer-wins). The zero Version means "never written".
+type Version struct {
+	Wall    int64  `json:"wall"`
+	Logical int64  `json:"logical"`
+	Region  string `json:"region,omitempty"`
+}
+
+// Less reports whether v orders before o.
+func (v Version) Less(o Version) bool {
+	if v.Wall != o.Wall {
+		return v.Wall < o.Wall
+	}
+	if v.Logical != o.Logical {
+		return v.Logical < o.Logical
+	}
+	return v.Region < o.Region
+}
+
+// IsZero reports whether v is the zero Version.
+func (v Version) IsZero() bool { return v == Version{} }
+
+// Outcome is the answer to one stock, buy or read. The first nine fields are
+// the API contract (API.md); the rest are extensions.
+type Outcome struct {
+	Outcome    Kind     `json:"outcome"`
+	Store      Store    `json:"store"`
+	Region     string   `json:"region"`
+	SKU        string   `json:"sku"`
+	Quantity   int      `json:"quantity"`
+	LatencyMs  float64  `json:"latencyMs"`
+	AnsweredBy []string `json:"answeredBy"`
+	Message    string   `json:"message"`
+
+	Op          Op          `json:"op"`
+	Qty         int         `json:"qty,omitempty"`         // units asked for (buy) or set (stock)
+	Consistency Consistency `json:"consistency,omitempty"` // reads only
+	Version     Version     `json:"version"`               // version written (stock, buy) or read
+	BaseVersion Version     `json:"baseVersion"`           // version a buy read before writing
+	OpID        int         `json:"opId"`                  // index in the history
+}
+
+// Operation is one recorded client operation.
+type Operation struct {
+	ID          int         `json:"id"`
+	Client      int         `json:"client"` // porcupine client id: one per (region, store) session
+	Region      string      `json:"region"`
+	Store       Store       `json:"store"`
+	SKU         string      `json:"sku"`
+	Op          Op          `json:"op"`
+	Qty         int         `json:"qty,omitempty"` // buy: units asked; stock: quantity set
+	Consistency Consistency `json:"consistency,omitempty"`
+	Outcome     Kind        `json:"outcome"`
+	Quantity    int         `json:"quantity"` // buy: left after; read: value read
+	Version     Version     `json:"version"`
+	BaseVersion Version     `json:"baseVersion"`
+	Call        time.Time   `json:"call"`
+	Return      time.Time   `json:"return"`
+}
+
+// FaultKind names a recorded fault or configuration change.
+type FaultKind string
+
+const (
+	FaultCut       FaultKind = "cut"
+	FaultHeal      FaultKind = "heal"
+	FaultPartition FaultKind = "partition"
+	FaultLatency   FaultKind = "latency"
+	FaultCrash     FaultKind = "crash"
+	FaultRestart   FaultKind = "restart"
+	FaultLead      FaultKind = "lead"
+	FaultQuorum    FaultKind = "quorum"
+	FaultReset     FaultKind = "reset"
+)
+
+// Fault is one recorded fault or configuration change.
+type Fault struct {
+	ID      int       `json:"id"`
+	Kind    FaultKind `json:"kind"`
+	Regions []string  `json:"regions,omitempty"`
+	Detail  string    `json:"detail"`
+	At      time.Time `json:"at"`
+}
+
+// HistoryView is what GET /api/history answers.
+type HistoryView struct {
+	Operations []Operation `json:"operations"`
+	Faults     []Fault     `json:"faults"`
+}
+
+// CheckResult is the checker's verdict for one store and SKU (API.md).
+type CheckResult struct {
+	Store         Store  `json:"store"`
+	SKU           string `json:"sku"`
+	Linearizable  bool   `json:"linearizable"`
+	SoldUnits     int    `json:"soldUnits"`
+	InitialUnits  int    `json:"initialUnits"`
+	Oversold      int    `json:"oversold"`
+	Indeterminate int    `json:"indeterminate"`
+	StaleReads    int    `json:"staleReads"`
+	LostUpdates   int    `json:"lostUpdates"`
+	Operations    int    `json:"operations"`         // operations considered
+	Explanation   string `json:"explanation"`        // one or two sentences for a learner
+	TimedOut      bool   `json:"timedOut,omitempty"` // porcupine gave up; Linearizable is then false
+}
+
+// State is the whole lab as GET /api/state answers it (API.md).
+type State struct {
+	Regions      []RegionState  `json:"regions"`
+	Links        []LinkState    `json:"links"`
+	Replicated   QuorumState    `json:"replicated"`
+	LatencyScale float64        `json:"latencyScale"`
+	Version      int64          `json:"version"`  // extension: increases with every change
+	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+}
+
+// RegionState is one region in State.
+type RegionState struct {
+	Name      string           `json:"name"`
+	City      string           `json:"city"`
+	Lat       float64          `json:"lat"`
+	Lon       float64          `json:"lon"`
+	Up        bool             `json:"up"`
+	Consensus MemberState      `json:"consensus"`
+	Replica   ReplicaState     `json:"replica"`
+	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
+}
+
+// MemberState is a region's member of the consensus group.
+type MemberState struct {
+	Role         string `json:"role"` // leader, follower, candidate, pre-candidate, offline
+	Term         uint64 `json:"term"`
+	Leader       string `json:"leader"` // region name; "" when it knows none
+	CommitIndex  uint64 `json:"commitIndex"`
+	AppliedIndex uint64 `json:"appliedIndex"`
+}
+
+// ReplicaState is a region's replica of the replicated store.
+type ReplicaState struct {
+	Revision int64 `json:"revision"`
+}
+
+// LinkState is one ordered pair of regions in State.
+type LinkState struct {
+	From      string  `json:"from"`
+	To        string  `json:"to"`
+	State     string  `json:"state"` // up, cut
+	RTTMs     float64 `json:"rttMs"`
+	Estimated bool    `json:"estimated"` // extension: RTT estimated from distance, not measured
+	Bytes     int64   `json:"bytes"`
+	Messages  int64   `json:"messages"`
+}
+
+// QuorumState is the replicated store's configuration.
+type QuorumState struct {
+	N int `json:"n"`
+	W int `json:"w"`
+	R int `json:"r"`
+}
+
+// StoreCounter counts outcomes per store since the last reset.
+type StoreCounter struct {
+	Store       Store `json:"store"`
+	OK          int   `json:"ok"`
+	SoldOut     int   `json:"soldOut"`
+	Unavailable int   `json:"unavailable"`
+	FailFast    int   `json:"failFast"`
+	Conflict    int   `json:"conflict"`
+	Oversold    int   `json:"oversold"`
+	StaleReads  int   `json:"staleReads"`
+}
+
+// EventType names what an Event carries.
+type EventType string
+
+const (
+	EventState     EventType = "state"     // State changed (cluster, links, breakers, quorum)
+	EventOperation EventType = "operation" // an operation returned (Operation and Outcome set)
+	EventFault     EventType = "fault"     // a fault or configuration change was recorded
+	EventReset     EventType = "reset"     // the lab was reset; history is empty
+)
+
+// Event is what Subscribe delivers. State is set on every event, so a
+// subscriber that missed some (slow readers lose events, never block the
+// lab) is whole again at the next one.
+type Event struct {
+	Type      EventType  `json:"type"`
+	State     *State     `json:"state,omitempty"`
+	Operation *Operation `json:"operation,omitempty"`
+	Outcome   *Outcome   `json:"outcome,omitempty"`
+	Fault     *Fault     `json:"fault,omitempty"`
+}
