@@ -1,0 +1,564 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Config describes a cluster of regions. The zero value is usable: three
+// default regions, real round-trip times, a temporary data directory.
+type Config struct {
+	// Regions to start, in display order; empty means DefaultRegions.
+	Regions []string
+	// LatencyScale multiplies every link delay: 1 = real RTTs, 0 = none.
+	// Negative means 1 (so the zero Config has real latency, see Validate).
+	LatencyScale float64
+	// DataDir keeps the servers' data; empty means a temporary directory
+	// removed by Close.
+	DataDir string
+	// TickMs and ElectionMs override the derived Raft timing (heartbeat ≈
+	// the largest scaled RTT, floor MinTickMs; election = 10 × heartbeat).
+	TickMs, ElectionMs uint
+	// Fsync makes etcd fsync its WAL. Off by default: a crash here is a
+	// process-level stop, which the page cache survives.
+	Fsync bool
+	// BypassFabric advertises the members' real peer listeners, so consensus
+	// traffic does not cross the fabric (for benchmarks only: cuts and
+	// latency then do not apply to it).
+	BypassFabric bool
+	// ReadyTimeout bounds the wait for every member at start (default 30 s).
+	ReadyTimeout time.Duration
+	// Logger receives the cluster's own messages; nil discards them.
+	Logger *slog.Logger
+	// EtcdLogLevel enables etcd's own logs at this zap level ("warn",
+	// "info"); empty keeps etcd quiet.
+	EtcdLogLevel string
+}
+
+// MinTickMs is the smallest derived heartbeat. Shorter heartbeats make
+// spurious elections likely on a loaded two-core machine.
+const MinTickMs = 100
+
+// Timing is the Raft timing a cluster runs with.
+type Timing struct {
+	TickMs, ElectionMs uint
+}
+
+// DeriveTiming follows etcd's tuning guide: heartbeat ≈ the largest
+// round-trip time between members (scaled), election = 10 × heartbeat.
+func DeriveTiming(regions []string, scale float64) Timing {
+	maxRTT := 0.0
+	for _, a := range regions {
+		for _, b := range regions {
+			if rtt, _ := ModelRTT(a, b); rtt > maxRTT {
+				maxRTT = rtt
+			}
+		}
+	}
+	tick := uint(math.Max(MinTickMs, math.Ceil(maxRTT*scale)))
+	return Timing{TickMs: tick, ElectionMs: 10 * tick}
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if len(c.Regions) == 0 {
+		c.Regions = append([]string(nil), DefaultRegions...)
+	}
+	if err := validateRegions(c.Regions); err != nil {
+		return err
+	}
+	if c.LatencyScale < 0 || math.IsNaN(c.LatencyScale) {
+		c.LatencyScale = 1
+	}
+	if c.LatencyScale > 100 {
+		return fmt.Errorf("nodes: latency scale must be between 0 and 100 (got %v)", c.LatencyScale)
+	}
+	t := DeriveTiming(c.Regions, c.LatencyScale)
+	if c.TickMs == 0 {
+		c.TickMs = t.TickMs
+	}
+	if c.ElectionMs == 0 {
+		c.ElectionMs = 10 * c.TickMs
+	}
+	if c.ElectionMs < 5*c.TickMs {
+		return fmt.Errorf("nodes: election timeout (%d ms) must be at least 5 × heartbeat (%d ms)", c.ElectionMs, c.TickMs)
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Cluster is a set of regions on real etcd servers and the fabric between
+// them. Start it with Start; Close it once.
+type Cluster struct {
+	cfg     Config
+	fabric  *Fabric
+	regions []*region
+	byName  map[string]*region
+	dir     string
+	tempDir bool
+	log     *slog.Logger
+
+	peerProxies    []*peerProxy
+	replicaProxies map[[2]string]*replicaProxy
+
+	memberClients  map[string]*clientv3.Client
+	replicaClients map[[2]string]*clientv3.Client
+
+	idMu    sync.RWMutex
+	idToReg map[types.ID]string
+
+	nudge     chan struct{}
+	stop      chan struct{}
+	observer  sync.WaitGroup
+	subMu     sync.Mutex
+	subs      map[chan Snapshot]struct{}
+	seq       uint64
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// freePort reserves a free loopback port and returns it as host:port. The
+// port is released before etcd binds it; collisions are possible in theory
+// and surface as a clear start error.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// Start starts every region — members one after another, then waits until
+// all are ready — and the fabric between them.
+func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg: cfg, log: cfg.Logger, byName: map[string]*region{},
+		replicaProxies: map[[2]string]*replicaProxy{},
+		memberClients:  map[string]*clientv3.Client{},
+		replicaClients: map[[2]string]*clientv3.Client{},
+		idToReg:        map[types.ID]string{},
+		nudge:          make(chan struct{}, 1),
+		stop:           make(chan struct{}),
+		subs:           map[chan Snapshot]struct{}{},
+	}
+	c.fabric = newFabric(cfg.Regions, cfg.LatencyScale, c.changed)
+	defer func() {
+		if err != nil {
+			_ = c.Close()
+		}
+	}()
+	if cfg.DataDir != "" {
+		c.dir = cfg.DataDir
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("nodes: data dir: %w", err)
+		}
+	} else {
+		c.dir, err = os.MkdirTemp("", "caplab-")
+		if err != nil {
+			return nil, fmt.Errorf("nodes: temp dir: %w", err)
+		}
+		c.tempDir = true
+	}
+	zl := zap.NewNop()
+	if cfg.EtcdLogLevel != "" {
+		lvl, err := zapcore.ParseLevel(cfg.EtcdLogLevel)
+		if err != nil {
+			return nil, fmt.Errorf("nodes: etcd log level: %w", err)
+		}
+		zc := zap.NewProductionConfig()
+		zc.Level = zap.NewAtomicLevelAt(lvl)
+		if zl, err = zc.Build(); err != nil {
+			return nil, err
+		}
+	}
+
+	// Ports and proxies first: the initial cluster names every member by
+	// the address of the proxy in front of it.
+	var initial []string
+	for _, name := range cfg.Regions {
+		place, _ := Lookup(name)
+		r := &region{place: place, dir: c.dir + "/" + name, token: "caplab", tickMs: cfg.TickMs, elecMs: cfg.ElectionMs, noFsync: !cfg.Fsync, zapLogger: zl}
+		for _, p := range []*string{&r.memberPeer, &r.memberClient, &r.replicaPeer, &r.replicaClient} {
+			if *p, err = freePort(); err != nil {
+				return nil, fmt.Errorf("nodes: ports: %w", err)
+			}
+		}
+		r.advertisePeer = r.memberPeer
+		if !cfg.BypassFabric {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("nodes: peer proxy: %w", err)
+			}
+			p := newPeerProxy(name, r.memberPeer, ln, c.fabric, c.senderRegion)
+			c.peerProxies = append(c.peerProxies, p)
+			r.advertisePeer = ln.Addr().String()
+		}
+		initial = append(initial, name+"=http://"+r.advertisePeer)
+		c.regions = append(c.regions, r)
+		c.byName[name] = r
+	}
+	for _, p := range c.peerProxies {
+		go p.serve()
+	}
+	for _, r := range c.regions {
+		r.cluster = strings.Join(initial, ",")
+	}
+
+	// Members one after another (each StartEtcd returns in ~10 ms; starting
+	// them concurrently costs a second per peer in bootstrap), then wait.
+	for _, r := range c.regions {
+		if err := r.start(); err != nil {
+			return nil, err
+		}
+		c.learnMembers(r)
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+
+	// Replica traffic between regions crosses the fabric through one TCP
+	// proxy per ordered pair.
+	for _, from := range c.regions {
+		for _, to := range c.regions {
+			if from == to {
+				continue
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("nodes: replica proxy: %w", err)
+			}
+			p := newReplicaProxy(from.place.Name, to.place.Name, to.replicaClient, ln, c.fabric)
+			c.replicaProxies[[2]string{from.place.Name, to.place.Name}] = p
+			go p.serve()
+		}
+	}
+	for _, r := range c.regions {
+		if c.memberClients[r.place.Name], err = newClient(r.memberClient); err != nil {
+			return nil, err
+		}
+		for _, to := range c.regions {
+			ep := to.replicaClient
+			if to != r {
+				ep = c.replicaProxies[[2]string{r.place.Name, to.place.Name}].ln.Addr().String()
+			}
+			if c.replicaClients[[2]string{r.place.Name, to.place.Name}], err = newClient(ep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	c.observer.Add(1)
+	go c.observe()
+	c.log.Info("regions ready", "regions", cfg.Regions, "tickMs", cfg.TickMs, "electionMs", cfg.ElectionMs, "dir", c.dir)
+	return c, nil
+}
+
+// newClient connects to one endpoint with quick reconnects, so a client
+// whose link was cut is back soon after the heal.
+func newClient(endpoint string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            []string{"http://" + endpoint},
+		DialTimeout:          time.Second,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nodes: client for %s: %w", endpoint, err)
+	}
+	return cli, nil
+}
+
+// learnMembers records every member id → region from a started member's
+// view of the initial cluster.
+func (c *Cluster) learnMembers(r *region) {
+	m, _ := r.servers()
+	if m == nil {
+		return
+	}
+	c.idMu.Lock()
+	defer c.idMu.Unlock()
+	for _, mem := range m.Server.Cluster().Members() {
+		if _, ok := c.byName[mem.Name]; ok {
+			c.idToReg[mem.ID] = mem.Name
+		}
+	}
+}
+
+func (c *Cluster) senderRegion(hexID string) (string, bool) {
+	id, err := types.IDFromString(hexID)
+	if err != nil {
+		return "", false
+	}
+	c.idMu.RLock()
+	defer c.idMu.RUnlock()
+	name, ok := c.idToReg[id]
+	return name, ok
+}
+
+func (c *Cluster) regionOf(id types.ID) string {
+	c.idMu.RLock()
+	defer c.idMu.RUnlock()
+	return c.idToReg[id]
+}
+
+func (c *Cluster) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
+	defer cancel()
+	for _, r := range c.regions {
+		m, rep := r.servers()
+		for _, e := range []struct {
+			what string
+			ready <-chan struct{}
+			errc  <-chan error
+		}{{"member", m.Server.ReadyNotify(), m.Err()}, {"replica", rep.Server.ReadyNotify(), rep.Err()}} {
+			select {
+			case <-e.ready:
+			case err := <-e.errc:
+				return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
+			case <-ctx.Done():
+				return fmt.Errorf("nodes: %s %s not ready: %w", r.place.Name, e.what, ctx.Err())
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) region(name string) (*region, error) {
+	r, ok := c.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: region %q is not in this lab (regions: %s)", ErrBadOperation, name, strings.Join(c.cfg.Regions, ", "))
+	}
+	return r, nil
+}
+
+// Regions lists the regions, in order.
+func (c *Cluster) Regions() []string { return append([]string(nil), c.cfg.Regions...) }
+
+// Fabric is the network between the regions.
+func (c *Cluster) Fabric() *Fabric { return c.fabric }
+
+// Timing is the Raft timing the members run with.
+func (c *Cluster) Timing() Timing { return Timing{c.cfg.TickMs, c.cfg.ElectionMs} }
+
+// LatencyScale is the factor every delay is multiplied by.
+func (c *Cluster) LatencyScale() float64 { return c.cfg.LatencyScale }
+
+// Dir is the data directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// MemberClient is a client of a region's own consensus member (local: it
+// does not cross the fabric). It stays valid across crashes and restarts.
+func (c *Cluster) MemberClient(region string) (*clientv3.Client, error) {
+	if _, err := c.region(region); err != nil {
+		return nil, err
+	}
+	return c.memberClients[region], nil
+}
+
+// ReplicaClient is a client in region from of region to's replica. Unless
+// from == to its traffic crosses the links from → to and back.
+func (c *Cluster) ReplicaClient(from, to string) (*clientv3.Client, error) {
+	if _, err := c.region(from); err != nil {
+		return nil, err
+	}
+	if _, err := c.region(to); err != nil {
+		return nil, err
+	}
+	return c.replicaClients[[2]string{from, to}], nil
+}
+
+// IsUp reports whether a region's servers are running.
+func (c *Cluster) IsUp(region string) bool {
+	r, ok := c.byName[region]
+	if !ok {
+		return false
+	}
+	m, _ := r.servers()
+	return m != nil
+}
+
+// Crash stops both of a region's servers abruptly: no leadership hand-off.
+func (c *Cluster) Crash(name string) error {
+	r, err := c.region(name)
+	if err != nil {
+		return fmt.Errorf("nodes: crash: %w", err)
+	}
+	if err := r.hardStop(); err != nil {
+		return err
+	}
+	c.changed()
+	return nil
+}
+
+// Restart starts a crashed region again from its data directory. It
+// returns once both servers run; the member rejoins the group when it
+// reaches a quorum (watch its Ready in the snapshot).
+func (c *Cluster) Restart(name string) error {
+	r, err := c.region(name)
+	if err != nil {
+		return fmt.Errorf("nodes: restart: %w", err)
+	}
+	if err := r.start(); err != nil {
+		return err
+	}
+	c.changed()
+	return nil
+}
+
+// Leader is the region whose member leads with the agreement of a
+// majority of members, or "" if there is none now.
+func (c *Cluster) Leader() string {
+	votes := map[string]int{}
+	for _, r := range c.regions {
+		if st := r.status(c.regionOf); st.Leader != "" {
+			votes[st.Leader]++
+		}
+	}
+	for name, n := range votes {
+		if n > len(c.regions)/2 {
+			if st := c.byName[name].status(c.regionOf); st.Role == RoleLeader {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
+// WaitLeader waits until a majority of members agree on a leader.
+func (c *Cluster) WaitLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if l := c.Leader(); l != "" {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("nodes: no leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// ErrNoLeader is wrapped when an operation needs a leader and there is none.
+var ErrNoLeader = errors.New("the consensus group has no leader")
+
+// MoveLeader hands leadership of the consensus group to a region's member
+// (etcd MoveLeader) and waits until it leads.
+func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
+	target, err := c.region(name)
+	if err != nil {
+		return fmt.Errorf("nodes: move leader: %w", err)
+	}
+	tm, _ := target.servers()
+	if tm == nil {
+		return fmt.Errorf("nodes: move leader to %s: %w", name, ErrRegionDown)
+	}
+	leader := c.Leader()
+	if leader == "" {
+		return fmt.Errorf("nodes: move leader to %s: %w", name, ErrNoLeader)
+	}
+	if leader != name {
+		lm, _ := c.byName[leader].servers()
+		if lm == nil {
+			return fmt.Errorf("nodes: move leader to %s: %w", name, ErrNoLeader)
+		}
+		if err := lm.Server.MoveLeader(ctx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID())); err != nil {
+			return fmt.Errorf("nodes: move leader %s → %s: %w", leader, name, err)
+		}
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for c.Leader() != name {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: move leader to %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+	c.changed()
+	return nil
+}
+
+// Close stops everything in this order: the observer, the clients, every
+// server (hard stop on all first, so none hands leadership over, then
+// close), the proxies, and the temporary data directory. Safe to call twice.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.observer.Wait()
+		for _, cli := range c.memberClients {
+			_ = cli.Close()
+		}
+		for _, cli := range c.replicaClients {
+			_ = cli.Close()
+		}
+		var all []*region
+		for _, r := range c.regions {
+			m, rep := r.servers()
+			if m != nil {
+				m.Server.HardStop()
+				rep.Server.HardStop()
+			}
+			all = append(all, r)
+		}
+		var wg sync.WaitGroup
+		for _, r := range all {
+			r.mu.Lock()
+			m, rep := r.member, r.replica
+			r.member, r.replica = nil, nil
+			r.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closeBoth(m, rep)
+			}()
+		}
+		wg.Wait()
+		c.fabric.closeAll()
+		for _, p := range c.peerProxies {
+			p.close()
+		}
+		for _, p := range c.replicaProxies {
+			p.close()
+		}
+		c.subMu.Lock()
+		for ch := range c.subs {
+			close(ch)
+		}
+		c.subs = map[chan Snapshot]struct{}{}
+		c.subMu.Unlock()
+		if c.tempDir {
+			c.closeErr = os.RemoveAll(c.dir)
+		}
+	})
+	return c.closeErr
+}

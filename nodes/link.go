@@ -1,0 +1,153 @@
+package nodes
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// link is one ordered pair of regions (from → to). It owns its rules (up or
+// cut, one-way delay, jitter) and its counters, and knows every connection
+// that currently carries its bytes so that a cut can close them.
+//
+// Counters are atomics so the data path never takes the mutex for them;
+// rules and the connection set are guarded by mu.
+type link struct {
+	from, to string
+
+	bytes    atomic.Int64
+	messages atomic.Int64
+
+	mu       sync.Mutex
+	up       bool
+	rttMs    float64       // model round trip this direction contributes to (rttMs/2 one way), at scale 1
+	delay    time.Duration // applied one-way delay = rttMs/2 × scale
+	jitter   time.Duration // applied jitter, uniform in [0, jitter)
+	conns    map[*flow]struct{}
+	lastDue  time.Time // release times never go backwards (jitter must not reorder)
+	estimate bool      // rttMs estimated from distance, not measured
+}
+
+// flow is one connection (or one HTTP exchange) that carries bytes over a
+// link. Cancelling it closes the connection.
+type flow struct {
+	cancel context.CancelFunc
+}
+
+func newLink(from, to string, rttMs float64, measured bool, scale float64) *link {
+	l := &link{from: from, to: to, up: true, conns: map[*flow]struct{}{}, estimate: !measured}
+	l.setRTT(rttMs, scale)
+	return l
+}
+
+func (l *link) setRTT(rttMs, scale float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rttMs = rttMs
+	l.delay = time.Duration(rttMs / 2 * scale * float64(time.Millisecond))
+}
+
+func (l *link) setJitter(j time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.jitter = j
+}
+
+// isUp reports whether the link carries traffic now.
+func (l *link) isUp() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.up
+}
+
+// setUp changes the link's state. Cutting it closes every flow on it: a cut
+// never drops bytes inside a stream (that desynchronises etcd's decoder), it
+// ends the connection, and new ones are refused while cut.
+func (l *link) setUp(up bool) (changed bool) {
+	l.mu.Lock()
+	changed = l.up != up
+	l.up = up
+	var victims []*flow
+	if !up {
+		for f := range l.conns {
+			victims = append(victims, f)
+		}
+		clear(l.conns)
+	}
+	l.mu.Unlock()
+	for _, f := range victims {
+		f.cancel()
+	}
+	return changed
+}
+
+// attach registers a flow on the link if it is up. The returned detach must
+// be called when the flow ends.
+func (l *link) attach(f *flow) (ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.up {
+		return false
+	}
+	l.conns[f] = struct{}{}
+	return true
+}
+
+func (l *link) detach(f *flow) {
+	l.mu.Lock()
+	delete(l.conns, f)
+	l.mu.Unlock()
+}
+
+// due is the release time of a chunk that arrives now: arrival + delay
+// (+ jitter), never earlier than the previous chunk's release.
+func (l *link) due(arrival time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.delay
+	if l.jitter > 0 {
+		d += time.Duration(rand.Int64N(int64(l.jitter)))
+	}
+	t := arrival.Add(d)
+	if t.Before(l.lastDue) {
+		t = l.lastDue
+	}
+	l.lastDue = t
+	return t
+}
+
+func (l *link) count(n int) {
+	l.bytes.Add(int64(n))
+	l.messages.Add(1)
+}
+
+// LinkStatus is one ordered pair of regions as a Snapshot shows it.
+type LinkStatus struct {
+	From, To  string
+	Up        bool
+	RTTMs     float64 // model round trip at scale 1 (twice this direction's one-way delay)
+	DelayMs   float64 // one-way delay applied now (after the latency scale)
+	Estimated bool    // RTT estimated from great-circle distance
+	Bytes     int64   // bytes carried from → to
+	Messages  int64   // chunks carried (≈ raft message batches, RPC frames)
+}
+
+func (l *link) status() LinkStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LinkStatus{
+		From: l.from, To: l.to, Up: l.up,
+		RTTMs: l.rttMs, DelayMs: float64(l.delay) / float64(time.Millisecond),
+		Estimated: l.estimate,
+		Bytes:     l.bytes.Load(), Messages: l.messages.Load(),
+	}
+}
+
+// oneWay is the link's current one-way delay (no jitter).
+func (l *link) oneWay() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delay
+}

@@ -1,0 +1,254 @@
+package nodes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxPeerBody bounds one peer POST (a raft message batch or a snapshot).
+const maxPeerBody = 256 << 20
+
+// peerProxy stands in front of one consensus member's peer listener. etcd
+// names the sending member on every peer request (X-Server-From), so the
+// proxy can put each exchange on the link it crosses:
+//
+//   - stream GET /raft/stream/{msgappv2,message}/<from>: the listener's
+//     messages flow back to the requester in the response body, on link
+//     listener → requester;
+//   - pipeline and snapshot POSTs (/raft, /raft/snapshot): the message flows
+//     in the request body, on link requester → listener; the small response
+//     comes back after the reverse link's delay.
+//
+// A request whose data link is cut is refused by closing the connection;
+// cutting a link closes every exchange on it. Bytes are never dropped inside
+// a stream. Requests without a known sender (version probes at start-up)
+// pass through undelayed and uncounted.
+type peerProxy struct {
+	region string
+	target string // host:port of the member's real peer listener
+	fabric *Fabric
+	sender func(memberID string) (region string, ok bool)
+
+	transport *http.Transport
+	srv       *http.Server
+	ln        net.Listener
+	handlers  sync.WaitGroup
+	closeOnce sync.Once
+}
+
+func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func(string) (string, bool)) *peerProxy {
+	p := &peerProxy{
+		region: region, target: target, fabric: f, sender: sender, ln: ln,
+		transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     30 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+	p.srv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	return p
+}
+
+func (p *peerProxy) serve() { _ = p.srv.Serve(p.ln) }
+
+// close stops accepting, closes every connection and waits for handlers.
+func (p *peerProxy) close() {
+	p.closeOnce.Do(func() {
+		_ = p.srv.Close()
+		p.handlers.Wait()
+		p.transport.CloseIdleConnections()
+	})
+}
+
+func (p *peerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.handlers.Add(1)
+	defer p.handlers.Done()
+	from, known := p.sender(r.Header.Get("X-Server-From"))
+	if !known || from == p.region {
+		p.exchange(w, r, nil, nil)
+		return
+	}
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/raft/stream/") {
+		p.exchange(w, r, p.fabric.link(p.region, from), p.fabric.link(from, p.region))
+		return
+	}
+	p.exchange(w, r, p.fabric.link(from, p.region), p.fabric.link(p.region, from))
+}
+
+// exchange forwards one request. data is the link the payload crosses
+// (nil: unattributed); control is the opposite direction, which only adds
+// its delay (the request of a stream, the response of a POST).
+func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, control *link) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if data != nil {
+		fl := &flow{cancel: cancel}
+		if !data.attach(fl) {
+			panic(http.ErrAbortHandler) // cut: the connection just closes
+		}
+		defer data.detach(fl)
+	}
+	stream := r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/raft/stream/")
+
+	var body []byte
+	if r.Body != nil && r.Method != http.MethodGet {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r.Body, maxPeerBody))
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+	// The request crosses to the listener: a stream's request after the
+	// control link's delay, a POST's message after the data link's.
+	switch {
+	case data == nil:
+	case stream:
+		if sleepUntil(ctx, time.Now().Add(control.oneWay())) != nil {
+			panic(http.ErrAbortHandler)
+		}
+	default:
+		if sleepUntil(ctx, data.due(time.Now())) != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+
+	out := r.Clone(ctx)
+	out.URL.Scheme = "http"
+	out.URL.Host = p.target
+	out.RequestURI = ""
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	if r.Method == http.MethodGet {
+		out.Body = nil
+		out.ContentLength = 0
+	}
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		panic(http.ErrAbortHandler) // member down: like a refused connection
+	}
+	defer resp.Body.Close()
+	if data != nil && !stream {
+		data.count(len(body))
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+
+	if stream && data != nil {
+		w.WriteHeader(resp.StatusCode)
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		err := pump(ctx, data, w, func() { _ = rc.Flush() }, resp.Body)
+		_ = resp.Body.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxPeerBody))
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if control != nil && sleepUntil(ctx, time.Now().Add(control.oneWay())) != nil {
+		panic(http.ErrAbortHandler)
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(respBody)
+}
+
+// replicaProxy carries the replicated store's traffic from one region to
+// another region's replica: a TCP proxy listening for region from and
+// dialling region to's replica. A TCP connection needs both directions, so
+// it lives only while both links are up; cutting either closes it.
+type replicaProxy struct {
+	from, to string
+	target   string
+	fabric   *Fabric
+	ln       net.Listener
+
+	conns     sync.WaitGroup
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newReplicaProxy(from, to, target string, ln net.Listener, f *Fabric) *replicaProxy {
+	return &replicaProxy{from: from, to: to, target: target, fabric: f, ln: ln, done: make(chan struct{})}
+}
+
+func (p *replicaProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.conns.Add(1)
+		go func() {
+			defer p.conns.Done()
+			p.carry(c)
+		}()
+	}
+}
+
+func (p *replicaProxy) carry(c net.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	go func() { // the proxy closing ends every connection
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	fwd, back := p.fabric.link(p.from, p.to), p.fabric.link(p.to, p.from)
+	fl := &flow{cancel: cancel}
+	if !fwd.attach(fl) {
+		_ = c.Close()
+		return
+	}
+	defer fwd.detach(fl)
+	if !back.attach(fl) {
+		_ = c.Close()
+		return
+	}
+	defer back.detach(fl)
+	up, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	context.AfterFunc(ctx, func() { _ = up.Close() })
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		_ = pump(ctx, fwd, up, nil, c)
+		cancel()
+	}()
+	_ = pump(ctx, back, c, nil, up)
+	cancel()
+	<-finished
+}
+
+func (p *replicaProxy) close() {
+	p.closeOnce.Do(func() {
+		close(p.done)
+		_ = p.ln.Close()
+		p.conns.Wait()
+	})
+}
