@@ -1,0 +1,500 @@
+package lab
+
+import (
+	"cmp"
+	"container/heap"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// VisualizeTimeout bounds the linearizability search Visualize runs before
+// drawing what it found.
+const VisualizeTimeout = 10 * time.Second
+
+// checkInput is what an operation asked for, as the inventory model sees it.
+type checkInput struct {
+	SKU    string
+	Region string
+	Op     Op
+	Qty    int // buy: units; stock: quantity set
+}
+
+// checkOutput is what an operation answered. Unknown marks an operation
+// answered "unavailable" that may or may not have applied.
+type checkOutput struct {
+	Kind     Kind // OK or SoldOut; ignored when Unknown
+	Unknown  bool
+	Quantity int // buy: units left after; read: value read
+}
+
+// checkedOp is one Operation chosen for the linearizability check, with its
+// times in nanoseconds since the earliest call.
+type checkedOp struct {
+	op           Operation
+	call, ret    int64
+	indefinitely bool // may have applied at any time after call
+	client       int
+}
+
+// inventoryModel is the sequential specification of one SKU's stock:
+// the state is the quantity (0 also means "never stocked").
+//
+//   - stock(N) sets the quantity to N;
+//   - buy(q) answered ok needs quantity ≥ q and leaves quantity−q, which
+//     must be the "left" it reported; answered sold_out needs quantity < q
+//     and changes nothing;
+//   - an unknown (unavailable) stock or buy is accepted in any state: it
+//     applies as above if it can, else it is a no-op;
+//   - read must return the quantity.
+//
+// Operations are partitioned by SKU, so one model checks many SKUs.
+func inventoryModel() porcupine.Model {
+	return porcupine.Model{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			bySKU := map[string][]porcupine.Operation{}
+			var order []string
+			for _, o := range history {
+				sku := o.Input.(checkInput).SKU
+				if _, ok := bySKU[sku]; !ok {
+					order = append(order, sku)
+				}
+				bySKU[sku] = append(bySKU[sku], o)
+			}
+			out := make([][]porcupine.Operation, 0, len(order))
+			for _, sku := range order {
+				out = append(out, bySKU[sku])
+			}
+			return out
+		},
+		Init: func() any { return 0 },
+		Step: func(state, input, output any) (bool, any) {
+			s, in, out := state.(int), input.(checkInput), output.(checkOutput)
+			switch in.Op {
+			case OpStock:
+				return true, in.Qty
+			case OpBuy:
+				switch {
+				case out.Unknown && s >= in.Qty:
+					return true, s - in.Qty
+				case out.Unknown:
+					return true, s
+				case out.Kind == SoldOut:
+					return s < in.Qty, s
+				case out.Kind == OK:
+					return s >= in.Qty && s-in.Qty == out.Quantity, s - in.Qty
+				}
+			case OpRead:
+				return out.Quantity == s, s
+			}
+			return false, s
+		},
+		Equal: func(a, b any) bool { return a.(int) == b.(int) },
+		Hash:  func(s any) uint64 { return uint64(s.(int)) },
+		DescribeOperation: func(input, output any) string {
+			return describeCheckOp(input.(checkInput), output.(checkOutput))
+		},
+		DescribeState: func(state any) string {
+			return fmt.Sprintf("%d in stock", state.(int))
+		},
+		DescribeOperationMetadata: func(info any) string {
+			s, _ := info.(string)
+			return s
+		},
+	}
+}
+
+// describeCheckOp reads like "us-east-1 buy 1 → ok (0 left)".
+func describeCheckOp(in checkInput, out checkOutput) string {
+	var b strings.Builder
+	b.WriteString(in.Region)
+	b.WriteByte(' ')
+	b.WriteString(string(in.Op))
+	if in.Op != OpRead {
+		fmt.Fprintf(&b, " %d", in.Qty)
+	}
+	b.WriteString(" → ")
+	switch {
+	case out.Unknown:
+		b.WriteString("unavailable (may have applied)")
+	case in.Op == OpRead:
+		fmt.Fprintf(&b, "%d", out.Quantity)
+	case in.Op == OpBuy && out.Kind == OK:
+		fmt.Fprintf(&b, "ok (%d left)", out.Quantity)
+	case out.Kind == SoldOut:
+		b.WriteString("sold out")
+	default:
+		b.WriteString(string(out.Kind))
+	}
+	return b.String()
+}
+
+// entersCheck sorts one operation into the linearizability check: whether it
+// enters, and whether it is indeterminate (may have applied, never
+// returned as far as the check is concerned).
+func entersCheck(op Operation) (enters, indeterminate bool) {
+	switch op.Op {
+	case OpBuy:
+		switch op.Outcome {
+		case OK, SoldOut:
+			return true, false
+		case Unavailable:
+			return true, true
+		}
+	case OpStock:
+		switch op.Outcome {
+		case OK:
+			return true, false
+		case Unavailable:
+			return true, true
+		}
+	case OpRead:
+		return op.Outcome == OK && op.Consistency != Serializable, false
+	}
+	return false, false
+}
+
+// prepareCheck selects the operations of store and sku ("" = every SKU)
+// that enter the check, puts their times on one nanosecond axis starting at
+// the earliest call among ops of store and sku, and assigns client ids.
+// It also returns the operations left out, for annotations, and the origin.
+func prepareCheck(ops []Operation, store Store, sku string) (in []checkedOp, out []Operation, origin time.Time) {
+	var mine []Operation
+	for _, op := range ops {
+		if op.Store == store && (sku == "" || op.SKU == sku) {
+			mine = append(mine, op)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, nil, time.Time{}
+	}
+	origin = mine[0].Call
+	for _, op := range mine[1:] {
+		if op.Call.Before(origin) {
+			origin = op.Call
+		}
+	}
+	var latest int64
+	for _, op := range mine {
+		enters, indeterminate := entersCheck(op)
+		if !enters {
+			out = append(out, op)
+			continue
+		}
+		c := checkedOp{op: op, call: op.Call.Sub(origin).Nanoseconds(), indefinitely: indeterminate}
+		c.ret = max(c.call, op.Return.Sub(origin).Nanoseconds())
+		latest = max(latest, c.ret)
+		in = append(in, c)
+	}
+	// "+infinity": a return after every other event of this history.
+	for i := range in {
+		if in[i].indefinitely {
+			in[i].ret = latest + 1
+		}
+	}
+	assignClients(in)
+	return in, out, origin
+}
+
+// assignClients gives every operation a porcupine client id such that no
+// two operations of one client overlap: operations are taken in call order
+// and get the lowest id whose previous operation returned strictly before
+// the call (porcupine's intervals are closed). An indeterminate operation
+// never returns, so its id is retired. The result depends only on times,
+// never on Operation.Client.
+func assignClients(ops []checkedOp) {
+	slices.SortStableFunc(ops, func(a, b checkedOp) int {
+		return cmp.Or(cmp.Compare(a.call, b.call), cmp.Compare(a.ret, b.ret), cmp.Compare(a.op.ID, b.op.ID))
+	})
+	var free clientIDHeap
+	var busy busyClientHeap
+	next := 0
+	for i := range ops {
+		for len(busy) > 0 && busy[0].ret < ops[i].call {
+			heap.Push(&free, heap.Pop(&busy).(busyClient).id)
+		}
+		id := next
+		if len(free) > 0 {
+			id = heap.Pop(&free).(int)
+		} else {
+			next++
+		}
+		ops[i].client = id
+		if !ops[i].indefinitely {
+			heap.Push(&busy, busyClient{ret: ops[i].ret, id: id})
+		}
+	}
+}
+
+type clientIDHeap []int
+
+func (h clientIDHeap) Len() int           { return len(h) }
+func (h clientIDHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h clientIDHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *clientIDHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *clientIDHeap) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
+
+type busyClient struct {
+	ret int64
+	id  int
+}
+
+type busyClientHeap []busyClient
+
+func (h busyClientHeap) Len() int           { return len(h) }
+func (h busyClientHeap) Less(i, j int) bool { return h[i].ret < h[j].ret }
+func (h busyClientHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *busyClientHeap) Push(x any)        { *h = append(*h, x.(busyClient)) }
+func (h *busyClientHeap) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
+
+func toPorcupine(in []checkedOp) []porcupine.Operation {
+	pops := make([]porcupine.Operation, len(in))
+	for i, c := range in {
+		out := checkOutput{Kind: c.op.Outcome, Unknown: c.indefinitely, Quantity: c.op.Quantity}
+		meta := fmt.Sprintf("operation %d, %s store", c.op.ID, c.op.Store)
+		if c.indefinitely {
+			meta += "; answered unavailable, so it may have applied at any time after its call"
+		}
+		pops[i] = porcupine.Operation{
+			ClientId: c.client,
+			Input:    checkInput{SKU: c.op.SKU, Region: c.op.Region, Op: c.op.Op, Qty: c.op.Qty},
+			Output:   out,
+			Call:     c.call,
+			Return:   c.ret,
+			Metadata: meta,
+		}
+	}
+	return pops
+}
+
+// Check judges the operations of one store on one SKU ("" checks every
+// SKU, each on its own) and returns the verdict with the information
+// Visualize-style callers can draw. A timeout of 0 means no limit; when the
+// search runs out of time the result is not linearizable and TimedOut.
+//
+// Which operations enter the linearizability check:
+//   - buys answered ok or sold_out, stocks answered ok, reads answered ok
+//     unless their consistency is serializable (those may be stale by
+//     contract and are only counted in StaleReads);
+//   - buys and stocks answered unavailable are indeterminate: they enter
+//     with a return after every other event and an output the model
+//     accepts whether or not they applied;
+//   - unavailable reads, fail_fast and conflict operations changed nothing
+//     and are left out.
+//
+// CheckResult.Operations counts the operations that entered the check.
+//
+// The counts cover the window since the last restock, per SKU. Let S be
+// the stock answered ok with the latest call time (ties: the one added
+// last). InitialUnits is S's quantity, and every other count considers only
+// the operations called strictly after S returned — those follow S in every
+// possible order of events, so a buy racing the restock is never charged to
+// it. With no ok stock, InitialUnits is 0 and every operation counts. A
+// restock answered unavailable is no boundary (it may not have applied; it
+// counts as Indeterminate), and restocks racing each other make S
+// ambiguous: in both cases trust Linearizable over Oversold.
+//   - SoldUnits: units of buys answered ok;
+//   - Oversold: max(0, SoldUnits − InitialUnits);
+//   - Indeterminate: buys and stocks answered unavailable;
+//   - StaleReads: reads answered ok (any consistency) whose Version is
+//     older than the Version of some stock or buy answered ok (anywhere in
+//     the history) that returned strictly before the read was called;
+//   - LostUpdates: buys answered ok grouped by their non-zero BaseVersion;
+//     each group of k buys adds k−1 (all of them read the same count, so
+//     all but one overwrote another's write).
+//
+// With sku "" the counts are the sums over SKUs.
+func Check(ops []Operation, store Store, sku string, timeout time.Duration) (CheckResult, porcupine.LinearizationInfo) {
+	in, _, _ := prepareCheck(ops, store, sku)
+	res, info := porcupine.CheckOperationsVerbose(inventoryModel(), toPorcupine(in), timeout)
+	r := CheckResult{
+		Store:        store,
+		SKU:          sku,
+		Linearizable: res == porcupine.Ok,
+		TimedOut:     res == porcupine.Unknown,
+		Operations:   len(in),
+	}
+	countWindow(&r, ops, store, sku)
+	r.Explanation = explainCheck(r)
+	return r, info
+}
+
+// countWindow fills the counts of r per the rules documented on Check.
+func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
+	bySKU := map[string][]Operation{}
+	for _, op := range ops {
+		if op.Store == store && (sku == "" || op.SKU == sku) {
+			bySKU[op.SKU] = append(bySKU[op.SKU], op)
+		}
+	}
+	for _, mine := range bySKU {
+		restock := -1
+		for i, op := range mine {
+			if op.Op == OpStock && op.Outcome == OK && (restock < 0 || !op.Call.Before(mine[restock].Call)) {
+				restock = i
+			}
+		}
+		inWindow := func(i int) bool {
+			return restock < 0 || mine[i].Call.After(mine[restock].Return)
+		}
+		if restock >= 0 {
+			r.InitialUnits += mine[restock].Qty
+		}
+
+		// Writes answered ok, by return time, with the newest version
+		// returned so far: newestBy[i] is the max Version of writes[:i+1].
+		var writes []Operation
+		for _, op := range mine {
+			if op.Outcome == OK && (op.Op == OpBuy || op.Op == OpStock) {
+				writes = append(writes, op)
+			}
+		}
+		slices.SortFunc(writes, func(a, b Operation) int { return a.Return.Compare(b.Return) })
+		newestBy := make([]Version, len(writes))
+		for i, w := range writes {
+			newestBy[i] = w.Version
+			if i > 0 && w.Version.Less(newestBy[i-1]) {
+				newestBy[i] = newestBy[i-1]
+			}
+		}
+
+		sold := 0
+		bases := map[Version]int{}
+		for i, op := range mine {
+			if !inWindow(i) {
+				continue
+			}
+			switch {
+			case op.Op == OpBuy && op.Outcome == OK:
+				sold += op.Qty
+				if !op.BaseVersion.IsZero() {
+					bases[op.BaseVersion]++
+				}
+			case (op.Op == OpBuy || op.Op == OpStock) && op.Outcome == Unavailable:
+				r.Indeterminate++
+			case op.Op == OpRead && op.Outcome == OK:
+				// writes[:n] returned strictly before the read's call.
+				n, _ := slices.BinarySearchFunc(writes, op.Call, func(w Operation, t time.Time) int {
+					if w.Return.Before(t) {
+						return -1
+					}
+					return 1
+				})
+				if n > 0 && op.Version.Less(newestBy[n-1]) {
+					r.StaleReads++
+				}
+			}
+		}
+		for _, k := range bases {
+			r.LostUpdates += k - 1
+		}
+		r.SoldUnits += sold
+		if restock >= 0 {
+			r.Oversold += max(0, sold-mine[restock].Qty)
+		} else {
+			r.Oversold += sold
+		}
+	}
+}
+
+// explainCheck says in one or two sentences what the verdict means.
+func explainCheck(r CheckResult) string {
+	units := func(n int) string {
+		if n == 1 {
+			return "1 unit"
+		}
+		return fmt.Sprintf("%d units", n)
+	}
+	switch {
+	case r.Operations == 0 && r.SoldUnits == 0 && r.StaleReads == 0:
+		return "Nothing to check yet: no stock, buy or read on this SKU has been answered."
+	case r.TimedOut:
+		s := fmt.Sprintf("Undecided: the checker ran out of time on %d operations, so it cannot say whether one order of events explains them.", r.Operations)
+		if r.Oversold > 0 {
+			s += fmt.Sprintf(" Still, %s were sold but only %s stocked.", units(r.SoldUnits), units(r.InitialUnits))
+		}
+		return s
+	case !r.Linearizable && r.Oversold == 1:
+		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold the same unit twice.", units(r.SoldUnits), units(r.InitialUnits))
+	case !r.Linearizable && r.Oversold > 1:
+		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold %s it did not have.", units(r.SoldUnits), units(r.InitialUnits), units(r.Oversold))
+	case !r.Linearizable && r.LostUpdates > 0:
+		return fmt.Sprintf("Not linearizable: buys succeeded from the same stock count, so %d of them overwrote another's write — a lost update. Nothing was oversold, but the count is wrong.", r.LostUpdates)
+	case !r.Linearizable && r.StaleReads > 0:
+		return "Not linearizable: a read returned an older stock count than a write that had already finished — a stale read."
+	case !r.Linearizable:
+		return "Not linearizable: no single order of events explains every answer the store gave."
+	}
+	s := "Linearizable: every answer fits one order of events; nothing was oversold."
+	if r.Oversold > 0 {
+		s = "Linearizable: every answer fits one order of events."
+	}
+	var notes []string
+	if r.StaleReads > 0 {
+		notes = append(notes, fmt.Sprintf("%d serializable %s returned an old count, which their contract allows", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
+	}
+	if r.Indeterminate > 0 {
+		notes = append(notes, fmt.Sprintf("%d unavailable %s may or may not have applied, and the check allows both", r.Indeterminate, checkPlural(r.Indeterminate, "write", "writes")))
+	}
+	if len(notes) > 0 {
+		s += " " + strings.ToUpper(notes[0][:1]) + notes[0][1:]
+		if len(notes) > 1 {
+			s += "; " + notes[1]
+		}
+		s += "."
+	}
+	return s
+}
+
+func checkPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// Visualize writes the checker's view of one store's history on one SKU
+// ("" = every SKU) as one self-contained HTML page: each operation on a
+// timeline, the order of events the checker found (or how far it got), and
+// the operations left out of the check as annotations.
+func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
+	in, left, origin := prepareCheck(ops, store, sku)
+	_, info := porcupine.CheckOperationsVerbose(inventoryModel(), toPorcupine(in), VisualizeTimeout)
+	var notes []porcupine.Annotation
+	for _, op := range left {
+		start := op.Call.Sub(origin).Nanoseconds()
+		why := "it did not apply"
+		if op.Op == OpRead && op.Outcome == OK {
+			why = "serializable reads may return an old count by contract"
+		}
+		notes = append(notes, porcupine.Annotation{
+			Tag:         "not checked",
+			Start:       start,
+			End:         max(start, op.Return.Sub(origin).Nanoseconds()),
+			Description: describeLeftOut(op),
+			Details:     fmt.Sprintf("operation %d: left out of the check because %s", op.ID, why),
+		})
+	}
+	info.AddAnnotations(notes)
+	if err := porcupine.Visualize(inventoryModel(), info, w); err != nil {
+		return fmt.Errorf("lab: visualize %s history of %q: %w", store, sku, err)
+	}
+	return nil
+}
+
+func describeLeftOut(op Operation) string {
+	s := op.Region + " " + string(op.Op)
+	if op.Op != OpRead {
+		s += fmt.Sprintf(" %d", op.Qty)
+	} else if op.Consistency != "" {
+		s += " (" + string(op.Consistency) + ")"
+	}
+	if op.Op == OpRead && op.Outcome == OK {
+		return s + fmt.Sprintf(" → %d", op.Quantity)
+	}
+	return s + " → " + string(op.Outcome)
+}

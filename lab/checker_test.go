@@ -1,0 +1,508 @@
+package lab
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var checkEpoch = time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
+
+// ms is a time checkEpoch + n milliseconds.
+func ms(n int64) time.Time { return checkEpoch.Add(time.Duration(n) * time.Millisecond) }
+
+func ver(n int64) Version { return Version{Wall: n} }
+
+type opOption func(*Operation)
+
+func version(n int64) opOption { return func(o *Operation) { o.Version = ver(n) } }
+func base(n int64) opOption    { return func(o *Operation) { o.BaseVersion = ver(n) } }
+func region(r string) opOption { return func(o *Operation) { o.Region = r } }
+func sku(s string) opOption    { return func(o *Operation) { o.SKU = s } }
+func consistency(c Consistency) opOption {
+	return func(o *Operation) { o.Consistency = c }
+}
+
+// mkOp builds one consensus-store operation on SKU "X" from us-east-1,
+// called at call ms and returned at ret ms. qty is the units bought or the
+// quantity stocked; quantity is what it answered (left after a buy, value
+// of a read).
+func mkOp(id int, op Op, outcome Kind, qty, quantity int, call, ret int64, opts ...opOption) Operation {
+	o := Operation{
+		ID: id, Region: "us-east-1", Store: Consensus, SKU: "X", Op: op, Qty: qty,
+		Outcome: outcome, Quantity: quantity, Call: ms(call), Return: ms(ret),
+	}
+	if op == OpRead {
+		o.Qty = 0
+		o.Consistency = Linearizable
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+func TestCheckHandBuilt(t *testing.T) {
+	tests := []struct {
+		name    string
+		ops     []Operation
+		want    CheckResult // Store, SKU and Explanation are not compared here
+		explain string      // a substring of the explanation
+	}{
+		{
+			name: "sequential ok history",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 3, 3, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 2, 20, 30, version(2), base(1), region("ap-southeast-1")),
+				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(2)),
+				mkOp(4, OpBuy, OK, 2, 0, 60, 70, version(3), base(2)),
+				mkOp(5, OpBuy, SoldOut, 1, 0, 80, 90, version(3)),
+				mkOp(6, OpRead, OK, 0, 0, 100, 110, version(3), region("eu-west-1")),
+			},
+			want:    CheckResult{Linearizable: true, SoldUnits: 3, InitialUnits: 3, Operations: 6},
+			explain: "Linearizable: every answer fits one order of events; nothing was oversold.",
+		},
+		{
+			name: "two concurrent ok buys of the last unit",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 0, 20, 40, version(2), base(1), region("us-east-1")),
+				mkOp(3, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), region("ap-southeast-1")),
+			},
+			want:    CheckResult{SoldUnits: 2, InitialUnits: 1, Oversold: 1, LostUpdates: 1, Operations: 3},
+			explain: "Not linearizable: 2 units were sold but only 1 unit stocked — the store sold the same unit twice.",
+		},
+		{
+			name: "stale serializable read",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 1, 20, 30, version(2), base(1)),
+				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(1), consistency(Serializable), region("ap-southeast-1")),
+			},
+			want:    CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 2, StaleReads: 1, Operations: 2},
+			explain: "1 serializable read returned an old count",
+		},
+		{
+			name: "stale linearizable read",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 1, 20, 30, version(2), base(1)),
+				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(1), region("ap-southeast-1")),
+			},
+			want:    CheckResult{SoldUnits: 1, InitialUnits: 2, StaleReads: 1, Operations: 3},
+			explain: "a stale read",
+		},
+		{
+			name: "read concurrent with a write is not stale",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 1, 20, 50, version(2), base(1)),
+				mkOp(3, OpRead, OK, 0, 2, 30, 40, version(1)),
+			},
+			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 2, Operations: 3},
+		},
+		{
+			name: "unavailable buy that applied later",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				mkOp(3, OpRead, OK, 0, 1, 40, 50, version(1)),
+				mkOp(4, OpRead, OK, 0, 0, 60, 70, version(2)),
+				mkOp(5, OpBuy, SoldOut, 1, 0, 80, 90, version(2)),
+			},
+			want:    CheckResult{Linearizable: true, InitialUnits: 1, Indeterminate: 1, Operations: 5},
+			explain: "1 unavailable write may or may not have applied",
+		},
+		{
+			name: "unavailable buy that never applied",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				mkOp(3, OpBuy, OK, 1, 0, 40, 50, version(2), base(1)),
+				mkOp(4, OpRead, OK, 0, 0, 60, 70, version(2)),
+			},
+			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1, Indeterminate: 1, Operations: 4},
+		},
+		{
+			name: "an unavailable buy cannot explain a sale that did not fit",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				mkOp(3, OpRead, OK, 0, 0, 40, 50, version(2)),
+				mkOp(4, OpBuy, OK, 1, 0, 60, 70, version(3), base(2)),
+			},
+			want: CheckResult{SoldUnits: 1, InitialUnits: 1, Indeterminate: 1, Operations: 4},
+		},
+		{
+			name: "lost update",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 5, 5, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 4, 20, 40, version(2), base(1), region("us-east-1")),
+				mkOp(3, OpBuy, OK, 1, 4, 22, 42, version(3), base(1), region("eu-west-1")),
+				mkOp(4, OpBuy, OK, 1, 4, 24, 44, version(4), base(1), region("ap-southeast-1")),
+				mkOp(5, OpRead, OK, 0, 4, 50, 60, version(4)),
+			},
+			want:    CheckResult{SoldUnits: 3, InitialUnits: 5, LostUpdates: 2, Operations: 5},
+			explain: "lost update",
+		},
+		{
+			name: "fail_fast, conflict and unavailable reads are left out",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, FailFast, 1, 0, 20, 21),
+				mkOp(3, OpBuy, Conflict, 1, 0, 20, 30),
+				mkOp(4, OpRead, Unavailable, 0, 0, 20, 30),
+				mkOp(5, OpStock, FailFast, 9, 0, 20, 30),
+				mkOp(6, OpRead, OK, 0, 1, 40, 50, version(1)),
+			},
+			want: CheckResult{Linearizable: true, InitialUnits: 1, Operations: 2},
+		},
+		{
+			name: "counts restart at the last restock",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
+				mkOp(3, OpBuy, Unavailable, 1, 0, 32, 34),
+				mkOp(4, OpStock, OK, 5, 5, 40, 50, version(3)),
+				mkOp(5, OpBuy, OK, 2, 3, 60, 70, version(4), base(3)),
+				mkOp(6, OpBuy, OK, 1, 2, 80, 90, version(5), base(4)),
+			},
+			want: CheckResult{Linearizable: true, SoldUnits: 3, InitialUnits: 5, Operations: 6},
+		},
+		{
+			name: "unavailable restock is indeterminate",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpStock, Unavailable, 5, 0, 20, 30),
+				mkOp(3, OpRead, OK, 0, 5, 40, 50, version(2)),
+				mkOp(4, OpBuy, OK, 2, 3, 60, 70, version(3), base(2)),
+			},
+			want: CheckResult{Linearizable: true, SoldUnits: 2, InitialUnits: 1, Oversold: 1, Indeterminate: 1, Operations: 4},
+		},
+		{
+			name: "never stocked",
+			ops: []Operation{
+				mkOp(1, OpRead, OK, 0, 0, 0, 10),
+				mkOp(2, OpBuy, SoldOut, 1, 0, 20, 30),
+			},
+			want: CheckResult{Linearizable: true, Operations: 2},
+		},
+		{
+			name:    "empty",
+			want:    CheckResult{Linearizable: true},
+			explain: "Nothing to check yet",
+		},
+		{
+			name: "other stores and SKUs are ignored",
+			ops: []Operation{
+				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+				mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
+				func() Operation { o := mkOp(3, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)); o.Store = Replicated; return o }(),
+				mkOp(4, OpBuy, OK, 1, 0, 20, 30, version(2), base(1), sku("Y")),
+			},
+			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1, Operations: 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := Check(tt.ops, Consensus, "X", 10*time.Second)
+			if got.Store != Consensus || got.SKU != "X" {
+				t.Errorf("store, sku = %q, %q", got.Store, got.SKU)
+			}
+			explanation := got.Explanation
+			got.Store, got.SKU, got.Explanation = "", "", ""
+			if got != tt.want {
+				t.Errorf("Check =\n %+v\nwant\n %+v", got, tt.want)
+			}
+			if !strings.Contains(explanation, tt.explain) {
+				t.Errorf("explanation %q does not contain %q", explanation, tt.explain)
+			}
+			if explanation == "" {
+				t.Error("empty explanation")
+			}
+		})
+	}
+}
+
+func TestCheckAllSKUs(t *testing.T) {
+	ops := []Operation{
+		mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+		mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
+		mkOp(3, OpStock, OK, 1, 1, 0, 10, version(1), sku("Y")),
+		mkOp(4, OpBuy, OK, 1, 0, 20, 40, version(2), base(1), sku("Y")),
+		mkOp(5, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), sku("Y")),
+	}
+	got, _ := Check(ops, Consensus, "", 0)
+	if got.Linearizable || got.SoldUnits != 3 || got.InitialUnits != 2 || got.Oversold != 1 || got.Operations != 5 {
+		t.Errorf("Check(all SKUs) = %+v; want not linearizable, 3 sold of 2, 1 oversold", got)
+	}
+	x, _ := Check(ops, Consensus, "X", 0)
+	if !x.Linearizable {
+		t.Errorf("SKU X alone should be linearizable: %+v", x)
+	}
+}
+
+func TestExplainTimedOut(t *testing.T) {
+	s := explainCheck(CheckResult{TimedOut: true, Operations: 40, SoldUnits: 3, InitialUnits: 2, Oversold: 1})
+	if !strings.HasPrefix(s, "Undecided") || !strings.Contains(s, "3 units were sold but only 2 units stocked") {
+		t.Errorf("explanation = %q", s)
+	}
+}
+
+func TestDescribeCheckOp(t *testing.T) {
+	tests := []struct {
+		in   checkInput
+		out  checkOutput
+		want string
+	}{
+		{checkInput{Region: "us-east-1", Op: OpBuy, Qty: 1}, checkOutput{Kind: OK, Quantity: 0}, "us-east-1 buy 1 → ok (0 left)"},
+		{checkInput{Region: "eu-west-1", Op: OpBuy, Qty: 2}, checkOutput{Kind: SoldOut}, "eu-west-1 buy 2 → sold out"},
+		{checkInput{Region: "eu-west-1", Op: OpBuy, Qty: 1}, checkOutput{Unknown: true}, "eu-west-1 buy 1 → unavailable (may have applied)"},
+		{checkInput{Region: "us-east-1", Op: OpStock, Qty: 5}, checkOutput{Kind: OK, Quantity: 5}, "us-east-1 stock 5 → ok"},
+		{checkInput{Region: "ap-southeast-1", Op: OpRead}, checkOutput{Kind: OK, Quantity: 3}, "ap-southeast-1 read → 3"},
+	}
+	for _, tt := range tests {
+		if got := describeCheckOp(tt.in, tt.out); got != tt.want {
+			t.Errorf("describeCheckOp = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+// TestAssignClients checks that no client has two overlapping operations
+// (closed intervals), that ids are the lowest free ones, and that an
+// indeterminate operation retires its id.
+func TestAssignClients(t *testing.T) {
+	ops := []checkedOp{
+		{call: 0, ret: 10},
+		{call: 5, ret: 15},
+		{call: 10, ret: 20}, // overlaps the first at 10: needs a third id
+		{call: 11, ret: 12}, // first is free again
+		{call: 16, ret: 1 << 40, indefinitely: true},
+		{call: 30, ret: 40},
+		{call: 31, ret: 41},
+		{call: 32, ret: 42},
+	}
+	assignClients(ops)
+	got := make([]int, len(ops))
+	for i, o := range ops {
+		got[i] = o.client
+	}
+	// [0,10]→0, [5,15]→1, [10,20]→2, [11,12]→0, 16..inf→0 (retired),
+	// [30,40]→1, [31,41]→2, [32,42]→3 (0 never comes back).
+	if want := []int{0, 1, 2, 0, 0, 1, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("clients = %v, want %v", got, want)
+	}
+
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 200 {
+		ops := make([]checkedOp, 1+rng.IntN(60))
+		for i := range ops {
+			c := int64(rng.IntN(100))
+			ops[i] = checkedOp{call: c, ret: c + int64(rng.IntN(20)), indefinitely: rng.IntN(10) == 0}
+			if ops[i].indefinitely {
+				ops[i].ret = 1 << 40
+			}
+		}
+		assignClients(ops)
+		for i := range ops {
+			for j := range i {
+				a, b := ops[i], ops[j]
+				if a.client == b.client && a.call <= b.ret && b.call <= a.ret {
+					t.Fatalf("client %d has overlapping %+v and %+v", a.client, a, b)
+				}
+			}
+		}
+	}
+}
+
+// sequentialRun generates a history from a reference execution: each
+// operation takes effect at a distinct instant inside [call, return], so
+// the history is linearizable by construction. It mixes buys, restocks,
+// linearizable and (possibly stale) serializable reads, unavailable buys
+// and stocks that did or did not apply, and fail_fast / conflict buys.
+func sequentialRun(rng *rand.Rand, n int) []Operation {
+	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
+	state, v := 0, int64(0)
+	type past struct {
+		q int
+		v int64
+	}
+	var seen []past
+	var ops []Operation
+	for i := range n {
+		point := int64(i*10 + 5)
+		call := point - int64(rng.IntN(60))
+		ret := point + int64(rng.IntN(60))
+		o := Operation{ID: i + 1, Region: regions[rng.IntN(3)], Store: Replicated, SKU: "X", Call: ms(call), Return: ms(ret)}
+		apply := func() {}
+		k := rng.IntN(20)
+		if i == 0 {
+			k = 0
+		}
+		switch {
+		case k == 0:
+			o.Op, o.Qty, o.Outcome = OpStock, 1+rng.IntN(6), OK
+			apply = func() { v++; state = o.Qty; o.Version = ver(v) }
+		case k == 1 && rng.IntN(3) > 0:
+			o.Op, o.Qty, o.Outcome = OpBuy, 1, []Kind{FailFast, Conflict}[rng.IntN(2)]
+		case k == 1:
+			o.Op, o.Qty, o.Outcome = OpStock, 1+rng.IntN(4), Unavailable
+			if rng.IntN(2) == 0 {
+				apply = func() { v++; state = o.Qty }
+			}
+		case k < 10:
+			o.Op, o.Qty = OpBuy, 1+rng.IntN(2)
+			apply = func() {
+				if state < o.Qty {
+					o.Outcome, o.Quantity, o.Version = SoldOut, state, ver(v)
+					return
+				}
+				o.BaseVersion = ver(v)
+				v++
+				state -= o.Qty
+				o.Outcome, o.Quantity, o.Version = OK, state, ver(v)
+			}
+		case k < 12:
+			o.Op, o.Qty, o.Outcome = OpBuy, 1, Unavailable
+			if rng.IntN(2) == 0 {
+				apply = func() {
+					if state >= o.Qty {
+						v++
+						state -= o.Qty
+					}
+				}
+			}
+		case k == 12:
+			o.Op, o.Qty, o.Outcome = OpBuy, 1, []Kind{FailFast, Conflict}[rng.IntN(2)]
+		case k < 17:
+			o.Op, o.Outcome, o.Consistency = OpRead, OK, Linearizable
+			apply = func() { o.Quantity, o.Version = state, ver(v) }
+		default:
+			o.Op, o.Outcome, o.Consistency = OpRead, OK, Serializable
+			apply = func() {
+				o.Quantity, o.Version = state, ver(v)
+				if len(seen) > 0 && rng.IntN(2) == 0 {
+					p := seen[rng.IntN(len(seen))]
+					o.Quantity, o.Version = p.q, ver(p.v)
+				}
+			}
+		}
+		apply()
+		seen = append(seen, past{state, v})
+		ops = append(ops, o)
+	}
+	// The lab adds operations as they return.
+	slices.SortStableFunc(ops, func(a, b Operation) int { return a.Return.Compare(b.Return) })
+	return ops
+}
+
+func TestCheckRandomLinearizable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for i := range 150 {
+		ops := sequentialRun(rng, 10+rng.IntN(50))
+		got, _ := Check(ops, Replicated, "X", 30*time.Second)
+		serializable := 0
+		for _, o := range ops {
+			if o.Op == OpRead && o.Consistency == Serializable {
+				serializable++
+			}
+		}
+		if !got.Linearizable || got.LostUpdates != 0 || got.StaleReads > serializable || (clearRestocks(ops) && got.Oversold != 0) {
+			t.Fatalf("history %d (%d ops): %+v\n%s", i, len(ops), got, dumpOps(ops))
+		}
+	}
+}
+
+// TestCheckRandomBroken breaks one linearizable read at random and expects
+// the checker to notice.
+func TestCheckRandomBroken(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	for i := range 100 {
+		ops := sequentialRun(rng, 10+rng.IntN(40))
+		var reads []int
+		for j, o := range ops {
+			if o.Op == OpRead && o.Consistency == Linearizable {
+				reads = append(reads, j)
+			}
+		}
+		if len(reads) == 0 {
+			continue
+		}
+		ops[reads[rng.IntN(len(reads))]].Quantity = 100 // never stocked that high
+		if got, _ := Check(ops, Replicated, "X", 30*time.Second); got.Linearizable {
+			t.Fatalf("history %d: broken read accepted: %+v\n%s", i, got, dumpOps(ops))
+		}
+	}
+}
+
+func TestCheckTimeoutIsNotLinearizable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	ops := sequentialRun(rng, 400)
+	got, _ := Check(ops, Replicated, "X", time.Nanosecond)
+	if got.TimedOut && got.Linearizable {
+		t.Fatalf("timed out but linearizable: %+v", got)
+	}
+	if !got.TimedOut && !got.Linearizable {
+		t.Fatalf("not linearizable without timing out: %+v", got)
+	}
+}
+
+func TestVisualize(t *testing.T) {
+	ops := []Operation{
+		mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
+		mkOp(2, OpBuy, OK, 1, 0, 20, 40, version(2), base(1)),
+		mkOp(3, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), region("ap-southeast-1")),
+		mkOp(4, OpRead, OK, 0, 1, 50, 60, version(1), consistency(Serializable)),
+		mkOp(5, OpBuy, FailFast, 1, 0, 70, 70),
+		mkOp(6, OpBuy, Unavailable, 1, 0, 80, 90),
+	}
+	var buf bytes.Buffer
+	if err := Visualize(ops, Consensus, "X", &buf); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, want := range []string{"<html", "us-east-1 buy 1 → ok (0 left)", "not checked"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("visualization lacks %q", want)
+		}
+	}
+	buf.Reset()
+	if err := Visualize(nil, Consensus, "X", &buf); err != nil || !strings.Contains(buf.String(), "<html") {
+		t.Errorf("empty visualization: %v, %d bytes", err, buf.Len())
+	}
+}
+
+// clearRestocks reports whether every restock answered ok and no two
+// overlap — when Check's Oversold count is exact.
+func clearRestocks(ops []Operation) bool {
+	var stocks []Operation
+	for _, o := range ops {
+		if o.Op == OpStock {
+			if o.Outcome != OK {
+				return false
+			}
+			stocks = append(stocks, o)
+		}
+	}
+	for i, a := range stocks {
+		for _, b := range stocks[:i] {
+			if !a.Call.After(b.Return) && !b.Call.After(a.Return) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func dumpOps(ops []Operation) string {
+	var b strings.Builder
+	for _, o := range ops {
+		fmt.Fprintf(&b, "#%d %s %s qty=%d %s q=%d v=%d base=%d [%d,%d]ms %s\n", o.ID, o.Region, o.Op, o.Qty, o.Outcome,
+			o.Quantity, o.Version.Wall, o.BaseVersion.Wall, o.Call.Sub(checkEpoch).Milliseconds(), o.Return.Sub(checkEpoch).Milliseconds(), o.Consistency)
+	}
+	return b.String()
+}
