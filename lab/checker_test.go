@@ -201,7 +201,11 @@ func TestCheckHandBuilt(t *testing.T) {
 			ops: []Operation{
 				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
 				mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
-				func() Operation { o := mkOp(3, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)); o.Store = Replicated; return o }(),
+				func() Operation {
+					o := mkOp(3, OpBuy, OK, 1, 0, 20, 30, version(2), base(1))
+					o.Store = Replicated
+					return o
+				}(),
 				mkOp(4, OpBuy, OK, 1, 0, 20, 30, version(2), base(1), sku("Y")),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1, Operations: 2},
