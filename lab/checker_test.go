@@ -13,28 +13,28 @@ import (
 var checkEpoch = time.Date(2025, 11, 28, 9, 0, 0, 0, time.UTC)
 
 // ms is a time checkEpoch + n milliseconds.
-func ms(n int64) time.Time { return checkEpoch.Add(time.Duration(n) * time.Millisecond) }
+func ckMs(n int64) time.Time { return checkEpoch.Add(time.Duration(n) * time.Millisecond) }
 
-func ver(n int64) Version { return Version{Wall: n} }
+func ckVer(n int64) Version { return Version{Wall: n} }
 
-type opOption func(*Operation)
+type ckOption func(*Operation)
 
-func version(n int64) opOption { return func(o *Operation) { o.Version = ver(n) } }
-func base(n int64) opOption    { return func(o *Operation) { o.BaseVersion = ver(n) } }
-func region(r string) opOption { return func(o *Operation) { o.Region = r } }
-func sku(s string) opOption    { return func(o *Operation) { o.SKU = s } }
-func consistency(c Consistency) opOption {
+func ckVersion(n int64) ckOption { return func(o *Operation) { o.Version = ckVer(n) } }
+func ckBase(n int64) ckOption    { return func(o *Operation) { o.BaseVersion = ckVer(n) } }
+func ckRegion(r string) ckOption { return func(o *Operation) { o.Region = r } }
+func ckSKU(s string) ckOption    { return func(o *Operation) { o.SKU = s } }
+func ckConsistency(c Consistency) ckOption {
 	return func(o *Operation) { o.Consistency = c }
 }
 
-// mkOp builds one consensus-store operation on SKU "X" from us-east-1,
+// ckOp builds one consensus-store operation on SKU "X" from us-east-1,
 // called at call ms and returned at ret ms. qty is the units bought or the
 // quantity stocked; quantity is what it answered (left after a buy, value
 // of a read).
-func mkOp(id int, op Op, outcome Kind, qty, quantity int, call, ret int64, opts ...opOption) Operation {
+func ckOp(id int, op Op, outcome Kind, qty, quantity int, call, ret int64, opts ...ckOption) Operation {
 	o := Operation{
 		ID: id, Region: "us-east-1", Store: Consensus, SKU: "X", Op: op, Qty: qty,
-		Outcome: outcome, Quantity: quantity, Call: ms(call), Return: ms(ret),
+		Outcome: outcome, Quantity: quantity, Call: ckMs(call), Return: ckMs(ret),
 	}
 	if op == OpRead {
 		o.Qty = 0
@@ -56,12 +56,12 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "sequential ok history",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 3, 3, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 2, 20, 30, version(2), base(1), region("ap-southeast-1")),
-				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(2)),
-				mkOp(4, OpBuy, OK, 2, 0, 60, 70, version(3), base(2)),
-				mkOp(5, OpBuy, SoldOut, 1, 0, 80, 90, version(3)),
-				mkOp(6, OpRead, OK, 0, 0, 100, 110, version(3), region("eu-west-1")),
+				ckOp(1, OpStock, OK, 3, 3, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 2, 20, 30, ckVersion(2), ckBase(1), ckRegion("ap-southeast-1")),
+				ckOp(3, OpRead, OK, 0, 2, 40, 50, ckVersion(2)),
+				ckOp(4, OpBuy, OK, 2, 0, 60, 70, ckVersion(3), ckBase(2)),
+				ckOp(5, OpBuy, SoldOut, 1, 0, 80, 90, ckVersion(3)),
+				ckOp(6, OpRead, OK, 0, 0, 100, 110, ckVersion(3), ckRegion("eu-west-1")),
 			},
 			want:    CheckResult{Linearizable: true, SoldUnits: 3, InitialUnits: 3, Operations: 6},
 			explain: "Linearizable: every answer fits one order of events; nothing was oversold.",
@@ -69,9 +69,9 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "two concurrent ok buys of the last unit",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 0, 20, 40, version(2), base(1), region("us-east-1")),
-				mkOp(3, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), region("ap-southeast-1")),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 0, 20, 40, ckVersion(2), ckBase(1), ckRegion("us-east-1")),
+				ckOp(3, OpBuy, OK, 1, 0, 25, 45, ckVersion(3), ckBase(1), ckRegion("ap-southeast-1")),
 			},
 			want:    CheckResult{SoldUnits: 2, InitialUnits: 1, Oversold: 1, LostUpdates: 1, Operations: 3},
 			explain: "Not linearizable: 2 units were sold but only 1 unit stocked — the store sold the same unit twice.",
@@ -79,9 +79,9 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "stale serializable read",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 1, 20, 30, version(2), base(1)),
-				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(1), consistency(Serializable), region("ap-southeast-1")),
+				ckOp(1, OpStock, OK, 2, 2, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 1, 20, 30, ckVersion(2), ckBase(1)),
+				ckOp(3, OpRead, OK, 0, 2, 40, 50, ckVersion(1), ckConsistency(Serializable), ckRegion("ap-southeast-1")),
 			},
 			want:    CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 2, StaleReads: 1, Operations: 2},
 			explain: "1 serializable read returned an old count",
@@ -89,9 +89,9 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "stale linearizable read",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 1, 20, 30, version(2), base(1)),
-				mkOp(3, OpRead, OK, 0, 2, 40, 50, version(1), region("ap-southeast-1")),
+				ckOp(1, OpStock, OK, 2, 2, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 1, 20, 30, ckVersion(2), ckBase(1)),
+				ckOp(3, OpRead, OK, 0, 2, 40, 50, ckVersion(1), ckRegion("ap-southeast-1")),
 			},
 			want:    CheckResult{SoldUnits: 1, InitialUnits: 2, StaleReads: 1, Operations: 3},
 			explain: "a stale read",
@@ -99,20 +99,20 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "read concurrent with a write is not stale",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 2, 2, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 1, 20, 50, version(2), base(1)),
-				mkOp(3, OpRead, OK, 0, 2, 30, 40, version(1)),
+				ckOp(1, OpStock, OK, 2, 2, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 1, 20, 50, ckVersion(2), ckBase(1)),
+				ckOp(3, OpRead, OK, 0, 2, 30, 40, ckVersion(1)),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 2, Operations: 3},
 		},
 		{
 			name: "unavailable buy that applied later",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
-				mkOp(3, OpRead, OK, 0, 1, 40, 50, version(1)),
-				mkOp(4, OpRead, OK, 0, 0, 60, 70, version(2)),
-				mkOp(5, OpBuy, SoldOut, 1, 0, 80, 90, version(2)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				ckOp(3, OpRead, OK, 0, 1, 40, 50, ckVersion(1)),
+				ckOp(4, OpRead, OK, 0, 0, 60, 70, ckVersion(2)),
+				ckOp(5, OpBuy, SoldOut, 1, 0, 80, 90, ckVersion(2)),
 			},
 			want:    CheckResult{Linearizable: true, InitialUnits: 1, Indeterminate: 1, Operations: 5},
 			explain: "1 unavailable write may or may not have applied",
@@ -120,31 +120,31 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "unavailable buy that never applied",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
-				mkOp(3, OpBuy, OK, 1, 0, 40, 50, version(2), base(1)),
-				mkOp(4, OpRead, OK, 0, 0, 60, 70, version(2)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				ckOp(3, OpBuy, OK, 1, 0, 40, 50, ckVersion(2), ckBase(1)),
+				ckOp(4, OpRead, OK, 0, 0, 60, 70, ckVersion(2)),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1, Indeterminate: 1, Operations: 4},
 		},
 		{
 			name: "an unavailable buy cannot explain a sale that did not fit",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
-				mkOp(3, OpRead, OK, 0, 0, 40, 50, version(2)),
-				mkOp(4, OpBuy, OK, 1, 0, 60, 70, version(3), base(2)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, Unavailable, 1, 0, 20, 30),
+				ckOp(3, OpRead, OK, 0, 0, 40, 50, ckVersion(2)),
+				ckOp(4, OpBuy, OK, 1, 0, 60, 70, ckVersion(3), ckBase(2)),
 			},
 			want: CheckResult{SoldUnits: 1, InitialUnits: 1, Indeterminate: 1, Operations: 4},
 		},
 		{
 			name: "lost update",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 5, 5, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 4, 20, 40, version(2), base(1), region("us-east-1")),
-				mkOp(3, OpBuy, OK, 1, 4, 22, 42, version(3), base(1), region("eu-west-1")),
-				mkOp(4, OpBuy, OK, 1, 4, 24, 44, version(4), base(1), region("ap-southeast-1")),
-				mkOp(5, OpRead, OK, 0, 4, 50, 60, version(4)),
+				ckOp(1, OpStock, OK, 5, 5, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 4, 20, 40, ckVersion(2), ckBase(1), ckRegion("us-east-1")),
+				ckOp(3, OpBuy, OK, 1, 4, 22, 42, ckVersion(3), ckBase(1), ckRegion("eu-west-1")),
+				ckOp(4, OpBuy, OK, 1, 4, 24, 44, ckVersion(4), ckBase(1), ckRegion("ap-southeast-1")),
+				ckOp(5, OpRead, OK, 0, 4, 50, 60, ckVersion(4)),
 			},
 			want:    CheckResult{SoldUnits: 3, InitialUnits: 5, LostUpdates: 2, Operations: 5},
 			explain: "lost update",
@@ -152,42 +152,42 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "fail_fast, conflict and unavailable reads are left out",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, FailFast, 1, 0, 20, 21),
-				mkOp(3, OpBuy, Conflict, 1, 0, 20, 30),
-				mkOp(4, OpRead, Unavailable, 0, 0, 20, 30),
-				mkOp(5, OpStock, FailFast, 9, 0, 20, 30),
-				mkOp(6, OpRead, OK, 0, 1, 40, 50, version(1)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, FailFast, 1, 0, 20, 21),
+				ckOp(3, OpBuy, Conflict, 1, 0, 20, 30),
+				ckOp(4, OpRead, Unavailable, 0, 0, 20, 30),
+				ckOp(5, OpStock, FailFast, 9, 0, 20, 30),
+				ckOp(6, OpRead, OK, 0, 1, 40, 50, ckVersion(1)),
 			},
 			want: CheckResult{Linearizable: true, InitialUnits: 1, Operations: 2},
 		},
 		{
 			name: "counts restart at the last restock",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
-				mkOp(3, OpBuy, Unavailable, 1, 0, 32, 34),
-				mkOp(4, OpStock, OK, 5, 5, 40, 50, version(3)),
-				mkOp(5, OpBuy, OK, 2, 3, 60, 70, version(4), base(3)),
-				mkOp(6, OpBuy, OK, 1, 2, 80, 90, version(5), base(4)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 0, 20, 30, ckVersion(2), ckBase(1)),
+				ckOp(3, OpBuy, Unavailable, 1, 0, 32, 34),
+				ckOp(4, OpStock, OK, 5, 5, 40, 50, ckVersion(3)),
+				ckOp(5, OpBuy, OK, 2, 3, 60, 70, ckVersion(4), ckBase(3)),
+				ckOp(6, OpBuy, OK, 1, 2, 80, 90, ckVersion(5), ckBase(4)),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 3, InitialUnits: 5, Operations: 6},
 		},
 		{
 			name: "unavailable restock is indeterminate",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpStock, Unavailable, 5, 0, 20, 30),
-				mkOp(3, OpRead, OK, 0, 5, 40, 50, version(2)),
-				mkOp(4, OpBuy, OK, 2, 3, 60, 70, version(3), base(2)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpStock, Unavailable, 5, 0, 20, 30),
+				ckOp(3, OpRead, OK, 0, 5, 40, 50, ckVersion(2)),
+				ckOp(4, OpBuy, OK, 2, 3, 60, 70, ckVersion(3), ckBase(2)),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 2, InitialUnits: 1, Oversold: 1, Indeterminate: 1, Operations: 4},
 		},
 		{
 			name: "never stocked",
 			ops: []Operation{
-				mkOp(1, OpRead, OK, 0, 0, 0, 10),
-				mkOp(2, OpBuy, SoldOut, 1, 0, 20, 30),
+				ckOp(1, OpRead, OK, 0, 0, 0, 10),
+				ckOp(2, OpBuy, SoldOut, 1, 0, 20, 30),
 			},
 			want: CheckResult{Linearizable: true, Operations: 2},
 		},
@@ -199,14 +199,14 @@ func TestCheckHandBuilt(t *testing.T) {
 		{
 			name: "other stores and SKUs are ignored",
 			ops: []Operation{
-				mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-				mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
+				ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+				ckOp(2, OpBuy, OK, 1, 0, 20, 30, ckVersion(2), ckBase(1)),
 				func() Operation {
-					o := mkOp(3, OpBuy, OK, 1, 0, 20, 30, version(2), base(1))
+					o := ckOp(3, OpBuy, OK, 1, 0, 20, 30, ckVersion(2), ckBase(1))
 					o.Store = Replicated
 					return o
 				}(),
-				mkOp(4, OpBuy, OK, 1, 0, 20, 30, version(2), base(1), sku("Y")),
+				ckOp(4, OpBuy, OK, 1, 0, 20, 30, ckVersion(2), ckBase(1), ckSKU("Y")),
 			},
 			want: CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1, Operations: 2},
 		},
@@ -234,11 +234,11 @@ func TestCheckHandBuilt(t *testing.T) {
 
 func TestCheckAllSKUs(t *testing.T) {
 	ops := []Operation{
-		mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-		mkOp(2, OpBuy, OK, 1, 0, 20, 30, version(2), base(1)),
-		mkOp(3, OpStock, OK, 1, 1, 0, 10, version(1), sku("Y")),
-		mkOp(4, OpBuy, OK, 1, 0, 20, 40, version(2), base(1), sku("Y")),
-		mkOp(5, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), sku("Y")),
+		ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+		ckOp(2, OpBuy, OK, 1, 0, 20, 30, ckVersion(2), ckBase(1)),
+		ckOp(3, OpStock, OK, 1, 1, 0, 10, ckVersion(1), ckSKU("Y")),
+		ckOp(4, OpBuy, OK, 1, 0, 20, 40, ckVersion(2), ckBase(1), ckSKU("Y")),
+		ckOp(5, OpBuy, OK, 1, 0, 25, 45, ckVersion(3), ckBase(1), ckSKU("Y")),
 	}
 	got, _ := Check(ops, Consensus, "", 0)
 	if got.Linearizable || got.SoldUnits != 3 || got.InitialUnits != 2 || got.Oversold != 1 || got.Operations != 5 {
@@ -323,12 +323,12 @@ func TestAssignClients(t *testing.T) {
 	}
 }
 
-// sequentialRun generates a history from a reference execution: each
+// ckSequentialRun generates a history from a reference execution: each
 // operation takes effect at a distinct instant inside [call, return], so
 // the history is linearizable by construction. It mixes buys, restocks,
 // linearizable and (possibly stale) serializable reads, unavailable buys
 // and stocks that did or did not apply, and fail_fast / conflict buys.
-func sequentialRun(rng *rand.Rand, n int) []Operation {
+func ckSequentialRun(rng *rand.Rand, n int) []Operation {
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
 	state, v := 0, int64(0)
 	type past struct {
@@ -341,7 +341,7 @@ func sequentialRun(rng *rand.Rand, n int) []Operation {
 		point := int64(i*10 + 5)
 		call := point - int64(rng.IntN(60))
 		ret := point + int64(rng.IntN(60))
-		o := Operation{ID: i + 1, Region: regions[rng.IntN(3)], Store: Replicated, SKU: "X", Call: ms(call), Return: ms(ret)}
+		o := Operation{ID: i + 1, Region: regions[rng.IntN(3)], Store: Replicated, SKU: "X", Call: ckMs(call), Return: ckMs(ret)}
 		apply := func() {}
 		k := rng.IntN(20)
 		if i == 0 {
@@ -350,7 +350,7 @@ func sequentialRun(rng *rand.Rand, n int) []Operation {
 		switch {
 		case k == 0:
 			o.Op, o.Qty, o.Outcome = OpStock, 1+rng.IntN(6), OK
-			apply = func() { v++; state = o.Qty; o.Version = ver(v) }
+			apply = func() { v++; state = o.Qty; o.Version = ckVer(v) }
 		case k == 1 && rng.IntN(3) > 0:
 			o.Op, o.Qty, o.Outcome = OpBuy, 1, []Kind{FailFast, Conflict}[rng.IntN(2)]
 		case k == 1:
@@ -362,13 +362,13 @@ func sequentialRun(rng *rand.Rand, n int) []Operation {
 			o.Op, o.Qty = OpBuy, 1+rng.IntN(2)
 			apply = func() {
 				if state < o.Qty {
-					o.Outcome, o.Quantity, o.Version = SoldOut, state, ver(v)
+					o.Outcome, o.Quantity, o.Version = SoldOut, state, ckVer(v)
 					return
 				}
-				o.BaseVersion = ver(v)
+				o.BaseVersion = ckVer(v)
 				v++
 				state -= o.Qty
-				o.Outcome, o.Quantity, o.Version = OK, state, ver(v)
+				o.Outcome, o.Quantity, o.Version = OK, state, ckVer(v)
 			}
 		case k < 12:
 			o.Op, o.Qty, o.Outcome = OpBuy, 1, Unavailable
@@ -384,14 +384,14 @@ func sequentialRun(rng *rand.Rand, n int) []Operation {
 			o.Op, o.Qty, o.Outcome = OpBuy, 1, []Kind{FailFast, Conflict}[rng.IntN(2)]
 		case k < 17:
 			o.Op, o.Outcome, o.Consistency = OpRead, OK, Linearizable
-			apply = func() { o.Quantity, o.Version = state, ver(v) }
+			apply = func() { o.Quantity, o.Version = state, ckVer(v) }
 		default:
 			o.Op, o.Outcome, o.Consistency = OpRead, OK, Serializable
 			apply = func() {
-				o.Quantity, o.Version = state, ver(v)
+				o.Quantity, o.Version = state, ckVer(v)
 				if len(seen) > 0 && rng.IntN(2) == 0 {
 					p := seen[rng.IntN(len(seen))]
-					o.Quantity, o.Version = p.q, ver(p.v)
+					o.Quantity, o.Version = p.q, ckVer(p.v)
 				}
 			}
 		}
@@ -407,7 +407,7 @@ func sequentialRun(rng *rand.Rand, n int) []Operation {
 func TestCheckRandomLinearizable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	for i := range 150 {
-		ops := sequentialRun(rng, 10+rng.IntN(50))
+		ops := ckSequentialRun(rng, 10+rng.IntN(50))
 		got, _ := Check(ops, Replicated, "X", 30*time.Second)
 		serializable := 0
 		for _, o := range ops {
@@ -415,8 +415,8 @@ func TestCheckRandomLinearizable(t *testing.T) {
 				serializable++
 			}
 		}
-		if !got.Linearizable || got.LostUpdates != 0 || got.StaleReads > serializable || (clearRestocks(ops) && got.Oversold != 0) {
-			t.Fatalf("history %d (%d ops): %+v\n%s", i, len(ops), got, dumpOps(ops))
+		if !got.Linearizable || got.LostUpdates != 0 || got.StaleReads > serializable || (ckClearRestocks(ops) && got.Oversold != 0) {
+			t.Fatalf("history %d (%d ops): %+v\n%s", i, len(ops), got, ckDumpOps(ops))
 		}
 	}
 }
@@ -426,7 +426,7 @@ func TestCheckRandomLinearizable(t *testing.T) {
 func TestCheckRandomBroken(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	for i := range 100 {
-		ops := sequentialRun(rng, 10+rng.IntN(40))
+		ops := ckSequentialRun(rng, 10+rng.IntN(40))
 		var reads []int
 		for j, o := range ops {
 			if o.Op == OpRead && o.Consistency == Linearizable {
@@ -438,14 +438,14 @@ func TestCheckRandomBroken(t *testing.T) {
 		}
 		ops[reads[rng.IntN(len(reads))]].Quantity = 100 // never stocked that high
 		if got, _ := Check(ops, Replicated, "X", 30*time.Second); got.Linearizable {
-			t.Fatalf("history %d: broken read accepted: %+v\n%s", i, got, dumpOps(ops))
+			t.Fatalf("history %d: broken read accepted: %+v\n%s", i, got, ckDumpOps(ops))
 		}
 	}
 }
 
 func TestCheckTimeoutIsNotLinearizable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
-	ops := sequentialRun(rng, 400)
+	ops := ckSequentialRun(rng, 400)
 	got, _ := Check(ops, Replicated, "X", time.Nanosecond)
 	if got.TimedOut && got.Linearizable {
 		t.Fatalf("timed out but linearizable: %+v", got)
@@ -457,12 +457,12 @@ func TestCheckTimeoutIsNotLinearizable(t *testing.T) {
 
 func TestVisualize(t *testing.T) {
 	ops := []Operation{
-		mkOp(1, OpStock, OK, 1, 1, 0, 10, version(1)),
-		mkOp(2, OpBuy, OK, 1, 0, 20, 40, version(2), base(1)),
-		mkOp(3, OpBuy, OK, 1, 0, 25, 45, version(3), base(1), region("ap-southeast-1")),
-		mkOp(4, OpRead, OK, 0, 1, 50, 60, version(1), consistency(Serializable)),
-		mkOp(5, OpBuy, FailFast, 1, 0, 70, 70),
-		mkOp(6, OpBuy, Unavailable, 1, 0, 80, 90),
+		ckOp(1, OpStock, OK, 1, 1, 0, 10, ckVersion(1)),
+		ckOp(2, OpBuy, OK, 1, 0, 20, 40, ckVersion(2), ckBase(1)),
+		ckOp(3, OpBuy, OK, 1, 0, 25, 45, ckVersion(3), ckBase(1), ckRegion("ap-southeast-1")),
+		ckOp(4, OpRead, OK, 0, 1, 50, 60, ckVersion(1), ckConsistency(Serializable)),
+		ckOp(5, OpBuy, FailFast, 1, 0, 70, 70),
+		ckOp(6, OpBuy, Unavailable, 1, 0, 80, 90),
 	}
 	var buf bytes.Buffer
 	if err := Visualize(ops, Consensus, "X", &buf); err != nil {
@@ -480,9 +480,9 @@ func TestVisualize(t *testing.T) {
 	}
 }
 
-// clearRestocks reports whether every restock answered ok and no two
+// ckClearRestocks reports whether every restock answered ok and no two
 // overlap — when Check's Oversold count is exact.
-func clearRestocks(ops []Operation) bool {
+func ckClearRestocks(ops []Operation) bool {
 	var stocks []Operation
 	for _, o := range ops {
 		if o.Op == OpStock {
@@ -502,7 +502,7 @@ func clearRestocks(ops []Operation) bool {
 	return true
 }
 
-func dumpOps(ops []Operation) string {
+func ckDumpOps(ops []Operation) string {
 	var b strings.Builder
 	for _, o := range ops {
 		fmt.Fprintf(&b, "#%d %s %s qty=%d %s q=%d v=%d base=%d [%d,%d]ms %s\n", o.ID, o.Region, o.Op, o.Qty, o.Outcome,

@@ -7,14 +7,14 @@ import (
 	"time"
 )
 
-// fakeTime is a settable physical clock for Clock tests.
-type fakeTime struct {
+// hlcFakeTime is a settable physical clock for Clock tests.
+type hlcFakeTime struct {
 	mu sync.Mutex
 	ms int64
 }
 
-func (f *fakeTime) set(ms int64) { f.mu.Lock(); f.ms = ms; f.mu.Unlock() }
-func (f *fakeTime) now() time.Time {
+func (f *hlcFakeTime) set(ms int64) { f.mu.Lock(); f.ms = ms; f.mu.Unlock() }
+func (f *hlcFakeTime) now() time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return time.UnixMilli(f.ms)
@@ -32,7 +32,7 @@ func TestClockNow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := &fakeTime{}
+			ft := &hlcFakeTime{}
 			c := NewClock("r", ft.now)
 			for i, ms := range tt.times {
 				ft.set(ms)
@@ -60,7 +60,7 @@ func TestClockObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ft := &fakeTime{}
+			ft := &hlcFakeTime{}
 			c := NewClock("a", ft.now)
 			ft.set(tt.local.Wall)
 			for range tt.local.Logical + 1 {
@@ -86,11 +86,11 @@ func TestClockObserve(t *testing.T) {
 func TestClockCausality(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
-	times := make([]*fakeTime, len(regions))
+	times := make([]*hlcFakeTime, len(regions))
 	clocks := make([]*Clock, len(regions))
 	last := make([]Version, len(regions))
 	for i, r := range regions {
-		times[i] = &fakeTime{ms: 1000 + int64(i)*300}
+		times[i] = &hlcFakeTime{ms: 1000 + int64(i)*300}
 		clocks[i] = NewClock(r, times[i].now)
 	}
 	for step := range 5000 {

@@ -7,9 +7,9 @@ import (
 	"testing/quick"
 )
 
-// genItem draws items from a small space so that equal walls, equal
+// lwwGenItem draws items from a small space so that equal walls, equal
 // versions and zero versions are all common.
-func genItem(rng *rand.Rand) Item {
+func lwwGenItem(rng *rand.Rand) Item {
 	if rng.IntN(6) == 0 {
 		return Item{Quantity: rng.IntN(3)}
 	}
@@ -23,8 +23,8 @@ func genItem(rng *rand.Rand) Item {
 	}
 }
 
-// refNewest is the reference: sort by the documented order and take the last.
-func refNewest(items []Item) Item {
+// lwwRefNewest is the reference: sort by the documented order and take the last.
+func lwwRefNewest(items []Item) Item {
 	s := slices.Clone(items)
 	slices.SortFunc(s, func(a, b Item) int {
 		aw, bw := !a.Version.IsZero(), !b.Version.IsZero()
@@ -75,7 +75,7 @@ func TestMergeExamples(t *testing.T) {
 func TestMergeProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := range 20000 {
-		a, b, c := genItem(rng), genItem(rng), genItem(rng)
+		a, b, c := lwwGenItem(rng), lwwGenItem(rng), lwwGenItem(rng)
 		if Merge(a, b) != Merge(b, a) {
 			t.Fatalf("#%d not commutative: %+v, %+v", i, a, b)
 		}
@@ -98,9 +98,9 @@ func TestMergeAnyOrder(t *testing.T) {
 	for i := range 3000 {
 		items := make([]Item, 1+rng.IntN(8))
 		for j := range items {
-			items[j] = genItem(rng)
+			items[j] = lwwGenItem(rng)
 		}
-		want := refNewest(items)
+		want := lwwRefNewest(items)
 		for range 5 {
 			order := slices.Clone(items)
 			rng.Shuffle(len(order), func(x, y int) { order[x], order[y] = order[y], order[x] })

@@ -63,11 +63,11 @@ func TestOverlapsExhaustive(t *testing.T) {
 			for r := 1; r <= n; r++ {
 				want := true
 				for ws := 0; ws < 1<<n && want; ws++ {
-					if popcount(ws) != w {
+					if quorumPopcount(ws) != w {
 						continue
 					}
 					for rs := 0; rs < 1<<n; rs++ {
-						if popcount(rs) == r && ws&rs == 0 {
+						if quorumPopcount(rs) == r && ws&rs == 0 {
 							want = false
 							break
 						}
@@ -81,7 +81,7 @@ func TestOverlapsExhaustive(t *testing.T) {
 	}
 }
 
-func popcount(x int) int {
+func quorumPopcount(x int) int {
 	c := 0
 	for ; x != 0; x &= x - 1 {
 		c++
@@ -119,9 +119,9 @@ func TestNewestMatchesReference(t *testing.T) {
 	for i := range 2000 {
 		items := make([]Item, 1+rng.IntN(5))
 		for j := range items {
-			items[j] = genItem(rng)
+			items[j] = lwwGenItem(rng)
 		}
-		want := refNewest(items)
+		want := lwwRefNewest(items)
 		got, stale := Newest(items)
 		if got != want {
 			t.Fatalf("#%d Newest(%+v) = %+v, want %+v", i, items, got, want)
