@@ -1,0 +1,292 @@
+package web
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"caplab/lab"
+)
+
+// Frame types pushed over /ws. Every frame is one JSON object with "type".
+const (
+	frameState     = "state"     // {"type":"state","state":State}
+	frameOperation = "operation" // {"type":"operation","operation":Operation,"outcome":Outcome}
+	frameFault     = "fault"     // {"type":"fault","fault":Fault}
+	frameReset     = "reset"     // {"type":"reset"}
+	frameFragment  = "fragment"  // {"type":"fragment","id":"<element id>","html":"…"}
+)
+
+// frame is the JSON of one WebSocket message.
+type frame struct {
+	Type      string         `json:"type"`
+	State     *lab.State     `json:"state,omitempty"`
+	Operation *lab.Operation `json:"operation,omitempty"`
+	Outcome   *lab.Outcome   `json:"outcome,omitempty"`
+	Fault     *lab.Fault     `json:"fault,omitempty"`
+	ID        string         `json:"id,omitempty"`
+	HTML      string         `json:"html,omitempty"`
+}
+
+// fragment is server-rendered HTML for the element with id ID.
+type fragment struct {
+	ID   string
+	HTML string
+}
+
+// hubConfig configures a hub; zero fields take defaults.
+type hubConfig struct {
+	Logger *slog.Logger
+	// Interval is the least time between two state frames to a viewer
+	// (default 50 ms: at most 20 state frames a second).
+	Interval time.Duration
+	// SendBuffer is how many frames may wait for one viewer before the hub
+	// drops that viewer (default 256).
+	SendBuffer int
+	// Fragments renders the HTML fragments that accompany each state
+	// frame; nil sends none.
+	Fragments func(lab.State) []fragment
+}
+
+// hub owns the set of WebSocket viewers. One goroutine (run) owns the
+// client set; everything else talks to it through channels. It reads lab
+// events from its input channel and fans them out:
+//
+//   - state changes are coalesced: the hub keeps only the newest State and
+//     sends it at most once per Interval, with the fragments rendered from it;
+//   - operation, fault and reset events are queued to every viewer in order;
+//   - a viewer whose send buffer is full is dropped, never waited for.
+type hub struct {
+	cfg        hubConfig
+	events     <-chan lab.Event
+	register   chan *client
+	unregister chan *client
+	broadcast  chan []byte
+	count      chan chan int
+	stop       chan struct{}
+	done       chan struct{}
+	stopOnce   sync.Once
+}
+
+func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 50 * time.Millisecond
+	}
+	if cfg.SendBuffer <= 0 {
+		cfg.SendBuffer = 256
+	}
+	return &hub{
+		cfg:        cfg,
+		events:     events,
+		register:   make(chan *client),
+		unregister: make(chan *client),
+		broadcast:  make(chan []byte),
+		count:      make(chan chan int),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+}
+
+// close stops the hub and disconnects every viewer; it waits until run has
+// returned. Safe to call more than once, and before run was started only if
+// run is started afterwards.
+func (h *hub) close() {
+	h.stopOnce.Do(func() { close(h.stop) })
+	<-h.done
+}
+
+// join registers c; false when the hub has stopped.
+func (h *hub) join(c *client) bool {
+	select {
+	case h.register <- c:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// leave unregisters c; it never blocks once the hub has stopped.
+func (h *hub) leave(c *client) {
+	select {
+	case h.unregister <- c:
+	case <-h.done:
+	}
+}
+
+// send queues one encoded frame to every viewer (used for fragments that do
+// not come from the lab's event stream, such as the checker's verdict).
+func (h *hub) send(f frame) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		h.cfg.Logger.Error("web: encode frame", "type", f.Type, "err", err)
+		return
+	}
+	select {
+	case h.broadcast <- b:
+	case <-h.done:
+	}
+}
+
+// clients reports how many viewers are connected (for tests and logs).
+func (h *hub) clients() int {
+	ch := make(chan int, 1)
+	select {
+	case h.count <- ch:
+		return <-ch
+	case <-h.done:
+		return 0
+	}
+}
+
+func (h *hub) run() {
+	defer close(h.done)
+	clients := map[*client]struct{}{}
+	events := h.events
+	var (
+		latest    *lab.State // newest State seen
+		pending   bool       // latest not yet sent
+		lastFlush time.Time
+		timer     *time.Timer
+		timerC    <-chan time.Time
+	)
+	drop := func(c *client) {
+		if _, ok := clients[c]; ok {
+			delete(clients, c)
+			close(c.send)
+		}
+	}
+	deliver := func(c *client, msgs [][]byte) {
+		for _, m := range msgs {
+			select {
+			case c.send <- m:
+			default:
+				h.cfg.Logger.Info("web: dropping a viewer that does not keep up", "remote", c.remote)
+				drop(c)
+				return
+			}
+		}
+	}
+	fanout := func(msgs ...[]byte) {
+		for c := range clients {
+			deliver(c, msgs)
+		}
+	}
+	flush := func() {
+		pending = false
+		lastFlush = time.Now()
+		if latest != nil {
+			fanout(h.stateFrames(*latest)...)
+		}
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		for c := range clients {
+			drop(c)
+		}
+	}()
+
+	for {
+		select {
+		case <-h.stop:
+			return
+
+		case c := <-h.register:
+			clients[c] = struct{}{}
+			st := c.initial
+			if latest != nil && (st == nil || latest.Version >= st.Version) {
+				st = latest
+			}
+			if st != nil {
+				deliver(c, h.stateFrames(*st))
+			}
+
+		case c := <-h.unregister:
+			drop(c)
+
+		case ch := <-h.count:
+			ch <- len(clients)
+
+		case b := <-h.broadcast:
+			fanout(b)
+
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the lab stopped; keep serving viewers until close
+				continue
+			}
+			if ev.State != nil && (latest == nil || ev.State.Version >= latest.Version) {
+				latest = ev.State
+				pending = true
+			}
+			if f, ok := eventFrame(ev); ok {
+				if b, err := json.Marshal(f); err == nil {
+					fanout(b)
+				} else {
+					h.cfg.Logger.Error("web: encode frame", "type", f.Type, "err", err)
+				}
+			}
+			if pending && timerC == nil {
+				wait := h.cfg.Interval - time.Since(lastFlush)
+				if wait <= 0 {
+					flush()
+				} else {
+					if timer == nil {
+						timer = time.NewTimer(wait)
+					} else {
+						timer.Reset(wait)
+					}
+					timerC = timer.C
+				}
+			}
+
+		case <-timerC:
+			timerC = nil
+			if pending {
+				flush()
+			}
+		}
+	}
+}
+
+// stateFrames encodes a state frame and the fragments rendered from st.
+func (h *hub) stateFrames(st lab.State) [][]byte {
+	var out [][]byte
+	if b, err := json.Marshal(frame{Type: frameState, State: &st}); err == nil {
+		out = append(out, b)
+	} else {
+		h.cfg.Logger.Error("web: encode state frame", "err", err)
+	}
+	if h.cfg.Fragments != nil {
+		for _, fr := range h.cfg.Fragments(st) {
+			if b, err := json.Marshal(frame{Type: frameFragment, ID: fr.ID, HTML: fr.HTML}); err == nil {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// eventFrame is the queued (not coalesced) frame an event carries, if any.
+func eventFrame(ev lab.Event) (frame, bool) {
+	switch ev.Type {
+	case lab.EventOperation:
+		if ev.Operation == nil && ev.Outcome == nil {
+			return frame{}, false
+		}
+		return frame{Type: frameOperation, Operation: ev.Operation, Outcome: ev.Outcome}, true
+	case lab.EventFault:
+		if ev.Fault == nil {
+			return frame{}, false
+		}
+		return frame{Type: frameFault, Fault: ev.Fault}, true
+	case lab.EventReset:
+		return frame{Type: frameReset}, true
+	}
+	return frame{}, false
+}

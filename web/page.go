@@ -1,0 +1,270 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	"caplab/lab"
+)
+
+// handlePage serves the lab page. GET /?token=… with the lab's token sets
+// the caplab_token cookie and redirects to the same URL without the token,
+// so the token leaves the address bar and the browser history.
+func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	badToken := false
+	if q.Has("token") {
+		tok := q.Get("token")
+		if s.validToken(tok) {
+			setTokenCookie(w, r, tok)
+			q.Del("token")
+			target := "/"
+			if len(q) > 0 {
+				target += "?" + q.Encode()
+			}
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		badToken = true
+	}
+	st := s.lab.State()
+	v := pageView{
+		Presenter:  s.authenticate(r) != authNone,
+		Present:    s.opts.Present || q.Get("present") == "1",
+		BadToken:   badToken,
+		State:      st,
+		Map:        buildMap(st),
+		SKU:        s.opts.DefaultSKU,
+		JoinURL:    s.opts.JoinURL,
+		QR:         s.qr,
+		HasLessons: s.opts.Lessons != nil,
+	}
+	if sku := q.Get("sku"); sku != "" && checkSKU(sku) == nil {
+		v.SKU = sku
+	}
+	if s.opts.Lessons != nil {
+		v.Lessons = s.opts.Lessons.List()
+		_, v.CanRun = s.opts.Lessons.(LessonRunner)
+	}
+	var buf bytes.Buffer
+	if err := page(v).Render(r.Context(), &buf); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// qrDataURI renders u as a PNG QR code data: URI; "" if it cannot.
+func qrDataURI(u string, log *slog.Logger) string {
+	png, err := qrcode.Encode(u, qrcode.Medium, 320)
+	if err != nil {
+		log.Warn("web: cannot draw the join QR code", "url", u, "err", err)
+		return ""
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
+}
+
+// stateFragments are the fragments that go with every state frame.
+func stateFragments(st lab.State) []fragment {
+	var buf bytes.Buffer
+	if err := countersPanel(st).Render(context.Background(), &buf); err != nil {
+		return nil
+	}
+	return []fragment{{ID: "counters", HTML: buf.String()}}
+}
+
+// renderVerdict runs the checker on both stores for sku and renders the
+// verdict panel.
+func renderVerdict(l Lab, sku string) string {
+	rows := make([]verdictRow, 0, len(lab.Stores))
+	for _, st := range lab.Stores {
+		res, err := l.Check(st, sku)
+		row := verdictRow{Store: st, Result: res}
+		if err != nil {
+			row.Err = sentence(err.Error())
+		}
+		rows = append(rows, row)
+	}
+	var buf bytes.Buffer
+	if err := verdictPanel(sku, rows).Render(context.Background(), &buf); err != nil {
+		return ""
+	}
+	return buf.String()
+}
+
+// handleVerdictFragment answers the verdict panel for ?sku= as a fragment
+// frame, {"type":"fragment","id":"verdict","html":"…"} (page extension).
+func (s *Server) handleVerdictFragment(w http.ResponseWriter, r *http.Request) {
+	sku := r.URL.Query().Get("sku")
+	if err := checkSKU(sku); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, frame{Type: frameFragment, ID: "verdict", HTML: renderVerdict(s.lab, sku)})
+}
+
+// verdictWorker re-runs the checker after operations (debounced) and pushes
+// the verdict panel for the SKU last operated on to every viewer.
+type verdictWorker struct {
+	lab      Lab
+	events   <-chan lab.Event
+	hub      *hub
+	log      *slog.Logger
+	debounce time.Duration
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func newVerdictWorker(l Lab, events <-chan lab.Event, h *hub, log *slog.Logger) *verdictWorker {
+	return &verdictWorker{lab: l, events: events, hub: h, log: log, debounce: 400 * time.Millisecond,
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// close stops the worker and waits for it; call once.
+func (vw *verdictWorker) close() {
+	close(vw.stop)
+	<-vw.done
+}
+
+func (vw *verdictWorker) run() {
+	defer close(vw.done)
+	var (
+		sku    string
+		timer  *time.Timer
+		timerC <-chan time.Time
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	events := vw.events
+	for {
+		select {
+		case <-vw.stop:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			switch {
+			case ev.Type == lab.EventOperation && ev.Operation != nil:
+				sku = ev.Operation.SKU
+			case ev.Type == lab.EventOperation && ev.Outcome != nil:
+				sku = ev.Outcome.SKU
+			case ev.Type == lab.EventReset && sku != "":
+			default:
+				continue
+			}
+			if timerC == nil {
+				if timer == nil {
+					timer = time.NewTimer(vw.debounce)
+				} else {
+					timer.Reset(vw.debounce)
+				}
+				timerC = timer.C
+			}
+		case <-timerC:
+			timerC = nil
+			if sku == "" {
+				continue
+			}
+			html := renderVerdict(vw.lab, sku)
+			select {
+			case <-vw.stop:
+				return
+			default:
+			}
+			vw.hub.send(frame{Type: frameFragment, ID: "verdict", HTML: html})
+		}
+	}
+}
+
+// --- lessons (page extension routes, documented in doc.go)
+
+func (s *Server) handleLessons(w http.ResponseWriter, r *http.Request) {
+	list := []LessonSummary{}
+	if s.opts.Lessons != nil {
+		list = append(list, s.opts.Lessons.List()...)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lessons": list})
+}
+
+func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.opts.Lessons == nil {
+		writeError(w, http.StatusNotFound, "No lessons are loaded in this lab.")
+		return
+	}
+	l, ok := s.opts.Lessons.Lesson(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "There is no lesson %q; GET /api/lessons lists them.", id)
+		return
+	}
+	if l.StepList == nil {
+		l.StepList = []LessonStep{}
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (s *Server) handleRunStep(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	runner, ok := s.opts.Lessons.(LessonRunner)
+	if s.opts.Lessons == nil || !ok {
+		writeError(w, http.StatusNotFound, "This lab cannot run lesson steps from the page.")
+		return
+	}
+	id := r.PathValue("id")
+	l, ok := s.opts.Lessons.Lesson(id)
+	if !ok {
+		writeError(w, http.StatusNotFound, "There is no lesson %q; GET /api/lessons lists them.", id)
+		return
+	}
+	step, err := strconv.Atoi(r.PathValue("step"))
+	if err != nil || step < 0 || step >= len(l.StepList) {
+		writeError(w, http.StatusBadRequest, "Step must be a number from 0 to %d for lesson %q.", len(l.StepList)-1, id)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	report, err := runner.RunStep(ctx, id, step)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lesson": id, "step": step, "report": report})
+}
+
+// joinURLWithoutToken strips any token from u, so a join link never leaks it.
+func joinURLWithoutToken(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	if q.Has("token") {
+		q.Del("token")
+		p.RawQuery = q.Encode()
+	}
+	return p.String()
+}

@@ -1,0 +1,234 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"caplab/lab"
+	"caplab/static"
+)
+
+// Lab is what the web layer needs from the lab. *lab.Lab satisfies it; the
+// web package holds no domain logic of its own and reaches the lab only
+// through these methods.
+type Lab interface {
+	State() lab.State
+	Regions() []string
+	Partition(groups [][]string) error
+	HealAll() error
+	SetLink(from, to string, up, oneWay bool) error
+	SetLatency(from, to string, rttMs float64, oneWay bool) error
+	Crash(region string) error
+	Restart(region string) error
+	Lead(ctx context.Context, region string) error
+	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
+	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
+	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
+	SetQuorum(w, r int) error
+	History(sku string) lab.HistoryView
+	Check(store lab.Store, sku string) (lab.CheckResult, error)
+	Visualize(store lab.Store, sku string, w io.Writer) error
+	Reset(ctx context.Context) error
+	Subscribe() (<-chan lab.Event, func())
+	RequestTimeout() time.Duration
+}
+
+// Lessons feeds the lesson panel. It may be nil: the panel then says that no
+// lessons are loaded. The lessons package (or main.go, adapting it) provides
+// one; the web package only shows what it is given.
+type Lessons interface {
+	// List returns every lesson in display order.
+	List() []LessonSummary
+	// Lesson returns one lesson with its steps; ok is false when id is unknown.
+	Lesson(id string) (l Lesson, ok bool)
+}
+
+// LessonRunner is optionally implemented by a Lessons provider. When it is,
+// the presenter can run a step's lab block from the page
+// (POST /api/lessons/{id}/steps/{step}/run) and the "n" key advances and runs
+// the next step.
+type LessonRunner interface {
+	// RunStep runs the lab block of step (0-based) of lesson id and returns a
+	// short report for the person, e.g. "3 commands ran; all expectations met."
+	RunStep(ctx context.Context, id string, step int) (report string, err error)
+}
+
+// LessonSummary is one entry in the lesson list.
+type LessonSummary struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Summary string `json:"summary"`
+	Steps   int    `json:"steps"`
+}
+
+// Lesson is one lesson with its steps.
+type Lesson struct {
+	LessonSummary
+	StepList []LessonStep `json:"stepList"`
+}
+
+// LessonStep is one step of a lesson.
+type LessonStep struct {
+	Title string `json:"title"`
+	// HTML is the step's prose, already rendered and trusted by the
+	// provider (built-in or instructor-written lessons); the page inserts it
+	// as is.
+	HTML string `json:"html"`
+	// Commands are the lines of the step's lab blocks, shown to the learner.
+	Commands []string `json:"commands"`
+}
+
+// Options configure a Server. The zero value is usable but nobody can act:
+// set Token.
+type Options struct {
+	// Token is the lab token a presenter needs for every mutating request.
+	// Empty means nobody can mutate through HTTP (every mutation is 401).
+	Token string
+	// Logger receives request errors and hub events; nil means slog.Default().
+	Logger *slog.Logger
+	// JoinURL is the page URL for the audience (without the token). When
+	// set, presenter mode shows it with a QR code.
+	JoinURL string
+	// Present starts every page in presenter mode (large type, high
+	// contrast), as ?present=1 does for one page.
+	Present bool
+	// Lessons feeds the lesson panel; nil leaves the panel empty.
+	Lessons Lessons
+	// DefaultSKU is the product the page starts with; "" means IPHONE-15-PRO.
+	DefaultSKU string
+}
+
+// Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
+// and the page. Create it with New, mount Handler, and Close it before
+// closing the lab.
+type Server struct {
+	lab     Lab
+	opts    Options
+	log     *slog.Logger
+	hub     *hub
+	verdict *verdictWorker
+	qr      string // data: URI of the JoinURL QR code, "" when none
+	mux     *http.ServeMux
+
+	closeOnce sync.Once
+	unsubHub  func()
+	unsubVerd func()
+}
+
+// New returns a Server for l. It subscribes to l's events at once and starts
+// the hub that fans them out to WebSocket viewers; call Close to stop it.
+func New(l Lab, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DefaultSKU == "" {
+		opts.DefaultSKU = "IPHONE-15-PRO"
+	}
+	s := &Server{lab: l, opts: opts, log: opts.Logger}
+	if opts.JoinURL != "" {
+		opts.JoinURL = joinURLWithoutToken(opts.JoinURL)
+		s.opts.JoinURL = opts.JoinURL
+		s.qr = qrDataURI(opts.JoinURL, s.log)
+	}
+	events, unsub := l.Subscribe()
+	s.unsubHub = unsub
+	s.hub = newHub(events, hubConfig{Logger: s.log, Fragments: stateFragments})
+	go s.hub.run()
+
+	verdEvents, unsubVerd := l.Subscribe()
+	s.unsubVerd = unsubVerd
+	s.verdict = newVerdictWorker(l, verdEvents, s.hub, s.log)
+	go s.verdict.run()
+
+	s.mux = s.routes()
+	return s
+}
+
+// Handler returns the http.Handler serving the API, the WebSocket, the
+// static files and the page.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Close stops the verdict worker and the hub and disconnects every viewer,
+// in that order, after unsubscribing from the lab. It does not close the
+// lab. Close is safe to call more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.unsubVerd()
+		s.verdict.close()
+		s.unsubHub()
+		s.hub.close()
+	})
+}
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	// Open to viewers.
+	mux.HandleFunc("GET /{$}", s.handlePage)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /static/", http.StripPrefix("/static/", noCache(http.FileServerFS(static.FS))))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
+	mux.Handle("GET /ws", newWSHandler(s.hub, s.lab.State, s.log))
+	mux.HandleFunc("GET /api/state", s.handleState)
+	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
+	mux.HandleFunc("GET /api/history", s.handleHistory)
+	mux.HandleFunc("GET /api/check", s.handleCheck)
+	mux.HandleFunc("GET /api/check/visual", s.handleCheckVisual)
+	mux.HandleFunc("GET /api/lessons", s.handleLessons)
+	mux.HandleFunc("GET /api/lessons/{id}", s.handleLesson)
+	mux.HandleFunc("GET /ui/verdict", s.handleVerdictFragment)
+
+	// Mutations: token required, same origin for cookies.
+	m := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.mutation(h)) }
+	m("POST /api/network/partition", s.handlePartition)
+	m("POST /api/network/heal", s.handleHeal)
+	m("POST /api/network/link", s.handleLink)
+	m("POST /api/network/latency", s.handleLatency)
+	m("POST /api/regions/{region}/crash", s.handleCrash)
+	m("POST /api/regions/{region}/restart", s.handleRestart)
+	m("POST /api/regions/{region}/lead", s.handleLead)
+	m("PUT /api/stores/{store}/skus/{sku}", s.handleStock)
+	m("POST /api/stores/{store}/skus/{sku}/buy", s.handleBuy)
+	m("PUT /api/stores/{store}/config", s.handleQuorum)
+	m("POST /api/reset", s.handleReset)
+	m("POST /api/lessons/{id}/steps/{step}/run", s.handleRunStep)
+
+	mux.HandleFunc("/", s.handleNotFound(mux))
+	return mux
+}
+
+// handleNotFound answers every request no route matches with a JSON 404, or
+// a 405 naming the allowed methods when the path exists for others.
+func (s *Server) handleNotFound(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allowed = append(allowed, m)
+			}
+		}
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", joinComma(allowed))
+			writeError(w, http.StatusMethodNotAllowed, "%s is not allowed on %s; use %s.", r.Method, r.URL.Path, joinOr(allowed))
+			return
+		}
+		writeError(w, http.StatusNotFound, "There is nothing at %s %s; the routes are listed in API.md.", r.Method, r.URL.Path)
+	}
+}
+
+func noCache(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,334 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"caplab/lab"
+)
+
+// pageView is everything the page template needs.
+type pageView struct {
+	Presenter  bool // the request carries a valid token: controls are live
+	Present    bool // presenter mode (large type, shortcuts, join box)
+	BadToken   bool // /?token= carried a token that is not the lab's
+	State      lab.State
+	Map        mapView
+	SKU        string
+	JoinURL    string
+	QR         string // data: URI of the join QR code
+	Lessons    []LessonSummary
+	HasLessons bool
+	CanRun     bool // the lessons provider can run steps
+}
+
+// mapView is the map geometry: an equirectangular projection of the
+// regions' coordinates, cropped to the regions with a margin.
+type mapView struct {
+	ViewBox    string
+	Regions    []mapRegion
+	Links      []mapLink
+	Meridians  []gridLine
+	Parallels  []gridLine
+	MinX, MinY float64
+	W, H       float64
+}
+
+type mapRegion struct {
+	lab.RegionState
+	X, Y  float64
+	Index int // 1-based, for the presenter's number keys
+}
+
+// mapLink is one unordered pair of regions, drawn as two directed lanes.
+type mapLink struct {
+	A, B               string
+	Fwd, Rev           lab.LinkState // A→B and B→A
+	X1, Y1, X2, Y2     float64       // centre line
+	FX1, FY1, FX2, FY2 float64       // A→B lane
+	RX1, RY1, RX2, RY2 float64       // B→A lane
+	LX, LY             float64       // label position
+}
+
+type gridLine struct {
+	X1, Y1, X2, Y2 float64
+	Label          string
+	LX, LY         float64
+}
+
+// Projection: 1000 units for 360° of longitude, 500 for 180° of latitude.
+func project(lat, lon float64) (x, y float64) {
+	return (lon + 180) / 360 * 1000, (90 - lat) / 180 * 500
+}
+
+const regionRadius = 20
+
+func buildMap(st lab.State) mapView {
+	var mv mapView
+	if len(st.Regions) == 0 {
+		mv.ViewBox = "0 0 1000 500"
+		mv.W, mv.H = 1000, 500
+		return mv
+	}
+	minLat, maxLat := math.Inf(1), math.Inf(-1)
+	minLon, maxLon := math.Inf(1), math.Inf(-1)
+	pos := map[string][2]float64{}
+	for i, r := range st.Regions {
+		x, y := project(r.Lat, r.Lon)
+		pos[r.Name] = [2]float64{x, y}
+		mv.Regions = append(mv.Regions, mapRegion{RegionState: r, X: x, Y: y, Index: i + 1})
+		minLat, maxLat = math.Min(minLat, r.Lat), math.Max(maxLat, r.Lat)
+		minLon, maxLon = math.Min(minLon, r.Lon), math.Max(maxLon, r.Lon)
+	}
+	// Margins leave room for labels; keep a wide, readable aspect.
+	x0, _ := project(0, math.Max(-180, minLon-35))
+	x1, _ := project(0, math.Min(180, maxLon+35))
+	_, y0 := project(math.Min(90, maxLat+22), 0)
+	_, y1 := project(math.Max(-90, minLat-28), 0)
+	if w := x1 - x0; w < 2.2*(y1-y0) {
+		pad := (2.2*(y1-y0) - w) / 2
+		x0, x1 = math.Max(0, x0-pad), math.Min(1000, x1+pad)
+	}
+	mv.MinX, mv.MinY, mv.W, mv.H = x0, y0, x1-x0, y1-y0
+	mv.ViewBox = fmt.Sprintf("%s %s %s %s", num(x0), num(y0), num(x1-x0), num(y1-y0))
+
+	for lon := -180.0; lon <= 180; lon += 15 {
+		x, _ := project(0, lon)
+		if x < x0 || x > x1 {
+			continue
+		}
+		mv.Meridians = append(mv.Meridians, gridLine{X1: x, Y1: y0, X2: x, Y2: y1, Label: degrees(lon, "E", "W"), LX: x + 2, LY: y1 - 4})
+	}
+	for lat := -90.0; lat <= 90; lat += 15 {
+		_, y := project(lat, 0)
+		if y < y0 || y > y1 {
+			continue
+		}
+		mv.Parallels = append(mv.Parallels, gridLine{X1: x0, Y1: y, X2: x1, Y2: y, Label: degrees(lat, "N", "S"), LX: x0 + 3, LY: y - 3})
+	}
+
+	links := map[[2]string]lab.LinkState{}
+	for _, l := range st.Links {
+		links[[2]string{l.From, l.To}] = l
+	}
+	for i, a := range st.Regions {
+		for _, b := range st.Regions[i+1:] {
+			pa, pb := pos[a.Name], pos[b.Name]
+			ml := mapLink{A: a.Name, B: b.Name, X1: pa[0], Y1: pa[1], X2: pb[0], Y2: pb[1]}
+			ml.Fwd = linkOr(links, a.Name, b.Name)
+			ml.Rev = linkOr(links, b.Name, a.Name)
+			dx, dy := pb[0]-pa[0], pb[1]-pa[1]
+			d := math.Hypot(dx, dy)
+			if d == 0 {
+				d = 1
+			}
+			ux, uy := dx/d, dy/d
+			nx, ny := -uy*4, ux*4 // lanes 4 units either side
+			sh := float64(regionRadius + 4)
+			ml.FX1, ml.FY1 = pa[0]+ux*sh+nx, pa[1]+uy*sh+ny
+			ml.FX2, ml.FY2 = pb[0]-ux*sh+nx, pb[1]-uy*sh+ny
+			ml.RX1, ml.RY1 = pb[0]-ux*sh-nx, pb[1]-uy*sh-ny
+			ml.RX2, ml.RY2 = pa[0]+ux*sh-nx, pa[1]+uy*sh-ny
+			ml.LX, ml.LY = (pa[0]+pb[0])/2-ny*3, (pa[1]+pb[1])/2+nx*3
+			mv.Links = append(mv.Links, ml)
+		}
+	}
+	return mv
+}
+
+func linkOr(links map[[2]string]lab.LinkState, from, to string) lab.LinkState {
+	if l, ok := links[[2]string{from, to}]; ok {
+		return l
+	}
+	return lab.LinkState{From: from, To: to, State: "up"}
+}
+
+func degrees(v float64, pos, neg string) string {
+	switch {
+	case v > 0:
+		return fmt.Sprintf("%g°%s", v, pos)
+	case v < 0:
+		return fmt.Sprintf("%g°%s", -v, neg)
+	}
+	return "0°"
+}
+
+// num formats a coordinate for SVG.
+func num(f float64) string { return strconv.FormatFloat(math.Round(f*10)/10, 'f', -1, 64) }
+
+func linkID(a, b string) string { return "link-" + a + "--" + b }
+
+// linkLabel is the text beside a link: its round trip, or what is cut.
+func linkLabel(l mapLink) string {
+	switch {
+	case l.Fwd.State == "cut" && l.Rev.State == "cut":
+		return "✂ cut"
+	case l.Fwd.State == "cut":
+		return "✂ " + l.A + " → " + l.B + " cut"
+	case l.Rev.State == "cut":
+		return "✂ " + l.B + " → " + l.A + " cut"
+	}
+	return rtt(l.Fwd.RTTMs)
+}
+
+func rtt(ms float64) string { return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms" }
+
+func linkState(l mapLink) string {
+	switch {
+	case l.Fwd.State == "cut" && l.Rev.State == "cut":
+		return "cut"
+	case l.Fwd.State == "cut" || l.Rev.State == "cut":
+		return "oneway"
+	}
+	return "up"
+}
+
+func linkAria(l mapLink) string {
+	return fmt.Sprintf("Link %s to %s: %s. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.", l.A, l.B, strings.TrimPrefix(linkLabel(l), "✂ "))
+}
+
+// roleWord is what the map says under a region.
+func roleWord(r lab.RegionState) string {
+	if !r.Up {
+		return "crashed"
+	}
+	if r.Consensus.Role == "" {
+		return "offline"
+	}
+	return r.Consensus.Role
+}
+
+func breakerWord(r lab.RegionState, st lab.Store) string {
+	if b := r.Breakers[st]; b != "" {
+		return b
+	}
+	return "closed"
+}
+
+func storeShort(st lab.Store) string {
+	if st == lab.Consensus {
+		return "CP"
+	}
+	return "AP"
+}
+
+func itoa[T ~int | ~int64 | ~uint64](v T) string { return fmt.Sprint(v) }
+
+// quorumSentence explains W and R for N replicas.
+func quorumSentence(q lab.QuorumState) string {
+	if q.N == 0 {
+		return ""
+	}
+	if q.W+q.R > q.N {
+		return fmt.Sprintf("W + R = %d > N = %d: every read overlaps the latest acknowledged write, so reads are not stale — but a region cut off from enough replicas must refuse.", q.W+q.R, q.N)
+	}
+	return fmt.Sprintf("W + R = %d ≤ N = %d: fast and always available, but a read can miss the latest write and two regions can sell the same unit.", q.W+q.R, q.N)
+}
+
+// outcomeKinds are the counters shown side by side, in order.
+var outcomeKinds = []struct {
+	Key, Label, Icon, Help string
+}{
+	{"ok", "ok", "✓", "done"},
+	{"soldOut", "sold out", "∅", "not enough stock; nothing changed"},
+	{"unavailable", "unavailable", "⏳", "no quorum or too slow; a buy may still have applied"},
+	{"failFast", "fail fast", "⚡", "circuit breaker open; nothing was sent"},
+	{"conflict", "conflict", "↺", "optimistic-lock retries exhausted"},
+	{"oversold", "oversold", "‼", "units sold that did not exist"},
+	{"staleReads", "stale reads", "⌛", "reads that missed an acknowledged write"},
+}
+
+func counterValue(c lab.StoreCounter, key string) int {
+	switch key {
+	case "ok":
+		return c.OK
+	case "soldOut":
+		return c.SoldOut
+	case "unavailable":
+		return c.Unavailable
+	case "failFast":
+		return c.FailFast
+	case "conflict":
+		return c.Conflict
+	case "oversold":
+		return c.Oversold
+	case "staleReads":
+		return c.StaleReads
+	}
+	return 0
+}
+
+// countersFor returns the counters of every store in display order, zero
+// for a store the lab did not report.
+func countersFor(st lab.State) []lab.StoreCounter {
+	out := make([]lab.StoreCounter, len(lab.Stores))
+	for i, s := range lab.Stores {
+		out[i] = lab.StoreCounter{Store: s}
+		for _, c := range st.Counters {
+			if c.Store == s {
+				out[i] = c
+			}
+		}
+	}
+	return out
+}
+
+// badCounter marks counters that mean something went wrong for a customer.
+func badCounter(key string, v int) bool {
+	return v > 0 && (key == "oversold" || key == "staleReads")
+}
+
+// verdictRow is one store's verdict in the verdict panel.
+type verdictRow struct {
+	Store  lab.Store
+	Result lab.CheckResult
+	Err    string
+}
+
+func visualURL(st lab.Store, sku string) string {
+	return "/api/check/visual?store=" + string(st) + "&sku=" + sku
+}
+
+func roleName(presenter bool) string {
+	if presenter {
+		return "presenter"
+	}
+	return "viewer"
+}
+
+func boolAttr(b bool) string { return strconv.FormatBool(b) }
+
+// roleText is the line above a region: a crown and "leader", or its role.
+func roleText(r lab.RegionState) string {
+	w := roleWord(r)
+	switch w {
+	case "leader":
+		return "♛ leader"
+	case "crashed":
+		return "✕ crashed"
+	}
+	return w
+}
+
+func termText(r lab.RegionState) string {
+	if !r.Up {
+		return "down"
+	}
+	return "term " + itoa(r.Consensus.Term)
+}
+
+func breakersText(r lab.RegionState) string {
+	return "CP " + breakerWord(r, lab.Consensus) + " · AP " + breakerWord(r, lab.Replicated)
+}
+
+func verdictClass(row verdictRow) string {
+	switch {
+	case row.Err != "" || row.Result.Operations == 0:
+		return "v-unknown"
+	case row.Result.Linearizable && row.Result.Oversold == 0:
+		return "v-pass"
+	}
+	return "v-fail"
+}
