@@ -98,7 +98,7 @@ func ModelRTT(a, b string) (ms float64, measured bool) {
 	if !oka || !okb {
 		return 0, false
 	}
-	return math.Round(2*greatCircleKm(pa, pb)/200_000*1000*1.5), false
+	return math.Round(2 * greatCircleKm(pa, pb) / 200_000 * 1000 * 1.5), false
 }
 
 // greatCircleKm is the haversine distance between two places.

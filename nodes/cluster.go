@@ -335,7 +335,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	for _, r := range c.regions {
 		m, rep := r.servers()
 		for _, e := range []struct {
-			what string
+			what  string
 			ready <-chan struct{}
 			errc  <-chan error
 		}{{"member", m.Server.ReadyNotify(), m.Err()}, {"replica", rep.Server.ReadyNotify(), rep.Err()}} {

@@ -21,8 +21,8 @@ const MaxRTTMs = 5000
 // byte between two regions crosses it. Operations validate their whole input
 // before they change anything, so a bad call changes nothing.
 type Fabric struct {
-	regions []string
-	scale   float64
+	regions  []string
+	scale    float64
 	onChange func()
 
 	mu    sync.Mutex // serialises operations; links have their own locks for the data path
