@@ -1,0 +1,229 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+)
+
+// Breaker states as State and the API spell them.
+const (
+	BreakerClosed   = "closed"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half-open"
+)
+
+// BreakerSettings configures the circuit breakers. The zero value means the
+// defaults.
+type BreakerSettings struct {
+	// Threshold is how many consecutive unavailable answers open a breaker
+	// (default 3).
+	Threshold uint32
+	// Cooldown is how long a breaker stays open before it lets one trial
+	// call through (half-open); default 5s.
+	Cooldown time.Duration
+	// OnChange, if set, is told every state change (from and to are
+	// "closed", "open" or "half-open"), in order, after the breaker's own
+	// lock is released: it may call back into Breakers. It runs on the
+	// goroutine whose call caused the change. Reset reports no changes.
+	OnChange func(region string, store Store, from, to string)
+}
+
+func (s BreakerSettings) withDefaults() BreakerSettings {
+	if s.Threshold == 0 {
+		s.Threshold = 3
+	}
+	if s.Cooldown <= 0 {
+		s.Cooldown = 5 * time.Second
+	}
+	return s
+}
+
+// Breakers holds one circuit breaker per (region, store), in front of every
+// request a region's gateway sends to a store. A breaker opens after
+// Threshold consecutive unavailable answers; while open, calls fail fast
+// without reaching the store; after Cooldown it lets one trial call through
+// (half-open) and closes on its success or opens again on its failure.
+//
+// Breakers is safe for concurrent use.
+type Breakers struct {
+	settings BreakerSettings
+	regions  []string
+
+	mu       sync.Mutex
+	gen      uint64 // bumped by Reset; changes of older breakers are not reported
+	breakers map[breakerKey]*gobreaker.CircuitBreaker[Outcome]
+
+	changesMu sync.Mutex
+	changes   []breakerChange
+	flushing  bool
+}
+
+type breakerKey struct {
+	region string
+	store  Store
+}
+
+type breakerChange struct {
+	gen      uint64
+	key      breakerKey
+	from, to string
+}
+
+// errCountsAsFailure marks an unavailable answer for gobreaker.
+var errCountsAsFailure = errors.New("store unavailable")
+
+// NewBreakers returns closed breakers for every region and store. Breakers
+// for other regions are made, closed, on first use.
+func NewBreakers(regions []string, s BreakerSettings) *Breakers {
+	b := &Breakers{settings: s.withDefaults(), regions: append([]string(nil), regions...)}
+	b.breakers = b.fresh(0)
+	return b
+}
+
+func (b *Breakers) fresh(gen uint64) map[breakerKey]*gobreaker.CircuitBreaker[Outcome] {
+	m := make(map[breakerKey]*gobreaker.CircuitBreaker[Outcome], len(b.regions)*len(Stores))
+	for _, r := range b.regions {
+		for _, s := range Stores {
+			m[breakerKey{r, s}] = b.newBreaker(gen, breakerKey{r, s})
+		}
+	}
+	return m
+}
+
+func (b *Breakers) newBreaker(gen uint64, key breakerKey) *gobreaker.CircuitBreaker[Outcome] {
+	threshold := b.settings.Threshold
+	return gobreaker.NewCircuitBreaker[Outcome](gobreaker.Settings{
+		Name:        key.region + "/" + string(key.store),
+		MaxRequests: 1,
+		Timeout:     b.settings.Cooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			// Called under the breaker's lock: queue it, report it in flush.
+			b.changesMu.Lock()
+			b.changes = append(b.changes, breakerChange{gen, key, breakerStateName(from), breakerStateName(to)})
+			b.changesMu.Unlock()
+		},
+	})
+}
+
+func (b *Breakers) breaker(region string, store Store) *gobreaker.CircuitBreaker[Outcome] {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := breakerKey{region, store}
+	cb, ok := b.breakers[key]
+	if !ok {
+		cb = b.newBreaker(b.gen, key)
+		b.breakers[key] = cb
+	}
+	return cb
+}
+
+// flush reports queued state changes to OnChange, in order. One goroutine
+// flushes at a time; a flush started from inside OnChange returns at once
+// and its changes are reported by the flush already running.
+func (b *Breakers) flush() {
+	b.changesMu.Lock()
+	if b.flushing {
+		b.changesMu.Unlock()
+		return
+	}
+	b.flushing = true
+	defer func() {
+		b.changesMu.Lock()
+		b.flushing = false
+		b.changesMu.Unlock()
+	}()
+	for len(b.changes) > 0 {
+		batch := b.changes
+		b.changes = nil
+		b.changesMu.Unlock()
+		b.mu.Lock()
+		gen := b.gen
+		b.mu.Unlock()
+		for _, c := range batch {
+			if c.gen == gen && b.settings.OnChange != nil {
+				b.settings.OnChange(c.key.region, c.key.store, c.from, c.to)
+			}
+		}
+		b.changesMu.Lock()
+	}
+	b.changesMu.Unlock()
+}
+
+// Execute runs fn through the breaker of (region, store) and returns its
+// outcome. An Unavailable outcome counts as a failure, every other outcome
+// as a success. When the breaker is open — or half-open with its one trial
+// call still running — Execute does not call fn and returns at once a
+// fail_fast Outcome with Store, Region, Message and LatencyMs set (the
+// caller fills in SKU, Op and the rest).
+func (b *Breakers) Execute(region string, store Store, fn func() Outcome) Outcome {
+	start := time.Now()
+	defer b.flush()
+	out, err := b.breaker(region, store).Execute(func() (Outcome, error) {
+		o := fn()
+		if o.Outcome == Unavailable {
+			return o, errCountsAsFailure
+		}
+		return o, nil
+	})
+	var why string
+	switch {
+	case errors.Is(err, gobreaker.ErrOpenState):
+		why = fmt.Sprintf("the circuit breaker for %s in %s is open after %d failed calls.", store, region, b.settings.Threshold)
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		why = fmt.Sprintf("the circuit breaker for %s in %s is half-open and already trying one call.", store, region)
+	default:
+		return out
+	}
+	return Outcome{
+		Outcome:    FailFast,
+		Store:      store,
+		Region:     region,
+		LatencyMs:  float64(time.Since(start).Microseconds()) / 1000,
+		AnsweredBy: []string{},
+		Message:    "Service temporarily unavailable — retry later: " + why,
+	}
+}
+
+// State returns the state of the breaker of (region, store): "closed",
+// "open" or "half-open". An open breaker whose cooldown has passed turns
+// half-open when asked (and OnChange hears of it).
+func (b *Breakers) State(region string, store Store) string {
+	s := b.breaker(region, store).State()
+	b.flush()
+	return breakerStateName(s)
+}
+
+// States returns the state of region's breaker for every store.
+func (b *Breakers) States(region string) map[Store]string {
+	m := make(map[Store]string, len(Stores))
+	for _, s := range Stores {
+		m[s] = b.State(region, s)
+	}
+	return m
+}
+
+// Reset replaces every breaker with a fresh, closed one. Changes of the old
+// breakers that were not reported yet are dropped, and the reset itself is
+// not reported to OnChange.
+func (b *Breakers) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	b.breakers = b.fresh(b.gen)
+}
+
+func breakerStateName(s gobreaker.State) string {
+	switch s {
+	case gobreaker.StateOpen:
+		return BreakerOpen
+	case gobreaker.StateHalfOpen:
+		return BreakerHalfOpen
+	default:
+		return BreakerClosed
+	}
+}
