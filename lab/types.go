@@ -196,6 +196,7 @@ type LinkState struct {
 	To        string  `json:"to"`
 	State     string  `json:"state"` // up, cut
 	RTTMs     float64 `json:"rttMs"`
+	DelayMs   float64 `json:"delayMs"`   // extension: one-way delay applied now (after the latency scale)
 	Estimated bool    `json:"estimated"` // extension: RTT estimated from distance, not measured
 	Bytes     int64   `json:"bytes"`
 	Messages  int64   `json:"messages"`

@@ -1,0 +1,166 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"caplab/nodes"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// consensusStore keeps the inventory in the one Raft group that spans every
+// region (Spanner-like). A region's gateway talks to its own member; a
+// member cut off from the majority cannot commit, so the store answers
+// unavailable there — consistency over availability.
+type consensusStore struct {
+	cluster    *nodes.Cluster
+	maxRetries int
+}
+
+const consensusPrefix = "/inventory/"
+
+func consensusKey(sku string) string { return consensusPrefix + sku }
+
+// run executes one operation through the region's member. ctx carries the
+// request deadline.
+func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
+	cli, err := s.cluster.MemberClient(op.Region)
+	if err != nil {
+		return unavailable(op, err)
+	}
+	// Fail at once with "no leader" once the member knows it has none,
+	// instead of waiting for the deadline.
+	ctx = clientv3.WithRequireLeader(ctx)
+	key := consensusKey(op.SKU)
+	switch op.Op {
+	case OpStock:
+		resp, err := cli.Put(ctx, key, strconv.Itoa(op.Qty))
+		if err != nil {
+			return unavailable(op, err)
+		}
+		v := Version{Wall: resp.Header.Revision}
+		return Outcome{Outcome: OK, Quantity: op.Qty, Version: v, AnsweredBy: s.quorumOf(op.Region),
+			Message: fmt.Sprintf("Stocked %d. Committed by a majority of regions%s.", op.Qty, s.leaderPhrase())}
+	case OpRead:
+		var opts []clientv3.OpOption
+		if op.Consistency == Serializable {
+			opts = append(opts, clientv3.WithSerializable())
+		}
+		resp, err := cli.Get(ctx, key, opts...)
+		if err != nil {
+			return unavailable(op, err)
+		}
+		qty, v := decodeConsensus(resp)
+		if op.Consistency == Serializable {
+			return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: []string{op.Region},
+				Message: fmt.Sprintf("%d left, read from %s's own copy without asking the majority — fast, but it may be stale.", qty, cityOf(op.Region))}
+		}
+		return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: s.quorumOf(op.Region),
+			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, s.leaderPhrase())}
+	default:
+		return s.buy(ctx, cli, op)
+	}
+}
+
+// buy is read, then compare-and-swap on the key's ModRevision (optimistic
+// locking: the version check of the brief's regional_stock row), retried
+// while other buyers win the race.
+func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation) Outcome {
+	key := consensusKey(op.SKU)
+	for range s.maxRetries {
+		resp, err := cli.Get(ctx, key)
+		if err != nil {
+			return unavailable(op, err)
+		}
+		qty, base := decodeConsensus(resp)
+		if qty < op.Qty {
+			return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: s.quorumOf(op.Region),
+				Message: soldOutMessage(qty, op.Qty)}
+		}
+		cmp := clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)
+		txn, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.Itoa(qty-op.Qty))).Commit()
+		if err != nil {
+			return unavailable(op, err)
+		}
+		if txn.Succeeded {
+			return Outcome{Outcome: OK, Quantity: qty - op.Qty, Version: Version{Wall: txn.Header.Revision}, BaseVersion: base,
+				AnsweredBy: s.quorumOf(op.Region),
+				Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, s.leaderPhrase())}
+		}
+	}
+	return Outcome{Outcome: Conflict, AnsweredBy: s.quorumOf(op.Region),
+		Message: fmt.Sprintf("Conflict: other buyers changed the stock %d times while this buy tried; nothing was sold — try again.", s.maxRetries)}
+}
+
+func decodeConsensus(resp *clientv3.GetResponse) (int, Version) {
+	if len(resp.Kvs) == 0 {
+		return 0, Version{}
+	}
+	q, _ := strconv.Atoi(string(resp.Kvs[0].Value))
+	return q, Version{Wall: resp.Kvs[0].ModRevision}
+}
+
+// quorumOf names the regions that took part in a committed operation: the
+// buyer's own member and the leader (a majority acknowledged; etcd does
+// not say which members).
+func (s *consensusStore) quorumOf(region string) []string {
+	out := []string{region}
+	if l := s.cluster.Leader(); l != "" && l != region {
+		out = append(out, l)
+	}
+	return out
+}
+
+func (s *consensusStore) leaderPhrase() string {
+	if l := s.cluster.Leader(); l != "" {
+		return " (leader " + l + ")"
+	}
+	return ""
+}
+
+// unavailable explains why a store call did not complete.
+func unavailable(op Operation, err error) Outcome {
+	why := "the request timed out"
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "no leader"):
+		why = "it has no leader"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline exceeded"):
+		why = "no answer came before the deadline"
+	}
+	m := fmt.Sprintf("Unavailable: %s cannot reach a majority of regions (%s). The consensus store chose consistency over availability.", cityOf(op.Region), why)
+	if op.Op == OpBuy || op.Op == OpStock {
+		m += " The write may still be applied later."
+	}
+	return Outcome{Outcome: Unavailable, Message: m}
+}
+
+func soldOutMessage(left, asked int) string {
+	if left == 0 {
+		return "Sold out: none left."
+	}
+	return fmt.Sprintf("Sold out: only %d left, you asked for %d.", left, asked)
+}
+
+// clear deletes every SKU through the first region that can.
+func (s *consensusStore) clear(ctx context.Context, regions []string) error {
+	var last error
+	for _, r := range regions {
+		cli, err := s.cluster.MemberClient(r)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.Delete(clientv3.WithRequireLeader(cctx), consensusPrefix, clientv3.WithPrefix())
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+	}
+	return last
+}

@@ -1,0 +1,645 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"caplab/nodes"
+)
+
+// Config describes a lab. The zero value is three default regions with no
+// added latency (LatencyScale 0); main passes 1 for real round-trip times.
+type Config struct {
+	// Regions to run; empty means us-east-1, eu-west-1, ap-southeast-1.
+	Regions []string
+	// LatencyScale multiplies every link delay (1 = real RTTs, 0 = none).
+	LatencyScale float64
+	// DataDir keeps the etcd data; empty means a temporary directory.
+	DataDir string
+	// Logger receives the lab's messages; nil discards them.
+	Logger *slog.Logger
+	// RequestTimeout bounds every store call; default 2 s × latency scale,
+	// at least 1 s (API.md).
+	RequestTimeout time.Duration
+	// Breaker configures the circuit breakers; the default cooldown is
+	// 5 s × latency scale, at least 1 s.
+	Breaker BreakerSettings
+	// MaxRetries bounds a consensus buy's optimistic-lock retries (default 5).
+	MaxRetries int
+	// SyncInterval is the replicated store's background replication period
+	// (default 100 ms, or the largest scaled RTT if larger).
+	SyncInterval time.Duration
+	// TickMs, ElectionMs and EtcdLogLevel pass through to nodes.Config.
+	TickMs, ElectionMs uint
+	EtcdLogLevel       string
+}
+
+func (c *Config) validate() error {
+	if c.LatencyScale < 0 || math.IsNaN(c.LatencyScale) || c.LatencyScale > 100 {
+		return fmt.Errorf("%w: latency scale must be between 0 and 100 (got %v)", ErrBadInput, c.LatencyScale)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = max(time.Second, time.Duration(2*c.LatencyScale*float64(time.Second)))
+	}
+	if c.Breaker.Cooldown <= 0 {
+		c.Breaker.Cooldown = max(time.Second, time.Duration(5*c.LatencyScale*float64(time.Second)))
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 5
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = 100 * time.Millisecond
+		maxRTT := 0.0
+		for _, a := range c.Regions {
+			for _, b := range c.Regions {
+				rtt, _ := nodes.ModelRTT(a, b)
+				maxRTT = max(maxRTT, rtt)
+			}
+		}
+		c.SyncInterval = max(c.SyncInterval, time.Duration(maxRTT*c.LatencyScale*float64(time.Millisecond)))
+	}
+	return nil
+}
+
+// Lab is the domain: one inventory in two stores over a cluster of regions,
+// a circuit breaker per (region, store), the history of every operation and
+// fault, and the checker. Every action — a click, a lesson step, a script's
+// request — goes through these methods, so there is one command path and
+// one event stream.
+type Lab struct {
+	cfg      Config
+	cluster  *nodes.Cluster
+	regions  []string
+	history  *History
+	breakers *Breakers
+
+	consensus  *consensusStore
+	replicated *replicatedStore
+
+	// resetMu: operations hold it shared, Reset exclusively, so a reset
+	// never interleaves with a store call or the background replication.
+	resetMu sync.RWMutex
+
+	mu       sync.Mutex
+	quorum   QuorumState
+	counters map[Store]*StoreCounter
+	version  int64
+
+	subMu sync.Mutex
+	subs  map[chan Event]struct{}
+
+	stop      chan struct{}
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts the regions and both stores. Close it when done.
+func New(ctx context.Context, cfg Config) (*Lab, error) {
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = append([]string(nil), nodes.DefaultRegions...)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cl, err := nodes.Start(ctx, nodes.Config{
+		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir,
+		TickMs: cfg.TickMs, ElectionMs: cfg.ElectionMs, EtcdLogLevel: cfg.EtcdLogLevel,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	l := &Lab{
+		cfg: cfg, cluster: cl, regions: cl.Regions(), history: NewHistory(),
+		quorum: GlobalTables(len(cfg.Regions)),
+		subs:   map[chan Event]struct{}{},
+		stop:   make(chan struct{}),
+	}
+	l.resetCounters()
+	bs := cfg.Breaker
+	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
+	l.breakers = NewBreakers(l.regions, bs)
+	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
+	l.replicated = newReplicatedStore(cl, l.regions)
+	if _, err := cl.WaitLeader(ctx); err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	snaps, cancel := cl.Subscribe()
+	l.bg.Add(2)
+	go func() {
+		defer l.bg.Done()
+		defer cancel()
+		l.forwardSnapshots(snaps)
+	}()
+	go func() {
+		defer l.bg.Done()
+		l.replicate()
+	}()
+	return l, nil
+}
+
+// Close stops, in order: the background replication and writes, the
+// regions (which ends the snapshot stream), then the subscriptions. Safe to
+// call twice.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		l.replicated.close()
+		l.closeErr = l.cluster.Close() // closes the snapshot channel too
+		l.bg.Wait()
+		l.subMu.Lock()
+		for ch := range l.subs {
+			close(ch)
+		}
+		clear(l.subs)
+		l.subMu.Unlock()
+	})
+	return l.closeErr
+}
+
+// Regions lists the lab's regions in order.
+func (l *Lab) Regions() []string { return slices.Clone(l.regions) }
+
+// RequestTimeout is the deadline of every store call.
+func (l *Lab) RequestTimeout() time.Duration { return l.cfg.RequestTimeout }
+
+// LatencyScale is the factor every delay is multiplied by.
+func (l *Lab) LatencyScale() float64 { return l.cfg.LatencyScale }
+
+// Cluster is the underlying cluster (for benchmarks and tests).
+func (l *Lab) Cluster() *nodes.Cluster { return l.cluster }
+
+// ---- names and input ----
+
+var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// CheckRegion returns an error naming the valid regions unless name is one.
+func (l *Lab) CheckRegion(name string) error {
+	if slices.Contains(l.regions, name) {
+		return nil
+	}
+	return fmt.Errorf("%w: region '%s' is not in this lab (regions: %s)", ErrUnknownRegion, name, strings.Join(l.regions, ", "))
+}
+
+// ParseStore checks a store name.
+func ParseStore(name string) (Store, error) {
+	switch s := Store(name); s {
+	case Consensus, Replicated:
+		return s, nil
+	}
+	return "", fmt.Errorf("%w: store '%s' does not exist (stores: consensus, replicated)", ErrUnknownStore, name)
+}
+
+// CheckSKU checks a SKU against ^[A-Za-z0-9._-]{1,64}$.
+func CheckSKU(sku string) error {
+	if skuPattern.MatchString(sku) {
+		return nil
+	}
+	return fmt.Errorf("%w: SKU %q must be 1 to 64 letters, digits, '.', '_' or '-'", ErrBadInput, sku)
+}
+
+// CheckQty checks a buy quantity (1..1000).
+func CheckQty(qty int) error {
+	if qty >= 1 && qty <= 1000 {
+		return nil
+	}
+	return fmt.Errorf("%w: qty must be a whole number from 1 to 1000 (got %d)", ErrBadInput, qty)
+}
+
+// MaxStock bounds a stock level.
+const MaxStock = 1_000_000
+
+func (l *Lab) checkOp(store Store, sku, region string) error {
+	if _, err := ParseStore(string(store)); err != nil {
+		return err
+	}
+	if err := l.CheckRegion(region); err != nil {
+		return err
+	}
+	return CheckSKU(sku)
+}
+
+// wrapNodes maps a nodes error to the lab's sentinels.
+func wrapNodes(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, nodes.ErrBadOperation):
+		msg := strings.TrimPrefix(err.Error(), "nodes: ")
+		if strings.Contains(msg, "is not in this lab") {
+			return fmt.Errorf("%w: %s", ErrUnknownRegion, cleanNodesMsg(msg))
+		}
+		return fmt.Errorf("%w: %s", ErrBadInput, cleanNodesMsg(msg))
+	case errors.Is(err, nodes.ErrRegionDown), errors.Is(err, nodes.ErrRegionUp), errors.Is(err, nodes.ErrNoLeader):
+		return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
+}
+
+// cleanNodesMsg drops the "bad operation: " inside a nodes message.
+func cleanNodesMsg(msg string) string {
+	return strings.Replace(msg, nodes.ErrBadOperation.Error()+": ", "", 1)
+}
+
+// ---- network and region faults ----
+
+// Partition splits the regions into groups (every region in exactly one).
+func (l *Lab) Partition(groups [][]string) error {
+	if err := l.cluster.Fabric().Partition(groups); err != nil {
+		return wrapNodes(err)
+	}
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		parts[i] = strings.Join(g, ",")
+	}
+	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
+	return nil
+}
+
+// HealAll brings every link up; latencies are kept.
+func (l *Lab) HealAll() error {
+	l.cluster.Fabric().HealAll()
+	l.fault(FaultHeal, nil, "all links up")
+	return nil
+}
+
+// SetLink cuts or heals one link, both ways unless oneWay.
+func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
+	if err := l.CheckRegion(from); err != nil {
+		return err
+	}
+	if err := l.CheckRegion(to); err != nil {
+		return err
+	}
+	if err := l.cluster.Fabric().SetLink(from, to, up, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	arrow := "<->"
+	if oneWay {
+		arrow = "->"
+	}
+	kind := FaultCut
+	if up {
+		kind = FaultHeal
+	}
+	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	return nil
+}
+
+// SetLatency sets the round-trip time between two regions (oneWay: only
+// from → to gets rttMs/2 of one-way delay).
+func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
+	if err := l.CheckRegion(from); err != nil {
+		return err
+	}
+	if err := l.CheckRegion(to); err != nil {
+		return err
+	}
+	if err := l.cluster.Fabric().SetRTT(from, to, rttMs, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	arrow := "<->"
+	if oneWay {
+		arrow = "->"
+	}
+	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs))
+	return nil
+}
+
+// Isolate cuts every link of one region.
+func (l *Lab) Isolate(region string) error {
+	if err := l.CheckRegion(region); err != nil {
+		return err
+	}
+	if err := l.cluster.Fabric().Isolate(region); err != nil {
+		return wrapNodes(err)
+	}
+	l.fault(FaultPartition, []string{region}, region+" isolated")
+	return nil
+}
+
+// Bridge leaves the other regions able to talk only through via.
+func (l *Lab) Bridge(via string) error {
+	if err := l.CheckRegion(via); err != nil {
+		return err
+	}
+	if err := l.cluster.Fabric().Bridge(via); err != nil {
+		return wrapNodes(err)
+	}
+	l.fault(FaultPartition, []string{via}, "bridge through "+via)
+	return nil
+}
+
+// Crash stops a region abruptly.
+func (l *Lab) Crash(region string) error {
+	if err := l.CheckRegion(region); err != nil {
+		return err
+	}
+	if err := l.cluster.Crash(region); err != nil {
+		return wrapNodes(err)
+	}
+	l.fault(FaultCrash, []string{region}, region+" crashed")
+	return nil
+}
+
+// Restart brings a crashed region back from its data directory.
+func (l *Lab) Restart(region string) error {
+	if err := l.CheckRegion(region); err != nil {
+		return err
+	}
+	if err := l.cluster.Restart(region); err != nil {
+		return wrapNodes(err)
+	}
+	l.fault(FaultRestart, []string{region}, region+" restarted")
+	return nil
+}
+
+// Lead moves consensus leadership to a region and returns once it leads.
+// It fails with ErrUnavailable when the region cannot lead (crashed, cut
+// off, no leader to hand over from).
+func (l *Lab) Lead(ctx context.Context, region string) error {
+	if err := l.CheckRegion(region); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(5*time.Second, 4*l.cfg.RequestTimeout))
+	defer cancel()
+	if err := l.cluster.MoveLeader(ctx, region); err != nil {
+		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
+	}
+	l.fault(FaultLead, []string{region}, region+" leads")
+	return nil
+}
+
+// Leader is the region that leads the consensus group, or "".
+func (l *Lab) Leader() string { return l.cluster.Leader() }
+
+// WaitLeader waits until a majority agrees on a leader.
+func (l *Lab) WaitLeader(ctx context.Context) error {
+	_, err := l.cluster.WaitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// SetQuorum configures the replicated store's W and R.
+func (l *Lab) SetQuorum(w, r int) error {
+	if err := ValidateQuorum(len(l.regions), w, r); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.quorum = QuorumState{N: len(l.regions), W: w, R: r}
+	l.mu.Unlock()
+	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
+	return nil
+}
+
+// Quorum is the replicated store's configuration.
+func (l *Lab) Quorum() QuorumState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.quorum
+}
+
+// ---- store operations ----
+
+// Stock sets a SKU's stock in one store, as a write from region.
+func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quantity int) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	if quantity < 0 || quantity > MaxStock {
+		return Outcome{}, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity}), nil
+}
+
+// Buy buys qty units of a SKU from region.
+func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	if err := CheckQty(qty); err != nil {
+		return Outcome{}, err
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty}), nil
+}
+
+// Read reads a SKU's stock from region. Consistency applies to the
+// consensus store ("" means linearizable); the replicated store reads R
+// replicas.
+func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consistency) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	switch c {
+	case "":
+		c = Linearizable
+	case Linearizable, Serializable:
+	default:
+		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %q)", ErrBadInput, c)
+	}
+	if store == Replicated {
+		c = ""
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c}), nil
+}
+
+// do runs one operation through the region's breaker and the store,
+// records it and publishes it.
+func (l *Lab) do(ctx context.Context, op Operation) Outcome {
+	l.resetMu.RLock()
+	defer l.resetMu.RUnlock()
+	quorum := l.Quorum()
+	op.Call = time.Now()
+	out := l.breakers.Execute(op.Region, op.Store, func() Outcome {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+		defer cancel()
+		if !l.cluster.IsUp(op.Region) {
+			return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
+		}
+		if op.Store == Consensus {
+			return l.consensus.run(ctx, op)
+		}
+		return l.replicated.run(ctx, op, quorum)
+	})
+	op.Return = time.Now()
+	out.Store, out.Region, out.SKU, out.Op = op.Store, op.Region, op.SKU, op.Op
+	out.Consistency = op.Consistency
+	out.Qty = op.Qty
+	out.LatencyMs = math.Round(float64(op.Return.Sub(op.Call).Microseconds())/10) / 100
+	if out.AnsweredBy == nil {
+		out.AnsweredBy = []string{}
+	}
+	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	op = l.history.AddOperation(op)
+	out.OpID = op.ID
+	l.count(op)
+	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
+	return out
+}
+
+// ---- history, checker, counters ----
+
+// History returns the recorded operations (of one SKU, "" for all) and
+// every fault.
+func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
+
+// CheckTimeout bounds the checker's linearizability search.
+const CheckTimeout = 10 * time.Second
+
+// Check runs the checker on one store and SKU ("" for every SKU).
+func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
+	if _, err := ParseStore(string(store)); err != nil {
+		return CheckResult{}, err
+	}
+	if sku != "" {
+		if err := CheckSKU(sku); err != nil {
+			return CheckResult{}, err
+		}
+	}
+	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
+	return res, nil
+}
+
+// Visualize writes the checker's HTML view of one store and SKU.
+func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
+	if _, err := ParseStore(string(store)); err != nil {
+		return err
+	}
+	if err := CheckSKU(sku); err != nil {
+		return err
+	}
+	return Visualize(l.history.Operations(store, sku), store, sku, w)
+}
+
+func (l *Lab) resetCounters() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.counters = map[Store]*StoreCounter{}
+	for _, s := range Stores {
+		l.counters[s] = &StoreCounter{Store: s}
+	}
+}
+
+// count updates the outcome counters; oversold and stale reads come from
+// the checker's counting rules (cheap: no linearizability search).
+func (l *Lab) count(op Operation) {
+	var r CheckResult
+	countWindow(&r, l.history.Operations(op.Store, ""), op.Store, "")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.counters[op.Store]
+	switch op.Outcome {
+	case OK:
+		c.OK++
+	case SoldOut:
+		c.SoldOut++
+	case Unavailable:
+		c.Unavailable++
+	case FailFast:
+		c.FailFast++
+	case Conflict:
+		c.Conflict++
+	}
+	c.Oversold, c.StaleReads = r.Oversold, r.StaleReads
+	l.version++
+}
+
+// ---- reset ----
+
+// Reset makes the lab fresh: every link up at its model latency, crashed
+// regions restarted, both stores emptied, quorum back to W=1 R=1, breakers
+// closed, history and counters cleared.
+func (l *Lab) Reset(ctx context.Context) error {
+	l.resetMu.Lock()
+	defer l.resetMu.Unlock()
+	f := l.cluster.Fabric()
+	f.HealAll()
+	for _, a := range l.regions {
+		for _, b := range l.regions {
+			if a < b {
+				rtt, _ := nodes.ModelRTT(a, b)
+				_ = f.SetRTT(a, b, rtt, false)
+			}
+		}
+	}
+	for _, r := range l.regions {
+		if !l.cluster.IsUp(r) {
+			if err := l.cluster.Restart(r); err != nil {
+				return wrapNodes(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := l.cluster.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	if err := l.consensus.clear(ctx, l.regions); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	l.replicated.inflight.Wait() // late background writes must not outlive the reset
+	if err := l.replicated.clear(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	l.mu.Lock()
+	l.quorum = GlobalTables(len(l.regions))
+	l.mu.Unlock()
+	l.breakers.Reset()
+	l.history.Clear()
+	l.resetCounters()
+	st := l.State()
+	l.publish(Event{Type: EventReset, State: &st})
+	return nil
+}
+
+// WaitConverged waits until every replica of the replicated store holds
+// the same newest value for every SKU.
+func (l *Lab) WaitConverged(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok, err := l.replicated.converged(ctx)
+		if err == nil && ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: replicas did not converge: %v", ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// replicate runs the replicated store's background replication until Close.
+func (l *Lab) replicate() {
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		l.resetMu.RLock()
+		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
+		l.replicated.antiEntropy(ctx)
+		cancel()
+		l.resetMu.RUnlock()
+	}
+}

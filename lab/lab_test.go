@@ -1,0 +1,216 @@
+package lab
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// newLab starts a lab for one test at a small latency scale with fast
+// Raft timing, and closes it at the end.
+func newLab(t *testing.T, cfg Config) *Lab {
+	t.Helper()
+	if cfg.TickMs == 0 {
+		cfg.TickMs, cfg.ElectionMs = 50, 500
+	}
+	cfg.DataDir = t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustOutcome(t *testing.T, o Outcome, err error) Outcome {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("operation refused: %v", err)
+	}
+	return o
+}
+
+func buy(t *testing.T, l *Lab, store Store, region string) Outcome {
+	t.Helper()
+	o, err := l.Buy(ctxT(t, 30*time.Second), store, "IPHONE", region, 1)
+	return mustOutcome(t, o, err)
+}
+
+func stock(t *testing.T, l *Lab, store Store, region string, n int) {
+	t.Helper()
+	o, err := l.Stock(ctxT(t, 30*time.Second), store, "IPHONE", region, n)
+	o = mustOutcome(t, o, err)
+	if o.Outcome != OK {
+		t.Fatalf("stock %s: %s (%s)", store, o.Outcome, o.Message)
+	}
+}
+
+// waitNoLeader waits until region's member knows it has no leader.
+func waitNoLeader(t *testing.T, l *Lab, region string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, r := range l.State().Regions {
+			if r.Name == region && r.Consensus.Leader == "" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never noticed it lost the leader", region)
+}
+
+func TestLastUnit(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0.05})
+	const minority = "ap-southeast-1"
+	for _, s := range Stores {
+		stock(t, l, s, "us-east-1", 1)
+	}
+	if err := l.WaitConverged(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Consensus: the minority refuses within the deadline; the majority sells once.
+	start := time.Now()
+	if o := buy(t, l, Consensus, minority); o.Outcome != Unavailable && o.Outcome != FailFast {
+		t.Fatalf("consensus buy in the minority: %s (%s), want unavailable", o.Outcome, o.Message)
+	}
+	if el := time.Since(start); el > l.RequestTimeout()+500*time.Millisecond {
+		t.Fatalf("unavailable answer took %v, deadline %v", el, l.RequestTimeout())
+	}
+	if o := buy(t, l, Consensus, "us-east-1"); o.Outcome != OK {
+		t.Fatalf("consensus buy in the majority: %s (%s)", o.Outcome, o.Message)
+	}
+	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != SoldOut {
+		t.Fatalf("second consensus buy: %s (%s), want sold_out", o.Outcome, o.Message)
+	}
+
+	// Replicated with W=1: both sides sell the one unit.
+	if o := buy(t, l, Replicated, minority); o.Outcome != OK {
+		t.Fatalf("replicated W=1 buy in the minority: %s (%s)", o.Outcome, o.Message)
+	}
+	if o := buy(t, l, Replicated, "us-east-1"); o.Outcome != OK {
+		t.Fatalf("replicated W=1 buy in the majority: %s (%s)", o.Outcome, o.Message)
+	}
+
+	// Majorities: the minority cannot sell.
+	if err := l.SetQuorum(2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if o := buy(t, l, Replicated, minority); o.Outcome != Unavailable {
+		t.Fatalf("replicated majority buy in the minority: %s (%s), want unavailable", o.Outcome, o.Message)
+	}
+
+	if err := l.HealAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := l.Check(Consensus, "IPHONE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cr.Linearizable || cr.Oversold != 0 || cr.SoldUnits != 1 {
+		t.Fatalf("consensus verdict %+v, want linearizable, 1 sold, 0 oversold", cr)
+	}
+	rr, err := l.Check(Replicated, "IPHONE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.Linearizable || rr.Oversold != 1 {
+		t.Fatalf("replicated verdict %+v, want not linearizable, oversold 1", rr)
+	}
+}
+
+func TestStaleSerializableRead(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0.05})
+	stock(t, l, Consensus, "us-east-1", 5)
+	minority := "ap-southeast-1"
+	// Make sure the minority has applied the stock before the cut.
+	o, err := l.Read(ctxT(t, 10*time.Second), Consensus, "IPHONE", minority, Linearizable)
+	o = mustOutcome(t, o, err)
+	if o.Outcome != OK || o.Quantity != 5 {
+		t.Fatalf("read before the cut: %+v", o)
+	}
+	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+		t.Fatal(err)
+	}
+	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != OK {
+		t.Fatalf("majority buy: %+v", o)
+	}
+	o, err = l.Read(ctxT(t, 10*time.Second), Consensus, "IPHONE", minority, Serializable)
+	o = mustOutcome(t, o, err)
+	if o.Outcome != OK || o.Quantity != 5 {
+		t.Fatalf("serializable read in the minority = %d (%s), want the stale 5", o.Quantity, o.Outcome)
+	}
+	cr, _ := l.Check(Consensus, "IPHONE")
+	if cr.StaleReads != 1 || !cr.Linearizable {
+		t.Fatalf("verdict %+v, want 1 stale read, still linearizable", cr)
+	}
+	if c := l.State().Counters[0]; c.StaleReads != 1 {
+		t.Fatalf("counter stale reads = %d, want 1", c.StaleReads)
+	}
+}
+
+func TestBreakerOpensAndCloses(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0.05, Breaker: BreakerSettings{Threshold: 3, Cooldown: time.Second}})
+	stock(t, l, Consensus, "us-east-1", 10)
+	minority := "ap-southeast-1"
+	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoLeader(t, l, minority)
+	for i := range 3 {
+		if o := buy(t, l, Consensus, minority); o.Outcome != Unavailable {
+			t.Fatalf("buy %d in the minority: %s, want unavailable", i+1, o.Outcome)
+		}
+	}
+	start := time.Now()
+	o := buy(t, l, Consensus, minority)
+	if o.Outcome != FailFast {
+		t.Fatalf("4th buy: %s, want fail_fast", o.Outcome)
+	}
+	if el := time.Since(start); el > 100*time.Millisecond {
+		t.Fatalf("fail_fast took %v", el)
+	}
+	if got := l.State().Regions[2].Breakers[Consensus]; got != "open" {
+		t.Fatalf("breaker state %q, want open", got)
+	}
+	if err := l.HealAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WaitLeader(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		o := buy(t, l, Consensus, minority)
+		if o.Outcome == OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("breaker never closed after heal: last %s (%s)", o.Outcome, o.Message)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := l.State().Regions[2].Breakers[Consensus]; got != "closed" {
+		t.Fatalf("breaker state %q after a success, want closed", got)
+	}
+}

@@ -1,0 +1,418 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"caplab/nodes"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// replicatedStore is the design brief's quorum coordinator over regional
+// replicas (DynamoDB-global-tables-like): every region has its own replica
+// (a single-member etcd); the coordinator in the buyer's region sends each
+// read and write to all N replicas across the fabric and answers at R
+// replies or W acks. Versions are hybrid-logical-clock stamps with the
+// writing region as tie-breaker; replicas keep the newest (last writer
+// wins). Stale replicas are repaired on read, and a background replicator
+// pushes every replica's newest values to the others, so replicas converge
+// after a heal.
+//
+// On a replica, each SKU's values live under /inv/<sku>/<version>, with
+// the version encoded so keys sort in version order: a write is one Txn
+// (put the new key, delete older ones) and a read is one Get of the last
+// key — last-writer-wins without a read-modify-write on the replica.
+type replicatedStore struct {
+	cluster *nodes.Cluster
+	regions []string
+	clocks  map[string]*Clock
+
+	ctx      context.Context // cancelled by close: ends background writes
+	cancel   context.CancelFunc
+	inflight sync.WaitGroup // writes and repairs that outlive their request
+
+	pushedMu sync.Mutex
+	pushed   map[[2]string]map[string]Version // (from, to) → sku → newest version pushed
+}
+
+func newReplicatedStore(cl *nodes.Cluster, regions []string) *replicatedStore {
+	s := &replicatedStore{cluster: cl, regions: regions, clocks: map[string]*Clock{}, pushed: map[[2]string]map[string]Version{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for _, r := range regions {
+		s.clocks[r] = NewClock(r, time.Now)
+	}
+	return s
+}
+
+// close cancels background writes and waits for them.
+func (s *replicatedStore) close() {
+	s.cancel()
+	s.inflight.Wait()
+}
+
+const replicaPrefix = "/inv/"
+
+func skuPrefix(sku string) string { return replicaPrefix + sku + "/" }
+
+// itemKey sorts in Version.Less order: fixed-width hex wall and logical,
+// then the region name.
+func itemKey(sku string, v Version) string {
+	return fmt.Sprintf("%s%016x-%016x-%s", skuPrefix(sku), uint64(v.Wall), uint64(v.Logical), v.Region)
+}
+
+type storedItem struct {
+	Quantity int     `json:"q"`
+	Version  Version `json:"v"`
+}
+
+func decodeItem(raw []byte) (Item, error) {
+	var si storedItem
+	if err := json.Unmarshal(raw, &si); err != nil {
+		return Item{}, err
+	}
+	return Item{Quantity: si.Quantity, Version: si.Version}, nil
+}
+
+// writeItem stores item on region to's replica, as a client in region
+// from: put its key, delete every older key of the SKU.
+func (s *replicatedStore) writeItem(ctx context.Context, from, to, sku string, it Item) error {
+	cli, err := s.cluster.ReplicaClient(from, to)
+	if err != nil {
+		return err
+	}
+	raw, _ := json.Marshal(storedItem{Quantity: it.Quantity, Version: it.Version})
+	k := itemKey(sku, it.Version)
+	_, err = cli.Txn(ctx).Then(
+		clientv3.OpPut(k, string(raw)),
+		clientv3.OpDelete(skuPrefix(sku), clientv3.WithRange(k)),
+	).Commit()
+	return err
+}
+
+// readItem reads the newest item of a SKU from region to's replica.
+func (s *replicatedStore) readItem(ctx context.Context, from, to, sku string) (Item, error) {
+	cli, err := s.cluster.ReplicaClient(from, to)
+	if err != nil {
+		return Item{}, err
+	}
+	resp, err := cli.Get(ctx, skuPrefix(sku), clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil {
+		return Item{}, err
+	}
+	if len(resp.Kvs) == 0 {
+		return Item{}, nil
+	}
+	return decodeItem(resp.Kvs[0].Value)
+}
+
+type reply struct {
+	region string
+	item   Item
+	err    error
+}
+
+// readQuorum asks every replica and returns once r have answered (the
+// replies so far) or once r can no longer be reached.
+func (s *replicatedStore) readQuorum(ctx context.Context, from, sku string, r int) ([]reply, bool) {
+	ch := make(chan reply, len(s.regions))
+	for _, to := range s.regions {
+		go func() {
+			it, err := s.readItem(ctx, from, to, sku)
+			ch <- reply{to, it, err}
+		}()
+	}
+	var ok []reply
+	failed := 0
+	for range s.regions {
+		select {
+		case rp := <-ch:
+			if rp.err != nil {
+				failed++
+			} else {
+				ok = append(ok, rp)
+			}
+		case <-ctx.Done():
+			return ok, false
+		}
+		if len(ok) >= r {
+			return ok, true
+		}
+		if failed > len(s.regions)-r {
+			return ok, false
+		}
+	}
+	return ok, len(ok) >= r
+}
+
+// writeQuorum sends it to every replica and returns the regions that
+// acknowledged once w have (true), or when w can no longer be reached or
+// ctx ends (false). Writes still on their way carry on in the background
+// (bounded by the request deadline): that is the asynchronous replication
+// W < N allows.
+func (s *replicatedStore) writeQuorum(ctx context.Context, from, sku string, it Item, w int) ([]string, bool) {
+	deadline, _ := ctx.Deadline()
+	ch := make(chan reply, len(s.regions))
+	for _, to := range s.regions {
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			wctx, cancel := context.WithDeadline(s.ctx, deadline)
+			defer cancel()
+			ch <- reply{region: to, err: s.writeItem(wctx, from, to, sku, it)}
+		}()
+	}
+	var acks []string
+	failed := 0
+	for range s.regions {
+		select {
+		case rp := <-ch:
+			if rp.err != nil {
+				failed++
+			} else {
+				acks = append(acks, rp.region)
+			}
+		case <-ctx.Done():
+			return acks, false
+		}
+		if len(acks) >= w {
+			return acks, true
+		}
+		if failed > len(s.regions)-w {
+			return acks, false
+		}
+	}
+	return acks, len(acks) >= w
+}
+
+// run executes one operation as the coordinator in op.Region.
+func (s *replicatedStore) run(ctx context.Context, op Operation, q QuorumState) Outcome {
+	clock := s.clocks[op.Region]
+	switch op.Op {
+	case OpStock:
+		it := Item{Quantity: op.Qty, Version: clock.Now()}
+		acks, ok := s.writeQuorum(ctx, op.Region, op.SKU, it, q.W)
+		if !ok {
+			return s.unavailable(op, q, len(acks), q.W, "acknowledged")
+		}
+		return Outcome{Outcome: OK, Quantity: op.Qty, Version: it.Version, AnsweredBy: acks,
+			Message: fmt.Sprintf("Stocked %d. %s", op.Qty, ackPhrase(acks, q))}
+	case OpRead:
+		replies, ok := s.readQuorum(ctx, op.Region, op.SKU, q.R)
+		if !ok {
+			return s.unavailable(op, q, len(replies), q.R, "answered")
+		}
+		newest := s.newest(op, replies)
+		msg := fmt.Sprintf("%d left, the newest of %s.", newest.Quantity, replyPhrase(replies))
+		if !Overlaps(q.N, q.W, q.R) {
+			msg += fmt.Sprintf(" W+R=%d is not more than N=%d, so a newer write may exist elsewhere: this read may be stale.", q.W+q.R, q.N)
+		}
+		return Outcome{Outcome: OK, Quantity: newest.Quantity, Version: newest.Version, AnsweredBy: regionsOf(replies), Message: msg}
+	default:
+		replies, ok := s.readQuorum(ctx, op.Region, op.SKU, q.R)
+		if !ok {
+			return s.unavailable(op, q, len(replies), q.R, "answered the read")
+		}
+		base := s.newest(op, replies)
+		if base.Quantity < op.Qty {
+			return Outcome{Outcome: SoldOut, Quantity: base.Quantity, Version: base.Version, BaseVersion: base.Version,
+				AnsweredBy: regionsOf(replies), Message: soldOutMessage(base.Quantity, op.Qty)}
+		}
+		clock.Observe(base.Version)
+		it := Item{Quantity: base.Quantity - op.Qty, Version: clock.Now()}
+		acks, ok := s.writeQuorum(ctx, op.Region, op.SKU, it, q.W)
+		if !ok {
+			return s.unavailable(op, q, len(acks), q.W, "acknowledged the sale")
+		}
+		return Outcome{Outcome: OK, Quantity: it.Quantity, Version: it.Version, BaseVersion: base.Version, AnsweredBy: acks,
+			Message: fmt.Sprintf("Sold — %d left. %s", it.Quantity, ackPhrase(acks, q))}
+	}
+}
+
+// newest picks the newest reply and repairs the replicas that answered
+// with an older value (read repair), in the background.
+func (s *replicatedStore) newest(op Operation, replies []reply) Item {
+	items := make([]Item, len(replies))
+	for i, rp := range replies {
+		items[i] = rp.item
+	}
+	newest, stale := Newest(items)
+	for _, i := range stale {
+		to := replies[i].region
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+			defer cancel()
+			_ = s.writeItem(ctx, op.Region, to, op.SKU, newest)
+		}()
+	}
+	return newest
+}
+
+func (s *replicatedStore) unavailable(op Operation, q QuorumState, got, need int, verb string) Outcome {
+	return Outcome{Outcome: Unavailable, Message: fmt.Sprintf(
+		"Unavailable: only %d of %d replicas %s from %s, and this store needs %d (W=%d, R=%d). It chose consistency over availability.",
+		got, q.N, verb, cityOf(op.Region), need, q.W, q.R)}
+}
+
+func ackPhrase(acks []string, q QuorumState) string {
+	if len(acks) < q.N {
+		return fmt.Sprintf("Confirmed by %s (W=%d); the other replicas catch up in the background.", strings.Join(acks, " and "), q.W)
+	}
+	return fmt.Sprintf("Confirmed by every replica (%s).", strings.Join(acks, ", "))
+}
+
+func replyPhrase(replies []reply) string {
+	if len(replies) == 1 {
+		return "1 replica (" + replies[0].region + ")"
+	}
+	return fmt.Sprintf("%d replicas (%s)", len(replies), strings.Join(regionsOf(replies), ", "))
+}
+
+func regionsOf(replies []reply) []string {
+	out := make([]string, len(replies))
+	for i, rp := range replies {
+		out[i] = rp.region
+	}
+	return out
+}
+
+// localItems reads the newest item of every SKU on a region's own replica.
+func (s *replicatedStore) localItems(ctx context.Context, region string) (map[string]Item, error) {
+	cli, err := s.cluster.ReplicaClient(region, region)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.Get(ctx, replicaPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	items := map[string]Item{}
+	for _, kv := range resp.Kvs {
+		rest := strings.TrimPrefix(string(kv.Key), replicaPrefix)
+		sku, _, ok := strings.Cut(rest, "/")
+		if !ok {
+			continue
+		}
+		it, err := decodeItem(kv.Value)
+		if err != nil {
+			continue
+		}
+		items[sku] = Merge(items[sku], it)
+	}
+	return items, nil
+}
+
+// antiEntropy pushes every up region's newest values to every other
+// replica it can reach that has not had them yet.
+func (s *replicatedStore) antiEntropy(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, from := range s.regions {
+		if !s.cluster.IsUp(from) {
+			continue
+		}
+		items, err := s.localItems(ctx, from)
+		if err != nil || len(items) == 0 {
+			continue
+		}
+		f := s.cluster.Fabric()
+		for _, to := range s.regions {
+			if to == from || !s.cluster.IsUp(to) || !f.Up(from, to) || !f.Up(to, from) {
+				continue
+			}
+			for sku, it := range items {
+				if !s.needsPush(from, to, sku, it.Version) {
+					continue
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if s.writeItem(ctx, from, to, sku, it) == nil {
+						s.markPushed(from, to, sku, it.Version)
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+}
+
+func (s *replicatedStore) needsPush(from, to, sku string, v Version) bool {
+	s.pushedMu.Lock()
+	defer s.pushedMu.Unlock()
+	last, ok := s.pushed[[2]string{from, to}][sku]
+	return !ok || last.Less(v)
+}
+
+func (s *replicatedStore) markPushed(from, to, sku string, v Version) {
+	s.pushedMu.Lock()
+	defer s.pushedMu.Unlock()
+	m := s.pushed[[2]string{from, to}]
+	if m == nil {
+		m = map[string]Version{}
+		s.pushed[[2]string{from, to}] = m
+	}
+	if last, ok := m[sku]; !ok || last.Less(v) {
+		m[sku] = v
+	}
+}
+
+// converged reports whether every running replica holds the same newest
+// item for every SKU.
+func (s *replicatedStore) converged(ctx context.Context) (bool, error) {
+	var first map[string]Item
+	for _, r := range s.regions {
+		if !s.cluster.IsUp(r) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		items, err := s.localItems(cctx, r)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		if first == nil {
+			first = items
+			continue
+		}
+		if len(items) != len(first) {
+			return false, nil
+		}
+		for sku, it := range items {
+			if first[sku] != it {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// Converged reports whether the replicas agree now (for tests and tools).
+func (l *Lab) Converged(ctx context.Context) (bool, error) { return l.replicated.converged(ctx) }
+
+// clear empties every replica (each through its own region) and forgets
+// what was pushed.
+func (s *replicatedStore) clear(ctx context.Context) error {
+	for _, r := range s.regions {
+		cli, err := s.cluster.ReplicaClient(r, r)
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.Delete(cctx, replicaPrefix, clientv3.WithPrefix())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("clear %s replica: %w", r, err)
+		}
+	}
+	s.pushedMu.Lock()
+	clear(s.pushed)
+	s.pushedMu.Unlock()
+	return nil
+}
