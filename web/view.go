@@ -86,7 +86,7 @@ func buildMap(st lab.State) mapView {
 	x0, _ := project(0, math.Max(-180, minLon-35))
 	x1, _ := project(0, math.Min(180, maxLon+35))
 	_, y0 := project(math.Min(90, maxLat+22), 0)
-	_, y1 := project(math.Max(-90, minLat-28), 0)
+	_, y1 := project(math.Max(-90, minLat-36), 0)
 	if w := x1 - x0; w < 2.2*(y1-y0) {
 		pad := (2.2*(y1-y0) - w) / 2
 		x0, x1 = math.Max(0, x0-pad), math.Min(1000, x1+pad)
@@ -233,11 +233,11 @@ var outcomeKinds = []struct {
 }{
 	{"ok", "ok", "✓", "done"},
 	{"soldOut", "sold out", "∅", "not enough stock; nothing changed"},
-	{"unavailable", "unavailable", "⏳", "no quorum or too slow; a buy may still have applied"},
+	{"unavailable", "unavailable", "⊘", "no quorum or too slow; a buy may still have applied"},
 	{"failFast", "fail fast", "⚡", "circuit breaker open; nothing was sent"},
 	{"conflict", "conflict", "↺", "optimistic-lock retries exhausted"},
 	{"oversold", "oversold", "‼", "units sold that did not exist"},
-	{"staleReads", "stale reads", "⌛", "reads that missed an acknowledged write"},
+	{"staleReads", "stale reads", "≠", "reads that missed an acknowledged write"},
 }
 
 func counterValue(c lab.StoreCounter, key string) int {
