@@ -1,0 +1,245 @@
+// Command caplab is an interactive CAP-theorem lab: real etcd servers as
+// simulated cloud regions, a network between them you can cut, and a
+// browser UI to buy the last unit of a product from any region and watch a
+// consensus store and a replicated store disagree about it.
+//
+//	caplab                      start the lab and open the page
+//	caplab lessons list|check|run …   work with lessons headless
+//
+// Run "caplab --help" for the flags.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"caplab/lab"
+	"caplab/lessons"
+	"caplab/nodes"
+	"caplab/web"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `caplab — an interactive CAP-theorem lab on real etcd servers.
+
+Usage:
+  caplab [flags]                       start the lab, print its URL, open the page
+  caplab lessons list                  list the lessons (name, then title)
+  caplab lessons check [FILE|DIR ...]  validate lessons (no args: the built-in course)
+  caplab lessons run NAME|FILE [--latency-scale X]
+                                       run a lesson headless on a fresh lab
+
+Flags:
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "lessons" {
+		return lessons.Main(args[1:], stdout, stderr, newLessonLab)
+	}
+	fs := flag.NewFlagSet("caplab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the lab on; 0.0.0.0:8080 exposes it to your network (classrooms)")
+	regions := fs.String("regions", "3", "how many regions (1-7, from the catalogue) or a comma-separated list, e.g. us-east-1,eu-west-1,ap-southeast-1")
+	scale := fs.Float64("latency-scale", 1, "multiply every round-trip time: 1 = real RTTs between AWS regions, 0 = none, 0.1 = ten times faster")
+	token := fs.String("token", "", "lab token needed for every change (default: random)")
+	dataDir := fs.String("data-dir", "", "keep etcd data here (default: a temporary directory removed at exit)")
+	lessonDir := fs.String("lessons", "", "also load your own lessons (*.md) from this directory")
+	present := fs.Bool("present", false, "start every page in presenter mode (large type, high contrast, audience join link)")
+	open := fs.Bool("open", true, "open the page in your browser")
+	etcdLog := fs.String("etcd-log", "", "show etcd's own logs at this level (warn, info, debug)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "caplab: unexpected argument %q (did you mean \"caplab lessons %s\"?)\n", fs.Arg(0), fs.Arg(0))
+		return 2
+	}
+	names, err := parseRegions(*regions)
+	if err != nil {
+		fmt.Fprintf(stderr, "caplab: --regions: %v\n", err)
+		return 2
+	}
+	if *scale < 0 || *scale > 100 {
+		fmt.Fprintf(stderr, "caplab: --latency-scale must be between 0 and 100 (got %v)\n", *scale)
+		return 2
+	}
+	if *token == "" {
+		*token = randomToken()
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	catalog, lessonErrs := lessons.LoadCatalog(*lessonDir)
+	for _, e := range lessonErrs {
+		fmt.Fprintf(stderr, "caplab: skipping lesson: %v\n", e)
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "caplab: cannot listen on %s: %v\n(is another caplab running? try --listen 127.0.0.1:8081)\n", *listen, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	started := time.Now()
+	fmt.Fprintf(stdout, "caplab: starting %d regions (%s) on real etcd …\n", len(names), strings.Join(names, ", "))
+	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Logger: logger, EtcdLogLevel: *etcdLog})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "caplab: %v\n", err)
+		return 1
+	}
+	base := "http://" + displayHost(ln.Addr().String())
+	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present})
+	_ = catalog // the lesson panel is wired in the lessons-in-the-browser work
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	t := l.Cluster().Timing()
+	fmt.Fprintf(stdout, "caplab: ready in %v — leader %s, heartbeat %d ms, election %d ms, latency scale %g\n",
+		time.Since(started).Round(time.Millisecond), l.Leader(), t.TickMs, t.ElectionMs, *scale)
+	fmt.Fprintf(stdout, "\n  Open the lab:   %s/?token=%s\n", base, *token)
+	fmt.Fprintf(stdout, "  Audience link:  %s/  (watch only)\n\n", strings.TrimSuffix(joinURL(ln.Addr().String()), "/"))
+	if exposed(ln.Addr()) {
+		fmt.Fprintf(stdout, "  WARNING: listening on %s exposes the lab to your network. Anyone who\n"+
+			"  reaches this machine can watch; only holders of the token can change anything.\n\n", *listen)
+	}
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
+	if *open && os.Getenv("CI") == "" {
+		openBrowser(base + "/?token=" + *token)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		fmt.Fprintf(stderr, "caplab: server stopped: %v\n", err)
+	}
+	stopping := time.Now()
+	fmt.Fprintln(stdout, "\ncaplab: stopping …")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	_ = hs.Shutdown(shutCtx) // WebSockets are hijacked: the hub closes them
+	cancel()
+	srv.Close()
+	_ = hs.Close()
+	if err := l.Close(); err != nil {
+		fmt.Fprintf(stderr, "caplab: close: %v\n", err)
+	}
+	fmt.Fprintf(stdout, "caplab: stopped in %v\n", time.Since(stopping).Round(time.Millisecond))
+	return 0
+}
+
+// newLessonLab starts a fresh lab for "caplab lessons run".
+func newLessonLab(ctx context.Context, scale float64, regions []string) (lessons.Lab, func() error, error) {
+	l, err := lab.New(ctx, lab.Config{Regions: regions, LatencyScale: scale})
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, l.Close, nil
+}
+
+// parseRegions takes a count (first N of the catalogue) or a list.
+func parseRegions(s string) ([]string, error) {
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil {
+		return nodes.FirstRegions(n)
+	}
+	var names []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			names = append(names, r)
+		}
+	}
+	for _, r := range names {
+		if _, ok := nodes.Lookup(r); !ok {
+			return nil, fmt.Errorf("region %q is not in the catalogue (known: %s)", r, strings.Join(nodes.CatalogueNames(), ", "))
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("give a count (1-%d) or a comma-separated list of regions", nodes.MaxRegions)
+	}
+	return names, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// displayHost turns an unspecified listen address into one a browser on
+// this machine can open.
+func displayHost(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// joinURL is the address the audience opens: the machine's first
+// non-loopback address when the lab listens on every interface.
+func joinURL(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+					host = n.IP.String()
+					break
+				}
+			}
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+func exposed(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && !tcp.IP.IsLoopback()
+}
+
+// openBrowser opens url in the desktop's browser, if there is one.
+func openBrowser(url string) {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+			return
+		}
+		cmd = exec.Command("xdg-open", url)
+	}
+	if err := cmd.Start(); err == nil {
+		go func() { _ = cmd.Wait() }()
+	}
+}
