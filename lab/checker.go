@@ -22,6 +22,10 @@ type checkInput struct {
 	Region string
 	Op     Op
 	Qty    int // buy: units; stock: quantity set
+
+	// Indeterminate operations only: their class (same SKU, op and Qty,
+	// hence the same effect) and their rank in it by call time.
+	Class, Rank int
 }
 
 // checkOutput is what an operation answered. Unknown marks an operation
@@ -32,6 +36,14 @@ type checkOutput struct {
 	Quantity int // buy: units left after; read: value read
 }
 
+// checkState is the model's state: the quantity (0 also means "never
+// stocked") and, per class of indeterminate operations, how many of the
+// class have been linearized.
+type checkState struct {
+	quantity int
+	taken    []int // indexed by checkInput.Class; never mutated
+}
+
 // checkedOp is one Operation chosen for the linearizability check, with its
 // times in nanoseconds since the earliest call.
 type checkedOp struct {
@@ -39,10 +51,11 @@ type checkedOp struct {
 	call, ret    int64
 	indefinitely bool // may have applied at any time after call
 	client       int
+	class, rank  int // indefinitely only; see checkInput
 }
 
-// inventoryModel is the sequential specification of one SKU's stock:
-// the state is the quantity (0 also means "never stocked").
+// inventoryModel is the sequential specification of one SKU's stock, for
+// histories with the given number of classes of indeterminate operations:
 //
 //   - stock(N) sets the quantity to N;
 //   - buy(q) answered ok needs quantity ≥ q and leaves quantity−q, which
@@ -52,8 +65,13 @@ type checkedOp struct {
 //     applies as above if it can, else it is a no-op;
 //   - read must return the quantity.
 //
-// Operations are partitioned by SKU, so one model checks many SKUs.
-func inventoryModel() porcupine.Model {
+// Indeterminate operations of one class have the same effect and never
+// return, so any linearization can swap them into call order: the model
+// only accepts them in that order (rank). That keeps the search linear
+// rather than exponential in the number of unavailable buys — a minority
+// region clicking "buy" twenty times during a partition — and loses no
+// linearization. Operations are partitioned by SKU.
+func inventoryModel(classes int) porcupine.Model {
 	return porcupine.Model{
 		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 			bySKU := map[string][]porcupine.Operation{}
@@ -71,41 +89,98 @@ func inventoryModel() porcupine.Model {
 			}
 			return out
 		},
-		Init: func() any { return 0 },
+		Init: func() any { return checkState{taken: make([]int, classes)} },
 		Step: func(state, input, output any) (bool, any) {
-			s, in, out := state.(int), input.(checkInput), output.(checkOutput)
+			st, in, out := state.(checkState), input.(checkInput), output.(checkOutput)
+			s := st.quantity
+			if out.Unknown {
+				if st.taken[in.Class] != in.Rank {
+					return false, st
+				}
+				taken := slices.Clone(st.taken)
+				taken[in.Class]++
+				switch {
+				case in.Op == OpStock:
+					s = in.Qty
+				case in.Op == OpBuy && s >= in.Qty:
+					s -= in.Qty
+				}
+				return true, checkState{quantity: s, taken: taken}
+			}
 			switch in.Op {
 			case OpStock:
-				return true, in.Qty
+				return true, checkState{quantity: in.Qty, taken: st.taken}
 			case OpBuy:
-				switch {
-				case out.Unknown && s >= in.Qty:
-					return true, s - in.Qty
-				case out.Unknown:
-					return true, s
-				case out.Kind == SoldOut:
-					return s < in.Qty, s
-				case out.Kind == OK:
-					return s >= in.Qty && s-in.Qty == out.Quantity, s - in.Qty
+				switch out.Kind {
+				case SoldOut:
+					return s < in.Qty, st
+				case OK:
+					return s >= in.Qty && s-in.Qty == out.Quantity, checkState{quantity: s - in.Qty, taken: st.taken}
 				}
 			case OpRead:
-				return out.Quantity == s, s
+				return out.Quantity == s, st
 			}
-			return false, s
+			return false, st
 		},
-		Equal: func(a, b any) bool { return a.(int) == b.(int) },
-		Hash:  func(s any) uint64 { return uint64(s.(int)) },
+		Equal: func(a, b any) bool {
+			x, y := a.(checkState), b.(checkState)
+			return x.quantity == y.quantity && slices.Equal(x.taken, y.taken)
+		},
+		Hash: func(state any) uint64 {
+			st := state.(checkState)
+			h := uint64(st.quantity)
+			for _, n := range st.taken {
+				h = h*1_000_003 + uint64(n)
+			}
+			return h
+		},
 		DescribeOperation: func(input, output any) string {
 			return describeCheckOp(input.(checkInput), output.(checkOutput))
 		},
 		DescribeState: func(state any) string {
-			return fmt.Sprintf("%d in stock", state.(int))
+			return fmt.Sprintf("%d in stock", state.(checkState).quantity)
 		},
 		DescribeOperationMetadata: func(info any) string {
 			s, _ := info.(string)
 			return s
 		},
 	}
+}
+
+// rankIndeterminate sorts the indeterminate operations into classes of the
+// same effect (SKU, op, Qty) and ranks each class by call time. It returns
+// the number of classes.
+func rankIndeterminate(ops []checkedOp) int {
+	type key struct {
+		sku string
+		op  Op
+		qty int
+	}
+	classes := map[key]int{}
+	var members [][]int
+	for i, c := range ops {
+		if !c.indefinitely {
+			continue
+		}
+		k := key{c.op.SKU, c.op.Op, c.op.Qty}
+		id, ok := classes[k]
+		if !ok {
+			id = len(members)
+			classes[k] = id
+			members = append(members, nil)
+		}
+		ops[i].class = id
+		members[id] = append(members[id], i)
+	}
+	for _, m := range members {
+		slices.SortStableFunc(m, func(a, b int) int {
+			return cmp.Or(cmp.Compare(ops[a].call, ops[b].call), cmp.Compare(ops[a].op.ID, ops[b].op.ID))
+		})
+		for rank, i := range m {
+			ops[i].rank = rank
+		}
+	}
+	return len(members)
 }
 
 // describeCheckOp reads like "us-east-1 buy 1 → ok (0 left)".
@@ -261,7 +336,7 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 		}
 		pops[i] = porcupine.Operation{
 			ClientId: c.client,
-			Input:    checkInput{SKU: c.op.SKU, Region: c.op.Region, Op: c.op.Op, Qty: c.op.Qty},
+			Input:    checkInput{SKU: c.op.SKU, Region: c.op.Region, Op: c.op.Op, Qty: c.op.Qty, Class: c.class, Rank: c.rank},
 			Output:   out,
 			Call:     c.call,
 			Return:   c.ret,
@@ -310,7 +385,7 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 // With sku "" the counts are the sums over SKUs.
 func Check(ops []Operation, store Store, sku string, timeout time.Duration) (CheckResult, porcupine.LinearizationInfo) {
 	in, _, _ := prepareCheck(ops, store, sku)
-	res, info := porcupine.CheckOperationsVerbose(inventoryModel(), toPorcupine(in), timeout)
+	res, info := porcupine.CheckOperationsVerbose(inventoryModel(rankIndeterminate(in)), toPorcupine(in), timeout)
 	r := CheckResult{
 		Store:        store,
 		SKU:          sku,
@@ -463,7 +538,8 @@ func checkPlural(n int, one, many string) string {
 // the operations left out of the check as annotations.
 func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
 	in, left, origin := prepareCheck(ops, store, sku)
-	_, info := porcupine.CheckOperationsVerbose(inventoryModel(), toPorcupine(in), VisualizeTimeout)
+	model := inventoryModel(rankIndeterminate(in))
+	_, info := porcupine.CheckOperationsVerbose(model, toPorcupine(in), VisualizeTimeout)
 	var notes []porcupine.Annotation
 	for _, op := range left {
 		start := op.Call.Sub(origin).Nanoseconds()
@@ -480,7 +556,7 @@ func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
 		})
 	}
 	info.AddAnnotations(notes)
-	if err := porcupine.Visualize(inventoryModel(), info, w); err != nil {
+	if err := porcupine.Visualize(model, info, w); err != nil {
 		return fmt.Errorf("lab: visualize %s history of %q: %w", store, sku, err)
 	}
 	return nil
