@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,16 +139,52 @@ type Cluster struct {
 	closeErr  error
 }
 
-// freePort reserves a free loopback port and returns it as host:port. The
-// port is released before etcd binds it; collisions are possible in theory
-// and surface as a clear start error.
+// freePort finds a free loopback port for an etcd listener (embed cannot
+// take an open listener). It draws from below the kernel's ephemeral range,
+// so the many outgoing connections of a running lab never take a port
+// between this check and etcd's bind; a clash with another process is still
+// possible and start retries with new ports.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	lo, _ := ephemeralRange()
+	base := max(1024, lo-12000)
+	for range 100 {
+		port := base + rand.IntN(lo-base)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		return addr, ln.Close()
 	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
+	return "", errors.New("no free port below the ephemeral range")
+}
+
+// ephemeralRange reads the kernel's range for outgoing connections' ports.
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 32768, 60999
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	if f := strings.Fields(string(raw)); len(f) == 2 {
+		a, err1 := strconv.Atoi(f[0])
+		b, err2 := strconv.Atoi(f[1])
+		if err1 == nil && err2 == nil && a > 2048 {
+			return a, b
+		}
+	}
+	return lo, hi
+}
+
+// pickPorts chooses the ports a region's servers listen on.
+func (r *region) pickPorts() error {
+	for _, p := range []*string{&r.memberPeer, &r.memberClient, &r.replicaPeer, &r.replicaClient} {
+		var err error
+		if *p, err = freePort(); err != nil {
+			return fmt.Errorf("nodes: ports: %w", err)
+		}
+	}
+	return nil
 }
 
 // Start starts every region — members one after another, then waits until
@@ -202,10 +240,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	for _, name := range cfg.Regions {
 		place, _ := Lookup(name)
 		r := &region{place: place, dir: c.dir + "/" + name, token: "caplab", tickMs: cfg.TickMs, elecMs: cfg.ElectionMs, noFsync: !cfg.Fsync, zapLogger: zl}
-		for _, p := range []*string{&r.memberPeer, &r.memberClient, &r.replicaPeer, &r.replicaClient} {
-			if *p, err = freePort(); err != nil {
-				return nil, fmt.Errorf("nodes: ports: %w", err)
-			}
+		if err := r.pickPorts(); err != nil {
+			return nil, err
 		}
 		r.advertisePeer = r.memberPeer
 		if !cfg.BypassFabric {
@@ -230,8 +266,19 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	// Members one after another (each StartEtcd returns in ~10 ms; starting
 	// them concurrently costs a second per peer in bootstrap), then wait.
-	for _, r := range c.regions {
-		if err := r.start(); err != nil {
+	for i, r := range c.regions {
+		err := r.start()
+		for try := 0; err != nil && !cfg.BypassFabric && strings.Contains(err.Error(), "address already in use") && try < 5; try++ {
+			// Another process took a port between our check and etcd's bind.
+			// The proxy in front of the member keeps its address, so only
+			// the real listeners move.
+			if err := r.pickPorts(); err != nil {
+				return nil, err
+			}
+			c.peerProxies[i].setTarget(r.memberPeer)
+			err = r.start()
+		}
+		if err != nil {
 			return nil, err
 		}
 		c.learnMembers(r)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,7 +34,7 @@ const maxPeerBody = 256 << 20
 // pass through undelayed and uncounted.
 type peerProxy struct {
 	region string
-	target string // host:port of the member's real peer listener
+	target atomic.Value // string: host:port of the member's real peer listener
 	fabric *Fabric
 	sender func(memberID string) (region string, ok bool)
 
@@ -46,7 +47,7 @@ type peerProxy struct {
 
 func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func(string) (string, bool)) *peerProxy {
 	p := &peerProxy{
-		region: region, target: target, fabric: f, sender: sender, ln: ln,
+		region: region, fabric: f, sender: sender, ln: ln,
 		transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 64,
@@ -54,6 +55,7 @@ func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func
 			DisableCompression:  true,
 		},
 	}
+	p.target.Store(target)
 	p.srv = &http.Server{
 		Handler:           p,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -63,6 +65,9 @@ func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func
 }
 
 func (p *peerProxy) serve() { _ = p.srv.Serve(p.ln) }
+
+// setTarget points the proxy at a member that moved to another port.
+func (p *peerProxy) setTarget(hostport string) { p.target.Store(hostport) }
 
 // close stops accepting, closes every connection and waits for handlers.
 func (p *peerProxy) close() {
@@ -127,7 +132,7 @@ func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, contr
 
 	out := r.Clone(ctx)
 	out.URL.Scheme = "http"
-	out.URL.Host = p.target
+	out.URL.Host = p.target.Load().(string)
 	out.RequestURI = ""
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
