@@ -1,0 +1,131 @@
+package lessons
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCheckBrokenLesson(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"check", "testdata/broken.md"}, &stdout, &stderr, nil)
+	if code != ExitFail {
+		t.Errorf("exit code = %d, want %d", code, ExitFail)
+	}
+	want := []string{
+		`testdata/broken.md:14: unknown region "eu-west-9" (lesson regions: us-east-1, eu-west-1, ap-southeast-1)`,
+		`testdata/broken.md:15: unknown outcome "maybe" (expected one of: ok, sold_out, unavailable, fail_fast, conflict)`,
+		`testdata/broken.md:16: unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask); did you mean "buy"?`,
+		`testdata/broken.md:17: quorum: W must be a whole number from 1 to 3, got "0"`,
+		`testdata/broken.md:18: unknown store "eventual" (expected consensus or replicated)`,
+		`testdata/broken.md:24: partition: ap-southeast-1 in no group (expected every lesson region in exactly one group: us-east-1, eu-west-1, ap-southeast-1)`,
+		`testdata/broken.md:25: ask: answer "perhaps" is not one of the options (options: yes | no)`,
+		`testdata/broken.md:26: wait: invalid duration "forever" (expected a duration like 2s or 500ms, or leader, or converged)`,
+	}
+	got := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if !slices.Equal(got, want) {
+		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(stdout.String(), "8 errors in 1 files") {
+		t.Errorf("stdout = %q", stdout.String())
+	}
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.md")
+	if err := os.WriteFile(good, []byte(lesson("reset")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"built-ins", []string{"check"}, ExitOK},
+		{"good file", []string{"check", good}, ExitOK},
+		{"good dir", []string{"check", dir}, ExitOK},
+		{"lessons flag", []string{"--lessons", dir, "check"}, ExitOK},
+		{"broken file", []string{"check", "testdata/broken.md"}, ExitFail},
+		{"good and broken", []string{"check", good, "testdata/broken.md"}, ExitFail},
+		{"testdata dir holds broken.md", []string{"check", "testdata"}, ExitFail},
+		{"missing file", []string{"check", filepath.Join(dir, "nope.md")}, ExitFail},
+		{"empty dir", []string{"check", empty}, ExitFail},
+		{"no command", nil, ExitUsage},
+		{"unknown command", []string{"frobnicate"}, ExitUsage},
+		{"unknown flag", []string{"check", "--verbose"}, ExitUsage},
+		{"help", []string{"help"}, ExitOK},
+		{"list", []string{"list"}, ExitOK},
+		{"list with broken dir", []string{"list", "--lessons", "testdata"}, ExitFail},
+		{"run without lesson", []string{"run"}, ExitUsage},
+		{"run unknown lesson", []string{"run", "no-such-lesson"}, ExitUsage},
+		{"run broken file", []string{"run", "testdata/broken.md"}, ExitFail},
+		{"bad latency scale", []string{"run", "last-iphone", "--latency-scale", "fast"}, ExitUsage},
+		{"negative latency scale", []string{"run", "last-iphone", "--latency-scale=-1"}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main(tt.args, &stdout, &stderr, nil); code != tt.code {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, &stdout, &stderr)
+			}
+		})
+	}
+}
+
+func TestList(t *testing.T) {
+	dir := t.TempDir()
+	for name, src := range map[string]string{
+		"last-iphone.md": "---\ntitle: My own last iPhone\n---\n## S\n",
+		"extra.md":       "---\ntitle: Extra\n---\n## S\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"list", "--lessons=" + dir}, &stdout, &stderr, nil); code != ExitOK {
+		t.Fatalf("exit code %d, stderr:\n%s", code, &stderr)
+	}
+	out := stdout.String()
+	for _, want := range []string{"meet-the-regions", "crash-and-recover", "My own last iPhone", "replaces the built-in lesson", "extra"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "The last iPhone") {
+		t.Errorf("the replaced built-in is still listed:\n%s", out)
+	}
+}
+
+func TestRunUsesNewLab(t *testing.T) {
+	var gotScale float64
+	var gotRegions []string
+	closed := false
+	newLab := func(ctx context.Context, scale float64, regions []string) (Lab, func() error, error) {
+		gotScale, gotRegions = scale, regions
+		return newFakeLab(regions), func() error { closed = true; return nil }, nil
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "two.md")
+	src := "---\nregions: [us-east-1, eu-west-1]\n---\n## S\n```lab\nreset\nwait leader\nstock X 1\nbuy consensus X from eu-west-1 expect ok\nbuy consensus X from us-east-1 expect ok\n```\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"run", file, "--latency-scale", "0.5", "--no-timing"}, &stdout, &stderr, newLab)
+	if code != ExitFail {
+		t.Errorf("exit code = %d, want %d", code, ExitFail)
+	}
+	if gotScale != 0.5 || !slices.Equal(gotRegions, []string{"us-east-1", "eu-west-1"}) || !closed {
+		t.Errorf("newLab got scale %v, regions %v; closed %v", gotScale, gotRegions, closed)
+	}
+	if want := file + ":10: expected buy consensus X from us-east-1 → ok, got sold_out (0 left)\n"; stderr.String() != want {
+		t.Errorf("stderr = %q, want %q", stderr.String(), want)
+	}
+}
