@@ -37,6 +37,7 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 	// instead of waiting for the deadline.
 	ctx = clientv3.WithRequireLeader(ctx)
 	key := consensusKey(op.SKU)
+	leader := s.cluster.Leader()
 	switch op.Op {
 	case OpStock:
 		resp, err := cli.Put(ctx, key, strconv.Itoa(op.Qty))
@@ -44,8 +45,8 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 			return unavailable(op, err)
 		}
 		v := Version{Wall: resp.Header.Revision}
-		return Outcome{Outcome: OK, Quantity: op.Qty, Version: v, AnsweredBy: s.quorumOf(op.Region),
-			Message: fmt.Sprintf("Stocked %d. Committed by a majority of regions%s.", op.Qty, s.leaderPhrase())}
+		return Outcome{Outcome: OK, Quantity: op.Qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
+			Message: fmt.Sprintf("Stocked %d. Committed by a majority of regions%s.", op.Qty, leaderPhrase(leader))}
 	case OpRead:
 		var opts []clientv3.OpOption
 		if op.Consistency == Serializable {
@@ -60,17 +61,17 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 			return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: []string{op.Region},
 				Message: fmt.Sprintf("%d left, read from %s's own copy without asking the majority — fast, but it may be stale.", qty, cityOf(op.Region))}
 		}
-		return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: s.quorumOf(op.Region),
-			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, s.leaderPhrase())}
+		return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
+			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, leaderPhrase(leader))}
 	default:
-		return s.buy(ctx, cli, op)
+		return s.buy(ctx, cli, op, leader)
 	}
 }
 
 // buy is read, then compare-and-swap on the key's ModRevision (optimistic
 // locking: the version check of the brief's regional_stock row), retried
 // while other buyers win the race.
-func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation) Outcome {
+func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation, leader string) Outcome {
 	key := consensusKey(op.SKU)
 	for range s.maxRetries {
 		resp, err := cli.Get(ctx, key)
@@ -79,7 +80,7 @@ func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Opera
 		}
 		qty, base := decodeConsensus(resp)
 		if qty < op.Qty {
-			return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: s.quorumOf(op.Region),
+			return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: quorumOf(op.Region, leader),
 				Message: soldOutMessage(qty, op.Qty)}
 		}
 		cmp := clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)
@@ -89,11 +90,11 @@ func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Opera
 		}
 		if txn.Succeeded {
 			return Outcome{Outcome: OK, Quantity: qty - op.Qty, Version: Version{Wall: txn.Header.Revision}, BaseVersion: base,
-				AnsweredBy: s.quorumOf(op.Region),
-				Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, s.leaderPhrase())}
+				AnsweredBy: quorumOf(op.Region, leader),
+				Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, leaderPhrase(leader))}
 		}
 	}
-	return Outcome{Outcome: Conflict, AnsweredBy: s.quorumOf(op.Region),
+	return Outcome{Outcome: Conflict, AnsweredBy: quorumOf(op.Region, leader),
 		Message: fmt.Sprintf("Conflict: other buyers changed the stock %d times while this buy tried; nothing was sold — try again.", s.maxRetries)}
 }
 
@@ -108,17 +109,17 @@ func decodeConsensus(resp *clientv3.GetResponse) (int, Version) {
 // quorumOf names the regions that took part in a committed operation: the
 // buyer's own member and the leader (a majority acknowledged; etcd does
 // not say which members).
-func (s *consensusStore) quorumOf(region string) []string {
+func quorumOf(region, leader string) []string {
 	out := []string{region}
-	if l := s.cluster.Leader(); l != "" && l != region {
-		out = append(out, l)
+	if leader != "" && leader != region {
+		out = append(out, leader)
 	}
 	return out
 }
 
-func (s *consensusStore) leaderPhrase() string {
-	if l := s.cluster.Leader(); l != "" {
-		return " (leader " + l + ")"
+func leaderPhrase(leader string) string {
+	if leader != "" {
+		return " (leader " + leader + ")"
 	}
 	return ""
 }

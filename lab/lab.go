@@ -96,6 +96,10 @@ type Lab struct {
 	quorum   QuorumState
 	counters map[Store]*StoreCounter
 	version  int64
+	audit    struct {
+		dirty bool   // operations came in since the last recount
+		gen   uint64 // bumped by reset
+	}
 
 	subMu sync.Mutex
 	subs  map[chan Event]struct{}
@@ -139,7 +143,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	snaps, cancel := cl.Subscribe()
-	l.bg.Add(2)
+	l.bg.Add(3)
+	go func() {
+		defer l.bg.Done()
+		l.auditor()
+	}()
 	go func() {
 		defer l.bg.Done()
 		defer cancel()
@@ -530,17 +538,17 @@ func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
 func (l *Lab) resetCounters() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.audit.gen++
+	l.audit.dirty = false
 	l.counters = map[Store]*StoreCounter{}
 	for _, s := range Stores {
 		l.counters[s] = &StoreCounter{Store: s}
 	}
 }
 
-// count updates the outcome counters; oversold and stale reads come from
-// the checker's counting rules (cheap: no linearizability search).
+// count updates the outcome counters at once; oversold and stale reads
+// follow from the auditor (they need the whole history).
 func (l *Lab) count(op Operation) {
-	var r CheckResult
-	countWindow(&r, l.history.Operations(op.Store, ""), op.Store, "")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.counters[op.Store]
@@ -556,8 +564,66 @@ func (l *Lab) count(op Operation) {
 	case Conflict:
 		c.Conflict++
 	}
-	c.Oversold, c.StaleReads = r.Oversold, r.StaleReads
 	l.version++
+	l.audit.dirty = true
+}
+
+// AuditEvery is how often the auditor recounts oversold units and stale
+// reads from the history when operations have come in.
+const AuditEvery = 200 * time.Millisecond
+
+// auditor recounts oversold units and stale reads per store with the
+// checker's counting rules (no linearizability search), at most every
+// AuditEvery, and publishes the new counters.
+func (l *Lab) auditor() {
+	t := time.NewTicker(AuditEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		if l.recount() {
+			l.publishState()
+		}
+	}
+}
+
+// recount refreshes the oversold and stale-read counters if operations
+// came in since the last time; it reports whether they changed.
+func (l *Lab) recount() bool {
+	l.mu.Lock()
+	dirty := l.audit.dirty
+	l.audit.dirty = false
+	gen := l.audit.gen
+	l.mu.Unlock()
+	if !dirty {
+		return false
+	}
+	results := map[Store]CheckResult{}
+	for _, s := range Stores {
+		var r CheckResult
+		countWindow(&r, l.history.Operations(s, ""), s, "")
+		results[s] = r
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if gen != l.audit.gen { // a reset happened meanwhile: these counts are stale
+		return false
+	}
+	changed := false
+	for s, r := range results {
+		c := l.counters[s]
+		if c.Oversold != r.Oversold || c.StaleReads != r.StaleReads {
+			c.Oversold, c.StaleReads = r.Oversold, r.StaleReads
+			changed = true
+		}
+	}
+	if changed {
+		l.version++
+	}
+	return changed
 }
 
 // ---- reset ----

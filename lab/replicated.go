@@ -75,7 +75,7 @@ func decodeItem(raw []byte) (Item, error) {
 	if err := json.Unmarshal(raw, &si); err != nil {
 		return Item{}, err
 	}
-	return Item{Quantity: si.Quantity, Version: si.Version}, nil
+	return Item(si), nil
 }
 
 // writeItem stores item on region to's replica, as a client in region
@@ -85,7 +85,7 @@ func (s *replicatedStore) writeItem(ctx context.Context, from, to, sku string, i
 	if err != nil {
 		return err
 	}
-	raw, _ := json.Marshal(storedItem{Quantity: it.Quantity, Version: it.Version})
+	raw, _ := json.Marshal(storedItem(it))
 	k := itemKey(sku, it.Version)
 	_, err = cli.Txn(ctx).Then(
 		clientv3.OpPut(k, string(raw)),

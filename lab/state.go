@@ -70,6 +70,12 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 
 // publish sends e to every subscriber that has room; State is filled in.
 func (l *Lab) publish(e Event) {
+	l.subMu.Lock()
+	none := len(l.subs) == 0
+	l.subMu.Unlock()
+	if none {
+		return
+	}
 	if e.State == nil {
 		st := l.State()
 		e.State = &st

@@ -332,6 +332,11 @@ func newClient(endpoint string) (*clientv3.Client, error) {
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
+		// One quick retry, not a hundred: a member that knows it has no
+		// leader answers "no leader" at once, and the caller should hear it
+		// instead of the client retrying until the deadline.
+		MaxUnaryRetries:    1,
+		BackoffWaitBetween: 20 * time.Millisecond,
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
 			MinConnectTimeout: time.Second,

@@ -1,0 +1,194 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Benchmarks of the stores. Run:
+//
+//	go test ./lab -run '^$' -bench . -benchtime 1x
+//
+// docs/benchmarks.md has the numbers measured on the project's 2-core
+// machine.
+
+func benchLab(b *testing.B, cfg Config) *Lab {
+	b.Helper()
+	cfg.DataDir = b.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+type latencies []time.Duration
+
+func (s latencies) pct(p float64) float64 {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	i := int(math.Ceil(p/100*float64(len(c)))) - 1
+	return float64(c[max(0, i)].Microseconds()) / 1000
+}
+
+// hammer runs n calls of fn over workers goroutines and returns the rate
+// and every call's latency.
+func hammer(workers, n int, fn func(worker, i int)) (perSec float64, lat latencies) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine latencies
+			for {
+				i := int(next.Add(1))
+				if i > n {
+					break
+				}
+				t := time.Now()
+				fn(w, i)
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), lat
+}
+
+// BenchmarkConsensusBuys: buys through the lab's consensus store (breaker,
+// history, CAS retries) at latency 0 with 64 concurrent buyers spread over
+// the regions and 64 SKUs, against the same read + Txn straight on etcd's
+// client in the same run.
+func BenchmarkConsensusBuys(b *testing.B) {
+	const buyers, buys = 64, 3000
+	l := benchLab(b, Config{LatencyScale: 0, MaxRetries: 50})
+	ctx := context.Background()
+	regions := l.Regions()
+	for i := range buyers {
+		if o, _ := l.Stock(ctx, Consensus, "SKU"+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != OK {
+			b.Fatal(o.Message)
+		}
+	}
+	var notOK atomic.Int64
+	labRate, labLat := hammer(buyers, buys, func(w, i int) {
+		o, _ := l.Buy(ctx, Consensus, "SKU"+strconv.Itoa(w), regions[w%len(regions)], 1)
+		if o.Outcome != OK {
+			notOK.Add(1)
+		}
+	})
+	rawRate, rawLat := hammer(buyers, buys, func(w, i int) {
+		cli, _ := l.cluster.MemberClient(regions[w%len(regions)])
+		key := consensusKey("SKU" + strconv.Itoa(w))
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		for {
+			resp, err := cli.Get(cctx, key)
+			if err != nil {
+				notOK.Add(1)
+				return
+			}
+			q, v := decodeConsensus(resp)
+			t, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.Wall)).
+				Then(clientv3.OpPut(key, strconv.Itoa(q-1))).Commit()
+			if err != nil || t.Succeeded {
+				return
+			}
+		}
+	})
+	if notOK.Load() > 0 {
+		b.Errorf("%d buys were not ok", notOK.Load())
+	}
+	b.ReportMetric(labRate, "buys/s-lab")
+	b.ReportMetric(labLat.pct(50), "p50-ms-lab")
+	b.ReportMetric(labLat.pct(99), "p99-ms-lab")
+	b.ReportMetric(rawRate, "buys/s-raw-etcd")
+	b.ReportMetric(rawLat.pct(50), "p50-ms-raw")
+	b.ReportMetric(rawLat.pct(99), "p99-ms-raw")
+	b.ReportMetric(labRate/rawRate, "ratio")
+}
+
+// BenchmarkFailFast: how long a minority buy takes while the breaker is
+// closed (unavailable, bounded by the deadline or "no leader") versus once
+// it is open (fail_fast).
+func BenchmarkFailFast(b *testing.B) {
+	l := benchLab(b, Config{LatencyScale: 0.1, TickMs: 50, ElectionMs: 500,
+		Breaker: BreakerSettings{Threshold: 3, Cooldown: time.Hour}})
+	ctx := context.Background()
+	if o, _ := l.Stock(ctx, Consensus, "X", "us-east-1", 100); o.Outcome != OK {
+		b.Fatal(o.Message)
+	}
+	minority := "ap-southeast-1"
+	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+		b.Fatal(err)
+	}
+	// Before the member notices it lost the leader: the deadline answers.
+	var unavailable latencies
+	t := time.Now()
+	o, _ := l.Buy(ctx, Consensus, "X", minority, 1)
+	unavailable = append(unavailable, time.Since(t))
+	if o.Outcome != Unavailable {
+		b.Fatalf("first minority buy: %s", o.Outcome)
+	}
+	for range 2 {
+		t := time.Now()
+		_, _ = l.Buy(ctx, Consensus, "X", minority, 1)
+		unavailable = append(unavailable, time.Since(t))
+	}
+	var fast latencies
+	for range 2000 {
+		t := time.Now()
+		o, _ := l.Buy(ctx, Consensus, "X", minority, 1)
+		fast = append(fast, time.Since(t))
+		if o.Outcome != FailFast {
+			b.Fatalf("buy with an open breaker: %s", o.Outcome)
+		}
+	}
+	b.ReportMetric(fast.pct(50), "p50-ms-fail_fast")
+	b.ReportMetric(fast.pct(99), "p99-ms-fail_fast")
+	b.ReportMetric(unavailable.pct(0), "ms-unavailable-first")
+	b.ReportMetric(unavailable.pct(100), "ms-unavailable-max")
+	b.Logf("request deadline %v; unavailable answers took %v", l.RequestTimeout(), unavailable)
+}
+
+// BenchmarkReplicatedBuys: buys/s through the replicated store with W=1
+// R=1 and with majorities, 64 buyers at latency 0, in the same run.
+func BenchmarkReplicatedBuys(b *testing.B) {
+	const buyers, buys = 64, 3000
+	l := benchLab(b, Config{LatencyScale: 0})
+	ctx := context.Background()
+	regions := l.Regions()
+	for _, q := range []QuorumState{GlobalTables(3), StrictQuorum(3)} {
+		name := fmt.Sprintf("W%dR%d", q.W, q.R)
+		if err := l.SetQuorum(q.W, q.R); err != nil {
+			b.Fatal(err)
+		}
+		for i := range buyers {
+			if o, _ := l.Stock(ctx, Replicated, name+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != OK {
+				b.Fatal(o.Message)
+			}
+		}
+		rate, lat := hammer(buyers, buys, func(w, i int) {
+			_, _ = l.Buy(ctx, Replicated, name+strconv.Itoa(w), regions[w%len(regions)], 1)
+		})
+		b.ReportMetric(rate, "buys/s-"+name)
+		b.ReportMetric(lat.pct(99), "p99-ms-"+name)
+	}
+}
