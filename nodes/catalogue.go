@@ -3,7 +3,6 @@ package nodes
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 )
 
@@ -128,11 +127,4 @@ func validateRegions(names []string) error {
 		seen[n] = true
 	}
 	return nil
-}
-
-// sortedCopy returns a sorted copy of names.
-func sortedCopy(names []string) []string {
-	s := append([]string(nil), names...)
-	sort.Strings(s)
-	return s
 }

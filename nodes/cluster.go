@@ -61,8 +61,11 @@ type Timing struct {
 	TickMs, ElectionMs uint
 }
 
-// DeriveTiming follows etcd's tuning guide: heartbeat ≈ the largest
-// round-trip time between members (scaled), election = 10 × heartbeat.
+// DeriveTiming follows etcd's tuning guide: heartbeat between 0.5 and 1.5
+// × the largest round-trip time between members (scaled) — the low end,
+// half of it, so a lab at real latencies elects its first leader in about
+// a second — and election = 10 × heartbeat (5 × the largest RTT: the
+// one-way delay of a heartbeat is a tenth of it).
 func DeriveTiming(regions []string, scale float64) Timing {
 	maxRTT := 0.0
 	for _, a := range regions {
@@ -72,7 +75,7 @@ func DeriveTiming(regions []string, scale float64) Timing {
 			}
 		}
 	}
-	tick := uint(math.Max(MinTickMs, math.Ceil(maxRTT*scale)))
+	tick := uint(math.Max(MinTickMs, math.Ceil(maxRTT*scale/2)))
 	return Timing{TickMs: tick, ElectionMs: 10 * tick}
 }
 
