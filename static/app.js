@@ -245,7 +245,7 @@
   }
 
   // ---------- space-time diagram
-  const LANE_H = 56, LEFT = 130, TOP = 26, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46;
+  const LANE_H = 56, LEFT = 0, TOP = 26, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46;
   let drawQueued = false;
   function queueDraw() {
     if (drawQueued) return;
@@ -292,11 +292,17 @@
     el.setAttribute('height', height);
     el.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
     const laneY = {};
+    const lanes = $('timeline-lanes');
+    while (lanes.firstChild) lanes.firstChild.remove();
+    lanes.setAttribute('width', 120);
+    lanes.setAttribute('height', height);
     regions.forEach((r, i) => {
       const y = TOP + i * LANE_H;
       laneY[r] = y;
       el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE_H }));
-      el.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + LANE_H / 2 + 4 }, r));
+      lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE_H }));
+      lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + 20 }, r));
+      lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, 'CP row · AP row'));
     });
     // fault bands: network faults until the next heal, crashes until restart
     let netOpen = null;
@@ -361,6 +367,13 @@
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
     ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
+    for (const o of ops) {
+      const el = $('outcome-' + o.region);
+      if (!el) continue;
+      el.className = 'outcome o-' + o.outcome;
+      const what = o.op === 'buy' ? 'buy ' + (o.qty || '') : o.op === 'read' ? 'read (' + o.quantity + ')' : 'stock ' + (o.qty || o.quantity);
+      el.textContent = 'Last here: ' + what + ' on ' + o.store + ' → ' + (icons[o.outcome] || '') + ' ' + (words[o.outcome] || o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms.';
+    }
     faults = (h.faults || []).map(normFault).slice(-200);
     queueDraw();
   }
