@@ -346,7 +346,11 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			timeout := r.waitTimeout()
 			wctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			if err := wait(wctx); err != nil {
+			err := wait(wctx)
+			if err == nil && a.For == WaitConverged {
+				err = r.consensusCaughtUp(wctx)
+			}
+			if err != nil {
 				return labErr(fmt.Errorf("waited %v for %s, in vain: %w", timeout, what, err))
 			}
 			return done(r.took(time.Since(start)))
@@ -408,7 +412,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			return fail(want, got, nil)
 		}
 		cr.Status = StatusPassed
-		cr.Text = at + want + " (" + got + ")"
+		cr.Text = at + want + fmt.Sprintf(" (got %d; sold %d of %d)", res.Oversold, res.SoldUnits, res.InitialUnits)
 		return cr, nil
 	case Ask:
 		p := a.Poll
@@ -417,6 +421,42 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		return cr, nil
 	}
 	return labErr(fmt.Errorf("the runner does not know %T", c.Action))
+}
+
+// consensusCaughtUp waits until every running region's consensus member
+// knows a leader and has applied everything committed. Lab.WaitConverged
+// covers the replicated store; "wait converged" promises that all replicas
+// agree (LESSONS.md), so a serializable read afterwards is current.
+func (r *Runner) consensusCaughtUp(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if caughtUp(r.lab.State()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consensus members did not catch up: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// caughtUp reports whether every running region's consensus member knows a
+// leader and has applied the highest commit index of any of them.
+func caughtUp(st lab.State) bool {
+	var commit uint64
+	for _, reg := range st.Regions {
+		if reg.Up {
+			commit = max(commit, reg.Consensus.CommitIndex)
+		}
+	}
+	for _, reg := range st.Regions {
+		if reg.Up && (reg.Consensus.Leader == "" || reg.Consensus.AppliedIndex < commit) {
+			return false
+		}
+	}
+	return true
 }
 
 func consistencyOrDefault(c lab.Consistency) lab.Consistency {

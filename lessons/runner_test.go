@@ -186,7 +186,7 @@ regions: us-east-1, eu-west-1, ap-southeast-1
    line 25: restart ap-southeast-1
    line 26: wait converged
  ✓ line 27: check consensus IPHONE linearizable
- ✓ line 28: check consensus IPHONE oversold >= 0 (oversold = 0 (sold 1 of 1))
+ ✓ line 28: check consensus IPHONE oversold >= 0 (got 0; sold 1 of 1)
 
 PASS t: 2 steps
 `
@@ -360,5 +360,30 @@ func TestRunStepOutOfRange(t *testing.T) {
 	res, err := r.RunStep(context.Background(), 0)
 	if err != nil || len(res.Commands) != 1 || res.Title != "S" {
 		t.Errorf("RunStep(0) = %+v, %v", res, err)
+	}
+}
+
+func TestCaughtUp(t *testing.T) {
+	member := func(up bool, leader string, commit, applied uint64) lab.RegionState {
+		return lab.RegionState{Up: up, Consensus: lab.MemberState{Leader: leader, CommitIndex: commit, AppliedIndex: applied}}
+	}
+	tests := []struct {
+		name    string
+		regions []lab.RegionState
+		want    bool
+	}{
+		{"no regions", nil, true},
+		{"all applied", []lab.RegionState{member(true, "a", 9, 9), member(true, "a", 9, 9)}, true},
+		{"one behind", []lab.RegionState{member(true, "a", 9, 9), member(true, "a", 7, 7)}, false},
+		{"commit not applied", []lab.RegionState{member(true, "a", 9, 8)}, false},
+		{"no leader known", []lab.RegionState{member(true, "a", 9, 9), member(true, "", 9, 9)}, false},
+		{"crashed region ignored", []lab.RegionState{member(true, "a", 9, 9), member(false, "", 3, 3)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := caughtUp(lab.State{Regions: tt.regions}); got != tt.want {
+				t.Errorf("caughtUp = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
