@@ -466,11 +466,26 @@ func (c *Cluster) Crash(name string) error {
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
 	}
-	if err := r.hardStop(); err != nil {
+	if err := r.hardStop(c.dropConnections); err != nil {
 		return err
 	}
 	c.changed()
 	return nil
+}
+
+// dropConnections ends every proxied connection into a region's servers,
+// so closing them does not wait for peers' idle connections.
+func (c *Cluster) dropConnections(name string) {
+	for i, r := range c.regions {
+		if r.place.Name == name && i < len(c.peerProxies) {
+			c.peerProxies[i].dropAll()
+		}
+	}
+	for k, p := range c.replicaProxies {
+		if k[1] == name {
+			p.dropAll()
+		}
+	}
 }
 
 // Restart starts a crashed region again from its data directory. It
@@ -585,6 +600,15 @@ func (c *Cluster) Close() error {
 			}
 			all = append(all, r)
 		}
+		// No server sends anything now; ending the proxied connections first
+		// lets every server close without waiting for idle peers.
+		c.fabric.closeAll()
+		for _, p := range c.peerProxies {
+			p.close()
+		}
+		for _, p := range c.replicaProxies {
+			p.close()
+		}
 		var wg sync.WaitGroup
 		for _, r := range all {
 			r.mu.Lock()
@@ -598,13 +622,6 @@ func (c *Cluster) Close() error {
 			}()
 		}
 		wg.Wait()
-		c.fabric.closeAll()
-		for _, p := range c.peerProxies {
-			p.close()
-		}
-		for _, p := range c.replicaProxies {
-			p.close()
-		}
 		c.subMu.Lock()
 		for ch := range c.subs {
 			close(ch)

@@ -43,11 +43,14 @@ type peerProxy struct {
 	ln        net.Listener
 	handlers  sync.WaitGroup
 	closeOnce sync.Once
+
+	activeMu sync.Mutex
+	active   map[*flow]struct{} // every exchange in progress, to drop on a crash
 }
 
 func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func(string) (string, bool)) *peerProxy {
 	p := &peerProxy{
-		region: region, fabric: f, sender: sender, ln: ln,
+		region: region, fabric: f, sender: sender, ln: ln, active: map[*flow]struct{}{},
 		transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 			MaxIdleConnsPerHost: 64,
@@ -78,6 +81,18 @@ func (p *peerProxy) close() {
 	})
 }
 
+// dropAll ends every exchange in progress and idle upstream connection:
+// the member behind the proxy crashed, and its listener should find no
+// connection left to wait for as it closes.
+func (p *peerProxy) dropAll() {
+	p.activeMu.Lock()
+	for f := range p.active {
+		f.cancel()
+	}
+	p.activeMu.Unlock()
+	p.transport.CloseIdleConnections()
+}
+
 func (p *peerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlers.Add(1)
 	defer p.handlers.Done()
@@ -99,6 +114,15 @@ func (p *peerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, control *link) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	self := &flow{cancel: cancel}
+	p.activeMu.Lock()
+	p.active[self] = struct{}{}
+	p.activeMu.Unlock()
+	defer func() {
+		p.activeMu.Lock()
+		delete(p.active, self)
+		p.activeMu.Unlock()
+	}()
 	if data != nil {
 		fl := &flow{cancel: cancel}
 		if !data.attach(fl) {
@@ -189,10 +213,13 @@ type replicaProxy struct {
 	conns     sync.WaitGroup
 	done      chan struct{}
 	closeOnce sync.Once
+
+	activeMu sync.Mutex
+	active   map[*flow]struct{}
 }
 
 func newReplicaProxy(from, to, target string, ln net.Listener, f *Fabric) *replicaProxy {
-	return &replicaProxy{from: from, to: to, target: target, fabric: f, ln: ln, done: make(chan struct{})}
+	return &replicaProxy{from: from, to: to, target: target, fabric: f, ln: ln, done: make(chan struct{}), active: map[*flow]struct{}{}}
 }
 
 func (p *replicaProxy) serve() {
@@ -223,6 +250,14 @@ func (p *replicaProxy) carry(c net.Conn) {
 	}()
 	fwd, back := p.fabric.link(p.from, p.to), p.fabric.link(p.to, p.from)
 	fl := &flow{cancel: cancel}
+	p.activeMu.Lock()
+	p.active[fl] = struct{}{}
+	p.activeMu.Unlock()
+	defer func() {
+		p.activeMu.Lock()
+		delete(p.active, fl)
+		p.activeMu.Unlock()
+	}()
 	if !fwd.attach(fl) {
 		_ = c.Close()
 		return
@@ -248,6 +283,15 @@ func (p *replicaProxy) carry(c net.Conn) {
 	_ = pump(ctx, back, c, nil, up)
 	cancel()
 	<-finished
+}
+
+// dropAll ends every connection in progress (the replica behind it crashed).
+func (p *replicaProxy) dropAll() {
+	p.activeMu.Lock()
+	defer p.activeMu.Unlock()
+	for f := range p.active {
+		f.cancel()
+	}
 }
 
 func (p *replicaProxy) close() {

@@ -119,7 +119,7 @@ func (r *region) servers() (member, replica *embed.Etcd) {
 
 // hardStop stops both servers abruptly: no leadership hand-off, no
 // graceful drain — a crash. Data on disk stays.
-func (r *region) hardStop() error {
+func (r *region) hardStop(dropConnections func(region string)) error {
 	r.mu.Lock()
 	m, rep := r.member, r.replica
 	r.member, r.replica = nil, nil
@@ -129,6 +129,7 @@ func (r *region) hardStop() error {
 	}
 	m.Server.HardStop()
 	rep.Server.HardStop()
+	dropConnections(r.place.Name)
 	closeBoth(m, rep)
 	return nil
 }
