@@ -65,6 +65,41 @@ func project(lat, lon float64) (x, y float64) {
 
 const regionRadius = 20
 
+// minRegionGap is the least distance, in map units, between two regions on
+// the map: closer regions (eu-west-1 and eu-central-1) are nudged apart so
+// their labels stay readable. The map is a diagram, not a survey.
+const minRegionGap = 150
+
+// spread nudges points apart until no two are closer than gap, moving each
+// pair symmetrically along the line between them. It is deterministic.
+func spread(pts [][2]float64, gap float64) {
+	for range 200 {
+		moved := false
+		for i := range pts {
+			for j := i + 1; j < len(pts); j++ {
+				dx, dy := pts[j][0]-pts[i][0], pts[j][1]-pts[i][1]
+				d := math.Hypot(dx, dy)
+				if d >= gap {
+					continue
+				}
+				if d < 1e-9 {
+					dx, dy, d = 1, 0, 1
+				}
+				push := (gap - d) / 2 * 1.01
+				ux, uy := dx/d, dy/d
+				pts[i][0] -= ux * push
+				pts[i][1] -= uy * push
+				pts[j][0] += ux * push
+				pts[j][1] += uy * push
+				moved = true
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+}
+
 func buildMap(st lab.State) mapView {
 	var mv mapView
 	if len(st.Regions) == 0 {
@@ -72,21 +107,25 @@ func buildMap(st lab.State) mapView {
 		mv.W, mv.H = 1000, 500
 		return mv
 	}
-	minLat, maxLat := math.Inf(1), math.Inf(-1)
-	minLon, maxLon := math.Inf(1), math.Inf(-1)
-	pos := map[string][2]float64{}
+	pts := make([][2]float64, len(st.Regions))
 	for i, r := range st.Regions {
-		x, y := project(r.Lat, r.Lon)
-		pos[r.Name] = [2]float64{x, y}
-		mv.Regions = append(mv.Regions, mapRegion{RegionState: r, X: x, Y: y, Index: i + 1})
-		minLat, maxLat = math.Min(minLat, r.Lat), math.Max(maxLat, r.Lat)
-		minLon, maxLon = math.Min(minLon, r.Lon), math.Max(maxLon, r.Lon)
+		pts[i][0], pts[i][1] = project(r.Lat, r.Lon)
 	}
-	// Margins leave room for labels; keep a wide, readable aspect.
-	x0, _ := project(0, math.Max(-180, minLon-35))
-	x1, _ := project(0, math.Min(180, maxLon+35))
-	_, y0 := project(math.Min(90, maxLat+22), 0)
-	_, y1 := project(math.Max(-90, minLat-36), 0)
+	spread(pts, minRegionGap)
+	pos := map[string][2]float64{}
+	minX, maxX := math.Inf(1), math.Inf(-1)
+	minY, maxY := math.Inf(1), math.Inf(-1)
+	for i, r := range st.Regions {
+		x, y := pts[i][0], pts[i][1]
+		pos[r.Name] = pts[i]
+		mv.Regions = append(mv.Regions, mapRegion{RegionState: r, X: x, Y: y, Index: i + 1})
+		minX, maxX = math.Min(minX, x), math.Max(maxX, x)
+		minY, maxY = math.Min(minY, y), math.Max(maxY, y)
+	}
+	// Margins leave room for the labels around each region; keep a wide,
+	// readable aspect.
+	x0, x1 := math.Max(0, minX-100), math.Min(1000, maxX+100)
+	y0, y1 := math.Max(0, minY-60), math.Min(500, maxY+100)
 	if w := x1 - x0; w < 2.2*(y1-y0) {
 		pad := (2.2*(y1-y0) - w) / 2
 		x0, x1 = math.Max(0, x0-pad), math.Min(1000, x1+pad)
