@@ -674,14 +674,16 @@ func (l *Lab) Reset(ctx context.Context) error {
 	return nil
 }
 
-// WaitConverged waits until every replica of the replicated store holds
-// the same newest value for every SKU.
+// WaitConverged waits until every running replica of the replicated store
+// holds the same newest value for every SKU, and every running consensus
+// member follows the agreed leader and has applied all it committed (so a
+// serializable read anywhere returns the latest value).
 func (l *Lab) WaitConverged(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		ok, err := l.replicated.converged(ctx)
-		if err == nil && ok {
+		if err == nil && ok && l.cluster.CaughtUp() {
 			return nil
 		}
 		select {

@@ -503,23 +503,52 @@ func (c *Cluster) Restart(name string) error {
 	return nil
 }
 
-// Leader is the region whose member leads with the agreement of a
-// majority of members, or "" if there is none now.
+// Leader is the region whose member leads with the agreement of a majority
+// of members right now: members in its term that believe it leads and that
+// it can reach both ways. Members' beliefs lag (a follower cut off from its
+// leader still names it until its election timer fires), so beliefs alone
+// would report a leader that has just been cut off. "" when there is none.
 func (c *Cluster) Leader() string {
-	votes := map[string]int{}
+	st := make(map[string]RegionStatus, len(c.regions))
 	for _, r := range c.regions {
-		if st := r.status(c.regionOf); st.Leader != "" {
-			votes[st.Leader]++
-		}
+		st[r.place.Name] = r.status(c.regionOf)
 	}
-	for name, n := range votes {
-		if n > len(c.regions)/2 {
-			if st := c.byName[name].status(c.regionOf); st.Role == RoleLeader {
-				return name
+	for name, cand := range st {
+		if cand.Role != RoleLeader {
+			continue
+		}
+		votes := 0
+		for voter, s := range st {
+			if s.Leader == name && s.Term == cand.Term &&
+				(voter == name || (c.fabric.Up(name, voter) && c.fabric.Up(voter, name))) {
+				votes++
 			}
+		}
+		if votes > len(c.regions)/2 {
+			return name
 		}
 	}
 	return ""
+}
+
+// CaughtUp reports whether every running member knows the agreed leader
+// and has applied everything the leader has committed.
+func (c *Cluster) CaughtUp() bool {
+	leader := c.Leader()
+	if leader == "" {
+		return false
+	}
+	lst := c.byName[leader].status(c.regionOf)
+	for _, r := range c.regions {
+		s := r.status(c.regionOf)
+		if !s.Up {
+			continue
+		}
+		if s.Leader != leader || s.AppliedIndex < lst.CommitIndex {
+			return false
+		}
+	}
+	return true
 }
 
 // WaitLeader waits until a majority of members agree on a leader.

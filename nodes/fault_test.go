@@ -416,3 +416,25 @@ func TestMoveLeader(t *testing.T) {
 		t.Fatalf("leader = %s, want %s", l, target)
 	}
 }
+
+func TestLeaderCutOffIsNotReportedAsAgreed(t *testing.T) {
+	c := startCluster(t, Config{LatencyScale: 0, TickMs: 100, ElectionMs: 1000})
+	leader := c.Leader()
+	if err := c.fabric.Isolate(leader); err != nil {
+		t.Fatal(err)
+	}
+	// The followers still name the old leader for up to an election
+	// timeout, but it can no longer reach them: no agreed leader now.
+	if l := c.Leader(); l == leader {
+		t.Fatalf("Leader() = %s right after isolating it", l)
+	}
+	l, err := c.WaitLeader(ctxFor(t, 15*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l == leader {
+		t.Fatalf("WaitLeader returned the isolated leader %s", l)
+	}
+	c.fabric.HealAll()
+	eventually(t, 15*time.Second, "members caught up after heal", c.CaughtUp)
+}
