@@ -144,8 +144,9 @@ func parseFlags(args []string) (cliOptions, []string, error) {
 
 func list(opts cliOptions, stdout, stderr io.Writer) int {
 	cat, errs := LoadCatalog(opts.dir)
+	// One lesson per line, its name first (what "lessons run" takes), then
+	// its title, then details: no header, so scripts can read it.
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTEPS\tREGIONS\tTITLE")
 	for _, l := range cat.Lessons() {
 		origin := ""
 		switch {
@@ -154,7 +155,7 @@ func list(opts cliOptions, stdout, stderr io.Writer) int {
 		case !l.Builtin:
 			origin = " (" + l.File + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s%s\n", l.Name, len(l.Steps), len(l.Regions), l.Title, origin)
+		fmt.Fprintf(tw, "%s\t%s\t(%d steps, %d regions)%s\n", l.Name, l.Title, len(l.Steps), len(l.Regions), origin)
 	}
 	tw.Flush()
 	if len(errs) > 0 {

@@ -129,3 +129,27 @@ func TestRunUsesNewLab(t *testing.T) {
 		t.Errorf("stderr = %q, want %q", stderr.String(), want)
 	}
 }
+
+// Every line of "lessons list" starts with a name "lessons run" accepts,
+// followed by the title: no header line.
+func TestListLinesStartWithRunnableName(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"list"}, &stdout, &stderr, nil); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	cat, _ := LoadCatalog("")
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != len(cat.Lessons()) {
+		t.Fatalf("%d lines for %d lessons:\n%s", len(lines), len(cat.Lessons()), stdout.String())
+	}
+	for i, line := range lines {
+		l := cat.Lessons()[i]
+		name, rest, _ := strings.Cut(line, " ")
+		if _, ok := cat.Lookup(name); !ok || name != l.Name {
+			t.Errorf("line %d starts with %q, not a lesson name", i+1, name)
+		}
+		if !strings.HasPrefix(strings.TrimSpace(rest), l.Title) {
+			t.Errorf("line %d: title %q does not follow the name: %q", i+1, l.Title, line)
+		}
+	}
+}
