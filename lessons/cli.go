@@ -201,11 +201,19 @@ func check(opts cliOptions, paths []string, stdout, stderr io.Writer) int {
 		for _, e := range errs {
 			files[e.File] = true
 		}
-		fmt.Fprintf(stdout, "%d valid lessons; %d errors in %d files\n", len(lessons), len(errs), len(files))
+		fmt.Fprintf(stdout, "%s; %s in %s\n", count(len(lessons), "valid lesson"), count(len(errs), "error"), count(len(files), "file"))
 		return ExitFail
 	}
-	fmt.Fprintf(stdout, "%d lessons, all valid\n", len(lessons))
+	fmt.Fprintf(stdout, "%s, all valid\n", count(len(lessons), "lesson"))
 	return ExitOK
+}
+
+// count says "1 error", "2 errors".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // resolve finds the lesson to run: a file when arg names one, else a name
