@@ -30,7 +30,7 @@ func TestCheckBrokenLesson(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("stderr:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if !strings.Contains(stdout.String(), "8 errors in 1 files") {
+	if !strings.Contains(stdout.String(), "8 errors in 1 file\n") {
 		t.Errorf("stdout = %q", stdout.String())
 	}
 }
