@@ -330,49 +330,33 @@ func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 
 // Isolate cuts every link of one region.
 func (l *Lab) Isolate(region string) error {
-	if err := l.CheckRegion(region); err != nil {
-		return err
-	}
-	if err := l.cluster.Fabric().Isolate(region); err != nil {
-		return wrapNodes(err)
-	}
-	l.fault(FaultPartition, []string{region}, region+" isolated")
-	return nil
+	return l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated")
 }
 
 // Bridge leaves the other regions able to talk only through via.
 func (l *Lab) Bridge(via string) error {
-	if err := l.CheckRegion(via); err != nil {
-		return err
-	}
-	if err := l.cluster.Fabric().Bridge(via); err != nil {
-		return wrapNodes(err)
-	}
-	l.fault(FaultPartition, []string{via}, "bridge through "+via)
-	return nil
+	return l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via)
 }
 
 // Crash stops a region abruptly.
 func (l *Lab) Crash(region string) error {
-	if err := l.CheckRegion(region); err != nil {
-		return err
-	}
-	if err := l.cluster.Crash(region); err != nil {
-		return wrapNodes(err)
-	}
-	l.fault(FaultCrash, []string{region}, region+" crashed")
-	return nil
+	return l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed")
 }
 
 // Restart brings a crashed region back from its data directory.
 func (l *Lab) Restart(region string) error {
+	return l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted")
+}
+
+// regionFault applies a fault to one region and records it.
+func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string) error {
 	if err := l.CheckRegion(region); err != nil {
 		return err
 	}
-	if err := l.cluster.Restart(region); err != nil {
+	if err := apply(region); err != nil {
 		return wrapNodes(err)
 	}
-	l.fault(FaultRestart, []string{region}, region+" restarted")
+	l.fault(kind, []string{region}, detail)
 	return nil
 }
 

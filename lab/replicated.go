@@ -127,9 +127,16 @@ func (s *replicatedStore) readQuorum(ctx context.Context, from, sku string, r in
 			ch <- reply{to, it, err}
 		}()
 	}
+	return gather(ctx, ch, len(s.regions), r)
+}
+
+// gather collects the replies of n replicas and returns the successful
+// ones once need have come in (true), or once need can no longer be
+// reached or ctx ends (false).
+func gather(ctx context.Context, ch <-chan reply, n, need int) ([]reply, bool) {
 	var ok []reply
 	failed := 0
-	for range s.regions {
+	for range n {
 		select {
 		case rp := <-ch:
 			if rp.err != nil {
@@ -140,14 +147,14 @@ func (s *replicatedStore) readQuorum(ctx context.Context, from, sku string, r in
 		case <-ctx.Done():
 			return ok, false
 		}
-		if len(ok) >= r {
+		if len(ok) >= need {
 			return ok, true
 		}
-		if failed > len(s.regions)-r {
+		if failed > n-need {
 			return ok, false
 		}
 	}
-	return ok, len(ok) >= r
+	return ok, len(ok) >= need
 }
 
 // writeQuorum sends it to every replica and returns the regions that
@@ -167,27 +174,8 @@ func (s *replicatedStore) writeQuorum(ctx context.Context, from, sku string, it 
 			ch <- reply{region: to, err: s.writeItem(wctx, from, to, sku, it)}
 		}()
 	}
-	var acks []string
-	failed := 0
-	for range s.regions {
-		select {
-		case rp := <-ch:
-			if rp.err != nil {
-				failed++
-			} else {
-				acks = append(acks, rp.region)
-			}
-		case <-ctx.Done():
-			return acks, false
-		}
-		if len(acks) >= w {
-			return acks, true
-		}
-		if failed > len(s.regions)-w {
-			return acks, false
-		}
-	}
-	return acks, len(acks) >= w
+	replies, ok := gather(ctx, ch, len(s.regions), w)
+	return regionsOf(replies), ok
 }
 
 // run executes one operation as the coordinator in op.Region.
