@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -137,7 +138,7 @@ type Cluster struct {
 	observer  sync.WaitGroup
 	subMu     sync.Mutex
 	subs      map[chan Snapshot]struct{}
-	seq       uint64
+	seq       atomic.Uint64 // of the last published snapshot
 	closeOnce sync.Once
 	closeErr  error
 }

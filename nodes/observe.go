@@ -15,9 +15,10 @@ type Snapshot struct {
 	Timing       Timing
 }
 
-// State reads the cluster's state now.
+// State reads the cluster's state now; Seq is that of the last published
+// snapshot.
 func (c *Cluster) State() Snapshot {
-	s := Snapshot{At: time.Now(), LatencyScale: c.cfg.LatencyScale, Timing: c.Timing()}
+	s := Snapshot{Seq: c.seq.Load(), At: time.Now(), LatencyScale: c.cfg.LatencyScale, Timing: c.Timing()}
 	for _, r := range c.regions {
 		s.Regions = append(s.Regions, r.status(c.regionOf))
 	}
@@ -83,8 +84,7 @@ func (c *Cluster) observe() {
 		if !force && !structural && !(counters && time.Since(lastPublish) >= countersEvery) {
 			continue
 		}
-		c.seq++
-		s.Seq = c.seq
+		s.Seq = c.seq.Add(1)
 		c.publish(s)
 		last, lastPublish = s, time.Now()
 	}
