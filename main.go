@@ -123,8 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	base := "http://" + displayHost(ln.Addr().String())
-	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present})
-	_ = catalog // the lesson panel is wired in the lessons-in-the-browser work
+	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present, Lessons: web.LessonsFrom(catalog, l)})
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()

@@ -648,48 +648,174 @@
   });
   window.addEventListener('resize', queueDraw);
 
-  // ---------- lesson panel (extension point: replace or extend freely)
+  // ---------- lesson panel: every page follows the shared lesson session
+  // (lesson and poll frames); the presenter drives it through the API.
   if (body.dataset.lessons === 'true') {
-    let lesson = null, step = 0;
     const canRun = body.dataset.canRun === 'true' && presenter;
-    const show = () => {
+    const statusIcon = { done: '●', passed: '✓', failed: '✗', error: '⚠' };
+    const statusWord = { done: 'done', passed: 'passed', failed: 'failed', error: 'error' };
+    let cur = null;     // the open lesson (lessonView), null when none
+    let poll = null;    // the open question (pollView), null when none
+    let myVote = '';    // this browser's vote on the open question
+    let pollKey = '';   // which question myVote belongs to
+    let framed = false; // a lesson frame has arrived (newer than any snapshot)
+    const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+    const keyOf = (p) => p ? p.lesson + '/' + p.step + '/' + p.index : '';
+
+    function renderLesson() {
+      const sel = $('lesson-select');
+      if (document.activeElement !== sel) sel.value = cur ? cur.id : '';
+      $('lesson-progress').textContent = cur ? 'Step ' + (cur.step + 1) + ' of ' + cur.steps : '';
+      const list = $('lesson-steps');
+      list.textContent = '';
       const box = $('lesson-step');
+      const cmds = $('lesson-commands');
+      cmds.textContent = '';
+      const status = $('lesson-status');
+      if (!cur) {
+        box.textContent = '';
+        box.appendChild(el('p', '', presenter ? 'Pick a lesson: everyone watching follows you step by step.' : 'The presenter has not opened a lesson; play along on the map.'));
+        status.textContent = '';
+        for (const id of ['lesson-prev', 'lesson-next', 'lesson-run']) if ($(id)) $(id).disabled = true;
+        return;
+      }
+      cur.stepTitles.forEach((title, i) => {
+        const li = el('li', i === cur.step ? 'current' : '', title);
+        if (i === cur.step) li.setAttribute('aria-current', 'step');
+        list.appendChild(li);
+      });
       box.textContent = '';
-      if (!lesson) { $('lesson-prev').disabled = $('lesson-next').disabled = true; if ($('lesson-run')) $('lesson-run').disabled = true; return; }
-      const s = lesson.stepList[step];
-      const h = document.createElement('h3');
-      h.textContent = 'Step ' + (step + 1) + ' of ' + lesson.stepList.length + ': ' + (s ? s.title : '');
-      box.appendChild(h);
-      if (s) {
-        const prose = document.createElement('div');
-        prose.innerHTML = s.html || ''; // trusted: rendered by the lessons provider
-        box.appendChild(prose);
-        if (s.commands && s.commands.length) { const pre = document.createElement('pre'); pre.textContent = s.commands.join('\n'); box.appendChild(pre); }
+      box.appendChild(el('h3', '', 'Step ' + (cur.step + 1) + ' of ' + cur.steps + ': ' + cur.stepTitle));
+      const prose = el('div', 'prose');
+      prose.innerHTML = cur.html || ''; // trusted: rendered by the lessons provider (no raw HTML)
+      box.appendChild(prose);
+      cur.commands.forEach((c, i) => {
+        const r = cur.results[i];
+        const st = r ? r.status : (cur.running && i === cur.results.length ? 'running' : 'pending');
+        const li = el('li', 'cmd s-' + st);
+        li.id = 'lesson-command-' + i;
+        li.dataset.testid = 'lesson-command-' + i;
+        li.dataset.status = st;
+        li.appendChild(el('span', 'icon', r ? statusIcon[r.status] || '•' : st === 'running' ? '…' : '○')).setAttribute('aria-hidden', 'true');
+        li.appendChild(el('span', 'sr-only', (r ? statusWord[r.status] || r.status : st === 'running' ? 'running' : 'not run yet') + ': '));
+        li.appendChild(el('code', '', c));
+        if (r && r.text) li.appendChild(el('span', 'what', r.text));
+        cmds.appendChild(li);
+      });
+      if (cur.running) status.textContent = 'Running step ' + (cur.step + 1) + '…';
+      else if (cur.ran) status.textContent = (cur.failed ? '✗ ' : '✓ ') + (cur.report || 'Done.');
+      else if (poll && !poll.revealed) status.textContent = presenter ? 'The audience is voting; reveal the answer or run the step.' : 'Vote, then watch the lab.';
+      else status.textContent = presenter && canRun ? 'Run the step when you are ready (key n).' : '';
+      status.className = 'lesson-status' + (cur.ran ? (cur.failed ? ' bad' : ' good') : '');
+      if ($('lesson-prev')) $('lesson-prev').disabled = cur.running || cur.step === 0;
+      if ($('lesson-next')) $('lesson-next').disabled = cur.running || cur.step >= cur.steps - 1;
+      if ($('lesson-run')) $('lesson-run').disabled = cur.running;
+    }
+
+    function renderPoll() {
+      const card = $('poll');
+      const k = keyOf(poll);
+      if (k !== pollKey) { pollKey = k; myVote = ''; }
+      if (!poll) { card.hidden = true; return; }
+      card.hidden = false;
+      $('poll-kicker').textContent = (poll.count > 1 ? 'Question ' + (poll.index + 1) + ' of ' + poll.count + ' · ' : '') +
+        (poll.revealed ? 'The answer is out' : 'Predict before the lab shows it');
+      $('poll-question').textContent = poll.question;
+      const opts = $('poll-options');
+      const focused = document.activeElement && opts.contains(document.activeElement) ? document.activeElement.id : null;
+      opts.textContent = '';
+      poll.options.forEach((o, i) => {
+        const b = el('button', 'btn poll-option');
+        b.type = 'button';
+        b.id = 'poll-option-' + i;
+        b.dataset.testid = 'poll-option-' + i;
+        b.dataset.option = o;
+        const right = poll.revealed && o === poll.answer;
+        b.textContent = (right ? '✓ ' : o === myVote ? '● ' : '') + o;
+        b.setAttribute('aria-pressed', String(o === myVote));
+        b.classList.toggle('chosen', o === myVote);
+        b.classList.toggle('correct', right);
+        b.disabled = poll.revealed;
+        opts.appendChild(b);
+      });
+      if (focused && $(focused)) $(focused).focus();
+      const tally = $('poll-tally');
+      tally.textContent = '';
+      if (poll.tally) {
+        const ul = el('ul', 'tally');
+        poll.options.forEach((o, i) => {
+          const n = poll.tally[i] || 0, pct = poll.votes ? Math.round(100 * n / poll.votes) : 0;
+          const li = el('li', poll.revealed && o === poll.answer ? 'correct' : '');
+          li.appendChild(el('span', 'opt', (poll.revealed && o === poll.answer ? '✓ ' : '') + o));
+          const bar = el('span', 'bar');
+          bar.style.width = pct + '%';
+          bar.setAttribute('aria-hidden', 'true');
+          li.appendChild(bar);
+          li.appendChild(el('span', 'n', n + (n === 1 ? ' vote' : ' votes') + ' (' + pct + '%)'));
+          ul.appendChild(li);
+        });
+        tally.appendChild(ul);
       }
-      $('lesson-prev').disabled = step === 0;
-      $('lesson-next').disabled = step >= lesson.stepList.length - 1;
-      if ($('lesson-run')) $('lesson-run').disabled = !s;
-    };
-    const run = async () => {
-      if (!lesson || !canRun) return;
-      $('lesson-status').textContent = 'Running step ' + (step + 1) + '…';
-      const r = await api('POST', '/api/lessons/' + encodeURIComponent(lesson.id) + '/steps/' + step + '/run', {});
-      $('lesson-status').textContent = r.ok ? (r.data.report || 'Done.') : (r.data && r.data.error) || 'The step failed.';
-    };
-    $('lesson-select').addEventListener('change', async (e) => {
-      lesson = null; step = 0;
-      if (e.target.value) {
-        const r = await api('GET', '/api/lessons/' + encodeURIComponent(e.target.value));
-        if (r.ok) lesson = r.data;
+      tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + (poll.tally ? '' : ' so far — the tally shows when the presenter reveals the answer.')));
+      const ans = $('poll-answer');
+      ans.hidden = !poll.revealed;
+      ans.textContent = '';
+      if (poll.revealed) {
+        let s = 'Answer: ' + poll.answer + '.';
+        if (myVote) s += myVote === poll.answer ? ' ✓ You predicted it.' : ' ✗ You said ' + myVote + '.';
+        ans.textContent = s;
       }
-      show();
+      if ($('poll-reveal')) $('poll-reveal').hidden = poll.revealed;
+      if ($('poll-next')) $('poll-next').hidden = !(poll.revealed && poll.index + 1 < poll.count);
+      $('poll-status').textContent = poll.revealed ? '' : myVote ? 'Your vote: ' + myVote + '. You can change it until the reveal.' : 'Tap an option to vote.';
+    }
+
+    const setLesson = (id, step) => api('PUT', '/api/lesson', { lesson: id, step });
+    async function runStep() {
+      if (!cur || !canRun || cur.running) return;
+      await busy($('lesson-run'), () => api('POST', '/api/lessons/' + encodeURIComponent(cur.id) + '/steps/' + cur.step + '/run', {}));
+    }
+    // n: one beat forward. Run this step if it has not run; otherwise go to
+    // the next step and run it, unless it asks the audience first.
+    async function advance() {
+      if (!presenter || !cur || cur.running) return;
+      if (!cur.ran && canRun) return runStep();
+      if (cur.step >= cur.steps - 1) { toast('That was the last step of ' + cur.title + '.'); return; }
+      const r = await setLesson(cur.id, cur.step + 1);
+      if (r.ok && r.data.lesson) {
+        cur = r.data.lesson; renderLesson();
+        if (!cur.polls && canRun) runStep();
+      }
+    }
+    async function vote(option) {
+      if (!poll || poll.revealed) return;
+      const r = await api('POST', '/api/poll/vote', { option });
+      if (r.ok) { pollKey = keyOf(poll); myVote = option; renderPoll(); }
+    }
+
+    $('lesson-select').addEventListener('change', (e) => { if (presenter) setLesson(e.target.value, 0); });
+    document.addEventListener('click', (e) => {
+      const t = e.target.closest('button');
+      if (!t || t.disabled) return;
+      if (t.classList.contains('poll-option')) return vote(t.dataset.option);
+      if (!presenter || !cur) return;
+      switch (t.id) {
+        case 'lesson-prev': return setLesson(cur.id, cur.step - 1);
+        case 'lesson-next': return setLesson(cur.id, cur.step + 1);
+        case 'lesson-run': return runStep();
+        case 'poll-reveal': return api('POST', '/api/poll/reveal', {});
+        case 'poll-next': return api('POST', '/api/poll/next', {});
+      }
     });
-    $('lesson-prev').addEventListener('click', () => { if (step > 0) { step--; show(); } });
-    $('lesson-next').addEventListener('click', () => { if (lesson && step < lesson.stepList.length - 1) { step++; show(); } });
-    if ($('lesson-run')) $('lesson-run').addEventListener('click', run);
-    (listeners['lesson-next'] = listeners['lesson-next'] || []).push(() => {
-      if (!lesson || step >= lesson.stepList.length - 1) return;
-      step++; show(); run();
+    (listeners['lesson-next'] = listeners['lesson-next'] || []).push(advance);
+    (listeners.lesson = listeners.lesson || []).push((f) => { framed = true; cur = f.lesson || null; renderLesson(); });
+    (listeners.poll = listeners.poll || []).push((f) => { poll = f.poll || null; renderPoll(); renderLesson(); });
+    // This browser's vote survives a reload: the server knows it by cookie.
+    api('GET', '/api/lesson').then((r) => {
+      if (!r.ok || !r.data) return;
+      if (!framed) { cur = r.data.lesson || null; poll = r.data.poll || null; }
+      if (r.data.poll && keyOf(r.data.poll) === keyOf(poll)) { pollKey = keyOf(poll); myVote = r.data.vote || ''; }
+      renderPoll(); renderLesson();
     });
   }
 

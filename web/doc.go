@@ -52,13 +52,50 @@
 //	GET  /ui/verdict?sku=S                      {"type":"fragment","id":"verdict","html":"…"}: the verdict panel
 //	GET  /api/lessons                           {"lessons":[LessonSummary…]} (empty without a provider)
 //	GET  /api/lessons/{id}                      Lesson with "stepList"
-//	POST /api/lessons/{id}/steps/{step}/run     {"lesson","step","report"}; token; only if Options.Lessons implements LessonRunner
+//	POST /api/lessons/{id}/steps/{step}/run     {"lesson","step","report","results","failed"}; token; see Lessons
+//	GET  /api/lesson                            {"lesson":lessonView|null,"poll":pollView|null,"vote":"<your vote>"}
+//	PUT  /api/lesson                            {"lesson":"id","step":0} moves every page there ("lesson":"" closes); token
+//	POST /api/poll/vote                         {"option":"X"}: the audience's vote; no token (see Lessons)
+//	POST /api/poll/reveal                       the open question's tally and answer to everyone; token
+//	POST /api/poll/next                         the step's next question; token
 //	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""
 //	GET  /api/check                             ?store defaults to consensus
 //
 // Unknown paths answer a JSON 404; a known path with another method a JSON
 // 405 with Allow.
+//
+// # Lessons
+//
+// LessonsFrom(catalog, lab) adapts a lessons.Catalog (built-in course plus
+// --lessons DIR) to Options.Lessons; it also implements LessonRunner and
+// LessonReporter. Every page follows one shared session, guarded by a mutex
+// in the Server: the open lesson, its current step, what each step did, and
+// the open question. Only the presenter (token) moves it; each change goes
+// to every viewer as a lesson or poll frame, and a page that connects gets
+// the current ones at once.
+//
+// Running a step (POST …/run, which first moves the session to that step)
+// runs its lab block on the real lab through one lessons.Runner per lesson,
+// bounded by 3 minutes and cancelled by Close but not by the presenter
+// closing the tab. One step runs at a time: while it runs, a second run or
+// a PUT /api/lesson is 409. An unmet expectation is still 200, with
+// "failed": true and the results up to that command; a lesson whose regions
+// the lab does not run is 409 naming them.
+//
+// Polls: going to a step that has ask commands opens its first question
+// before anything runs, so the audience predicts before the reveal. Votes
+// need no token, but they must come from the page: an Origin naming this
+// host (else 403) and the caplab_viewer cookie (random, HttpOnly,
+// SameSite=Strict, set by GET / when lessons are loaded; else 403). One
+// vote per cookie and question; a second replaces the first. The option
+// must be one of the question's (400 naming them); no open question, or one
+// already revealed, is 409; a question counts at most 10,000 voters (429
+// for more). The presenter's page gets the tally live; viewers get the
+// number of votes, and the tally and answer only after POST
+// /api/poll/reveal. Running the step reveals its open question too (the
+// results state the answer). Commands never show an ask's answer. Poll
+// frames caused by votes are sent at most every 150 ms.
 //
 // # WebSocket /ws
 //
@@ -74,10 +111,22 @@
 //	{"type":"reset"}
 //	{"type":"fragment","id":"counters","html":"…"}          after every state frame
 //	{"type":"fragment","id":"verdict","html":"…"}           ~0.4 s after operations settle, for the SKU last operated on
+//	{"type":"lesson","lesson":{…}}                          at connect and on every change of the lesson session; no "lesson" when none is open
+//	{"type":"poll","poll":{…}}                              at connect and on every change of the open question; no "poll" when none is open
+//
+// A lesson is {"id","title","step" (from 0),"steps","stepTitle","stepTitles",
+// "html","commands","polls" (questions in the step),"results":[{"line",
+// "command","status" (done|passed|failed|error),"text"}],"ran","running",
+// "failed","report"}. A poll is {"lesson","step","index","count","question",
+// "options","votes","revealed","tally" (per option, in order),"answer"}:
+// presenters' frames carry "tally" always, viewers' frames carry "tally"
+// and "answer" only once revealed. Lesson and poll frames are queued like
+// operation frames, never coalesced away.
 //
 // The hub (one goroutine owns the viewer set) coalesces state: it keeps only
 // the newest State and sends at most one state frame per 50 ms (20 a
-// second) per viewer; operation, fault and reset frames are queued in order.
+// second) per viewer; operation, fault, reset, lesson and poll frames are
+// queued in order.
 // Each viewer has a send buffer of 256 frames; a viewer whose buffer is full
 // is dropped, never waited for.
 //
@@ -93,8 +142,14 @@
 //	present-toggle, help-open    presenter mode (key p), help (key ?)
 //	help, help-close             help overlay (role=dialog)
 //	bad-token, viewer-note       notices
-//	lesson-panel                 extension point for the lesson UI; inside: lesson-step and, with a
-//	                             provider, lesson-select, lesson-prev, lesson-next, lesson-run, lesson-status
+//	lesson-panel                 the lesson: lesson-step (step title and prose) and, with a provider,
+//	                             lesson-select (disabled for viewers: they follow), lesson-progress ("Step 2 of 4"),
+//	                             lesson-steps (list; the current li has aria-current="step"), lesson-commands with
+//	                             lesson-command-{i} (data-status pending|running|done|passed|failed|error; ✓ ✗ ⚠ ● ○),
+//	                             lesson-status (report); presenter only: lesson-prev, lesson-next, lesson-run
+//	poll                         the open question (hidden when none): poll-question, poll-option-{i} (buttons,
+//	                             aria-pressed for your vote), poll-tally, poll-answer (after the reveal),
+//	                             poll-status; presenter only: poll-reveal, poll-next
 //	map                          the SVG map
 //	region-{r}                   region group (focusable; Enter/click opens region-menu);
 //	                             region-{r}-role ("♛ leader", "follower", "✕ crashed"…), region-{r}-term, region-{r}-breakers
@@ -123,8 +178,11 @@
 //	join, join-url, join-qr      audience link and QR code (presenter mode, when Options.JoinURL is set)
 //	toast                        status and error messages (aria-live)
 //
-// Viewers get the same page with every mutating control disabled.
-// window.caplab offers on(type, fn) for frames ("state", "operation",
-// "fault", "reset", "fragment", and "lesson-next" from the n key), state()
-// and api(method, path, body) to the lesson panel.
+// Viewers get the same page with every mutating control disabled; they can
+// vote. The presenter's n key moves the lesson one beat forward: it runs the
+// current step if it has not run, otherwise it goes to the next step and
+// runs it — unless that step asks the audience, which it opens for votes
+// (press n again to run it). window.caplab offers on(type, fn) for frames
+// ("state", "operation", "fault", "reset", "fragment", "lesson", "poll",
+// and "lesson-next" from the n key), state() and api(method, path, body).
 package web

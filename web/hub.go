@@ -16,6 +16,8 @@ const (
 	frameFault     = "fault"     // {"type":"fault","fault":Fault}
 	frameReset     = "reset"     // {"type":"reset"}
 	frameFragment  = "fragment"  // {"type":"fragment","id":"<element id>","html":"…"}
+	frameLesson    = "lesson"    // {"type":"lesson","lesson":lessonView} (no "lesson" when none is open)
+	framePoll      = "poll"      // {"type":"poll","poll":pollView} (no "poll" when none is open)
 )
 
 // frame is the JSON of one WebSocket message.
@@ -27,6 +29,26 @@ type frame struct {
 	Fault     *lab.Fault     `json:"fault,omitempty"`
 	ID        string         `json:"id,omitempty"`
 	HTML      string         `json:"html,omitempty"`
+	Lesson    *lessonView    `json:"lesson,omitempty"`
+	Poll      *pollView      `json:"poll,omitempty"`
+}
+
+// outMsg is one encoded frame for every viewer: presenter is what
+// presenters get instead (nil: the same as viewer). A sticky message is
+// also kept, under its key, and sent to every viewer who connects later, so
+// that a new page shows the open lesson and poll at once.
+type outMsg struct {
+	viewer    []byte
+	presenter []byte
+	sticky    string
+}
+
+// bytesFor returns the bytes c gets.
+func (m outMsg) bytesFor(c *client) []byte {
+	if c.presenter && m.presenter != nil {
+		return m.presenter
+	}
+	return m.viewer
 }
 
 // fragment is server-rendered HTML for the element with id ID.
@@ -62,7 +84,7 @@ type hub struct {
 	events     <-chan lab.Event
 	register   chan *client
 	unregister chan *client
-	broadcast  chan []byte
+	broadcast  chan outMsg
 	count      chan chan int
 	stop       chan struct{}
 	done       chan struct{}
@@ -84,7 +106,7 @@ func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
 		events:     events,
 		register:   make(chan *client),
 		unregister: make(chan *client),
-		broadcast:  make(chan []byte),
+		broadcast:  make(chan outMsg),
 		count:      make(chan chan int),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -125,8 +147,14 @@ func (h *hub) send(f frame) {
 		h.cfg.Logger.Error("web: encode frame", "type", f.Type, "err", err)
 		return
 	}
+	h.sendMsg(outMsg{viewer: b})
+}
+
+// sendMsg queues m to every viewer, in order with every other queued frame
+// (never coalesced); it returns at once when the hub has stopped.
+func (h *hub) sendMsg(m outMsg) {
 	select {
-	case h.broadcast <- b:
+	case h.broadcast <- m:
 	case <-h.done:
 	}
 }
@@ -146,6 +174,8 @@ func (h *hub) run() {
 	defer close(h.done)
 	clients := map[*client]struct{}{}
 	events := h.events
+	sticky := map[string]outMsg{} // newest sticky message per key
+	var stickyOrder []string      // keys in the order first seen
 	var (
 		latest    *lab.State // newest State seen
 		pending   bool       // latest not yet sent
@@ -205,6 +235,11 @@ func (h *hub) run() {
 			if st != nil {
 				deliver(c, h.stateFrames(*st))
 			}
+			for _, k := range stickyOrder {
+				if _, ok := clients[c]; ok {
+					deliver(c, [][]byte{sticky[k].bytesFor(c)})
+				}
+			}
 
 		case c := <-h.unregister:
 			drop(c)
@@ -212,8 +247,16 @@ func (h *hub) run() {
 		case ch := <-h.count:
 			ch <- len(clients)
 
-		case b := <-h.broadcast:
-			fanout(b)
+		case m := <-h.broadcast:
+			if m.sticky != "" {
+				if _, ok := sticky[m.sticky]; !ok {
+					stickyOrder = append(stickyOrder, m.sticky)
+				}
+				sticky[m.sticky] = m
+			}
+			for c := range clients {
+				deliver(c, [][]byte{m.bytesFor(c)})
+			}
 
 		case ev, ok := <-events:
 			if !ok {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -35,6 +34,9 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		badToken = true
+	}
+	if s.session != nil {
+		setViewerCookie(w, r) // for one vote per poll
 	}
 	st := s.lab.State()
 	v := pageView{
@@ -221,38 +223,6 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 		l.StepList = []LessonStep{}
 	}
 	writeJSON(w, http.StatusOK, l)
-}
-
-func (s *Server) handleRunStep(w http.ResponseWriter, r *http.Request) {
-	var req struct{}
-	if err := decode(w, r, &req); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	runner, ok := s.opts.Lessons.(LessonRunner)
-	if s.opts.Lessons == nil || !ok {
-		writeError(w, http.StatusNotFound, "This lab cannot run lesson steps from the page.")
-		return
-	}
-	id := r.PathValue("id")
-	l, ok := s.opts.Lessons.Lesson(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, "There is no lesson %q; GET /api/lessons lists them.", id)
-		return
-	}
-	step, err := strconv.Atoi(r.PathValue("step"))
-	if err != nil || step < 0 || step >= len(l.StepList) {
-		writeError(w, http.StatusBadRequest, "Step must be a number from 0 to %d for lesson %q.", len(l.StepList)-1, id)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
-	defer cancel()
-	report, err := runner.RunStep(ctx, id, step)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"lesson": id, "step": step, "report": report})
 }
 
 // joinURLWithoutToken strips any token from u, so a join link never leaks it.

@@ -3188,118 +3188,6 @@ func verdictPanel(sku string, rows []verdictRow) templ.Component {
 	})
 }
 
-func lessonPanel(v pageView) templ.Component {
-	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
-		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
-		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
-			return templ_7745c5c3_CtxErr
-		}
-		templ_7745c5c3_Buffer, templ_7745c5c3_IsBuffer := templruntime.GetBuffer(templ_7745c5c3_W)
-		if !templ_7745c5c3_IsBuffer {
-			defer func() {
-				templ_7745c5c3_BufErr := templruntime.ReleaseBuffer(templ_7745c5c3_Buffer)
-				if templ_7745c5c3_Err == nil {
-					templ_7745c5c3_Err = templ_7745c5c3_BufErr
-				}
-			}()
-		}
-		ctx = templ.InitializeContext(ctx)
-		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 273, "<section id=\"lesson-panel\" data-testid=\"lesson-panel\" class=\"card lesson-panel\" aria-labelledby=\"lesson-title\" data-has-lessons=\"")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		var templ_7745c5c3_Var196 string
-		templ_7745c5c3_Var196, templ_7745c5c3_Err = templruntime.NewAttributeExpression(boolAttr(v.HasLessons)).Resolve(ctx)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 353, Col: 153}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var196)
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 274, "\"><h2 id=\"lesson-title\">Lesson</h2>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		if v.HasLessons {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 275, "<div class=\"row\"><label for=\"lesson-select\">Choose a lesson</label> <select id=\"lesson-select\" data-testid=\"lesson-select\"><option value=\"\">— play freely —</option> ")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			for _, l := range v.Lessons {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 276, "<option value=\"")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				var templ_7745c5c3_Var197 string
-				templ_7745c5c3_Var197, templ_7745c5c3_Err = templruntime.NewAttributeExpression(l.ID).Resolve(ctx)
-				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 361, Col: 26}
-				}
-				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var197)
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 277, "\" title=\"")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				var templ_7745c5c3_Var198 string
-				templ_7745c5c3_Var198, templ_7745c5c3_Err = templruntime.NewAttributeExpression(l.Summary).Resolve(ctx)
-				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 361, Col: 46}
-				}
-				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var198)
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 278, "\">")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				var templ_7745c5c3_Var199 string
-				templ_7745c5c3_Var199, templ_7745c5c3_Err = templ.JoinStringErrs(l.Title)
-				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 361, Col: 58}
-				}
-				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var199))
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 279, "</option>")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 280, "</select> <button type=\"button\" class=\"btn\" id=\"lesson-prev\" data-testid=\"lesson-prev\" disabled>Previous step</button> <button type=\"button\" class=\"btn primary\" id=\"lesson-next\" data-testid=\"lesson-next\" disabled title=\"Key n\">Next step</button> ")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			if v.CanRun && v.Presenter {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 281, "<button type=\"button\" class=\"btn\" id=\"lesson-run\" data-testid=\"lesson-run\" disabled>Run this step</button>")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 282, "</div><div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\" aria-live=\"polite\"></div><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"hint\" role=\"status\"></p>")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 283, "<div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\"><p><strong>Play freely:</strong> stock a product, buy it from two regions, then isolate one region and buy again. Switch the store and do it once more. The score shows which store oversold and which refused.</p></div>")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 284, "</section>")
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		return nil
-	})
-}
-
 func menus(v pageView) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -3317,7 +3205,7 @@ func menus(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 285, "<div id=\"link-menu\" data-testid=\"link-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Link options\" hidden><p class=\"popover-title\" id=\"link-menu-title\">Link</p><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"link-menu-cut-both\" data-testid=\"link-menu-cut-both\">Cut both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-heal-both\" data-testid=\"link-menu-heal-both\">Heal both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-fwd\" data-testid=\"link-menu-cut-fwd\">Cut one way</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-rev\" data-testid=\"link-menu-cut-rev\">Cut the other way</button> <label for=\"link-menu-rtt\">Round trip (ms, 0–5000)</label><div class=\"row\"><input type=\"number\" id=\"link-menu-rtt\" data-testid=\"link-menu-rtt\" min=\"0\" max=\"5000\" step=\"1\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"link-menu-rtt-apply\" data-testid=\"link-menu-rtt-apply\">Set latency</button></div><button type=\"button\" class=\"btn ghost\" id=\"link-menu-close\" data-testid=\"link-menu-close\">Close</button></div></div><div id=\"region-menu\" data-testid=\"region-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Region options\" hidden><p class=\"popover-title\" id=\"region-menu-title\">Region</p><div class=\"col\"><button type=\"button\" class=\"btn danger\" id=\"region-menu-crash\" data-testid=\"region-menu-crash\">Crash</button> <button type=\"button\" class=\"btn\" id=\"region-menu-restart\" data-testid=\"region-menu-restart\">Restart</button> <button type=\"button\" class=\"btn\" id=\"region-menu-lead\" data-testid=\"region-menu-lead\">Make leader</button> <button type=\"button\" class=\"btn\" id=\"region-menu-isolate\" data-testid=\"region-menu-isolate\">Isolate</button> <button type=\"button\" class=\"btn ghost\" id=\"region-menu-close\" data-testid=\"region-menu-close\">Close</button></div></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 273, "<div id=\"link-menu\" data-testid=\"link-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Link options\" hidden><p class=\"popover-title\" id=\"link-menu-title\">Link</p><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"link-menu-cut-both\" data-testid=\"link-menu-cut-both\">Cut both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-heal-both\" data-testid=\"link-menu-heal-both\">Heal both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-fwd\" data-testid=\"link-menu-cut-fwd\">Cut one way</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-rev\" data-testid=\"link-menu-cut-rev\">Cut the other way</button> <label for=\"link-menu-rtt\">Round trip (ms, 0–5000)</label><div class=\"row\"><input type=\"number\" id=\"link-menu-rtt\" data-testid=\"link-menu-rtt\" min=\"0\" max=\"5000\" step=\"1\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"link-menu-rtt-apply\" data-testid=\"link-menu-rtt-apply\">Set latency</button></div><button type=\"button\" class=\"btn ghost\" id=\"link-menu-close\" data-testid=\"link-menu-close\">Close</button></div></div><div id=\"region-menu\" data-testid=\"region-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Region options\" hidden><p class=\"popover-title\" id=\"region-menu-title\">Region</p><div class=\"col\"><button type=\"button\" class=\"btn danger\" id=\"region-menu-crash\" data-testid=\"region-menu-crash\">Crash</button> <button type=\"button\" class=\"btn\" id=\"region-menu-restart\" data-testid=\"region-menu-restart\">Restart</button> <button type=\"button\" class=\"btn\" id=\"region-menu-lead\" data-testid=\"region-menu-lead\">Make leader</button> <button type=\"button\" class=\"btn\" id=\"region-menu-isolate\" data-testid=\"region-menu-isolate\">Isolate</button> <button type=\"button\" class=\"btn ghost\" id=\"region-menu-close\" data-testid=\"region-menu-close\">Close</button></div></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -3342,7 +3230,7 @@ func helpOverlay(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 286, "<div id=\"help\" data-testid=\"help\" class=\"overlay\" role=\"dialog\" aria-modal=\"true\" aria-labelledby=\"help-title\" hidden><div class=\"overlay-body\"><h2 id=\"help-title\">How to read and drive the lab</h2><ul><li><strong>Regions</strong> (circles) each run a shop and two databases: a member of the global consensus group and a local replica. <span class=\"crown\">♛</span> <strong>leader</strong> marks the member that orders every consensus write; <em>term</em> counts elections.</li><li><strong>Links</strong> carry every byte between regions. A cut link carries nothing; dots show live traffic.</li><li><strong>Consensus (CP)</strong> stays correct and refuses on the minority side. <strong>Replicated (AP)</strong> stays open and may oversell unless W + R &gt; N.</li></ul><h3>Keys</h3><dl class=\"keys\"><div><dt><kbd>1</kbd>…<kbd>7</kbd></dt><dd>isolate region 1…7 (presenter)</dd></div><div><dt><kbd>h</kbd></dt><dd>heal all links (presenter)</dd></div><div><dt><kbd>r</kbd></dt><dd>reset the lab (presenter)</dd></div><div><dt><kbd>n</kbd></dt><dd>next lesson step</dd></div><div><dt><kbd>p</kbd></dt><dd>presenter mode: large type, high contrast</dd></div><div><dt><kbd>?</kbd></dt><dd>this help; <kbd>Esc</kbd> closes it</dd></div></dl><button type=\"button\" class=\"btn primary\" id=\"help-close\" data-testid=\"help-close\">Close</button></div></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 274, "<div id=\"help\" data-testid=\"help\" class=\"overlay\" role=\"dialog\" aria-modal=\"true\" aria-labelledby=\"help-title\" hidden><div class=\"overlay-body\"><h2 id=\"help-title\">How to read and drive the lab</h2><ul><li><strong>Regions</strong> (circles) each run a shop and two databases: a member of the global consensus group and a local replica. <span class=\"crown\">♛</span> <strong>leader</strong> marks the member that orders every consensus write; <em>term</em> counts elections.</li><li><strong>Links</strong> carry every byte between regions. A cut link carries nothing; dots show live traffic.</li><li><strong>Consensus (CP)</strong> stays correct and refuses on the minority side. <strong>Replicated (AP)</strong> stays open and may oversell unless W + R &gt; N.</li></ul><h3>Keys</h3><dl class=\"keys\"><div><dt><kbd>1</kbd>…<kbd>7</kbd></dt><dd>isolate region 1…7 (presenter)</dd></div><div><dt><kbd>h</kbd></dt><dd>heal all links (presenter)</dd></div><div><dt><kbd>r</kbd></dt><dd>reset the lab (presenter)</dd></div><div><dt><kbd>n</kbd></dt><dd>lesson: run this step, or go on to the next and run it; a step with a question waits for votes (presenter)</dd></div><div><dt><kbd>p</kbd></dt><dd>presenter mode: large type, high contrast</dd></div><div><dt><kbd>?</kbd></dt><dd>this help; <kbd>Esc</kbd> closes it</dd></div></dl><button type=\"button\" class=\"btn primary\" id=\"help-close\" data-testid=\"help-close\">Close</button></div></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -3367,69 +3255,69 @@ func joinBox(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 287, "<aside id=\"join\" data-testid=\"join\" class=\"join\" aria-label=\"Audience join link\"><p>Follow along:</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 275, "<aside id=\"join\" data-testid=\"join\" class=\"join\" aria-label=\"Audience join link\"><p>Follow along:</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.QR != "" {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 288, "<img id=\"join-qr\" data-testid=\"join-qr\" src=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 276, "<img id=\"join-qr\" data-testid=\"join-qr\" src=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var203 string
-			templ_7745c5c3_Var203, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(v.QR)).ResolveURL(ctx)
+			var templ_7745c5c3_Var198 string
+			templ_7745c5c3_Var198, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(v.QR)).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 435, Col: 68}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 407, Col: 68}
 			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var203)
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 289, "\" alt=\"")
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var198)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var204 string
-			templ_7745c5c3_Var204, templ_7745c5c3_Err = templruntime.NewAttributeExpression("QR code for " + v.JoinURL).Resolve(ctx)
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 435, Col: 103}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var204)
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 277, "\" alt=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 290, "\" width=\"160\" height=\"160\">")
+			var templ_7745c5c3_Var199 string
+			templ_7745c5c3_Var199, templ_7745c5c3_Err = templruntime.NewAttributeExpression("QR code for " + v.JoinURL).Resolve(ctx)
+			if templ_7745c5c3_Err != nil {
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 407, Col: 103}
+			}
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var199)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 278, "\" width=\"160\" height=\"160\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 291, "<p><a id=\"join-url\" data-testid=\"join-url\" href=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 279, "<p><a id=\"join-url\" data-testid=\"join-url\" href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var205 string
-		templ_7745c5c3_Var205, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(v.JoinURL)).ResolveURL(ctx)
+		var templ_7745c5c3_Var200 string
+		templ_7745c5c3_Var200, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(v.JoinURL)).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 437, Col: 72}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 409, Col: 72}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var205)
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 292, "\">")
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var200)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var206 string
-		templ_7745c5c3_Var206, templ_7745c5c3_Err = templ.JoinStringErrs(v.JoinURL)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 437, Col: 86}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var206))
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 280, "\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 293, "</a></p></aside>")
+		var templ_7745c5c3_Var201 string
+		templ_7745c5c3_Var201, templ_7745c5c3_Err = templ.JoinStringErrs(v.JoinURL)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 409, Col: 86}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var201))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 281, "</a></p></aside>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

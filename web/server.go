@@ -49,8 +49,9 @@ type Lessons interface {
 
 // LessonRunner is optionally implemented by a Lessons provider. When it is,
 // the presenter can run a step's lab block from the page
-// (POST /api/lessons/{id}/steps/{step}/run) and the "n" key advances and runs
-// the next step.
+// (POST /api/lessons/{id}/steps/{step}/run) and the "n" key runs the step,
+// then moves on and runs the next (a step with a question waits for votes
+// first; doc.go).
 type LessonRunner interface {
 	// RunStep runs the lab block of step (0-based) of lesson id and returns a
 	// short report for the person, e.g. "3 commands ran; all expectations met."
@@ -80,6 +81,9 @@ type LessonStep struct {
 	HTML string `json:"html"`
 	// Commands are the lines of the step's lab blocks, shown to the learner.
 	Commands []string `json:"commands"`
+	// Polls are the step's questions to the audience, in order; their
+	// answers are not part of the JSON.
+	Polls []LessonPoll `json:"polls,omitempty"`
 }
 
 // Options configure a Server. The zero value is usable but nobody can act:
@@ -113,6 +117,7 @@ type Server struct {
 	verdict *verdictWorker
 	qr      string // data: URI of the JoinURL QR code, "" when none
 	mux     *http.ServeMux
+	session *lessonSession // the shared lesson and poll; nil without Options.Lessons
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -144,6 +149,9 @@ func New(l Lab, opts Options) *Server {
 	s.verdict = newVerdictWorker(l, verdEvents, s.hub, s.log)
 	go s.verdict.run()
 
+	if opts.Lessons != nil {
+		s.session = newLessonSession(opts.Lessons, s.hub, s.log)
+	}
 	s.mux = s.routes()
 	return s
 }
@@ -152,11 +160,15 @@ func New(l Lab, opts Options) *Server {
 // static files and the page.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Close stops the verdict worker and the hub and disconnects every viewer,
-// in that order, after unsubscribing from the lab. It does not close the
+// Close ends the lesson session (cancelling a step that is running), stops
+// the verdict worker and the hub and disconnects every viewer, in that
+// order, after unsubscribing from the lab. It does not close the
 // lab. Close is safe to call more than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		if s.session != nil {
+			s.session.close()
+		}
 		s.unsubVerd()
 		s.verdict.close()
 		s.unsubHub()
@@ -173,7 +185,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
 	})
-	mux.Handle("GET /ws", newWSHandler(s.hub, s.lab.State, s.log))
+	ws := newWSHandler(s.hub, s.lab.State, s.log)
+	ws.presenter = func(r *http.Request) bool { return s.authenticate(r) != authNone }
+	mux.Handle("GET /ws", ws)
 	mux.HandleFunc("GET /api/state", s.handleState)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
 	mux.HandleFunc("GET /api/history", s.handleHistory)
@@ -182,6 +196,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/lessons", s.handleLessons)
 	mux.HandleFunc("GET /api/lessons/{id}", s.handleLesson)
 	mux.HandleFunc("GET /ui/verdict", s.handleVerdictFragment)
+	mux.HandleFunc("GET /api/lesson", s.handleSession)
+	// The audience's only action: no token, but same origin and one vote
+	// per viewer cookie (lessons.go).
+	mux.HandleFunc("POST /api/poll/vote", s.handleVote)
 
 	// Mutations: token required, same origin for cookies.
 	m := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.mutation(h)) }
@@ -197,6 +215,9 @@ func (s *Server) routes() *http.ServeMux {
 	m("PUT /api/stores/{store}/config", s.handleQuorum)
 	m("POST /api/reset", s.handleReset)
 	m("POST /api/lessons/{id}/steps/{step}/run", s.handleRunStep)
+	m("PUT /api/lesson", s.handleSetLesson)
+	m("POST /api/poll/reveal", s.handleReveal)
+	m("POST /api/poll/next", s.handleNextQuestion)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux

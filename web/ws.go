@@ -27,6 +27,10 @@ type client struct {
 	send    chan []byte
 	initial *lab.State
 	remote  string
+	// presenter is set when the upgrade request carried the lab token:
+	// such a viewer gets the presenter's version of role-specific frames
+	// (the live poll tally).
+	presenter bool
 }
 
 // wsHandler upgrades GET /ws and attaches the connection to the hub.
@@ -35,6 +39,9 @@ type wsHandler struct {
 	snapshot func() lab.State
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	// presenter reports whether an upgrade request carries the lab token;
+	// nil treats everyone as a viewer.
+	presenter func(*http.Request) bool
 }
 
 // newWSHandler serves /ws for h. snapshot gives the State a viewer sees at
@@ -88,6 +95,9 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		send:    make(chan []byte, wh.hub.cfg.SendBuffer),
 		initial: initial,
 		remote:  r.RemoteAddr,
+	}
+	if wh.presenter != nil {
+		c.presenter = wh.presenter(r)
 	}
 	if !wh.hub.join(c) {
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "the lab is shutting down"), time.Now().Add(writeWait))
