@@ -170,11 +170,35 @@ func buildMap(st lab.State) mapView {
 			ml.FX2, ml.FY2 = pb[0]-ux*sh+nx, pb[1]-uy*sh+ny
 			ml.RX1, ml.RY1 = pb[0]-ux*sh-nx, pb[1]-uy*sh-ny
 			ml.RX2, ml.RY2 = pa[0]+ux*sh-nx, pa[1]+uy*sh-ny
+			// The label sits beside the midpoint, unless that lands on a
+			// region's own labels; then at the nearest clear point along.
 			ml.LX, ml.LY = (pa[0]+pb[0])/2-ny*3, (pa[1]+pb[1])/2+nx*3
+			for _, f := range []float64{0.5, 0.6, 0.4, 0.65, 0.35} {
+				if x, y := pa[0]+dx*f-ny*3, pa[1]+dy*f+nx*3; !onRegionLabels(x, y, mv.Regions) {
+					ml.LX, ml.LY = x, y
+					break
+				}
+			}
 			mv.Links = append(mv.Links, ml)
 		}
 	}
 	return mv
+}
+
+// onRegionLabels reports whether a link label centred at (x, y) (a round
+// trip or "✂ cut" and, below it, the traffic) would cover a region's
+// circle and role above it, or its name, city, term and breakers below.
+func onRegionLabels(x, y float64, regions []mapRegion) bool {
+	const labelHalfW, labelUp, labelDown = 25, 12, 16
+	overlaps := func(r mapRegion, halfW, top, bottom float64) bool {
+		return math.Abs(x-r.X) < labelHalfW+halfW && y+labelDown > r.Y+top && y-labelUp < r.Y+bottom
+	}
+	for _, r := range regions {
+		if overlaps(r, 50, -46, 22) || overlaps(r, 70, 26, 86) {
+			return true
+		}
+	}
+	return false
 }
 
 func linkOr(links map[[2]string]lab.LinkState, from, to string) lab.LinkState {

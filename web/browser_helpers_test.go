@@ -1,0 +1,251 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"caplab/lab"
+)
+
+// The browser tests drive Debian's chromium against the real server: a real
+// lab (real etcd) behind Server.Handler on an httptest server. One lab and
+// one browser serve all subtests of a test; subtests reset the lab first.
+
+// chromiumPath finds Debian's chromium, or skips the test loudly.
+func chromiumPath(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	const msg = "SKIPPING BROWSER TESTS: chromium not found; apt-get install chromium"
+	fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
+	t.Skip(msg)
+	return ""
+}
+
+// browserLab is a real lab, its server, and one headless chromium.
+type browserLab struct {
+	*apiFixture
+	url     string          // http://127.0.0.1:port
+	browser context.Context // the browser's first tab; parent of every other tab
+}
+
+// newBrowserLab starts a lab (latency scale 0.05, fast Raft timing), a
+// Server with opts (Token and Logger filled in when empty), an httptest
+// server and chromium. Cleanup closes the browser, then the HTTP server,
+// the Server and the lab.
+func newBrowserLab(t *testing.T, opts Options) *browserLab {
+	t.Helper()
+	exe := chromiumPath(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := lab.New(ctx, lab.Config{LatencyScale: 0.05, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	if opts.Token == "" {
+		opts.Token = testToken
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	s := New(l, opts)
+	t.Cleanup(s.Close)
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 720),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+	)
+	t.Cleanup(cancelAlloc) // waits for the browser process to exit
+	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
+	t.Cleanup(cancelBrowser) // runs first: closes the browser
+	// The first Do starts the browser and ties it to the context it gets,
+	// so it gets browser itself, not a context with a deadline.
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium (%s): %v", exe, err)
+	}
+	return &browserLab{apiFixture: &apiFixture{lab: l, srv: srv, s: s}, url: srv.URL, browser: browser}
+}
+
+// presenterTab is the browser's first tab, opened with the lab token: the
+// server sets the cookie and redirects to the page.
+func (b *browserLab) presenterTab(t *testing.T, query string) context.Context {
+	t.Helper()
+	b.open(t, b.browser, "/?token="+testToken+query)
+	if role := evalJS[string](t, b.browser, `document.body.dataset.role`); role != "presenter" {
+		t.Fatalf("opened with the token, the page says role %q, want presenter", role)
+	}
+	return b.browser
+}
+
+// viewerTab opens the page in a new browser context (its own cookie jar,
+// no token). The tab closes when the test ends.
+func (b *browserLab) viewerTab(t *testing.T, path string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(b.browser, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil { // opens the tab, tied to tab
+		t.Fatalf("open a viewer tab: %v", err)
+	}
+	b.open(t, tab, path)
+	return tab
+}
+
+// open navigates tab to path and waits until the stream is live.
+func (b *browserLab) open(t *testing.T, tab context.Context, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(b.url+path)); err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	waitJS(t, tab, "the page's stream is live", `document.getElementById('conn-status').textContent`, textIs("live"))
+}
+
+// reset puts the lab back to fresh (links up, stores empty, history
+// cleared) and waits until the presenter page, if given, shows it.
+func (b *browserLab) reset(t *testing.T) {
+	t.Helper()
+	if resp, body := b.call(t, "POST", "/api/reset", "{}", nil); resp.StatusCode != 200 {
+		t.Fatalf("reset: %d %s", resp.StatusCode, body)
+	}
+}
+
+// state is GET /api/state.
+func (b *browserLab) state(t *testing.T) lab.State {
+	t.Helper()
+	resp, body := b.call(t, "GET", "/api/state", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /api/state: %d %s", resp.StatusCode, body)
+	}
+	var st lab.State
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("GET /api/state: %v in %s", err, body)
+	}
+	return st
+}
+
+// mustCall sends a request with the token and fails unless the status is want.
+func (b *browserLab) mustCall(t *testing.T, method, path, body string, want int) []byte {
+	t.Helper()
+	resp, out := b.call(t, method, path, body, nil)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, out, want)
+	}
+	return out
+}
+
+// linkStates is "a>b=cut b>a=cut" for the ordered pairs (a,b) and (b,a).
+func linkStates(st lab.State, a, b string) string {
+	var fwd, rev string
+	for _, l := range st.Links {
+		switch {
+		case l.From == a && l.To == b:
+			fwd = l.State
+		case l.From == b && l.To == a:
+			rev = l.State
+		}
+	}
+	return a + ">" + b + "=" + fwd + " " + b + ">" + a + "=" + rev
+}
+
+// leaders names the regions whose member says it leads.
+func leaders(st lab.State) []string {
+	var out []string
+	for _, r := range st.Regions {
+		if r.Consensus.Role == "leader" {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+// waitUntil polls cond until it holds or the deadline passes, then fails
+// with what cond last reported.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, got := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s: last seen %s", timeout, what, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// evalJS evaluates expr in tab (a Promise is awaited) and decodes the result.
+func evalJS[T any](t *testing.T, tab context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls the JavaScript expression expr (a string) in tab until match
+// accepts it; it returns the last value.
+func waitJS(t *testing.T, tab context.Context, what, expr string, match func(string) bool) string {
+	t.Helper()
+	var got string
+	waitUntil(t, 15*time.Second, what, func() (bool, string) {
+		got = evalJS[string](t, tab, "String("+expr+")")
+		return match(got), fmt.Sprintf("%q", got)
+	})
+	return got
+}
+
+func textIs(want string) func(string) bool { return func(s string) bool { return s == want } }
+func textHas(sub string) func(string) bool {
+	return func(s string) bool { return strings.Contains(s, sub) }
+}
+
+// runActions runs actions in tab with a deadline.
+func runActions(t *testing.T, tab context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}

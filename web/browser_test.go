@@ -1,0 +1,298 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+)
+
+// TestBrowser drives the page in chromium against the real server and a
+// real lab: what the page shows must match /api/state, clicks and keys must
+// change the lab, and a viewer without the token sees everything live but
+// cannot act. One lab and one browser serve every subtest; each subtest
+// resets the lab first.
+func TestBrowser(t *testing.T) {
+	b := newBrowserLab(t, Options{JoinURL: "http://lab.example/"})
+	presenter := b.presenterTab(t, "")
+	viewer := b.viewerTab(t, "/")
+	// A reload would clear this; the viewer test checks it is still there.
+	evalJS[bool](t, viewer, `window.__caplabNoReload = true`)
+
+	const (
+		use1, euw1, apse1 = "us-east-1", "eu-west-1", "ap-southeast-1"
+	)
+
+	t.Run("map shows three regions and the one leader", func(t *testing.T) {
+		b.reset(t)
+		var want []string
+		for _, r := range b.state(t).Regions {
+			want = append(want, r.Name)
+		}
+		if !slices.Equal(want, []string{use1, euw1, apse1}) {
+			t.Fatalf("/api/state regions %v, want the three default regions", want)
+		}
+		// The page and /api/state agree on exactly one leader.
+		waitUntil(t, 15*time.Second, "the map shows 3 regions and the leader /api/state names", func() (bool, string) {
+			st := b.state(t)
+			ls := leaders(st)
+			raw := evalJS[string](t, presenter, `JSON.stringify({
+				regions: [...document.querySelectorAll('#regions .region')].map(g => g.dataset.region),
+				leaders: [...document.querySelectorAll('#regions .region.role-leader')].map(g => g.dataset.region),
+				crowns: [...document.querySelectorAll('#regions .region .role')].filter(e => e.textContent === '♛ leader').map(e => e.closest('.region').dataset.region),
+			})`)
+			var page struct{ Regions, Leaders, Crowns []string }
+			if err := json.Unmarshal([]byte(raw), &page); err != nil {
+				t.Fatalf("page answer %s: %v", raw, err)
+			}
+			ok := len(ls) == 1 && slices.Equal(page.Regions, want) && slices.Equal(page.Leaders, ls) && slices.Equal(page.Crowns, ls)
+			return ok, "api leaders " + strings.Join(ls, ",") + "; page " + raw
+		})
+	})
+
+	t.Run("clicking a link cuts it both ways and clicking again heals it", func(t *testing.T) {
+		b.reset(t)
+		id := linkID(use1, euw1)
+		sel := `document.getElementById('` + id + `')`
+		waitJS(t, presenter, "the link is up after the reset", sel+`.dataset.state`, textIs("up"))
+
+		runActions(t, presenter, "click the link", chromedp.Click(chromedp.ID(id+"-label")))
+		waitUntil(t, 10*time.Second, "/api/state: both directions cut", func() (bool, string) {
+			got := linkStates(b.state(t), use1, euw1)
+			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got
+		})
+		waitJS(t, presenter, "the page shows the cut",
+			`[`+sel+`.dataset.state, `+sel+`.getAttribute('class'), document.getElementById('`+id+`-label').textContent,
+			  document.getElementById('`+id+`-fwd').getAttribute('class'), document.getElementById('`+id+`-rev').getAttribute('class')].join('|')`,
+			textIs("cut|link link-cut|✂ cut|lane lane-cut|lane lane-cut"))
+		// The other links stay up.
+		if got := linkStates(b.state(t), use1, apse1); got != use1+">"+apse1+"=up "+apse1+">"+use1+"=up" {
+			t.Errorf("cutting %s: the other link is %s", id, got)
+		}
+
+		runActions(t, presenter, "click the cut link", chromedp.Click(chromedp.ID(id+"-label")))
+		waitUntil(t, 10*time.Second, "/api/state: both directions up again", func() (bool, string) {
+			got := linkStates(b.state(t), use1, euw1)
+			return got == use1+">"+euw1+"=up "+euw1+">"+use1+"=up", got
+		})
+		waitJS(t, presenter, "the page shows the link up", sel+`.dataset.state`, textIs("up"))
+	})
+
+	t.Run("a viewer sees a cut live and cannot act", func(t *testing.T) {
+		b.reset(t)
+		id := linkID(euw1, apse1)
+		vsel := `document.getElementById('` + id + `')`
+		waitJS(t, viewer, "the viewer sees the link up", vsel+`.dataset.state`, textIs("up"))
+
+		runActions(t, presenter, "the presenter clicks the link", chromedp.Click(chromedp.ID(id+"-label")))
+		waitJS(t, viewer, "the viewer sees the cut without a reload",
+			`[`+vsel+`.dataset.state, document.getElementById('`+id+`-label').textContent, window.__caplabNoReload === true].join('|')`,
+			textIs("cut|✂ cut|true"))
+
+		if got := evalJS[string](t, viewer, `document.body.dataset.role + '|' + document.getElementById('role-badge').textContent`); !strings.HasPrefix(got, "viewer|Viewer") {
+			t.Errorf("viewer page role and badge: %q", got)
+		}
+		// Every mutating control is disabled (the quorum fieldset disables its inputs).
+		var controls struct {
+			Total   int
+			Enabled []string
+		}
+		raw := evalJS[string](t, viewer, `(() => {
+			const els = [...document.querySelectorAll('[data-action], #preset-bridge, #bridge-region, #preset-heal, #reset, #stock-both, #stock-both-qty, [id^="buy-qty-"], [id^="stock-qty-"], [id^="read-consistency-"], #quorum-w, #quorum-r, #quorum-apply, #quorum-preset-global, #quorum-preset-strict')];
+			return JSON.stringify({total: els.length, enabled: els.filter(e => !e.matches(':disabled')).map(e => e.id)});
+		})()`)
+		if err := json.Unmarshal([]byte(raw), &controls); err != nil {
+			t.Fatal(err)
+		}
+		// 3 regions × (buy, read, stock buttons; buy and stock qty; consistency) + 3 isolate + bridge ×2 + heal + reset + stock both ×2 + quorum 5
+		if controls.Total < 3*6+3+2+2+2+5 || len(controls.Enabled) > 0 {
+			t.Errorf("viewer controls: %d found, enabled: %v (want ≥ 32, none enabled)", controls.Total, controls.Enabled)
+		}
+
+		// Forced: enable the heal button and click it with the mouse; the
+		// page sends nothing and says why.
+		runActions(t, viewer, "force-click heal",
+			chromedp.RemoveAttribute(chromedp.ID("preset-heal"), "disabled"),
+			chromedp.Click(chromedp.ID("preset-heal")),
+			chromedp.Click(chromedp.ID(id+"-label")))
+		waitJS(t, viewer, "the viewer is told it only watches", `document.getElementById('toast').textContent`, textHas("only the presenter"))
+		// Forced: the page's own API helper and a bare fetch get 401.
+		if got := evalJS[int](t, viewer, `window.caplab.api('POST', '/api/network/heal', {}).then(r => r.status)`); got != 401 {
+			t.Errorf("viewer's caplab.api POST /api/network/heal: %d, want 401", got)
+		}
+		if got := evalJS[int](t, viewer, `fetch('/api/stores/consensus/skus/IPHONE-15-PRO/buy', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({region: 'eu-west-1', qty: 1})}).then(r => r.status)`); got != 401 {
+			t.Errorf("viewer's fetch buy: %d, want 401", got)
+		}
+		if got := linkStates(b.state(t), euw1, apse1); got != euw1+">"+apse1+"=cut "+apse1+">"+euw1+"=cut" {
+			t.Errorf("after the viewer's attempts the link is %s, want still cut", got)
+		}
+		if h := b.lab.History("IPHONE-15-PRO"); len(h.Operations) != 0 {
+			t.Errorf("the viewer's refused buy is in the history: %+v", h.Operations)
+		}
+	})
+
+	t.Run("buying in an isolated region on the consensus store is unavailable", func(t *testing.T) {
+		b.reset(t)
+		b.mustCall(t, "PUT", "/api/stores/consensus/skus/IPHONE-15-PRO", `{"region":"us-east-1","quantity":5}`, 200)
+		b.mustCall(t, "POST", "/api/regions/us-east-1/lead", `{}`, 200)
+		runActions(t, presenter, "choose the consensus store and isolate ap-southeast-1",
+			chromedp.Click(chromedp.ID("store-consensus")),
+			chromedp.Click(chromedp.ID("preset-isolate-"+apse1)))
+		waitUntil(t, 10*time.Second, "/api/state: ap-southeast-1 cut off both ways", func() (bool, string) {
+			st := b.state(t)
+			a, c := linkStates(st, apse1, use1), linkStates(st, apse1, euw1)
+			return a == apse1+">"+use1+"=cut "+use1+">"+apse1+"=cut" && c == apse1+">"+euw1+"=cut "+euw1+">"+apse1+"=cut", a + "; " + c
+		})
+		waitJS(t, presenter, "the page shows the partition", `document.getElementById('`+linkID(use1, apse1)+`').dataset.state + document.getElementById('`+linkID(euw1, apse1)+`').dataset.state`, textIs("cutcut"))
+
+		runActions(t, presenter, "buy in Singapore", chromedp.Click(chromedp.ID("buy-"+apse1)))
+		out := waitJS(t, presenter, "Singapore's shop says unavailable",
+			`document.getElementById('outcome-ap-southeast-1').className + '|' + document.getElementById('outcome-ap-southeast-1').textContent`,
+			textHas("o-unavailable|"))
+		for _, want := range []string{"unavailable · buy · CP", "Unavailable: Singapore (ap-southeast-1) cannot reach a majority of regions", "chose consistency over availability"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("outcome-ap-southeast-1 = %q, want it to contain %q", out, want)
+			}
+		}
+		// The majority side still sells.
+		runActions(t, presenter, "buy in N. Virginia", chromedp.Click(chromedp.ID("buy-"+use1)))
+		waitJS(t, presenter, "N. Virginia's shop says ok", `document.getElementById('outcome-us-east-1').className + '|' + document.getElementById('outcome-us-east-1').textContent`,
+			textHas("o-ok|✓ ok · buy · CP"))
+	})
+
+	t.Run("keys: h heals every link, ? opens help, Escape closes it", func(t *testing.T) {
+		b.reset(t)
+		b.mustCall(t, "POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
+		waitJS(t, presenter, "the page shows the partition", `document.getElementById('`+linkID(use1, apse1)+`').dataset.state`, textIs("cut"))
+
+		evalJS[bool](t, presenter, `document.activeElement && document.activeElement.blur && document.activeElement.blur(), true`)
+		runActions(t, presenter, "press h", chromedp.KeyEvent("h"))
+		waitUntil(t, 10*time.Second, "/api/state: every link up", func() (bool, string) {
+			var cut []string
+			for _, l := range b.state(t).Links {
+				if l.State != "up" {
+					cut = append(cut, l.From+">"+l.To)
+				}
+			}
+			return len(cut) == 0, "cut: " + strings.Join(cut, ", ")
+		})
+		waitJS(t, presenter, "the page shows every link up", `[...document.querySelectorAll('#links .link')].map(g => g.dataset.state).join(',')`, textIs("up,up,up"))
+
+		runActions(t, presenter, "press ?", chromedp.KeyEvent("?"))
+		waitJS(t, presenter, "help is open and has focus", `document.getElementById('help').hidden + '|' + document.activeElement.id`, textIs("false|help-close"))
+		runActions(t, presenter, "press Escape", chromedp.KeyEvent(kb.Escape))
+		waitJS(t, presenter, "help is closed", `document.getElementById('help').hidden`, textIs("true"))
+	})
+}
+
+// TestScreenshots writes the README's screenshots. It runs only when
+// CAPLAB_SCREENSHOTS names a directory (relative paths are taken from the
+// repository root):
+//
+//	CAPLAB_SCREENSHOTS=docs go test ./web -run TestScreenshots
+func TestScreenshots(t *testing.T) {
+	dir := os.Getenv("CAPLAB_SCREENSHOTS")
+	if dir == "" {
+		t.Skip("set CAPLAB_SCREENSHOTS=docs to write the screenshots")
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir) // go test runs in web/
+	}
+	b := newBrowserLab(t, Options{JoinURL: "http://192.168.1.20:8080/"})
+	presenter := b.presenterTab(t, "")
+	runActions(t, presenter, "a 1280×720 viewport", chromedp.EmulateViewport(1280, 720))
+	save := func(name string, png []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d bytes)", filepath.Join(dir, name), len(png))
+	}
+
+	// The story: 3 units, a buy in Ireland on both stores, Singapore cut
+	// off; the consensus store refuses there, the replicated one sells — and
+	// together with N. Virginia it oversells.
+	for _, s := range []string{"consensus", "replicated"} {
+		b.mustCall(t, "PUT", "/api/stores/"+s+"/skus/IPHONE-15-PRO", `{"region":"us-east-1","quantity":3}`, 200)
+	}
+	b.mustCall(t, "POST", "/api/regions/us-east-1/lead", `{}`, 200)
+	click := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			runActions(t, presenter, "click "+id, chromedp.Click(chromedp.ID(id)))
+		}
+	}
+	waitOutcome := func(region, want string) {
+		t.Helper()
+		waitJS(t, presenter, region+" shows "+want, `document.getElementById('outcome-`+region+`').className`, textIs("outcome o-"+want))
+	}
+	click("store-consensus", "buy-eu-west-1")
+	waitOutcome("eu-west-1", "ok")
+	click("preset-isolate-ap-southeast-1")
+	waitJS(t, presenter, "the page shows the partition", `document.getElementById('`+linkID("us-east-1", "ap-southeast-1")+`').dataset.state`, textIs("cut"))
+	click("store-replicated")
+	evalJS[bool](t, presenter, `document.getElementById('buy-qty-ap-southeast-1').value = 2; document.getElementById('buy-qty-us-east-1').value = 2; true`)
+	click("buy-ap-southeast-1")
+	waitOutcome("ap-southeast-1", "ok")
+	click("buy-us-east-1")
+	waitOutcome("us-east-1", "ok")
+	click("store-consensus", "buy-ap-southeast-1")
+	waitOutcome("ap-southeast-1", "unavailable")
+	waitJS(t, presenter, "the score shows the oversold unit", `document.getElementById('counter-replicated-oversold').textContent.trim()`, textHas("1"))
+
+	waitJS(t, presenter, "the verdict shows the oversold unit", `document.getElementById('verdict-replicated')?.textContent || ''`, textHas("oversold: 1"))
+	evalJS[bool](t, presenter, `document.getElementById('toast').textContent = '', true`) // transient
+
+	// main: the presenter's view, the map down to the shops' outcomes, at
+	// 80% zoom (Ctrl+minus twice) so that both fit in 720 pixels.
+	evalJS[bool](t, presenter, `document.documentElement.style.zoom = '0.8', true`)
+	save("screenshot-main.png", capture(t, presenter, pageTop("map-title")+` - 18`))
+	evalJS[bool](t, presenter, `document.documentElement.style.zoom = '', true`)
+	if os.Getenv("CAPLAB_SCREENSHOTS_FULL") != "" {
+		full, err := chromedp.Run(presenter, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		save("screenshot-full.png", full)
+	}
+
+	// presenter: presenter mode with the audience's join link and QR code.
+	b.open(t, presenter, "/?present=1")
+	waitJS(t, presenter, "presenter mode shows the join box", `getComputedStyle(document.getElementById('join')).display + '|' + document.getElementById('join-url').textContent`, textIs("block|http://192.168.1.20:8080/"))
+	save("screenshot-presenter.png", capture(t, presenter, pageTop("map-title")+` - 16`))
+
+	// phone: a viewer (no token) on a phone.
+	phone := b.viewerTab(t, "/")
+	runActions(t, phone, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	waitJS(t, phone, "the phone shows the viewer page", `document.body.dataset.role + '|' + document.getElementById('`+linkID("us-east-1", "ap-southeast-1")+`').dataset.state`, textIs("viewer|cut"))
+	waitJS(t, phone, "the phone shows the verdict", `document.getElementById('verdict-replicated')?.textContent || ''`, textHas("oversold: 1"))
+	save("screenshot-phone.png", capture(t, phone, pageTop("shops")+` - 8`))
+}
+
+// capture scrolls the page to scrollY (a JavaScript expression for the
+// page offset) and screenshots the viewport.
+func capture(t *testing.T, tab context.Context, scrollY string) []byte {
+	t.Helper()
+	evalJS[bool](t, tab, `window.scrollTo(0, `+scrollY+`), true`)
+	// two animation frames: the scroll and any queued drawing have painted
+	evalJS[bool](t, tab, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+	ctx, cancel := context.WithTimeout(tab, 15*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return png
+}
+
+// pageTop is JavaScript for the page offset of the element with id.
+func pageTop(id string) string {
+	return `(document.getElementById('` + id + `').getBoundingClientRect().top + window.scrollY)`
+}
