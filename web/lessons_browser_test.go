@@ -153,6 +153,7 @@ func TestLessonBrowser(t *testing.T) {
 		lessonWait(t, viewer, "viewer sees ✓ and the words", lessonText("lesson-command-3"), "passed")
 		lessonWait(t, viewer, "viewer sees the report", lessonText("lesson-status"), "4 commands ran; 1 expectation met.")
 
+		lessonWait(t, presenter, "presenter sees the report", lessonText("lesson-status"), "4 commands ran")
 		// n: the step has run, so go on to step 2; it asks the audience, so
 		// it waits for votes instead of running.
 		lessonDo(t, presenter, "press n", chromedp.KeyEvent("n"))
