@@ -159,6 +159,7 @@ func TestLessonBrowser(t *testing.T) {
 		lessonDo(t, presenter, "press n", chromedp.KeyEvent("n"))
 		lessonWait(t, viewer, "viewer sees step 2", lessonText("lesson-progress"), "Step 2 of 3")
 		lessonWait(t, viewer, "viewer sees the question", `document.getElementById('poll').hidden ? '' : document.getElementById('poll-question').textContent`, "Can Ireland buy it?")
+		lessonWait(t, presenter, "presenter is at step 2", lessonText("lesson-command-1"), "buy consensus QUIZ")
 		if st := lessonEval(t, presenter, `document.getElementById('lesson-command-1').dataset.status`); st != "pending" {
 			t.Errorf("step 2's buy has status %q before the votes, want pending (n must wait for votes)", st)
 		}
