@@ -251,9 +251,16 @@ func (s *replicatedStore) unavailable(op Operation, q QuorumState, got, need int
 
 func ackPhrase(acks []string, q QuorumState) string {
 	if len(acks) < q.N {
-		return fmt.Sprintf("Confirmed by %s (W=%d); the other replicas catch up in the background.", strings.Join(acks, " and "), q.W)
+		return fmt.Sprintf("W=%d: %s enough; the other replicas catch up in the background.", q.W, countOf(len(acks), "acknowledgement was", "acknowledgements were"))
 	}
-	return fmt.Sprintf("Confirmed by every replica (%s).", strings.Join(acks, ", "))
+	return "Every replica acknowledged it."
+}
+
+func countOf(n int, one, many string) string {
+	if n == 1 {
+		return "one " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func replyPhrase(replies []reply) string {
