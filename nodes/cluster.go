@@ -572,40 +572,61 @@ func (c *Cluster) WaitLeader(ctx context.Context) (string, error) {
 var ErrNoLeader = errors.New("the consensus group has no leader")
 
 // MoveLeader hands leadership of the consensus group to a region's member
-// (etcd MoveLeader) and waits until it leads.
+// (etcd MoveLeader) and waits until it leads. Raft abandons a transfer
+// that takes longer than an election timeout (the target was still
+// catching up, say after a heal), so each attempt first waits for the
+// target to catch up and is retried until ctx ends.
 func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 	target, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: move leader: %w", err)
 	}
-	tm, _ := target.servers()
-	if tm == nil {
-		return fmt.Errorf("nodes: move leader to %s: %w", name, ErrRegionDown)
-	}
-	leader := c.Leader()
-	if leader == "" {
-		return fmt.Errorf("nodes: move leader to %s: %w", name, ErrNoLeader)
-	}
-	if leader != name {
-		lm, _ := c.byName[leader].servers()
-		if lm == nil {
-			return fmt.Errorf("nodes: move leader to %s: %w", name, ErrNoLeader)
+	election := time.Duration(c.cfg.ElectionMs) * time.Millisecond
+	var last error
+	for {
+		tm, _ := target.servers()
+		if tm == nil {
+			return fmt.Errorf("nodes: move leader to %s: %w", name, ErrRegionDown)
 		}
-		if err := lm.Server.MoveLeader(ctx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID())); err != nil {
-			return fmt.Errorf("nodes: move leader %s → %s: %w", leader, name, err)
+		leader := c.Leader()
+		switch {
+		case leader == name:
+			c.changed()
+			return nil
+		case leader == "":
+			last = fmt.Errorf("nodes: move leader to %s: %w", name, ErrNoLeader)
+		case !c.fabric.Up(leader, name) || !c.fabric.Up(name, leader):
+			return fmt.Errorf("nodes: move leader to %s: %w: it is cut off from leader %s", name, ErrNoLeader, leader)
+		default:
+			if lm, _ := c.byName[leader].servers(); lm != nil && c.caughtUp(name, leader) {
+				actx, cancel := context.WithTimeout(ctx, 3*election)
+				err := lm.Server.MoveLeader(actx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID()))
+				cancel()
+				if err == nil {
+					continue // confirm with Leader() above
+				}
+				last = fmt.Errorf("nodes: move leader %s → %s: %w", leader, name, err)
+			} else {
+				last = fmt.Errorf("nodes: move leader to %s: it has not caught up with leader %s", name, leader)
+			}
 		}
-	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for c.Leader() != name {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nodes: move leader to %s: %w", name, ctx.Err())
-		case <-t.C:
+			if last == nil {
+				last = fmt.Errorf("nodes: move leader to %s: %w", name, ctx.Err())
+			}
+			return last
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	c.changed()
-	return nil
+}
+
+// caughtUp reports whether region's member follows leader and has applied
+// everything the leader committed.
+func (c *Cluster) caughtUp(region, leader string) bool {
+	ls := c.byName[leader].status(c.regionOf)
+	rs := c.byName[region].status(c.regionOf)
+	return rs.Up && rs.Leader == leader && rs.AppliedIndex >= ls.CommitIndex
 }
 
 // Close stops everything in this order: the observer, the clients, every

@@ -438,3 +438,20 @@ func TestLeaderCutOffIsNotReportedAsAgreed(t *testing.T) {
 	c.fabric.HealAll()
 	eventually(t, 15*time.Second, "members caught up after heal", c.CaughtUp)
 }
+
+func TestMoveLeaderToCutOffRegionFailsAtOnce(t *testing.T) {
+	c := startCluster(t, fastTiming)
+	leader := c.Leader()
+	target := followerOf(t, c, leader)
+	if err := c.fabric.Cut(leader, target, true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := c.MoveLeader(ctxFor(t, 10*time.Second), target)
+	if err == nil || !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("err = %v, want it to say the target is cut off", err)
+	}
+	if el := time.Since(start); el > 5*time.Second { // half the caller's deadline
+		t.Fatalf("refusal took %v; it should not wait for a transfer that cannot happen", el)
+	}
+}

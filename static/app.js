@@ -470,15 +470,10 @@
   }
   async function bridge(via) {
     const others = regionNames().filter((n) => n !== via);
-    const half = Math.ceil(others.length / 2);
+    const half = Math.floor(others.length / 2);
     const left = others.slice(0, half), right = others.slice(half);
-    let r = await api('POST', '/api/network/heal', {});
-    if (!r.ok) return;
-    for (const a of left) for (const b of right) {
-      r = await api('POST', '/api/network/link', { from: a, to: b, state: 'cut', oneWay: false });
-      if (!r.ok) return;
-    }
-    toast('Bridge: ' + joinAnd(left) + ' and ' + joinAnd(right) + ' can only reach each other through ' + via + '.');
+    const r = await api('POST', '/api/network/bridge', { via: via });
+    if (r.ok) toast('Bridge: ' + joinAnd(left) + ' and ' + joinAnd(right) + ' can only reach each other through ' + via + '.');
   }
   async function heal() { const r = await api('POST', '/api/network/heal', {}); if (r.ok) toast('Every link is up.'); }
   async function reset(btn) {

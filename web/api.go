@@ -335,6 +335,27 @@ func (s *Server) handleHeal(w http.ResponseWriter, r *http.Request) {
 	s.answerState(w, r, s.lab.HealAll())
 }
 
+// handleBridge (extension): the other regions split into two halves that
+// reach each other only through via, in one step (no half-applied state).
+func (s *Server) handleBridge(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Via string `json:"via"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.region(req.Via); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if n := len(s.lab.Regions()); n < 3 {
+		s.fail(w, r, badRequest("A bridge needs at least 3 regions; this lab has %d.", n))
+		return
+	}
+	s.answerState(w, r, s.lab.Bridge(req.Via))
+}
+
 func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		From   string `json:"from"`

@@ -148,6 +148,10 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		{"truncated JSON", "POST", "/api/network/partition", `{"groups":[["us-east-1"],["eu-west-1","ap-southeast-1"]`, nil, 400, "JSON"},
 		{"trailing garbage", "POST", sku + "/buy", `{"region":"us-east-1","qty":1} {"qty":2}`, nil, 400, "exactly one"},
 		{"not an object", "POST", "/api/network/heal", `[1,2]`, nil, 400, "JSON object"},
+		// bridge (extension)
+		{"bridge unknown region", "POST", "/api/network/bridge", `{"via":"mars-1"}`, nil, 404, "us-east-1, eu-west-1, ap-southeast-1"},
+		{"bridge no via", "POST", "/api/network/bridge", `{}`, nil, 400, "region"},
+		{"bridge no token", "POST", "/api/network/bridge", `{"via":"us-east-1"}`, noAuth, 401, "token"},
 		{"syntax error", "POST", "/api/regions/us-east-1/crash", `{oops}`, nil, 400, "not valid JSON"},
 		{"oversized body", "POST", "/api/network/partition", `{"pad":"` + strings.Repeat("x", 65<<10) + `"}`, nil, 413, "64 KiB"},
 		// groups
@@ -332,6 +336,15 @@ func TestAPIRoutes(t *testing.T) {
 				t.Fatalf("after heal: %s", shape(st))
 			}
 		}
+		// Bridge through ap-southeast-1: only us-east-1 <-> eu-west-1 is cut.
+		st = decodeJSON[lab.State](t, ok(t, "POST", "/api/network/bridge", `{"via":"ap-southeast-1"}`, 200))
+		for _, l := range st.Links {
+			bridged := (l.From == "us-east-1" && l.To == "eu-west-1") || (l.From == "eu-west-1" && l.To == "us-east-1")
+			if (l.State == "cut") != bridged {
+				t.Fatalf("bridge: %s", shape(st))
+			}
+		}
+		ok(t, "POST", "/api/network/heal", "", 200)
 	})
 
 	t.Run("quorum", func(t *testing.T) {

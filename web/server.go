@@ -19,6 +19,7 @@ type Lab interface {
 	State() lab.State
 	Regions() []string
 	Partition(groups [][]string) error
+	Bridge(via string) error
 	HealAll() error
 	SetLink(from, to string, up, oneWay bool) error
 	SetLatency(from, to string, rttMs float64, oneWay bool) error
@@ -205,6 +206,7 @@ func (s *Server) routes() *http.ServeMux {
 	m := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.mutation(h)) }
 	m("POST /api/network/partition", s.handlePartition)
 	m("POST /api/network/heal", s.handleHeal)
+	m("POST /api/network/bridge", s.handleBridge)
 	m("POST /api/network/link", s.handleLink)
 	m("POST /api/network/latency", s.handleLatency)
 	m("POST /api/regions/{region}/crash", s.handleCrash)
