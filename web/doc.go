@@ -58,6 +58,7 @@
 //	POST /api/poll/vote                         {"option":"X"}: the audience's vote; no token (see Lessons)
 //	POST /api/poll/reveal                       the open question's tally and answer to everyone; token
 //	POST /api/poll/next                         the step's next question; token
+//	POST /api/network/bridge                    {"via":"A"}: the other regions split in two halves that reach each other only through A, atomically; token
 //	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""
 //	GET  /api/check                             ?store defaults to consensus
