@@ -274,13 +274,27 @@ func (l *Lab) Partition(groups [][]string) error {
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
+	l.awaitStreams()
 	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
 	return nil
+}
+
+// awaitStreams gives etcd's peer streams over links that just came up a
+// moment to reconnect (bounded), so that the next write through a follower
+// does not fall into the gap and wait out its deadline. See
+// nodes.Cluster.AwaitStreams.
+func (l *Lab) awaitStreams() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Second, l.cfg.RequestTimeout))
+	defer cancel()
+	if err := l.cluster.AwaitStreams(ctx); err != nil {
+		l.cfg.Logger.Warn("links came up but raft streams are slow to reconnect", "err", err)
+	}
 }
 
 // HealAll brings every link up; latencies are kept.
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
+	l.awaitStreams()
 	l.fault(FaultHeal, nil, "all links up")
 	return nil
 }
@@ -295,6 +309,9 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 	}
 	if err := l.cluster.Fabric().SetLink(from, to, up, oneWay); err != nil {
 		return wrapNodes(err)
+	}
+	if up {
+		l.awaitStreams()
 	}
 	arrow := "<->"
 	if oneWay {
@@ -640,6 +657,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if _, err := l.cluster.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
+	l.awaitStreams()
 	if err := l.consensus.clear(ctx, l.regions); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}

@@ -532,6 +532,46 @@ func (c *Cluster) Leader() string {
 	return ""
 }
 
+// StreamsPerLink is how many raft streams carry one direction of a link
+// when it works: etcd's msgappv2 and message streams.
+const StreamsPerLink = 2
+
+// AwaitStreams waits until every up link between two running, ready
+// members carries raft streams opened since it last came up. A member
+// learns that a stream broke (a cut closes it) only when it next writes to
+// it, and that message is lost: a write forwarded right after a heal would
+// otherwise wait out its whole deadline. It returns ctx's error if the
+// streams are not back in time; nothing is wrong then but speed.
+func (c *Cluster) AwaitStreams(ctx context.Context) error {
+	if c.cfg.BypassFabric {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready := true
+		st := c.State()
+		for _, a := range st.Regions {
+			for _, b := range st.Regions {
+				if a.Name == b.Name || !a.Ready || !b.Ready {
+					continue
+				}
+				if l := c.fabric.link(a.Name, b.Name); l.isUp() && l.freshStreams() < StreamsPerLink {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: raft streams not back: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // CaughtUp reports whether every running member knows the agreed leader
 // and has applied everything the leader has committed.
 func (c *Cluster) CaughtUp() bool {

@@ -26,8 +26,10 @@ type link struct {
 	delay    time.Duration // applied one-way delay = rttMs/2 × scale
 	jitter   time.Duration // applied jitter, uniform in [0, jitter)
 	conns    map[*flow]struct{}
-	lastDue  time.Time // release times never go backwards (jitter must not reorder)
-	estimate bool      // rttMs estimated from distance, not measured
+	streams  map[*flow]time.Time // raft streams carrying this link's data, by the time they opened
+	upSince  time.Time           // last time the link came up (or was created)
+	lastDue  time.Time           // release times never go backwards (jitter must not reorder)
+	estimate bool                // rttMs estimated from distance, not measured
 }
 
 // flow is one connection (or one HTTP exchange) that carries bytes over a
@@ -37,7 +39,8 @@ type flow struct {
 }
 
 func newLink(from, to string, rttMs float64, measured bool, scale float64) *link {
-	l := &link{from: from, to: to, up: true, conns: map[*flow]struct{}{}, estimate: !measured}
+	l := &link{from: from, to: to, up: true, conns: map[*flow]struct{}{}, streams: map[*flow]time.Time{},
+		upSince: time.Now(), estimate: !measured}
 	l.setRTT(rttMs, scale)
 	return l
 }
@@ -69,6 +72,9 @@ func (l *link) setUp(up bool) (changed bool) {
 	l.mu.Lock()
 	changed = l.up != up
 	l.up = up
+	if changed && up {
+		l.upSince = time.Now()
+	}
 	var victims []*flow
 	if !up {
 		for f := range l.conns {
@@ -150,4 +156,32 @@ func (l *link) oneWay() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.delay
+}
+
+// streamOpened records a raft stream that carries this link's data.
+func (l *link) streamOpened(f *flow) {
+	l.mu.Lock()
+	l.streams[f] = time.Now()
+	l.mu.Unlock()
+}
+
+func (l *link) streamClosed(f *flow) {
+	l.mu.Lock()
+	delete(l.streams, f)
+	l.mu.Unlock()
+}
+
+// freshStreams counts the raft streams opened since the link last came up:
+// only those are known to work (a member notices a stream that broke only
+// when it next writes to it, and loses that message).
+func (l *link) freshStreams() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.streams {
+		if !at.Before(l.upSince) {
+			n++
+		}
+	}
+	return n
 }

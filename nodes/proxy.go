@@ -179,6 +179,10 @@ func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, contr
 	}
 
 	if stream && data != nil {
+		if resp.StatusCode == http.StatusOK {
+			data.streamOpened(self)
+			defer data.streamClosed(self)
+		}
 		w.WriteHeader(resp.StatusCode)
 		rc := http.NewResponseController(w)
 		_ = rc.Flush()
