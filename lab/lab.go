@@ -274,8 +274,8 @@ func (l *Lab) Partition(groups [][]string) error {
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
-	l.awaitStreams()
 	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
+	l.awaitStreams()
 	return nil
 }
 
@@ -294,8 +294,8 @@ func (l *Lab) awaitStreams() {
 // HealAll brings every link up; latencies are kept.
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
-	l.awaitStreams()
 	l.fault(FaultHeal, nil, "all links up")
+	l.awaitStreams()
 	return nil
 }
 
@@ -310,9 +310,11 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 	if err := l.cluster.Fabric().SetLink(from, to, up, oneWay); err != nil {
 		return wrapNodes(err)
 	}
-	if up {
-		l.awaitStreams()
-	}
+	defer func() {
+		if up {
+			l.awaitStreams() // after the fault is recorded and published
+		}
+	}()
 	arrow := "<->"
 	if oneWay {
 		arrow = "->"
