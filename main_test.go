@@ -193,3 +193,32 @@ func medianOf(v []float64) float64 {
 	}
 	return s[len(s)/2]
 }
+
+// Every built-in lesson passes "caplab lessons run" on a fresh lab at a
+// small latency scale — the command an instructor runs, end to end.
+func TestEveryBuiltinLessonRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole course on real etcd")
+	}
+	var list, errb strings.Builder
+	if code := run([]string{"lessons", "list"}, &list, &errb); code != 0 {
+		t.Fatalf("lessons list: exit %d: %s", code, errb.String())
+	}
+	names := 0
+	for _, line := range strings.Split(strings.TrimSpace(list.String()), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		names++
+		t.Run(name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			if code := run([]string{"lessons", "run", name, "--latency-scale", "0.05"}, &out, &errOut); code != 0 {
+				t.Fatalf("caplab lessons run %s: exit %d\n%s\n%s", name, code, out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), "PASS "+name) {
+				t.Fatalf("no PASS line:\n%s", out.String())
+			}
+		})
+	}
+	if names < 10 {
+		t.Fatalf("the course has %d lessons, want at least 10", names)
+	}
+}
