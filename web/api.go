@@ -53,6 +53,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
@@ -488,21 +489,7 @@ func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	st, sku, err := s.skuAction(r)
-	if err == nil {
-		err = s.region(req.Region)
-	}
-	if err == nil {
-		err = checkQty("quantity", req.Quantity, 0, maxStock)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ctx, cancel := s.opContext(r, 1)
-	defer cancel()
-	o, err := s.lab.Stock(ctx, st, sku, req.Region, *req.Quantity)
-	s.answerOutcome(w, r, o, err)
+	s.write(w, r, req.Region, checkQty("quantity", req.Quantity, 0, maxStock), req.Quantity, s.lab.Stock)
 }
 
 func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
@@ -514,12 +501,20 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.write(w, r, req.Region, checkQty("qty", req.Qty, minQty, maxQty), req.Qty, s.lab.Buy)
+}
+
+// write finishes a stock or a buy: it checks the path's store and SKU, the
+// region, then the amount (amountErr, from checkQty), and answers the
+// Outcome of op.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, region string, amountErr error, amount *int,
+	op func(context.Context, lab.Store, string, string, int) (lab.Outcome, error)) {
 	st, sku, err := s.skuAction(r)
 	if err == nil {
-		err = s.region(req.Region)
+		err = s.region(region)
 	}
 	if err == nil {
-		err = checkQty("qty", req.Qty, minQty, maxQty)
+		err = amountErr
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -527,7 +522,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r, 1)
 	defer cancel()
-	o, err := s.lab.Buy(ctx, st, sku, req.Region, *req.Qty)
+	o, err := op(ctx, st, sku, region, *amount)
 	s.answerOutcome(w, r, o, err)
 }
 
@@ -655,7 +650,12 @@ func (s *Server) handleCheckVisual(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	// porcupine's page is self-contained: inline script and style, nothing
+	// to load or send. Its tooltips use innerHTML, so allow nothing else.
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	_, _ = w.Write(buf.Bytes())
 }

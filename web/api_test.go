@@ -260,6 +260,12 @@ func TestAPIRoutes(t *testing.T) {
 		if len(st.Regions) != 3 || len(st.Links) != 6 || st.Replicated.N != 3 {
 			t.Fatalf("state %+v", st)
 		}
+		// JSON answers echo input in their errors; never let a browser
+		// sniff one as HTML.
+		resp, _ := f.call(t, "GET", "/api/stores/consensus/skus/"+url.PathEscape("<b>x</b>")+"?region=us-east-1", "", nil)
+		if resp.StatusCode != 400 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatalf("error answer: %d, X-Content-Type-Options %q", resp.StatusCode, resp.Header.Get("X-Content-Type-Options"))
+		}
 	})
 
 	t.Run("stock buy read history check", func(t *testing.T) {
@@ -300,6 +306,14 @@ func TestAPIRoutes(t *testing.T) {
 		resp, b := f.call(t, "GET", "/api/check/visual?store=consensus&sku=IPHONE-15-PRO", "", nil)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || len(b) == 0 {
 			t.Fatalf("visual: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		// porcupine's page builds its tooltips with innerHTML: it may load
+		// nothing, send nothing and be framed by nobody.
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Fatalf("visual: Content-Security-Policy %q", csp)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Fatal("visual: no X-Content-Type-Options: nosniff")
 		}
 		resp, b = f.call(t, "GET", "/ui/verdict?sku=IPHONE-15-PRO", "", nil)
 		if resp.StatusCode != 200 || !strings.Contains(string(b), `verdict-consensus`) {

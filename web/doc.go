@@ -106,7 +106,8 @@
 // 60 s read deadline; 10 s write deadline. One reader and one writer
 // goroutine per connection. Frames are JSON objects with "type":
 //
-//	{"type":"state","state":State}                          at connect (the newest the hub knows), then on changes
+//	{"type":"state",<State's fields>,"state":State}         the first message, at connect (the newest State the hub knows): also a State itself (API.md)
+//	{"type":"state","state":State}                          then on changes
 //	{"type":"operation","operation":Operation,"outcome":Outcome}
 //	{"type":"fault","fault":Fault}
 //	{"type":"reset"}

@@ -11,7 +11,7 @@ import (
 
 // Frame types pushed over /ws. Every frame is one JSON object with "type".
 const (
-	frameState     = "state"     // {"type":"state","state":State}
+	frameState     = "state"     // {"type":"state","state":State}; at connect also the State's own fields (connectFrame)
 	frameOperation = "operation" // {"type":"operation","operation":Operation,"outcome":Outcome}
 	frameFault     = "fault"     // {"type":"fault","fault":Fault}
 	frameReset     = "reset"     // {"type":"reset"}
@@ -209,7 +209,7 @@ func (h *hub) run() {
 		pending = false
 		lastFlush = time.Now()
 		if latest != nil {
-			fanout(h.stateFrames(*latest)...)
+			fanout(h.stateFrames(*latest, false)...)
 		}
 	}
 	defer func() {
@@ -233,7 +233,7 @@ func (h *hub) run() {
 				st = latest
 			}
 			if st != nil {
-				deliver(c, h.stateFrames(*st))
+				deliver(c, h.stateFrames(*st, true))
 			}
 			for _, k := range stickyOrder {
 				if _, ok := clients[c]; ok {
@@ -298,9 +298,14 @@ func (h *hub) run() {
 }
 
 // stateFrames encodes a state frame and the fragments rendered from st.
-func (h *hub) stateFrames(st lab.State) [][]byte {
+// The state frame a viewer gets at connect is a connectFrame.
+func (h *hub) stateFrames(st lab.State, atConnect bool) [][]byte {
+	var head any = frame{Type: frameState, State: &st}
+	if atConnect {
+		head = connectFrame{State: st, Type: frameState, Nested: &st}
+	}
 	var out [][]byte
-	if b, err := json.Marshal(frame{Type: frameState, State: &st}); err == nil {
+	if b, err := json.Marshal(head); err == nil {
 		out = append(out, b)
 	} else {
 		h.cfg.Logger.Error("web: encode state frame", "err", err)
@@ -313,6 +318,15 @@ func (h *hub) stateFrames(st lab.State) [][]byte {
 		}
 	}
 	return out
+}
+
+// connectFrame is the first message a viewer gets: a state frame whose top
+// level is also the State itself, so that a script reading API.md's "State
+// at connect" can decode the first message as a State.
+type connectFrame struct {
+	lab.State
+	Type   string     `json:"type"`
+	Nested *lab.State `json:"state"`
 }
 
 // eventFrame is the queued (not coalesced) frame an event carries, if any.

@@ -150,6 +150,28 @@ func TestViewerGetsStateAtConnect(t *testing.T) {
 	}
 }
 
+// TestFirstMessageIsAState reads the first message as a script written
+// against API.md would ("GET /ws: State at connect"): the raw message
+// decoded as a State, and also as a typed frame, as the page reads it.
+func TestFirstMessageIsAState(t *testing.T) {
+	f := startHub(t, hubConfig{})
+	f.emit(t, stateEvent(7))
+	c := f.dial(t)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st lab.State
+	if err := json.Unmarshal(b, &st); err != nil || len(st.Regions) != 3 || st.Replicated.N != 3 || st.Version != 7 {
+		t.Fatalf("first message %s is not the State (err %v)", b, err)
+	}
+	var fr frame
+	if err := json.Unmarshal(b, &fr); err != nil || fr.Type != frameState || fr.State == nil || fr.State.Version != 7 {
+		t.Fatalf("first message %s is not a state frame (err %v)", b, err)
+	}
+}
+
 func TestLateViewerGetsNewestState(t *testing.T) {
 	f := startHub(t, hubConfig{})
 	f.emit(t, stateEvent(7))

@@ -3,8 +3,6 @@ package web
 import (
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -70,14 +68,7 @@ func newWSHandler(h *hub, snapshot func() lab.State, log *slog.Logger) *wsHandle
 // or with an Origin whose host is the request's Host.
 func sameOriginUpgrade(r *http.Request) bool {
 	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
-	}
-	u, err := url.Parse(o)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
+	return o == "" || originMatchesHost(o, r.Host)
 }
 
 func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
