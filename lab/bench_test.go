@@ -96,7 +96,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 	})
 	rawRate, rawLat := hammer(buyers, buys, func(w, i int) {
 		cli, _ := l.cluster.MemberClient(regions[w%len(regions)])
-		key := consensusKey("SKU" + strconv.Itoa(w))
+		key := l.consensus.key("SKU" + strconv.Itoa(w))
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		for {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"caplab/nodes"
@@ -21,11 +22,18 @@ import (
 type consensusStore struct {
 	cluster    *nodes.Cluster
 	maxRetries int
+	epoch      atomic.Int64 // bumped by every reset: keys live under it
 }
 
 const consensusPrefix = "/inventory/"
 
-func consensusKey(sku string) string { return consensusPrefix + sku }
+// key is a SKU's key in the current epoch. Each reset moves to a new
+// epoch, so a write that answered unavailable but is still on its way
+// (held in a slow link) lands where nobody reads any more, instead of
+// resurrecting a value in the fresh store.
+func (s *consensusStore) key(sku string) string {
+	return fmt.Sprintf("%s%d/%s", consensusPrefix, s.epoch.Load(), sku)
+}
 
 // run executes one operation through the region's member. ctx carries the
 // request deadline.
@@ -34,10 +42,14 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 	if err != nil {
 		return unavailable(op, err)
 	}
-	// Fail at once with "no leader" once the member knows it has none,
-	// instead of waiting for the deadline.
-	ctx = clientv3.WithRequireLeader(ctx)
-	key := consensusKey(op.SKU)
+	// Writes and linearizable reads fail at once with "no leader" once the
+	// member knows it has none, instead of waiting for the deadline. A
+	// serializable read must not: answering from the local copy without a
+	// leader is its whole point.
+	if op.Op != OpRead || op.Consistency != Serializable {
+		ctx = clientv3.WithRequireLeader(ctx)
+	}
+	key := s.key(op.SKU)
 	leader := s.cluster.Leader()
 	switch op.Op {
 	case OpStock:
@@ -73,7 +85,7 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 // locking: the version check of the brief's regional_stock row), retried
 // while other buyers win the race.
 func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation, leader string) Outcome {
-	key := consensusKey(op.SKU)
+	key := s.key(op.SKU)
 	for range s.maxRetries {
 		resp, err := cli.Get(ctx, key)
 		if err != nil {
@@ -148,10 +160,11 @@ func soldOutMessage(left, asked int) string {
 	return fmt.Sprintf("Sold out: only %d left, you asked for %d.", left, asked)
 }
 
-// clear deletes every SKU, through the leader's own member first (a
+// clear moves to a new epoch and deletes every SKU of the old ones, through the leader's own member first (a
 // follower's forwarded proposal can be lost while a just-healed link
 // reconnects, and would then cost a whole timeout), then any other.
 func (s *consensusStore) clear(ctx context.Context, regions []string) error {
+	s.epoch.Add(1)
 	order := regions
 	if l := s.cluster.Leader(); l != "" {
 		order = append([]string{l}, slices.DeleteFunc(slices.Clone(regions), func(r string) bool { return r == l })...)

@@ -166,6 +166,10 @@ func TestStaleSerializableRead(t *testing.T) {
 	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != OK {
 		t.Fatalf("majority buy: %+v", o)
 	}
+	// Even once the minority knows it has no leader, a serializable read
+	// answers from its local copy (only writes and linearizable reads need
+	// a leader).
+	waitNoLeader(t, l, minority)
 	o, err = l.Read(ctxT(t, 10*time.Second), Consensus, "IPHONE", minority, Serializable)
 	o = mustOutcome(t, o, err)
 	if o.Outcome != OK || o.Quantity != 5 {
@@ -286,5 +290,47 @@ func TestWriteThroughFollowerRightAfterHeal(t *testing.T) {
 			t.Fatalf("cut for %v: write via %s right after the heal: %+v %v", pause, follower, o, err)
 		}
 		t.Logf("cut for %v: heal returned in %v, then the write took %.1f ms", pause, healTook.Round(time.Millisecond), o.LatencyMs)
+	}
+}
+
+// A write that answered unavailable but was still on its way (held by a
+// slow link) when the lab was reset must not reappear in the fresh store.
+func TestLateWriteDoesNotSurviveReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a 2.5 s one-way delay")
+	}
+	l := newLab(t, Config{LatencyScale: 1, TickMs: 0, ElectionMs: 0})
+	leadFrom(t, l, "us-east-1")
+	// Singapore's messages to the leader take 2.5 s; its write gives up at 2 s.
+	if err := l.SetLatency("ap-southeast-1", "us-east-1", 5000, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, store := range Stores {
+		o, err := l.Stock(ctxT(t, 10*time.Second), store, "GHOST", "ap-southeast-1", 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store == Consensus && o.Outcome != Unavailable {
+			t.Fatalf("stock through the slow link: %s, want unavailable", o.Outcome)
+		}
+	}
+	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second) // past the late write's arrival
+	for time.Now().Before(deadline) {
+		for _, store := range Stores {
+			o, err := l.Read(ctxT(t, 10*time.Second), store, "GHOST", "us-east-1", Linearizable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Outcome == OK && o.Quantity != 0 {
+				t.Fatalf("%s: the write from before the reset reappeared: %d", store, o.Quantity)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if cr, _ := l.Check(Consensus, "GHOST"); !cr.Linearizable {
+		t.Fatalf("fresh store judged not linearizable: %+v", cr)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"caplab/nodes"
@@ -38,6 +39,8 @@ type replicatedStore struct {
 
 	pushedMu sync.Mutex
 	pushed   map[[2]string]map[string]Version // (from, to) → sku → newest version pushed
+
+	epoch atomic.Int64 // bumped by every reset: keys live under it (see consensusStore.key)
 }
 
 func newReplicatedStore(cl *nodes.Cluster, regions []string) *replicatedStore {
@@ -57,12 +60,17 @@ func (s *replicatedStore) close() {
 
 const replicaPrefix = "/inv/"
 
-func skuPrefix(sku string) string { return replicaPrefix + sku + "/" }
+// epochPrefix holds every SKU of the current epoch.
+func (s *replicatedStore) epochPrefix() string {
+	return fmt.Sprintf("%s%d/", replicaPrefix, s.epoch.Load())
+}
+
+func (s *replicatedStore) skuPrefix(sku string) string { return s.epochPrefix() + sku + "/" }
 
 // itemKey sorts in Version.Less order: fixed-width hex wall and logical,
-// then the region name.
-func itemKey(sku string, v Version) string {
-	return fmt.Sprintf("%s%016x-%016x-%s", skuPrefix(sku), uint64(v.Wall), uint64(v.Logical), v.Region)
+// then the region name. Versions are never negative (a clock reading).
+func (s *replicatedStore) itemKey(sku string, v Version) string {
+	return fmt.Sprintf("%s%016x-%016x-%s", s.skuPrefix(sku), uint64(v.Wall), uint64(v.Logical), v.Region)
 }
 
 type storedItem struct {
@@ -86,10 +94,10 @@ func (s *replicatedStore) writeItem(ctx context.Context, from, to, sku string, i
 		return err
 	}
 	raw, _ := json.Marshal(storedItem(it))
-	k := itemKey(sku, it.Version)
+	k := s.itemKey(sku, it.Version)
 	_, err = cli.Txn(ctx).Then(
 		clientv3.OpPut(k, string(raw)),
-		clientv3.OpDelete(skuPrefix(sku), clientv3.WithRange(k)),
+		clientv3.OpDelete(s.skuPrefix(sku), clientv3.WithRange(k)),
 	).Commit()
 	return err
 }
@@ -100,7 +108,7 @@ func (s *replicatedStore) readItem(ctx context.Context, from, to, sku string) (I
 	if err != nil {
 		return Item{}, err
 	}
-	resp, err := cli.Get(ctx, skuPrefix(sku), clientv3.WithPrefix(),
+	resp, err := cli.Get(ctx, s.skuPrefix(sku), clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend), clientv3.WithLimit(1))
 	if err != nil {
 		return Item{}, err
@@ -284,13 +292,14 @@ func (s *replicatedStore) localItems(ctx context.Context, region string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cli.Get(ctx, replicaPrefix, clientv3.WithPrefix())
+	prefix := s.epochPrefix()
+	resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
 	}
 	items := map[string]Item{}
 	for _, kv := range resp.Kvs {
-		rest := strings.TrimPrefix(string(kv.Key), replicaPrefix)
+		rest := strings.TrimPrefix(string(kv.Key), prefix)
 		sku, _, ok := strings.Cut(rest, "/")
 		if !ok {
 			continue
@@ -391,9 +400,10 @@ func (s *replicatedStore) converged(ctx context.Context) (bool, error) {
 // Converged reports whether the replicas agree now (for tests and tools).
 func (l *Lab) Converged(ctx context.Context) (bool, error) { return l.replicated.converged(ctx) }
 
-// clear empties every replica (each through its own region) and forgets
-// what was pushed.
+// clear moves to a new epoch, empties every replica (each through its own
+// region) and forgets what was pushed.
 func (s *replicatedStore) clear(ctx context.Context) error {
+	s.epoch.Add(1)
 	for _, r := range s.regions {
 		cli, err := s.cluster.ReplicaClient(r, r)
 		if err != nil {
