@@ -133,6 +133,11 @@ type Cluster struct {
 	idMu    sync.RWMutex
 	idToReg map[types.ID]string
 
+	// lifeMu: Crash and Restart hold it shared, Close exclusively, so no
+	// server is started after (or while) the cluster closes.
+	lifeMu sync.RWMutex
+	closed bool
+
 	nudge     chan struct{}
 	stop      chan struct{}
 	observer  sync.WaitGroup
@@ -461,12 +466,31 @@ func (c *Cluster) IsUp(region string) bool {
 	return m != nil
 }
 
+// ErrClosed is returned by operations on a closed cluster.
+var ErrClosed = errors.New("the cluster is closed")
+
+// alive holds lifeMu shared until the returned func is called, or fails
+// if the cluster is closed.
+func (c *Cluster) alive() (release func(), err error) {
+	c.lifeMu.RLock()
+	if c.closed {
+		c.lifeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return c.lifeMu.RUnlock, nil
+}
+
 // Crash stops both of a region's servers abruptly: no leadership hand-off.
 func (c *Cluster) Crash(name string) error {
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
 	}
+	release, err := c.alive()
+	if err != nil {
+		return fmt.Errorf("nodes: crash %s: %w", name, err)
+	}
+	defer release()
 	if err := r.hardStop(c.dropConnections); err != nil {
 		return err
 	}
@@ -497,6 +521,11 @@ func (c *Cluster) Restart(name string) error {
 	if err != nil {
 		return fmt.Errorf("nodes: restart: %w", err)
 	}
+	release, err := c.alive()
+	if err != nil {
+		return fmt.Errorf("nodes: restart %s: %w", name, err)
+	}
+	defer release()
 	if err := r.start(); err != nil {
 		return err
 	}
@@ -674,6 +703,9 @@ func (c *Cluster) caughtUp(region, leader string) bool {
 // close), the proxies, and the temporary data directory. Safe to call twice.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.lifeMu.Lock()
+		c.closed = true
+		c.lifeMu.Unlock()
 		close(c.stop)
 		c.observer.Wait()
 		for _, cli := range c.memberClients {

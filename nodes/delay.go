@@ -68,6 +68,9 @@ func pump(ctx context.Context, l *link, dst io.Writer, flush func(), src io.Read
 				return ctx.Err()
 			}
 		}
+		if ctx.Err() != nil { // cut while this chunk waited: deliver nothing more
+			return ctx.Err()
+		}
 		if _, err := dst.Write(c.data); err != nil {
 			return err
 		}

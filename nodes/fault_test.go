@@ -455,3 +455,23 @@ func TestMoveLeaderToCutOffRegionFailsAtOnce(t *testing.T) {
 		t.Fatalf("refusal took %v; it should not wait for a transfer that cannot happen", el)
 	}
 }
+
+func TestNoRestartAfterClose(t *testing.T) {
+	c := startCluster(t, fastTiming)
+	r := c.Regions()[0]
+	if err := c.Crash(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(r); !errors.Is(err, ErrClosed) {
+		t.Fatalf("restart after Close: err = %v, want ErrClosed", err)
+	}
+	if c.IsUp(r) {
+		t.Fatal("a region came back up after Close")
+	}
+	if _, ok := <-func() <-chan Snapshot { ch, _ := c.Subscribe(); return ch }(); ok {
+		t.Fatal("Subscribe after Close delivered a snapshot")
+	}
+}

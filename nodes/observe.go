@@ -34,7 +34,12 @@ func (c *Cluster) State() Snapshot {
 func (c *Cluster) Subscribe() (updates <-chan Snapshot, cancel func()) {
 	ch := make(chan Snapshot, 1)
 	c.subMu.Lock()
-	c.subs[ch] = struct{}{}
+	select {
+	case <-c.stop: // closed: an ended subscription
+		close(ch)
+	default:
+		c.subs[ch] = struct{}{}
+	}
 	c.subMu.Unlock()
 	return ch, func() {
 		c.subMu.Lock()

@@ -46,6 +46,7 @@ type peerProxy struct {
 
 	activeMu sync.Mutex
 	active   map[*flow]struct{} // every exchange in progress, to drop on a crash
+	closed   bool               // under activeMu: no new handler counts once set
 }
 
 func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func(string) (string, bool)) *peerProxy {
@@ -75,6 +76,9 @@ func (p *peerProxy) setTarget(hostport string) { p.target.Store(hostport) }
 // close stops accepting, closes every connection and waits for handlers.
 func (p *peerProxy) close() {
 	p.closeOnce.Do(func() {
+		p.activeMu.Lock()
+		p.closed = true // handlers.Add never races handlers.Wait below
+		p.activeMu.Unlock()
 		_ = p.srv.Close()
 		p.handlers.Wait()
 		p.transport.CloseIdleConnections()
@@ -94,7 +98,13 @@ func (p *peerProxy) dropAll() {
 }
 
 func (p *peerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.activeMu.Lock()
+	if p.closed {
+		p.activeMu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
 	p.handlers.Add(1)
+	p.activeMu.Unlock()
 	defer p.handlers.Done()
 	from, known := p.sender(r.Header.Get("X-Server-From"))
 	if !known || from == p.region {
@@ -220,6 +230,7 @@ type replicaProxy struct {
 
 	activeMu sync.Mutex
 	active   map[*flow]struct{}
+	closed   bool // under activeMu: no new connection counts once set
 }
 
 func newReplicaProxy(from, to, target string, ln net.Listener, f *Fabric) *replicaProxy {
@@ -232,7 +243,14 @@ func (p *replicaProxy) serve() {
 		if err != nil {
 			return
 		}
+		p.activeMu.Lock()
+		if p.closed {
+			p.activeMu.Unlock()
+			_ = c.Close()
+			return
+		}
 		p.conns.Add(1)
+		p.activeMu.Unlock()
 		go func() {
 			defer p.conns.Done()
 			p.carry(c)
@@ -300,6 +318,9 @@ func (p *replicaProxy) dropAll() {
 
 func (p *replicaProxy) close() {
 	p.closeOnce.Do(func() {
+		p.activeMu.Lock()
+		p.closed = true
+		p.activeMu.Unlock()
 		close(p.done)
 		_ = p.ln.Close()
 		p.conns.Wait()
