@@ -13,6 +13,9 @@ var (
 	ErrBadInput = errors.New("bad input")
 	// ErrUnavailable: the lab cannot do it now, e.g. lead a crashed region (API: 503).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrConflict: the request contradicts the lab's state, e.g. crashing a
+	// crashed region or restarting a running one; nothing changed (API: 409).
+	ErrConflict = errors.New("conflict")
 	// ErrClosed: the lab has been closed.
 	ErrClosed = errors.New("lab closed")
 )

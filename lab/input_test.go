@@ -35,7 +35,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"self link", func() error { return l.SetLink("us-east-1", "us-east-1", false, false) }, ErrBadInput, "two different regions"},
 		{"latency too big", func() error { return l.SetLatency("us-east-1", "eu-west-1", 5001, false) }, ErrBadInput, "between 0 and 5000"},
 		{"crash unknown", func() error { return l.Crash("mars-1") }, ErrUnknownRegion, "mars-1"},
-		{"restart running", func() error { return l.Restart("us-east-1") }, ErrUnavailable, "already running"},
+		{"restart running", func() error { return l.Restart("us-east-1") }, ErrConflict, "already running"},
 		{"check unknown store", func() error { _, err := l.Check("mongo", "X"); return err }, ErrUnknownStore, "consensus"},
 	}
 	for _, tc := range cases {

@@ -11,9 +11,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"caplab/nodes"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Config describes a lab. The zero value is three default regions with no
@@ -88,9 +91,12 @@ type Lab struct {
 	consensus  *consensusStore
 	replicated *replicatedStore
 
-	// resetMu: operations hold it shared, Reset exclusively, so a reset
-	// never interleaves with a store call or the background replication.
-	resetMu sync.RWMutex
+	// gate: operations and the background replication take one unit,
+	// Reset and Close all of them, so a reset never interleaves with a
+	// store call. Waiting for it honours the caller's deadline: a buy
+	// during a reset answers unavailable instead of waiting the reset out.
+	gate   *semaphore.Weighted
+	closed atomic.Bool
 
 	mu       sync.Mutex
 	quorum   QuorumState
@@ -131,6 +137,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		quorum: GlobalTables(len(cfg.Regions)),
 		subs:   map[chan Event]struct{}{},
 		stop:   make(chan struct{}),
+		gate:   semaphore.NewWeighted(gateAll),
 	}
 	l.resetCounters()
 	bs := cfg.Breaker
@@ -160,11 +167,25 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
-// Close stops, in order: the background replication and writes, the
-// regions (which ends the snapshot stream), then the subscriptions. Safe to
-// call twice.
+// gateAll is the gate's capacity: what Reset and Close take.
+const gateAll = 1 << 20
+
+// closeWait bounds how long Close waits for operations in flight.
+const closeWait = 10 * time.Second
+
+// Close stops, in order: new operations (those in flight may finish, for
+// at most closeWait), the background replication and writes, the regions
+// (which ends the snapshot stream), then the subscriptions. Operations
+// after Close fail with ErrClosed. Safe to call twice.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		drained := l.gate.Acquire(ctx, gateAll) == nil
+		cancel()
+		l.closed.Store(true)
+		if drained {
+			l.gate.Release(gateAll)
+		}
 		close(l.stop)
 		l.replicated.close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
@@ -252,7 +273,11 @@ func wrapNodes(err error) error {
 			return fmt.Errorf("%w: %s", ErrUnknownRegion, cleanNodesMsg(msg))
 		}
 		return fmt.Errorf("%w: %s", ErrBadInput, cleanNodesMsg(msg))
-	case errors.Is(err, nodes.ErrRegionDown), errors.Is(err, nodes.ErrRegionUp), errors.Is(err, nodes.ErrNoLeader):
+	case errors.Is(err, nodes.ErrClosed):
+		return ErrClosed
+	case errors.Is(err, nodes.ErrRegionDown), errors.Is(err, nodes.ErrRegionUp):
+		return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(err.Error(), "nodes: "))
+	case errors.Is(err, nodes.ErrNoLeader):
 		return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
 	return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
@@ -436,7 +461,7 @@ func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quanti
 	if quantity < 0 || quantity > MaxStock {
 		return Outcome{}, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity}), nil
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity})
 }
 
 // Buy buys qty units of a SKU from region.
@@ -447,7 +472,7 @@ func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int)
 	if err := CheckQty(qty); err != nil {
 		return Outcome{}, err
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty}), nil
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty})
 }
 
 // Read reads a SKU's stock from region. Consistency applies to the
@@ -467,14 +492,20 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	if store == Replicated {
 		c = ""
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c}), nil
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c})
 }
 
 // do runs one operation through the region's breaker and the store,
 // records it and publishes it.
-func (l *Lab) do(ctx context.Context, op Operation) Outcome {
-	l.resetMu.RLock()
-	defer l.resetMu.RUnlock()
+func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
+	if err := l.enter(ctx); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return Outcome{}, err
+		}
+		return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
+			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
+	}
+	defer l.gate.Release(1)
 	quorum := l.Quorum()
 	op.Call = time.Now()
 	out := l.breakers.Execute(op.Region, op.Store, func() Outcome {
@@ -501,7 +532,25 @@ func (l *Lab) do(ctx context.Context, op Operation) Outcome {
 	out.OpID = op.ID
 	l.count(op)
 	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
-	return out
+	return out, nil
+}
+
+// enter takes one unit of the gate, waiting at most the request deadline
+// (a reset holds the whole gate), or fails once the lab is closed.
+func (l *Lab) enter(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer cancel()
+	if err := l.gate.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("%w: the lab is being reset", ErrUnavailable)
+	}
+	if l.closed.Load() {
+		l.gate.Release(1)
+		return ErrClosed
+	}
+	return nil
 }
 
 // ---- history, checker, counters ----
@@ -635,8 +684,19 @@ func (l *Lab) recount() bool {
 // regions restarted, both stores emptied, quorum back to W=1 R=1, breakers
 // closed, history and counters cleared.
 func (l *Lab) Reset(ctx context.Context) error {
-	l.resetMu.Lock()
-	defer l.resetMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := l.gate.Acquire(wctx, gateAll)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", ErrUnavailable, err)
+	}
+	defer l.gate.Release(gateAll)
+	if l.closed.Load() {
+		return ErrClosed
+	}
 	f := l.cluster.Fabric()
 	f.HealAll()
 	for _, a := range l.regions {
@@ -654,8 +714,8 @@ func (l *Lab) Reset(ctx context.Context) error {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	ctx, cancelReset := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelReset()
 	if _, err := l.cluster.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
@@ -708,10 +768,12 @@ func (l *Lab) replicate() {
 			return
 		case <-t.C:
 		}
-		l.resetMu.RLock()
+		if !l.gate.TryAcquire(1) { // a reset or Close: skip this round
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
 		l.replicated.antiEntropy(ctx)
 		cancel()
-		l.resetMu.RUnlock()
+		l.gate.Release(1)
 	}
 }

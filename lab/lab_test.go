@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -332,5 +333,25 @@ func TestLateWriteDoesNotSurviveReset(t *testing.T) {
 	}
 	if cr, _ := l.Check(Consensus, "GHOST"); !cr.Linearizable {
 		t.Fatalf("fresh store judged not linearizable: %+v", cr)
+	}
+}
+
+func TestOperationsAfterCloseFail(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0})
+	r := l.Regions()[0]
+	if err := l.Crash(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Buy(ctxT(t, 5*time.Second), Consensus, "X", r, 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("buy after Close: %v, want ErrClosed", err)
+	}
+	if err := l.Restart(r); !errors.Is(err, ErrClosed) {
+		t.Fatalf("restart after Close: %v, want ErrClosed", err)
+	}
+	if err := l.Reset(ctxT(t, 5*time.Second)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("reset after Close: %v, want ErrClosed", err)
 	}
 }

@@ -82,6 +82,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, lab.ErrBadInput):
 		status = http.StatusBadRequest
+	case errors.Is(err, lab.ErrConflict):
+		status = http.StatusConflict
 	case errors.Is(err, lab.ErrUnavailable), errors.Is(err, lab.ErrClosed):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

@@ -384,9 +384,19 @@ func TestAPIRoutes(t *testing.T) {
 			t.Fatalf("lead a crashed region: %d %s", resp.StatusCode, b)
 		}
 		errorOf(t, b)
+		// Crashing a crashed region (or restarting a running one) is a
+		// conflict with the lab's state, not something to retry.
+		resp, b = f.call(t, "POST", "/api/regions/ap-southeast-1/crash", "{}", nil)
+		if resp.StatusCode != 409 || !strings.Contains(errorOf(t, b), "down") {
+			t.Fatalf("crash a crashed region: %d %s", resp.StatusCode, b)
+		}
 		st = decodeJSON[lab.State](t, ok(t, "POST", "/api/regions/ap-southeast-1/restart", "", 200))
 		if i := slices.IndexFunc(st.Regions, func(r lab.RegionState) bool { return r.Name == "ap-southeast-1" }); !st.Regions[i].Up {
 			t.Fatal("restarted region still down")
+		}
+		resp, b = f.call(t, "POST", "/api/regions/ap-southeast-1/restart", "{}", nil)
+		if resp.StatusCode != 409 || !strings.Contains(errorOf(t, b), "running") {
+			t.Fatalf("restart a running region: %d %s", resp.StatusCode, b)
 		}
 	})
 
