@@ -171,7 +171,10 @@ func gather(ctx context.Context, ch <-chan reply, n, need int) ([]reply, bool) {
 // (bounded by the request deadline): that is the asynchronous replication
 // W < N allows.
 func (s *replicatedStore) writeQuorum(ctx context.Context, from, sku string, it Item, w int) ([]string, bool) {
-	deadline, _ := ctx.Deadline()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second) // callers set one; never write without
+	}
 	ch := make(chan reply, len(s.regions))
 	for _, to := range s.regions {
 		s.inflight.Add(1)
