@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,7 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	base := "http://" + displayHost(ln.Addr().String())
-	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present, Lessons: web.LessonsFrom(catalog, l)})
+	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present,
+		Lessons: web.LessonsFrom(catalog, l), AllowedHosts: loopbackHosts(ln.Addr())})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -230,6 +232,22 @@ func joinURL(addr string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// loopbackHosts are the Host headers a lab on loopback answers to (the
+// page refuses other names: DNS rebinding); nil when exposed, where any
+// name may reach it.
+func loopbackHosts(a net.Addr) []string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsLoopback() {
+		return nil
+	}
+	port := strconv.Itoa(tcp.Port)
+	hosts := []string{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port}
+	if own := net.JoinHostPort(tcp.IP.String(), port); !slices.Contains(hosts, own) {
+		hosts = append(hosts, own) // another loopback address, e.g. 127.0.0.2
+	}
+	return hosts
 }
 
 func exposed(a net.Addr) bool {

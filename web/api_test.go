@@ -501,3 +501,19 @@ func TestStreamWithRealLab(t *testing.T) {
 		t.Fatalf("no verdict fragment: %v", err)
 	}
 }
+
+// A lab told its own host names refuses any other Host (DNS rebinding).
+func TestAllowedHosts(t *testing.T) {
+	f := newAPI(t)
+	srv := New(f.lab, Options{Token: testToken, AllowedHosts: []string{"127.0.0.1:1234"}})
+	defer srv.Close()
+	for host, want := range map[string]int{"127.0.0.1:1234": 200, "evil.example:1234": 421, "": 421} {
+		req := httptest.NewRequest("GET", "/api/state", nil)
+		req.Host = host
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %q: status %d, want %d (%s)", host, rec.Code, want, rec.Body)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,6 +107,11 @@ type Options struct {
 	Lessons Lessons
 	// DefaultSKU is the product the page starts with; "" means IPHONE-15-PRO.
 	DefaultSKU string
+	// AllowedHosts, when set, are the only Host headers served (e.g.
+	// "127.0.0.1:8080", "localhost:8080"): a lab on loopback then refuses
+	// pages of other sites that rebind their name to 127.0.0.1 (DNS
+	// rebinding). Empty serves every Host, as a classroom lab must.
+	AllowedHosts []string
 }
 
 // Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
@@ -159,7 +166,18 @@ func New(l Lab, opts Options) *Server {
 
 // Handler returns the http.Handler serving the API, the WebSocket, the
 // static files and the page.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler {
+	if len(s.opts.AllowedHosts) == 0 {
+		return s.mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !slices.Contains(s.opts.AllowedHosts, strings.ToLower(r.Host)) {
+			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %q.", strings.Join(s.opts.AllowedHosts, " or "), r.Host)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Close ends the lesson session (cancelling a step that is running), stops
 // the verdict worker and the hub and disconnects every viewer, in that
