@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"caplab/lab"
@@ -69,6 +70,9 @@ type hubConfig struct {
 	// Fragments renders the HTML fragments that accompany each state
 	// frame; nil sends none.
 	Fragments func(lab.State) []fragment
+	// MaxViewers bounds the viewers connected at once (default 5,000):
+	// each costs two goroutines and a send buffer.
+	MaxViewers int
 }
 
 // hub owns the set of WebSocket viewers. One goroutine (run) owns the
@@ -86,6 +90,7 @@ type hub struct {
 	unregister chan *client
 	broadcast  chan outMsg
 	count      chan chan int
+	viewers    atomic.Int64 // len of run's client set, published for the upgrade's cap check
 	stop       chan struct{}
 	done       chan struct{}
 	stopOnce   sync.Once
@@ -100,6 +105,9 @@ func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
 	}
 	if cfg.SendBuffer <= 0 {
 		cfg.SendBuffer = 256
+	}
+	if cfg.MaxViewers <= 0 {
+		cfg.MaxViewers = 5000
 	}
 	return &hub{
 		cfg:        cfg,
@@ -187,6 +195,7 @@ func (h *hub) run() {
 		if _, ok := clients[c]; ok {
 			delete(clients, c)
 			close(c.send)
+			h.viewers.Store(int64(len(clients)))
 		}
 	}
 	deliver := func(c *client, msgs [][]byte) {
@@ -228,6 +237,7 @@ func (h *hub) run() {
 
 		case c := <-h.register:
 			clients[c] = struct{}{}
+			h.viewers.Store(int64(len(clients)))
 			st := c.initial
 			if latest != nil && (st == nil || latest.Version >= st.Version) {
 				st = latest

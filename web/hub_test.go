@@ -568,3 +568,35 @@ func TestFullSendBufferDropsTheViewer(t *testing.T) {
 		}
 	})
 }
+
+// Past MaxViewers an upgrade is refused with 503 before it happens, and
+// the viewers already connected are untouched.
+func TestViewerCap(t *testing.T) {
+	f := startHub(t, hubConfig{MaxViewers: 3})
+	var conns []*websocket.Conn
+	for range 3 {
+		c := f.dial(t)
+		if _, err := readFrame(c); err != nil { // the connect State: registered
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.hub.viewers.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(f.wsURL, nil)
+	if err == nil {
+		t.Fatal("a fourth viewer was let in past MaxViewers=3")
+	}
+	if resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("refusal: %v %v, want 503", resp, err)
+	}
+	_ = resp.Body.Close()
+	f.emit(t, faultEvent(7))
+	for i, c := range conns {
+		if _, err := readUntil(c, func(fr frame) bool { return fr.Type == "fault" }); err != nil {
+			t.Fatalf("viewer %d lost its stream after the refusal: %v", i, err)
+		}
+	}
+}

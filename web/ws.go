@@ -72,6 +72,11 @@ func sameOriginUpgrade(r *http.Request) bool {
 }
 
 func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := wh.hub.viewers.Load(); n >= int64(wh.hub.cfg.MaxViewers) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "This lab already has %d viewers, its limit; try again later.", n)
+		return
+	}
 	var initial *lab.State
 	if wh.snapshot != nil {
 		st := wh.snapshot()
