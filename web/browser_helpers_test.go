@@ -68,36 +68,7 @@ func newBrowserLab(t *testing.T, opts Options) *browserLab {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 720),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("force-color-profile", "srgb"),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-	)
-	t.Cleanup(cancelAlloc) // waits for the browser process to exit
-	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
-	t.Cleanup(cancelBrowser) // runs first: closes the browser
-	// The first Do starts the browser and ties it to the context it gets,
-	// so it gets browser itself, not a context with a deadline.
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium (%s): %v", exe, err)
-	}
+	browser := startChromium(t, exe, 1280, 720)
 	return &browserLab{apiFixture: &apiFixture{lab: l, srv: srv, s: s}, url: srv.URL, browser: browser}
 }
 
@@ -248,4 +219,42 @@ func runActions(t *testing.T, tab context.Context, what string, actions ...chrom
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// startChromium starts a headless Debian chromium for one test (closed at
+// its end) with the flags this machine's closed network needs, and returns
+// its browser context.
+func startChromium(t *testing.T, exe string, width, height int) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("use-mock-keychain", true),
+	)
+	t.Cleanup(cancelAlloc) // waits for the browser process to exit
+	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
+	t.Cleanup(cancelBrowser) // runs first: closes the browser
+	// The first Do starts the browser and ties it to the context it gets,
+	// so it gets browser itself, not a context with a deadline.
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium (%s): %v", exe, err)
+	}
+	return browser
 }

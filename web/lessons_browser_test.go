@@ -43,30 +43,7 @@ func newLessonBrowser(t *testing.T) *lessonBrowser {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	t.Cleanup(cancelAlloc) // waits for the browser to exit
-	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
-	t.Cleanup(cancelBrowser)
-	// The first call on a chromedp context starts the browser, which lives
-	// as long as that call's context: no timeout here.
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium (%s): %v", exe, err)
-	}
+	browser := startChromium(t, exe, 1280, 900)
 	return &lessonBrowser{url: srv.URL, browser: browser}
 }
 
