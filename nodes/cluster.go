@@ -714,14 +714,11 @@ func (c *Cluster) Close() error {
 		for _, cli := range c.replicaClients {
 			_ = cli.Close()
 		}
-		var all []*region
 		for _, r := range c.regions {
-			m, rep := r.servers()
-			if m != nil {
+			if m, rep := r.servers(); m != nil {
 				m.Server.HardStop()
 				rep.Server.HardStop()
 			}
-			all = append(all, r)
 		}
 		// No server sends anything now; ending the proxied connections first
 		// lets every server close without waiting for idle peers.
@@ -733,7 +730,7 @@ func (c *Cluster) Close() error {
 			p.close()
 		}
 		var wg sync.WaitGroup
-		for _, r := range all {
+		for _, r := range c.regions {
 			r.mu.Lock()
 			m, rep := r.member, r.replica
 			r.member, r.replica = nil, nil
