@@ -185,15 +185,50 @@ func ephemeralRange() (lo, hi int) {
 	return lo, hi
 }
 
-// pickPorts chooses the ports a region's servers listen on.
-func (r *region) pickPorts() error {
+// pickPorts chooses the ports a region's servers listen on. fresh: no data
+// exists yet, so the replica's advertised peer URL moves too; on a restart
+// it stays what the replica's data says (a single member never dials it).
+func (r *region) pickPorts(fresh bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, p := range []*string{&r.memberPeer, &r.memberClient, &r.replicaPeer, &r.replicaClient} {
 		var err error
 		if *p, err = freePort(); err != nil {
 			return fmt.Errorf("nodes: ports: %w", err)
 		}
 	}
+	if fresh {
+		r.replicaAdvertise = r.replicaPeer
+	}
 	return nil
+}
+
+// addrInUse reports a listener that could not bind its port.
+func addrInUse(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "address already in use")
+}
+
+// repoint moves everything that talks to a region's servers to their
+// current ports: the peer proxy in front of its member, the clients of its
+// member and replica, and the other regions' replica proxies into it.
+func (c *Cluster) repoint(r *region) {
+	name := r.place.Name
+	for i, x := range c.regions {
+		if x == r && i < len(c.peerProxies) {
+			c.peerProxies[i].setTarget(r.memberPeer)
+		}
+	}
+	if cli := c.memberClients[name]; cli != nil {
+		cli.SetEndpoints("http://" + r.memberClient)
+	}
+	if cli := c.replicaClients[[2]string{name, name}]; cli != nil {
+		cli.SetEndpoints("http://" + r.replicaClient)
+	}
+	for k, p := range c.replicaProxies {
+		if k[1] == name {
+			p.setTarget(r.replicaClient)
+		}
+	}
 }
 
 // Start starts every region — members one after another, then waits until
@@ -249,7 +284,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	for _, name := range cfg.Regions {
 		place, _ := Lookup(name)
 		r := &region{place: place, dir: c.dir + "/" + name, token: "caplab", tickMs: cfg.TickMs, elecMs: cfg.ElectionMs, noFsync: !cfg.Fsync, zapLogger: zl}
-		if err := r.pickPorts(); err != nil {
+		if err := r.pickPorts(true); err != nil {
 			return nil, err
 		}
 		r.advertisePeer = r.memberPeer
@@ -275,16 +310,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 
 	// Members one after another (each StartEtcd returns in ~10 ms; starting
 	// them concurrently costs a second per peer in bootstrap), then wait.
-	for i, r := range c.regions {
+	for _, r := range c.regions {
 		err := r.start()
-		for try := 0; err != nil && !cfg.BypassFabric && strings.Contains(err.Error(), "address already in use") && try < 5; try++ {
+		for try := 0; addrInUse(err) && !cfg.BypassFabric && try < 5; try++ {
 			// Another process took a port between our check and etcd's bind.
 			// The proxy in front of the member keeps its address, so only
 			// the real listeners move.
-			if err := r.pickPorts(); err != nil {
+			if err := r.pickPorts(true); err != nil {
 				return nil, err
 			}
-			c.peerProxies[i].setTarget(r.memberPeer)
+			c.repoint(r)
 			err = r.start()
 		}
 		if err != nil {
@@ -526,7 +561,17 @@ func (c *Cluster) Restart(name string) error {
 		return fmt.Errorf("nodes: restart %s: %w", name, err)
 	}
 	defer release()
-	if err := r.start(); err != nil {
+	err = r.start()
+	for try := 0; addrInUse(err) && !c.cfg.BypassFabric && try < 5; try++ {
+		// While the region was down another process took one of its ports:
+		// move its listeners, and everything that talks to them.
+		if err := r.pickPorts(false); err != nil {
+			return err
+		}
+		c.repoint(r)
+		err = r.start()
+	}
+	if err != nil {
 		return err
 	}
 	c.changed()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -474,4 +475,44 @@ func TestNoRestartAfterClose(t *testing.T) {
 	if _, ok := <-func() <-chan Snapshot { ch, _ := c.Subscribe(); return ch }(); ok {
 		t.Fatal("Subscribe after Close delivered a snapshot")
 	}
+}
+
+// While a region is down another process may take its ports; the restart
+// then moves its listeners and repoints everything that talks to them.
+func TestRestartAfterItsPortsWereTaken(t *testing.T) {
+	c := startCluster(t, fastTiming)
+	leader := c.Leader()
+	f := followerOf(t, c, leader)
+	if err := c.Crash(f); err != nil {
+		t.Fatal(err)
+	}
+	r := c.byName[f]
+	var squatters []net.Listener
+	for _, addr := range []string{r.memberPeer, r.memberClient, r.replicaClient} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("take %s: %v", addr, err)
+		}
+		squatters = append(squatters, ln)
+	}
+	defer func() {
+		for _, ln := range squatters {
+			_ = ln.Close()
+		}
+	}()
+	if err := c.Restart(f); err != nil {
+		t.Fatalf("restart with its ports taken: %v", err)
+	}
+	if err := put(t, c, leader, "k", "moved", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	assertConverged(t, c, "k", "moved") // reads through f's (repointed) member client
+	other := followerOf(t, c, f)
+	eventually(t, 10*time.Second, "another region reaches the moved replica", func() bool {
+		cli, _ := c.ReplicaClient(other, f)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		_, err := cli.Put(ctx, "x", "1")
+		return err == nil
+	})
 }

@@ -220,7 +220,7 @@ func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, contr
 // it lives only while both links are up; cutting either closes it.
 type replicaProxy struct {
 	from, to string
-	target   string
+	target   atomic.Value // string: host:port of region to's replica
 	fabric   *Fabric
 	ln       net.Listener
 
@@ -234,7 +234,9 @@ type replicaProxy struct {
 }
 
 func newReplicaProxy(from, to, target string, ln net.Listener, f *Fabric) *replicaProxy {
-	return &replicaProxy{from: from, to: to, target: target, fabric: f, ln: ln, done: make(chan struct{}), active: map[*flow]struct{}{}}
+	p := &replicaProxy{from: from, to: to, fabric: f, ln: ln, done: make(chan struct{}), active: map[*flow]struct{}{}}
+	p.target.Store(target)
+	return p
 }
 
 func (p *replicaProxy) serve() {
@@ -290,7 +292,7 @@ func (p *replicaProxy) carry(c net.Conn) {
 		return
 	}
 	defer back.detach(fl)
-	up, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target)
+	up, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target.Load().(string))
 	if err != nil {
 		_ = c.Close()
 		return
@@ -306,6 +308,9 @@ func (p *replicaProxy) carry(c net.Conn) {
 	cancel()
 	<-finished
 }
+
+// setTarget points the proxy at a replica that moved to another port.
+func (p *replicaProxy) setTarget(hostport string) { p.target.Store(hostport) }
 
 // dropAll ends every connection in progress (the replica behind it crashed).
 func (p *replicaProxy) dropAll() {

@@ -26,6 +26,7 @@ type region struct {
 
 	memberPeer, memberClient   string // host:port the member really listens on
 	replicaPeer, replicaClient string
+	replicaAdvertise           string // the replica's peer URL as its data knows it (fixed once created)
 	advertisePeer              string // what the group knows the member by: its proxy unless bypassed
 	dir                        string
 
@@ -72,10 +73,10 @@ func (r *region) replicaConfig() *embed.Config {
 	cfg.Name = r.place.Name + "-replica"
 	cfg.Dir = r.dir + "/replica"
 	cfg.ListenPeerUrls = []url.URL{mustURL(r.replicaPeer)}
-	cfg.AdvertisePeerUrls = []url.URL{mustURL(r.replicaPeer)}
+	cfg.AdvertisePeerUrls = []url.URL{mustURL(r.replicaAdvertise)}
 	cfg.ListenClientUrls = []url.URL{mustURL(r.replicaClient)}
 	cfg.AdvertiseClientUrls = []url.URL{mustURL(r.replicaClient)}
-	cfg.InitialCluster = cfg.Name + "=" + "http://" + r.replicaPeer
+	cfg.InitialCluster = cfg.Name + "=" + "http://" + r.replicaAdvertise
 	cfg.InitialClusterToken = r.token + "-" + r.place.Name
 	cfg.ClusterState = embed.ClusterStateFlagNew
 	cfg.TickMs = 50
