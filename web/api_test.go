@@ -26,18 +26,27 @@ type apiFixture struct {
 	s   *Server
 }
 
+// startLab starts a real lab for one test — real etcd, fast Raft timing
+// (50/500 ms), a temporary data dir, quiet — and closes it at the end.
+func startLab(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	cfg.DataDir, cfg.TickMs, cfg.ElectionMs, cfg.Logger = t.TempDir(), 50, 500, quietLogger()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := lab.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
 // newAPI starts a real lab (real etcd, small latency scale, fast Raft
 // timing) behind a Server on an httptest server. Cleanup closes the HTTP
 // server, then the Server, then the lab.
 func newAPI(t *testing.T) *apiFixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := lab.New(ctx, lab.Config{LatencyScale: 0.02, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	l := startLab(t, lab.Config{LatencyScale: 0.02})
 	s := New(l, Options{Token: testToken, Logger: quietLogger(), JoinURL: "http://lab.example/"})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())

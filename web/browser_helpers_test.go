@@ -50,13 +50,7 @@ func newBrowserLab(t *testing.T, opts Options) *browserLab {
 	t.Helper()
 	exe := chromiumPath(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := lab.New(ctx, lab.Config{LatencyScale: 0.05, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	l := startLab(t, lab.Config{LatencyScale: 0.05})
 	if opts.Token == "" {
 		opts.Token = testToken
 	}

@@ -30,13 +30,7 @@ func newLessonBrowser(t *testing.T) *lessonBrowser {
 	t.Helper()
 	exe := chromiumPath(t) // skips loudly without chromium
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := lab.New(ctx, lab.Config{LatencyScale: 0.05, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	l := startLab(t, lab.Config{LatencyScale: 0.05})
 	cat, _ := lessons.LoadCatalog(lessonDir(t))
 	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
 	t.Cleanup(s.Close)

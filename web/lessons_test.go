@@ -113,13 +113,7 @@ func TestLessonsFromUserDir(t *testing.T) {
 func newLessonAPI(t *testing.T) *apiFixture {
 	t.Helper()
 	cat, _ := lessons.LoadCatalog(lessonDir(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := lab.New(ctx, lab.Config{LatencyScale: 0.05, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	l := startLab(t, lab.Config{LatencyScale: 0.05})
 	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
@@ -377,15 +371,11 @@ func TestLessonSessionAndPolls(t *testing.T) {
 }
 
 func TestLessonRegionsMissing(t *testing.T) {
+	l := startLab(t, lab.Config{Regions: []string{"us-east-1", "eu-west-1", "us-west-2"}, LatencyScale: 0.05})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := lab.New(ctx, lab.Config{Regions: []string{"us-east-1", "eu-west-1", "us-west-2"}, LatencyScale: 0.05, DataDir: t.TempDir(), TickMs: 50, ElectionMs: 500, Logger: quietLogger()})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
 	cat, _ := lessons.LoadCatalog("")
-	_, err = LessonsFrom(cat, l).RunStepResults(ctx, "last-iphone", 0)
+	_, err := LessonsFrom(cat, l).RunStepResults(ctx, "last-iphone", 0)
 	if err == nil || !strings.Contains(err.Error(), "ap-southeast-1") || !strings.Contains(err.Error(), "--regions") {
 		t.Fatalf("running a lesson on a lab without its regions: %v", err)
 	}
