@@ -268,11 +268,8 @@ func wrapNodes(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, nodes.ErrBadOperation):
+	case errors.Is(err, nodes.ErrBadOperation): // region names are checked before nodes is called
 		msg := strings.TrimPrefix(err.Error(), "nodes: ")
-		if strings.Contains(msg, "is not in this lab") {
-			return fmt.Errorf("%w: %s", ErrUnknownRegion, cleanNodesMsg(msg))
-		}
 		return fmt.Errorf("%w: %s", ErrBadInput, cleanNodesMsg(msg))
 	case errors.Is(err, nodes.ErrClosed):
 		return ErrClosed
@@ -293,6 +290,13 @@ func cleanNodesMsg(msg string) string {
 
 // Partition splits the regions into groups (every region in exactly one).
 func (l *Lab) Partition(groups [][]string) error {
+	for _, g := range groups {
+		for _, r := range g {
+			if err := l.CheckRegion(r); err != nil {
+				return err
+			}
+		}
+	}
 	if err := l.cluster.Fabric().Partition(groups); err != nil {
 		return wrapNodes(err)
 	}
