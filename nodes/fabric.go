@@ -293,14 +293,6 @@ func (f *Fabric) Scale() float64 { return f.scale }
 // closeAll ends every flow on every link (used on Close).
 func (f *Fabric) closeAll() {
 	for _, l := range f.links {
-		l.mu.Lock()
-		victims := make([]*flow, 0, len(l.conns))
-		for fl := range l.conns {
-			victims = append(victims, fl)
-		}
-		l.mu.Unlock()
-		for _, fl := range victims {
-			fl.cancel()
-		}
+		l.dropFlows()
 	}
 }

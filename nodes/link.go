@@ -75,18 +75,25 @@ func (l *link) setUp(up bool) (changed bool) {
 	if changed && up {
 		l.upSince = time.Now()
 	}
-	var victims []*flow
+	l.mu.Unlock()
 	if !up {
-		for f := range l.conns {
-			victims = append(victims, f)
-		}
-		clear(l.conns)
+		l.dropFlows()
 	}
+	return changed
+}
+
+// dropFlows ends every flow on the link (their connections close).
+func (l *link) dropFlows() {
+	l.mu.Lock()
+	victims := make([]*flow, 0, len(l.conns))
+	for f := range l.conns {
+		victims = append(victims, f)
+	}
+	clear(l.conns)
 	l.mu.Unlock()
 	for _, f := range victims {
 		f.cancel()
 	}
-	return changed
 }
 
 // attach registers a flow on the link if it is up. The returned detach must
