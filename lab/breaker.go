@@ -3,7 +3,9 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -56,9 +58,14 @@ type Breakers struct {
 	mu       sync.Mutex
 	gen      uint64 // bumped by Reset; changes of older breakers are not reported
 	breakers map[breakerKey]*gobreaker.CircuitBreaker[Outcome]
+	// known is the lab's own regions' breakers of the current generation,
+	// never mutated once published: the hot path looks its breaker up
+	// without a lock.
+	known atomic.Pointer[map[breakerKey]*gobreaker.CircuitBreaker[Outcome]]
 
 	changesMu sync.Mutex
 	changes   []breakerChange
+	queued    atomic.Int64 // len(changes), read without the lock
 	flushing  bool
 }
 
@@ -81,6 +88,7 @@ var errCountsAsFailure = errors.New("store unavailable")
 func NewBreakers(regions []string, s BreakerSettings) *Breakers {
 	b := &Breakers{settings: s.withDefaults(), regions: append([]string(nil), regions...)}
 	b.breakers = b.fresh(0)
+	b.known.Store(new(maps.Clone(b.breakers)))
 	return b
 }
 
@@ -105,12 +113,16 @@ func (b *Breakers) newBreaker(gen uint64, key breakerKey) *gobreaker.CircuitBrea
 			// Called under the breaker's lock: queue it, report it in flush.
 			b.changesMu.Lock()
 			b.changes = append(b.changes, breakerChange{gen, key, breakerStateName(from), breakerStateName(to)})
+			b.queued.Store(int64(len(b.changes)))
 			b.changesMu.Unlock()
 		},
 	})
 }
 
 func (b *Breakers) breaker(region string, store Store) *gobreaker.CircuitBreaker[Outcome] {
+	if cb, ok := (*b.known.Load())[breakerKey{region, store}]; ok {
+		return cb
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	key := breakerKey{region, store}
@@ -126,6 +138,9 @@ func (b *Breakers) breaker(region string, store Store) *gobreaker.CircuitBreaker
 // flushes at a time; a flush started from inside OnChange returns at once
 // and its changes are reported by the flush already running.
 func (b *Breakers) flush() {
+	if b.queued.Load() == 0 { // nothing queued: the common case takes no lock
+		return
+	}
 	b.changesMu.Lock()
 	if b.flushing {
 		b.changesMu.Unlock()
@@ -140,6 +155,7 @@ func (b *Breakers) flush() {
 	for len(b.changes) > 0 {
 		batch := b.changes
 		b.changes = nil
+		b.queued.Store(0)
 		b.changesMu.Unlock()
 		b.mu.Lock()
 		gen := b.gen
@@ -215,6 +231,7 @@ func (b *Breakers) Reset() {
 	defer b.mu.Unlock()
 	b.gen++
 	b.breakers = b.fresh(b.gen)
+	b.known.Store(new(maps.Clone(b.breakers)))
 }
 
 func breakerStateName(s gobreaker.State) string {

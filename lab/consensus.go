@@ -12,6 +12,7 @@ import (
 
 	"caplab/nodes"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -23,6 +24,40 @@ type consensusStore struct {
 	cluster    *nodes.Cluster
 	maxRetries int
 	epoch      atomic.Int64 // bumped by every reset: keys live under it
+	leader     leaderCache
+}
+
+// leaderCache remembers the consensus leader for the sentence of an
+// answer ("leader us-east-1"), asked of the cluster at most every
+// leaderFresh: asking reads every member's Raft status under its locks,
+// which the hot path should not do once per operation.
+type leaderCache struct {
+	name       atomic.Pointer[string]
+	at         atomic.Int64 // unix ns of the last look
+	refreshing atomic.Bool
+}
+
+const leaderFresh = 20 * time.Millisecond
+
+// get returns the leader as of at most leaderFresh ago; one caller at a
+// time refreshes it, the others use the value in hand.
+func (c *leaderCache) get(cl *nodes.Cluster) string {
+	name := c.name.Load()
+	if name == nil || time.Now().UnixNano()-c.at.Load() > int64(leaderFresh) {
+		if c.refreshing.CompareAndSwap(false, true) || name == nil {
+			c.refresh(cl)
+			c.refreshing.Store(false)
+			name = c.name.Load()
+		}
+	}
+	return *name
+}
+
+// refresh asks the cluster now (a fault or leadership move just happened).
+func (c *leaderCache) refresh(cl *nodes.Cluster) {
+	l := cl.Leader()
+	c.name.Store(&l)
+	c.at.Store(time.Now().UnixNano())
 }
 
 const consensusPrefix = "/inventory/"
@@ -50,7 +85,7 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 		ctx = clientv3.WithRequireLeader(ctx)
 	}
 	key := s.key(op.SKU)
-	leader := s.cluster.Leader()
+	leader := s.leader.get(s.cluster)
 	switch op.Op {
 	case OpStock:
 		resp, err := cli.Put(ctx, key, strconv.Itoa(op.Qty))
@@ -81,42 +116,66 @@ func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
 	}
 }
 
-// buy is read, then compare-and-swap on the key's ModRevision (optimistic
-// locking: the version check of the brief's regional_stock row), retried
-// while other buyers win the race.
+// buy is one compare-and-swap on the key's ModRevision (optimistic
+// locking: the version check of the brief's regional_stock row), costing
+// one quorum round trip — the physical minimum for a consistent write.
+//
+// The version to compare with comes from the region's own copy (a
+// serializable read: its member answers without asking anyone, so it costs
+// no round trip and may be stale). The Txn then commits through Raft only
+// if the key still has that revision; if it does not, its Else branch
+// returns the current value and revision, and the retry compares with
+// those — no extra read. The commit is what makes the buy linearizable:
+// the count it decremented was the latest at the moment the majority
+// agreed. A buy the copy says is sold out is confirmed the same way: the
+// Txn compares and reads (read-only, so etcd answers it with one
+// ReadIndex round instead of a log entry). BaseVersion is the revision the
+// buy's decision was made on.
 func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation, leader string) Outcome {
 	key := s.key(op.SKU)
+	local, err := cli.Get(ctx, key, clientv3.WithSerializable())
+	if err != nil {
+		return unavailable(op, err)
+	}
+	qty, base := decodeKVs(local.Kvs)
 	for range s.maxRetries {
-		resp, err := cli.Get(ctx, key)
+		selling := qty >= op.Qty
+		then := clientv3.OpGet(key)
+		if selling {
+			then = clientv3.OpPut(key, strconv.Itoa(qty-op.Qty))
+		}
+		txn, err := cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
+			Then(then).
+			Else(clientv3.OpGet(key)).
+			Commit()
 		if err != nil {
 			return unavailable(op, err)
 		}
-		qty, base := decodeConsensus(resp)
-		if qty < op.Qty {
+		if !txn.Succeeded { // the copy was stale or another buyer won: retry on what the Else read
+			qty, base = decodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
+			continue
+		}
+		if !selling {
 			return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: quorumOf(op.Region, leader),
 				Message: soldOutMessage(qty, op.Qty)}
 		}
-		cmp := clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)
-		txn, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, strconv.Itoa(qty-op.Qty))).Commit()
-		if err != nil {
-			return unavailable(op, err)
-		}
-		if txn.Succeeded {
-			return Outcome{Outcome: OK, Quantity: qty - op.Qty, Version: Version{Wall: txn.Header.Revision}, BaseVersion: base,
-				AnsweredBy: quorumOf(op.Region, leader),
-				Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, leaderPhrase(leader))}
-		}
+		return Outcome{Outcome: OK, Quantity: qty - op.Qty, Version: Version{Wall: txn.Header.Revision}, BaseVersion: base,
+			AnsweredBy: quorumOf(op.Region, leader),
+			Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, leaderPhrase(leader))}
 	}
 	return Outcome{Outcome: Conflict, AnsweredBy: quorumOf(op.Region, leader),
 		Message: fmt.Sprintf("Conflict: other buyers changed the stock %d times while this buy tried; nothing was sold — try again.", s.maxRetries)}
 }
 
-func decodeConsensus(resp *clientv3.GetResponse) (int, Version) {
-	if len(resp.Kvs) == 0 {
+func decodeConsensus(resp *clientv3.GetResponse) (int, Version) { return decodeKVs(resp.Kvs) }
+
+func decodeKVs(kvs []*mvccpb.KeyValue) (int, Version) {
+	if len(kvs) == 0 {
 		return 0, Version{}
 	}
-	q, _ := strconv.Atoi(string(resp.Kvs[0].Value))
-	return q, Version{Wall: resp.Kvs[0].ModRevision}
+	q, _ := strconv.Atoi(string(kvs[0].Value))
+	return q, Version{Wall: kvs[0].ModRevision}
 }
 
 // quorumOf names the regions that took part in a committed operation: the

@@ -1,6 +1,10 @@
 package lab
 
-import "sync"
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
 
 // History caps. Past a cap, further records are not stored (History.Dropped
 // counts them) until Clear: the lab keeps serving, and the checker keeps
@@ -17,33 +21,89 @@ const (
 // starting at 1 (so ID 0 means "not recorded") and never reused, not even
 // after Clear. Operations are kept in the order they were added, which is
 // the order they returned when the lab adds each one as it returns.
+//
+// Recording an operation takes no lock: one atomic add claims the next
+// slot of an append-only log of fixed-size chunks, the operation is written
+// there, and the slot is marked filled. Readers see the filled slots; the
+// auditor reads only what is new since its last look (Since). Faults are
+// rare and keep a plain mutex.
 type History struct {
-	mu         sync.Mutex
-	ops        []Operation
+	log atomic.Pointer[opLog] // the operations since the last Clear
+
+	clearMu    sync.Mutex // serializes Clear (and the lazy first log)
+	mu         sync.Mutex // faults
 	faults     []Fault
-	lastOpID   int
 	lastFault  int
-	droppedOps int
 	droppedFts int
 }
 
+// opChunk holds chunkSize consecutive slots of an opLog.
+const chunkSize = 1024
+
+type opChunk struct {
+	ops    [chunkSize]Operation
+	filled [chunkSize]atomic.Bool
+}
+
+// opLog is the operations of one generation (Clear starts a new one).
+// Slot s holds the operation with ID base+s.
+type opLog struct {
+	base    int          // ID of slot 0
+	next    atomic.Int64 // slots claimed; ≥ sealed once Clear retired the log
+	dropped atomic.Int64 // operations past the cap
+	chunks  [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
+}
+
+// sealed marks a retired log: claims on it are retried on the new one.
+const sealed = int64(1) << 62
+
 // NewHistory returns an empty History.
 func NewHistory() *History { return &History{} }
+
+func (h *History) current() *opLog {
+	if g := h.log.Load(); g != nil {
+		return g
+	}
+	h.clearMu.Lock()
+	defer h.clearMu.Unlock()
+	if h.log.Load() == nil {
+		h.log.Store(&opLog{base: 1})
+	}
+	return h.log.Load()
+}
+
+func (g *opLog) chunk(i int) *opChunk {
+	if c := g.chunks[i].Load(); c != nil {
+		return c
+	}
+	c := new(opChunk)
+	if g.chunks[i].CompareAndSwap(nil, c) {
+		return c
+	}
+	return g.chunks[i].Load()
+}
 
 // AddOperation records op with the next operation ID and returns it with
 // that ID set. Past MaxHistoryOperations the ID is still assigned but the
 // operation is not stored.
 func (h *History) AddOperation(op Operation) Operation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.lastOpID++
-	op.ID = h.lastOpID
-	if len(h.ops) >= MaxHistoryOperations {
-		h.droppedOps++
+	for {
+		g := h.current()
+		s := g.next.Add(1) - 1
+		if s >= sealed { // Clear is swapping logs: take a slot in the new one
+			runtime.Gosched()
+			continue
+		}
+		op.ID = g.base + int(s)
+		if s >= MaxHistoryOperations {
+			g.dropped.Add(1)
+			return op
+		}
+		c := g.chunk(int(s) / chunkSize)
+		c.ops[s%chunkSize] = op
+		c.filled[s%chunkSize].Store(true)
 		return op
 	}
-	h.ops = append(h.ops, op)
-	return op
 }
 
 // AddFault records f with the next fault ID and returns it with that ID
@@ -63,18 +123,40 @@ func (h *History) AddFault(f Fault) Fault {
 	return f
 }
 
+// scan calls fn for every filled slot from slot from on, in order, and
+// returns the slot after the last one it handed to fn. A slot claimed but
+// not yet written (an AddOperation in progress) is skipped, unless
+// prefix: then the scan stops there, so that a later scan from the
+// returned slot sees it.
+func (g *opLog) scan(from int, prefix bool, fn func(op *Operation)) (next int) {
+	n := int(min(g.next.Load(), MaxHistoryOperations))
+	s := from
+	for ; s < n; s++ {
+		c := g.chunks[s/chunkSize].Load()
+		if c == nil || !c.filled[s%chunkSize].Load() {
+			if prefix {
+				break
+			}
+			continue
+		}
+		fn(&c.ops[s%chunkSize])
+	}
+	return max(from, s)
+}
+
 // View returns a copy of the history for one SKU ("" for every SKU), both
 // stores, with every fault (faults belong to no SKU). Slices are never nil,
 // so the view encodes as JSON arrays.
 func (h *History) View(sku string) HistoryView {
+	v := HistoryView{Operations: []Operation{}}
+	h.current().scan(0, false, func(op *Operation) {
+		if sku == "" || op.SKU == sku {
+			v.Operations = append(v.Operations, *op)
+		}
+	})
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := HistoryView{Operations: []Operation{}, Faults: make([]Fault, 0, len(h.faults))}
-	for _, op := range h.ops {
-		if sku == "" || op.SKU == sku {
-			v.Operations = append(v.Operations, op)
-		}
-	}
+	v.Faults = make([]Fault, 0, len(h.faults))
 	for _, f := range h.faults {
 		f.Regions = append([]string(nil), f.Regions...)
 		v.Faults = append(v.Faults, f)
@@ -85,30 +167,54 @@ func (h *History) View(sku string) HistoryView {
 // Operations returns a copy of the operations on one store and SKU ("" for
 // every SKU), in the order they were added — the input Check expects.
 func (h *History) Operations(store Store, sku string) []Operation {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var out []Operation
-	for _, op := range h.ops {
+	h.current().scan(0, false, func(op *Operation) {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
-			out = append(out, op)
+			out = append(out, *op)
 		}
-	}
+	})
 	return out
+}
+
+// HistoryCursor marks how far a reader of Since has read.
+type HistoryCursor struct {
+	log  *opLog
+	slot int
+}
+
+// Since returns the operations recorded after cur (all of them for the
+// zero cursor, or when a Clear came in between: fresh reports whether that
+// happened) and the cursor to pass next time. It copies only what is new
+// and takes no lock.
+func (h *History) Since(cur HistoryCursor) (ops []Operation, next HistoryCursor, fresh bool) {
+	g := h.current()
+	if cur.log != g {
+		cur, fresh = HistoryCursor{log: g}, true
+	}
+	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, *op) })
+	return ops, cur, fresh
 }
 
 // Dropped reports how many operations and faults were not stored because
 // the history was full, since the last Clear.
 func (h *History) Dropped() (operations, faults int) {
+	ops := int(h.current().dropped.Load())
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.droppedOps, h.droppedFts
+	return ops, h.droppedFts
 }
 
 // Clear forgets every operation and fault. IDs keep counting from where
 // they were.
 func (h *History) Clear() {
+	h.current()
+	h.clearMu.Lock()
+	old := h.log.Load()
+	n := old.next.Swap(sealed) // retire the log; late claims retry on the new one
+	h.log.Store(&opLog{base: old.base + int(n)})
+	h.clearMu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ops, h.faults = nil, nil
-	h.droppedOps, h.droppedFts = 0, 0
+	h.faults = nil
+	h.droppedFts = 0
 }

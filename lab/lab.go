@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"caplab/nodes"
-
-	"golang.org/x/sync/semaphore"
 )
 
 // Config describes a lab. The zero value is three default regions with no
@@ -38,6 +36,11 @@ type Config struct {
 	Breaker BreakerSettings
 	// MaxRetries bounds a consensus buy's optimistic-lock retries (default 5).
 	MaxRetries int
+	// MaxInFlight is the ceiling of each region gateway's adaptive limit of
+	// requests in flight per store (default DefaultMaxInFlight); a request
+	// past the limit is answered at once with outcome overloaded and
+	// reaches no store.
+	MaxInFlight int
 	// SyncInterval is the replicated store's background replication period
 	// (default 100 ms, or the largest scaled RTT if larger).
 	SyncInterval time.Duration
@@ -61,6 +64,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRetries <= 0 {
 		c.MaxRetries = 5
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = 100 * time.Millisecond
@@ -91,23 +97,23 @@ type Lab struct {
 	consensus  *consensusStore
 	replicated *replicatedStore
 
-	// gate: operations and the background replication take one unit,
-	// Reset and Close all of them, so a reset never interleaves with a
+	// gate: operations and the background replication enter it, Reset
+	// and Close hold it exclusively, so a reset never interleaves with a
 	// store call. Waiting for it honours the caller's deadline: a buy
 	// during a reset answers unavailable instead of waiting the reset out.
-	gate   *semaphore.Weighted
-	closed atomic.Bool
+	gate      *gate
+	closed    atomic.Bool
+	admission *admission
 
-	mu       sync.Mutex
-	quorum   QuorumState
-	counters map[Store]*StoreCounter
-	version  int64
-	audit    struct {
-		dirty bool   // operations came in since the last recount
-		gen   uint64 // bumped by reset
-	}
+	quorum   atomic.Pointer[QuorumState]
+	counters map[Store]*storeCounts // fixed at New; the counts are atomic
+	version  atomic.Int64           // bumped by every change viewers see
+	auditMu  sync.Mutex             // the auditor's recount against Reset
+	audit    *audit                 // the auditor's own state (under auditMu)
 
-	subMu sync.Mutex
+	snap atomic.Pointer[State] // the newest State published; operation events carry it
+
+	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
 
 	stop      chan struct{}
@@ -134,12 +140,17 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	l := &Lab{
 		cfg: cfg, cluster: cl, regions: cl.Regions(), history: NewHistory(),
-		quorum: GlobalTables(len(cfg.Regions)),
-		subs:   map[chan Event]struct{}{},
-		stop:   make(chan struct{}),
-		gate:   semaphore.NewWeighted(gateAll),
+		subs:  map[chan Event]struct{}{},
+		stop:  make(chan struct{}),
+		gate:  newGate(),
+		audit: newAudit(),
 	}
-	l.resetCounters()
+	l.quorum.Store(new(GlobalTables(len(cfg.Regions))))
+	l.admission = newAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4)
+	l.counters = map[Store]*storeCounts{}
+	for _, s := range Stores {
+		l.counters[s] = &storeCounts{}
+	}
 	bs := cfg.Breaker
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
@@ -151,7 +162,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	snaps, cancel := cl.Subscribe()
-	l.bg.Add(3)
+	st := l.State()
+	l.snap.Store(&st)
+	l.bg.Add(4)
 	go func() {
 		defer l.bg.Done()
 		l.auditor()
@@ -165,11 +178,12 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		defer l.bg.Done()
 		l.replicate()
 	}()
+	go func() {
+		defer l.bg.Done()
+		l.coalesceState()
+	}()
 	return l, nil
 }
-
-// gateAll is the gate's capacity: what Reset and Close take.
-const gateAll = 1 << 20
 
 // closeWait bounds how long Close waits for operations in flight.
 const closeWait = 10 * time.Second
@@ -181,11 +195,11 @@ const closeWait = 10 * time.Second
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
-		drained := l.gate.Acquire(ctx, gateAll) == nil
+		drained := l.gate.lock(ctx) == nil
 		cancel()
 		l.closed.Store(true)
 		if drained {
-			l.gate.Release(gateAll)
+			l.gate.unlock()
 		}
 		close(l.stop)
 		l.replicated.close()
@@ -442,19 +456,13 @@ func (l *Lab) SetQuorum(w, r int) error {
 	if err := ValidateQuorum(len(l.regions), w, r); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	l.quorum = QuorumState{N: len(l.regions), W: w, R: r}
-	l.mu.Unlock()
+	l.quorum.Store(&QuorumState{N: len(l.regions), W: w, R: r})
 	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
 	return nil
 }
 
 // Quorum is the replicated store's configuration.
-func (l *Lab) Quorum() QuorumState {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.quorum
-}
+func (l *Lab) Quorum() QuorumState { return *l.quorum.Load() }
 
 // ---- store operations ----
 
@@ -510,21 +518,30 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
 			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
 	}
-	defer l.gate.Release(1)
+	defer l.gate.leave()
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
 	op.Call = time.Now()
-	out := l.breakers.Execute(op.Region, op.Store, func() Outcome {
-		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-		defer cancel()
-		if !l.cluster.IsUp(op.Region) {
-			return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
-		}
-		if op.Store == Consensus {
-			return l.consensus.run(ctx, op)
-		}
-		return l.replicated.run(ctx, op, quorum)
-	})
+	var out Outcome
+	// Admission before the breaker: a request the gateway has no room for
+	// reaches neither the store nor the breaker, which must not take a
+	// queue for a partition.
+	if g := l.admission.admit(op.Region, op.Store); g == nil {
+		out = l.admission.overloaded(op)
+	} else {
+		out = l.breakers.Execute(op.Region, op.Store, func() Outcome {
+			ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+			defer cancel()
+			if !l.cluster.IsUp(op.Region) {
+				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
+			}
+			if op.Store == Consensus {
+				return l.consensus.run(ctx, op)
+			}
+			return l.replicated.run(ctx, op, quorum)
+		})
+		l.admission.done(g, time.Since(op.Call), out.Outcome)
+	}
 	op.Return = time.Now()
 	out.Store, out.Region, out.SKU, out.Op = op.Store, op.Region, op.SKU, op.Op
 	out.Consistency = op.Consistency
@@ -537,7 +554,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	op = l.history.AddOperation(op)
 	out.OpID = op.ID
 	l.count(op)
-	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
+	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
 	return out, nil
 }
 
@@ -554,13 +571,15 @@ func (l *Lab) enter(ctx context.Context) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-	defer cancel()
-	if err := l.gate.Acquire(ctx, 1); err != nil {
-		return fmt.Errorf("%w: the lab is being reset", ErrUnavailable)
+	if !l.gate.tryEnter() {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+		defer cancel()
+		if err := l.gate.enter(ctx); err != nil {
+			return fmt.Errorf("%w: the lab is being reset", ErrUnavailable)
+		}
 	}
 	if l.closed.Load() {
-		l.gate.Release(1)
+		l.gate.leave()
 		return ErrClosed
 	}
 	return nil
@@ -600,107 +619,6 @@ func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
 	return Visualize(l.history.Operations(store, sku), store, sku, w)
 }
 
-func (l *Lab) resetCounters() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.audit.gen++
-	l.audit.dirty = false
-	l.counters = map[Store]*StoreCounter{}
-	for _, s := range Stores {
-		l.counters[s] = &StoreCounter{Store: s}
-	}
-}
-
-// count updates the outcome counters at once; oversold and stale reads
-// follow from the auditor (they need the whole history).
-func (l *Lab) count(op Operation) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c := l.counters[op.Store]
-	switch op.Outcome {
-	case OK:
-		c.OK++
-	case SoldOut:
-		c.SoldOut++
-	case Unavailable:
-		c.Unavailable++
-	case FailFast:
-		c.FailFast++
-	case Conflict:
-		c.Conflict++
-	}
-	l.version++
-	l.audit.dirty = true
-}
-
-// auditCheckTimeout bounds the auditor's linearizability search.
-const auditCheckTimeout = 2 * time.Second
-
-// AuditEvery is how often the auditor recounts oversold units and stale
-// reads from the history when operations have come in.
-const AuditEvery = 200 * time.Millisecond
-
-// auditor recounts oversold units and stale reads per store with the
-// checker's counting rules (no linearizability search), at most every
-// AuditEvery, and publishes the new counters.
-func (l *Lab) auditor() {
-	t := time.NewTicker(AuditEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
-		if l.recount() {
-			l.publishState()
-		}
-	}
-}
-
-// recount refreshes the oversold and stale-read counters if operations
-// came in since the last time; it reports whether they changed.
-func (l *Lab) recount() bool {
-	l.mu.Lock()
-	dirty := l.audit.dirty
-	l.audit.dirty = false
-	gen := l.audit.gen
-	l.mu.Unlock()
-	if !dirty {
-		return false
-	}
-	results := map[Store]CheckResult{}
-	for _, s := range Stores {
-		var r CheckResult
-		ops := l.history.Operations(s, "")
-		countWindow(&r, ops, s, "")
-		if r.Oversold > 0 {
-			// Counting alone can blame restocks it cannot place; the
-			// linearizability search settles it (Check zeroes Oversold
-			// when one order of events explains everything).
-			r, _ = Check(ops, s, "", auditCheckTimeout)
-		}
-		results[s] = r
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if gen != l.audit.gen { // a reset happened meanwhile: these counts are stale
-		return false
-	}
-	changed := false
-	for s, r := range results {
-		c := l.counters[s]
-		if c.Oversold != r.Oversold || c.StaleReads != r.StaleReads {
-			c.Oversold, c.StaleReads = r.Oversold, r.StaleReads
-			changed = true
-		}
-	}
-	if changed {
-		l.version++
-	}
-	return changed
-}
-
 // ---- reset ----
 
 // Reset makes the lab fresh: every link up at its model latency, crashed
@@ -711,12 +629,12 @@ func (l *Lab) Reset(ctx context.Context) error {
 		return ErrClosed
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := l.gate.Acquire(wctx, gateAll)
+	err := l.gate.lock(wctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", ErrUnavailable, err)
 	}
-	defer l.gate.Release(gateAll)
+	defer l.gate.unlock()
 	if l.closed.Load() {
 		return ErrClosed
 	}
@@ -750,9 +668,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if err := l.replicated.clear(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	l.mu.Lock()
-	l.quorum = GlobalTables(len(l.regions))
-	l.mu.Unlock()
+	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
 	l.resetCounters()
@@ -791,12 +707,12 @@ func (l *Lab) replicate() {
 			return
 		case <-t.C:
 		}
-		if !l.gate.TryAcquire(1) { // a reset or Close: skip this round
+		if !l.gate.tryEnter() { // a reset or Close: skip this round
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
 		l.replicated.antiEntropy(ctx)
 		cancel()
-		l.gate.Release(1)
+		l.gate.leave()
 	}
 }

@@ -34,18 +34,19 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			Estimated: k.Estimated, Bytes: k.Bytes, Messages: k.Messages,
 		})
 	}
-	l.mu.Lock()
-	st.Version = l.version + int64(s.Seq)
+	st.Version = l.version.Load() + int64(s.Seq)
 	for _, store := range Stores {
-		st.Counters = append(st.Counters, *l.counters[store])
+		st.Counters = append(st.Counters, l.counters[store].snapshot(store))
 	}
-	l.mu.Unlock()
 	return st
 }
 
 // Subscribe returns a channel of events: a state event whenever the cluster
-// changes (links, roles, breakers, quorum), every operation as it returns,
-// every fault as it is recorded. Every event carries the full State. A
+// changes (links, roles, breakers, quorum) and, at most every StateEvery,
+// when operations changed the counters; every operation as it returns;
+// every fault as it is recorded. Every event carries the full State: a
+// fault or state event its own, an operation event the newest State
+// published before it (operations do not build one each). A
 // subscriber that does not keep up loses events (the channel holds 256),
 // never blocks the lab. cancel ends the subscription; Close ends all.
 func (l *Lab) Subscribe() (<-chan Event, func()) {
@@ -68,20 +69,22 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-// publish sends e to every subscriber that has room; State is filled in.
+// publish sends e to every subscriber that has room; State is filled in
+// when e has none.
 func (l *Lab) publish(e Event) {
-	l.subMu.Lock()
+	l.subMu.RLock()
 	none := len(l.subs) == 0
-	l.subMu.Unlock()
+	l.subMu.RUnlock()
 	if none {
 		return
 	}
 	if e.State == nil {
 		st := l.State()
+		l.snap.Store(&st)
 		e.State = &st
 	}
-	l.subMu.Lock()
-	defer l.subMu.Unlock()
+	l.subMu.RLock()
+	defer l.subMu.RUnlock()
 	for ch := range l.subs {
 		select {
 		case ch <- e:
@@ -96,17 +99,42 @@ func (l *Lab) publishState() { l.publish(Event{Type: EventState}) }
 // cluster closes the channel.
 func (l *Lab) forwardSnapshots(snaps <-chan nodes.Snapshot) {
 	for s := range snaps {
+		l.consensus.leader.refresh(l.cluster)
 		st := l.stateFrom(s)
+		l.snap.Store(&st)
 		l.publish(Event{Type: EventState, State: &st})
+	}
+}
+
+// StateEvery is how often, at most, operations' changes (counters, the
+// auditor's counts) are published as a state event.
+const StateEvery = 50 * time.Millisecond
+
+// coalesceState publishes a state event at most every StateEvery, and only
+// when operations changed something since the last State published:
+// a burst of operations costs one State, not one each.
+func (l *Lab) coalesceState() {
+	t := time.NewTicker(StateEvery)
+	defer t.Stop()
+	last := l.version.Load()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		if v := l.version.Load(); v != last {
+			last = v
+			l.publishState()
+		}
 	}
 }
 
 // fault records a fault or configuration change and publishes it.
 func (l *Lab) fault(kind FaultKind, regions []string, detail string) {
 	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
-	l.mu.Lock()
-	l.version++
-	l.mu.Unlock()
+	l.consensus.leader.refresh(l.cluster) // answers name the leader as it is after the fault
+	l.version.Add(1)
 	l.publish(Event{Type: EventFault, Fault: &f})
 }
 

@@ -26,7 +26,11 @@ const (
 	Unavailable Kind = "unavailable" // no quorum or deadline passed; a buy may still have applied
 	FailFast    Kind = "fail_fast"   // the circuit breaker is open; nothing was sent
 	Conflict    Kind = "conflict"    // optimistic-lock retries exhausted; nothing changed
+	Overloaded  Kind = "overloaded"  // the region's gateway was at its in-flight limit; nothing was sent
 )
+
+// Kinds lists every outcome kind.
+var Kinds = []Kind{OK, SoldOut, Unavailable, FailFast, Conflict, Overloaded}
 
 // Op names what an operation did.
 type Op string
@@ -217,6 +221,7 @@ type StoreCounter struct {
 	Unavailable int   `json:"unavailable"`
 	FailFast    int   `json:"failFast"`
 	Conflict    int   `json:"conflict"`
+	Overloaded  int   `json:"overloaded"` // extension: answered at once by a gateway at its limit
 	Oversold    int   `json:"oversold"`
 	StaleReads  int   `json:"staleReads"`
 }

@@ -424,7 +424,16 @@ func (lp *lineParser) partition() Partition {
 }
 
 func outcomeKinds() []lab.Kind {
-	return []lab.Kind{lab.OK, lab.SoldOut, lab.Unavailable, lab.FailFast, lab.Conflict}
+	return lab.Kinds
+}
+
+// kindList spells the outcomes for an error: "ok, sold_out, …".
+func kindList() string {
+	names := make([]string, len(lab.Kinds))
+	for i, k := range lab.Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (lp *lineParser) buy() Buy {
@@ -443,7 +452,7 @@ func (lp *lineParser) buy() Buy {
 			o := lp.next("OUTCOME")
 			k := lab.Kind(o.text)
 			if !slices.Contains(outcomeKinds(), k) {
-				lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
+				lp.fail("unknown outcome %s (expected one of: %s)", o.show(), kindList())
 			}
 			b.Expect = k
 		default:

@@ -11,8 +11,8 @@
   const body = document.body;
   const presenter = body.dataset.role === 'presenter';
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺' };
-  const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict' };
+  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⏳' };
+  const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict', overloaded: 'overloaded' };
   const listeners = {};
 
   let state = null;
@@ -84,7 +84,7 @@
     if (!/[.!?]$/.test(msg)) msg += '.';
     const ms = Math.round(o.latencyMs || 0) + ' ms';
     let who;
-    if (o.outcome === 'fail_fast') who = 'nothing was sent';
+    if (o.outcome === 'fail_fast' || o.outcome === 'overloaded') who = 'nothing was sent';
     else if (o.answeredBy && o.answeredBy.length) who = (o.outcome === 'ok' ? 'confirmed by ' : 'answered by ') + joinAnd(o.answeredBy);
     else who = 'no region answered';
     return msg + ' ' + ms + ', ' + who + '.';

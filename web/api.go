@@ -473,7 +473,7 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Out
 	}
 	status := http.StatusOK
 	switch o.Outcome {
-	case lab.Unavailable, lab.FailFast:
+	case lab.Unavailable, lab.FailFast, lab.Overloaded:
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	case lab.Conflict:

@@ -42,7 +42,7 @@
 // Every error is {"error": "<sentence>"}. Lab errors map as: ErrUnknownRegion
 // and ErrUnknownStore 404, ErrBadInput 400, ErrUnavailable and ErrClosed 503
 // with Retry-After. Outcomes: 200 ok and sold_out, 503 + Retry-After
-// unavailable and fail_fast, 409 conflict.
+// unavailable, fail_fast and overloaded, 409 conflict.
 //
 // # Routes beyond API.md (extensions)
 //
@@ -175,7 +175,7 @@
 //	                             outcome-{r} (sentence: "✓ ok · buy · CP Sold — 0 left. 231 ms, confirmed by …")
 //	timeline, timeline-scroll    space-time diagram (SVG; bars .bar.o-{outcome}[data-op=id]); timeline-follow
 //	timeline-list                screen-reader list of recent outcomes
-//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|oversold|staleReads}
+//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	verdict                      verdict-refresh, verdict-{store}, verdict-visual-{store} (link to /api/check/visual)
 //	join, join-url, join-qr      audience link and QR code (presenter mode, when Options.JoinURL is set)
 //	toast                        status and error messages (aria-live)

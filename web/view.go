@@ -299,6 +299,7 @@ var outcomeKinds = []struct {
 	{"unavailable", "unavailable", "⊘", "no quorum or too slow; a buy may still have applied"},
 	{"failFast", "fail fast", "⚡", "circuit breaker open; nothing was sent"},
 	{"conflict", "conflict", "↺", "optimistic-lock retries exhausted"},
+	{"overloaded", "overloaded", "⏳", "the region's gateway was full; nothing was sent"},
 	{"oversold", "oversold", "‼", "units sold that did not exist"},
 	{"staleReads", "stale reads", "≠", "reads that missed an acknowledged write"},
 }
@@ -315,6 +316,8 @@ func counterValue(c lab.StoreCounter, key string) int {
 		return c.FailFast
 	case "conflict":
 		return c.Conflict
+	case "overloaded":
+		return c.Overloaded
 	case "oversold":
 		return c.Oversold
 	case "staleReads":

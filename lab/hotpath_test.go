@@ -1,0 +1,393 @@
+package lab
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestConsensusBuyIsOneRoundTrip: at real latencies (scale 1) with the
+// leader in us-east-1, sequential buys from each region cost one quorum
+// round trip — the round trip to the leader plus the leader's round trip
+// to its nearest follower (76 / 152 / 303 ms) — not two (a read, then the
+// compare-and-swap).
+func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real latencies")
+	}
+	l := newLab(t, Config{LatencyScale: 1})
+	leadFrom(t, l, "us-east-1")
+	stock(t, l, Consensus, "us-east-1", 1000)
+	if err := l.WaitConverged(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	const buys = 5
+	for _, r := range l.Regions() {
+		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
+		var took []float64
+		for range buys {
+			o := buy(t, l, Consensus, r)
+			if o.Outcome != OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
+				t.Fatalf("buy from %s: %s (%s), read %v wrote %v", r, o.Outcome, o.Message, o.BaseVersion, o.Version)
+			}
+			took = append(took, o.LatencyMs)
+		}
+		slices.Sort(took)
+		p50 := took[len(took)/2]
+		t.Logf("%s: p50 %.0f ms, bound %.0f ms (%.2f×), all %v", r, p50, bound, p50/bound, took)
+		if p50 > 1.2*bound {
+			t.Errorf("%s: median buy %.0f ms > 1.2 × the one-round bound %.0f ms", r, p50, bound)
+		}
+	}
+}
+
+func TestCommitBound(t *testing.T) {
+	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
+	for _, c := range []struct {
+		from string
+		want float64
+	}{{"us-east-1", 76}, {"eu-west-1", 152}, {"ap-southeast-1", 303}} {
+		if got := CommitBoundMs(regions, "us-east-1", c.from); got != c.want {
+			t.Errorf("bound from %s = %v, want %v", c.from, got, c.want)
+		}
+	}
+}
+
+// TestOverloadedAnsweredAtOnce: a gateway at its limit answers overloaded
+// at once without reaching the store; the breaker does not count it, the
+// counters and the history do, and the checker leaves it out.
+func TestOverloadedAnsweredAtOnce(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0, Breaker: BreakerSettings{Threshold: 1}})
+	leadFrom(t, l, "us-east-1")
+	stock(t, l, Consensus, "us-east-1", 100)
+	// Fill ap-southeast-1's consensus gateway by hand: what in-flight
+	// requests would do.
+	g := l.admission.gates[breakerKey{"ap-southeast-1", Consensus}]
+	limit := g.limit.Load()
+	g.inFlight.Add(limit)
+	var answers []Outcome
+	for range 20 {
+		answers = append(answers, buy(t, l, Consensus, "ap-southeast-1"))
+	}
+	g.inFlight.Add(-limit)
+	for _, o := range answers {
+		if o.Outcome != Overloaded || o.LatencyMs >= 5 || o.OpID == 0 {
+			t.Fatalf("buy at the limit: %s in %.2f ms (op %d): %s", o.Outcome, o.LatencyMs, o.OpID, o.Message)
+		}
+	}
+	st := l.State()
+	for _, r := range st.Regions {
+		if r.Breakers[Consensus] != BreakerClosed {
+			t.Errorf("%s's breaker is %s after overloaded answers", r.Name, r.Breakers[Consensus])
+		}
+	}
+	if c := st.Counters[0]; c.Overloaded != 20 || c.Unavailable != 0 || c.FailFast != 0 {
+		t.Errorf("counters %+v, want 20 overloaded", c)
+	}
+	// Room again: the next buy goes through, and nothing was sold before.
+	if o := buy(t, l, Consensus, "ap-southeast-1"); o.Outcome != OK || o.Quantity != 99 {
+		t.Fatalf("buy after the overload: %s, %d left (%s)", o.Outcome, o.Quantity, o.Message)
+	}
+	res, err := l.Check(Consensus, "IPHONE")
+	if err != nil || !res.Linearizable || res.SoldUnits != 1 || res.Operations != 2 {
+		t.Errorf("check: %+v %v (overloaded buys must be left out)", res, err)
+	}
+}
+
+// TestAdmissionAdapts: the limit grows while answers are fast, shrinks
+// when they are slower than the target, never leaves its bounds.
+func TestAdmissionAdapts(t *testing.T) {
+	a := newAdmission([]string{"r"}, 40, 100*time.Millisecond)
+	limit := func() int { l, _ := a.limits("r", Consensus); return l }
+	start := limit()
+	for range 2000 {
+		a.done(a.admit("r", Consensus), time.Millisecond, OK)
+	}
+	if got := limit(); got != 40 {
+		t.Fatalf("after fast answers the limit is %d (from %d), want the ceiling 40", got, start)
+	}
+	for i := range 200 {
+		g := a.admit("r", Consensus)
+		g.cutAt.Store(0) // as if a target interval had passed
+		a.done(g, time.Second, OK)
+		if i == 0 && limit() >= 40 {
+			t.Fatalf("a slow answer did not cut the limit")
+		}
+	}
+	if got := limit(); got != minInFlight {
+		t.Fatalf("after slow answers the limit is %d, want the floor %d", got, minInFlight)
+	}
+	var held []*gateway
+	for range minInFlight {
+		held = append(held, a.admit("r", Consensus))
+	}
+	if g := a.admit("r", Consensus); g != nil || slices.Contains(held, nil) {
+		t.Fatalf("admitted past the limit (%v)", held)
+	}
+	if a.admit("elsewhere", Consensus) != nil {
+		t.Fatal("admitted for an unknown region")
+	}
+}
+
+// TestHistorySizeDoesNotSlowBuys: a buy costs the same with 90,000
+// operations recorded as with 1,000 (medians, alternating rounds, the
+// auditor and a subscriber running).
+func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0})
+	events, cancel := l.Subscribe()
+	defer cancel()
+	go func() {
+		for range events {
+		}
+	}()
+	stock(t, l, Consensus, "us-east-1", MaxStock)
+	fill := func(upTo int) {
+		at := time.Now()
+		for i := len(l.History("").Operations); i < upTo; i++ {
+			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(i%100), Op: OpBuy, Qty: 1,
+				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(i)}, BaseVersion: Version{Wall: int64(i - 1)}, Call: at, Return: at})
+		}
+		l.recount() // the auditor reads the filler once, as it would
+	}
+	measure := func() float64 {
+		var took []float64
+		for range 150 {
+			o := buy(t, l, Consensus, "us-east-1")
+			if o.Outcome != OK {
+				t.Fatalf("buy: %s (%s)", o.Outcome, o.Message)
+			}
+			took = append(took, o.LatencyMs)
+		}
+		slices.Sort(took)
+		return took[len(took)/2]
+	}
+	var small, large []float64
+	for round := range 2 {
+		if round > 0 {
+			l.history.Clear()
+		}
+		fill(1_000)
+		small = append(small, measure())
+		fill(90_000)
+		if n := len(l.History("").Operations); n < 90_000 {
+			t.Fatalf("history holds %d operations", n)
+		}
+		large = append(large, measure())
+	}
+	s, g := median(small), median(large)
+	t.Logf("median buy: %.3f ms at 1,000 operations, %.3f ms at 90,000 (%v vs %v)", s, g, small, large)
+	if g > 1.10*s {
+		t.Errorf("buys at 90,000 recorded operations take %.3f ms, > 1.10 × %.3f ms at 1,000", g, s)
+	}
+}
+
+func median(f []float64) float64 {
+	s := slices.Clone(f)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// TestHistoryLockFreeAddsAndClear: concurrent adds get distinct IDs, are all seen by
+// View and by a reader of Since (each exactly once), and a Clear in the
+// middle neither loses IDs to reuse nor deadlocks.
+func TestHistoryLockFreeAddsAndClear(t *testing.T) {
+	var h History
+	const writers, each = 8, 3000
+	var wg sync.WaitGroup
+	var seen sync.Map
+	var dup atomic.Int64
+	stop := make(chan struct{})
+	var read []Operation
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		var cur HistoryCursor
+		for {
+			ops, next, _ := h.Since(cur)
+			cur = next
+			read = append(read, ops...)
+			select {
+			case <-stop:
+				ops, _, _ := h.Since(cur)
+				read = append(read, ops...)
+				return
+			default:
+			}
+		}
+	}()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				op := h.AddOperation(Operation{Region: strconv.Itoa(w), Qty: i})
+				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
+					dup.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-readerDone
+	if dup.Load() > 0 {
+		t.Fatalf("%d IDs given twice", dup.Load())
+	}
+	if n := len(h.View("").Operations); n != writers*each {
+		t.Fatalf("View has %d operations, want %d", n, writers*each)
+	}
+	ids := map[int]bool{}
+	for _, op := range read {
+		if ids[op.ID] {
+			t.Fatalf("Since handed operation %d twice", op.ID)
+		}
+		ids[op.ID] = true
+	}
+	if len(ids) != writers*each {
+		t.Fatalf("Since saw %d operations, want %d", len(ids), writers*each)
+	}
+
+	// Clear while writers run: afterwards IDs keep counting, nothing is
+	// given twice, and the history holds only what came after.
+	var more sync.WaitGroup
+	for range 4 {
+		more.Add(1)
+		go func() {
+			defer more.Done()
+			for range 2000 {
+				op := h.AddOperation(Operation{})
+				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
+					dup.Add(1)
+				}
+			}
+		}()
+	}
+	h.Clear()
+	more.Wait()
+	if dup.Load() > 0 {
+		t.Fatalf("%d IDs given twice across a Clear", dup.Load())
+	}
+	for _, op := range h.View("").Operations {
+		if op.ID <= writers*each {
+			t.Fatalf("operation %d from before the Clear survived it", op.ID)
+		}
+	}
+	if last := h.AddOperation(Operation{}); last.ID != writers*each+4*2000+1 {
+		t.Fatalf("next ID %d, want %d", last.ID, writers*each+4*2000+1)
+	}
+}
+
+// TestGateHoldsOperationsOut: lock waits for operations in flight and
+// keeps new ones out until unlock; a waiting operation honours its
+// deadline.
+func TestGateHoldsOperationsOut(t *testing.T) {
+	g := newGate()
+	if err := g.enter(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan error, 1)
+	go func() { locked <- g.lock(context.Background()) }()
+	select {
+	case <-locked:
+		t.Fatal("lock returned with an operation in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	g.leave()
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+	if g.tryEnter() {
+		t.Fatal("an operation entered a locked gate")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := g.enter(ctx); err == nil {
+		t.Fatal("enter on a locked gate did not honour its deadline")
+	}
+	entered := make(chan error, 1)
+	go func() { entered <- g.enter(context.Background()) }()
+	time.Sleep(10 * time.Millisecond)
+	g.unlock()
+	if err := <-entered; err != nil {
+		t.Fatal(err)
+	}
+	g.leave()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if err := g.lock(ctx2); err != nil {
+		t.Fatalf("lock of an idle gate: %v", err)
+	}
+	g.unlock()
+}
+
+// TestAuditMatchesCountWindow: the auditor's incremental counts equal the
+// checker's counting over the whole history, whatever order operations
+// arrive in (returns out of order, restocks in the middle), after every
+// batch.
+func TestAuditMatchesCountWindow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	for i := range 300 {
+		ops := ckSequentialRun(rng, 5+rng.IntN(60))
+		// Arrival order: mostly by return, sometimes swapped neighbours.
+		for j := 1; j < len(ops); j++ {
+			if rng.IntN(6) == 0 {
+				ops[j-1], ops[j] = ops[j], ops[j-1]
+			}
+		}
+		a := newAudit()
+		for start := 0; start < len(ops); {
+			end := min(len(ops), start+1+rng.IntN(8))
+			for _, op := range ops[start:end] {
+				a.add(op)
+			}
+			start = end
+			s := a.skus[Replicated]["X"]
+			s.settle()
+			var want CheckResult
+			countWindow(&want, ops[:end], Replicated, "X")
+			if s.oversold != want.Oversold || s.staleReads != want.StaleReads || s.indeterminate != want.Indeterminate {
+				t.Fatalf("history %d after %d ops: audit oversold %d stale %d indeterminate %d, countWindow %+v\n%s",
+					i, end, s.oversold, s.staleReads, s.indeterminate, want, ckDumpOps(ops[:end]))
+			}
+		}
+	}
+}
+
+// TestRecountSeesOnlyNew: the auditor's recount after a burst reads what
+// is new, and its counters follow the history.
+func TestRecountFollowsHistory(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0})
+	at := time.Now()
+	// An oversold replicated SKU the linearizability search cannot clear:
+	// 3 stocked, 4 sold one after the other.
+	l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpStock, Qty: 3, Outcome: OK, Version: Version{Wall: 1}, Call: at, Return: at.Add(time.Millisecond)})
+	for i := range 4 {
+		t0 := at.Add(time.Duration(10*(i+1)) * time.Millisecond)
+		l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2 - i,
+			Version: Version{Wall: int64(i + 2)}, BaseVersion: Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
+	}
+	if !l.recount() {
+		t.Fatal("recount saw no change")
+	}
+	if c := l.State().Counters[1]; c.Oversold != 1 {
+		t.Fatalf("replicated counters %+v, want 1 oversold", c)
+	}
+	if l.recount() {
+		t.Fatal("a second recount with nothing new changed something")
+	}
+	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	l.recount()
+	if c := l.State().Counters[1]; c.Oversold != 0 {
+		t.Fatalf("after reset: %+v", c)
+	}
+}

@@ -1,0 +1,234 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"caplab/lab"
+)
+
+// The hot-path benchmark: consensus buys through the whole HTTP API (auth,
+// JSON, the handler, the lab, the live stream's subscribers) at latency
+// scale 0, against the same lab called in-process in the same run, then
+// the same HTTP load with 4× and 16× the clients to show what admission
+// control does with the excess.
+//
+//	go test ./web -run '^$' -bench HTTPBuys -benchtime 1x -v
+//
+// Clients are closed-loop: each sends its next buy as soon as the last one
+// is answered, on a random SKU of 100 and its own region (client i buys
+// from region i mod 3). A client answered 503 with Retry-After waits what
+// the header says, as a well-behaved HTTP client does.
+
+const (
+	hotSKUs     = 100
+	hotPhase    = 5 * time.Second
+	hotWarmup   = 500 * time.Millisecond
+	hotInitial  = 1_000_000
+	hotDeadline = time.Second // lab.Config{LatencyScale: 0}'s request deadline
+)
+
+type hotResult struct {
+	clients          int
+	okPerSec         float64
+	admitted         []time.Duration // every answer that was not overloaded
+	overloaded       []time.Duration // overloaded answers
+	kinds            map[string]int
+	transportErrors  int
+	unexpectedStatus int
+}
+
+func pctMs(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return float64(s[max(0, i)].Microseconds()) / 1000
+}
+
+// hotLoad runs clients closed-loop buyers for hotWarmup + hotPhase and
+// counts what came back after the warm-up. buy returns the outcome and,
+// for an answer to honour, how long to wait before the next request.
+func hotLoad(clients int, buy func(client int, sku string) (kind string, wait time.Duration, err error)) hotResult {
+	res := hotResult{clients: clients, kinds: map[string]int{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	measureFrom := start.Add(hotWarmup)
+	end := measureFrom.Add(hotPhase)
+	var ok atomic.Int64
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			var adm, over []time.Duration
+			kinds := map[string]int{}
+			errs := 0
+			for {
+				t := time.Now()
+				if !t.Before(end) {
+					break
+				}
+				kind, wait, err := buy(c, "SKU"+strconv.Itoa(rng.IntN(hotSKUs)))
+				d := time.Since(t)
+				if t.After(measureFrom) && t.Add(d).Before(end) {
+					switch {
+					case err != nil:
+						errs++
+					case kind == "overloaded":
+						over = append(over, d)
+						kinds[kind]++
+					default:
+						adm = append(adm, d)
+						kinds[kind]++
+						if kind == "ok" {
+							ok.Add(1)
+						}
+					}
+				}
+				if wait > 0 {
+					time.Sleep(min(wait, time.Until(end)))
+				}
+			}
+			mu.Lock()
+			res.admitted = append(res.admitted, adm...)
+			res.overloaded = append(res.overloaded, over...)
+			for k, n := range kinds {
+				res.kinds[k] += n
+			}
+			res.transportErrors += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.okPerSec = float64(ok.Load()) / hotPhase.Seconds()
+	return res
+}
+
+func BenchmarkHTTPBuys(b *testing.B) {
+	cfg := lab.Config{LatencyScale: 0, MaxRetries: 50, DataDir: b.TempDir(), Logger: quietLogger()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	l, err := lab.New(ctx, cfg)
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	s := New(l, Options{Token: testToken, Logger: quietLogger()})
+	defer s.Close()
+	// A plain http.Server as main runs it (httptest's server takes a lock
+	// on every connection state change, which would dominate here).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	regions := l.Regions()
+	for i := range hotSKUs {
+		o, err := l.Stock(context.Background(), lab.Consensus, "SKU"+strconv.Itoa(i), regions[0], hotInitial)
+		if err != nil || o.Outcome != lab.OK {
+			b.Fatalf("stock: %v %s", err, o.Message)
+		}
+	}
+
+	inProcess := func(c int, sku string) (string, time.Duration, error) {
+		o, err := l.Buy(context.Background(), lab.Consensus, sku, regions[c%len(regions)], 1)
+		return string(o.Outcome), 0, err
+	}
+	// Every client is its own HTTP client with its own connection, as
+	// separate shoppers are (one shared Transport's pool lock would be
+	// the benchmark's own bottleneck).
+	clients := make([]*http.Client, 1024)
+	for i := range clients {
+		clients[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}
+	}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	var unexpected atomic.Int64
+	overHTTP := func(c int, sku string) (string, time.Duration, error) {
+		body, _ := json.Marshal(map[string]any{"region": regions[c%len(regions)], "qty": 1})
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/stores/consensus/skus/"+sku+"/buy", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := clients[c].Do(req)
+		if err != nil {
+			return "", 0, err
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return "", 0, err
+		}
+		var o struct {
+			Outcome string `json:"outcome"`
+		}
+		if err := json.Unmarshal(raw, &o); err != nil || o.Outcome == "" {
+			unexpected.Add(1)
+			return "", 0, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
+		}
+		var wait time.Duration
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+				wait = time.Duration(secs) * time.Second
+			}
+		}
+		return o.Outcome, wait, nil
+	}
+
+	report := func(name string, r hotResult) {
+		b.ReportMetric(r.okPerSec, "buys/s-"+name)
+		b.ReportMetric(pctMs(r.admitted, 50), "p50-ms-"+name)
+		b.ReportMetric(pctMs(r.admitted, 99), "p99-ms-"+name)
+		b.Logf("%s: %d clients, %.0f ok buys/s, admitted p50 %.1f ms p99 %.1f ms, overloaded %d (p99 %.2f ms), outcomes %v, transport errors %d",
+			name, r.clients, r.okPerSec, pctMs(r.admitted, 50), pctMs(r.admitted, 99), len(r.overloaded), pctMs(r.overloaded, 99), r.kinds, r.transportErrors)
+	}
+
+	proc := hotLoad(64, inProcess)
+	report("inproc64", proc)
+	http64 := hotLoad(64, overHTTP)
+	report("http64", http64)
+	b.ReportMetric(http64.okPerSec/proc.okPerSec, "ratio-http/inproc")
+	for _, n := range []int{256, 1024} {
+		r := hotLoad(n, overHTTP)
+		name := "http" + strconv.Itoa(n)
+		report(name, r)
+		b.ReportMetric(r.okPerSec/http64.okPerSec, "goodput-"+name+"/http64")
+		if len(r.overloaded) > 0 {
+			b.ReportMetric(pctMs(r.overloaded, 99), "p99-ms-overloaded-"+name)
+		}
+		if p := pctMs(r.admitted, 99); p >= float64(hotDeadline.Milliseconds()) {
+			b.Errorf("%s: p99 of admitted buys %.0f ms reached the deadline", name, p)
+		}
+	}
+	st := l.State()
+	for _, r := range st.Regions {
+		if r.Breakers[lab.Consensus] != lab.BreakerClosed {
+			b.Errorf("%s's consensus breaker is %s after the overload", r.Name, r.Breakers[lab.Consensus])
+		}
+	}
+	if n := unexpected.Load(); n > 0 {
+		b.Errorf("%d answers were not an Outcome", n)
+	}
+}
