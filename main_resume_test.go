@@ -87,7 +87,7 @@ func TestKillDuringBuysThenResume(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	const token, stock = "0123456789abcdef", 100000
 	args := []string{"--data-dir", dir, "--latency-scale", "0", "--token", token}
-	base, cmd, out := runBuilt(t, bin, args...)
+	base, cmd, _ := runBuilt(t, bin, args...)
 	// A reset moves the stores to a new key epoch: the resumed lab must
 	// read that one.
 	if _, _, err := call(base, token, "POST", "/api/reset", `{}`); err != nil {
@@ -134,7 +134,7 @@ func TestKillDuringBuysThenResume(t *testing.T) {
 	wg.Wait()
 	t.Logf("acknowledged before kill -9: consensus %d, replicated %d", acked["consensus"].Load(), acked["replicated"].Load())
 
-	base, _, out = runBuilt(t, bin, args...)
+	base, _, out := runBuilt(t, bin, args...)
 	if !strings.Contains(out.String(), "resumed from "+dir) {
 		t.Fatalf("the second start did not say it resumed:\n%s", out)
 	}

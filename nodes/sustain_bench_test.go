@@ -117,4 +117,3 @@ func dirMB(dir string) float64 {
 	})
 	return float64(total) / (1 << 20)
 }
-
