@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -48,36 +49,47 @@ func firstCandidate(regions []string) string {
 	return best
 }
 
-// hurryFirstElection asks the first candidate to campaign, again every
-// 20 ms (a member ignores the request until it has applied the group's
-// initial configuration), until some member knows a leader or ctx ends.
+// hurryFirstElection asks the first candidate of the consensus group, and
+// every replica (a group of one, which would otherwise wait up to 550 ms
+// for its own timeout), to campaign, again every 20 ms (a member ignores
+// the request until it has applied its group's initial configuration),
+// until every group knows a leader or ctx ends.
 func (c *Cluster) hurryFirstElection(ctx context.Context) {
-	if len(c.regions) < 2 {
-		return
-	}
 	target := c.byName[firstCandidate(c.cfg.Regions)]
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		var from uint64
+		settled := true
+		var from uint64 // another member of the consensus group
+		groupLed := false
 		for _, r := range c.regions {
-			m, _ := r.servers()
+			m, rep := r.servers()
+			if running(rep) && rep.Server.Leader() == 0 {
+				settled = false
+				id := uint64(rep.Server.MemberID())
+				campaign(ctx, rep, id)
+			}
 			if !running(m) {
 				continue
 			}
 			if m.Server.Leader() != 0 {
-				return
+				groupLed = true
 			}
 			if r != target && from == 0 {
 				from = uint64(m.Server.MemberID())
 			}
 		}
-		tm, _ := target.servers()
-		if running(tm) && from != 0 {
-			to, term := uint64(tm.Server.MemberID()), tm.Server.Term()
-			_ = tm.Server.Process(ctx, &raftpb.Message{
-				Type: raftpb.MessageType_MsgTimeoutNow.Enum(), To: &to, From: &from, Term: &term,
-			})
+		if !groupLed {
+			settled = false
+			if tm, _ := target.servers(); running(tm) && (from != 0 || len(c.regions) == 1) {
+				if from == 0 {
+					from = uint64(tm.Server.MemberID())
+				}
+				campaign(ctx, tm, from)
+			}
+		}
+		if settled {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -85,4 +97,13 @@ func (c *Cluster) hurryFirstElection(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// campaign sends a server raft's MsgTimeoutNow in its current term, as if
+// from member from: it starts an election at once.
+func campaign(ctx context.Context, e *embed.Etcd, from uint64) {
+	to, term := uint64(e.Server.MemberID()), e.Server.Term()
+	_ = e.Server.Process(ctx, &raftpb.Message{
+		Type: raftpb.MessageType_MsgTimeoutNow.Enum(), To: &to, From: &from, Term: &term,
+	})
 }
