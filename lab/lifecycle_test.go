@@ -84,6 +84,11 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 			t.Errorf("%s is up in State but its member does not answer: %v", r.Name, err)
 		}
 	}
+	// Strict quorum: with W=1 R=1 a buy may read another replica before
+	// the stock reaches it, and rightly answer sold out.
+	if err := l.SetQuorum(2, 2); err != nil {
+		t.Fatal(err)
+	}
 	stock(t, l, Replicated, "ap-southeast-1", 3)
 	if o := buy(t, l, Replicated, "ap-southeast-1"); o.Outcome != OK {
 		t.Errorf("replicated buy after the storm: %s (%s)", o.Outcome, o.Message)
