@@ -62,7 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	regions := fs.String("regions", "3", "how many regions (1-7, from the catalogue) or a comma-separated list, e.g. us-east-1,eu-west-1,ap-southeast-1")
 	scale := fs.Float64("latency-scale", 1, "multiply every round-trip time: 1 = real RTTs between AWS regions, 0 = none, 0.1 = ten times faster")
 	token := fs.String("token", "", "lab token needed for every change (default: random)")
-	dataDir := fs.String("data-dir", "", "keep etcd data here (default: a temporary directory removed at exit)")
+	dataDir := fs.String("data-dir", "", "keep the lab's data here; starting again with the same directory resumes with every acknowledged write (default: a temporary directory removed at exit)")
+	fsync := fs.Bool("fsync", false, "sync every write to disk: acknowledged writes then survive a machine crash or power loss, not only a killed process (slower)")
 	lessonDir := fs.String("lessons", "", "also load your own lessons (*.md) from this directory")
 	present := fs.Bool("present", false, "start every page in presenter mode (large type, high contrast, audience join link)")
 	open := fs.Bool("open", true, "open the page in your browser")
@@ -117,7 +118,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	started := time.Now()
 	fmt.Fprintf(stdout, "caplab: starting %d regions (%s) on real etcd …\n", len(names), strings.Join(names, ", "))
-	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Logger: logger, EtcdLogLevel: *etcdLog})
+	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Fsync: *fsync, Logger: logger, EtcdLogLevel: *etcdLog})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "caplab: %v\n", err)
@@ -136,6 +137,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
+	if l.Resumed() {
+		fmt.Fprintf(stdout, "caplab: resumed from %s: the stores hold what the last run there acknowledged\n", *dataDir)
+	}
 	t := l.Cluster().Timing()
 	fmt.Fprintf(stdout, "caplab: ready in %v — leader %s, heartbeat %d ms, election %d ms, latency scale %g\n",
 		time.Since(started).Round(time.Millisecond), l.Leader(), t.TickMs, t.ElectionMs, *scale)

@@ -24,8 +24,11 @@ type Config struct {
 	Regions []string
 	// LatencyScale multiplies every link delay (1 = real RTTs, 0 = none).
 	LatencyScale float64
-	// DataDir keeps the etcd data; empty means a temporary directory.
+	// DataDir keeps the etcd data; empty means a temporary directory. A
+	// lab started again on the same DataDir resumes from it (Resumed).
 	DataDir string
+	// Fsync makes every server sync its writes to disk (nodes.Config.Fsync).
+	Fsync bool
 	// Logger receives the lab's messages; nil discards them.
 	Logger *slog.Logger
 	// RequestTimeout bounds every store call; default 2 s × latency scale,
@@ -131,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	cl, err := nodes.Start(ctx, nodes.Config{
-		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir,
+		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir, Fsync: cfg.Fsync,
 		TickMs: cfg.TickMs, ElectionMs: cfg.ElectionMs, EtcdLogLevel: cfg.EtcdLogLevel,
 		Logger: cfg.Logger,
 	})
@@ -156,6 +159,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.breakers = NewBreakers(l.regions, bs)
 	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
 	l.replicated = newReplicatedStore(cl, l.regions)
+	if err := l.resumeEpochs(); err != nil {
+		l.replicated.close()
+		_ = cl.Close()
+		return nil, fmt.Errorf("lab: %w", err)
+	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -638,6 +646,9 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	// Whatever part of the reset happens, the epochs it reached are where a
+	// lab resumed on this data must look.
+	defer func() { _ = l.saveEpochs() }()
 	f := l.cluster.Fabric()
 	f.HealAll()
 	for _, a := range l.regions {

@@ -133,10 +133,7 @@ type Cluster struct {
 	idMu    sync.RWMutex
 	idToReg map[types.ID]string
 
-	// lifeMu: Crash and Restart hold it shared, Close exclusively, so no
-	// server is started after (or while) the cluster closes.
-	lifeMu sync.RWMutex
-	closed bool
+	resumed bool // started on the data of an earlier run
 
 	nudge     chan struct{}
 	stop      chan struct{}
@@ -185,10 +182,8 @@ func ephemeralRange() (lo, hi int) {
 	return lo, hi
 }
 
-// pickPorts chooses the ports a region's servers listen on. fresh: no data
-// exists yet, so the replica's advertised peer URL moves too; on a restart
-// it stays what the replica's data says (a single member never dials it).
-func (r *region) pickPorts(fresh bool) error {
+// pickPorts chooses new ports for every listener of a region.
+func (r *region) pickPorts() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range []*string{&r.memberPeer, &r.memberClient, &r.replicaPeer, &r.replicaClient} {
@@ -197,10 +192,49 @@ func (r *region) pickPorts(fresh bool) error {
 			return fmt.Errorf("nodes: ports: %w", err)
 		}
 	}
-	if fresh {
-		r.replicaAdvertise = r.replicaPeer
+	return nil
+}
+
+// movePorts moves the listeners of one server (member or replica) to new
+// ports. The addresses its data knows it by stay: a member's peer proxy
+// (when bypassing the fabric its peer port cannot move) and the replica's
+// advertised peer URL (a single member never dials it).
+func (r *region) movePorts(member bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ports := []*string{&r.replicaPeer, &r.replicaClient}
+	if member {
+		ports = []*string{&r.memberClient}
+		if !r.bypass {
+			ports = append(ports, &r.memberPeer)
+		}
+	}
+	for _, p := range ports {
+		var err error
+		if *p, err = freePort(); err != nil {
+			return fmt.Errorf("nodes: ports: %w", err)
+		}
 	}
 	return nil
+}
+
+// listenLow opens a listener on a free loopback port below the ephemeral
+// range (see freePort), for an address that must stay the same when the
+// lab starts again on its data.
+func listenLow() (net.Listener, error) {
+	var last error
+	for range 10 {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln, nil
+		}
+		last = err
+	}
+	return nil, last
 }
 
 // addrInUse reports a listener that could not bind its port.
@@ -213,22 +247,51 @@ func addrInUse(err error) bool {
 // member and replica, and the other regions' replica proxies into it.
 func (c *Cluster) repoint(r *region) {
 	name := r.place.Name
-	for i, x := range c.regions {
-		if x == r && i < len(c.peerProxies) {
-			c.peerProxies[i].setTarget(r.memberPeer)
-		}
+	r.mu.Lock()
+	memberPeer, memberClient, replicaClient := r.memberPeer, r.memberClient, r.replicaClient
+	r.mu.Unlock()
+	if p := c.peerProxyOf(r); p != nil {
+		p.setTarget(memberPeer)
 	}
-	if cli := c.memberClients[name]; cli != nil {
-		cli.SetEndpoints("http://" + r.memberClient)
+	// The client and proxy maps are filled by Start before any request
+	// from outside can reach a region's owner, and read-only after.
+	mcli, rcli := c.memberClients[name], c.replicaClients[[2]string{name, name}]
+	if mcli != nil {
+		mcli.SetEndpoints("http://" + memberClient)
 	}
-	if cli := c.replicaClients[[2]string{name, name}]; cli != nil {
-		cli.SetEndpoints("http://" + r.replicaClient)
+	if rcli != nil {
+		rcli.SetEndpoints("http://" + replicaClient)
 	}
 	for k, p := range c.replicaProxies {
 		if k[1] == name {
-			p.setTarget(r.replicaClient)
+			p.setTarget(replicaClient)
 		}
 	}
+}
+
+// quiesce points everything that talks to a region's servers at nothing
+// and ends every exchange in progress: its servers are about to stop (or
+// have stopped), and nothing may reach them while they close.
+func (c *Cluster) quiesce(r *region) {
+	if p := c.peerProxyOf(r); p != nil {
+		p.setTarget("")
+		p.dropAll()
+	}
+	for k, p := range c.replicaProxies {
+		if k[1] == r.place.Name {
+			p.setTarget("")
+			p.dropAll()
+		}
+	}
+}
+
+func (c *Cluster) peerProxyOf(r *region) *peerProxy {
+	for i, x := range c.regions {
+		if x == r && i < len(c.peerProxies) {
+			return c.peerProxies[i]
+		}
+	}
+	return nil
 }
 
 // Start starts every region — members one after another, then waits until
@@ -253,14 +316,26 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			_ = c.Close()
 		}
 	}()
+	var lay *layout
 	if cfg.DataDir != "" {
 		c.dir = cfg.DataDir
 		if err := os.MkdirAll(c.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("nodes: data dir: %w", err)
 		}
+		if lay, err = readLayout(c.dir); err != nil {
+			return nil, err
+		}
+		if lay != nil {
+			if err := checkLayout(c.dir, lay, cfg.Regions, cfg.BypassFabric); err != nil {
+				return nil, err
+			}
+			c.resumed = true
+		}
 	} else {
-		c.dir, err = os.MkdirTemp("", "caplab-")
-		if err != nil {
+		for _, d := range removeStaleTempDirs() {
+			c.log.Info("removed the data a killed lab left behind", "dir", d)
+		}
+		if c.dir, err = makeTempDir(); err != nil {
 			return nil, fmt.Errorf("nodes: temp dir: %w", err)
 		}
 		c.tempDir = true
@@ -278,28 +353,58 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}
 
-	// Ports and proxies first: the initial cluster names every member by
-	// the address of the proxy in front of it.
+	// Addresses and proxies first: the initial cluster names every member
+	// by the address of the proxy in front of it. A new data directory
+	// gets new ones (below the ephemeral range, so they are likely free
+	// again next time) and records them; a resumed one must have the same.
+	fresh := lay == nil
+	if fresh {
+		lay = &layout{Version: LayoutVersion, BypassFabric: cfg.BypassFabric}
+	}
 	var initial []string
-	for _, name := range cfg.Regions {
+	for i, name := range cfg.Regions {
 		place, _ := Lookup(name)
-		r := &region{place: place, dir: c.dir + "/" + name, token: "caplab", tickMs: cfg.TickMs, elecMs: cfg.ElectionMs, noFsync: !cfg.Fsync, zapLogger: zl}
-		if err := r.pickPorts(true); err != nil {
+		r := newRegion(place)
+		go r.run() // idle until asked; Close ends it
+		r.dir, r.token, r.tickMs, r.elecMs, r.noFsync, r.zapLogger = c.dir+"/"+name, "caplab", cfg.TickMs, cfg.ElectionMs, !cfg.Fsync, zl
+		r.bypass, r.quiesce, r.repoint = cfg.BypassFabric, c.quiesce, c.repoint
+		if err := r.pickPorts(); err != nil {
 			return nil, err
 		}
-		r.advertisePeer = r.memberPeer
-		if !cfg.BypassFabric {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
+		var ln net.Listener
+		switch {
+		case fresh && cfg.BypassFabric:
+			r.advertisePeer = r.memberPeer
+		case fresh:
+			if ln, err = listenLow(); err != nil {
 				return nil, fmt.Errorf("nodes: peer proxy: %w", err)
 			}
-			p := newPeerProxy(name, r.memberPeer, ln, c.fabric, c.senderRegion)
-			c.peerProxies = append(c.peerProxies, p)
 			r.advertisePeer = ln.Addr().String()
+		default:
+			r.advertisePeer = lay.Regions[i].MemberPeer
+			if cfg.BypassFabric {
+				r.memberPeer = r.advertisePeer
+			} else if ln, err = net.Listen("tcp", r.advertisePeer); err != nil {
+				return nil, fmt.Errorf("nodes: %s's member is known by %s in the data of %s, and that port is taken (%v): stop what uses it, or start with another --data-dir", name, r.advertisePeer, c.dir, err)
+			}
+		}
+		if fresh {
+			r.replicaAdvertise = r.replicaPeer
+			lay.Regions = append(lay.Regions, layoutRegion{Name: name, MemberPeer: r.advertisePeer, ReplicaPeer: r.replicaAdvertise})
+		} else {
+			r.replicaAdvertise = lay.Regions[i].ReplicaPeer
+		}
+		if ln != nil {
+			c.peerProxies = append(c.peerProxies, newPeerProxy(name, r.memberPeer, ln, c.fabric, c.senderRegion))
 		}
 		initial = append(initial, name+"=http://"+r.advertisePeer)
 		c.regions = append(c.regions, r)
 		c.byName[name] = r
+	}
+	if fresh {
+		if err := writeLayout(c.dir, lay); err != nil {
+			return nil, fmt.Errorf("nodes: data dir: %w", err)
+		}
 	}
 	for _, p := range c.peerProxies {
 		go p.serve()
@@ -311,22 +416,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	// Members one after another (each StartEtcd returns in ~10 ms; starting
 	// them concurrently costs a second per peer in bootstrap), then wait.
 	for _, r := range c.regions {
-		err := r.start()
-		for try := 0; addrInUse(err) && !cfg.BypassFabric && try < 5; try++ {
-			// Another process took a port between our check and etcd's bind.
-			// The proxy in front of the member keeps its address, so only
-			// the real listeners move.
-			if err := r.pickPorts(true); err != nil {
-				return nil, err
-			}
-			c.repoint(r)
-			err = r.start()
-		}
-		if err != nil {
+		if err := r.do(opStart); err != nil {
 			return nil, err
 		}
 		c.learnMembers(r)
 	}
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ElectionMs)*time.Millisecond)
+	c.hurryFirstElection(hctx)
+	cancel()
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}
@@ -361,9 +458,10 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			}
 		}
 	}
-	c.observer.Add(1)
+	c.observer.Add(2)
 	go c.observe()
-	c.log.Info("regions ready", "regions", cfg.Regions, "tickMs", cfg.TickMs, "electionMs", cfg.ElectionMs, "dir", c.dir)
+	go c.upkeep()
+	c.log.Info("regions ready", "regions", cfg.Regions, "tickMs", cfg.TickMs, "electionMs", cfg.ElectionMs, "dir", c.dir, "resumed", c.resumed)
 	return c, nil
 }
 
@@ -491,87 +589,53 @@ func (c *Cluster) ReplicaClient(from, to string) (*clientv3.Client, error) {
 	return c.replicaClients[[2]string{from, to}], nil
 }
 
-// IsUp reports whether a region's servers are running.
+// IsUp reports whether every server of a region runs.
 func (c *Cluster) IsUp(region string) bool {
 	r, ok := c.byName[region]
-	if !ok {
-		return false
-	}
-	m, _ := r.servers()
-	return m != nil
+	return ok && r.up()
 }
+
+// Resumed reports whether the cluster started on the data of an earlier
+// run (a data directory used before), rather than on new data.
+func (c *Cluster) Resumed() bool { return c.resumed }
 
 // ErrClosed is returned by operations on a closed cluster.
 var ErrClosed = errors.New("the cluster is closed")
 
-// alive holds lifeMu shared until the returned func is called, or fails
-// if the cluster is closed.
-func (c *Cluster) alive() (release func(), err error) {
-	c.lifeMu.RLock()
-	if c.closed {
-		c.lifeMu.RUnlock()
-		return nil, ErrClosed
-	}
-	return c.lifeMu.RUnlock, nil
-}
-
 // Crash stops both of a region's servers abruptly: no leadership hand-off.
+// It returns once both are closed. A region that is partly down (one
+// server stopped on its own) is crashed entirely.
 func (c *Cluster) Crash(name string) error {
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
 	}
-	release, err := c.alive()
-	if err != nil {
-		return fmt.Errorf("nodes: crash %s: %w", name, err)
-	}
-	defer release()
-	if err := r.hardStop(c.dropConnections); err != nil {
+	if err := r.do(opCrash); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return fmt.Errorf("nodes: crash %s: %w", name, err)
+		}
 		return err
 	}
 	c.changed()
 	return nil
 }
 
-// dropConnections ends every proxied connection into a region's servers,
-// so closing them does not wait for peers' idle connections.
-func (c *Cluster) dropConnections(name string) {
-	for i, r := range c.regions {
-		if r.place.Name == name && i < len(c.peerProxies) {
-			c.peerProxies[i].dropAll()
-		}
-	}
-	for k, p := range c.replicaProxies {
-		if k[1] == name {
-			p.dropAll()
-		}
-	}
-}
-
-// Restart starts a crashed region again from its data directory. It
-// returns once both servers run; the member rejoins the group when it
-// reaches a quorum (watch its Ready in the snapshot).
+// Restart starts a crashed region again from its data directory; a
+// region partly down (a server stopped on its own) is repaired: whatever
+// does not run is closed and started again. It returns once both servers
+// run; the member rejoins the group when it reaches a quorum (watch its
+// Ready in the snapshot). Crash, Restart and Close of one region are
+// carried out one after another, each to the end, whoever calls them.
 func (c *Cluster) Restart(name string) error {
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: restart: %w", err)
 	}
-	release, err := c.alive()
-	if err != nil {
-		return fmt.Errorf("nodes: restart %s: %w", name, err)
-	}
-	defer release()
-	err = r.start()
-	for try := 0; addrInUse(err) && !c.cfg.BypassFabric && try < 5; try++ {
-		// While the region was down another process took one of its ports:
-		// move its listeners, and everything that talks to them.
-		if err := r.pickPorts(false); err != nil {
-			return err
+	if err := r.do(opStart); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return fmt.Errorf("nodes: restart %s: %w", name, err)
 		}
-		c.repoint(r)
-		err = r.start()
-	}
-	if err != nil {
+		c.changed()
 		return err
 	}
 	c.changed()
@@ -744,13 +808,13 @@ func (c *Cluster) caughtUp(region, leader string) bool {
 }
 
 // Close stops everything in this order: the observer, the clients, every
-// server (hard stop on all first, so none hands leadership over, then
-// close), the proxies, and the temporary data directory. Safe to call twice.
+// region (each one's owner ends any proxied exchange into it, hard-stops
+// its servers — no leadership hand-off — and closes them; the regions in
+// parallel), the fabric and proxies, the subscriptions, and the temporary
+// data directory. It returns once every server goroutine it can reach has
+// ended. Safe to call twice; Crash and Restart after it fail with ErrClosed.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
-		c.lifeMu.Lock()
-		c.closed = true
-		c.lifeMu.Unlock()
 		close(c.stop)
 		c.observer.Wait()
 		for _, cli := range c.memberClients {
@@ -759,14 +823,15 @@ func (c *Cluster) Close() error {
 		for _, cli := range c.replicaClients {
 			_ = cli.Close()
 		}
+		var wg sync.WaitGroup
 		for _, r := range c.regions {
-			if m, rep := r.servers(); m != nil {
-				m.Server.HardStop()
-				rep.Server.HardStop()
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = r.do(opStop)
+			}()
 		}
-		// No server sends anything now; ending the proxied connections first
-		// lets every server close without waiting for idle peers.
+		wg.Wait()
 		c.fabric.closeAll()
 		for _, p := range c.peerProxies {
 			p.close()
@@ -774,19 +839,6 @@ func (c *Cluster) Close() error {
 		for _, p := range c.replicaProxies {
 			p.close()
 		}
-		var wg sync.WaitGroup
-		for _, r := range c.regions {
-			r.mu.Lock()
-			m, rep := r.member, r.replica
-			r.member, r.replica = nil, nil
-			r.mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				closeBoth(m, rep)
-			}()
-		}
-		wg.Wait()
 		c.subMu.Lock()
 		for ch := range c.subs {
 			close(ch)

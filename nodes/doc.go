@@ -43,6 +43,35 @@
 // hand-off); Restart brings them back from the data directory, so every
 // acknowledged write survives. MoveLeader hands leadership to a region.
 //
+// Each region's lifecycle has one owner goroutine: Crash, Restart and
+// Close of a region are carried out one after another, each to the end,
+// whoever calls them. A region is Up only while every one of its servers
+// runs (etcd may stop one on its own); Restart repairs a region that is
+// partly down. Nothing reaches a server while it closes: its proxies point
+// at nothing first.
+//
+// # Data
+//
+// Config.DataDir keeps the servers' data, and LayoutFile in it records the
+// regions and the peer addresses the data knows (etcd stores its peers'
+// URLs in its data). Start on a directory used before resumes from it
+// (Resumed): the members come back on the same addresses with every
+// acknowledged write. A directory made for other regions, by another
+// LayoutVersion, or not by caplab is refused with an error naming the
+// difference. SaveNote and LoadNote keep a little of the caller's state
+// beside the data. Without Fsync, acknowledged writes survive a killed
+// process (the page cache still holds them), not a machine crash; with it
+// they survive both. Without DataDir a temporary directory named by the
+// process id is used and removed by Close; the next Start removes those of
+// processes that no longer run. Storage is bounded: periodic compaction
+// (30 s of history), 4 MB WAL segments, a raft snapshot every 5,000
+// entries, and a defragmentation when a database file is mostly free.
+//
+// The first election does not wait out raft's randomised timeout: Start
+// asks the member that reaches a majority fastest to campaign at once
+// (raft's MsgTimeoutNow, what a leadership hand-off sends), while no member
+// knows a leader.
+//
 // State returns a Snapshot (per region: up, role, term, leader, commit
 // and applied index, replica revision; per link: state, RTT, counters);
 // Subscribe delivers one on every change, keeping only the newest for a

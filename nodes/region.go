@@ -19,8 +19,11 @@ var ErrRegionDown = errors.New("region is down")
 var ErrRegionUp = errors.New("region is already running")
 
 // region is one simulated cloud region: its member of the consensus group
-// and its regional replica, two real etcd servers. Its lifecycle (start,
-// crash, restart) is serialised by mu.
+// and its regional replica, two real etcd servers. One goroutine, run, owns
+// its lifecycle: start, crash, repair and stop arrive as requests and are
+// carried out one after another, each to the end (a crash has closed both
+// servers before the next start begins). Readers (status, servers) take mu
+// for a consistent view; only the owner changes the servers.
 type region struct {
 	place Place
 
@@ -28,6 +31,7 @@ type region struct {
 	replicaPeer, replicaClient string
 	replicaAdvertise           string // the replica's peer URL as its data knows it (fixed once created)
 	advertisePeer              string // what the group knows the member by: its proxy unless bypassed
+	bypass                     bool   // the member listens where it advertises: its peer port cannot move
 	dir                        string
 
 	cluster   string // initial cluster string shared by all members
@@ -37,12 +41,71 @@ type region struct {
 	noFsync   bool
 	zapLogger *zap.Logger
 
+	// Set by the cluster before run starts.
+	quiesce func(r *region) // points traffic into the region at nothing before its servers stop
+	repoint func(r *region) // points traffic at the region's current ports after a start
+
 	mu       sync.Mutex
 	member   *embed.Etcd
 	replica  *embed.Etcd
 	memberID types.ID
 	started  time.Time // last (re)start, for role derivation
 	termSeen uint64    // term when the member last knew a leader
+
+	reqs chan lifeReq
+	done chan struct{} // closed when run returns
+}
+
+// lifeOp is a lifecycle change of a region.
+type lifeOp int
+
+const (
+	opStart  lifeOp = iota // start whatever is not running (a restart repairs)
+	opCrash                // hard-stop and close every server
+	opStop                 // like opCrash, then the owner exits (Close)
+	opDefrag               // defragment servers whose database is mostly free space
+)
+
+type lifeReq struct {
+	op    lifeOp
+	reply chan error
+}
+
+func newRegion(place Place) *region {
+	return &region{place: place, reqs: make(chan lifeReq), done: make(chan struct{})}
+}
+
+// run is the owner goroutine: it carries out lifecycle requests in order
+// until opStop.
+func (r *region) run() {
+	defer close(r.done)
+	for req := range r.reqs {
+		var err error
+		switch req.op {
+		case opStart:
+			err = r.doStart()
+		case opCrash:
+			err = r.doCrash()
+		case opDefrag:
+			r.doDefrag()
+		case opStop:
+			_ = r.doCrash()
+			req.reply <- nil
+			return
+		}
+		req.reply <- err
+	}
+}
+
+// do asks the owner for a lifecycle change and waits until it is done.
+func (r *region) do(op lifeOp) error {
+	reply := make(chan error, 1)
+	select {
+	case r.reqs <- lifeReq{op, reply}:
+	case <-r.done:
+		return ErrClosed
+	}
+	return <-reply
 }
 
 func mustURL(hostport string) url.URL {
@@ -64,6 +127,7 @@ func (r *region) memberConfig() *embed.Config {
 	cfg.ElectionMs = r.elecMs
 	cfg.UnsafeNoFsync = r.noFsync
 	cfg.PreVote = true
+	boundStorage(cfg)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(r.zapLogger.Named(r.place.Name + ".member"))
 	return cfg
 }
@@ -82,69 +146,161 @@ func (r *region) replicaConfig() *embed.Config {
 	cfg.TickMs = 50
 	cfg.ElectionMs = 500
 	cfg.UnsafeNoFsync = r.noFsync
+	boundStorage(cfg)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(r.zapLogger.Named(r.place.Name + ".replica"))
 	return cfg
 }
 
-// start starts both servers and returns without waiting for them to be
-// ready (a restarting member is ready only once it reaches a quorum).
-func (r *region) start() error {
+// running reports whether a server runs: started and its raft loop not
+// ended (etcd stops a server on its own after a fatal error).
+func running(e *embed.Etcd) bool {
+	if e == nil {
+		return false
+	}
+	select {
+	case <-e.Server.StopNotify():
+		return false
+	default:
+		return true
+	}
+}
+
+// doStart starts whatever of the region is not running and returns
+// without waiting for readiness (a restarting member is ready only once it
+// reaches a quorum). A server that stopped on its own is closed and
+// started again: a restart repairs. Owner only.
+func (r *region) doStart() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.member != nil {
+	m, rep := r.member, r.replica
+	r.mu.Unlock()
+	if running(m) && running(rep) {
 		return fmt.Errorf("nodes: restart %s: %w", r.place.Name, ErrRegionUp)
 	}
-	m, err := embed.StartEtcd(r.memberConfig())
-	if err != nil {
-		return fmt.Errorf("nodes: start %s member: %w", r.place.Name, err)
+	// A dead server still holds its data directory's locks: close it first.
+	var dead []*embed.Etcd
+	if m != nil && !running(m) {
+		dead, m = append(dead, m), nil
 	}
-	rep, err := embed.StartEtcd(r.replicaConfig())
-	if err != nil {
-		m.Server.HardStop()
-		m.Close()
-		return fmt.Errorf("nodes: start %s replica: %w", r.place.Name, err)
+	if rep != nil && !running(rep) {
+		dead, rep = append(dead, rep), nil
 	}
-	r.member, r.replica = m, rep
-	r.memberID = m.Server.MemberID()
-	r.started = time.Now()
-	r.termSeen = m.Server.Term()
+	if len(dead) > 0 {
+		r.mu.Lock()
+		r.member, r.replica = m, rep
+		r.mu.Unlock()
+		r.quiesce(r)
+		closeAll(dead...)
+	}
+	if m == nil {
+		e, err := r.startWithRetry(r.memberConfig, true)
+		if err != nil {
+			return fmt.Errorf("nodes: start %s member: %w", r.place.Name, err)
+		}
+		r.mu.Lock()
+		r.member = e
+		r.memberID = e.Server.MemberID()
+		r.started = time.Now()
+		r.termSeen = e.Server.Term()
+		r.mu.Unlock()
+	}
+	if rep == nil {
+		e, err := r.startWithRetry(r.replicaConfig, false)
+		if err != nil {
+			// The member runs: State shows the region down until a restart
+			// repairs the replica.
+			return fmt.Errorf("nodes: start %s replica: %w", r.place.Name, err)
+		}
+		r.mu.Lock()
+		r.replica = e
+		r.mu.Unlock()
+	}
+	r.repoint(r)
 	return nil
 }
 
-// servers returns the running servers, or nils when down.
+// startWithRetry starts one server; when another process took one of its
+// ports while the region was down, it moves to new ports and tries again
+// (the member's advertised peer address, its proxy, stays).
+func (r *region) startWithRetry(config func() *embed.Config, member bool) (*embed.Etcd, error) {
+	e, err := embed.StartEtcd(config())
+	for try := 0; addrInUse(err) && try < 5; try++ {
+		if err := r.movePorts(member); err != nil {
+			return nil, err
+		}
+		r.repoint(r)
+		e, err = embed.StartEtcd(config())
+	}
+	return e, err
+}
+
+// servers returns the servers, or nils when down.
 func (r *region) servers() (member, replica *embed.Etcd) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.member, r.replica
 }
 
-// hardStop stops both servers abruptly: no leadership hand-off, no
-// graceful drain — a crash. Data on disk stays.
-func (r *region) hardStop(dropConnections func(region string)) error {
+// up reports whether every server of the region runs.
+func (r *region) up() bool {
+	m, rep := r.servers()
+	return running(m) && running(rep)
+}
+
+// doCrash stops every server abruptly: no leadership hand-off, no graceful
+// drain — a crash. Data on disk stays. It returns once both are closed.
+// Owner only.
+func (r *region) doCrash() error {
 	r.mu.Lock()
 	m, rep := r.member, r.replica
 	r.member, r.replica = nil, nil
 	r.mu.Unlock()
-	if m == nil {
+	if m == nil && rep == nil {
 		return fmt.Errorf("nodes: crash %s: %w", r.place.Name, ErrRegionDown)
 	}
-	m.Server.HardStop()
-	rep.Server.HardStop()
-	dropConnections(r.place.Name)
-	closeBoth(m, rep)
+	// Nothing may reach a server whose storage is closing: etcd's peer
+	// /version handler on a closed backend panics once and then blocks
+	// forever on the lock it left behind.
+	r.quiesce(r)
+	for _, e := range []*embed.Etcd{m, rep} {
+		if e != nil {
+			for _, p := range e.Peers {
+				_ = p.Listener.Close()
+			}
+		}
+	}
+	hardStopAll(m, rep)
+	r.quiesce(r)
+	closeAll(m, rep)
 	return nil
 }
 
-// closeBoth closes two stopped servers in parallel.
-func closeBoth(a, b *embed.Etcd) {
+// hardStopAll stops servers abruptly, in parallel.
+func hardStopAll(es ...*embed.Etcd) {
 	var wg sync.WaitGroup
-	for _, e := range []*embed.Etcd{a, b} {
+	for _, e := range es {
 		if e == nil {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			e.Server.HardStop()
+		}()
+	}
+	wg.Wait()
+}
+
+// closeAll closes servers in parallel (after a hard stop: no hand-off).
+func closeAll(es ...*embed.Etcd) {
+	var wg sync.WaitGroup
+	for _, e := range es {
+		if e == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Server.HardStop()
 			e.Close()
 		}()
 	}
@@ -164,9 +320,14 @@ const (
 
 // RegionStatus is one region in a Snapshot.
 type RegionStatus struct {
-	Name, City   string
-	Lat, Lon     float64
+	Name, City string
+	Lat, Lon   float64
+	// Up: every server of the region runs. A region whose member or
+	// replica stopped (crashed, or failed on its own) is not up; Restart
+	// repairs it.
 	Up           bool
+	MemberUp     bool // its consensus member runs
+	ReplicaUp    bool // its replica runs
 	Ready        bool // the member has joined the group since its last start
 	Role         Role
 	Term         uint64
@@ -186,11 +347,15 @@ func (r *region) status(regionOf func(types.ID) string) RegionStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := RegionStatus{Name: r.place.Name, City: r.place.City, Lat: r.place.Lat, Lon: r.place.Lon, Role: RoleOffline}
-	if r.member == nil {
+	st.MemberUp, st.ReplicaUp = running(r.member), running(r.replica)
+	st.Up = st.MemberUp && st.ReplicaUp
+	if st.ReplicaUp {
+		st.ReplicaRev = r.replica.Server.KV().Rev()
+	}
+	if !st.MemberUp {
 		return st
 	}
 	s := r.member.Server
-	st.Up = true
 	select {
 	case <-s.ReadyNotify():
 		st.Ready = true
@@ -199,7 +364,6 @@ func (r *region) status(regionOf func(types.ID) string) RegionStatus {
 	st.Term = s.Term()
 	st.CommitIndex = s.CommittedIndex()
 	st.AppliedIndex = s.AppliedIndex()
-	st.ReplicaRev = r.replica.Server.KV().Rev()
 	lead := s.Leader()
 	switch {
 	case lead == 0 && st.Term > r.termSeen:

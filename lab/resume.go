@@ -1,0 +1,43 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// A lab started again on the data directory of an earlier run (see
+// nodes' LayoutFile) must read its stores where that run wrote them: keys
+// live under a reset epoch (consensusStore.key), so the epochs are kept
+// beside the data as a note and read back at start.
+
+const epochsNote = "lab-epochs"
+
+type epochs struct {
+	Consensus  int64 `json:"consensus"`
+	Replicated int64 `json:"replicated"`
+}
+
+// resumeEpochs sets the stores' epochs to those the earlier run on this
+// data directory last used (nothing for new data).
+func (l *Lab) resumeEpochs() error {
+	raw, err := l.cluster.LoadNote(epochsNote)
+	if err != nil || raw == nil {
+		return err
+	}
+	var e epochs
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return fmt.Errorf("the data dir's %s note is damaged (%v): move the directory away or start with another data dir", epochsNote, err)
+	}
+	l.consensus.epoch.Store(e.Consensus)
+	l.replicated.epoch.Store(e.Replicated)
+	return nil
+}
+
+// saveEpochs records the stores' epochs (after a reset moved them).
+func (l *Lab) saveEpochs() error {
+	raw, _ := json.Marshal(epochs{Consensus: l.consensus.epoch.Load(), Replicated: l.replicated.epoch.Load()})
+	return l.cluster.SaveNote(epochsNote, raw)
+}
+
+// Resumed reports whether the lab started on the data of an earlier run.
+func (l *Lab) Resumed() bool { return l.cluster.Resumed() }

@@ -1,0 +1,125 @@
+package lab
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var sustainFor = flag.Duration("sustain", 20*time.Second, "how long BenchmarkSustainedBuys buys")
+
+// BenchmarkSustainedBuys: RSS, live Go heap (after a GC) and disk of a 3-region lab (latency
+// scale 0) under sustained buys on both stores by 8 buyers, sampled every
+// 1,000 buys. Reports the growth per 1,000 buys between the second sample
+// and the last (after start-up garbage), and the disk at the end. Run alone:
+//
+//	go test ./lab -run '^$' -bench SustainedBuys -benchtime 1x -sustain 90s
+func BenchmarkSustainedBuys(b *testing.B) {
+	for range b.N {
+		l := benchLab(b, Config{})
+		ctx := context.Background()
+		for _, s := range []Store{Consensus, Replicated} {
+			if _, err := l.Stock(ctx, s, "DROP", "us-east-1", 1_000_000); err != nil {
+				b.Fatal(err)
+			}
+		}
+		type sample struct {
+			buys             int64
+			rss, heap, diskM float64
+		}
+		var buys atomic.Int64
+		var mu sync.Mutex
+		var samples []sample
+		take := func() {
+			runtime.GC() // the live heap, not garbage awaiting collection
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			mu.Lock()
+			samples = append(samples, sample{buys.Load(), selfRSS(), float64(ms.HeapAlloc) / (1 << 20), diskMB(l.Cluster().Dir())})
+			mu.Unlock()
+		}
+		take()
+		stop := time.Now().Add(*sustainFor)
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				store := []Store{Consensus, Replicated}[w%2]
+				for i := 0; time.Now().Before(stop); i++ {
+					cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_, _ = l.Buy(cctx, store, "DROP", l.regions[(w+i)%len(l.regions)], 1)
+					cancel()
+					if n := buys.Add(1); n%1000 == 0 {
+						take()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		take()
+		if path := os.Getenv("CAPLAB_HEAPPROFILE"); path != "" { // what holds the heap, before Close
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		first, last := samples[min(1, len(samples)-1)], samples[len(samples)-1]
+		k := float64(last.buys-first.buys) / 1000
+		if k <= 0 {
+			b.Fatal("too few buys")
+		}
+		var trace []string
+		for i, s := range samples {
+			if i%max(1, len(samples)/10) == 0 || i == len(samples)-1 {
+				trace = append(trace, fmt.Sprintf("%d buys: RSS %.0f MB, heap %.0f MB, disk %.0f MB", s.buys, s.rss, s.heap, s.diskM))
+			}
+		}
+		b.Log(strings.Join(trace, "\n"))
+		b.ReportMetric(float64(last.buys)/sustainFor.Seconds(), "buys/s")
+		b.ReportMetric((last.rss-first.rss)/k, "MB-RSS/1k-buys")
+		b.ReportMetric((last.heap-first.heap)/k, "MB-heap/1k-buys")
+		b.ReportMetric(last.rss, "MB-RSS-end")
+		b.ReportMetric(last.diskM, "MB-disk-end")
+	}
+}
+
+func selfRSS() float64 {
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// diskMB is the space a directory takes on disk (allocated blocks, so
+// preallocated files count in full).
+func diskMB(dir string) float64 {
+	var total int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					total += st.Blocks * 512
+				}
+			}
+		}
+		return nil
+	})
+	return float64(total) / (1 << 20)
+}

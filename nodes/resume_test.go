@@ -1,0 +1,116 @@
+package nodes
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A lab started again on its data directory comes up with every
+// acknowledged write, says it resumed, and refuses a directory made for
+// other regions or by something else.
+func TestResumeFromDataDir(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fastTiming
+	cfg.DataDir = dir
+	c := startCluster(t, cfg)
+	if c.Resumed() {
+		t.Fatal("a new data dir reported as resumed")
+	}
+	if err := put(t, c, c.Leader(), "k", "kept", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := c.ReplicaClient("eu-west-1", "eu-west-1")
+	if _, err := rep.Put(ctxFor(t, 5*time.Second), "r", "kept too"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SaveNote("epochs", []byte(`{"n":3}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c2 := startCluster(t, cfg)
+	if !c2.Resumed() {
+		t.Fatal("second start on the same data dir did not say it resumed")
+	}
+	assertConverged(t, c2, "k", "kept")
+	rep2, _ := c2.ReplicaClient("eu-west-1", "eu-west-1")
+	resp, err := rep2.Get(ctxFor(t, 5*time.Second), "r")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "kept too" {
+		t.Fatalf("replica after resume: %v %v", resp, err)
+	}
+	if note, err := c2.LoadNote("epochs"); err != nil || string(note) != `{"n":3}` {
+		t.Fatalf("note after resume: %q %v", note, err)
+	}
+	if err := c2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := cfg
+	bad.Regions = []string{"us-east-1", "eu-west-1"}
+	_, err = Start(ctxFor(t, 30*time.Second), bad)
+	if err == nil || !strings.Contains(err.Error(), "holds regions us-east-1,eu-west-1,ap-southeast-1, not us-east-1,eu-west-1") {
+		t.Fatalf("other regions: %v", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, LayoutFile))
+	if err := os.WriteFile(filepath.Join(dir, LayoutFile), []byte(strings.Replace(string(raw), `"version": 1`, `"version": 99`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(ctxFor(t, 30*time.Second), cfg)
+	if err == nil || !strings.Contains(err.Error(), "layout version 99") {
+		t.Fatalf("other layout version: %v", err)
+	}
+
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = other
+	_, err = Start(ctxFor(t, 30*time.Second), cfg)
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("foreign dir: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, "notes.txt")); string(b) != "mine" {
+		t.Fatal("a refused start changed the directory")
+	}
+}
+
+// A lab without a data dir removes the temporary data a killed run left.
+func TestStaleTempDirsRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no 'true' to make a dead pid:", err)
+	}
+	stale := filepath.Join(tmp, tempPrefix+strconv.Itoa(dead.Process.Pid)+"-123")
+	live := filepath.Join(tmp, tempPrefix+strconv.Itoa(os.Getpid())+"-456")
+	for _, d := range []string{stale, live} {
+		if err := os.MkdirAll(filepath.Join(d, "us-east-1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Start(ctx, fastTiming)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("data of a dead run still there: %v", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("data of a live process removed: %v", err)
+	}
+	if !strings.HasPrefix(filepath.Base(c.Dir()), tempPrefix+strconv.Itoa(os.Getpid())+"-") {
+		t.Errorf("temp dir %s does not name its pid", c.Dir())
+	}
+}
