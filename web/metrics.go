@@ -97,7 +97,7 @@ func (m *metrics) run(events <-chan lab.Event) {
 				continue
 			}
 			op := e.Operation
-					labels := []string{string(op.Store), op.Region, string(op.Op), string(op.Outcome)}
+			labels := []string{string(op.Store), op.Region, string(op.Op), string(op.Outcome)}
 			m.ops.WithLabelValues(labels...).Inc()
 			m.latency.WithLabelValues(labels...).Observe(op.Return.Sub(op.Call).Seconds())
 		case lab.EventFault:
