@@ -126,6 +126,7 @@ type Cluster struct {
 
 	peerProxies    []*peerProxy
 	replicaProxies map[[2]string]*replicaProxy
+	endpoints      map[endpointKey]*replicaProxy // outside clients' URLs (endpoints.go)
 
 	memberClients  map[string]*clientv3.Client
 	replicaClients map[[2]string]*clientv3.Client
@@ -229,6 +230,7 @@ func (c *Cluster) repoint(r *region) {
 			p.setTarget(r.replicaClient)
 		}
 	}
+	c.repointEndpoints(r)
 }
 
 // Start starts every region — members one after another, then waits until
@@ -346,6 +348,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			c.replicaProxies[[2]string{from.place.Name, to.place.Name}] = p
 			go p.serve()
 		}
+	}
+	if err := c.startEndpoints(); err != nil {
+		return nil, err
 	}
 	for _, r := range c.regions {
 		if c.memberClients[r.place.Name], err = newClient(r.memberClient); err != nil {
@@ -546,6 +551,7 @@ func (c *Cluster) dropConnections(name string) {
 			p.dropAll()
 		}
 	}
+	c.dropEndpoints(name)
 }
 
 // Restart starts a crashed region again from its data directory. It
@@ -774,6 +780,7 @@ func (c *Cluster) Close() error {
 		for _, p := range c.replicaProxies {
 			p.close()
 		}
+		c.closeEndpoints()
 		var wg sync.WaitGroup
 		for _, r := range c.regions {
 			r.mu.Lock()
