@@ -65,7 +65,7 @@ func (l *Lab) watchOutside() {
 		epoch   = l.consensus.epoch.Load()
 		turn    int
 	)
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		region := l.regions[turn%len(l.regions)]
@@ -148,19 +148,43 @@ func (l *Lab) pause(d time.Duration) bool {
 // attribute settles the pending writes old enough to judge: each is the
 // lab's own (a recorded stock or buy wrote that revision), explained by an
 // unconfirmed lab write of the same SKU, or flagged. Writes of an older
-// epoch are dropped: nothing reads them any more.
+// epoch are dropped: nothing reads them any more. The history is read
+// once per call, and only when some write is ready to judge.
 func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
 	settle := l.outsideSettle()
-	var keep []seenWrite
+	var keep, ready []seenWrite
 	for _, w := range pending {
-		if w.epoch != epoch {
-			continue
-		}
-		if time.Since(w.seen) < settle {
+		switch {
+		case w.epoch != epoch:
+		case time.Since(w.seen) < settle:
 			keep = append(keep, w)
+		default:
+			ready = append(ready, w)
+		}
+	}
+	if len(ready) == 0 {
+		return keep
+	}
+	own := map[int64]bool{}           // revisions the lab's confirmed writes produced
+	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
+	for _, op := range l.history.Operations(Consensus, "") {
+		if op.Op != OpStock && op.Op != OpBuy {
 			continue
 		}
-		if l.ownWrite(w, used) {
+		switch {
+		case op.Outcome == OK:
+			own[op.Version.Wall] = true
+		case op.Outcome == Unavailable && !used[op.ID]:
+			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
+		}
+	}
+	for _, w := range ready {
+		if own[w.rev] {
+			continue
+		}
+		if ids := unconfirmed[w.sku]; len(ids) > 0 { // perhaps the lab's own late write
+			used[ids[0]] = true
+			unconfirmed[w.sku] = ids[1:]
 			continue
 		}
 		l.fault(FaultOutsideWrite, nil, fmt.Sprintf(
@@ -168,27 +192,6 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 			w.sku, clipValue(w.value, 20), w.rev))
 	}
 	return keep
-}
-
-// ownWrite reports whether a recorded operation of the lab explains w.
-func (l *Lab) ownWrite(w seenWrite, used map[int]bool) bool {
-	unconfirmed := -1
-	for _, op := range l.history.Operations(Consensus, w.sku) {
-		if op.Op != OpStock && op.Op != OpBuy {
-			continue
-		}
-		if op.Outcome == OK && op.Version.Wall == w.rev {
-			return true
-		}
-		if op.Outcome == Unavailable && !used[op.ID] && unconfirmed < 0 {
-			unconfirmed = op.ID
-		}
-	}
-	if unconfirmed >= 0 {
-		used[unconfirmed] = true
-		return true
-	}
-	return false
 }
 
 // parseConsensusKey splits a consensus store key, /inventory/<epoch>/<sku>.
