@@ -98,12 +98,14 @@ func BenchmarkRSS(b *testing.B) {
 // clients spread over every region, through the fabric and with the
 // fabric bypassed (members talk to each other directly), side by side:
 // each round starts one cluster of each kind and runs them in short
-// alternating bursts, so whatever else loads the machine hits both alike.
+// alternating bursts (ABBA order), so whatever else loads the machine hits
+// both alike. A round's ratio is the median of its bursts' ratios
+// fabric/bypass (one burst hit by a load spike does not decide it).
 // CAPLAB_FABRIC_ROUNDS rounds (default 5), each on fresh clusters. It
 // reports the median throughput of each and the min/median/max of the
-// per-round ratio fabric/bypass, and logs what the fabric carried per put.
+// rounds' ratios, and logs what the fabric carried per put.
 func BenchmarkFabricOverhead(b *testing.B) {
-	const clients, bursts, perBurst = 64, 10, 1500
+	const clients, bursts, perBurst = 64, 16, 1000
 	rounds := 5
 	if v, err := strconv.Atoi(os.Getenv("CAPLAB_FABRIC_ROUNDS")); err == nil && v > 0 {
 		rounds = v
@@ -145,10 +147,11 @@ func BenchmarkFabricOverhead(b *testing.B) {
 		bc := benchStart(b, Config{LatencyScale: 0, BypassFabric: true})
 		m0, b0 := traffic(fc)
 		var ft, bt time.Duration
+		var pairs []float64
 		var trace []string
 		for j := range bursts {
 			var x, y time.Duration
-			if j%2 == 0 {
+			if j%4 == 0 || j%4 == 3 { // ABBA: neither side always goes first
 				x = burst(fc)
 				y = burst(bc)
 			} else {
@@ -156,20 +159,22 @@ func BenchmarkFabricOverhead(b *testing.B) {
 				x = burst(fc)
 			}
 			ft, bt = ft+x, bt+y
+			pairs = append(pairs, y.Seconds()/x.Seconds())
 			trace = append(trace, fmt.Sprintf("%.0f/%.0f", perBurst/x.Seconds(), perBurst/y.Seconds()))
-		}
-		if os.Getenv("CAPLAB_FABRIC_TRACE") != "" {
-			b.Logf("leader %s; bursts fabric/bypass puts/s: %s", fc.Leader(), strings.Join(trace, " "))
 		}
 		m1, b1 := traffic(fc)
 		_ = fc.Close()
 		_ = bc.Close()
 		const puts = bursts * perBurst
-		f, p := puts/ft.Seconds(), puts/bt.Seconds()
-		fabric, bypass, ratios = append(fabric, f), append(bypass, p), append(ratios, f/p)
-		b.Logf("round %d: fabric %.0f puts/s (%.2f chunks, %.0f bytes per put on the links), bypass %.0f puts/s, ratio %.2f",
-			i+1, f, float64(m1-m0)/puts, float64(b1-b0)/puts, p, f/p)
+		f, p, r := puts/ft.Seconds(), puts/bt.Seconds(), medianF(pairs)
+		fabric, bypass, ratios = append(fabric, f), append(bypass, p), append(ratios, r)
+		b.Logf("round %d: fabric %.0f puts/s (%.2f chunks, %.0f bytes per put on the links), bypass %.0f puts/s, ratio %.2f (bursts %.2f–%.2f)",
+			i+1, f, float64(m1-m0)/puts, float64(b1-b0)/puts, p, r, slices.Min(pairs), slices.Max(pairs))
+		if os.Getenv("CAPLAB_FABRIC_TRACE") != "" {
+			b.Logf("bursts fabric/bypass puts/s: %s", strings.Join(trace, " "))
+		}
 	}
+	b.Logf("ratio fabric/bypass over %d rounds: min %.2f, median %.2f, max %.2f", rounds, slices.Min(ratios), medianF(ratios), slices.Max(ratios))
 	b.ReportMetric(medianF(fabric), "puts/s-fabric")
 	b.ReportMetric(medianF(bypass), "puts/s-bypass")
 	b.ReportMetric(slices.Min(ratios), "ratio-min")
