@@ -68,6 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	present := fs.Bool("present", false, "start every page in presenter mode (large type, high contrast, audience join link)")
 	open := fs.Bool("open", true, "open the page in your browser")
 	etcdLog := fs.String("etcd-log", "", "show etcd's own logs at this level (warn, info, debug)")
+	printEndpoints := fs.Bool("print-endpoints", false, "print the etcd client URLs of every region's member and replica, as seen from every region (for etcdctl)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -148,6 +149,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if exposed(ln.Addr()) {
 		fmt.Fprintf(stdout, "  WARNING: listening on %s exposes the lab to your network. Anyone who\n"+
 			"  reaches this machine can watch; only holders of the token can change anything.\n\n", *listen)
+	}
+	if *printEndpoints {
+		writeEndpoints(stdout, l.Cluster().Endpoints())
 	}
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	if *open && os.Getenv("CI") == "" {
@@ -275,5 +279,28 @@ func openBrowser(url string) {
 	}
 	if err := cmd.Start(); err == nil {
 		go func() { _ = cmd.Wait() }()
+	}
+}
+
+// writeEndpoints prints the etcd client URLs: a client standing in one
+// region reaches another region's member or replica through the fabric.
+func writeEndpoints(w io.Writer, eps []nodes.Endpoint) {
+	fmt.Fprintln(w, "  etcd client endpoints (loopback only; a client in FROM reaches TO's servers across the links FROM <-> TO):")
+	fmt.Fprintf(w, "    %-16s %-16s %-24s %s\n", "FROM", "TO", "MEMBER (consensus)", "REPLICA")
+	urls := map[[2]string]map[nodes.Server]string{}
+	var order [][2]string
+	for _, e := range eps {
+		k := [2]string{e.From, e.To}
+		if urls[k] == nil {
+			urls[k] = map[nodes.Server]string{}
+			order = append(order, k)
+		}
+		urls[k][e.Server] = e.URL
+	}
+	for _, k := range order {
+		fmt.Fprintf(w, "    %-16s %-16s %-24s %s\n", k[0], k[1], urls[k][nodes.ServerMember], urls[k][nodes.ServerReplica])
+	}
+	if len(order) > 0 {
+		fmt.Fprintf(w, "  e.g.  ETCDCTL_API=3 etcdctl --endpoints %s get --prefix /inventory/\n\n", urls[order[0]][nodes.ServerMember])
 	}
 }

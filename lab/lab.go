@@ -190,6 +190,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		defer l.bg.Done()
 		l.coalesceState()
 	}()
+	l.bg.Add(1)
+	go func() { // outside.go: flag writes no operation of the lab made
+		defer l.bg.Done()
+		l.watchOutside()
+	}()
 	return l, nil
 }
 

@@ -13,6 +13,7 @@ func (l *Lab) State() State {
 
 func (l *Lab) stateFrom(s nodes.Snapshot) State {
 	st := State{LatencyScale: s.LatencyScale, Replicated: l.Quorum()}
+	urls := clientURLs(l.cluster.Endpoints())
 	for _, r := range s.Regions {
 		st.Regions = append(st.Regions, RegionState{
 			Name: r.Name, City: r.City, Lat: r.Lat, Lon: r.Lon, Up: r.Up,
@@ -20,8 +21,9 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 				Role: string(r.Role), Term: r.Term, Leader: r.Leader,
 				CommitIndex: r.CommitIndex, AppliedIndex: r.AppliedIndex,
 			},
-			Replica:  ReplicaState{Revision: r.ReplicaRev},
-			Breakers: l.breakers.States(r.Name),
+			Replica:    ReplicaState{Revision: r.ReplicaRev},
+			Breakers:   l.breakers.States(r.Name),
+			ClientURLs: urls[r.Name],
 		})
 	}
 	for _, k := range s.Links {

@@ -178,6 +178,10 @@ type RegionState struct {
 	Consensus MemberState      `json:"consensus"`
 	Replica   ReplicaState     `json:"replica"`
 	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
+	// ClientURLs (extension): etcd v3 client URLs of this region's member
+	// and replica for outside clients, by the region the client stands in
+	// (outside.go).
+	ClientURLs ClientURLs `json:"clientUrls"`
 }
 
 // MemberState is a region's member of the consensus group.

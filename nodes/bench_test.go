@@ -96,13 +96,21 @@ func BenchmarkRSS(b *testing.B) {
 
 // BenchmarkFabricOverhead: consensus puts at latency 0 with 64 concurrent
 // clients spread over every region, through the fabric and with the
-// fabric bypassed (members talk to each other directly), in the same run:
-// three alternating rounds each, median throughput, and their ratio.
+// fabric bypassed (members talk to each other directly), side by side:
+// each round starts one cluster of each kind and runs them in short
+// alternating bursts (ABBA order), so whatever else loads the machine hits
+// both alike. A round's ratio is the median of its bursts' ratios
+// fabric/bypass (one burst hit by a load spike does not decide it).
+// CAPLAB_FABRIC_ROUNDS rounds (default 5), each on fresh clusters. It
+// reports the median throughput of each and the min/median/max of the
+// rounds' ratios, and logs what the fabric carried per put.
 func BenchmarkFabricOverhead(b *testing.B) {
-	const clients, puts = 64, 4000
-	run := func(bypass bool) float64 {
-		c := benchStart(b, Config{LatencyScale: 0, BypassFabric: bypass})
-		defer c.Close()
+	const clients, bursts, perBurst = 64, 16, 1000
+	rounds := 5
+	if v, err := strconv.Atoi(os.Getenv("CAPLAB_FABRIC_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	burst := func(c *Cluster) time.Duration {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -113,7 +121,7 @@ func BenchmarkFabricOverhead(b *testing.B) {
 				defer wg.Done()
 				for {
 					k := next.Add(1)
-					if k > puts {
+					if k > perBurst {
 						return
 					}
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -125,17 +133,53 @@ func BenchmarkFabricOverhead(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		return puts / time.Since(start).Seconds()
+		return time.Since(start)
 	}
-	var fabric, bypass []float64
-	for range 3 {
-		fabric = append(fabric, run(false))
-		bypass = append(bypass, run(true))
+	traffic := func(c *Cluster) (msgs, bytes int64) {
+		for _, l := range c.Fabric().Links() {
+			msgs, bytes = msgs+l.Messages, bytes+l.Bytes
+		}
+		return msgs, bytes
 	}
-	f, p := medianF(fabric), medianF(bypass)
-	b.ReportMetric(f, "puts/s-fabric")
-	b.ReportMetric(p, "puts/s-bypass")
-	b.ReportMetric(f/p, "ratio")
+	var fabric, bypass, ratios []float64
+	for i := range rounds {
+		fc := benchStart(b, Config{LatencyScale: 0})
+		bc := benchStart(b, Config{LatencyScale: 0, BypassFabric: true})
+		m0, b0 := traffic(fc)
+		var ft, bt time.Duration
+		var pairs []float64
+		var trace []string
+		for j := range bursts {
+			var x, y time.Duration
+			if j%4 == 0 || j%4 == 3 { // ABBA: neither side always goes first
+				x = burst(fc)
+				y = burst(bc)
+			} else {
+				y = burst(bc)
+				x = burst(fc)
+			}
+			ft, bt = ft+x, bt+y
+			pairs = append(pairs, y.Seconds()/x.Seconds())
+			trace = append(trace, fmt.Sprintf("%.0f/%.0f", perBurst/x.Seconds(), perBurst/y.Seconds()))
+		}
+		m1, b1 := traffic(fc)
+		_ = fc.Close()
+		_ = bc.Close()
+		const puts = bursts * perBurst
+		f, p, r := puts/ft.Seconds(), puts/bt.Seconds(), medianF(pairs)
+		fabric, bypass, ratios = append(fabric, f), append(bypass, p), append(ratios, r)
+		b.Logf("round %d: fabric %.0f puts/s (%.2f chunks, %.0f bytes per put on the links), bypass %.0f puts/s, ratio %.2f (bursts %.2f–%.2f)",
+			i+1, f, float64(m1-m0)/puts, float64(b1-b0)/puts, p, r, slices.Min(pairs), slices.Max(pairs))
+		if os.Getenv("CAPLAB_FABRIC_TRACE") != "" {
+			b.Logf("bursts fabric/bypass puts/s: %s", strings.Join(trace, " "))
+		}
+	}
+	b.Logf("ratio fabric/bypass over %d rounds: min %.2f, median %.2f, max %.2f", rounds, slices.Min(ratios), medianF(ratios), slices.Max(ratios))
+	b.ReportMetric(medianF(fabric), "puts/s-fabric")
+	b.ReportMetric(medianF(bypass), "puts/s-bypass")
+	b.ReportMetric(slices.Min(ratios), "ratio-min")
+	b.ReportMetric(medianF(ratios), "ratio-median")
+	b.ReportMetric(slices.Max(ratios), "ratio-max")
 }
 
 // BenchmarkFidelity: write latency from each region at latency scale 1

@@ -126,6 +126,7 @@ type Cluster struct {
 
 	peerProxies    []*peerProxy
 	replicaProxies map[[2]string]*replicaProxy
+	endpoints      map[endpointKey]*replicaProxy // outside clients' URLs (endpoints.go)
 
 	memberClients  map[string]*clientv3.Client
 	replicaClients map[[2]string]*clientv3.Client
@@ -267,6 +268,7 @@ func (c *Cluster) repoint(r *region) {
 			p.setTarget(replicaClient)
 		}
 	}
+	c.repointEndpoints(name, memberClient, replicaClient)
 }
 
 // quiesce points everything that talks to a region's servers at nothing
@@ -283,6 +285,7 @@ func (c *Cluster) quiesce(r *region) {
 			p.dropAll()
 		}
 	}
+	c.dropEndpoints(r.place.Name)
 }
 
 func (c *Cluster) peerProxyOf(r *region) *peerProxy {
@@ -443,6 +446,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			c.replicaProxies[[2]string{from.place.Name, to.place.Name}] = p
 			go p.serve()
 		}
+	}
+	if err := c.startEndpoints(); err != nil {
+		return nil, err
 	}
 	for _, r := range c.regions {
 		if c.memberClients[r.place.Name], err = newClient(r.memberClient); err != nil {
@@ -839,6 +845,7 @@ func (c *Cluster) Close() error {
 		for _, p := range c.replicaProxies {
 			p.close()
 		}
+		c.closeEndpoints()
 		c.subMu.Lock()
 		for ch := range c.subs {
 			close(ch)

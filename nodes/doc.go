@@ -29,6 +29,12 @@
 // through a TCP proxy for the pair (A, B). A TCP connection needs both
 // directions, so it lives only while both A→B and B→A are up.
 //
+// Outside clients: Endpoints lists, for every region a client may stand in
+// and every region's member and replica, an etcd v3 client URL (a proxy of
+// the same kind as the replica traffic's). etcdctl or any v3 client given
+// such a URL talks to that server as a client in that region would: across
+// the links between the two regions, or across none for its own region.
+//
 // A cut closes the connections on the link and refuses new ones; it never
 // drops bytes inside a stream (that desynchronises etcd's decoder and
 // panics raft, see ETCD-NOTES). A delay is a delay line: each chunk is

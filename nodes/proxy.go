@@ -218,6 +218,10 @@ func (p *peerProxy) exchange(w http.ResponseWriter, r *http.Request, data, contr
 // another region's replica: a TCP proxy listening for region from and
 // dialling region to's replica. A TCP connection needs both directions, so
 // it lives only while both links are up; cutting either closes it.
+//
+// The outside endpoints (endpoints.go) use the same proxy in front of a
+// member's or a replica's client port; with from == to it is a plain
+// local relay that crosses no link.
 type replicaProxy struct {
 	from, to string
 	target   atomic.Value // string: host:port of region to's replica
@@ -272,7 +276,6 @@ func (p *replicaProxy) carry(c net.Conn) {
 		case <-ctx.Done():
 		}
 	}()
-	fwd, back := p.fabric.link(p.from, p.to), p.fabric.link(p.to, p.from)
 	fl := &flow{cancel: cancel}
 	p.activeMu.Lock()
 	p.active[fl] = struct{}{}
@@ -282,29 +285,41 @@ func (p *replicaProxy) carry(c net.Conn) {
 		delete(p.active, fl)
 		p.activeMu.Unlock()
 	}()
-	if !fwd.attach(fl) {
-		_ = c.Close()
-		return
+	local := p.from == p.to // a client in the server's own region crosses no link
+	var fwd, back *link
+	if !local {
+		fwd, back = p.fabric.link(p.from, p.to), p.fabric.link(p.to, p.from)
+		if !fwd.attach(fl) {
+			_ = c.Close()
+			return
+		}
+		defer fwd.detach(fl)
+		if !back.attach(fl) {
+			_ = c.Close()
+			return
+		}
+		defer back.detach(fl)
 	}
-	defer fwd.detach(fl)
-	if !back.attach(fl) {
-		_ = c.Close()
-		return
-	}
-	defer back.detach(fl)
 	up, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target.Load().(string))
 	if err != nil {
 		_ = c.Close()
 		return
 	}
 	context.AfterFunc(ctx, func() { _ = up.Close() })
+	carry := func(l *link, dst io.Writer, src io.Reader) {
+		if local {
+			_, _ = io.Copy(dst, src)
+			return
+		}
+		_ = pump(ctx, l, dst, nil, src)
+	}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		_ = pump(ctx, fwd, up, nil, c)
+		carry(fwd, up, c)
 		cancel()
 	}()
-	_ = pump(ctx, back, c, nil, up)
+	carry(back, c, up)
 	cancel()
 	<-finished
 }

@@ -126,6 +126,7 @@ type Server struct {
 	qr      string // data: URI of the JoinURL QR code, "" when none
 	mux     *http.ServeMux
 	session *lessonSession // the shared lesson and poll; nil without Options.Lessons
+	metrics *metrics       // GET /metrics (metrics.go)
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -160,6 +161,7 @@ func New(l Lab, opts Options) *Server {
 	if opts.Lessons != nil {
 		s.session = newLessonSession(opts.Lessons, s.hub, s.log)
 	}
+	s.metrics = newMetrics(l)
 	s.mux = s.routes()
 	return s
 }
@@ -180,7 +182,7 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Close ends the lesson session (cancelling a step that is running), stops
-// the verdict worker and the hub and disconnects every viewer, in that
+// the metrics reader, the verdict worker and the hub and disconnects every viewer, in that
 // order, after unsubscribing from the lab. It does not close the
 // lab. Close is safe to call more than once.
 func (s *Server) Close() {
@@ -188,6 +190,7 @@ func (s *Server) Close() {
 		if s.session != nil {
 			s.session.close()
 		}
+		s.metrics.close()
 		s.unsubVerd()
 		s.verdict.close()
 		s.unsubHub()
@@ -208,6 +211,7 @@ func (s *Server) routes() *http.ServeMux {
 	ws.presenter = func(r *http.Request) bool { return s.authenticate(r) != authNone }
 	mux.Handle("GET /ws", ws)
 	mux.HandleFunc("GET /api/state", s.handleState)
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
 	mux.HandleFunc("GET /api/history", s.handleHistory)
 	mux.HandleFunc("GET /api/check", s.handleCheck)

@@ -1,0 +1,247 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"caplab/nodes"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// FaultOutsideWrite records a write to a SKU of the consensus store that no
+// operation of the lab made: an outside etcd client (etcdctl through a
+// client endpoint, say) changed the inventory behind the lab's back.
+const FaultOutsideWrite FaultKind = "outside_write"
+
+// Outside clients. Every region's member and replica are reachable by any
+// etcd v3 client through the client endpoints (nodes.Cluster.Endpoints,
+// State.regions[].clientUrls). Their reads and writes bypass the lab: no
+// operation is recorded, no breaker sees them, and the checker — which
+// judges the lab's history — does not know them. A write to a SKU's key
+// therefore looks to the checker like a value no operation wrote: the
+// next read or buy of that SKU can make the history "not linearizable".
+//
+// So the lab watches the consensus store's keys (through whichever
+// region's member has a leader) and compares every write to a SKU of the
+// current epoch with the revisions its own operations produced (each
+// stock's and buy's Version.Wall is the revision it wrote). A revision the
+// lab did not write, once the lab has had time to record its own
+// operations, is recorded as a FaultOutsideWrite fault naming the SKU, the
+// revision and the value: it shows in the history, on the page's
+// space-time diagram and in caplab_faults_total. A write the lab sent but
+// could not confirm (answered unavailable; it may still be applied) might
+// be the one that landed, so each such operation explains at most one
+// unknown revision of its SKU instead of it being flagged.
+//
+// Writes to keys outside the inventory, deletes, and writes to the
+// replicated store's replicas are not flagged (the replicas keep no record
+// of who wrote: every write there is a put of a versioned value).
+
+// outsideSettle is how long after seeing a revision the watcher waits for
+// the lab to record the operation that wrote it: one request deadline and
+// a margin.
+func (l *Lab) outsideSettle() time.Duration { return l.cfg.RequestTimeout + time.Second }
+
+// seenWrite is one write to a SKU key the watcher saw.
+type seenWrite struct {
+	epoch int64
+	sku   string
+	rev   int64
+	value string
+	seen  time.Time
+}
+
+// watchOutside runs until the lab closes.
+func (l *Lab) watchOutside() {
+	var (
+		next    int64 // revision to resume from; 0: from the watch's start
+		pending []seenWrite
+		used    = map[int]bool{} // unconfirmed lab writes already taken as an explanation
+		epoch   = l.consensus.epoch.Load()
+		turn    int
+	)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		region := l.regions[turn%len(l.regions)]
+		turn++
+		cli, err := l.cluster.MemberClient(region)
+		if err != nil || !l.cluster.IsUp(region) {
+			if !l.pause(100 * time.Millisecond) {
+				return
+			}
+			continue
+		}
+		// With a leader required, the watch ends when this member loses
+		// its leader (a partition's minority), and the next member's watch
+		// resumes from the next revision: nothing is missed.
+		ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+		opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
+		if next > 0 {
+			opts = append(opts, clientv3.WithRev(next))
+		}
+		wch := cli.Watch(ctx, consensusPrefix, opts...)
+	watching:
+		for {
+			select {
+			case <-l.stop:
+				cancel()
+				return
+			case resp, ok := <-wch:
+				if !ok {
+					break watching
+				}
+				if resp.CompactRevision > 0 { // history compacted away: resume from what is left
+					next = resp.CompactRevision
+					break watching
+				}
+				if resp.Err() != nil {
+					break watching
+				}
+				if resp.Created && next == 0 {
+					next = resp.Header.Revision + 1
+				}
+				for _, ev := range resp.Events {
+					next = max(next, ev.Kv.ModRevision+1)
+					if ev.Type != mvccpb.PUT {
+						continue
+					}
+					if ep, sku, ok := parseConsensusKey(string(ev.Kv.Key)); ok {
+						pending = append(pending, seenWrite{epoch: ep, sku: sku, rev: ev.Kv.ModRevision, value: string(ev.Kv.Value), seen: time.Now()})
+					}
+				}
+			case <-tick.C:
+				if !l.cluster.IsUp(region) { // crashed under the watch: use another member
+					break watching
+				}
+				if now := l.consensus.epoch.Load(); now != epoch { // a reset: new history, new keys
+					epoch = now
+					clear(used)
+				}
+				pending = l.attribute(pending, epoch, used)
+			}
+		}
+		cancel()
+		if !l.pause(100 * time.Millisecond) {
+			return
+		}
+	}
+}
+
+// pause waits d; false once the lab is stopping.
+func (l *Lab) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// attribute settles the pending writes old enough to judge: each is the
+// lab's own (a recorded stock or buy wrote that revision), explained by an
+// unconfirmed lab write of the same SKU, or flagged. Writes of an older
+// epoch are dropped: nothing reads them any more. The history is read
+// once per call, and only when some write is ready to judge.
+func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
+	settle := l.outsideSettle()
+	var keep, ready []seenWrite
+	for _, w := range pending {
+		switch {
+		case w.epoch != epoch:
+		case time.Since(w.seen) < settle:
+			keep = append(keep, w)
+		default:
+			ready = append(ready, w)
+		}
+	}
+	if len(ready) == 0 {
+		return keep
+	}
+	own := map[int64]bool{}           // revisions the lab's confirmed writes produced
+	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
+	for _, op := range l.history.Operations(Consensus, "") {
+		if op.Op != OpStock && op.Op != OpBuy {
+			continue
+		}
+		switch {
+		case op.Outcome == OK:
+			own[op.Version.Wall] = true
+		case op.Outcome == Unavailable && !used[op.ID]:
+			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
+		}
+	}
+	for _, w := range ready {
+		if own[w.rev] {
+			continue
+		}
+		if ids := unconfirmed[w.sku]; len(ids) > 0 { // perhaps the lab's own late write
+			used[ids[0]] = true
+			unconfirmed[w.sku] = ids[1:]
+			continue
+		}
+		l.fault(FaultOutsideWrite, nil, fmt.Sprintf(
+			"%s was set to %q at etcd revision %d by a client outside the lab (not one of its operations); the checker judges only the lab's own operations",
+			w.sku, clipValue(w.value, 20), w.rev))
+	}
+	return keep
+}
+
+// parseConsensusKey splits a consensus store key, /inventory/<epoch>/<sku>.
+func parseConsensusKey(key string) (epoch int64, sku string, ok bool) {
+	rest, found := strings.CutPrefix(key, consensusPrefix)
+	if !found {
+		return 0, "", false
+	}
+	e, sku, found := strings.Cut(rest, "/")
+	if !found || sku == "" {
+		return 0, "", false
+	}
+	epoch, err := strconv.ParseInt(e, 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return epoch, sku, true
+}
+
+// clipValue shortens a value for a message.
+func clipValue(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ClientURLs are the etcd v3 client URLs of one region's servers, by the
+// region the client stands in (State extension; nodes.Endpoint).
+type ClientURLs struct {
+	// Consensus: the region's member of the consensus group.
+	Consensus map[string]string `json:"consensus"`
+	// Replica: the region's replica of the replicated store.
+	Replica map[string]string `json:"replica"`
+}
+
+// clientURLs groups the cluster's endpoints by the server's region.
+func clientURLs(eps []nodes.Endpoint) map[string]ClientURLs {
+	out := map[string]ClientURLs{}
+	for _, e := range eps {
+		c, ok := out[e.To]
+		if !ok {
+			c = ClientURLs{Consensus: map[string]string{}, Replica: map[string]string{}}
+			out[e.To] = c
+		}
+		if e.Server == nodes.ServerMember {
+			c.Consensus[e.From] = e.URL
+		} else {
+			c.Replica[e.From] = e.URL
+		}
+	}
+	return out
+}
