@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab"
 	"caplab/lessons"
 )
 
@@ -155,7 +156,7 @@ func (lc *LessonCatalog) RunStep(ctx context.Context, id string, step int) (stri
 func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int) (LessonRun, error) {
 	l, ok := lc.catalog.Lookup(id)
 	if !ok {
-		return LessonRun{}, notFound("There is no lesson %q; GET /api/lessons lists them.", id)
+		return LessonRun{}, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 	}
 	if step < 0 || step >= len(l.Steps) {
 		return LessonRun{}, badRequest("Step must be a number from 0 to %d for lesson %q.", len(l.Steps)-1, id)
@@ -411,7 +412,7 @@ func (ls *lessonSession) moveTo(l *Lesson, step int) {
 func (ls *lessonSession) lookup(id string, step int) (*Lesson, error) {
 	l, ok := ls.provider.Lesson(id)
 	if !ok {
-		return nil, notFound("There is no lesson %q; GET /api/lessons lists them.", id)
+		return nil, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 	}
 	if len(l.StepList) == 0 {
 		return nil, badRequest("Lesson %q has no steps.", id)
@@ -565,7 +566,7 @@ func (ls *lessonSession) vote(voter, option string) (int, error) {
 		for k, o := range p.poll.Options {
 			quoted[k] = strconv.Quote(o)
 		}
-		return 0, badRequest("%q is not an option; vote for one of %s.", option, strings.Join(quoted, ", "))
+		return 0, badRequest("%s is not an option; vote for one of %s.", lab.Echo(option), strings.Join(quoted, ", "))
 	}
 	if _, ok := p.votes[voter]; !ok && len(p.votes) >= maxVoters {
 		return 0, &apiError{http.StatusTooManyRequests, fmt.Sprintf("This poll already counts %d voters, the most it takes; your vote was not added.", maxVoters)}

@@ -172,7 +172,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(s.opts.AllowedHosts, strings.ToLower(r.Host)) {
-			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %q.", strings.Join(s.opts.AllowedHosts, " or "), r.Host)
+			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %s.", strings.Join(s.opts.AllowedHosts, " or "), lab.Echo(r.Host))
 			return
 		}
 		s.mux.ServeHTTP(w, r)
