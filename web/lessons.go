@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +31,6 @@ const (
 	// tallyInterval is the least time between two poll frames caused by
 	// votes; opening and revealing a poll are sent at once.
 	tallyInterval = 150 * time.Millisecond
-	// viewerCookie identifies a browser for one vote per poll.
-	viewerCookie = "caplab_viewer"
 )
 
 // LessonPoll is an "ask" of a step: a question the audience votes on before
@@ -264,6 +260,7 @@ type pollView struct {
 	Options  []string `json:"options"`
 	Tally    []int    `json:"tally,omitempty"`
 	Votes    int      `json:"votes"`
+	Viewers  int      `json:"viewers,omitempty"` // presenters: viewers connected now (viewer.go)
 	Revealed bool     `json:"revealed"`
 	Answer   string   `json:"answer,omitempty"`
 }
@@ -353,6 +350,9 @@ func (ls *lessonSession) pollViewFor(presenter bool) *pollView {
 	v := &pollView{
 		Lesson: ls.lesson.ID, Step: p.step, Index: p.index, Count: len(ls.lesson.StepList[p.step].Polls),
 		Question: p.poll.Question, Options: p.poll.Options, Votes: len(p.votes), Revealed: p.revealed,
+	}
+	if presenter {
+		v.Viewers = int(ls.hub.viewers.Load())
 	}
 	if presenter || p.revealed {
 		v.Tally = make([]int, len(p.poll.Options))
@@ -618,7 +618,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	if s.noLessons(w) {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.session.snapshot(s.authenticate(r) != authNone, viewerID(r)))
+	writeJSON(w, http.StatusOK, s.session.snapshot(s.authenticate(r) != authNone, s.viewerID(r)))
 }
 
 // handleSetLesson answers PUT /api/lesson {"lesson":"id","step":0}: every
@@ -647,7 +647,7 @@ func (s *Server) handleSetLesson(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.session.snapshot(true, viewerID(r)))
+	writeJSON(w, http.StatusOK, s.session.snapshot(true, s.viewerID(r)))
 }
 
 // handleRunStep answers POST /api/lessons/{id}/steps/{step}/run: every page
@@ -715,7 +715,7 @@ func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Votes come only from the lab's own page, not from %s; open the page and vote there.", from)
 		return
 	}
-	voter := viewerID(r)
+	voter := s.viewerID(r)
 	if voter == "" {
 		writeError(w, http.StatusForbidden, "Votes are counted once per browser: reload the lab page (it sets the %s cookie), then vote.", viewerCookie)
 		return
@@ -734,50 +734,10 @@ func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 	if req.Option != nil {
 		option = *req.Option
 	}
-	votes, err := s.session.vote(voter, option)
+	votes, err := s.admitVote(r, voter, func() (int, error) { return s.session.vote(voter, option) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"option": option, "votes": votes})
-}
-
-// viewerID is the caller's caplab_viewer cookie, "" when absent or not
-// one the lab could have set (32 lowercase hex digits).
-func viewerID(r *http.Request) string {
-	c, err := r.Cookie(viewerCookie)
-	if err != nil || !validViewerID(c.Value) {
-		return ""
-	}
-	return c.Value
-}
-
-func validViewerID(v string) bool {
-	if len(v) != 32 {
-		return false
-	}
-	for _, ch := range v {
-		if (ch < '0' || ch > '9') && (ch < 'a' || ch > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// setViewerCookie gives a browser without one its random viewer id, for one
-// vote per poll.
-func setViewerCookie(w http.ResponseWriter, r *http.Request) {
-	if viewerID(r) != "" {
-		return
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	http.SetCookie(w, &http.Cookie{
-		Name:     viewerCookie,
-		Value:    hex.EncodeToString(b[:]),
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteStrictMode,
-	})
 }

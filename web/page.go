@@ -36,7 +36,7 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 		badToken = true
 	}
 	if s.session != nil {
-		setViewerCookie(w, r) // for one vote per poll
+		s.setViewerCookie(w, r) // for one vote per poll (viewer.go)
 	}
 	st := s.lab.State()
 	v := pageView{

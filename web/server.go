@@ -112,6 +112,9 @@ type Options struct {
 	// pages of other sites that rebind their name to 127.0.0.1 (DNS
 	// rebinding). Empty serves every Host, as a classroom lab must.
 	AllowedHosts []string
+	// VotesPerAddress caps how many viewers at one client address vote on
+	// one question (viewer.go); 0 means 50.
+	VotesPerAddress int
 }
 
 // Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
@@ -127,6 +130,9 @@ type Server struct {
 	mux     *http.ServeMux
 	session *lessonSession // the shared lesson and poll; nil without Options.Lessons
 
+	viewerKeys *viewerKeys // signs viewer ids (viewer.go)
+	votes      voteGate    // votes per address per question (viewer.go)
+
 	closeOnce sync.Once
 	unsubHub  func()
 	unsubVerd func()
@@ -141,7 +147,7 @@ func New(l Lab, opts Options) *Server {
 	if opts.DefaultSKU == "" {
 		opts.DefaultSKU = "IPHONE-15-PRO"
 	}
-	s := &Server{lab: l, opts: opts, log: opts.Logger}
+	s := &Server{lab: l, opts: opts, log: opts.Logger, viewerKeys: newViewerKeys()}
 	if opts.JoinURL != "" {
 		opts.JoinURL = joinURLWithoutToken(opts.JoinURL)
 		s.opts.JoinURL = opts.JoinURL
@@ -206,6 +212,7 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	ws := newWSHandler(s.hub, s.lab.State, s.log)
 	ws.presenter = func(r *http.Request) bool { return s.authenticate(r) != authNone }
+	ws.header = s.upgradeHeader
 	mux.Handle("GET /ws", ws)
 	mux.HandleFunc("GET /api/state", s.handleState)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
@@ -217,7 +224,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/verdict", s.handleVerdictFragment)
 	mux.HandleFunc("GET /api/lesson", s.handleSession)
 	// The audience's only action: no token, but same origin and one vote
-	// per viewer cookie (lessons.go).
+	// per signed viewer cookie, a cap per address (viewer.go).
 	mux.HandleFunc("POST /api/poll/vote", s.handleVote)
 
 	// Mutations: token required, same origin for cookies.
