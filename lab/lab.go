@@ -110,6 +110,8 @@ type Lab struct {
 	subMu sync.Mutex
 	subs  map[chan Event]struct{}
 
+	recorders recorders // audit.go: hooks that miss no operation, fault or reset
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -586,6 +588,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 		}
 	}
 	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
+	l.noteHistoryCap(&res) // historycap.go
 	return res, nil
 }
 

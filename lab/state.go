@@ -70,6 +70,7 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 
 // publish sends e to every subscriber that has room; State is filled in.
 func (l *Lab) publish(e Event) {
+	l.recorders.call(e) // audit.go: before anything that may drop e
 	l.subMu.Lock()
 	none := len(l.subs) == 0
 	l.subMu.Unlock()
