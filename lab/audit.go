@@ -467,3 +467,6 @@ func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
 
 // AuditLog is the log OpenAudit attached to l, nil when none.
 func (l *Lab) AuditLog() *AuditLog { return l.recorders.audit.Load() }
+
+// AuditDir is where a lab with a data directory keeps its audit log.
+func AuditDir(dataDir string) string { return filepath.Join(dataDir, "audit") }

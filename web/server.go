@@ -33,6 +33,7 @@ type Lab interface {
 	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
 	SetQuorum(w, r int) error
 	History(sku string) lab.HistoryView
+	Export(w io.Writer, format lab.ExportFormat, f lab.ExportFilter) error
 	Check(store lab.Store, sku string) (lab.CheckResult, error)
 	Visualize(store lab.Store, sku string, w io.Writer) error
 	Reset(ctx context.Context) error
@@ -217,6 +218,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/state", s.handleState)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
 	mux.HandleFunc("GET /api/history", s.handleHistory)
+	mux.HandleFunc("GET /api/history/export", s.handleExport)
 	mux.HandleFunc("GET /api/check", s.handleCheck)
 	mux.HandleFunc("GET /api/check/visual", s.handleCheckVisual)
 	mux.HandleFunc("GET /api/lessons", s.handleLessons)
