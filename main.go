@@ -5,6 +5,7 @@
 //
 //	caplab                      start the lab and open the page
 //	caplab lessons list|check|run …   work with lessons headless
+//	caplab history export …          the history for Knossos, Elle, porcupine
 //
 // Run "caplab --help" for the flags.
 package main
@@ -48,6 +49,8 @@ Usage:
   caplab lessons check [FILE|DIR ...]  validate lessons (no args: the built-in course)
   caplab lessons run NAME|FILE [--latency-scale X]
                                        run a lesson headless on a fresh lab
+  caplab history export [--data-dir DIR|--url URL] [--format jsonl|porcupine|edn]
+                                       write the history (audit log) for other checkers
 
 Flags:
 `
@@ -55,6 +58,9 @@ Flags:
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "lessons" {
 		return lessons.Main(args[1:], stdout, stderr, newLessonLab)
+	}
+	if len(args) > 0 && args[0] == "history" {
+		return web.HistoryMain(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("caplab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -124,6 +130,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ln.Close()
 		fmt.Fprintf(stderr, "caplab: %v\n", err)
 		return 1
+	}
+	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/auditlog.go)
+		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{})
+		if err != nil {
+			_ = l.Close()
+			ln.Close()
+			fmt.Fprintf(stderr, "caplab: %v\n", err)
+			return 1
+		}
+		defer audit.Close() // after l.Close below: the lab's last records are written
 	}
 	base := "http://" + displayHost(ln.Addr().String())
 	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present,

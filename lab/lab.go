@@ -119,6 +119,8 @@ type Lab struct {
 	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
 
+	recorders recorders // auditlog.go: hooks that miss no operation, fault or reset
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -249,7 +251,7 @@ func (l *Lab) CheckRegion(name string) error {
 	if slices.Contains(l.regions, name) {
 		return nil
 	}
-	return fmt.Errorf("%w: region '%s' is not in this lab (regions: %s)", ErrUnknownRegion, name, strings.Join(l.regions, ", "))
+	return fmt.Errorf("%w: region %s is not in this lab (regions: %s)", ErrUnknownRegion, Echo(name), strings.Join(l.regions, ", "))
 }
 
 // ParseStore checks a store name.
@@ -258,7 +260,7 @@ func ParseStore(name string) (Store, error) {
 	case Consensus, Replicated:
 		return s, nil
 	}
-	return "", fmt.Errorf("%w: store '%s' does not exist (stores: consensus, replicated)", ErrUnknownStore, name)
+	return "", fmt.Errorf("%w: store %s does not exist (stores: consensus, replicated)", ErrUnknownStore, Echo(name))
 }
 
 // CheckSKU checks a SKU against ^[A-Za-z0-9._-]{1,64}$.
@@ -266,7 +268,7 @@ func CheckSKU(sku string) error {
 	if skuPattern.MatchString(sku) {
 		return nil
 	}
-	return fmt.Errorf("%w: SKU %q must be 1 to 64 letters, digits, '.', '_' or '-'", ErrBadInput, sku)
+	return fmt.Errorf("%w: SKU %s must be 1 to 64 letters, digits, '.', '_' or '-'", ErrBadInput, Echo(sku))
 }
 
 // CheckQty checks a buy quantity (1..1000).
@@ -513,7 +515,7 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 		c = Linearizable
 	case Linearizable, Serializable:
 	default:
-		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %q)", ErrBadInput, c)
+		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %s)", ErrBadInput, Echo(string(c)))
 	}
 	if store == Replicated {
 		c = ""
@@ -618,6 +620,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 		}
 	}
 	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
+	l.noteHistoryCap(&res) // historycap.go
 	return res, nil
 }
 

@@ -74,6 +74,7 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 // publish sends e to every subscriber that has room; State is filled in
 // when e has none.
 func (l *Lab) publish(e Event) {
+	l.recorders.call(e) // auditlog.go: before anything that may drop e
 	l.subMu.RLock()
 	none := len(l.subs) == 0
 	l.subMu.RUnlock()

@@ -156,6 +156,10 @@ type CheckResult struct {
 	Operations    int    `json:"operations"`         // operations considered
 	Explanation   string `json:"explanation"`        // one or two sentences for a learner
 	TimedOut      bool   `json:"timedOut,omitempty"` // porcupine gave up; Linearizable is then false
+	// Unjudged counts operations recorded after the in-memory history
+	// reached MaxHistoryOperations (every store and SKU): the verdict
+	// judged only the first ones, and the explanation says so.
+	Unjudged int `json:"unjudged,omitempty"`
 }
 
 // State is the whole lab as GET /api/state answers it (API.md).

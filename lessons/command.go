@@ -94,7 +94,7 @@ func (t token) punct() bool {
 }
 
 // show quotes a token for an error message.
-func (t token) show() string { return strconv.Quote(t.text) }
+func (t token) show() string { return lab.Echo(t.text) }
 
 // tokenize splits a command line. It returns the tokens and the line without
 // its comment.
@@ -321,7 +321,7 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 	if name.quoted || !slices.Contains(commandNames(), name.text) {
 		msg := fmt.Sprintf("unknown command %s (expected one of: %s)", name.show(), strings.Join(commandNames(), ", "))
 		if s := closest(name.text, commandNames()); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
+			msg += fmt.Sprintf("; did you mean %s?", lab.Echo(s))
 		}
 		lp.fail("%s", msg)
 	}
@@ -406,7 +406,7 @@ func (lp *lineParser) partition() Partition {
 	for _, g := range groups {
 		for _, r := range g {
 			if seen[r] {
-				lp.fail("partition: region %q is in more than one group (expected every lesson region in exactly one group)", r)
+				lp.fail("partition: region %s is in more than one group (expected every lesson region in exactly one group)", lab.Echo(r))
 			}
 			seen[r] = true
 		}
@@ -568,7 +568,7 @@ func (lp *lineParser) ask(line int) Ask {
 				lp.fail("ask: empty option (expected options separated by |, like options yes|no|maybe)")
 			}
 			if slices.Contains(poll.Options, o) {
-				lp.fail("ask: option %q is listed twice", o)
+				lp.fail("ask: option %s is listed twice", lab.Echo(o))
 			}
 			poll.Options = append(poll.Options, o)
 			if t, ok := lp.peek(); !ok || !t.is("|") {
@@ -577,7 +577,7 @@ func (lp *lineParser) ask(line int) Ask {
 			lp.i++
 		}
 		if len(poll.Options) < 2 {
-			lp.fail("ask: needs at least two options separated by | (got %q)", poll.Options[0])
+			lp.fail("ask: needs at least two options separated by | (got %s)", lab.Echo(poll.Options[0]))
 		}
 	}
 	lp.keyword("answer", "the question and options")
@@ -586,7 +586,7 @@ func (lp *lineParser) ask(line int) Ask {
 		lp.fail("ask: missing answer (usage: %s)", usage("ask"))
 	}
 	if !slices.Contains(poll.Options, poll.Answer) {
-		lp.fail("ask: answer %q is not one of the options (options: %s)", poll.Answer, strings.Join(poll.Options, " | "))
+		lp.fail("ask: answer %s is not one of the options (options: %s)", lab.Echo(poll.Answer), strings.Join(poll.Options, " | "))
 	}
 	return Ask{Poll: poll}
 }

@@ -751,7 +751,7 @@
         });
         tally.appendChild(ul);
       }
-      tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + (poll.tally ? '' : ' so far — the tally shows when the presenter reveals the answer.')));
+      tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + (poll.viewers ? ' from ' + poll.viewers + (poll.viewers === 1 ? ' connected viewer' : ' connected viewers') : '') + (poll.tally ? '' : ' so far — the tally shows when the presenter reveals the answer.')));
       const ans = $('poll-answer');
       ans.hidden = !poll.revealed;
       ans.textContent = '';

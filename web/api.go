@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -147,9 +146,9 @@ func jsonProblem(err error) string {
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {
-			return fmt.Sprintf("The request body must be a JSON object, not %s.", te.Value)
+			return fmt.Sprintf("The request body must be a JSON object, not %s.", echoValue(te.Value))
 		}
-		return fmt.Sprintf("%q must be %s, not %s.", field, jsonTypeName(te.Type.String()), te.Value)
+		return fmt.Sprintf("%s must be %s, not %s.", lab.Echo(field), jsonTypeName(te.Type.String()), echoValue(te.Value))
 	case errors.As(err, &se):
 		return fmt.Sprintf("The request body is not valid JSON (at byte %d: %v).", se.Offset, se.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
@@ -183,7 +182,7 @@ func (s *Server) region(name string) error {
 		return badRequest("Say which region, e.g. \"region\": %q (regions: %s).", first(regions), strings.Join(regions, ", "))
 	}
 	if !slices.Contains(regions, name) {
-		return notFound("region '%s' is not in this lab (regions: %s)", name, strings.Join(regions, ", "))
+		return notFound("region %s is not in this lab (regions: %s)", lab.Echo(name), strings.Join(regions, ", "))
 	}
 	return nil
 }
@@ -195,14 +194,14 @@ func parseStore(name string) (lab.Store, error) {
 		for i, x := range lab.Stores {
 			names[i] = string(x)
 		}
-		return "", notFound("store '%s' is not in this lab (stores: %s)", name, strings.Join(names, ", "))
+		return "", notFound("store %s is not in this lab (stores: %s)", lab.Echo(name), strings.Join(names, ", "))
 	}
 	return st, nil
 }
 
 func checkSKU(sku string) error {
 	if !skuPattern.MatchString(sku) {
-		return badRequest("SKU %q is not valid: use 1 to 64 letters, digits, '.', '_' or '-', e.g. IPHONE-15-PRO.", sku)
+		return badRequest("SKU %s is not valid: use 1 to 64 letters, digits, '.', '_' or '-', e.g. IPHONE-15-PRO.", lab.Echo(sku))
 	}
 	return nil
 }
@@ -225,7 +224,7 @@ func (s *Server) checkPair(from, to string) error {
 		return err
 	}
 	if from == to {
-		return badRequest("A link joins two different regions; from and to are both %q.", from)
+		return badRequest("A link joins two different regions; from and to are both %s.", lab.Echo(from))
 	}
 	return nil
 }
@@ -247,9 +246,9 @@ func (s *Server) checkGroups(groups [][]string) error {
 			}
 			if j, dup := seen[name]; dup {
 				if j == i {
-					return badRequest("Region '%s' appears twice in group %d; put every region in exactly one group.", name, i+1)
+					return badRequest("Region %s appears twice in group %d; put every region in exactly one group.", lab.Echo(name), i+1)
 				}
-				return badRequest("Region '%s' is in group %d and group %d; put every region in exactly one group.", name, j+1, i+1)
+				return badRequest("Region %s is in group %d and group %d; put every region in exactly one group.", lab.Echo(name), j+1, i+1)
 			}
 			seen[name] = i
 		}
@@ -375,7 +374,7 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.State != "up" && req.State != "cut" {
-		s.fail(w, r, badRequest("\"state\" must be \"up\" or \"cut\", not %q.", req.State))
+		s.fail(w, r, badRequest("\"state\" must be \"up\" or \"cut\", not %s.", lab.Echo(req.State)))
 		return
 	}
 	s.answerState(w, r, s.lab.SetLink(req.From, req.To, req.State == "up", req.OneWay))
@@ -401,7 +400,7 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rtt := *req.RTTMs; rtt < 0 || rtt > maxRTTMs {
-		s.fail(w, r, badRequest("\"rttMs\" must be from 0 to %d milliseconds, not %s.", maxRTTMs, strconv.FormatFloat(rtt, 'f', -1, 64)))
+		s.fail(w, r, badRequest("\"rttMs\" must be from 0 to %d milliseconds, not %s.", maxRTTMs, lab.EchoNumber(rtt)))
 		return
 	}
 	s.answerState(w, r, s.lab.SetLatency(req.From, req.To, *req.RTTMs, req.OneWay))
@@ -444,7 +443,7 @@ func (s *Server) handleLead(w http.ResponseWriter, r *http.Request) {
 	err := s.lab.Lead(ctx, name)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Whatever stopped the move (a cut, a crash), the region cannot lead now.
-		err = &apiError{http.StatusServiceUnavailable, fmt.Sprintf("Region '%s' did not become the leader in time; it may be cut off from the majority or crashed.", name)}
+		err = &apiError{http.StatusServiceUnavailable, fmt.Sprintf("Region %s did not become the leader in time; it may be cut off from the majority or crashed.", lab.Echo(name))}
 	}
 	s.answerState(w, r, err)
 }
@@ -539,7 +538,7 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 		c = lab.Linearizable
 	}
 	if err == nil && c != lab.Linearizable && c != lab.Serializable {
-		err = badRequest("\"consistency\" must be linearizable or serializable, not %q.", string(c))
+		err = badRequest("\"consistency\" must be linearizable or serializable, not %s.", lab.Echo(string(c)))
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -660,4 +659,15 @@ func (s *Server) handleCheckVisual(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// echoValue shortens encoding/json's description of a refused value
+// ("number 1e308", "string"), which repeats a number literal whole.
+func echoValue(v string) string {
+	if kind, lit, ok := strings.Cut(v, " "); ok {
+		if len(lit) > lab.MaxEcho {
+			return kind + " " + lab.Echo(lit)
+		}
+	}
+	return v
 }

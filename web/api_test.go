@@ -123,7 +123,7 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		says                     string // the error sentence contains this
 	}{
 		// unknown names
-		{"crash unknown region", "POST", "/api/regions/eu-west-2/crash", "{}", nil, 404, "'eu-west-2' is not in this lab (regions: " + all + ")"},
+		{"crash unknown region", "POST", "/api/regions/eu-west-2/crash", "{}", nil, 404, "\"eu-west-2\" is not in this lab (regions: " + all + ")"},
 		{"restart unknown region", "POST", "/api/regions/mars-1/restart", "{}", nil, 404, "regions: " + all},
 		{"lead unknown region", "POST", "/api/regions/mars-1/lead", "{}", nil, 404, "regions: " + all},
 		{"link unknown region", "POST", "/api/network/link", `{"from":"us-east-1","to":"mars-1","state":"cut"}`, nil, 404, "mars-1"},

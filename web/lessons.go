@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab"
 	"caplab/lessons"
 )
 
@@ -32,8 +31,6 @@ const (
 	// tallyInterval is the least time between two poll frames caused by
 	// votes; opening and revealing a poll are sent at once.
 	tallyInterval = 150 * time.Millisecond
-	// viewerCookie identifies a browser for one vote per poll.
-	viewerCookie = "caplab_viewer"
 )
 
 // LessonPoll is an "ask" of a step: a question the audience votes on before
@@ -155,7 +152,7 @@ func (lc *LessonCatalog) RunStep(ctx context.Context, id string, step int) (stri
 func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int) (LessonRun, error) {
 	l, ok := lc.catalog.Lookup(id)
 	if !ok {
-		return LessonRun{}, notFound("There is no lesson %q; GET /api/lessons lists them.", id)
+		return LessonRun{}, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 	}
 	if step < 0 || step >= len(l.Steps) {
 		return LessonRun{}, badRequest("Step must be a number from 0 to %d for lesson %q.", len(l.Steps)-1, id)
@@ -263,6 +260,7 @@ type pollView struct {
 	Options  []string `json:"options"`
 	Tally    []int    `json:"tally,omitempty"`
 	Votes    int      `json:"votes"`
+	Viewers  int      `json:"viewers,omitempty"` // presenters: viewers connected now (viewer.go)
 	Revealed bool     `json:"revealed"`
 	Answer   string   `json:"answer,omitempty"`
 }
@@ -353,6 +351,9 @@ func (ls *lessonSession) pollViewFor(presenter bool) *pollView {
 		Lesson: ls.lesson.ID, Step: p.step, Index: p.index, Count: len(ls.lesson.StepList[p.step].Polls),
 		Question: p.poll.Question, Options: p.poll.Options, Votes: len(p.votes), Revealed: p.revealed,
 	}
+	if presenter {
+		v.Viewers = int(ls.hub.viewers.Load())
+	}
 	if presenter || p.revealed {
 		v.Tally = make([]int, len(p.poll.Options))
 		for _, i := range p.votes {
@@ -411,7 +412,7 @@ func (ls *lessonSession) moveTo(l *Lesson, step int) {
 func (ls *lessonSession) lookup(id string, step int) (*Lesson, error) {
 	l, ok := ls.provider.Lesson(id)
 	if !ok {
-		return nil, notFound("There is no lesson %q; GET /api/lessons lists them.", id)
+		return nil, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 	}
 	if len(l.StepList) == 0 {
 		return nil, badRequest("Lesson %q has no steps.", id)
@@ -565,7 +566,7 @@ func (ls *lessonSession) vote(voter, option string) (int, error) {
 		for k, o := range p.poll.Options {
 			quoted[k] = strconv.Quote(o)
 		}
-		return 0, badRequest("%q is not an option; vote for one of %s.", option, strings.Join(quoted, ", "))
+		return 0, badRequest("%s is not an option; vote for one of %s.", lab.Echo(option), strings.Join(quoted, ", "))
 	}
 	if _, ok := p.votes[voter]; !ok && len(p.votes) >= maxVoters {
 		return 0, &apiError{http.StatusTooManyRequests, fmt.Sprintf("This poll already counts %d voters, the most it takes; your vote was not added.", maxVoters)}
@@ -617,7 +618,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	if s.noLessons(w) {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.session.snapshot(s.authenticate(r) != authNone, viewerID(r)))
+	writeJSON(w, http.StatusOK, s.session.snapshot(s.authenticate(r) != authNone, s.viewerID(r)))
 }
 
 // handleSetLesson answers PUT /api/lesson {"lesson":"id","step":0}: every
@@ -646,7 +647,7 @@ func (s *Server) handleSetLesson(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.session.snapshot(true, viewerID(r)))
+	writeJSON(w, http.StatusOK, s.session.snapshot(true, s.viewerID(r)))
 }
 
 // handleRunStep answers POST /api/lessons/{id}/steps/{step}/run: every page
@@ -714,7 +715,7 @@ func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Votes come only from the lab's own page, not from %s; open the page and vote there.", from)
 		return
 	}
-	voter := viewerID(r)
+	voter := s.viewerID(r)
 	if voter == "" {
 		writeError(w, http.StatusForbidden, "Votes are counted once per browser: reload the lab page (it sets the %s cookie), then vote.", viewerCookie)
 		return
@@ -733,50 +734,10 @@ func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 	if req.Option != nil {
 		option = *req.Option
 	}
-	votes, err := s.session.vote(voter, option)
+	votes, err := s.admitVote(r, voter, func() (int, error) { return s.session.vote(voter, option) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"option": option, "votes": votes})
-}
-
-// viewerID is the caller's caplab_viewer cookie, "" when absent or not
-// one the lab could have set (32 lowercase hex digits).
-func viewerID(r *http.Request) string {
-	c, err := r.Cookie(viewerCookie)
-	if err != nil || !validViewerID(c.Value) {
-		return ""
-	}
-	return c.Value
-}
-
-func validViewerID(v string) bool {
-	if len(v) != 32 {
-		return false
-	}
-	for _, ch := range v {
-		if (ch < '0' || ch > '9') && (ch < 'a' || ch > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// setViewerCookie gives a browser without one its random viewer id, for one
-// vote per poll.
-func setViewerCookie(w http.ResponseWriter, r *http.Request) {
-	if viewerID(r) != "" {
-		return
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	http.SetCookie(w, &http.Cookie{
-		Name:     viewerCookie,
-		Value:    hex.EncodeToString(b[:]),
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteStrictMode,
-	})
 }

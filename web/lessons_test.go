@@ -181,7 +181,7 @@ func viewerCookieFrom(t *testing.T, f *apiFixture) string {
 	resp, _ := f.call(t, "GET", "/", "", map[string]string{"Authorization": ""})
 	for _, c := range resp.Cookies() {
 		if c.Name == viewerCookie {
-			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || !validViewerID(c.Value) {
+			if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || f.s.viewerKeys.verify(c.Value) == "" {
 				t.Fatalf("viewer cookie %+v", c)
 			}
 			return c.Value
@@ -292,6 +292,8 @@ func TestLessonSessionAndPolls(t *testing.T) {
 			{"no origin", alice, "", `{"option":"yes"}`, 403, "Origin"},
 			{"no cookie", "", origin, `{"option":"yes"}`, 403, viewerCookie},
 			{"forged cookie", "not-a-viewer-id", origin, `{"option":"yes"}`, 403, viewerCookie},
+			{"unsigned id", "0123456789abcdef0123456789abcdef", origin, `{"option":"yes"}`, 403, viewerCookie},
+			{"id with a forged tag", alice[:33] + strings.Repeat("0", 32), origin, `{"option":"yes"}`, 403, viewerCookie},
 			{"bad option", alice, origin, `{"option":"perhaps"}`, 400, `\"yes\", \"no\", \"maybe\"`},
 			{"no option", alice, origin, `{}`, 400, `\"yes\", \"no\", \"maybe\"`},
 			{"wrong type", alice, origin, `{"option":1}`, 400, "string"},

@@ -36,7 +36,7 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 		badToken = true
 	}
 	if s.session != nil {
-		setViewerCookie(w, r) // for one vote per poll
+		s.setViewerCookie(w, r) // for one vote per poll (viewer.go)
 	}
 	st := s.lab.State()
 	v := pageView{
@@ -216,7 +216,7 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 	}
 	l, ok := s.opts.Lessons.Lesson(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "There is no lesson %q; GET /api/lessons lists them.", id)
+		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 		return
 	}
 	if l.StepList == nil {

@@ -33,6 +33,7 @@ type Lab interface {
 	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
 	SetQuorum(w, r int) error
 	History(sku string) lab.HistoryView
+	Export(w io.Writer, format lab.ExportFormat, f lab.ExportFilter) error
 	Check(store lab.Store, sku string) (lab.CheckResult, error)
 	Visualize(store lab.Store, sku string, w io.Writer) error
 	Reset(ctx context.Context) error
@@ -112,6 +113,9 @@ type Options struct {
 	// pages of other sites that rebind their name to 127.0.0.1 (DNS
 	// rebinding). Empty serves every Host, as a classroom lab must.
 	AllowedHosts []string
+	// VotesPerAddress caps how many viewers at one client address vote on
+	// one question (viewer.go); 0 means 50.
+	VotesPerAddress int
 }
 
 // Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
@@ -128,6 +132,9 @@ type Server struct {
 	session *lessonSession // the shared lesson and poll; nil without Options.Lessons
 	metrics *metrics       // GET /metrics (metrics.go)
 
+	viewerKeys *viewerKeys // signs viewer ids (viewer.go)
+	votes      voteGate    // votes per address per question (viewer.go)
+
 	closeOnce sync.Once
 	unsubHub  func()
 	unsubVerd func()
@@ -142,7 +149,7 @@ func New(l Lab, opts Options) *Server {
 	if opts.DefaultSKU == "" {
 		opts.DefaultSKU = "IPHONE-15-PRO"
 	}
-	s := &Server{lab: l, opts: opts, log: opts.Logger}
+	s := &Server{lab: l, opts: opts, log: opts.Logger, viewerKeys: newViewerKeys()}
 	if opts.JoinURL != "" {
 		opts.JoinURL = joinURLWithoutToken(opts.JoinURL)
 		s.opts.JoinURL = opts.JoinURL
@@ -174,7 +181,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(s.opts.AllowedHosts, strings.ToLower(r.Host)) {
-			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %q.", strings.Join(s.opts.AllowedHosts, " or "), r.Host)
+			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %s.", strings.Join(s.opts.AllowedHosts, " or "), lab.Echo(r.Host))
 			return
 		}
 		s.mux.ServeHTTP(w, r)
@@ -209,11 +216,13 @@ func (s *Server) routes() *http.ServeMux {
 	})
 	ws := newWSHandler(s.hub, s.lab.State, s.log)
 	ws.presenter = func(r *http.Request) bool { return s.authenticate(r) != authNone }
+	ws.header = s.upgradeHeader
 	mux.Handle("GET /ws", ws)
 	mux.HandleFunc("GET /api/state", s.handleState)
 	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
 	mux.HandleFunc("GET /api/history", s.handleHistory)
+	mux.HandleFunc("GET /api/history/export", s.handleExport)
 	mux.HandleFunc("GET /api/check", s.handleCheck)
 	mux.HandleFunc("GET /api/check/visual", s.handleCheckVisual)
 	mux.HandleFunc("GET /api/lessons", s.handleLessons)
@@ -221,7 +230,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/verdict", s.handleVerdictFragment)
 	mux.HandleFunc("GET /api/lesson", s.handleSession)
 	// The audience's only action: no token, but same origin and one vote
-	// per viewer cookie (lessons.go).
+	// per signed viewer cookie, a cap per address (viewer.go).
 	mux.HandleFunc("POST /api/poll/vote", s.handleVote)
 
 	// Mutations: token required, same origin for cookies.

@@ -40,6 +40,9 @@ type wsHandler struct {
 	// presenter reports whether an upgrade request carries the lab token;
 	// nil treats everyone as a viewer.
 	presenter func(*http.Request) bool
+	// header, when set, gives the extra header of the upgrade's answer
+	// (the viewer cookie).
+	header func(*http.Request) http.Header
 }
 
 // newWSHandler serves /ws for h. snapshot gives the State a viewer sees at
@@ -82,7 +85,11 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st := wh.snapshot()
 		initial = &st
 	}
-	conn, err := wh.upgrader.Upgrade(w, r, nil)
+	var hdr http.Header
+	if wh.header != nil {
+		hdr = wh.header(r)
+	}
+	conn, err := wh.upgrader.Upgrade(w, r, hdr)
 	if err != nil {
 		return // the upgrader has answered
 	}

@@ -1,0 +1,472 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The audit log: every operation, fault and reset the lab records,
+// appended as JSON Lines to files in a directory (with --data-dir:
+// DATA/audit/). Unlike the in-memory History it has no cap and survives a
+// restart: a new lab on the same directory appends after what is there.
+// Files rotate by size (audit-000001.jsonl, audit-000002.jsonl, …).
+//
+// The log hears the lab through a recorder (Lab.Record): a hook called on
+// the recording goroutine for every recorded operation, fault and reset,
+// which never drops an event the way a slow Subscribe channel may. Append
+// only queues the record; one writer goroutine encodes and writes, so a
+// slow disk delays the log, never a buy.
+
+// AuditRecordType names what an AuditRecord holds.
+type AuditRecordType string
+
+const (
+	AuditStart     AuditRecordType = "start"     // a lab opened the log (Regions, Run)
+	AuditOperation AuditRecordType = "operation" // Operation
+	AuditFault     AuditRecordType = "fault"     // Fault
+	AuditReset     AuditRecordType = "reset"     // the lab was reset: stores emptied
+	AuditDropped   AuditRecordType = "dropped"   // memory export only: Dropped operations past the history cap were not kept
+)
+
+// AuditRecord is one line of the audit log.
+type AuditRecord struct {
+	// Seq numbers the records of a log from 1, across restarts.
+	Seq  int64           `json:"seq"`
+	Type AuditRecordType `json:"type"`
+	// Run identifies the lab process that wrote the record (its start
+	// time): operation and fault IDs restart at 1 in every run.
+	Run       string     `json:"run,omitempty"`
+	At        time.Time  `json:"at"`
+	Regions   []string   `json:"regions,omitempty"`
+	Operation *Operation `json:"operation,omitempty"`
+	Fault     *Fault     `json:"fault,omitempty"`
+	Dropped   int        `json:"dropped,omitempty"`
+}
+
+// AuditOptions configure an AuditLog.
+type AuditOptions struct {
+	// MaxFileBytes rotates to a new file once a file would grow past it;
+	// default 16 MiB.
+	MaxFileBytes int64
+	// Sync fsyncs after every batch of records: the log then survives a
+	// machine crash, not only a killed process (whose written records the
+	// operating system keeps either way). Off by default.
+	Sync bool
+}
+
+const defaultAuditFileBytes = 16 << 20
+
+// AuditLog appends records to the JSON Lines files of one directory. It is
+// safe for concurrent use. Close it after the lab, so that the lab's last
+// records are written.
+type AuditLog struct {
+	dir  string
+	opts AuditOptions
+	run  string
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signals queue growth and progress of written
+	queue   []AuditRecord
+	seq     int64 // last assigned
+	written int64 // last written to the file
+	err     error // first write error; the log stops there
+	closed  bool
+	done    chan struct{}
+
+	// writer goroutine only
+	file  *os.File
+	index int // number of the current file
+	size  int64
+	buf   bytes.Buffer
+}
+
+func auditName(i int) string { return fmt.Sprintf("audit-%06d.jsonl", i) }
+
+// auditFiles lists the log's files in order.
+func auditFiles(dir string) ([]string, []int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var idx []int
+	for _, e := range entries {
+		n, ok := strings.CutPrefix(e.Name(), "audit-")
+		if n, ok2 := strings.CutSuffix(n, ".jsonl"); ok && ok2 && !e.IsDir() {
+			if i, err := strconv.Atoi(n); err == nil && i > 0 {
+				idx = append(idx, i)
+			}
+		}
+	}
+	slices.Sort(idx)
+	names := make([]string, len(idx))
+	for k, i := range idx {
+		names[k] = filepath.Join(dir, auditName(i))
+	}
+	return names, idx, nil
+}
+
+// OpenAuditLog opens (creating it when needed) the audit log in dir and
+// writes a start record naming regions. A last line cut short by a killed
+// process is cut off, so the log stays one record per line.
+func OpenAuditLog(dir string, regions []string, opts AuditOptions) (*AuditLog, error) {
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = defaultAuditFileBytes
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lab: audit log: %w", err)
+	}
+	a := &AuditLog{dir: dir, opts: opts, run: time.Now().UTC().Format(time.RFC3339Nano), done: make(chan struct{})}
+	a.cond = sync.NewCond(&a.mu)
+	_, idx, err := auditFiles(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab: audit log: %w", err)
+	}
+	a.index = 1
+	if len(idx) > 0 {
+		a.index = idx[len(idx)-1]
+		if a.seq, err = repairLastFile(filepath.Join(dir, auditName(a.index))); err != nil {
+			return nil, fmt.Errorf("lab: audit log: %w", err)
+		}
+		a.written = a.seq
+	}
+	if err := a.openFile(); err != nil {
+		return nil, err
+	}
+	go a.writer()
+	a.append(AuditRecord{Type: AuditStart, At: time.Now(), Regions: slices.Clone(regions)})
+	return a, nil
+}
+
+// repairLastFile cuts a partial last line off path and returns the Seq of
+// its last record (0 when it holds none).
+func repairLastFile(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	if end := bytes.LastIndexByte(b, '\n') + 1; end < len(b) {
+		if err := os.Truncate(path, int64(end)); err != nil {
+			return 0, err
+		}
+		b = b[:end]
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		var r struct {
+			Seq int64 `json:"seq"`
+		}
+		if len(lines[i]) > 0 && json.Unmarshal(lines[i], &r) == nil {
+			return r.Seq, nil
+		}
+	}
+	return 0, nil
+}
+
+func (a *AuditLog) openFile() error {
+	f, err := os.OpenFile(filepath.Join(a.dir, auditName(a.index)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("lab: audit log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("lab: audit log: %w", err)
+	}
+	a.file, a.size = f, st.Size()
+	return nil
+}
+
+// Dir is the directory of the log.
+func (a *AuditLog) Dir() string { return a.dir }
+
+// Append queues e's record (operations, faults and resets; other events
+// are ignored) and returns at once.
+func (a *AuditLog) Append(e Event) {
+	r := AuditRecord{At: time.Now()}
+	switch e.Type {
+	case EventOperation:
+		if e.Operation == nil {
+			return
+		}
+		op := *e.Operation
+		r.Type, r.Operation, r.At = AuditOperation, &op, op.Return
+	case EventFault:
+		if e.Fault == nil {
+			return
+		}
+		f := *e.Fault
+		f.Regions = slices.Clone(f.Regions)
+		r.Type, r.Fault, r.At = AuditFault, &f, f.At
+	case EventReset:
+		r.Type = AuditReset
+	default:
+		return
+	}
+	a.append(r)
+}
+
+func (a *AuditLog) append(r AuditRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	a.seq++
+	r.Seq, r.Run = a.seq, a.run
+	a.queue = append(a.queue, r)
+	a.cond.Broadcast()
+}
+
+// Flush waits until every record appended so far is written (and synced,
+// with Sync) and returns the first write error, if any.
+func (a *AuditLog) Flush() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	target := a.seq
+	for a.written < target && a.err == nil && !a.closedAndIdle() {
+		a.cond.Wait()
+	}
+	return a.err
+}
+
+func (a *AuditLog) closedAndIdle() bool {
+	if !a.closed {
+		return false
+	}
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close writes what is queued, syncs and closes the file. Safe twice.
+func (a *AuditLog) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return a.err
+	}
+	a.closed = true
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cond.Broadcast()
+	return a.err
+}
+
+// writer is the only goroutine that touches the file.
+func (a *AuditLog) writer() {
+	defer close(a.done)
+	defer func() {
+		err := a.file.Sync()
+		err = errors.Join(err, a.file.Close())
+		a.mu.Lock()
+		if a.err == nil && err != nil {
+			a.err = fmt.Errorf("lab: audit log: %w", err)
+		}
+		a.mu.Unlock()
+	}()
+	for {
+		a.mu.Lock()
+		for len(a.queue) == 0 && !a.closed {
+			a.cond.Wait()
+		}
+		batch := a.queue
+		a.queue = nil
+		closed := a.closed
+		a.mu.Unlock()
+		if len(batch) > 0 {
+			err := a.write(batch)
+			a.mu.Lock()
+			if err != nil && a.err == nil {
+				a.err = fmt.Errorf("lab: audit log: %w", err)
+			}
+			a.written = batch[len(batch)-1].Seq
+			a.cond.Broadcast()
+			a.mu.Unlock()
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+// write appends batch, one line per record, rotating between records.
+func (a *AuditLog) write(batch []AuditRecord) error {
+	a.buf.Reset()
+	for _, r := range batch {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		line = append(line, '\n')
+		if a.size+int64(a.buf.Len()) > 0 && a.size+int64(a.buf.Len()+len(line)) > a.opts.MaxFileBytes {
+			if err := a.flushBuf(); err != nil {
+				return err
+			}
+			if err := a.rotate(); err != nil {
+				return err
+			}
+		}
+		a.buf.Write(line)
+	}
+	return a.flushBuf()
+}
+
+func (a *AuditLog) flushBuf() error {
+	if a.buf.Len() == 0 {
+		return nil
+	}
+	n, err := a.file.Write(a.buf.Bytes())
+	a.size += int64(n)
+	a.buf.Reset()
+	if err == nil && a.opts.Sync {
+		err = a.file.Sync()
+	}
+	return err
+}
+
+func (a *AuditLog) rotate() error {
+	if err := a.file.Sync(); err != nil {
+		return err
+	}
+	if err := a.file.Close(); err != nil {
+		return err
+	}
+	a.index++
+	return a.openFile()
+}
+
+// ReadAuditLog calls fn for every record of the log in dir, in order. A
+// last line cut short (a process killed while writing) is skipped; any
+// other line that is not a record is an error naming its file and line.
+func ReadAuditLog(dir string, fn func(AuditRecord) error) error {
+	names, _, err := auditFiles(dir)
+	if err != nil {
+		return fmt.Errorf("lab: audit log: %w", err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("lab: audit log: %s holds no audit-*.jsonl files", dir)
+	}
+	for k, name := range names {
+		if err := readAuditFile(name, k == len(names)-1, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readAuditFile(name string, last bool, fn func(AuditRecord) error) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("lab: audit log: %w", err)
+	}
+	defer f.Close()
+	rd := bufio.NewReaderSize(f, 64<<10)
+	for line := 1; ; line++ {
+		b, err := rd.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			if len(b) == 0 || last {
+				return nil // a partial last line: a killed writer
+			}
+		} else if err != nil {
+			return fmt.Errorf("lab: audit log %s:%d: %w", name, line, err)
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		var r AuditRecord
+		if err := json.Unmarshal(b, &r); err != nil || r.Type == "" {
+			return fmt.Errorf("lab: audit log %s:%d is not a record (%s)", name, line, Echo(string(bytes.TrimSpace(b))))
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+}
+
+// ---- the hook between the lab and its recorders
+
+// recorders are the functions called for every recorded operation, fault
+// and reset. The list is copied on write, so calling them takes no lock.
+type recorders struct {
+	fns   atomic.Pointer[[]*func(Event)]
+	mu    sync.Mutex // serialises changes
+	audit atomic.Pointer[AuditLog]
+}
+
+func (rs *recorders) call(e Event) {
+	switch e.Type {
+	case EventOperation, EventFault, EventReset:
+	default:
+		return
+	}
+	if p := rs.fns.Load(); p != nil {
+		for _, fn := range *p {
+			(*fn)(e)
+		}
+	}
+}
+
+// Record calls fn for every operation, fault and reset the lab records
+// from now on, on the goroutine that records it and in the order it is
+// recorded there; fn must return quickly and must not call the lab. Unlike
+// a Subscribe channel, a recorder misses nothing. cancel stops the calls.
+func (l *Lab) Record(fn func(Event)) (cancel func()) {
+	rs := &l.recorders
+	p := &fn
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	var cur []*func(Event)
+	if old := rs.fns.Load(); old != nil {
+		cur = *old
+	}
+	next := append(slices.Clone(cur), p)
+	rs.fns.Store(&next)
+	return func() {
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		var cur []*func(Event)
+		if old := rs.fns.Load(); old != nil {
+			cur = *old
+		}
+		next := slices.DeleteFunc(slices.Clone(cur), func(q *func(Event)) bool { return q == p })
+		rs.fns.Store(&next)
+	}
+}
+
+// OpenAudit opens the audit log in dir and records every operation, fault
+// and reset of l into it; exports (Lab.Export) then read the log. Close the
+// log after the lab.
+func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
+	a, err := OpenAuditLog(dir, l.Regions(), opts)
+	if err != nil {
+		return nil, err
+	}
+	l.Record(a.Append)
+	l.recorders.audit.Store(a)
+	return a, nil
+}
+
+// AuditLog is the log OpenAudit attached to l, nil when none.
+func (l *Lab) AuditLog() *AuditLog { return l.recorders.audit.Load() }
+
+// AuditDir is where a lab with a data directory keeps its audit log.
+func AuditDir(dataDir string) string { return filepath.Join(dataDir, "audit") }

