@@ -215,6 +215,9 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, ok := s.opts.Lessons.Lesson(id)
+	if lc, isCat := s.opts.Lessons.(*LessonCatalog); isCat && s.authenticate(r) == authNone {
+		l, ok = lc.viewerLesson(id) // no spoilers for viewers
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "There is no lesson %q; GET /api/lessons lists them.", id)
 		return
