@@ -1,8 +1,10 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -228,12 +230,23 @@ func linkLabel(l mapLink) string {
 	switch {
 	case l.Fwd.State == "cut" && l.Rev.State == "cut":
 		return "✂ cut"
-	case l.Fwd.State == "cut":
-		return "✂ " + l.A + " → " + l.B + " cut"
-	case l.Rev.State == "cut":
-		return "✂ " + l.B + " → " + l.A + " cut"
+	case l.Fwd.State == "cut" || l.Rev.State == "cut":
+		return "✂ one way"
 	}
 	return rtt(l.Fwd.RTTMs)
+}
+
+// linkDetail says what a link's label shortens: which way is cut.
+func linkDetail(l mapLink) string {
+	switch {
+	case l.Fwd.State == "cut" && l.Rev.State == "cut":
+		return "cut both ways"
+	case l.Fwd.State == "cut":
+		return l.A + " → " + l.B + " cut, " + l.B + " → " + l.A + " up"
+	case l.Rev.State == "cut":
+		return l.B + " → " + l.A + " cut, " + l.A + " → " + l.B + " up"
+	}
+	return "up, round trip " + rtt(l.Fwd.RTTMs)
 }
 
 func rtt(ms float64) string { return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms" }
@@ -249,7 +262,7 @@ func linkState(l mapLink) string {
 }
 
 func linkAria(l mapLink) string {
-	return fmt.Sprintf("Link %s to %s: %s. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.", l.A, l.B, strings.TrimPrefix(linkLabel(l), "✂ "))
+	return fmt.Sprintf("Link %s to %s: %s. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.", l.A, l.B, linkDetail(l))
 }
 
 // roleWord is what the map says under a region.
@@ -270,11 +283,43 @@ func breakerWord(r lab.RegionState, st lab.Store) string {
 	return "closed"
 }
 
+// storeShort is a store's CAP side: CP, AP, or its name for a store the
+// page does not know yet.
 func storeShort(st lab.Store) string {
-	if st == lab.Consensus {
+	switch st {
+	case lab.Consensus:
 		return "CP"
+	case lab.Replicated:
+		return "AP"
 	}
-	return "AP"
+	return strings.ToUpper(string(st))
+}
+
+// storeTitle is a store's name for people: "Consensus".
+func storeTitle(st lab.Store) string {
+	s := string(st)
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// storeList is the stores in display order, comma-separated, for app.js.
+func storeList() string {
+	out := make([]string, len(lab.Stores))
+	for i, s := range lab.Stores {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ",")
+}
+
+// regionTip names a region and its state, for its tooltip and screen readers.
+func regionTip(r lab.RegionState) string {
+	s := r.City + " (" + r.Name + "): " + roleWord(r)
+	if r.Up {
+		s += ", term " + itoa(r.Consensus.Term)
+	}
+	return s + ", breakers CP " + breakerWord(r, lab.Consensus) + ", AP " + breakerWord(r, lab.Replicated) + ". Enter opens: make leader, isolate, restart, crash."
 }
 
 func itoa[T ~int | ~int64 | ~uint64](v T) string { return fmt.Sprint(v) }
@@ -290,11 +335,14 @@ func quorumSentence(q lab.QuorumState) string {
 	return fmt.Sprintf("W + R = %d ≤ N = %d: fast and always available, but a read can miss the latest write and two regions can sell the same unit.", q.W+q.R, q.N)
 }
 
-// outcomeKinds are the counters shown side by side, in order.
-var outcomeKinds = []struct {
+// counterKind is one row of the counters table.
+type counterKind struct {
 	Key, Label, Icon, Help string
-}{
-	{"ok", "ok", "✓", "done"},
+}
+
+// outcomeKinds are the counters the page knows, in display order.
+var outcomeKinds = []counterKind{
+	{"ok", "ok", "✓", "done (buys, reads and stock writes)"},
 	{"soldOut", "sold out", "∅", "not enough stock; nothing changed"},
 	{"unavailable", "unavailable", "⊘", "no quorum or too slow; a buy may still have applied"},
 	{"failFast", "fail fast", "⚡", "circuit breaker open; nothing was sent"},
@@ -303,24 +351,52 @@ var outcomeKinds = []struct {
 	{"staleReads", "stale reads", "≠", "reads that missed an acknowledged write"},
 }
 
-func counterValue(c lab.StoreCounter, key string) int {
-	switch key {
-	case "ok":
-		return c.OK
-	case "soldOut":
-		return c.SoldOut
-	case "unavailable":
-		return c.Unavailable
-	case "failFast":
-		return c.FailFast
-	case "conflict":
-		return c.Conflict
-	case "oversold":
-		return c.Oversold
-	case "staleReads":
-		return c.StaleReads
+// counterMap is a store's counters by JSON name, so that a counter the lab
+// adds (an outcome kind) shows without a change here.
+func counterMap(c lab.StoreCounter) map[string]int {
+	out := map[string]int{}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return out
 	}
-	return 0
+	var raw map[string]any
+	if json.Unmarshal(b, &raw) != nil {
+		return out
+	}
+	for k, v := range raw {
+		if f, ok := v.(float64); ok {
+			out[k] = int(f)
+		}
+	}
+	return out
+}
+
+// counterKinds are the known kinds, then any other counter the lab
+// reports, in name order.
+func counterKinds(st lab.State) []counterKind {
+	kinds := slices.Clone(outcomeKinds)
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		seen[k.Key] = true
+	}
+	var extra []string
+	for _, c := range st.Counters {
+		for k := range counterMap(c) {
+			if !seen[k] {
+				seen[k] = true
+				extra = append(extra, k)
+			}
+		}
+	}
+	slices.Sort(extra)
+	for _, k := range extra {
+		kinds = append(kinds, counterKind{Key: k, Label: k, Icon: "•", Help: k})
+	}
+	return kinds
+}
+
+func counterValue(c lab.StoreCounter, key string) int {
+	return counterMap(c)[key]
 }
 
 // countersFor returns the counters of every store in display order, zero
@@ -373,17 +449,6 @@ func roleText(r lab.RegionState) string {
 		return "✕ crashed"
 	}
 	return w
-}
-
-func termText(r lab.RegionState) string {
-	if !r.Up {
-		return "down"
-	}
-	return "term " + itoa(r.Consensus.Term)
-}
-
-func breakersText(r lab.RegionState) string {
-	return "CP " + breakerWord(r, lab.Consensus) + " · AP " + breakerWord(r, lab.Replicated)
 }
 
 func verdictClass(row verdictRow) string {
