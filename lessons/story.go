@@ -156,6 +156,9 @@ func why(msg string) string {
 	if i := strings.Index(msg, ": "); i > 0 && i < 40 && !strings.ContainsAny(msg[:i], ".,") {
 		msg = msg[i+2:]
 	}
+	if i := strings.Index(msg, ". "); i > 0 {
+		msg = msg[:i+1] // the first sentence says it
+	}
 	if msg == "" {
 		return "no reason given."
 	}

@@ -175,7 +175,7 @@ func lessonPanel(v pageView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "</div><div class=\"lesson-side\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div><div class=\"lesson-side\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -183,7 +183,7 @@ func lessonPanel(v pageView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div></div></section>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</div></div></section>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -172,31 +172,107 @@ func buildMap(st lab.State) mapView {
 			ml.FX2, ml.FY2 = pb[0]-ux*sh+nx, pb[1]-uy*sh+ny
 			ml.RX1, ml.RY1 = pb[0]-ux*sh-nx, pb[1]-uy*sh-ny
 			ml.RX2, ml.RY2 = pa[0]+ux*sh-nx, pa[1]+uy*sh-ny
-			// The label sits beside the midpoint, unless that lands on a
-			// region's own labels; then at the nearest clear point along.
-			ml.LX, ml.LY = (pa[0]+pb[0])/2-ny*3, (pa[1]+pb[1])/2+nx*3
-			for _, f := range []float64{0.5, 0.6, 0.4, 0.65, 0.35} {
-				if x, y := pa[0]+dx*f-ny*3, pa[1]+dy*f+nx*3; !onRegionLabels(x, y, mv.Regions) {
-					ml.LX, ml.LY = x, y
-					break
-				}
-			}
 			mv.Links = append(mv.Links, ml)
 		}
 	}
+	placeLinkLabels(&mv)
 	return mv
+}
+
+// Link labels ("76 ms", "✂ cut", "✂ one way") are boxes of about
+// linkLabelW × linkLabelH map units centred on their point; the traffic
+// line ("120 msg/s") sits under the label.
+const (
+	linkLabelW = 62
+	linkLabelH = 30 // the label and the traffic line under it
+	labelGap   = 5
+)
+
+// placeLinkLabels puts each link's label beside its line — off the lanes,
+// clear of every region's labels, every other link's line and the labels
+// placed before it — trying the midpoint first, then points along the link,
+// on either side. A label with no clear spot keeps the midpoint.
+func placeLinkLabels(mv *mapView) {
+	var placed [][4]float64 // boxes: x0, y0, x1, y1
+	for i := range mv.Links {
+		l := &mv.Links[i]
+		dx, dy := l.X2-l.X1, l.Y2-l.Y1
+		d := math.Hypot(dx, dy)
+		if d == 0 {
+			d = 1
+		}
+		ux, uy := dx/d, dy/d
+		nx, ny := -uy, ux
+		if ny > 0 || (ny == 0 && nx < 0) { // prefer the side above the line
+			nx, ny = -nx, -ny
+		}
+		off := math.Abs(nx)*linkLabelW/2 + math.Abs(ny)*linkLabelH/2 + 4 + labelGap
+		best := false
+		for _, f := range []float64{0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74} {
+			for _, side := range []float64{1, -1} {
+				x, y := l.X1+dx*f+nx*off*side, l.Y1+dy*f+ny*off*side
+				box := [4]float64{x - linkLabelW/2, y - linkLabelH/2, x + linkLabelW/2, y + linkLabelH/2}
+				if onRegionLabels(x, y, mv.Regions) || boxHitsLinks(box, mv.Links, i) || boxHitsBoxes(box, placed) {
+					continue
+				}
+				l.LX, l.LY, best = x, y, true
+				placed = append(placed, box)
+				break
+			}
+			if best {
+				break
+			}
+		}
+		if !best {
+			l.LX, l.LY = l.X1+dx/2+nx*off, l.Y1+dy/2+ny*off
+		}
+	}
+}
+
+// boxHitsLinks reports whether box crosses any link's line but skip's.
+func boxHitsLinks(box [4]float64, links []mapLink, skip int) bool {
+	for j, o := range links {
+		if j != skip && segmentHitsBox(o.X1, o.Y1, o.X2, o.Y2, box) {
+			return true
+		}
+	}
+	return false
+}
+
+func boxHitsBoxes(box [4]float64, boxes [][4]float64) bool {
+	for _, b := range boxes {
+		if box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// segmentHitsBox reports whether the segment (x1,y1)-(x2,y2) passes
+// through box, by sampling (the map is a diagram; 1-unit steps suffice).
+func segmentHitsBox(x1, y1, x2, y2 float64, box [4]float64) bool {
+	n := int(math.Hypot(x2-x1, y2-y1)) + 1
+	for k := 0; k <= n; k++ {
+		f := float64(k) / float64(n)
+		x, y := x1+(x2-x1)*f, y1+(y2-y1)*f
+		if x > box[0] && x < box[2] && y > box[1] && y < box[3] {
+			return true
+		}
+	}
+	return false
 }
 
 // onRegionLabels reports whether a link label centred at (x, y) (a round
 // trip or "✂ cut" and, below it, the traffic) would cover a region's
-// circle and role above it, or its name, city, term and breakers below.
+// circle and role above it, or its city and name below.
 func onRegionLabels(x, y float64, regions []mapRegion) bool {
-	const labelHalfW, labelUp, labelDown = 25, 12, 16
+	const labelHalfW, labelUp, labelDown = linkLabelW / 2, linkLabelH / 2, linkLabelH / 2
 	overlaps := func(r mapRegion, halfW, top, bottom float64) bool {
 		return math.Abs(x-r.X) < labelHalfW+halfW && y+labelDown > r.Y+top && y-labelUp < r.Y+bottom
 	}
 	for _, r := range regions {
-		if overlaps(r, 50, -46, 22) || overlaps(r, 70, 26, 86) {
+		// the role above the circle, the circle, the city and name below
+		if overlaps(r, 60, -50, 28) || overlaps(r, 62, 26, 64) {
 			return true
 		}
 	}
