@@ -119,6 +119,7 @@ func TestBrowser(t *testing.T) {
 
 		// Forced: enable the heal button and click it with the mouse; the
 		// page sends nothing and says why.
+		evalJS[bool](t, viewer, `document.querySelector('.presets').style.display = 'flex', true`) // hidden for viewers
 		runActions(t, viewer, "force-click heal",
 			chromedp.RemoveAttribute(chromedp.ID("preset-heal"), "disabled"),
 			chromedp.Click(chromedp.ID("preset-heal")),
@@ -162,8 +163,8 @@ func TestBrowser(t *testing.T) {
 		}
 		// The majority side still sells.
 		runActions(t, presenter, "buy in N. Virginia", chromedp.Click(chromedp.ID("buy-consensus-"+use1)))
-		waitJS(t, presenter, "N. Virginia's shop says ok", `document.getElementById('outcome-consensus-us-east-1').className + '|' + document.getElementById('outcome-consensus-us-east-1').textContent`,
-			textHas("o-ok|✓ Sold"))
+		waitJS(t, presenter, "N. Virginia's shop says ok", `document.getElementById('outcome-consensus-us-east-1').dataset.outcome + '|' + document.getElementById('outcome-consensus-us-east-1').textContent`,
+			textHas("ok|✓ Sold"))
 	})
 
 	t.Run("keys: h heals every link, ? opens help, Escape closes it", func(t *testing.T) {

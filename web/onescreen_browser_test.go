@@ -161,6 +161,7 @@ func oneScreen(t *testing.T, shots string) {
 	for _, st := range lab.Stores {
 		for _, r := range []string{"ap-southeast-1", "us-east-1"} {
 			id := "buy-" + string(st) + "-" + r
+			evalJS[bool](t, presenter, `delete document.getElementById('outcome-`+string(st)+`-`+r+`').dataset.outcome, true`) // an earlier answer
 			runActions(t, presenter, "click "+id, chromedp.Click(chromedp.ID(id)))
 			waitJS(t, presenter, id+" answered", `document.getElementById('outcome-`+string(st)+`-`+r+`').dataset.outcome || ''`, func(s string) bool { return s != "" })
 		}
@@ -169,7 +170,13 @@ func oneScreen(t *testing.T, shots string) {
 	waitJS(t, presenter, "the replicated store sold in Singapore", `document.getElementById('outcome-replicated-ap-southeast-1').dataset.outcome`, textIs("ok"))
 	waitJS(t, presenter, "the score counts the oversold unit", `document.getElementById('score-replicated-oversold').textContent`, textIs("1"))
 	if got := evalJS[string](t, presenter, `['sold','refused','oversold'].map(k => document.getElementById('score-consensus-' + k).textContent).join(',')`); got != "2,1,0" {
-		t.Errorf("consensus score sold,refused,oversold = %s, want 2,1,0 (stock writes apart)", got)
+		var h []string
+		for _, o := range l.History("IPHONE-15-PRO").Operations {
+			if o.Store == lab.Consensus {
+				h = append(h, fmt.Sprintf("%d %s %s %s %s–%s", o.ID, o.Op, o.Region, o.Outcome, o.Call.Format("05.000"), o.Return.Format("05.000")))
+			}
+		}
+		t.Errorf("consensus score sold,refused,oversold = %s, want 2,1,0 (stock writes apart); history: %s", got, strings.Join(h, "; "))
 	}
 	waitJS(t, presenter, "the verdict: replicated not linearizable", `document.getElementById('verdict-replicated')?.textContent || ''`, textHas("not linearizable"))
 	evalJS[bool](t, presenter, `document.getElementById('toast').textContent = '', true`) // transient
