@@ -187,7 +187,15 @@ func TestBrowser(t *testing.T) {
 
 		runActions(t, presenter, "press ?", chromedp.KeyEvent("?"))
 		waitJS(t, presenter, "help is open and has focus", `document.getElementById('help').hidden + '|' + document.activeElement.id`, textIs("false|help-close"))
+		runActions(t, presenter, "press Tab twice", chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Tab))
+		waitJS(t, presenter, "Tab stays inside help", `document.getElementById('help').contains(document.activeElement)`, textIs("true"))
 		runActions(t, presenter, "press Escape", chromedp.KeyEvent(kb.Escape))
 		waitJS(t, presenter, "help is closed", `document.getElementById('help').hidden`, textIs("true"))
+
+		// A region's menu opens on its harmless Close, not on Crash.
+		runActions(t, presenter, "open a region's menu", chromedp.Click(chromedp.ID("region-"+euw1)))
+		waitJS(t, presenter, "the menu has focus on Close", `document.getElementById('region-menu').hidden + '|' + document.activeElement.id`, textIs("false|region-menu-close"))
+		runActions(t, presenter, "press Escape", chromedp.KeyEvent(kb.Escape))
+		waitJS(t, presenter, "the menu is closed", `document.getElementById('region-menu').hidden`, textIs("true"))
 	})
 }
