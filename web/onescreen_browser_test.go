@@ -194,6 +194,17 @@ func oneScreen(t *testing.T, shots string) {
 	axeClean(t, presenter, "laptop theme")
 	save("screenshot-main.png", shot(t, presenter))
 
+	if os.Getenv("CAPLAB_SCREENSHOTS_MORE") != "" {
+		selectTab := func(id string) { runActions(t, presenter, "tab "+id, chromedp.Click(chromedp.ID("tab-"+id))) }
+		selectTab("timeline")
+		save("screenshot-timeline.png", shot(t, presenter))
+		selectTab("checker")
+		save("screenshot-checker.png", shot(t, presenter))
+		selectTab("lesson")
+		runActions(t, presenter, "1280×720", chromedp.EmulateViewport(1280, 720))
+		save("screenshot-720.png", shot(t, presenter))
+	}
+
 	// Presenter mode on a 1920×1080 projector, the next question open.
 	runActions(t, presenter, "a 1920×1080 projector", chromedp.EmulateViewport(1920, 1080))
 	b.open(t, presenter, "/?present=1")
