@@ -198,6 +198,13 @@ func check(opts cliOptions, paths []string, stdout, stderr io.Writer) int {
 	for _, e := range errs {
 		fmt.Fprintln(stderr, e)
 	}
+	var warns ErrorList
+	for _, l := range lessons {
+		warns = append(warns, Spoilers(l)...)
+	}
+	for _, w := range warns {
+		fmt.Fprintln(stderr, w)
+	}
 	if len(errs) > 0 {
 		files := map[string]bool{}
 		for _, e := range errs {
@@ -205,6 +212,10 @@ func check(opts cliOptions, paths []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s; %s in %s\n", count(len(lessons), "valid lesson"), count(len(errs), "error"), count(len(files), "file"))
 		return ExitFail
+	}
+	if len(warns) > 0 {
+		fmt.Fprintf(stdout, "%s, all valid; %s\n", count(len(lessons), "lesson"), count(len(warns), "warning"))
+		return ExitOK
 	}
 	fmt.Fprintf(stdout, "%s, all valid\n", count(len(lessons), "lesson"))
 	return ExitOK

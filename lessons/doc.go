@@ -92,5 +92,20 @@
 // files with errors. In a Catalog a user lesson named like a built-in one
 // replaces it, in its place; other user lessons follow, sorted by name.
 //
-// Main implements "caplab lessons list | check | run | help" for main.go.
+// Main implements "caplab lessons list | check | run | help" for main.go;
+// "check" also prints Spoilers' warnings (prose before an ask that names
+// the answer) without failing.
+//
+// # A classroom: Session
+//
+// Session is the lesson a presenter shows a room: the open lesson and step,
+// what each step did when it ran (StepRun, with a Story line per command),
+// the open question, the votes and the reveal. It is plain state, without
+// I/O or locking; the web server guards it and sends its views. View and
+// PollView apply the spoiler rule of docs/lessons.md: a step's Pose (the
+// prose up to the lab block holding its first ask) shows at once, its
+// Reveal (the prose after that block) only after the step's questions are
+// revealed or the step ran; a viewer never sees an expectation of a step
+// that has not run, nor a tally or an answer before the reveal. Options
+// reach pages as OptionLabel's words; votes keep the tokens.
 package lessons

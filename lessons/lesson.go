@@ -41,7 +41,15 @@ type Prose struct {
 type Step struct {
 	Title string // the heading text, as written
 	Line  int    // line of the heading (of the first intro line for an intro step)
-	Prose Prose
+	// Prose is all of the step's prose. A step with an ask splits it in
+	// two (the spoiler rule of docs/lessons.md): Pose is the prose before
+	// the end of the lab block holding the first ask, which poses the
+	// question and is shown at once; Reveal is the prose after that block,
+	// which answers it and is shown only after the reveal or once the step
+	// ran. Without an ask, Pose is all of Prose and Reveal is empty.
+	Prose  Prose
+	Pose   Prose
+	Reveal Prose
 	// Commands are the step's lab-block lines, in file order.
 	Commands []Command
 	// Polls are the step's ask commands, for a browser to show as votes.

@@ -262,7 +262,8 @@ func (p *parser) body(l *Lesson, body []byte, bodyLine int) {
 	secs[len(secs)-1].end = len(lines)
 
 	for i, s := range secs {
-		step := Step{Line: bodyLine + s.start + 1, Prose: p.prose(md, lines, s)}
+		step := Step{Line: bodyLine + s.start + 1, Prose: p.prose(md, lines, s, s.start+s.head, s.end)}
+		step.Pose = step.Prose
 		for _, b := range s.blocks {
 			for j := 0; j < b.Lines().Len(); j++ {
 				seg := b.Lines().At(j)
@@ -274,6 +275,11 @@ func (p *parser) body(l *Lesson, body []byte, bodyLine int) {
 					}
 				}
 			}
+		}
+		if k := askBlock(s, step.Commands, bodyLine); k >= 0 {
+			split := s.ranges[k][1]
+			step.Pose = p.prose(md, lines, s, s.start+s.head, split)
+			step.Reveal = p.prose(md, lines, s, split, s.end)
 		}
 		if i == 0 {
 			if len(s.blocks) == 0 {
@@ -289,6 +295,22 @@ func (p *parser) body(l *Lesson, body []byte, bodyLine int) {
 		}
 		l.Steps = append(l.Steps, step)
 	}
+}
+
+// askBlock is the index of the section's lab block that holds the step's
+// first ask, or -1 when the step asks nothing.
+func askBlock(s *section, cmds []Command, bodyLine int) int {
+	for _, c := range cmds {
+		if _, ok := c.Action.(Ask); !ok {
+			continue
+		}
+		for k, r := range s.ranges {
+			if c.Line > bodyLine+r[0] && c.Line <= bodyLine+r[1] {
+				return k
+			}
+		}
+	}
+	return -1
 }
 
 // isLab reports whether a fenced block's info string starts with "lab".
@@ -334,12 +356,12 @@ func headingText(h *ast.Heading, src []byte) string {
 	return strings.Join(strings.Fields(b.String()), " ")
 }
 
-// prose is a section's Markdown without its heading and lab blocks, and
-// that Markdown rendered. Raw HTML is left out of the rendering (goldmark's
+// prose is a section's Markdown in body lines [from, to), without its
+// heading and lab blocks, and that Markdown rendered. Raw HTML is left out of the rendering (goldmark's
 // safe default), so a user's lesson cannot script the page.
-func (p *parser) prose(md goldmark.Markdown, lines [][]byte, s *section) Prose {
+func (p *parser) prose(md goldmark.Markdown, lines [][]byte, s *section, from, to int) Prose {
 	var b strings.Builder
-	for i := s.start + s.head; i < s.end; i++ {
+	for i := from; i < to; i++ {
 		inBlock := false
 		for _, r := range s.ranges {
 			if i >= r[0] && i < r[1] {

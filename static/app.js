@@ -13,11 +13,16 @@
   const SVGNS = 'http://www.w3.org/2000/svg';
   const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⏳' };
   const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict', overloaded: 'overloaded' };
+  // what a buy's outcome means for the shopper, shown in the shop
+  const buyWords = { ok: 'Sold', sold_out: 'Sold out', unavailable: 'Refused', fail_fast: 'Refused at once', conflict: 'Gave up', overloaded: 'Too busy — try again' };
+  const stores = (body.dataset.stores || 'consensus,replicated').split(',');
+  const kindWord = (k) => words[k] || String(k || 'unknown').replace(/_/g, ' ');
+  const kindIcon = (k) => icons[k] || '•';
+  const knownKind = (k) => Object.prototype.hasOwnProperty.call(icons, k);
   const listeners = {};
 
   let state = null;
   let sku = body.dataset.sku || 'IPHONE-15-PRO';
-  let store = 'consensus';
   let ops = [];     // operations of the current SKU, oldest first
   let faults = [];  // faults, oldest first
   const traffic = {}; // lane id -> {rate, bytesRate, phase, dots, x1,y1,x2,y2, up, dur}
@@ -47,7 +52,9 @@
     (listeners[type] || []).forEach((fn) => { try { fn(payload); } catch (e) { console.error(e); } });
   }
   function regionNames() { return state ? state.regions.map((r) => r.name) : []; }
-  function storeShort(s) { return s === 'consensus' ? 'CP' : 'AP'; }
+  function storeShort(s) { return s === 'consensus' ? 'CP' : s === 'replicated' ? 'AP' : String(s).toUpperCase(); }
+  function storeTitle(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
+  function secs(ms) { return ms >= 1000 ? (ms / 1000).toFixed(1) + ' s' : Math.round(ms) + ' ms'; }
 
   // ---------- API
   async function api(method, path, payload) {
@@ -79,7 +86,7 @@
     let msg = (o.message || '').trim();
     if (!msg) {
       if (o.op === 'read' && o.outcome === 'ok') msg = o.quantity + ' in stock.';
-      else msg = words[o.outcome] || o.outcome;
+      else msg = kindWord(o.outcome);
     }
     if (!/[.!?]$/.test(msg)) msg += '.';
     const ms = Math.round(o.latencyMs || 0) + ' ms';
@@ -89,17 +96,78 @@
     else who = 'no region answered';
     return msg + ' ' + ms + ', ' + who + '.';
   }
+  // why: the reason in a few words, for the shop cell (the full sentence is
+  // its title and is read by screen readers).
+  function shortWhy(o) {
+    const m = (o.message || '').toLowerCase();
+    if (o.op === 'read' && o.outcome === 'ok') return o.quantity + ' in stock' + (o.consistency === 'serializable' ? ' (local copy)' : '');
+    if (o.outcome === 'ok') return (o.quantity !== undefined ? o.quantity + ' left' : 'done') + (o.answeredBy && o.answeredBy.length ? ' · ' + o.answeredBy.length + ' confirmed' : '');
+    if (o.outcome === 'sold_out') return 'nothing left to sell';
+    if (o.outcome === 'fail_fast') return 'breaker open: nothing sent';
+    if (o.outcome === 'conflict') return 'stock kept changing';
+    if (m.includes('majority')) return 'cannot reach a majority';
+    if (m.includes('crashed') || m.includes(' is down')) return 'this region is down';
+    if (m.includes('being reset')) return 'the lab is resetting';
+    if (o.outcome === 'unavailable' && !m) return 'no quorum in time';
+    if (m.includes('replica') || m.includes('acknowledg')) return 'too few replicas answered';
+    return (o.message || kindWord(o.outcome)).replace(/^[A-Za-z ]+: /, '');
+  }
   function showOutcome(o) {
-    const el = $('outcome-' + o.region);
+    if (o.op === 'stock') {
+      if (o.outcome !== 'ok') toast('Stocking ' + o.sku + ' on ' + o.store + ': ' + kindWord(o.outcome) + '. ' + (o.message || ''), true);
+      return;
+    }
+    const el = $('outcome-' + o.store + '-' + o.region);
     if (!el) return;
-    el.className = 'outcome o-' + o.outcome;
+    const kind = knownKind(o.outcome) ? o.outcome : 'other';
+    el.className = 'outcome o-' + kind;
+    el.dataset.outcome = o.outcome;
     el.textContent = '';
     const tag = document.createElement('span');
     tag.className = 'tag';
-    const what = o.op === 'read' ? 'read' : o.op === 'stock' ? 'stock' : 'buy';
-    tag.textContent = (icons[o.outcome] || '') + ' ' + (words[o.outcome] || o.outcome) + ' · ' + what + ' · ' + storeShort(o.store) + ' ';
+    const word = o.op === 'read' ? 'Read ' + kindWord(o.outcome) : (buyWords[o.outcome] || kindWord(o.outcome));
+    tag.textContent = kindIcon(o.outcome) + ' ' + word;
     el.appendChild(tag);
-    el.appendChild(document.createTextNode(outcomeSentence(o)));
+    // the history keeps an unavailable buy open (it may still apply): its
+    // latency is only known live
+    if (!(o.fromHistory && o.outcome === 'unavailable')) el.appendChild(document.createTextNode(' · ' + secs(o.latencyMs || 0)));
+    const why = document.createElement('span');
+    why.className = 'o-why';
+    why.textContent = shortWhy(o);
+    el.appendChild(why);
+    const full = document.createElement('span');
+    full.className = 'sr-only';
+    full.textContent = ' ' + storeTitle(o.store) + ', ' + o.op + ': ' + outcomeSentence(o);
+    el.appendChild(full);
+    el.title = outcomeSentence(o);
+    el.classList.remove('fresh'); void el.offsetWidth; el.classList.add('fresh');
+  }
+  function clearOutcomes() {
+    document.querySelectorAll('.outcome').forEach((el) => {
+      el.className = 'outcome'; el.title = ''; delete el.dataset.outcome;
+      el.innerHTML = '<span class="o-none">no buy yet</span>';
+    });
+  }
+
+  // ---------- score: per store, for the product; stock writes apart
+  function drawScore() {
+    for (const st of stores) {
+      // the checker's window: since the last stock of the product
+      let sold = 0, refused = 0, soldOut = 0, stocked = null;
+      for (const o of ops) {
+        if (o.store !== st) continue;
+        if (o.op === 'stock' && o.outcome === 'ok') { stocked = o.qty || o.quantity || 0; sold = refused = soldOut = 0; continue; }
+        if (o.op !== 'buy') continue;
+        if (o.outcome === 'ok') sold += o.qty || 1;
+        else if (o.outcome === 'sold_out') soldOut++;
+        else refused++;
+      }
+      const oversold = stocked === null ? 0 : Math.max(0, sold - stocked);
+      const set = (k, v) => { const e = $('score-' + st + '-' + k); if (e) { e.textContent = v; e.parentElement.classList.toggle('bad', k === 'oversold' && v > 0); } };
+      set('sold', sold); set('refused', refused); set('soldout', soldOut); set('oversold', oversold);
+    }
+    const s = $('score-sku');
+    if (s) s.textContent = sku;
   }
 
   // ---------- state -> map, shops, quorum
@@ -112,17 +180,23 @@
       const g = $('region-' + r.name);
       if (!g) continue;
       const role = !r.up ? 'crashed' : (r.consensus.role || 'offline');
+      const roleText = role === 'leader' ? '♛ leader' : role === 'crashed' ? '✕ crashed' : role;
       g.setAttribute('class', 'region role-' + role + (r.up ? '' : ' down'));
-      $('region-' + r.name + '-role').textContent = role === 'leader' ? '♛ leader' : role === 'crashed' ? '✕ crashed' : role;
-      $('region-' + r.name + '-term').textContent = r.up ? 'term ' + r.consensus.term : 'down';
+      $('region-' + r.name + '-role').textContent = roleText;
       const b = r.breakers || {};
-      const bc = b.consensus || 'closed', br = b.replicated || 'closed';
-      const bt = $('region-' + r.name + '-breakers');
-      bt.textContent = 'CP ' + bc + ' · AP ' + br;
-      bt.setAttribute('class', 'breakers' + (bc !== 'closed' || br !== 'closed' ? ' open' : ''));
-      g.setAttribute('aria-label', r.name + ' (' + r.city + '): ' + role + ', term ' + r.consensus.term + ', breakers CP ' + bc + ', AP ' + br + '. Enter opens crash, restart, make leader, isolate.');
+      const tip = r.city + ' (' + r.name + '): ' + role + (r.up ? ', term ' + r.consensus.term : '') +
+        ', breakers ' + stores.map((s) => storeShort(s) + ' ' + (b[s] || 'closed')).join(', ') + '. Enter opens: make leader, isolate, restart, crash.';
+      g.setAttribute('aria-label', tip);
+      const t = $('region-' + r.name + '-tip');
+      if (t) t.textContent = tip;
       const shop = $('shop-' + r.name);
       if (shop) shop.classList.toggle('down', !r.up);
+      const sr = $('shop-' + r.name + '-role');
+      if (sr) { sr.textContent = roleText; sr.className = 'shop-role role-' + role; }
+      for (const s of stores) {
+        const br = $('breaker-' + s + '-' + r.name);
+        if (br) br.hidden = !b[s] || b[s] === 'closed';
+      }
     }
     const links = {};
     for (const l of st.links) links[l.from + '>' + l.to] = l;
@@ -136,12 +210,15 @@
       g.setAttribute('class', 'link link-' + ls);
       g.dataset.state = ls;
       g.dataset.rtt = Math.round(f.rttMs);
-      let label = Math.round(f.rttMs) + ' ms' + (f.estimated ? ' (est.)' : '');
-      if (ls === 'cut') label = '✂ cut';
-      else if (f.state === 'cut') label = '✂ ' + a + ' → ' + b + ' cut';
-      else if (rv.state === 'cut') label = '✂ ' + b + ' → ' + a + ' cut';
+      let label = Math.round(f.rttMs) + ' ms';
+      let detail = 'up, round trip ' + label + (f.estimated ? ' (estimated from distance)' : '');
+      if (ls === 'cut') { label = '✂ cut'; detail = 'cut both ways'; }
+      else if (ls === 'oneway') {
+        label = '✂ one way';
+        detail = f.state === 'cut' ? a + ' → ' + b + ' cut, ' + b + ' → ' + a + ' up' : b + ' → ' + a + ' cut, ' + a + ' → ' + b + ' up';
+      }
       $(g.id + '-label').textContent = label;
-      const aria = 'Link ' + a + ' to ' + b + ': ' + label.replace('✂ ', '') + '. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.';
+      const aria = 'Link ' + a + ' to ' + b + ': ' + detail + '. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.';
       g.setAttribute('aria-label', aria);
       const t = g.querySelector('title');
       if (t) t.textContent = aria;
@@ -175,6 +252,7 @@
 
     const q = st.replicated || { n: 0, w: 0, r: 0 };
     $('quorum-n').textContent = q.n;
+    if ($('store-quorum')) $('store-quorum').textContent = 'W=' + q.w + ' R=' + q.r;
     for (const k of ['w', 'r']) {
       const input = $('quorum-' + k);
       input.max = Math.max(1, q.n);
@@ -231,21 +309,23 @@
     tpl.innerHTML = html;
     const node = tpl.content.firstElementChild;
     if (!node || node.id !== id) return;
-    if (id === 'verdict' && node.dataset.sku && node.dataset.sku !== sku) return;
+    if ((id === 'verdict' || id === 'verdict-full') && node.dataset.sku && node.dataset.sku !== sku) return;
     const focused = document.activeElement && el.contains(document.activeElement) ? document.activeElement.id : null;
     el.replaceWith(node);
     if (focused && $(focused)) $(focused).focus();
     emit('fragment', { id, html });
   }
   async function refreshVerdict() {
-    const res = await fetch('/ui/verdict?sku=' + encodeURIComponent(sku), { credentials: 'same-origin' });
-    const f = await res.json().catch(() => null);
-    if (f && f.type === 'fragment') applyFragment(f.id, f.html);
-    else if (f && f.error) toast(f.error, true);
+    for (const q of ['', '&full=1']) {
+      const res = await fetch('/ui/verdict?sku=' + encodeURIComponent(sku) + q, { credentials: 'same-origin' }).catch(() => null);
+      const f = res ? await res.json().catch(() => null) : null;
+      if (f && f.type === 'fragment') applyFragment(f.id, f.html);
+      else if (f && f.error) { toast(f.error, true); return; }
+    }
   }
 
   // ---------- space-time diagram
-  const LANE_H = 56, LEFT = 0, TOP = 26, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46;
+  const ROW_H = 24, LANE_H = 12 + stores.length * ROW_H, LEFT = 0, TOP = 30, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46, MIN_BAR = 10;
   let drawQueued = false;
   function queueDraw() {
     if (drawQueued) return;
@@ -302,7 +382,7 @@
       el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE_H }));
       lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE_H }));
       lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + 20 }, r));
-      lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, 'CP row · AP row'));
+      lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
     });
     // fault bands: network faults until the next heal, crashes until restart
     let netOpen = null;
@@ -323,10 +403,19 @@
       const x1 = sc.map(b.from), x2 = b.open ? width : Math.max(sc.map(b.to), x1 + 2);
       for (const r of b.lanes) if (laneY[r] !== undefined) el.appendChild(svg('rect', { class: 'fault-band', x: x1, y: laneY[r], width: x2 - x1, height: LANE_H }));
     }
+    // fault and heal markers; labels take the first of two rows where they
+    // do not run into the previous label (else only the line and its title)
+    const rowEnd = [-1e9, -1e9];
     for (const f of faults) {
       const x = sc.map(f.atMs);
-      el.appendChild(svg('line', { class: 'fault-line', x1: x, y1: TOP - 4, x2: x, y2: height - 6 }));
-      const label = svg('text', { class: 'fault-label', x: x + 3, y: 12 }, '▥ ' + f.kind);
+      const healing = f.kind === 'heal' || f.kind === 'restart' || f.kind === 'reset';
+      el.appendChild(svg('line', { class: healing ? 'heal-line' : 'fault-line', x1: x, y1: TOP - 4, x2: x, y2: height - 6 }));
+      const text = (healing ? '✚ ' : '✂ ') + f.kind;
+      const w = text.length * 6.4 + 6;
+      let row = rowEnd.findIndex((end) => end < x + 3);
+      if (row < 0) continue;
+      rowEnd[row] = x + 3 + w;
+      const label = svg('text', { class: healing ? 'heal-label' : 'fault-label', x: x + 3, y: 11 + row * 12 }, text);
       label.appendChild(svg('title', {}, f.kind + ': ' + (f.detail || '') + ' at ' + new Date(f.atMs).toLocaleTimeString()));
       el.appendChild(label);
     }
@@ -336,19 +425,23 @@
     for (const o of ops) {
       const y = laneY[o.region];
       if (y === undefined) continue;
-      const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + 4);
-      const g = svg('g', { class: 'bar o-' + o.outcome, 'data-op': o.id });
-      const row = (o.store === 'consensus') ? 0 : 1;
-      g.appendChild(svg('rect', { x: x1, y: y + 6 + row * 24, width: x2 - x1, height: 12 }));
-      const what = o.op === 'buy' ? 'buy ' + (o.qty || '') : o.op === 'read' ? 'read=' + o.quantity : 'stock ' + (o.qty || o.quantity);
-      // a full label where there is room; just the outcome's symbol where bars crowd
+      const row = Math.max(0, stores.indexOf(o.store));
+      const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
+      const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
+      g.appendChild(svg('rect', { x: x1, y: y + 4 + row * ROW_H, width: x2 - x1, height: 11 }));
+      const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
+      // a full label where there is room; just the outcome's symbol where
+      // bars crowd; nothing where even that would run into the last label
       const key = o.region + row;
-      let text = storeShort(o.store) + ' ' + what + ' ' + (icons[o.outcome] || '') + ' ' + (words[o.outcome] || o.outcome);
-      if ((labelEnd[key] || 0) > x1) text = icons[o.outcome] || '•';
-      const lx = Math.max(x1, labelEnd[key] || 0);
-      labelEnd[key] = lx + text.length * 6.2 + 6;
-      g.appendChild(svg('text', { x: lx, y: y + 29 + row * 24 - 1 }, text));
-      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + o.op + ' → ' + (words[o.outcome] || o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms'));
+      const end = labelEnd[key] || 0;
+      let text = what + ' ' + kindIcon(o.outcome) + ' ' + kindWord(o.outcome);
+      if (end > x1) text = kindIcon(o.outcome);
+      const lx = Math.max(x1, end);
+      if (lx - x1 < 24) {
+        labelEnd[key] = lx + text.length * 6.2 + 6;
+        g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW_H + 21 }, text));
+      }
+      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms'));
       el.appendChild(g);
     }
     if (!ops.length && !faults.length) el.appendChild(svg('text', { class: 'empty', x: LEFT + 10, y: TOP + 20 }, 'Nothing yet for ' + sku + ': buy, read or cut a link and it appears here.'));
@@ -357,7 +450,7 @@
   function normOp(o, outcome) {
     return {
       id: o.id, region: o.region, store: o.store, sku: o.sku, op: o.op, qty: o.qty, quantity: o.quantity,
-      outcome: o.outcome || (outcome && outcome.outcome),
+      outcome: o.outcome || (outcome && outcome.outcome), consistency: o.consistency,
       callMs: Date.parse(o.call), returnMs: Date.parse(o.return),
     };
   }
@@ -367,15 +460,17 @@
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
     ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
+    clearOutcomes();
+    // each shop shows its last buy or read on each store
     for (const o of ops) {
-      const el = $('outcome-' + o.region);
-      if (!el) continue;
-      el.className = 'outcome o-' + o.outcome;
-      const what = o.op === 'buy' ? 'buy ' + (o.qty || '') : o.op === 'read' ? 'read (' + o.quantity + ')' : 'stock ' + (o.qty || o.quantity);
-      el.textContent = 'Last here: ' + what + ' on ' + o.store + ' → ' + (icons[o.outcome] || '') + ' ' + (words[o.outcome] || o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms.';
+      if (o.op === 'stock') continue;
+      showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
+        consistency: o.consistency, latencyMs: o.returnMs - o.callMs, message: '', fromHistory: true });
     }
+    document.querySelectorAll('.outcome.fresh').forEach((e) => e.classList.remove('fresh'));
     faults = (h.faults || []).map(normFault).slice(-200);
     queueDraw();
+    drawScore();
   }
   function addSR(text) {
     const list = $('timeline-list');
@@ -409,6 +504,7 @@
             ops.push(normOp(o, f.outcome));
             if (ops.length > 500) ops.shift();
             queueDraw();
+            drawScore();
           }
           if (f.outcome) addSR(f.outcome.region + ': ' + outcomeSentence(f.outcome));
           break;
@@ -418,8 +514,9 @@
           break;
         case 'reset':
           ops = []; faults = [];
-          document.querySelectorAll('.outcome').forEach((el) => { el.className = 'outcome'; el.textContent = 'No purchase yet.'; });
+          clearOutcomes();
           queueDraw();
+          drawScore();
           refreshVerdict();
           break;
         case 'fragment': applyFragment(f.id, f.html); break;
@@ -429,19 +526,14 @@
   }
 
   // ---------- presenter actions
-  function currentStore() { return store; }
-  function qtyOf(id) { const v = $(id).value.trim(); return v === '' ? null : Number(v); }
-  async function buy(region, btn) {
-    const r = await busy(btn, () => api('POST', '/api/stores/' + currentStore() + '/skus/' + encodeURIComponent(sku) + '/buy', { region, qty: qtyOf('buy-qty-' + region) }));
+  function qtyOf(id) { const e = $(id); if (!e) return 1; const v = e.value.trim(); return v === '' ? null : Number(v); }
+  async function buy(store, region, btn) {
+    const r = await busy(btn, () => api('POST', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '/buy', { region, qty: qtyOf('buy-qty-' + region) }));
     if (r.data && r.data.outcome) showOutcome(r.data);
   }
-  async function read(region, btn) {
-    const c = $('read-consistency-' + region).value;
-    const r = await busy(btn, () => api('GET', '/api/stores/' + currentStore() + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
-    if (r.data && r.data.outcome) showOutcome(r.data);
-  }
-  async function stock(region, btn) {
-    const r = await busy(btn, () => api('PUT', '/api/stores/' + currentStore() + '/skus/' + encodeURIComponent(sku), { region, quantity: qtyOf('stock-qty-' + region) }));
+  async function read(store, region, btn) {
+    const c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
+    const r = await busy(btn, () => api('GET', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
     if (r.data && r.data.outcome) showOutcome(r.data);
   }
   function stockRegion() {
@@ -450,16 +542,17 @@
     const up = state.regions.find((r) => r.up);
     return (leader || up || state.regions[0]).name;
   }
-  async function stockBoth(btn) {
+  async function stockAll(btn) {
     const region = stockRegion();
     const quantity = qtyOf('stock-both-qty');
     await busy(btn, async () => {
-      for (const s of ['consensus', 'replicated']) {
+      const done = [];
+      for (const s of stores) {
         const r = await api('PUT', '/api/stores/' + s + '/skus/' + encodeURIComponent(sku), { region, quantity });
-        if (r.data && r.data.outcome) showOutcome(r.data);
+        if (r.data && r.data.outcome) { showOutcome(r.data); if (r.data.outcome === 'ok') done.push(s); }
         if (!r.ok && r.status !== 503 && r.status !== 409) return;
       }
-      if (quantity !== null) toast('Stocked ' + quantity + ' × ' + sku + ' in both stores (written from ' + region + ').');
+      if (quantity !== null && done.length) toast('Stocked ' + quantity + ' × ' + sku + ' in ' + joinAnd(done) + ' (written from ' + region + ').');
     });
   }
   async function isolate(region) {
@@ -535,24 +628,43 @@
     const open = show === undefined ? h.hidden : show;
     if (open) { helpReturn = document.activeElement; h.hidden = false; $('help-close').focus(); } else { h.hidden = true; if (helpReturn) helpReturn.focus(); }
   }
+  // Tab stays inside an open dialog (help) or menu.
+  function trapFocus(e, box) {
+    const items = Array.from(box.querySelectorAll('button, [href], input, select, [tabindex]:not([tabindex="-1"])')).filter((x) => !x.disabled && x.offsetParent !== null);
+    if (!items.length) return;
+    const first = items[0], last = items[items.length - 1];
+    if (!box.contains(document.activeElement)) { e.preventDefault(); first.focus(); return; }
+    if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+    else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+  }
+
+  // ---------- tabs of the dock
+  function selectTab(id, focus) {
+    const tab = $('tab-' + id);
+    if (!tab) return;
+    document.querySelectorAll('.tabs [role=tab]').forEach((t) => {
+      const on = t === tab;
+      t.setAttribute('aria-selected', String(on));
+      t.tabIndex = on ? 0 : -1;
+      const p = $(t.getAttribute('aria-controls'));
+      if (p) p.hidden = !on;
+    });
+    if (focus) tab.focus();
+    if (id === 'timeline') queueDraw();
+  }
   function setPresent(on) {
     body.classList.toggle('present', on);
     $('present-toggle').setAttribute('aria-pressed', String(on));
     try { localStorage.setItem('caplab.present', on ? '1' : '0'); } catch (e) { /* private mode */ }
     queueDraw();
-  }
-  function setStore(s) {
-    store = s === 'replicated' ? 'replicated' : 'consensus';
-    body.classList.toggle('store-replicated', store === 'replicated');
-    $('store-' + store).checked = true;
-    document.querySelectorAll('[id^="read-consistency-"]').forEach((sel) => { sel.disabled = !presenter || store === 'replicated'; });
-    try { localStorage.setItem('caplab.store', store); } catch (e) { /* private mode */ }
+    emit('present', {});
   }
 
   // ---------- wiring
   document.addEventListener('click', (e) => {
     const t = e.target.closest('button, .link, .region, a');
     if (!t) { if (!e.target.closest('.popover')) closeMenus(); return; }
+    if (t.getAttribute('role') === 'tab') return selectTab(t.id.replace(/^tab-/, ''));
     if (t.id === 'help-open') return toggleHelp(true);
     if (t.id === 'help-close') return toggleHelp(false);
     if (t.id === 'present-toggle') return setPresent(!body.classList.contains('present'));
@@ -570,9 +682,8 @@
     if (!presenter || t.disabled) return;
     const region = t.dataset.region;
     switch (t.dataset.action) {
-      case 'buy': return buy(region, t);
-      case 'read': return read(region, t);
-      case 'stock': return stock(region, t);
+      case 'buy': return buy(t.dataset.store, region, t);
+      case 'read': return read(t.dataset.store, region, t);
       case 'isolate': return isolate(region);
       case 'bridge': return bridge($('bridge-region').value);
       case 'heal': return heal();
@@ -580,7 +691,7 @@
     const m = menuFor;
     switch (t.id) {
       case 'reset': return reset(t);
-      case 'stock-both': return stockBoth(t);
+      case 'stock-both': return stockAll(t);
       case 'quorum-apply': return applyQuorum(+$('quorum-w').value, +$('quorum-r').value);
       case 'quorum-preset-global': $('quorum-w').value = 1; $('quorum-r').value = 1; return applyQuorum(1, 1);
       case 'quorum-preset-strict': { const k = Math.floor(state.replicated.n / 2) + 1; $('quorum-w').value = k; $('quorum-r').value = k; return applyQuorum(k, k); }
@@ -609,6 +720,17 @@
   document.addEventListener('keydown', (e) => {
     const t = e.target;
     if (e.key === 'Escape') { if (!$('help').hidden) return toggleHelp(false); return closeMenus(true); }
+    if (e.key === 'Tab') {
+      if (!$('help').hidden) return trapFocus(e, $('help'));
+      for (const id of ['region-menu', 'link-menu']) if (!$(id).hidden) return trapFocus(e, $(id));
+    }
+    if (t.getAttribute && t.getAttribute('role') === 'tab' && /^(ArrowLeft|ArrowRight|Home|End)$/.test(e.key)) {
+      const tabs = Array.from(document.querySelectorAll('.tabs [role=tab]'));
+      let i = tabs.indexOf(t);
+      i = e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : (i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length;
+      e.preventDefault();
+      return selectTab(tabs[i].id.replace(/^tab-/, ''), true);
+    }
     if (t.classList && (t.classList.contains('link') || t.classList.contains('region')) && (e.key === 'Enter' || e.key === ' ')) {
       e.preventDefault();
       if (!presenter) return viewerOnly();
@@ -621,12 +743,13 @@
     if (e.key === '?') { e.preventDefault(); return toggleHelp(); }
     if (e.key === 'p') return setPresent(!body.classList.contains('present'));
     if (e.key === 'n') { emit('lesson-next', {}); return; }
+    if (e.key === 'v') { emit('lesson-reveal', {}); return; }
+    if (e.key === 'b') { emit('lesson-back', {}); return; }
     if (!presenter) return;
     if (/^[1-7]$/.test(e.key)) { const name = regionNames()[+e.key - 1]; if (name) isolate(name); return; }
     if (e.key === 'h') return heal();
     if (e.key === 'r') return reset($('reset'));
   });
-  document.querySelectorAll('input[name="store"]').forEach((r) => r.addEventListener('change', () => setStore(r.value)));
   for (const k of ['w', 'r']) {
     $('quorum-' + k).addEventListener('input', (e) => {
       e.target.dataset.dirty = '1';
@@ -640,6 +763,7 @@
     sku = v;
     loadHistory();
     refreshVerdict();
+    drawScore();
   });
   window.addEventListener('resize', queueDraw);
 
@@ -666,41 +790,67 @@
       const box = $('lesson-step');
       const cmds = $('lesson-commands');
       cmds.textContent = '';
+      const effects = $('lesson-effects');
+      effects.textContent = '';
       const status = $('lesson-status');
+      const notes = $('lesson-notes');
       if (!cur) {
         box.textContent = '';
-        box.appendChild(el('p', '', presenter ? 'Pick a lesson: everyone watching follows you step by step.' : 'The presenter has not opened a lesson; play along on the map.'));
+        box.appendChild(el('p', '', presenter ? 'Pick a lesson: everyone watching follows you step by step. A step with a question lets the audience vote before you run it.' : 'The presenter has not opened a lesson; watch the map and the shops.'));
         status.textContent = '';
+        if (notes) notes.hidden = true;
+        $('lesson-details').hidden = true;
         for (const id of ['lesson-prev', 'lesson-next', 'lesson-run']) if ($(id)) $(id).disabled = true;
         return;
       }
+      $('lesson-details').hidden = false;
       cur.stepTitles.forEach((title, i) => {
         const li = el('li', i === cur.step ? 'current' : '', title);
+        li.title = title;
         if (i === cur.step) li.setAttribute('aria-current', 'step');
         list.appendChild(li);
       });
       box.textContent = '';
-      box.appendChild(el('h3', '', 'Step ' + (cur.step + 1) + ' of ' + cur.steps + ': ' + cur.stepTitle));
+      box.appendChild(el('h3', '', cur.stepTitle));
       const prose = el('div', 'prose');
       prose.innerHTML = cur.html || ''; // trusted: rendered by the lessons provider (no raw HTML)
       box.appendChild(prose);
+      if (notes) {
+        notes.hidden = !cur.revealHtml;
+        $('lesson-notes-body').innerHTML = cur.revealHtml || ''; // trusted, as above
+      }
+      // details: the raw commands; an expectation is held back until the
+      // step ran (viewers get it blanked; the projector hides it too)
+      const held = cur.held || [];
       cur.commands.forEach((c, i) => {
         const r = cur.results[i];
         const st = r ? r.status : (cur.running && i === cur.results.length ? 'running' : 'pending');
-        const li = el('li', 'cmd s-' + st);
+        const li = el('li', 'cmd s-' + st + (held[i] && !r ? ' held' : ''));
         li.id = 'lesson-command-' + i;
         li.dataset.testid = 'lesson-command-' + i;
         li.dataset.status = st;
         li.appendChild(el('span', 'icon', r ? statusIcon[r.status] || '•' : st === 'running' ? '…' : '○')).setAttribute('aria-hidden', 'true');
         li.appendChild(el('span', 'sr-only', (r ? statusWord[r.status] || r.status : st === 'running' ? 'running' : 'not run yet') + ': '));
-        li.appendChild(el('code', '', c));
-        if (r && r.text) li.appendChild(el('span', 'what', r.text));
+        const hide = held[i] && !r && body.classList.contains('present');
+        li.appendChild(el('code', '', hide ? 'expect … (shown once the step has run)' : r ? r.command : c));
+        if (held[i] && !r && presenter && !hide) li.appendChild(el('span', 'held-note', 'hidden from the audience until the step runs'));
+        if (r && r.line) li.appendChild(el('span', 'what', 'line ' + r.line + (r.text ? ': ' + r.text.replace(/^line \d+: /, '') : '')));
         cmds.appendChild(li);
       });
+      // the story: one line per visible effect, expectations marked
+      for (const r of cur.results) {
+        if (!r.story) continue;
+        const expectation = r.status === 'passed' || r.status === 'failed';
+        const li = el('li', r.status === 'failed' || r.status === 'error' ? 'missed' : expectation ? 'met' : '');
+        li.appendChild(el('span', 'mark', r.status === 'passed' ? '✓' : r.status === 'failed' || r.status === 'error' ? '✗' : '·')).setAttribute('aria-hidden', 'true');
+        li.appendChild(document.createTextNode(r.story));
+        if (expectation) li.appendChild(el('span', 'verdict-word', r.status === 'passed' ? 'as expected' : 'not as expected'));
+        effects.appendChild(li);
+      }
       if (cur.running) status.textContent = 'Running step ' + (cur.step + 1) + '…';
       else if (cur.ran) status.textContent = (cur.failed ? '✗ ' : '✓ ') + (cur.report || 'Done.');
-      else if (poll && !poll.revealed) status.textContent = presenter ? 'The audience is voting; reveal the answer or run the step.' : 'Vote, then watch the lab.';
-      else status.textContent = presenter && canRun ? 'Run the step when you are ready (key n).' : '';
+      else if (poll && !poll.revealed) status.textContent = presenter ? 'The audience is voting: reveal the answer (v) or run the step (n).' : 'Vote, then watch the lab.';
+      else status.textContent = presenter && canRun ? 'Run the step when you are ready (key n).' : 'Waiting for the presenter to run this step.';
       status.className = 'lesson-status' + (cur.ran ? (cur.failed ? ' bad' : ' good') : '');
       if ($('lesson-prev')) $('lesson-prev').disabled = cur.running || cur.step === 0;
       if ($('lesson-next')) $('lesson-next').disabled = cur.running || cur.step >= cur.steps - 1;
@@ -711,8 +861,11 @@
       const card = $('poll');
       const k = keyOf(poll);
       if (k !== pollKey) { pollKey = k; myVote = ''; }
+      body.classList.toggle('poll-open', !!poll && !poll.revealed);
       if (!poll) { card.hidden = true; return; }
       card.hidden = false;
+      card.classList.toggle('revealed', !!poll.revealed);
+      const label = (o) => { const i = poll.options.indexOf(o); return (poll.labels && poll.labels[i]) || o; };
       $('poll-kicker').textContent = (poll.count > 1 ? 'Question ' + (poll.index + 1) + ' of ' + poll.count + ' · ' : '') +
         (poll.revealed ? 'The answer is out' : 'Predict before the lab shows it');
       $('poll-question').textContent = poll.question;
@@ -726,7 +879,7 @@
         b.dataset.testid = 'poll-option-' + i;
         b.dataset.option = o;
         const right = poll.revealed && o === poll.answer;
-        b.textContent = (right ? '✓ ' : o === myVote ? '● ' : '') + o;
+        b.textContent = (right ? '✓ ' : o === myVote ? '● ' : '') + label(o);
         b.setAttribute('aria-pressed', String(o === myVote));
         b.classList.toggle('chosen', o === myVote);
         b.classList.toggle('correct', right);
@@ -741,7 +894,7 @@
         poll.options.forEach((o, i) => {
           const n = poll.tally[i] || 0, pct = poll.votes ? Math.round(100 * n / poll.votes) : 0;
           const li = el('li', poll.revealed && o === poll.answer ? 'correct' : '');
-          li.appendChild(el('span', 'opt', (poll.revealed && o === poll.answer ? '✓ ' : '') + o));
+          li.appendChild(el('span', 'opt', (poll.revealed && o === poll.answer ? '✓ ' : '') + label(o)));
           const bar = el('span', 'bar');
           bar.style.width = pct + '%';
           bar.setAttribute('aria-hidden', 'true');
@@ -751,18 +904,20 @@
         });
         tally.appendChild(ul);
       }
-      tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + (poll.viewers ? ' from ' + poll.viewers + (poll.viewers === 1 ? ' connected viewer' : ' connected viewers') : '') + (poll.tally ? '' : ' so far — the tally shows when the presenter reveals the answer.')));
+      const hidden = !poll.revealed && (!poll.tally || body.classList.contains('present'));
+      const from = poll.viewers ? ' from ' + poll.viewers + (poll.viewers === 1 ? ' connected viewer' : ' connected viewers') : '';
+      tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + from + (hidden ? ' so far — the tally shows when the presenter reveals the answer.' : '')));
       const ans = $('poll-answer');
       ans.hidden = !poll.revealed;
       ans.textContent = '';
       if (poll.revealed) {
-        let s = 'Answer: ' + poll.answer + '.';
-        if (myVote) s += myVote === poll.answer ? ' ✓ You predicted it.' : ' ✗ You said ' + myVote + '.';
+        let s = 'Answer: ' + (poll.answerLabel || label(poll.answer)) + '.';
+        if (myVote) s += myVote === poll.answer ? ' ✓ You predicted it.' : ' ✗ You said ' + label(myVote) + '.';
         ans.textContent = s;
       }
       if ($('poll-reveal')) $('poll-reveal').hidden = poll.revealed;
       if ($('poll-next')) $('poll-next').hidden = !(poll.revealed && poll.index + 1 < poll.count);
-      $('poll-status').textContent = poll.revealed ? '' : myVote ? 'Your vote: ' + myVote + '. You can change it until the reveal.' : 'Tap an option to vote.';
+      $('poll-status').textContent = poll.revealed ? '' : myVote ? 'Your vote: ' + label(myVote) + '. You can change it until the reveal.' : presenter ? '' : 'Tap an option to vote.';
     }
 
     const setLesson = (id, step) => api('PUT', '/api/lesson', { lesson: id, step });
@@ -803,14 +958,20 @@
       }
     });
     (listeners['lesson-next'] = listeners['lesson-next'] || []).push(advance);
-    (listeners.lesson = listeners.lesson || []).push((f) => { framed = true; cur = f.lesson || null; renderLesson(); });
+    (listeners['lesson-reveal'] = listeners['lesson-reveal'] || []).push(() => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}); });
+    (listeners['lesson-back'] = listeners['lesson-back'] || []).push(() => { if (presenter && cur && !cur.running && cur.step > 0) setLesson(cur.id, cur.step - 1); });
+    // a lesson opening (or moving on) brings its tab forward
+    let shownKey = '';
+    const showLessonTab = () => { const k = cur ? cur.id + '/' + cur.step : ''; if (k && k !== shownKey) { shownKey = k; selectTab('lesson'); } };
+    (listeners.lesson = listeners.lesson || []).push((f) => { framed = true; cur = f.lesson || null; renderLesson(); showLessonTab(); });
     (listeners.poll = listeners.poll || []).push((f) => { poll = f.poll || null; renderPoll(); renderLesson(); });
+    (listeners['present'] = listeners['present'] || []).push(() => { renderPoll(); renderLesson(); });
     // This browser's vote survives a reload: the server knows it by cookie.
     api('GET', '/api/lesson').then((r) => {
       if (!r.ok || !r.data) return;
       if (!framed) { cur = r.data.lesson || null; poll = r.data.poll || null; }
       if (r.data.poll && keyOf(r.data.poll) === keyOf(poll)) { pollKey = keyOf(poll); myVote = r.data.vote || ''; }
-      renderPoll(); renderLesson();
+      renderPoll(); renderLesson(); showLessonTab();
     });
   }
 
@@ -821,9 +982,9 @@
   };
 
   // ---------- start
-  let saved = null;
-  try { saved = localStorage.getItem('caplab.store'); if (localStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
-  setStore(saved || 'consensus');
+  try { if (localStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
+  const firstTab = document.querySelector('.tabs [role=tab][aria-selected=true]');
+  if (firstTab) selectTab(firstTab.id.replace(/^tab-/, ''));
   if (new URLSearchParams(location.search).get('present') === '1') setPresent(true);
   connect();
   loadHistory();

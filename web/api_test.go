@@ -449,13 +449,13 @@ func TestPageAndToken(t *testing.T) {
 			t.Fatalf("status %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		for _, id := range []string{`data-role="presenter"`, `id="map"`, `id="region-us-east-1"`, `id="link-us-east-1--eu-west-1"`,
-			`id="buy-ap-southeast-1"`, `id="counters"`, `id="verdict"`, `id="lesson-panel"`, `id="timeline"`, `id="join-qr"`, `data:image/png;base64,`} {
+			`id="buy-consensus-ap-southeast-1"`, `id="buy-replicated-ap-southeast-1"`, `id="outcome-replicated-us-east-1"`, `id="counters"`, `id="verdict"`, `id="verdict-full"`, `id="load-slot"`, `id="timeline"`, `id="join-qr"`, `data:image/png;base64,`} {
 			if !strings.Contains(page, id) {
 				t.Errorf("presenter page lacks %s", id)
 			}
 		}
-		if strings.Contains(page, `id="buy-us-east-1" data-testid="buy-us-east-1" data-action="buy" data-region="us-east-1" disabled`) {
-			t.Error("presenter's buy button is disabled")
+		if strings.Contains(page, `data-region="us-east-1" disabled`) {
+			t.Error("presenter's controls are disabled")
 		}
 	})
 	t.Run("viewer page", func(t *testing.T) {
@@ -466,6 +466,9 @@ func TestPageAndToken(t *testing.T) {
 		}
 		if !strings.Contains(page, `data-region="us-east-1" disabled`) {
 			t.Error("viewer's controls are not disabled")
+		}
+		if strings.Contains(page, `id="buy-consensus-us-east-1"`) {
+			t.Error("a viewer's page has buy buttons")
 		}
 	})
 	t.Run("bad token", func(t *testing.T) {

@@ -71,9 +71,10 @@
 //
 // LessonsFrom(catalog, lab) adapts a lessons.Catalog (built-in course plus
 // --lessons DIR) to Options.Lessons; it also implements LessonRunner and
-// LessonReporter. Every page follows one shared session, guarded by a mutex
-// in the Server: the open lesson, its current step, what each step did, and
-// the open question. Only the presenter (token) moves it; each change goes
+// LessonReporter and LessonSource. Every page follows one shared session, a
+// lessons.Session (the domain rules: reveal, votes, what a viewer may see)
+// guarded by a mutex in the Server: the open lesson, its current step, what
+// each step did, and the open question. Only the presenter (token) moves it; each change goes
 // to every viewer as a lesson or poll frame, and a page that connects gets
 // the current ones at once.
 //
@@ -99,6 +100,13 @@
 // results state the answer). Commands never show an ask's answer. Poll
 // frames caused by votes are sent at most every 150 ms.
 //
+// Spoilers (docs/lessons.md): a viewer's lesson frames, GET /api/lesson and
+// GET /api/lessons/{id} without the token hold neither the prose after the
+// lab block holding a step's ask (until the reveal or the run) nor the
+// expectations of a step that has not run. Presenters' frames carry them,
+// marked ("revealHtml", "held"), and the page in presenter mode — the
+// projector — leaves them out itself.
+//
 // # WebSocket /ws
 //
 // Same-origin upgrades only (an Origin header must name the request's Host;
@@ -114,14 +122,17 @@
 //	{"type":"reset"}
 //	{"type":"fragment","id":"counters","html":"…"}          after every state frame
 //	{"type":"fragment","id":"verdict","html":"…"}           ~0.4 s after operations settle, for the SKU last operated on
+//	{"type":"fragment","id":"verdict-full","html":"…"}      with it: the whole verdict (the Checker tab)
 //	{"type":"lesson","lesson":{…}}                          at connect and on every change of the lesson session; no "lesson" when none is open
 //	{"type":"poll","poll":{…}}                              at connect and on every change of the open question; no "poll" when none is open
 //
 // A lesson is {"id","title","step" (from 0),"steps","stepTitle","stepTitles",
-// "html","commands","polls" (questions in the step),"results":[{"line",
-// "command","status" (done|passed|failed|error),"text"}],"ran","running",
-// "failed","report"}. A poll is {"lesson","step","index","count","question",
-// "options","votes","revealed","tally" (per option, in order),"answer"}:
+// "html","revealHtml" (presenters, before the reveal),"revealed","commands",
+// "held","polls" (questions in the step),"results":[{"line","command",
+// "status" (done|passed|failed|error),"text","story"}],"ran","running",
+// "failed","report"} (lessons.LessonView). A poll is {"lesson","step",
+// "index","count","question","options","labels","votes","revealed","tally"
+// (per option, in order),"answer","answerLabel"} (lessons.PollView):
 // presenters' frames carry "tally" always, viewers' frames carry "tally"
 // and "answer" only once revealed. Lesson and poll frames are queued like
 // operation frames, never coalesced away.
@@ -140,25 +151,22 @@
 // data-testid. {r} is a region name (us-east-1), {a}--{b} an unordered pair
 // of regions in State order, {store} consensus or replicated.
 //
-//	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.store-replicated
+//	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open
+//	                             (data-stores: the stores in column order)
 //	role-badge, conn-status      who you are; "live" / "reconnecting…"
 //	present-toggle, help-open    presenter mode (key p), help (key ?)
-//	help, help-close             help overlay (role=dialog)
+//	help, help-close             help overlay (role=dialog, aria-modal; Tab stays inside while open)
 //	bad-token, viewer-note       notices
-//	lesson-panel                 the lesson: lesson-step (step title and prose) and, with a provider,
-//	                             lesson-select (disabled for viewers: they follow), lesson-progress ("Step 2 of 4"),
-//	                             lesson-steps (list; the current li has aria-current="step"), lesson-commands with
-//	                             lesson-command-{i} (data-status pending|running|done|passed|failed|error; ✓ ✗ ⚠ ● ○),
-//	                             lesson-status (report); presenter only: lesson-prev, lesson-next, lesson-run
-//	poll                         the open question (hidden when none): poll-question, poll-option-{i} (buttons,
-//	                             aria-pressed for your vote), poll-tally, poll-answer (after the reveal),
-//	                             poll-status; presenter only: poll-reveal, poll-next
+//	sku                          product SKU; presenter only: stock-both-qty, stock-both (every store), reset (key r)
+//
+//	The stage (the first screen): the map beside the shops.
 //	map                          the SVG map
-//	region-{r}                   region group (focusable; Enter/click opens region-menu);
-//	                             region-{r}-role ("♛ leader", "follower", "✕ crashed"…), region-{r}-term, region-{r}-breakers
+//	region-{r}                   region group (focusable; Enter/click opens region-menu); region-{r}-role
+//	                             ("♛ leader", "follower", "✕ crashed"…); region-{r}-tip (its title: role, term, breakers)
 //	link-{a}--{b}                link group (focusable; click/Enter cuts or heals both ways; Shift+click,
 //	                             Shift+Enter or right click opens link-menu); data-state up|oneway|cut;
-//	                             link-{a}--{b}-fwd / -rev lanes (a→b, b→a), -label, -traffic, -dots
+//	                             link-{a}--{b}-fwd / -rev lanes (a→b, b→a), -label ("76 ms", "✂ cut", "✂ one way"),
+//	                             -traffic, -dots, -tip (the details)
 //	link-menu                    link-menu-cut-both, link-menu-heal-both, link-menu-cut-fwd, link-menu-cut-rev,
 //	                             link-menu-rtt, link-menu-rtt-apply, link-menu-close
 //	region-menu                  region-menu-crash, region-menu-restart, region-menu-lead, region-menu-isolate, region-menu-close
@@ -179,13 +187,47 @@
 //	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	verdict                      verdict-refresh, verdict-{store}, verdict-visual-{store} (link to /api/check/visual)
 //	join, join-url, join-qr      audience link and QR code (presenter mode, when Options.JoinURL is set)
+//	region-menu                  opens on region-menu-close; region-menu-lead, region-menu-isolate,
+//	                             region-menu-restart, region-menu-crash
+//	preset-isolate-{r}           isolate a region (keys 1..7); preset-heal (key h)
+//	shops                        one row per region (shop-{r}, .down when crashed; shop-{r}-role), one column per
+//	                             store: buy-{store}-{r}, read-{store}-{r} (presenter only), breaker-{store}-{r} (shown
+//	                             when open), outcome-{store}-{r} (data-outcome; "⊘ Refused · 1.0 s" and a reason; the
+//	                             full sentence in its title and for screen readers); buy-qty-{r}; read-consistency
+//	score-{store}                the product's score since its last stock: score-{store}-sold|refused|soldout|oversold
+//	verdict                      the checker's one line per store: verdict-{store}; verdict-refresh
+//
+//	The dock (tabs below the stage): tab-{lesson|timeline|checker|stores|load} and panel-….
+//	lesson-panel                 the lesson: lesson-select (disabled for viewers: they follow), lesson-steps,
+//	                             lesson-progress ("Step 2 of 4"), lesson-step (title and the prose that may be
+//	                             shown), lesson-status (report), lesson-effects (the story: one line per effect,
+//	                             ✓ as expected / ✗ not), lesson-details with lesson-commands and lesson-command-{i}
+//	                             (data-status pending|running|done|passed|failed|error); presenter only:
+//	                             lesson-prev (key b), lesson-next, lesson-run (key n), lesson-notes (the answer,
+//	                             not in presenter mode)
+//	poll                         the open question (hidden when none; .revealed): poll-question, poll-option-{i}
+//	                             (buttons showing words, data-option the token, aria-pressed for your vote),
+//	                             poll-tally (hidden on the projector until the reveal), poll-answer, poll-status;
+//	                             presenter only: poll-reveal (key v), poll-next
+//	timeline, timeline-scroll    space-time diagram (SVG; bars .bar.o-{outcome}[data-op=id], at least 10 px wide;
+//	                             faults dashed red, heals solid green); timeline-follow; timeline-list (screen readers)
+//	verdict-full                 the whole verdict: verdict-full-{store}, verdict-visual-{store} (link to /api/check/visual)
+//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|oversold|staleReads}
+//	                             and a row for any other counter the lab reports
+//	store-explainer, quorum-panel  quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value, quorum-indicator,
+//	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge
+//	load-slot                    where the load panel goes (tab-load)
+//	join, join-url, join-qr      audience link and QR code (presenter mode, beside the dock; covers nothing)
 //	toast                        status and error messages (aria-live)
 //
-// Viewers get the same page with every mutating control disabled; they can
-// vote. The presenter's n key moves the lesson one beat forward: it runs the
-// current step if it has not run, otherwise it goes to the next step and
-// runs it — unless that step asks the audience, which it opens for votes
-// (press n again to run it). window.caplab offers on(type, fn) for frames
-// ("state", "operation", "fault", "reset", "fragment", "lesson", "poll",
-// and "lesson-next" from the n key), state() and api(method, path, body).
+// Viewers get the same page without the shops' buttons and with every other
+// mutating control disabled; they can vote. The presenter's n key moves the
+// lesson one beat forward: it runs the current step if it has not run,
+// otherwise it goes to the next step and runs it — unless that step asks the
+// audience, which it opens for votes (press n again to run it); v reveals
+// the answer, b goes back a step. window.caplab offers on(type, fn) for
+// frames ("state", "operation", "fault", "reset", "fragment", "lesson",
+// "poll", and "lesson-next" from the n key), state() and api(method, path,
+// body). A load panel mounts itself in #load-slot and selects its tab with
+// a click on #tab-load.
 package web

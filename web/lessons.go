@@ -42,24 +42,12 @@ type LessonPoll struct {
 	Answer   string   `json:"-"`
 }
 
-// LessonCommandResult is how one command of a step went, for the panel.
-type LessonCommandResult struct {
-	Line    int    `json:"line"`
-	Command string `json:"command"`
-	// Status is done, passed, failed or error (lessons.Status).
-	Status string `json:"status"`
-	// Text is the runner's progress line: what happened.
-	Text string `json:"text"`
-}
+// LessonCommandResult is how one command of a step went, for the panel:
+// its line, command, status, the runner's text and the learner's story.
+type LessonCommandResult = lessons.CommandLine
 
 // LessonRun is what running one step did.
-type LessonRun struct {
-	Report  string                `json:"report"`
-	Results []LessonCommandResult `json:"results"`
-	// Failed is set when an expectation did not hold or the lab refused;
-	// Results then ends at that command.
-	Failed bool `json:"failed"`
-}
+type LessonRun = lessons.StepRun
 
 // LessonReporter is optionally implemented by a Lessons provider that can
 // report each command of a step (LessonCatalog does). Without it the page
@@ -116,7 +104,7 @@ func (lc *LessonCatalog) Lesson(id string) (Lesson, bool) {
 		}
 		ls := LessonStep{Title: st.Title, HTML: html, Commands: make([]string, 0, len(st.Commands))}
 		for _, c := range st.Commands {
-			ls.Commands = append(ls.Commands, commandLine(c))
+			ls.Commands = append(ls.Commands, lessons.DisplayLine(c))
 		}
 		for _, p := range st.Polls {
 			ls.Polls = append(ls.Polls, LessonPoll{Question: p.Question, Options: slices.Clone(p.Options), Answer: p.Answer})
@@ -126,13 +114,34 @@ func (lc *LessonCatalog) Lesson(id string) (Lesson, bool) {
 	return out, true
 }
 
-// commandLine is a command as the learner sees it: its source, or for an
-// ask the question and options without the answer.
-func commandLine(c lessons.Command) string {
-	if a, ok := c.Action.(lessons.Ask); ok {
-		return `ask "` + a.Poll.Question + `" options ` + strings.Join(a.Poll.Options, " | ")
+// Source returns the parsed lesson id, for the classroom session
+// (LessonSource).
+func (lc *LessonCatalog) Source(id string) (*lessons.Lesson, bool) {
+	return lc.catalog.Lookup(id)
+}
+
+// viewerLesson is lesson id as a viewer may read it before class: each
+// step's prose up to its question and its commands without expectations
+// (the spoiler rule); ok is false when id is unknown.
+func (lc *LessonCatalog) viewerLesson(id string) (Lesson, bool) {
+	out, ok := lc.Lesson(id)
+	l, ok2 := lc.catalog.Lookup(id)
+	if !ok || !ok2 {
+		return out, false
 	}
-	return c.Source
+	for i, st := range l.Steps {
+		html := st.Pose.HTML
+		if i == 0 && l.Intro.HTML != "" {
+			html = l.Intro.HTML + html
+		}
+		out.StepList[i].HTML = html
+		for k, c := range st.Commands {
+			if lessons.Expects(c) {
+				out.StepList[i].Commands[k] = lessons.HeldBack(c)
+			}
+		}
+	}
+	return out, true
 }
 
 // RunStep runs step (from 0) of lesson id and reports it in one sentence
@@ -181,12 +190,13 @@ func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int
 		lc.runners[id] = r
 	}
 	res, err := r.RunStep(ctx, step)
-	run := LessonRun{Results: make([]LessonCommandResult, 0, len(res.Commands))}
+	cities := map[string]string{}
+	for _, rs := range lc.lab.State().Regions {
+		cities[rs.Name] = rs.City
+	}
+	run := LessonRun{Results: lessons.Lines(res, func(r string) string { return cities[r] })}
 	passed := 0
 	for _, c := range res.Commands {
-		run.Results = append(run.Results, LessonCommandResult{
-			Line: c.Command.Line, Command: commandLine(c.Command), Status: string(c.Status), Text: c.Text,
-		})
 		if c.Status == lessons.StatusPassed {
 			passed++
 		}
@@ -229,74 +239,43 @@ func expectations(n int) string {
 
 // --- the shared session
 
-// lessonView is the open lesson at its current step, as every page shows
-// it: the "lesson" of a lesson frame.
-type lessonView struct {
-	ID         string                `json:"id"`
-	Title      string                `json:"title"`
-	Step       int                   `json:"step"`  // from 0
-	Steps      int                   `json:"steps"` // how many
-	StepTitle  string                `json:"stepTitle"`
-	StepTitles []string              `json:"stepTitles"`
-	HTML       string                `json:"html"`
-	Commands   []string              `json:"commands"`
-	Polls      int                   `json:"polls"`   // questions in this step
-	Results    []LessonCommandResult `json:"results"` // of the last run of this step; [] before
-	Ran        bool                  `json:"ran"`
-	Running    bool                  `json:"running"`
-	Failed     bool                  `json:"failed"`
-	Report     string                `json:"report,omitempty"`
+// lessonView and pollView are the session's views (lessons.Session): the
+// "lesson" of a lesson frame and the "poll" of a poll frame.
+type (
+	lessonView = lessons.LessonView
+	pollView   = lessons.PollView
+)
+
+// LessonSource is implemented by a Lessons provider whose lessons a
+// classroom session can open (LessonCatalog does): the parsed lesson, for
+// the spoiler rule. Without it the page has no shared session.
+type LessonSource interface {
+	Source(id string) (*lessons.Lesson, bool)
 }
 
-// pollView is the open poll: the "poll" of a poll frame. Tally (votes per
-// option, in Options order) and Answer are in viewers' frames only once
-// Revealed; presenters' frames carry the tally live.
-type pollView struct {
-	Lesson   string   `json:"lesson"`
-	Step     int      `json:"step"`
-	Index    int      `json:"index"` // which question of the step, from 0
-	Count    int      `json:"count"` // questions in the step
-	Question string   `json:"question"`
-	Options  []string `json:"options"`
-	Tally    []int    `json:"tally,omitempty"`
-	Votes    int      `json:"votes"`
-	Viewers  int      `json:"viewers,omitempty"` // presenters: viewers connected now (viewer.go)
-	Revealed bool     `json:"revealed"`
-	Answer   string   `json:"answer,omitempty"`
-}
-
-// openPoll is the question the audience votes on.
-type openPoll struct {
-	step, index int
-	poll        LessonPoll
-	votes       map[string]int // viewer cookie → option index
-	revealed    bool
-}
-
-// lessonSession is the lesson every page follows. A mutex guards it; every
-// change is broadcast through the hub while the mutex is held, so frames
-// leave in the order of the changes. Runs happen outside the mutex, with
-// running set so that nothing else moves meanwhile.
+// lessonSession serves the shared lessons.Session: a mutex guards it;
+// every change is broadcast through the hub while the mutex is held, so
+// frames leave in the order of the changes. Runs happen outside the mutex,
+// with the session marked running so that nothing else moves meanwhile.
 type lessonSession struct {
 	provider Lessons
+	source   LessonSource
 	hub      *hub
 	log      *slog.Logger
 	ctx      context.Context // cancelled by close: ends a running step
 	cancel   context.CancelFunc
 
 	mu         sync.Mutex
-	lesson     *Lesson // nil: none open
-	step       int
-	runs       map[int]LessonRun // per step of the open lesson
-	running    bool
-	poll       *openPoll
+	s          lessons.Session
 	tallyTimer *time.Timer // pending throttled poll frame
 	closed     bool
 }
 
-func newLessonSession(p Lessons, h *hub, log *slog.Logger) *lessonSession {
+func newLessonSession(p Lessons, src LessonSource, h *hub, log *slog.Logger) *lessonSession {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &lessonSession{provider: p, hub: h, log: log, ctx: ctx, cancel: cancel}
+	ls := &lessonSession{provider: p, source: src, hub: h, log: log, ctx: ctx, cancel: cancel}
+	ls.s.MaxVoters = maxVoters
+	return ls
 }
 
 // close cancels a running step and stops the tally timer.
@@ -315,121 +294,61 @@ func conflict(format string, args ...any) error {
 	return &apiError{http.StatusConflict, fmt.Sprintf(format, args...)}
 }
 
-// view is the lesson as pages show it; nil when none is open. Hold mu.
-func (ls *lessonSession) view() *lessonView {
-	if ls.lesson == nil {
-		return nil
+// sessionErr gives a refused session change its HTTP status.
+func sessionErr(err error) error {
+	var se *lessons.SessionError
+	if !errors.As(err, &se) {
+		return err
 	}
-	l := ls.lesson
-	st := l.StepList[ls.step]
-	v := &lessonView{
-		ID: l.ID, Title: l.Title, Step: ls.step, Steps: len(l.StepList),
-		StepTitle: st.Title, HTML: st.HTML, Commands: st.Commands, Polls: len(st.Polls),
-		Results: []LessonCommandResult{}, Running: ls.running,
+	switch se.Kind {
+	case lessons.BadInput:
+		return &apiError{http.StatusBadRequest, se.Msg}
+	case lessons.Full:
+		return &apiError{http.StatusTooManyRequests, se.Msg}
 	}
-	if v.Commands == nil {
-		v.Commands = []string{}
-	}
-	for _, s := range l.StepList {
-		v.StepTitles = append(v.StepTitles, s.Title)
-	}
-	if run, ok := ls.runs[ls.step]; ok {
-		v.Ran = !ls.running
-		v.Results, v.Failed, v.Report = run.Results, run.Failed, run.Report
-	}
-	return v
+	return &apiError{http.StatusConflict, se.Msg}
 }
 
-// pollViewFor is the open poll for a presenter or a viewer; nil when none.
-// Hold mu.
-func (ls *lessonSession) pollViewFor(presenter bool) *pollView {
-	p := ls.poll
-	if p == nil {
-		return nil
-	}
-	v := &pollView{
-		Lesson: ls.lesson.ID, Step: p.step, Index: p.index, Count: len(ls.lesson.StepList[p.step].Polls),
-		Question: p.poll.Question, Options: p.poll.Options, Votes: len(p.votes), Revealed: p.revealed,
-	}
-	if presenter {
-		v.Viewers = int(ls.hub.viewers.Load())
-	}
-	if presenter || p.revealed {
-		v.Tally = make([]int, len(p.poll.Options))
-		for _, i := range p.votes {
-			v.Tally[i]++
-		}
-	}
-	if p.revealed {
-		v.Answer = p.poll.Answer
-	}
-	return v
-}
-
-// publishLesson sends the lesson frame to everyone. Hold mu.
-func (ls *lessonSession) publishLesson() {
-	b, err := json.Marshal(frame{Type: frameLesson, Lesson: ls.view()})
-	if err != nil {
-		ls.log.Error("web: encode lesson frame", "err", err)
+// publish sends the lesson and poll frames, each in a viewer's and a
+// presenter's version. Hold mu.
+func (ls *lessonSession) publish() {
+	if ls.closed {
 		return
 	}
-	ls.hub.sendMsg(outMsg{viewer: b, sticky: frameLesson})
-}
-
-// publishPoll sends the poll frame: the viewers' version and the
-// presenters'. Hold mu.
-func (ls *lessonSession) publishPoll() {
 	if ls.tallyTimer != nil {
 		ls.tallyTimer.Stop()
 		ls.tallyTimer = nil
 	}
-	vb, err1 := json.Marshal(frame{Type: framePoll, Poll: ls.pollViewFor(false)})
-	pb, err2 := json.Marshal(frame{Type: framePoll, Poll: ls.pollViewFor(true)})
-	if err := errors.Join(err1, err2); err != nil {
-		ls.log.Error("web: encode poll frame", "err", err)
+	lv, err1 := json.Marshal(frame{Type: frameLesson, Lesson: ls.s.View(false)})
+	lp, err2 := json.Marshal(frame{Type: frameLesson, Lesson: ls.s.View(true)})
+	pv, err3 := json.Marshal(frame{Type: framePoll, Poll: ls.s.PollView(false)})
+	pp, err4 := json.Marshal(frame{Type: framePoll, Poll: ls.presenterPoll()})
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		ls.log.Error("web: encode lesson frames", "err", err)
 		return
 	}
-	ls.hub.sendMsg(outMsg{viewer: vb, presenter: pb, sticky: framePoll})
-}
-
-// moveTo opens lesson l at step (l nil closes the lesson) and opens the
-// step's first question. Hold mu.
-func (ls *lessonSession) moveTo(l *Lesson, step int) {
-	if l == nil || ls.lesson == nil || ls.lesson.ID != l.ID {
-		ls.runs = map[int]LessonRun{}
-	}
-	ls.lesson, ls.step = l, step
-	ls.poll = nil
-	if l != nil && len(l.StepList[step].Polls) > 0 {
-		_, ran := ls.runs[step]
-		ls.poll = &openPoll{step: step, poll: l.StepList[step].Polls[0], votes: map[string]int{}, revealed: ran}
-	}
-	ls.publishLesson()
-	ls.publishPoll()
+	ls.hub.sendMsg(outMsg{viewer: lv, presenter: lp, sticky: frameLesson})
+	ls.hub.sendMsg(outMsg{viewer: pv, presenter: pp, sticky: framePoll})
 }
 
 // lookup finds lesson id and checks step.
-func (ls *lessonSession) lookup(id string, step int) (*Lesson, error) {
-	l, ok := ls.provider.Lesson(id)
+func (ls *lessonSession) lookup(id string, step int) (*lessons.Lesson, error) {
+	l, ok := ls.source.Source(id)
 	if !ok {
 		return nil, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 	}
-	if len(l.StepList) == 0 {
+	if len(l.Steps) == 0 {
 		return nil, badRequest("Lesson %q has no steps.", id)
 	}
-	if step < 0 || step >= len(l.StepList) {
-		return nil, badRequest("Step must be a number from 0 to %d for lesson %q.", len(l.StepList)-1, id)
+	if step < 0 || step >= len(l.Steps) {
+		return nil, badRequest("Step must be a number from 0 to %d for lesson %q.", len(l.Steps)-1, id)
 	}
-	return &l, nil
-}
-
-func errRunning() error {
-	return conflict("A step is running; wait for it to finish (at most %v).", lessonStepTimeout)
+	return l, nil
 }
 
 // set opens lesson id at step; id "" closes the lesson.
 func (ls *lessonSession) set(id string, step int) error {
-	var l *Lesson
+	var l *lessons.Lesson
 	if id != "" {
 		var err error
 		if l, err = ls.lookup(id, step); err != nil {
@@ -438,13 +357,10 @@ func (ls *lessonSession) set(id string, step int) error {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.running {
-		return errRunning()
+	if err := ls.s.Open(l, step); err != nil {
+		return sessionErr(err)
 	}
-	if l != nil && ls.lesson != nil && ls.lesson.ID == l.ID {
-		l = ls.lesson // keep the lesson as opened
-	}
-	ls.moveTo(l, step)
+	ls.publish()
 	return nil
 }
 
@@ -463,27 +379,15 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 	}
 
 	ls.mu.Lock()
-	if ls.running {
-		ls.mu.Unlock()
-		return LessonRun{}, errRunning()
-	}
 	if ls.closed {
 		ls.mu.Unlock()
 		return LessonRun{}, conflict("The lab is shutting down.")
 	}
-	if ls.lesson == nil || ls.lesson.ID != id || ls.step != step {
-		if ls.lesson != nil && ls.lesson.ID == id {
-			l = ls.lesson
-		}
-		ls.moveTo(l, step)
+	if err := ls.s.BeginRun(l, step); err != nil {
+		ls.mu.Unlock()
+		return LessonRun{}, sessionErr(err)
 	}
-	ls.running = true
-	ls.runs[step] = LessonRun{Results: []LessonCommandResult{}}
-	ls.publishLesson()
-	if ls.poll != nil && !ls.poll.revealed {
-		ls.poll.revealed = true
-		ls.publishPoll()
-	}
+	ls.publish()
 	ls.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, lessonStepTimeout)
@@ -508,11 +412,8 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	ls.running = false
-	ls.runs[step] = run
-	if !ls.closed {
-		ls.publishLesson()
-	}
+	ls.s.EndRun(run)
+	ls.publish()
 	return run, err
 }
 
@@ -520,32 +421,22 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 func (ls *lessonSession) reveal() (*pollView, error) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.poll == nil {
-		return nil, conflict("No poll is open: go to a step that asks the audience a question.")
+	if err := ls.s.Reveal(); err != nil {
+		return nil, sessionErr(err)
 	}
-	if !ls.poll.revealed {
-		ls.poll.revealed = true
-		ls.publishPoll()
-	}
-	return ls.pollViewFor(true), nil
+	ls.publish()
+	return ls.presenterPoll(), nil
 }
 
 // nextQuestion opens the current step's next question.
 func (ls *lessonSession) nextQuestion() (*pollView, error) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ls.poll == nil {
-		return nil, conflict("No poll is open: go to a step that asks the audience a question.")
+	if err := ls.s.NextQuestion(); err != nil {
+		return nil, sessionErr(err)
 	}
-	polls := ls.lesson.StepList[ls.poll.step].Polls
-	next := ls.poll.index + 1
-	if next >= len(polls) {
-		return nil, conflict("This step asks no further question.")
-	}
-	_, ran := ls.runs[ls.poll.step]
-	ls.poll = &openPoll{step: ls.poll.step, index: next, poll: polls[next], votes: map[string]int{}, revealed: ran}
-	ls.publishPoll()
-	return ls.pollViewFor(true), nil
+	ls.publish()
+	return ls.presenterPoll(), nil
 }
 
 // vote records voter's choice of option, replacing an earlier one; tally
@@ -553,29 +444,14 @@ func (ls *lessonSession) nextQuestion() (*pollView, error) {
 func (ls *lessonSession) vote(voter, option string) (int, error) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	p := ls.poll
-	if p == nil {
-		return 0, conflict("No poll is open; wait for the presenter's question.")
+	n, err := ls.s.Vote(voter, option)
+	if err != nil {
+		return 0, sessionErr(err)
 	}
-	if p.revealed {
-		return 0, conflict("The answer is out, so voting on %q has closed.", p.poll.Question)
-	}
-	i := slices.Index(p.poll.Options, option)
-	if i < 0 {
-		quoted := make([]string, len(p.poll.Options))
-		for k, o := range p.poll.Options {
-			quoted[k] = strconv.Quote(o)
-		}
-		return 0, badRequest("%s is not an option; vote for one of %s.", lab.Echo(option), strings.Join(quoted, ", "))
-	}
-	if _, ok := p.votes[voter]; !ok && len(p.votes) >= maxVoters {
-		return 0, &apiError{http.StatusTooManyRequests, fmt.Sprintf("This poll already counts %d voters, the most it takes; your vote was not added.", maxVoters)}
-	}
-	p.votes[voter] = i
 	if ls.tallyTimer == nil && !ls.closed {
 		ls.tallyTimer = time.AfterFunc(tallyInterval, ls.flushTally)
 	}
-	return len(p.votes), nil
+	return n, nil
 }
 
 // flushTally sends the poll frame the votes since the last one call for.
@@ -586,20 +462,20 @@ func (ls *lessonSession) flushTally() {
 		return
 	}
 	ls.tallyTimer = nil
-	ls.publishPoll()
+	pv, err1 := json.Marshal(frame{Type: framePoll, Poll: ls.s.PollView(false)})
+	pp, err2 := json.Marshal(frame{Type: framePoll, Poll: ls.presenterPoll()})
+	if err := errors.Join(err1, err2); err != nil {
+		ls.log.Error("web: encode poll frame", "err", err)
+		return
+	}
+	ls.hub.sendMsg(outMsg{viewer: pv, presenter: pp, sticky: framePoll})
 }
 
 // snapshot is GET /api/lesson for a presenter or a viewer.
 func (ls *lessonSession) snapshot(presenter bool, voter string) map[string]any {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	out := map[string]any{"lesson": ls.view(), "poll": ls.pollViewFor(presenter), "vote": ""}
-	if ls.poll != nil {
-		if i, ok := ls.poll.votes[voter]; ok {
-			out["vote"] = ls.poll.poll.Options[i]
-		}
-	}
-	return out
+	return map[string]any{"lesson": ls.s.View(presenter), "poll": ls.pollFor(presenter), "vote": ls.s.VoteOf(voter)}
 }
 
 // --- handlers (routes in server.go, documented in doc.go)
@@ -740,4 +616,22 @@ func (s *Server) handleVote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"option": option, "votes": votes})
+}
+
+// pollFor is the open poll for a presenter or a viewer; a presenter's also
+// says how many viewers are connected now (viewer.go). Hold mu.
+func (ls *lessonSession) pollFor(presenter bool) *pollView {
+	if presenter {
+		return ls.presenterPoll()
+	}
+	return ls.s.PollView(false)
+}
+
+// presenterPoll is the presenter's view of the open poll. Hold mu.
+func (ls *lessonSession) presenterPoll() *pollView {
+	v := ls.s.PollView(true)
+	if v != nil {
+		v.Viewers = int(ls.hub.viewers.Load())
+	}
+	return v
 }

@@ -140,7 +140,7 @@ func TestLessonBrowser(t *testing.T) {
 		lessonWait(t, viewer, "the question is open", lessonText("poll-question"), "Can Ireland buy it?")
 		lessonDo(t, viewer, "vote yes", chromedp.Click(chromedp.ID("poll-option-0")))
 		lessonWait(t, viewer, "the vote is marked", `document.getElementById('poll-option-0').getAttribute('aria-pressed')`, "true")
-		lessonWait(t, presenter, "presenter sees the tally", lessonText("poll-tally"), "yes1 vote (100%)")
+		lessonWait(t, presenter, "presenter sees the tally", lessonText("poll-tally"), "Yes1 vote (100%)")
 		if got := lessonEval(t, viewer, lessonText("poll-tally")); strings.Contains(got, "%") || !strings.Contains(got, "1 vote so far") {
 			t.Errorf("viewer's tally before the reveal: %q, want only the count", got)
 		}
@@ -149,7 +149,7 @@ func TestLessonBrowser(t *testing.T) {
 		}
 
 		lessonDo(t, presenter, "click Reveal", chromedp.Click(chromedp.ID("poll-reveal")))
-		lessonWait(t, viewer, "viewer sees the answer", lessonText("poll-answer"), "Answer: yes. ✓ You predicted it.")
+		lessonWait(t, viewer, "viewer sees the answer", lessonText("poll-answer"), "Answer: Yes. ✓ You predicted it.")
 		lessonWait(t, viewer, "viewer sees the tally", lessonText("poll-tally"), "1 vote (100%)")
 		lessonWait(t, viewer, "options close", `document.getElementById('poll-option-1').disabled`, "true")
 	})

@@ -90,9 +90,10 @@ func stateFragments(st lab.State) []fragment {
 	return []fragment{{ID: "counters", HTML: buf.String()}}
 }
 
-// renderVerdict runs the checker on both stores for sku and renders the
-// verdict panel.
-func renderVerdict(l Lab, sku string) string {
+// renderVerdict runs the checker on every store for sku and renders the
+// one-line verdicts (id "verdict") and the whole verdict (id
+// "verdict-full").
+func renderVerdict(l Lab, sku string) (line, full string) {
 	rows := make([]verdictRow, 0, len(lab.Stores))
 	for _, st := range lab.Stores {
 		res, err := l.Check(st, sku)
@@ -102,22 +103,29 @@ func renderVerdict(l Lab, sku string) string {
 		}
 		rows = append(rows, row)
 	}
-	var buf bytes.Buffer
-	if err := verdictPanel(sku, rows).Render(context.Background(), &buf); err != nil {
-		return ""
+	var a, b bytes.Buffer
+	if verdictPanel(sku, rows).Render(context.Background(), &a) != nil || verdictFullPanel(sku, rows).Render(context.Background(), &b) != nil {
+		return "", ""
 	}
-	return buf.String()
+	return a.String(), b.String()
 }
 
-// handleVerdictFragment answers the verdict panel for ?sku= as a fragment
-// frame, {"type":"fragment","id":"verdict","html":"…"} (page extension).
+// handleVerdictFragment answers the one-line verdicts for ?sku= as a
+// fragment frame, {"type":"fragment","id":"verdict","html":"…"}; with
+// &full=1 the whole verdict, {"type":"fragment","id":"verdict-full",…}
+// (page extension).
 func (s *Server) handleVerdictFragment(w http.ResponseWriter, r *http.Request) {
 	sku := r.URL.Query().Get("sku")
 	if err := checkSKU(sku); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, frame{Type: frameFragment, ID: "verdict", HTML: renderVerdict(s.lab, sku)})
+	line, full := renderVerdict(s.lab, sku)
+	if r.URL.Query().Get("full") == "1" {
+		writeJSON(w, http.StatusOK, frame{Type: frameFragment, ID: "verdict-full", HTML: full})
+		return
+	}
+	writeJSON(w, http.StatusOK, frame{Type: frameFragment, ID: "verdict", HTML: line})
 }
 
 // verdictWorker re-runs the checker after operations (debounced) and pushes
@@ -187,13 +195,14 @@ func (vw *verdictWorker) run() {
 			if sku == "" {
 				continue
 			}
-			html := renderVerdict(vw.lab, sku)
+			line, full := renderVerdict(vw.lab, sku)
 			select {
 			case <-vw.stop:
 				return
 			default:
 			}
-			vw.hub.send(frame{Type: frameFragment, ID: "verdict", HTML: html})
+			vw.hub.send(frame{Type: frameFragment, ID: "verdict", HTML: line})
+			vw.hub.send(frame{Type: frameFragment, ID: "verdict-full", HTML: full})
 		}
 	}
 }
@@ -215,6 +224,9 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, ok := s.opts.Lessons.Lesson(id)
+	if lc, isCat := s.opts.Lessons.(*LessonCatalog); isCat && s.authenticate(r) == authNone {
+		l, ok = lc.viewerLesson(id) // no spoilers for viewers
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
 		return

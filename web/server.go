@@ -165,8 +165,8 @@ func New(l Lab, opts Options) *Server {
 	s.verdict = newVerdictWorker(l, verdEvents, s.hub, s.log)
 	go s.verdict.run()
 
-	if opts.Lessons != nil {
-		s.session = newLessonSession(opts.Lessons, s.hub, s.log)
+	if src, ok := opts.Lessons.(LessonSource); ok {
+		s.session = newLessonSession(opts.Lessons, src, s.hub, s.log)
 	}
 	s.metrics = newMetrics(l)
 	s.mux = s.routes()

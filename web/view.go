@@ -1,8 +1,10 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -170,31 +172,107 @@ func buildMap(st lab.State) mapView {
 			ml.FX2, ml.FY2 = pb[0]-ux*sh+nx, pb[1]-uy*sh+ny
 			ml.RX1, ml.RY1 = pb[0]-ux*sh-nx, pb[1]-uy*sh-ny
 			ml.RX2, ml.RY2 = pa[0]+ux*sh-nx, pa[1]+uy*sh-ny
-			// The label sits beside the midpoint, unless that lands on a
-			// region's own labels; then at the nearest clear point along.
-			ml.LX, ml.LY = (pa[0]+pb[0])/2-ny*3, (pa[1]+pb[1])/2+nx*3
-			for _, f := range []float64{0.5, 0.6, 0.4, 0.65, 0.35} {
-				if x, y := pa[0]+dx*f-ny*3, pa[1]+dy*f+nx*3; !onRegionLabels(x, y, mv.Regions) {
-					ml.LX, ml.LY = x, y
-					break
-				}
-			}
 			mv.Links = append(mv.Links, ml)
 		}
 	}
+	placeLinkLabels(&mv)
 	return mv
+}
+
+// Link labels ("76 ms", "✂ cut", "✂ one way") are boxes of about
+// linkLabelW × linkLabelH map units centred on their point; the traffic
+// line ("120 msg/s") sits under the label.
+const (
+	linkLabelW = 62
+	linkLabelH = 30 // the label and the traffic line under it
+	labelGap   = 5
+)
+
+// placeLinkLabels puts each link's label beside its line — off the lanes,
+// clear of every region's labels, every other link's line and the labels
+// placed before it — trying the midpoint first, then points along the link,
+// on either side. A label with no clear spot keeps the midpoint.
+func placeLinkLabels(mv *mapView) {
+	var placed [][4]float64 // boxes: x0, y0, x1, y1
+	for i := range mv.Links {
+		l := &mv.Links[i]
+		dx, dy := l.X2-l.X1, l.Y2-l.Y1
+		d := math.Hypot(dx, dy)
+		if d == 0 {
+			d = 1
+		}
+		ux, uy := dx/d, dy/d
+		nx, ny := -uy, ux
+		if ny > 0 || (ny == 0 && nx < 0) { // prefer the side above the line
+			nx, ny = -nx, -ny
+		}
+		off := math.Abs(nx)*linkLabelW/2 + math.Abs(ny)*linkLabelH/2 + 4 + labelGap
+		best := false
+		for _, f := range []float64{0.5, 0.42, 0.58, 0.34, 0.66, 0.26, 0.74} {
+			for _, side := range []float64{1, -1} {
+				x, y := l.X1+dx*f+nx*off*side, l.Y1+dy*f+ny*off*side
+				box := [4]float64{x - linkLabelW/2, y - linkLabelH/2, x + linkLabelW/2, y + linkLabelH/2}
+				if onRegionLabels(x, y, mv.Regions) || boxHitsLinks(box, mv.Links, i) || boxHitsBoxes(box, placed) {
+					continue
+				}
+				l.LX, l.LY, best = x, y, true
+				placed = append(placed, box)
+				break
+			}
+			if best {
+				break
+			}
+		}
+		if !best {
+			l.LX, l.LY = l.X1+dx/2+nx*off, l.Y1+dy/2+ny*off
+		}
+	}
+}
+
+// boxHitsLinks reports whether box crosses any link's line but skip's.
+func boxHitsLinks(box [4]float64, links []mapLink, skip int) bool {
+	for j, o := range links {
+		if j != skip && segmentHitsBox(o.X1, o.Y1, o.X2, o.Y2, box) {
+			return true
+		}
+	}
+	return false
+}
+
+func boxHitsBoxes(box [4]float64, boxes [][4]float64) bool {
+	for _, b := range boxes {
+		if box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// segmentHitsBox reports whether the segment (x1,y1)-(x2,y2) passes
+// through box, by sampling (the map is a diagram; 1-unit steps suffice).
+func segmentHitsBox(x1, y1, x2, y2 float64, box [4]float64) bool {
+	n := int(math.Hypot(x2-x1, y2-y1)) + 1
+	for k := 0; k <= n; k++ {
+		f := float64(k) / float64(n)
+		x, y := x1+(x2-x1)*f, y1+(y2-y1)*f
+		if x > box[0] && x < box[2] && y > box[1] && y < box[3] {
+			return true
+		}
+	}
+	return false
 }
 
 // onRegionLabels reports whether a link label centred at (x, y) (a round
 // trip or "✂ cut" and, below it, the traffic) would cover a region's
-// circle and role above it, or its name, city, term and breakers below.
+// circle and role above it, or its city and name below.
 func onRegionLabels(x, y float64, regions []mapRegion) bool {
-	const labelHalfW, labelUp, labelDown = 25, 12, 16
+	const labelHalfW, labelUp, labelDown = linkLabelW / 2, linkLabelH / 2, linkLabelH / 2
 	overlaps := func(r mapRegion, halfW, top, bottom float64) bool {
 		return math.Abs(x-r.X) < labelHalfW+halfW && y+labelDown > r.Y+top && y-labelUp < r.Y+bottom
 	}
 	for _, r := range regions {
-		if overlaps(r, 50, -46, 22) || overlaps(r, 70, 26, 86) {
+		// the role above the circle, the circle, the city and name below
+		if overlaps(r, 60, -50, 28) || overlaps(r, 62, 26, 64) {
 			return true
 		}
 	}
@@ -228,12 +306,23 @@ func linkLabel(l mapLink) string {
 	switch {
 	case l.Fwd.State == "cut" && l.Rev.State == "cut":
 		return "✂ cut"
-	case l.Fwd.State == "cut":
-		return "✂ " + l.A + " → " + l.B + " cut"
-	case l.Rev.State == "cut":
-		return "✂ " + l.B + " → " + l.A + " cut"
+	case l.Fwd.State == "cut" || l.Rev.State == "cut":
+		return "✂ one way"
 	}
 	return rtt(l.Fwd.RTTMs)
+}
+
+// linkDetail says what a link's label shortens: which way is cut.
+func linkDetail(l mapLink) string {
+	switch {
+	case l.Fwd.State == "cut" && l.Rev.State == "cut":
+		return "cut both ways"
+	case l.Fwd.State == "cut":
+		return l.A + " → " + l.B + " cut, " + l.B + " → " + l.A + " up"
+	case l.Rev.State == "cut":
+		return l.B + " → " + l.A + " cut, " + l.A + " → " + l.B + " up"
+	}
+	return "up, round trip " + rtt(l.Fwd.RTTMs)
 }
 
 func rtt(ms float64) string { return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms" }
@@ -249,7 +338,7 @@ func linkState(l mapLink) string {
 }
 
 func linkAria(l mapLink) string {
-	return fmt.Sprintf("Link %s to %s: %s. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.", l.A, l.B, strings.TrimPrefix(linkLabel(l), "✂ "))
+	return fmt.Sprintf("Link %s to %s: %s. Enter cuts or heals both ways; Shift+Enter for one-way cuts and latency.", l.A, l.B, linkDetail(l))
 }
 
 // roleWord is what the map says under a region.
@@ -270,11 +359,43 @@ func breakerWord(r lab.RegionState, st lab.Store) string {
 	return "closed"
 }
 
+// storeShort is a store's CAP side: CP, AP, or its name for a store the
+// page does not know yet.
 func storeShort(st lab.Store) string {
-	if st == lab.Consensus {
+	switch st {
+	case lab.Consensus:
 		return "CP"
+	case lab.Replicated:
+		return "AP"
 	}
-	return "AP"
+	return strings.ToUpper(string(st))
+}
+
+// storeTitle is a store's name for people: "Consensus".
+func storeTitle(st lab.Store) string {
+	s := string(st)
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// storeList is the stores in display order, comma-separated, for app.js.
+func storeList() string {
+	out := make([]string, len(lab.Stores))
+	for i, s := range lab.Stores {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ",")
+}
+
+// regionTip names a region and its state, for its tooltip and screen readers.
+func regionTip(r lab.RegionState) string {
+	s := r.City + " (" + r.Name + "): " + roleWord(r)
+	if r.Up {
+		s += ", term " + itoa(r.Consensus.Term)
+	}
+	return s + ", breakers CP " + breakerWord(r, lab.Consensus) + ", AP " + breakerWord(r, lab.Replicated) + ". Enter opens: make leader, isolate, restart, crash."
 }
 
 func itoa[T ~int | ~int64 | ~uint64](v T) string { return fmt.Sprint(v) }
@@ -290,11 +411,14 @@ func quorumSentence(q lab.QuorumState) string {
 	return fmt.Sprintf("W + R = %d ≤ N = %d: fast and always available, but a read can miss the latest write and two regions can sell the same unit.", q.W+q.R, q.N)
 }
 
-// outcomeKinds are the counters shown side by side, in order.
-var outcomeKinds = []struct {
+// counterKind is one row of the counters table.
+type counterKind struct {
 	Key, Label, Icon, Help string
-}{
-	{"ok", "ok", "✓", "done"},
+}
+
+// outcomeKinds are the counters the page knows, in display order.
+var outcomeKinds = []counterKind{
+	{"ok", "ok", "✓", "done (buys, reads and stock writes)"},
 	{"soldOut", "sold out", "∅", "not enough stock; nothing changed"},
 	{"unavailable", "unavailable", "⊘", "no quorum or too slow; a buy may still have applied"},
 	{"failFast", "fail fast", "⚡", "circuit breaker open; nothing was sent"},
@@ -304,26 +428,52 @@ var outcomeKinds = []struct {
 	{"staleReads", "stale reads", "≠", "reads that missed an acknowledged write"},
 }
 
-func counterValue(c lab.StoreCounter, key string) int {
-	switch key {
-	case "ok":
-		return c.OK
-	case "soldOut":
-		return c.SoldOut
-	case "unavailable":
-		return c.Unavailable
-	case "failFast":
-		return c.FailFast
-	case "conflict":
-		return c.Conflict
-	case "overloaded":
-		return c.Overloaded
-	case "oversold":
-		return c.Oversold
-	case "staleReads":
-		return c.StaleReads
+// counterMap is a store's counters by JSON name, so that a counter the lab
+// adds (an outcome kind) shows without a change here.
+func counterMap(c lab.StoreCounter) map[string]int {
+	out := map[string]int{}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return out
 	}
-	return 0
+	var raw map[string]any
+	if json.Unmarshal(b, &raw) != nil {
+		return out
+	}
+	for k, v := range raw {
+		if f, ok := v.(float64); ok {
+			out[k] = int(f)
+		}
+	}
+	return out
+}
+
+// counterKinds are the known kinds, then any other counter the lab
+// reports, in name order.
+func counterKinds(st lab.State) []counterKind {
+	kinds := slices.Clone(outcomeKinds)
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		seen[k.Key] = true
+	}
+	var extra []string
+	for _, c := range st.Counters {
+		for k := range counterMap(c) {
+			if !seen[k] {
+				seen[k] = true
+				extra = append(extra, k)
+			}
+		}
+	}
+	slices.Sort(extra)
+	for _, k := range extra {
+		kinds = append(kinds, counterKind{Key: k, Label: k, Icon: "•", Help: k})
+	}
+	return kinds
+}
+
+func counterValue(c lab.StoreCounter, key string) int {
+	return counterMap(c)[key]
 }
 
 // countersFor returns the counters of every store in display order, zero
@@ -376,17 +526,6 @@ func roleText(r lab.RegionState) string {
 		return "✕ crashed"
 	}
 	return w
-}
-
-func termText(r lab.RegionState) string {
-	if !r.Up {
-		return "down"
-	}
-	return "term " + itoa(r.Consensus.Term)
-}
-
-func breakersText(r lab.RegionState) string {
-	return "CP " + breakerWord(r, lab.Consensus) + " · AP " + breakerWord(r, lab.Replicated)
 }
 
 func verdictClass(row verdictRow) string {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"caplab/lab"
@@ -45,13 +46,16 @@ func TestLinkLabelSaysWhatIsCut(t *testing.T) {
 	}{
 		{up, up, "76 ms", "up"},
 		{cut, cut, "✂ cut", "cut"},
-		{cut, up, "✂ a → b cut", "oneway"},
-		{up, cut, "✂ b → a cut", "oneway"},
+		{cut, up, "✂ one way", "oneway"},
+		{up, cut, "✂ one way", "oneway"},
 	}
 	for _, tc := range cases {
 		l := mapLink{A: "a", B: "b", Fwd: tc.fwd, Rev: tc.rev}
 		if got := linkLabel(l); got != tc.label {
 			t.Errorf("label %q, want %q", got, tc.label)
+		}
+		if d := linkDetail(l); tc.kind == "oneway" && ((tc.fwd.State == "cut") != strings.Contains(d, "a → b cut") || (tc.rev.State == "cut") != strings.Contains(d, "b → a cut")) {
+			t.Errorf("detail %q for fwd %s, rev %s", d, tc.fwd.State, tc.rev.State)
 		}
 		if got := linkState(l); got != tc.kind {
 			t.Errorf("state %q, want %q", got, tc.kind)
