@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 	"caplab/static"
 )
 
@@ -112,6 +113,9 @@ type Options struct {
 	// pages of other sites that rebind their name to 127.0.0.1 (DNS
 	// rebinding). Empty serves every Host, as a classroom lab must.
 	AllowedHosts []string
+	// Load is the lab's load controller (shared with the lessons); nil
+	// makes one of the server's own when the lab is a *lab.Lab (load.go).
+	Load *load.Controller
 }
 
 // Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
@@ -126,6 +130,7 @@ type Server struct {
 	qr      string // data: URI of the JoinURL QR code, "" when none
 	mux     *http.ServeMux
 	session *lessonSession // the shared lesson and poll; nil without Options.Lessons
+	load    *loadFeed      // load.go
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -160,6 +165,7 @@ func New(l Lab, opts Options) *Server {
 	if opts.Lessons != nil {
 		s.session = newLessonSession(opts.Lessons, s.hub, s.log)
 	}
+	s.startLoad()
 	s.mux = s.routes()
 	return s
 }
@@ -188,6 +194,7 @@ func (s *Server) Close() {
 		if s.session != nil {
 			s.session.close()
 		}
+		s.closeLoad()
 		s.unsubVerd()
 		s.verdict.close()
 		s.unsubHub()
@@ -238,6 +245,7 @@ func (s *Server) routes() *http.ServeMux {
 	m("PUT /api/lesson", s.handleSetLesson)
 	m("POST /api/poll/reveal", s.handleReveal)
 	m("POST /api/poll/next", s.handleNextQuestion)
+	s.loadRoutes(mux, m)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux
