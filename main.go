@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 	"caplab/lessons"
 	"caplab/nodes"
 	"caplab/web"
@@ -48,6 +49,8 @@ Usage:
   caplab lessons check [FILE|DIR ...]  validate lessons (no args: the built-in course)
   caplab lessons run NAME|FILE [--latency-scale X]
                                        run a lesson headless on a fresh lab
+  caplab load [--rate N --mix R --duration D --cut A@T --fail-on oversold>0 …]
+                                       Black Friday load on every store, headless ("caplab load --help")
 
 Flags:
 `
@@ -55,6 +58,9 @@ Flags:
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "lessons" {
 		return lessons.Main(args[1:], stdout, stderr, newLessonLab)
+	}
+	if len(args) > 0 && args[0] == "load" {
+		return load.Main(args[1:], stdout, stderr, startLoadLab) // loadcmd.go
 	}
 	fs := flag.NewFlagSet("caplab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
