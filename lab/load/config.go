@@ -14,11 +14,11 @@ import (
 
 // Limits of a load's configuration.
 const (
-	MaxRatePerRegion = 100_000    // buys a second in one region
-	MaxOpsPerSecond  = 2_000_000  // arrivals a second, all regions, reads included, times stores
-	MaxReadsPerBuy   = 1000       // the mix
-	MaxSKUs          = 100_000    // catalogue size (each is stocked in every store before the run)
-	MaxStock         = 1_000_000  // units per SKU (lab.MaxStock)
+	MaxRatePerRegion = 100_000   // buys a second in one region
+	MaxOpsPerSecond  = 2_000_000 // arrivals a second, all regions, reads included, times stores
+	MaxReadsPerBuy   = 1000      // the mix
+	MaxSKUs          = 100_000   // catalogue size (each is stocked in every store before the run)
+	MaxStock         = 1_000_000 // units per SKU (lab.MaxStock)
 	MaxDuration      = 24 * time.Hour
 	MaxInFlightLimit = 100_000 // per (store, region)
 	MaxSampleSKUs    = 64

@@ -98,7 +98,7 @@ func newRun(cfg Config, target Target, onFrame func(Frame)) *Run {
 		levels[i] = int64(*cfg.Stock)
 	}
 	for i := range *cfg.SampleSKUs {
-		r.checked[1+i*cfg.SKUs / *cfg.SampleSKUs] = true // ranks spread over the catalogue, the hottest first
+		r.checked[1 + i*cfg.SKUs / *cfg.SampleSKUs] = true // ranks spread over the catalogue, the hottest first
 	}
 	r.readToken = make([]atomic.Int64, len(r.stores))
 	r.samples = make([][][]Sample, len(r.stores))
