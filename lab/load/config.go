@@ -7,7 +7,6 @@ import (
 	"math"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -258,16 +257,6 @@ func (c Config) OpsPerSecond() float64 {
 		sum += v
 	}
 	return sum * (1 + mix)
-}
-
-// regionNames lists RatePerRegion's regions in order.
-func (c Config) regionNames() []string {
-	var out []string
-	for r := range c.RatePerRegion {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,7 +155,7 @@ func (c *cell) answer(read bool, kind string, latency time.Duration, stale bool)
 }
 
 // figures computes Figures from t; the caller holds the cell's mutex.
-func (t *tally) figures(store, region string, window bool, inflight int64, slo float64) Figures {
+func (t *tally) figures(store, region string, inflight int64, slo float64) Figures {
 	f := Figures{Store: store, Region: region, Offered: t.offered, ReadsOffered: t.readsOffered,
 		Outcomes: maps.Clone(t.buys), ReadOutcomes: maps.Clone(t.reads), StaleReads: t.stale, Sold: t.sold, InFlight: inflight}
 	f.OK, f.SoldOut, f.Unavailable = t.buys[KindOK], t.buys[KindSoldOut], t.buys[KindUnavailable]
@@ -175,7 +174,6 @@ func (t *tally) figures(store, region string, window bool, inflight int64, slo f
 	f.P50Ms, f.P90Ms, f.P99Ms, f.MaxMs = ms(t.buyH.ValueAtQuantile(50)), ms(t.buyH.ValueAtQuantile(90)), ms(t.buyH.ValueAtQuantile(99)), ms(t.buyH.Max())
 	f.ReadP50Ms, f.ReadP99Ms, f.ReadMaxMs = ms(t.readH.ValueAtQuantile(50)), ms(t.readH.ValueAtQuantile(99)), ms(t.readH.Max())
 	f.SLOMet = f.P99Ms < slo && f.ReadP99Ms < slo
-	_ = window
 	return f
 }
 
@@ -198,7 +196,7 @@ func percent(part, whole int64) float64 {
 func (c *cell) cut(t float64, slo float64, oversold int64) Sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.win.figures(c.store, c.region, true, c.inflight.Load(), slo)
+	s := c.win.figures(c.store, c.region, c.inflight.Load(), slo)
 	s.T, s.Oversold = t, oversold
 	c.win.reset()
 	return s
@@ -208,7 +206,7 @@ func (c *cell) cut(t float64, slo float64, oversold int64) Sample {
 func (c *cell) totals(t float64, slo float64, oversold int64) Figures {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f := c.tot.figures(c.store, c.region, false, c.inflight.Load(), slo)
+	f := c.tot.figures(c.store, c.region, c.inflight.Load(), slo)
 	f.T, f.Oversold = t, oversold
 	return f
 }
@@ -333,23 +331,4 @@ func plural(n int64, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// sortedKinds lists the kinds of m: the known ones in API order, then the rest.
-func sortedKinds(m map[string]int64) []string {
-	known := []string{KindOK, KindSoldOut, KindUnavailable, KindFailFast, KindConflict, KindOverloaded, KindShed, KindError}
-	var out []string
-	for _, k := range known {
-		if _, ok := m[k]; ok {
-			out = append(out, k)
-		}
-	}
-	var rest []string
-	for k := range m {
-		if !slices.Contains(known, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	return append(out, rest...)
 }
