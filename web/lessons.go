@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab/load"
 	"caplab/lessons"
 )
 
@@ -80,6 +81,7 @@ type LessonCatalog struct {
 
 	mu      sync.Mutex                 // held for a whole run
 	runners map[string]*lessons.Runner // one per lesson opened; bounded by the catalogue
+	load    *load.Controller           // the server's, for "load" commands (load.go)
 }
 
 // LessonsFrom adapts c to the lesson panel; steps run on l (a *lab.Lab).
@@ -181,6 +183,7 @@ func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int
 	r := lc.runners[id]
 	if r == nil || r.Lesson() != l {
 		r = lessons.NewRunner(l, lc.lab, nil)
+		r.Load = lc.load
 		lc.runners[id] = r
 	}
 	res, err := r.RunStep(ctx, step)

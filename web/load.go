@@ -37,6 +37,11 @@ func (s *Server) startLoad() {
 		}
 	}
 	s.load = f
+	if lc, ok := s.opts.Lessons.(*LessonCatalog); ok && f.ctl != nil {
+		lc.mu.Lock()
+		lc.load = f.ctl // lesson steps run from the page drive the same load the panel shows
+		lc.mu.Unlock()
+	}
 	if f.ctl == nil {
 		close(f.done)
 		return

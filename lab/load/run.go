@@ -33,7 +33,8 @@ const (
 	keepFaults    = 500    // fault marks
 	recordBudget  = 50_000 // operations a run may add to the lab's history
 	readRecordPS  = 50     // checked reads recorded a second per store
-	stockWorkers  = 64
+	stockWorkers  = 16
+	stockAttempts = 3
 	drainTimeout  = 30 * time.Second
 	opHardTimeout = 2 * time.Minute // the target has its own, shorter deadline
 )
@@ -286,9 +287,15 @@ func (r *Run) stockAll() error {
 			for j := range jobs {
 				t := r.skus[j.store]
 				t.stocked[j.sku].Store(t.level[j.sku])
-				res := r.target.Stock(r.hard, r.stores[j.store], r.names[j.sku], region, int(t.level[j.sku]), r.checked[j.sku])
-				if r.checked[j.sku] {
-					r.recorded.Add(1)
+				var res Result
+				for range stockAttempts { // a stock is a set: repeating it is harmless
+					res = r.target.Stock(r.hard, r.stores[j.store], r.names[j.sku], region, int(t.level[j.sku]), r.checked[j.sku])
+					if r.checked[j.sku] {
+						r.recorded.Add(1)
+					}
+					if res.Kind == KindOK || r.hard.Err() != nil {
+						break
+					}
 				}
 				if res.Kind != KindOK {
 					failed.CompareAndSwap(nil, fmt.Sprintf("could not stock %s in the %s store from %s: it answered %s", r.names[j.sku], r.stores[j.store], region, res.Kind))

@@ -69,8 +69,11 @@ type Figures struct {
 	ReadMaxMs float64 `json:"readMaxMs"`
 
 	// Availability is the % of buys answered ok or sold_out (the store
-	// gave a definite answer), of max(answered, offered);
-	// ReadAvailability the same for reads. 100 when nothing arrived.
+	// gave a definite answer): in a one-second sample of max(answered,
+	// offered), so that a second in which a stalled store answers nothing
+	// shows 0; in totals of the buys answered so far (those in flight are
+	// judged when they answer). ReadAvailability the same for reads. 100
+	// when nothing was judged.
 	Availability     float64 `json:"availability"`
 	ReadAvailability float64 `json:"readAvailability"`
 	Sold             int64   `json:"sold"`     // units sold (buys answered ok)
@@ -155,7 +158,7 @@ func (c *cell) answer(read bool, kind string, latency time.Duration, stale bool)
 }
 
 // figures computes Figures from t; the caller holds the cell's mutex.
-func (t *tally) figures(store, region string, inflight int64, slo float64) Figures {
+func (t *tally) figures(store, region string, window bool, inflight int64, slo float64) Figures {
 	f := Figures{Store: store, Region: region, Offered: t.offered, ReadsOffered: t.readsOffered,
 		Outcomes: maps.Clone(t.buys), ReadOutcomes: maps.Clone(t.reads), StaleReads: t.stale, Sold: t.sold, InFlight: inflight}
 	f.OK, f.SoldOut, f.Unavailable = t.buys[KindOK], t.buys[KindSoldOut], t.buys[KindUnavailable]
@@ -169,8 +172,13 @@ func (t *tally) figures(store, region string, inflight int64, slo float64) Figur
 		readsAnswered += n
 	}
 	f.Refused = answered - f.OK - f.SoldOut
-	f.Availability = percent(f.OK+f.SoldOut, max(answered, t.offered))
-	f.ReadAvailability = percent(f.Reads, max(readsAnswered, t.readsOffered))
+	if window {
+		f.Availability = percent(f.OK+f.SoldOut, max(answered, t.offered))
+		f.ReadAvailability = percent(f.Reads, max(readsAnswered, t.readsOffered))
+	} else {
+		f.Availability = percent(f.OK+f.SoldOut, answered)
+		f.ReadAvailability = percent(f.Reads, readsAnswered)
+	}
 	f.P50Ms, f.P90Ms, f.P99Ms, f.MaxMs = ms(t.buyH.ValueAtQuantile(50)), ms(t.buyH.ValueAtQuantile(90)), ms(t.buyH.ValueAtQuantile(99)), ms(t.buyH.Max())
 	f.ReadP50Ms, f.ReadP99Ms, f.ReadMaxMs = ms(t.readH.ValueAtQuantile(50)), ms(t.readH.ValueAtQuantile(99)), ms(t.readH.Max())
 	f.SLOMet = f.P99Ms < slo && f.ReadP99Ms < slo
@@ -196,7 +204,7 @@ func percent(part, whole int64) float64 {
 func (c *cell) cut(t float64, slo float64, oversold int64) Sample {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := c.win.figures(c.store, c.region, c.inflight.Load(), slo)
+	s := c.win.figures(c.store, c.region, true, c.inflight.Load(), slo)
 	s.T, s.Oversold = t, oversold
 	c.win.reset()
 	return s
@@ -206,7 +214,7 @@ func (c *cell) cut(t float64, slo float64, oversold int64) Sample {
 func (c *cell) totals(t float64, slo float64, oversold int64) Figures {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f := c.tot.figures(c.store, c.region, c.inflight.Load(), slo)
+	f := c.tot.figures(c.store, c.region, false, c.inflight.Load(), slo)
 	f.T, f.Oversold = t, oversold
 	return f
 }
