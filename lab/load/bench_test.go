@@ -25,9 +25,10 @@ import (
 //	go test ./lab/load -run '^$' -bench LoadRSS -benchtime 1x -timeout 30m -load.rss=10m
 
 var (
-	benchStep  = flag.Duration("load.step", 5*time.Second, "ConsensusBuyRate: how long each rate runs")
-	benchRates = flag.String("load.rates", "150,300,600,1200,2400,4800", "ConsensusBuyRate: total buys a second to try, ascending")
-	benchRSS   = flag.Duration("load.rss", 2*time.Minute, "LoadRSS: how long the load runs")
+	benchStep    = flag.Duration("load.step", 5*time.Second, "ConsensusBuyRate: how long each rate runs")
+	benchRates   = flag.String("load.rates", "150,300,600,1200,2400,4800", "ConsensusBuyRate: total buys a second to try, ascending")
+	benchRSS     = flag.Duration("load.rss", 2*time.Minute, "LoadRSS: how long the load runs")
+	benchRSSRate = flag.Float64("load.rss-rate", 20, "LoadRSS: buys a second per region (4 reads each)")
 )
 
 // noopTarget answers every operation at once: the generator alone.
@@ -278,7 +279,7 @@ func BenchmarkLoadRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		c := NewController(LabTarget{l})
-		if _, err := c.Start(Config{Rate: 50, ReadsPerBuy: ptr(4.0), SKUs: 10_000, Stock: ptr(1_000_000), Duration: Duration(*benchRSS), Seed: 9}); err != nil {
+		if _, err := c.Start(Config{Rate: *benchRSSRate, ReadsPerBuy: ptr(4.0), SKUs: 10_000, Stock: ptr(1_000_000), Duration: Duration(*benchRSS), Seed: 9}); err != nil {
 			b.Fatal(err)
 		}
 		r := c.Run()
