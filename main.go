@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 	"caplab/lessons"
 	"caplab/nodes"
 	"caplab/web"
@@ -51,6 +52,8 @@ Usage:
                                        run a lesson headless on a fresh lab
   caplab history export [--data-dir DIR|--url URL] [--format jsonl|porcupine|edn]
                                        write the history (audit log) for other checkers
+  caplab load [--rate N --mix R --duration D --cut A@T --fail-on oversold>0 …]
+                                       Black Friday load on every store, headless ("caplab load --help")
 
 Flags:
 `
@@ -61,6 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 0 && args[0] == "history" {
 		return web.HistoryMain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "load" {
+		return load.Main(args[1:], stdout, stderr, startLoadLab) // loadcmd.go
 	}
 	fs := flag.NewFlagSet("caplab", flag.ContinueOnError)
 	fs.SetOutput(stderr)

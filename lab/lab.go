@@ -566,10 +566,15 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-	op = l.history.AddOperation(op)
+	rec := recordingOf(ctx) // recording.go: a load records and publishes less
+	if !rec.SkipHistory {
+		op = l.history.AddOperation(op)
+	}
 	out.OpID = op.ID
 	l.count(op)
-	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
+	if !rec.SkipPublish {
+		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
+	}
 	return out, nil
 }
 

@@ -276,6 +276,7 @@ func run(opts cliOptions, arg string, stdout, stderr io.Writer, newLab NewLabFun
 		}
 	}()
 	r := NewRunner(l, lb, stdout)
+	defer r.Close() // a load the lesson left running
 	r.NoTiming = opts.noTiming
 	if _, err := r.RunAll(ctx); err != nil {
 		var f *Failure

@@ -21,7 +21,7 @@ const (
 
 // commandNames lists every command word, in the order of LESSONS.md.
 func commandNames() []string {
-	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask"}
+	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "load"}
 }
 
 // usage is each command's syntax, quoted in error messages.
@@ -60,7 +60,13 @@ func usage(cmd string) string {
 	case "expect check":
 		return "expect check STORE SKU linearizable|not linearizable|oversold = N|oversold >= N"
 	case "expect":
-		return "expect leader ... | expect read ... | expect check ..."
+		return "expect leader ... | expect read ... | expect check ... | expect load ..."
+	case "load":
+		return "load start [rate N] [mix R] [for DURATION] [skus N] [stock N] [on STORE,…]  or  load stop"
+	case "load start":
+		return "load start [rate N] [mix R] [for DURATION] [skus N] [stock N] [on STORE,…]"
+	case "expect load":
+		return "expect load STORE [in REGION] availability >= P% | availability < P% | oversold = N | oversold >= N | p99 < MS | p99 >= MS [last DURATION]"
 	case "ask":
 		return `ask "QUESTION" [options X|Y|Z] answer X`
 	}
@@ -381,6 +387,8 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		a = lp.expect()
 	case "ask":
 		a = lp.ask(line)
+	case "load":
+		a = lp.load() // load.go
 	}
 	lp.end()
 	return Command{Line: line, Source: source, Action: a}, true
@@ -481,8 +489,10 @@ func (lp *lineParser) wait() Wait {
 }
 
 func (lp *lineParser) expect() Action {
-	t := lp.next("what to expect (leader, read or check)")
+	t := lp.next("what to expect (leader, read, check or load)")
 	switch {
+	case t.is("load"):
+		return lp.expectLoad() // load.go
 	case t.is("leader"):
 		lp.cmd = "expect leader"
 		lp.keyword("in", `"leader"`)
@@ -528,7 +538,7 @@ func (lp *lineParser) expect() Action {
 		}
 		lp.fail("expect check: unknown verdict %s (expected linearizable, not linearizable, oversold = N or oversold >= N)", v.show())
 	}
-	lp.fail("unknown expectation %s (expected leader, read or check; usage: %s)", t.show(), usage("expect"))
+	lp.fail("unknown expectation %s (expected leader, read, check or load; usage: %s)", t.show(), usage("expect"))
 	return nil
 }
 

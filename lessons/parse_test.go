@@ -110,7 +110,7 @@ func TestParseCommandErrors(t *testing.T) {
 		line string
 		want string // substring of the message
 	}{
-		{"buyy consensus X from us-east-1", `unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask); did you mean "buy"?`},
+		{"buyy consensus X from us-east-1", `unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask, load); did you mean "buy"?`},
 		{`"reset"`, `unknown command "reset"`},
 		{"reset now", `reset: unexpected "now" at the end`},
 		{"stock X", "stock: missing N"},
@@ -156,7 +156,7 @@ func TestParseCommandErrors(t *testing.T) {
 		{"wait -1s", "out of range"},
 		{"wait forever", `invalid duration "forever"`},
 		{"expect", "expect: missing what to expect"},
-		{"expect the best", `unknown expectation "the" (expected leader, read or check`},
+		{"expect the best", `unknown expectation "the" (expected leader, read, check or load`},
 		{"expect leader us-east-1", `expect leader: expected "in" after "leader", got "us-east-1"`},
 		{"expect leader in", "expect leader: missing regions"},
 		{"expect leader in us-east-1,eu-west-9", `unknown region "eu-west-9"`},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 )
 
 // Lab is what the runner needs from the lab. *lab.Lab satisfies it; tests
@@ -109,6 +110,10 @@ type Runner struct {
 	// WaitTimeout bounds "wait leader", "wait converged" and "lead". Zero
 	// means BaseWaitTimeout × max(latency scale, 1).
 	WaitTimeout time.Duration
+	// Load runs the "load" commands; nil makes one of the runner's own
+	// for a *lab.Lab, which Close closes (load.go).
+	Load    *load.Controller
+	ownLoad bool
 }
 
 // NewRunner returns a runner for l on lb that writes progress to out (nil:
@@ -414,6 +419,20 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		cr.Status = StatusPassed
 		cr.Text = at + want + fmt.Sprintf(" (got %d; sold %d of %d)", res.Oversold, res.SoldUnits, res.InitialUnits)
 		return cr, nil
+	case LoadStart, LoadStop, ExpectLoad:
+		suffix, expected, got, passed, err := r.runLoad(ctx, a) // load.go
+		if err != nil {
+			return labErr(err)
+		}
+		if expected != "" {
+			if !passed {
+				return fail(expected, got, nil)
+			}
+			cr.Status = StatusPassed
+			cr.Text = at + expected + suffix
+			return cr, nil
+		}
+		return done(suffix)
 	case Ask:
 		p := a.Poll
 		cr.Poll = &p

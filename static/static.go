@@ -1,8 +1,9 @@
 // Package static holds the browser side of caplab: the stylesheet, the small
 // JavaScript client and the icon, embedded into the binary so that `go run .`
 // serves the whole page without a build step. Everything here is the
-// project's own code; nothing is copied from third parties or loaded from a
-// CDN.
+// project's own code, except uPlot (vendor/uplot/, pinned, with its
+// LICENSE; README.md there gives version and checksums) for the load
+// panel's plots; nothing is loaded from a CDN.
 //
 // Serve FS under /static/, e.g. with
 //
@@ -11,7 +12,7 @@ package static
 
 import "embed"
 
-// FS holds app.css, app.js and the SVG icons.
+// FS holds app.css, app.js, load.css, load.js, the SVG icons and vendor/.
 //
-//go:embed *.css *.js *.svg
+//go:embed *.css *.js *.svg vendor
 var FS embed.FS

@@ -59,6 +59,8 @@
 //	POST /api/poll/vote                         {"option":"X"}: the audience's vote; no token (see Lessons)
 //	POST /api/poll/reveal                       the open question's tally and answer to everyone; token
 //	POST /api/poll/next                         the step's next question; token
+//	GET  /api/load                              the load's status and samples (load.go; docs/api.md "Load")
+//	POST /api/load, DELETE /api/load            start (400 names the bad field, 409 if one runs) / stop a load; token
 //	POST /api/network/bridge                    {"via":"A"}: the other regions split in two halves that reach each other only through A, atomically; token
 //	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""
@@ -186,6 +188,9 @@
 //	timeline-list                screen-reader list of recent outcomes
 //	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	verdict                      verdict-refresh, verdict-{store}, verdict-visual-{store} (link to /api/check/visual)
+//	load panel (load.templ)      load-panel (data-state, data-samples, data-bands), load-rate, load-mix, load-duration,
+//	                             load-start, load-stop, load-status, load-store-{store}, load-verdict-{store},
+//	                             load-tput-{store}, load-p99-{store}, load-oversold-{store}, load-checked
 //	join, join-url, join-qr      audience link and QR code (presenter mode, when Options.JoinURL is set)
 //	region-menu                  opens on region-menu-close; region-menu-lead, region-menu-isolate,
 //	                             region-menu-restart, region-menu-crash

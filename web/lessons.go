@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 	"caplab/lessons"
 )
 
@@ -65,6 +66,7 @@ type LessonCatalog struct {
 
 	mu      sync.Mutex                 // held for a whole run
 	runners map[string]*lessons.Runner // one per lesson opened; bounded by the catalogue
+	load    *load.Controller           // the server's, for "load" commands (load.go)
 }
 
 // LessonsFrom adapts c to the lesson panel; steps run on l (a *lab.Lab).
@@ -187,6 +189,7 @@ func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int
 	r := lc.runners[id]
 	if r == nil || r.Lesson() != l {
 		r = lessons.NewRunner(l, lc.lab, nil)
+		r.Load = lc.load
 		lc.runners[id] = r
 	}
 	res, err := r.RunStep(ctx, step)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/load"
 	"caplab/static"
 )
 
@@ -116,6 +117,9 @@ type Options struct {
 	// VotesPerAddress caps how many viewers at one client address vote on
 	// one question (viewer.go); 0 means 50.
 	VotesPerAddress int
+	// Load is the lab's load controller (shared with the lessons); nil
+	// makes one of the server's own when the lab is a *lab.Lab (load.go).
+	Load *load.Controller
 }
 
 // Server is caplab's HTTP face: the JSON API of API.md, the WebSocket stream
@@ -134,6 +138,7 @@ type Server struct {
 
 	viewerKeys *viewerKeys // signs viewer ids (viewer.go)
 	votes      voteGate    // votes per address per question (viewer.go)
+	load    *loadFeed      // load.go
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -169,6 +174,7 @@ func New(l Lab, opts Options) *Server {
 		s.session = newLessonSession(opts.Lessons, src, s.hub, s.log)
 	}
 	s.metrics = newMetrics(l)
+	s.startLoad()
 	s.mux = s.routes()
 	return s
 }
@@ -198,6 +204,7 @@ func (s *Server) Close() {
 			s.session.close()
 		}
 		s.metrics.close()
+		s.closeLoad()
 		s.unsubVerd()
 		s.verdict.close()
 		s.unsubHub()
@@ -251,6 +258,7 @@ func (s *Server) routes() *http.ServeMux {
 	m("PUT /api/lesson", s.handleSetLesson)
 	m("POST /api/poll/reveal", s.handleReveal)
 	m("POST /api/poll/next", s.handleNextQuestion)
+	s.loadRoutes(mux, m)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux

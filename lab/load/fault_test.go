@@ -1,0 +1,126 @@
+package load
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"caplab/lab"
+)
+
+// waitState waits until the controller's run is in state want.
+func waitState(t *testing.T, c *Controller, want ...string) Status {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		st := c.Status(false)
+		for _, w := range want {
+			if st.State == w {
+				return st
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("load never reached %v (now %s)", want, c.Status(false).State)
+	return Status{}
+}
+
+func figuresOf(t *testing.T, st Status, store, region string) Figures {
+	t.Helper()
+	for _, s := range st.Stores {
+		if s.Store == store {
+			for _, f := range s.Regions {
+				if f.Region == region {
+					return f
+				}
+			}
+		}
+	}
+	t.Fatalf("no figures for %s/%s", store, region)
+	return Figures{}
+}
+
+func storeOf(t *testing.T, st Status, store string) StoreStatus {
+	t.Helper()
+	for _, s := range st.Stores {
+		if s.Store == store {
+			return s
+		}
+	}
+	t.Fatalf("no store %s", store)
+	return StoreStatus{}
+}
+
+// TestCutDuringLoad cuts ap-southeast-1 off half a second into a load that
+// runs the doorbuster out of stock during the cut:
+//   - consensus: oversold 0, the recorded history linearizable, buys in the
+//     minority refused while the majority keeps selling;
+//   - replicated W=1: at least 99% of buys answered in every region, and
+//     oversold > 0;
+//   - open loop: the stalled minority's consensus buys keep arriving at the
+//     same rate as everywhere else, and their p99 shows the stall.
+func TestCutDuringLoad(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.Lead(ctx, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	c := newController(t, l)
+	_, err := c.Start(Config{Rate: 30, ReadsPerBuy: f64(2), SKUs: 20, Stock: intp(1000), DoorbusterStock: intp(40),
+		DoorbusterShare: f64(0.3), Duration: Duration(5 * time.Second), Seed: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, StateRunning)
+	time.Sleep(500 * time.Millisecond)
+	if err := l.Isolate("ap-southeast-1"); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, c, StateFinished, StateStopped, StateFailed)
+	if st.State != StateFinished {
+		t.Fatalf("state %s: %s", st.State, st.Reason)
+	}
+	if len(st.Faults) == 0 || st.Faults[0].Kind != string(lab.FaultPartition) || st.Faults[0].T < 0.3 {
+		t.Errorf("faults %+v, want the isolation at about 0.5 s", st.Faults)
+	}
+
+	cons := storeOf(t, st, "consensus")
+	if cons.Oversold != 0 {
+		t.Errorf("consensus oversold %d, want 0", cons.Oversold)
+	}
+	if cons.Check == nil || !cons.Check.Linearizable {
+		t.Errorf("consensus check %+v, want linearizable", cons.Check)
+	}
+	minority := figuresOf(t, st, "consensus", "ap-southeast-1")
+	majority := figuresOf(t, st, "consensus", "us-east-1")
+	if minority.Availability > 80 {
+		t.Errorf("consensus availability in the cut-off region %.1f%%, want it to drop (outcomes %v)", minority.Availability, minority.Outcomes)
+	}
+	if majority.Availability < 99 {
+		t.Errorf("consensus availability in the majority %.1f%%, want ≥ 99%% (outcomes %v)", majority.Availability, majority.Outcomes)
+	}
+	// Open loop: the stalled region's arrivals are those the healthy
+	// store saw there (same arrivals), and the stall is in its p99.
+	if rep := figuresOf(t, st, "replicated", "ap-southeast-1"); minority.Offered != rep.Offered {
+		t.Errorf("stalled consensus offered %d, replicated %d in the same region: arrivals must not slow down", minority.Offered, rep.Offered)
+	}
+	if minority.Offered < 30*5/2 {
+		t.Errorf("stalled region offered only %d buys in 5 s at 30/s", minority.Offered)
+	}
+	if minority.P99Ms < 200 || minority.P99Ms < 5*majority.P99Ms {
+		t.Errorf("stalled region p99 %.1f ms (majority %.1f ms): the stall must show", minority.P99Ms, majority.P99Ms)
+	}
+
+	rep := storeOf(t, st, "replicated")
+	for _, f := range rep.Regions {
+		if f.Availability < 99 {
+			t.Errorf("replicated W=1 availability in %s %.1f%%, want ≥ 99%% (outcomes %v)", f.Region, f.Availability, f.Outcomes)
+		}
+	}
+	if rep.Oversold == 0 {
+		t.Errorf("replicated W=1 oversold 0 after the doorbuster ran out during a cut (sold %d of %d)", rep.Sold, rep.Stocked)
+	}
+	t.Logf("consensus: %s", cons.Verdict)
+	t.Logf("replicated: %s", rep.Verdict)
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLoadFailOn: "caplab load … --fail-on oversold>0" exits 1 on the
+// replicated store (W=1) when a region is cut off while the doorbuster
+// runs out, and 0 on the consensus store under the same schedule.
+func TestLoadFailOn(t *testing.T) {
+	common := []string{"load", "--latency-scale", "0", "--rate", "30", "--mix", "2", "--skus", "20", "--doorbuster-stock", "40",
+		"--doorbuster-share", "0.3", "--duration", "4s", "--cut", "ap-southeast-1@500ms", "--heal", "@3500ms", "--fail-on", "oversold>0", "--quiet", "--seed", "3"}
+	for _, tc := range []struct {
+		store string
+		exit  int
+	}{{"replicated", 1}, {"consensus", 0}} {
+		t.Run(tc.store, func(t *testing.T) {
+			var out, errb strings.Builder
+			code := run(append(common, "--stores", tc.store), &out, &errb)
+			if code != tc.exit {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.exit, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tc.store+"  ap-southeast-1") || !strings.Contains(out.String(), "oversold") {
+				t.Errorf("no table row for %s in ap-southeast-1:\n%s", tc.store, out.String())
+			}
+			if tc.exit == 1 && !strings.Contains(errb.String(), "--fail-on oversold>0: replicated: oversold") {
+				t.Errorf("stderr does not say which condition held:\n%s", errb.String())
+			}
+		})
+	}
+}
+
+// TestLoadBadFlags: bad flags are a usage error before any lab starts.
+func TestLoadBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"load", "--cut", "ap-southeast-1"},
+		{"load", "--fail-on", "happiness>3"},
+		{"load", "--latency", "a/b@3s"},
+		{"load", "--json", "--csv"},
+	} {
+		var out, errb strings.Builder
+		if code := run(args, &out, &errb); code != 2 || strings.Contains(errb.String(), "starting a lab") {
+			t.Errorf("%v: exit %d, want 2 without starting a lab; stderr:\n%s", args, code, errb.String())
+		}
+	}
+}

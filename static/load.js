@@ -1,0 +1,270 @@
+// caplab load panel (web/load.templ). Our own script; plots with uPlot
+// (static/vendor/uplot/). It fills the panel from GET /api/load once and
+// then from the /ws "load" frames (one a second while a load runs), and
+// lets the presenter start and stop a load (POST / DELETE /api/load).
+(() => {
+  'use strict';
+
+  const panel = document.getElementById('load-panel');
+  if (!panel || !window.caplab || !window.uPlot) return;
+  const cap = window.caplab;
+  const $ = (id) => document.getElementById(id);
+  const stores = [...panel.querySelectorAll('.load-store')].map((e) => e.dataset.store);
+
+  // Buy outcomes, stacked bottom-up in this order; any other kind is "other".
+  const KINDS = ['ok', 'sold_out', 'unavailable', 'fail_fast', 'conflict', 'overloaded', 'shed', 'other'];
+  const KIND_COLORS = {
+    ok: '#2e7d32', sold_out: '#90a4ae', unavailable: '#c62828', fail_fast: '#ef6c00',
+    conflict: '#6a1b9a', overloaded: '#ad1457', shed: '#5d4037', other: '#212121',
+  };
+  const REGION_COLORS = ['#1565c0', '#00897b', '#f9a825', '#8e24aa', '#d84315', '#3949ab', '#43a047'];
+  const KEEP = 600; // seconds kept on the plots
+  const OPENS = ['cut', 'partition', 'crash'];
+  const CLOSES = ['heal', 'restart', 'reset'];
+
+  let run = null;   // {key, regions, slo, t: [], stores: {store: {kinds: {k: []}, p99: {region: []}, oversold: []}}}
+  let faults = [];  // [{t, kind, detail}]
+  const plots = {}; // store -> {tput, p99, over}
+
+  // ---------- data
+  function newRun(st) {
+    const r = { key: st.startedAt || '', regions: st.regions || [], slo: (st.config && st.config.sloP99Ms) || 150, t: [], stores: {} };
+    for (const s of stores) {
+      const d = { kinds: {}, p99: {}, oversold: [] };
+      KINDS.forEach((k) => { d.kinds[k] = []; });
+      r.regions.forEach((g) => { d.p99[g] = []; });
+      r.stores[s] = d;
+    }
+    return r;
+  }
+
+  // addSamples appends one second (samples of one t) to the run.
+  function addSamples(samples) {
+    if (!samples.length) return;
+    const t = samples[0].t;
+    if (run.t.length && t <= run.t[run.t.length - 1]) return; // already have it
+    run.t.push(t);
+    for (const s of stores) {
+      const d = run.stores[s];
+      KINDS.forEach((k) => d.kinds[k].push(0));
+      run.regions.forEach((g) => d.p99[g].push(null));
+      d.oversold.push(d.oversold.length ? d.oversold[d.oversold.length - 1] : 0);
+    }
+    const i = run.t.length - 1;
+    for (const smp of samples) {
+      const d = run.stores[smp.store];
+      if (!d) continue;
+      for (const [k, n] of Object.entries(smp.outcomes || {})) {
+        const key = KINDS.includes(k) ? k : 'other';
+        d.kinds[key][i] += n;
+      }
+      if (d.p99[smp.region] && (smp.ok + smp.soldOut + smp.refused) > 0) d.p99[smp.region][i] = smp.p99Ms;
+      d.oversold[i] = smp.oversold;
+    }
+    if (run.t.length > KEEP) {
+      run.t.shift();
+      for (const s of stores) {
+        const d = run.stores[s];
+        KINDS.forEach((k) => d.kinds[k].shift());
+        run.regions.forEach((g) => d.p99[g].shift());
+        d.oversold.shift();
+      }
+    }
+  }
+
+  function groupByT(samples) {
+    const by = new Map();
+    for (const s of samples || []) {
+      if (!by.has(s.t)) by.set(s.t, []);
+      by.get(s.t).push(s);
+    }
+    return [...by.keys()].sort((a, b) => a - b).map((t) => by.get(t));
+  }
+
+  // bands turns fault marks into shaded intervals [t0, t1] (t1 null: open).
+  function bands() {
+    const out = [];
+    let open = null;
+    for (const f of faults) {
+      if (OPENS.includes(f.kind)) {
+        if (!open) { open = { t0: f.t, t1: null, label: f.detail }; out.push(open); }
+      } else if (CLOSES.includes(f.kind) && open) {
+        open.t1 = f.t;
+        open = null;
+      }
+    }
+    return out;
+  }
+
+  // ---------- plots
+  function drawBands(u) {
+    const ctx = u.ctx;
+    const last = run && run.t.length ? run.t[run.t.length - 1] : 0;
+    ctx.save();
+    for (const b of bands()) {
+      const x0 = u.valToPos(b.t0, 'x', true);
+      const x1 = u.valToPos(b.t1 == null ? last : b.t1, 'x', true);
+      ctx.fillStyle = 'rgba(198, 40, 40, 0.13)';
+      ctx.fillRect(x0, u.bbox.top, Math.max(x1 - x0, 2), u.bbox.height);
+      ctx.fillStyle = 'rgba(140, 20, 20, 0.85)';
+      ctx.font = Math.round(11 * devicePixelRatio) + 'px sans-serif';
+      ctx.fillText('✂ ' + b.label, x0 + 4, u.bbox.top + 12 * devicePixelRatio);
+    }
+    ctx.restore();
+  }
+
+  function width(el) { return Math.max(el.clientWidth || 300, 200); }
+
+  function makePlots() {
+    for (const s of stores) {
+      if (plots[s]) Object.values(plots[s]).forEach((p) => p.destroy());
+      const d = run.stores[s];
+      const tputEl = $('load-tput-' + s), p99El = $('load-p99-' + s), overEl = $('load-oversold-' + s);
+      tputEl.textContent = ''; p99El.textContent = ''; overEl.textContent = '';
+      const hooks = { drawClear: [drawBands] };
+      const x = { label: 'second' };
+      const legend = { live: false };
+      // Throughput, stacked: series i is the sum of the first n-i kinds, drawn
+      // largest first so that each smaller sum paints over it.
+      const rev = KINDS.slice().reverse();
+      const tputSeries = [x].concat(rev.map((k) => ({
+        label: k.replace('_', ' '), stroke: KIND_COLORS[k], fill: KIND_COLORS[k] + 'cc', width: 1, points: { show: false },
+        value: (u, v, si, idx) => (idx == null ? '' : String(d.kinds[k][idx] || 0)),
+      })));
+      const tput = new uPlot({
+        title: 'Buys a second, by outcome', width: width(tputEl), height: 170, hooks, legend,
+        scales: { x: { time: false } }, axes: [{ label: 's since start' }, { label: 'buys/s' }],
+        series: tputSeries,
+      }, stackedData(s), tputEl);
+      const regions = run.regions;
+      const p99 = new uPlot({
+        title: 'p99 latency per region (ms); dashed: the SLO', width: width(p99El), height: 170, hooks, legend,
+        scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, run.slo * 1.3)] } },
+        axes: [{}, { label: 'ms' }],
+        series: [x].concat(regions.map((g, i) => ({ label: g, stroke: REGION_COLORS[i % REGION_COLORS.length], width: 2, spanGaps: false })),
+          [{ label: 'SLO', stroke: '#c62828', dash: [8, 6], width: 2, points: { show: false } }]),
+      }, p99Data(s), p99El);
+      const over = new uPlot({
+        title: 'Units oversold (all SKUs)', width: width(overEl), height: 110, hooks, legend,
+        scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, 5)] } },
+        axes: [{}, {}],
+        series: [x, { label: 'oversold', stroke: '#b3261e', fill: '#b3261e33', width: 2 }],
+      }, [run.t, d.oversold], overEl);
+      plots[s] = { tput, p99, over };
+    }
+  }
+
+  function stackedData(s) {
+    const d = run.stores[s];
+    const cum = [];
+    let acc = run.t.map(() => 0);
+    for (const k of KINDS) {
+      acc = acc.map((v, i) => v + d.kinds[k][i]);
+      cum.push(acc);
+    }
+    return [run.t].concat(cum.slice().reverse());
+  }
+
+  function p99Data(s) {
+    const d = run.stores[s];
+    return [run.t].concat(run.regions.map((g) => d.p99[g]), [run.t.map(() => run.slo)]);
+  }
+
+  function redraw() {
+    for (const s of stores) {
+      const p = plots[s];
+      if (!p) continue;
+      p.tput.setData(stackedData(s));
+      p.p99.setData(p99Data(s));
+      p.over.setData([run.t, run.stores[s].oversold]);
+    }
+    panel.dataset.samples = String(run.t.length);
+    panel.dataset.bands = String(bands().length);
+  }
+
+  // ---------- status
+  function showStatus(st) {
+    panel.dataset.state = st.state;
+    const el = $('load-status');
+    const c = st.config;
+    let text;
+    switch (st.state) {
+      case 'idle': text = 'No load yet.'; break;
+      case 'stocking': text = 'Stocking the shelves: ' + st.stocking + ' of ' + st.stockingTotal + ' …'; break;
+      case 'running': text = 'Running: ' + Math.round(st.elapsedS) + ' of ' + Math.round(st.durationS) + ' s, ' + c.rate + ' buys and ' + (c.rate * c.readsPerBuy) + ' reads a second per region.'; break;
+      case 'draining': text = 'Stopping: waiting for the answers still on their way …'; break;
+      case 'checking': text = 'The checker is judging the recorded history …'; break;
+      case 'failed': text = 'The load could not start: ' + (st.reason || '') ; break;
+      default: text = 'Load ' + st.state + ' after ' + Math.round(st.elapsedS) + ' s' + (st.reason && st.state === 'stopped' ? ' (' + st.reason + ')' : '') + '.';
+    }
+    el.textContent = text;
+    for (const ss of st.stores || []) {
+      const v = $('load-verdict-' + ss.store);
+      if (!v) continue;
+      let line = ss.verdict;
+      if (ss.check) line += ' — checker: ' + (ss.check.linearizable ? 'linearizable' : 'NOT linearizable') + ' (' + ss.check.operations + ' recorded operations)';
+      v.textContent = line;
+      const refused = (ss.regions || []).some((f) => f.availability < 99);
+      v.classList.toggle('bad', ss.oversold > 0 || refused);
+      v.classList.toggle('good', ss.oversold === 0 && !refused);
+    }
+    $('load-checked').textContent = st.checked || '';
+    const running = ['stocking', 'running', 'draining', 'checking'].includes(st.state);
+    const startBtn = $('load-start'), stopBtn = $('load-stop');
+    if (document.body.dataset.role === 'presenter') {
+      startBtn.disabled = running;
+      stopBtn.disabled = !running;
+    }
+  }
+
+  function apply(st, samples) {
+    const key = st.startedAt || '';
+    if (!run || samples || (key && run.key !== key) || (!run.regions.length && st.regions && st.regions.length)) {
+      run = newRun(st);
+      faults = [];
+      if (samples) groupByT(samples).forEach(addSamples);
+      makePlots();
+    }
+    faults = st.faults || faults;
+    if (st.latest && st.latest.length) addSamples(st.latest);
+    redraw();
+    showStatus(st);
+  }
+
+  // ---------- controls
+  const rate = $('load-rate');
+  rate.addEventListener('input', () => { $('load-rate-out').textContent = rate.value; });
+  $('load-start').addEventListener('click', async () => {
+    const res = await cap.api('POST', '/api/load', {
+      rate: +rate.value, readsPerBuy: +$('load-mix').value, duration: $('load-duration').value,
+    });
+    if (res.ok && res.data) apply(res.data);
+  });
+  $('load-stop').addEventListener('click', async () => {
+    $('load-status').textContent = 'Stopping …';
+    const res = await cap.api('DELETE', '/api/load');
+    if (res.ok && res.data) apply(res.data);
+  });
+
+  let resizeTimer = null;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      for (const s of stores) {
+        const p = plots[s];
+        if (!p) continue;
+        p.tput.setSize({ width: width($('load-tput-' + s)), height: 170 });
+        p.p99.setSize({ width: width($('load-p99-' + s)), height: 170 });
+        p.over.setSize({ width: width($('load-oversold-' + s)), height: 110 });
+      }
+    }, 150);
+  });
+
+  cap.on('load', (f) => { if (f.load) apply(f.load); });
+  // For tests and the curious: the uPlot instances and the band intervals.
+  window.caplabLoad = { plots, bands };
+  fetch('/api/load', { credentials: 'same-origin' })
+    .then((r) => r.json())
+    .then((st) => apply(st, st.samples))
+    .catch(() => {});
+})();

@@ -1,0 +1,73 @@
+package web
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestLoadPanelBrowser: in chromium, the presenter starts a load from the
+// panel; the plots render (uPlot canvases for every store), update once a
+// second, show a fault band when a region is cut off, and the verdict
+// names the region the consensus store refused; Stop ends the load.
+func TestLoadPanelBrowser(t *testing.T) {
+	b := newBrowserLab(t, Options{})
+	tab := b.presenterTab(t, "")
+	waitJS(t, tab, "the load panel drew its plots", `document.querySelectorAll('#load-panel .uplot canvas').length`,
+		func(s string) bool { n, _ := strconv.Atoi(s); return n >= 6 })
+	runActions(t, tab, "set a small load and start it",
+		chromedp.SetValue(chromedp.ID("load-rate"), "8"),
+		chromedp.SetValue(chromedp.ID("load-mix"), "2"),
+		chromedp.SetValue(chromedp.ID("load-duration"), "30s"),
+		chromedp.Click(chromedp.ID("load-start")),
+	)
+	waitJS(t, tab, "the load runs", `document.getElementById('load-panel').dataset.state`, textIs("running"))
+	samples := func() int {
+		n, _ := strconv.Atoi(evalJS[string](t, tab, `document.getElementById('load-panel').dataset.samples`))
+		return n
+	}
+	waitUntil(t, 15*time.Second, "two samples on the plots", func() (bool, string) { n := samples(); return n >= 2, strconv.Itoa(n) })
+	before := samples()
+	waitUntil(t, 15*time.Second, "the plots update", func() (bool, string) { n := samples(); return n > before, strconv.Itoa(n) })
+	if pts := evalJS[int](t, tab, `caplabLoad.plots.consensus.tput.data[0].length`); pts < 2 {
+		t.Fatalf("the throughput plot holds %d points", pts)
+	}
+
+	b.mustCall(t, "POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
+	waitJS(t, tab, "a fault band", `document.getElementById('load-panel').dataset.bands`, textIs("1"))
+	cut := samples()
+	waitUntil(t, 20*time.Second, "three seconds of samples after the cut", func() (bool, string) { n := samples(); return n >= cut+3, strconv.Itoa(n) })
+	// The band is painted: a column of the canvas inside the band holds its
+	// red tint; one before the cut does not.
+	tinted := `(() => {
+		const u = caplabLoad.plots.replicated.tput, b = caplabLoad.bands()[0];
+		const col = (t) => {
+			const x = Math.round(u.valToPos(t, 'x', true));
+			const px = u.ctx.getImageData(x, u.bbox.top, 1, Math.round(u.bbox.height * 0.2)).data;
+			let n = 0;
+			for (let i = 0; i < px.length; i += 4) if (px[i+3] > 0 && px[i] > px[i+1] + 40 && px[i] > px[i+2] + 40) n++;
+			return n;
+		};
+		const last = u.data[0][u.data[0].length - 1];
+		return [col((b.t0 + last) / 2), col(u.data[0][0])];
+	})()`
+	cols := evalJS[[]int](t, tab, tinted)
+	if cols[0] == 0 || cols[1] != 0 {
+		t.Errorf("band pixels inside %d (want > 0), before the cut %d (want 0)", cols[0], cols[1])
+	}
+	waitJS(t, tab, "the consensus verdict names the refused region", `document.getElementById('load-verdict-consensus').textContent`, textHas("ap-southeast-1"))
+
+	if f := os.Getenv("LOAD_SCREENSHOT"); f != "" {
+		if png, err := chromedp.Run(tab, chromedp.Screenshot(chromedp.ID("load-panel"))); err == nil {
+			_ = os.WriteFile(f, png, 0o644)
+		}
+	}
+	runActions(t, tab, "stop the load", chromedp.Click(chromedp.ID("load-stop")))
+	waitJS(t, tab, "the load stopped", `document.getElementById('load-panel').dataset.state`, textIs("stopped"))
+	if txt := evalJS[string](t, tab, `document.getElementById('load-checked').textContent`); txt == "" {
+		t.Error("the panel does not say which SKUs were checked")
+	}
+}
