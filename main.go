@@ -48,6 +48,8 @@ Usage:
   caplab lessons check [FILE|DIR ...]  validate lessons (no args: the built-in course)
   caplab lessons run NAME|FILE [--latency-scale X]
                                        run a lesson headless on a fresh lab
+  caplab lessons record --url URL --token TOKEN [-o FILE]
+                                       save a running lab's recording as a lesson
 
 Flags:
 `

@@ -102,6 +102,7 @@ type Lab struct {
 	quorum   QuorumState
 	counters map[Store]*StoreCounter
 	version  int64
+	recorder recorder // what Recording exports (recording.go)
 	audit    struct {
 		dirty bool   // operations came in since the last recount
 		gen   uint64 // bumped by reset
@@ -140,6 +141,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		gate:   semaphore.NewWeighted(gateAll),
 	}
 	l.resetCounters()
+	l.recorder.start(true, l.quorum)
 	bs := cfg.Breaker
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
@@ -305,6 +307,7 @@ func (l *Lab) Partition(groups [][]string) error {
 		parts[i] = strings.Join(g, ",")
 	}
 	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
+	l.recorder.add(RecordedAction{Kind: ActPartition, Groups: groups})
 	l.awaitStreams()
 	return nil
 }
@@ -325,6 +328,7 @@ func (l *Lab) awaitStreams() {
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
 	l.fault(FaultHeal, nil, "all links up")
+	l.recorder.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
 	return nil
 }
@@ -354,6 +358,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 		kind = FaultHeal
 	}
 	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	l.recorder.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
 
@@ -374,27 +379,28 @@ func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 		arrow = "->"
 	}
 	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs))
+	l.recorder.add(RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
 // Isolate cuts every link of one region.
 func (l *Lab) Isolate(region string) error {
-	return l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated")
+	return l.recorded(l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated"), ActIsolate, region)
 }
 
 // Bridge leaves the other regions able to talk only through via.
 func (l *Lab) Bridge(via string) error {
-	return l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via)
+	return l.recorded(l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via), ActBridge, via)
 }
 
 // Crash stops a region abruptly.
 func (l *Lab) Crash(region string) error {
-	return l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed")
+	return l.recorded(l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed"), ActCrash, region)
 }
 
 // Restart brings a crashed region back from its data directory.
 func (l *Lab) Restart(region string) error {
-	return l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted")
+	return l.recorded(l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted"), ActRestart, region)
 }
 
 // regionFault applies a fault to one region and records it.
@@ -422,6 +428,7 @@ func (l *Lab) Lead(ctx context.Context, region string) error {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
 	l.fault(FaultLead, []string{region}, region+" leads")
+	l.recorder.add(RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
@@ -446,6 +453,7 @@ func (l *Lab) SetQuorum(w, r int) error {
 	l.quorum = QuorumState{N: len(l.regions), W: w, R: r}
 	l.mu.Unlock()
 	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
+	l.recorder.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
@@ -535,6 +543,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
 	op = l.history.AddOperation(op)
+	l.recordOp(op, quorum)
 	out.OpID = op.ID
 	l.count(op)
 	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
@@ -755,6 +764,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.mu.Unlock()
 	l.breakers.Reset()
 	l.history.Clear()
+	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()
 	l.publish(Event{Type: EventReset, State: &st})

@@ -50,7 +50,7 @@ func usage(cmd string) string {
 	case "buy":
 		return "buy STORE SKU from REGION [qty N] [expect OUTCOME]"
 	case "read":
-		return "read STORE SKU from REGION [linearizable|serializable]"
+		return "read STORE SKU from REGION [linearizable|serializable] [expect OUTCOME]"
 	case "wait":
 		return "wait DURATION  or  wait leader  or  wait converged"
 	case "expect leader":
@@ -370,11 +370,7 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 	case "buy":
 		a = lp.buy()
 	case "read":
-		r := Read{Store: lp.store(), SKU: lp.sku()}
-		lp.keyword("from", "the SKU")
-		r.Region = lp.region()
-		r.Consistency = lp.consistency()
-		a = r
+		a = lp.read()
 	case "wait":
 		a = lp.wait()
 	case "expect":
@@ -614,4 +610,24 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// read parses "read STORE SKU from REGION [CONSISTENCY] [expect OUTCOME]";
+// the expect is an extension (docs/lessons.md) that recorded lessons use
+// for reads that did not answer ok.
+func (lp *lineParser) read() Read {
+	r := Read{Store: lp.store(), SKU: lp.sku()}
+	lp.keyword("from", "the SKU")
+	r.Region = lp.region()
+	r.Consistency = lp.consistency()
+	if t, ok := lp.peek(); ok && t.is("expect") {
+		lp.i++
+		o := lp.next("OUTCOME")
+		k := lab.Kind(o.text)
+		if !slices.Contains(outcomeKinds(), k) {
+			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
+		}
+		r.Expect = k
+	}
+	return r
 }

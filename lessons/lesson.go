@@ -125,12 +125,14 @@ type Buy struct {
 	Expect lab.Kind
 }
 
-// Read reads a SKU's quantity and shows it.
+// Read reads a SKU's quantity and shows it. Expect is "" when the lesson
+// does not assert the outcome (extension: "read ... expect unavailable").
 type Read struct {
 	Store       lab.Store
 	SKU         string
 	Region      string
 	Consistency lab.Consistency
+	Expect      lab.Kind
 }
 
 // WaitFor says what a Wait waits for.
@@ -266,6 +268,9 @@ func (a Read) String() string {
 	s := fmt.Sprintf("read %s %s from %s", a.Store, a.SKU, a.Region)
 	if a.Consistency != "" {
 		s += " " + string(a.Consistency)
+	}
+	if a.Expect != "" {
+		s += " expect " + string(a.Expect)
 	}
 	return s
 }

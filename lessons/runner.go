@@ -322,6 +322,15 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			return labErr(err)
 		}
 		cr.Outcomes = []lab.Outcome{o}
+		if a.Expect == "" {
+			return done(" → " + r.readValue(o))
+		}
+		if o.Outcome != a.Expect {
+			b := a
+			b.Expect = ""
+			return fail(b.String()+" → "+string(a.Expect), r.readValue(o), nil)
+		}
+		cr.Status = StatusPassed
 		return done(" → " + r.readValue(o))
 	case Wait:
 		switch a.For {

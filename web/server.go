@@ -238,6 +238,9 @@ func (s *Server) routes() *http.ServeMux {
 	m("PUT /api/lesson", s.handleSetLesson)
 	m("POST /api/poll/reveal", s.handleReveal)
 	m("POST /api/poll/next", s.handleNextQuestion)
+	m("GET /api/recording/lesson", s.handleRecordingLesson)
+	m("GET /api/recording", s.handleRecordingStatus)
+	m("POST /api/recording/start", s.handleRecordingStart)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux

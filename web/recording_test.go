@@ -1,0 +1,145 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"caplab/lab"
+	"caplab/lessons"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestRecordedSessionReplays drives the API as a presenter would (stock 1
+// on both stores, Singapore partitioned away, a buy on each store from
+// both sides, heal, reads), exports the recording as a lesson, checks it
+// and runs it on a fresh lab with the same latency scale: every
+// expectation the recording wrote must hold.
+func TestRecordedSessionReplays(t *testing.T) {
+	f := newAPI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Nothing recorded yet: 409 with a sentence.
+	resp, body := f.call(t, "GET", "/api/recording/lesson", "", nil)
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(errorOf(t, body), "Nothing was recorded") {
+		t.Fatalf("empty export: %d %s, want 409 saying nothing was recorded", resp.StatusCode, body)
+	}
+	// Without the token: 401.
+	if resp, _ := f.call(t, "GET", "/api/recording/lesson", "", map[string]string{"Authorization": ""}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("export without token: %d, want 401", resp.StatusCode)
+	}
+
+	const sku = "/api/stores/%s/skus/IPHONE"
+	path := func(store string) string { return strings.Replace(sku, "%s", store, 1) }
+	must := func(method, p, body string, want int) []byte {
+		t.Helper()
+		resp, b := f.call(t, method, p, body, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, p, resp.StatusCode, b, want)
+		}
+		return b
+	}
+	must("POST", "/api/regions/us-east-1/lead", "{}", 200)
+	must("PUT", path("consensus"), `{"region":"us-east-1","quantity":1}`, 200)
+	must("PUT", path("replicated"), `{"region":"us-east-1","quantity":1}`, 200)
+	if err := f.lab.WaitConverged(ctx); err != nil { // a person's pace: replicas agree
+		t.Fatal(err)
+	}
+	must("POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
+	must("POST", path("consensus")+"/buy", `{"region":"ap-southeast-1","qty":1}`, 503)
+	must("POST", path("consensus")+"/buy", `{"region":"eu-west-1","qty":1}`, 200)
+	must("POST", path("replicated")+"/buy", `{"region":"ap-southeast-1","qty":1}`, 200)
+	must("POST", path("replicated")+"/buy", `{"region":"eu-west-1","qty":1}`, 200)
+	must("POST", "/api/network/heal", "{}", 200)
+	if err := f.lab.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	must("GET", path("consensus")+"?region=ap-southeast-1", "", 200)
+	must("GET", path("replicated")+"?region=ap-southeast-1", "", 200)
+
+	resp, md := f.call(t, "GET", "/api/recording/lesson", "", nil)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/markdown") {
+		t.Fatalf("export: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), md)
+	}
+	t.Logf("exported lesson:\n%s", md)
+	for _, want := range []string{
+		"regions: [us-east-1, eu-west-1, ap-southeast-1]",
+		"## Singapore is cut off",
+		"## The network heals",
+		"<!-- say what happened -->",
+		"partition us-east-1,eu-west-1 | ap-southeast-1\n",
+		"buy consensus IPHONE from ap-southeast-1 expect unavailable\n",
+		"buy consensus IPHONE from eu-west-1 expect ok\n",
+		"buy replicated IPHONE from ap-southeast-1 expect ok\n",
+		"buy replicated IPHONE from eu-west-1 expect ok\n",
+		"expect read consensus IPHONE from ap-southeast-1 = 0\n",
+		"expect read replicated IPHONE from ap-southeast-1 = 0\n",
+		"expect check replicated IPHONE oversold = 1\n",
+		"expect check consensus IPHONE oversold = 0\n",
+	} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("exported lesson lacks %q", want)
+		}
+	}
+	if bytes.Contains(md, []byte("\nask ")) {
+		t.Error("the exported lesson invents ask lines")
+	}
+
+	file := filepath.Join(t.TempDir(), "recorded.md")
+	if err := os.WriteFile(file, md, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	// caplab lessons record writes the same file from the running lab.
+	viaCLI := filepath.Join(t.TempDir(), "cli.md")
+	if code := lessons.Main([]string{"record", "--url", f.srv.URL, "--token", testToken, "-o", viaCLI}, &out, &errOut, nil); code != lessons.ExitOK {
+		t.Fatalf("lessons record: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if got, _ := os.ReadFile(viaCLI); !bytes.Equal(got, md) {
+		t.Errorf("lessons record wrote\n%s\nwant the API's export", got)
+	}
+	if code := lessons.Main([]string{"check", file}, &out, &errOut, nil); code != lessons.ExitOK {
+		t.Fatalf("lessons check: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+
+	// Replay on a fresh lab with the same latency scale.
+	fresh := startLab(t, lab.Config{LatencyScale: 0.02})
+	l, errs := lessons.ParseFile(file)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out.Reset()
+	if _, err := lessons.NewRunner(l, fresh, &out).RunAll(ctx); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	if passed := strings.Count(out.String(), " ✓ "); passed < 10 {
+		t.Errorf("replay met %d expectations, want every one of at least 10:\n%s", passed, out.String())
+	}
+}
+
+// TestSaveAsLessonButton: the presenter sees the recording dot and the
+// button; saving with nothing recorded says so; the audience sees neither.
+func TestSaveAsLessonButton(t *testing.T) {
+	b := newBrowserLab(t, Options{})
+	tab := b.presenterTab(t, "")
+	if vis := evalJS[bool](t, tab, `!!document.getElementById('rec-dot') && document.getElementById('rec-dot').offsetParent !== null`); !vis {
+		t.Fatal("the presenter does not see the recording dot")
+	}
+	runActions(t, tab, "click Save as lesson", chromedp.Click(chromedp.ID("save-lesson")))
+	waitJS(t, tab, "the empty recording is explained", `document.getElementById('toast').textContent`, textHas("Nothing was recorded"))
+	b.mustCall(t, "PUT", "/api/stores/consensus/skus/IPHONE", `{"region":"us-east-1","quantity":1}`, 200)
+	runActions(t, tab, "click Save as lesson", chromedp.Click(chromedp.ID("save-lesson")))
+	waitJS(t, tab, "the lesson is saved", `document.getElementById('toast').textContent`, textHas("Saved the recording"))
+
+	viewer := b.viewerTab(t, "/")
+	if n := evalJS[int](t, viewer, `document.querySelectorAll('#rec-dot, #save-lesson').length`); n != 0 {
+		t.Fatalf("the audience sees %d recording controls, want none", n)
+	}
+}
