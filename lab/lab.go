@@ -102,7 +102,8 @@ type Lab struct {
 	quorum   QuorumState
 	counters map[Store]*StoreCounter
 	version  int64
-	recorder recorder // what Recording exports (recording.go)
+	recorder recorder      // what Recording exports (recording.go)
+	clocks   *nodes.Clocks // per-region wall clocks (time.go)
 	audit    struct {
 		dirty bool   // operations came in since the last recount
 		gen   uint64 // bumped by reset
@@ -146,7 +147,8 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
 	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
-	l.replicated = newReplicatedStore(cl, l.regions)
+	l.clocks = nodes.NewClocks(l.regions)
+	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -594,8 +596,9 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
-	return res, nil
+	ops := l.history.Operations(store, sku)
+	res, _ := Check(ops, store, sku, CheckTimeout)
+	return explainSkew(res, ops), nil
 }
 
 // Visualize writes the checker's HTML view of one store and SKU.
@@ -764,6 +767,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.mu.Unlock()
 	l.breakers.Reset()
 	l.history.Clear()
+	l.clocks.Reset()
 	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()

@@ -33,25 +33,29 @@ const (
 	ActRestart   ActionKind = "restart"   // Regions[0]
 	ActLead      ActionKind = "lead"      // Regions[0]
 	ActQuorum    ActionKind = "quorum"    // W, R
+	ActClock     ActionKind = "clock"     // Regions[0] (none: every clock reset); OffsetMs, DriftPpm
 )
 
 // RecordedAction is one action taken through the lab's API, as the
 // recorder kept it. It says what was done and what came of it, not how a
 // lesson would spell it: rendering is the lessons package's job.
 type RecordedAction struct {
-	Seq     int          `json:"seq"` // from 1, in the order the actions returned
-	Kind    ActionKind   `json:"kind"`
-	At      time.Time    `json:"at"`   // when it began (operations) or took effect (faults)
-	Done    time.Time    `json:"done"` // when it returned
-	Regions []string     `json:"regions,omitempty"`
-	Groups  [][]string   `json:"groups,omitempty"`
-	Cuts    [][2]string  `json:"cuts,omitempty"` // bridge: every ordered pair left cut
-	OneWay  bool         `json:"oneWay,omitempty"`
-	RTTMs   float64      `json:"rttMs,omitempty"`
-	W       int          `json:"w,omitempty"`
-	R       int          `json:"r,omitempty"`
-	Op      *Operation   `json:"operation,omitempty"` // stock, buy, read
-	Quorum  *QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
+	Seq     int         `json:"seq"` // from 1, in the order the actions returned
+	Kind    ActionKind  `json:"kind"`
+	At      time.Time   `json:"at"`   // when it began (operations) or took effect (faults)
+	Done    time.Time   `json:"done"` // when it returned
+	Regions []string    `json:"regions,omitempty"`
+	Groups  [][]string  `json:"groups,omitempty"`
+	Cuts    [][2]string `json:"cuts,omitempty"` // bridge: every ordered pair left cut
+	OneWay  bool        `json:"oneWay,omitempty"`
+	RTTMs   float64     `json:"rttMs,omitempty"`
+	// OffsetMs and DriftPpm: a clock setting.
+	OffsetMs float64      `json:"offsetMs,omitempty"`
+	DriftPpm float64      `json:"driftPpm,omitempty"`
+	W        int          `json:"w,omitempty"`
+	R        int          `json:"r,omitempty"`
+	Op       *Operation   `json:"operation,omitempty"` // stock, buy, read
+	Quorum   *QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
 }
 
 // Recording is what the lab did since the last reset or StartRecording.

@@ -22,6 +22,7 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			},
 			Replica:  ReplicaState{Revision: r.ReplicaRev},
 			Breakers: l.breakers.States(r.Name),
+			Clock:    l.clocks.State(r.Name),
 		})
 	}
 	for _, k := range s.Links {

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"time"
+
+	"caplab/nodes"
 )
 
 // Store names a store. The API spells them "consensus" and "replicated".
@@ -174,6 +176,7 @@ type RegionState struct {
 	Consensus MemberState      `json:"consensus"`
 	Replica   ReplicaState     `json:"replica"`
 	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
+	Clock     nodes.ClockState `json:"clock"`    // extension: the region's wall clock (offset, drift, skew now)
 }
 
 // MemberState is a region's member of the consensus group.

@@ -21,7 +21,7 @@ const (
 
 // commandNames lists every command word, in the order of LESSONS.md.
 func commandNames() []string {
-	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask"}
+	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "clock"}
 }
 
 // usage is each command's syntax, quoted in error messages.
@@ -63,6 +63,8 @@ func usage(cmd string) string {
 		return "expect leader ... | expect read ... | expect check ..."
 	case "ask":
 		return `ask "QUESTION" [options X|Y|Z] answer X`
+	case "clock":
+		return "clock REGION +5s [drift PPM]  or  clock reset"
 	}
 	return cmd
 }
@@ -377,6 +379,8 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		a = lp.expect()
 	case "ask":
 		a = lp.ask(line)
+	case "clock":
+		a = lp.clock()
 	}
 	lp.end()
 	return Command{Line: line, Source: source, Action: a}, true
@@ -630,4 +634,29 @@ func (lp *lineParser) read() Read {
 		r.Expect = k
 	}
 	return r
+}
+
+// clock parses "clock REGION OFFSET [drift PPM]" or "clock reset".
+func (lp *lineParser) clock() Clock {
+	if t, ok := lp.peek(); ok && t.is("reset") {
+		lp.i++
+		return Clock{Reset: true}
+	}
+	c := Clock{Region: lp.region()}
+	t := lp.next("OFFSET (like +5s or -200ms)")
+	d, err := time.ParseDuration(t.text)
+	if err != nil || d > time.Hour || d < -time.Hour {
+		lp.fail("clock: offset must be a duration within ±1h, like +5s or -200ms, got %s", t.show())
+	}
+	c.Offset = d
+	if t, ok := lp.peek(); ok && t.is("drift") {
+		lp.i++
+		p := lp.next("PPM")
+		v, err := strconv.ParseFloat(strings.TrimSuffix(p.text, "ppm"), 64)
+		if err != nil || v < -100000 || v > 100000 {
+			lp.fail("clock: drift must be a number of ppm from -100000 to 100000, got %s", p.show())
+		}
+		c.DriftPpm = v
+	}
+	return c
 }

@@ -209,6 +209,7 @@ func (ExpectRead) action()         {}
 func (ExpectLinearizable) action() {}
 func (ExpectOversold) action()     {}
 func (Ask) action()                {}
+func (Clock) action()              {}
 
 func arrow(oneWay bool) string {
 	if oneWay {
@@ -331,4 +332,28 @@ func pollWord(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// Clock sets a region's wall clock (Offset from true time, DriftPpm), or
+// every clock back to true time when Reset.
+type Clock struct {
+	Region   string
+	Offset   time.Duration
+	DriftPpm float64
+	Reset    bool
+}
+
+func (a Clock) String() string {
+	if a.Reset {
+		return "clock reset"
+	}
+	s := "clock " + a.Region + " "
+	if a.Offset >= 0 {
+		s += "+"
+	}
+	s += a.Offset.String()
+	if a.DriftPpm != 0 {
+		s += " drift " + strconv.FormatFloat(a.DriftPpm, 'f', -1, 64)
+	}
+	return s
 }

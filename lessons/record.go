@@ -367,6 +367,16 @@ func (r *renderer) action(actions []lab.RecordedAction, i int) int {
 		r.configStep(fmt.Sprintf("The replicated store asks W=%d, R=%d", a.W, a.R))
 		r.emit("quorum %d %d", a.W, a.R)
 		return 0
+	case lab.ActClock:
+		c := Clock{Reset: len(a.Regions) == 0}
+		if !c.Reset {
+			c.Region, c.Offset, c.DriftPpm = reg(0), time.Duration(a.OffsetMs*float64(time.Millisecond)), a.DriftPpm
+			r.configStep(fmt.Sprintf("%s's clock is off by %s", r.city(reg(0)), strings.TrimPrefix(c.String(), "clock "+reg(0)+" ")))
+		} else {
+			r.configStep("Every clock back to true time")
+		}
+		r.emit("%s", c.String())
+		return 0
 	default:
 		r.emit("# %s (not a lesson command; left out)", a.Kind)
 		return 0

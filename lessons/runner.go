@@ -423,6 +423,8 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		cr.Status = StatusPassed
 		cr.Text = at + want + fmt.Sprintf(" (got %d; sold %d of %d)", res.Oversold, res.SoldUnits, res.InitialUnits)
 		return cr, nil
+	case Clock:
+		return r.clock(a, labErr, done)
 	case Ask:
 		p := a.Poll
 		cr.Poll = &p

@@ -143,3 +143,50 @@ func TestSaveAsLessonButton(t *testing.T) {
 		t.Fatalf("the audience sees %d recording controls, want none", n)
 	}
 }
+
+// TestClockAPI: a region's clock is set live and shown in State; bad
+// input is a clear 4xx and changes nothing; reset restores true time.
+func TestClockAPI(t *testing.T) {
+	f := newAPI(t)
+	clockOf := func(region string) float64 {
+		t.Helper()
+		for _, r := range f.lab.State().Regions {
+			if r.Name == region {
+				return r.Clock.OffsetMs
+			}
+		}
+		t.Fatalf("no region %s", region)
+		return 0
+	}
+	for _, c := range []struct {
+		path, body string
+		status     int
+		says       string
+	}{
+		{"/api/regions/eu-west-1/clock", `{"offsetMs":3600001}`, 400, "±1 h"},
+		{"/api/regions/eu-west-1/clock", `{"offsetMs":-5000000}`, 400, "±1 h"},
+		{"/api/regions/eu-west-1/clock", `{"offsetMs":"soon"}`, 400, "number"},
+		{"/api/regions/eu-west-1/clock", `{}`, 400, "offsetMs"},
+		{"/api/regions/mars-1/clock", `{"offsetMs":5000}`, 404, "regions: us-east-1"},
+	} {
+		resp, body := f.call(t, "POST", c.path, c.body, nil)
+		if resp.StatusCode != c.status || !strings.Contains(errorOf(t, body), c.says) {
+			t.Errorf("POST %s %s: %d %s; want %d saying %q", c.path, c.body, resp.StatusCode, body, c.status, c.says)
+		}
+	}
+	if got := clockOf("eu-west-1"); got != 0 {
+		t.Fatalf("refused requests moved the clock to %g ms", got)
+	}
+	if resp, body := f.call(t, "POST", "/api/regions/eu-west-1/clock", `{"offsetMs":5000,"driftPpm":0}`, nil); resp.StatusCode != 200 || !strings.Contains(string(body), `"offsetMs":5000`) {
+		t.Fatalf("set clock: %d %s", resp.StatusCode, body)
+	}
+	if got := clockOf("eu-west-1"); got != 5000 {
+		t.Fatalf("eu-west-1's clock is at %g ms, want 5000", got)
+	}
+	if resp, _ := f.call(t, "POST", "/api/reset", "{}", nil); resp.StatusCode != 200 {
+		t.Fatal("reset failed")
+	}
+	if got := clockOf("eu-west-1"); got != 0 {
+		t.Fatalf("after reset eu-west-1's clock is at %g ms, want true time", got)
+	}
+}

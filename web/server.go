@@ -241,6 +241,8 @@ func (s *Server) routes() *http.ServeMux {
 	m("GET /api/recording/lesson", s.handleRecordingLesson)
 	m("GET /api/recording", s.handleRecordingStatus)
 	m("POST /api/recording/start", s.handleRecordingStart)
+	m("POST /api/regions/{region}/clock", s.handleClock)
+	m("POST /api/clocks/reset", s.handleClocksReset)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux
