@@ -104,6 +104,7 @@ type Lab struct {
 	version  int64
 	recorder recorder      // what Recording exports (recording.go)
 	clocks   *nodes.Clocks // per-region wall clocks (time.go)
+	pauses   pauses        // paused shops (reserve.go)
 	audit    struct {
 		dirty bool   // operations came in since the last recount
 		gen   uint64 // bumped by reset
@@ -524,6 +525,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
 	op.Call = time.Now()
+	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	out := l.breakers.Execute(op.Region, op.Store, func() Outcome {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 		defer cancel()
@@ -768,6 +770,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.breakers.Reset()
 	l.history.Clear()
 	l.clocks.Reset()
+	l.pauses.clear()
 	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()

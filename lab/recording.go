@@ -34,6 +34,8 @@ const (
 	ActLead      ActionKind = "lead"      // Regions[0]
 	ActQuorum    ActionKind = "quorum"    // W, R
 	ActClock     ActionKind = "clock"     // Regions[0] (none: every clock reset); OffsetMs, DriftPpm
+	ActPause     ActionKind = "pause"     // Regions[0]'s shop; Seconds
+	ActReserve   ActionKind = "reserve"   // Op (a buy of 1 on the consensus store); Fenced
 )
 
 // RecordedAction is one action taken through the lab's API, as the
@@ -52,6 +54,8 @@ type RecordedAction struct {
 	// OffsetMs and DriftPpm: a clock setting.
 	OffsetMs float64      `json:"offsetMs,omitempty"`
 	DriftPpm float64      `json:"driftPpm,omitempty"`
+	Seconds  float64      `json:"seconds,omitempty"` // a pause
+	Fenced   bool         `json:"fenced,omitempty"`  // a reservation with a fencing token
 	W        int          `json:"w,omitempty"`
 	R        int          `json:"r,omitempty"`
 	Op       *Operation   `json:"operation,omitempty"` // stock, buy, read
