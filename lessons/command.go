@@ -21,7 +21,7 @@ const (
 
 // commandNames lists every command word, in the order of LESSONS.md.
 func commandNames() []string {
-	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "clock"}
+	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "clock", "pause", "reserve"}
 }
 
 // usage is each command's syntax, quoted in error messages.
@@ -65,6 +65,10 @@ func usage(cmd string) string {
 		return `ask "QUESTION" [options X|Y|Z] answer X`
 	case "clock":
 		return "clock REGION +5s [drift PPM]  or  clock reset"
+	case "pause":
+		return "pause shop REGION DURATION"
+	case "reserve":
+		return "reserve SKU from REGION [fenced] [expect OUTCOME]"
 	}
 	return cmd
 }
@@ -381,6 +385,10 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		a = lp.ask(line)
 	case "clock":
 		a = lp.clock()
+	case "pause":
+		a = lp.pause()
+	case "reserve":
+		a = lp.reserve()
 	}
 	lp.end()
 	return Command{Line: line, Source: source, Action: a}, true
@@ -659,4 +667,38 @@ func (lp *lineParser) clock() Clock {
 		c.DriftPpm = v
 	}
 	return c
+}
+
+// pause parses "pause shop REGION DURATION".
+func (lp *lineParser) pause() PauseShop {
+	lp.keyword("shop", `"pause"`)
+	p := PauseShop{Region: lp.region()}
+	t := lp.next("DURATION (like 8s)")
+	d, err := time.ParseDuration(t.text)
+	if err != nil || d <= 0 || d > lab.MaxPause {
+		lp.fail("pause: duration must be more than 0 and at most %v, like 8s, got %s", lab.MaxPause, t.show())
+	}
+	p.Duration = d
+	return p
+}
+
+// reserve parses "reserve SKU from REGION [fenced] [expect OUTCOME]".
+func (lp *lineParser) reserve() Reserve {
+	r := Reserve{SKU: lp.sku()}
+	lp.keyword("from", "the SKU")
+	r.Region = lp.region()
+	if t, ok := lp.peek(); ok && t.is("fenced") {
+		lp.i++
+		r.Fenced = true
+	}
+	if t, ok := lp.peek(); ok && t.is("expect") {
+		lp.i++
+		o := lp.next("OUTCOME")
+		k := lab.Kind(o.text)
+		if !slices.Contains(outcomeKinds(), k) {
+			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
+		}
+		r.Expect = k
+	}
+	return r
 }

@@ -210,6 +210,8 @@ func (ExpectLinearizable) action() {}
 func (ExpectOversold) action()     {}
 func (Ask) action()                {}
 func (Clock) action()              {}
+func (PauseShop) action()          {}
+func (Reserve) action()            {}
 
 func arrow(oneWay bool) string {
 	if oneWay {
@@ -354,6 +356,38 @@ func (a Clock) String() string {
 	s += a.Offset.String()
 	if a.DriftPpm != 0 {
 		s += " drift " + strconv.FormatFloat(a.DriftPpm, 'f', -1, 64)
+	}
+	return s
+}
+
+// PauseShop freezes a region's shop for Duration (a GC pause, a VM
+// migration): its requests stop mid-flight and resume afterwards.
+type PauseShop struct {
+	Region   string
+	Duration time.Duration
+}
+
+func (a PauseShop) String() string { return "pause shop " + a.Region + " " + a.Duration.String() }
+
+// Reserve is the lock-based reservation of one unit from Region: take the
+// SKU's etcd lock, read the stock, write the sale (with a fencing token when
+// Fenced). Expect is "" when the lesson does not assert the outcome. From a
+// paused shop it runs on in the background (the lesson goes on); its
+// outcome is checked before the next expectation.
+type Reserve struct {
+	SKU    string
+	Region string
+	Fenced bool
+	Expect lab.Kind
+}
+
+func (a Reserve) String() string {
+	s := "reserve " + a.SKU + " from " + a.Region
+	if a.Fenced {
+		s += " fenced"
+	}
+	if a.Expect != "" {
+		s += " expect " + string(a.Expect)
 	}
 	return s
 }

@@ -41,6 +41,10 @@ func Record(rec lab.Recording) ([]byte, error) {
 	if len(rec.Actions) == 0 {
 		return nil, ErrNothingRecorded
 	}
+	// In the order the actions began: a shop frozen in a pause returns
+	// long after it started, but a replay must start it first.
+	rec.Actions = slices.Clone(rec.Actions)
+	slices.SortStableFunc(rec.Actions, func(a, b lab.RecordedAction) int { return a.At.Compare(b.At) })
 	r := newRenderer(rec)
 	for i := 0; i < len(rec.Actions); i++ {
 		i += r.action(rec.Actions, i)
@@ -251,6 +255,10 @@ func (r *renderer) action(actions []lab.RecordedAction, i int) int {
 	a := actions[i]
 	gap := a.At.Sub(r.last)
 	r.last = a.Done
+	if a.Kind == lab.ActReserve && a.Op != nil {
+		r.reserve(a)
+		return 0
+	}
 	if a.Op != nil {
 		if gap > StepPause && len(r.cur.lines) > 0 {
 			r.newStep("")
@@ -366,6 +374,10 @@ func (r *renderer) action(actions []lab.RecordedAction, i int) int {
 	case lab.ActQuorum:
 		r.configStep(fmt.Sprintf("The replicated store asks W=%d, R=%d", a.W, a.R))
 		r.emit("quorum %d %d", a.W, a.R)
+		return 0
+	case lab.ActPause:
+		r.newStep(fmt.Sprintf("%s's shop freezes for %s", r.city(reg(0)), trimFloat(a.Seconds)+"s"))
+		r.emit("pause shop %s %ss", reg(0), trimFloat(a.Seconds))
 		return 0
 	case lab.ActClock:
 		c := Clock{Reset: len(a.Regions) == 0}
@@ -609,7 +621,7 @@ func (r *renderer) stepTitle(s *recStep, i int) string {
 }
 
 func (r *renderer) summary() string {
-	order := []string{"stock", "partition", "cut", "heal", "latency change", "crash", "restart", "buy", "read"}
+	order := []string{"stock", "partition", "cut", "heal", "latency change", "crash", "restart", "buy", "reservation", "read"}
 	var parts []string
 	for _, k := range order {
 		if n := r.counts[k]; n > 0 {
@@ -653,4 +665,15 @@ func (r *renderer) markdown() []byte {
 		b.WriteString("```\n")
 	}
 	return b.Bytes()
+}
+
+// reserve renders a lock-based reservation with the outcome it got.
+func (r *renderer) reserve(a lab.RecordedAction) {
+	op := a.Op
+	r.counts["reservation"]++
+	r.cur.ops = append(r.cur.ops, op)
+	r.waitLeader()
+	cmd := Reserve{SKU: op.SKU, Region: op.Region, Fenced: a.Fenced, Expect: op.Outcome}
+	r.writers[lab.Consensus][op.Region] = true
+	r.emit("%s", cmd.String())
 }

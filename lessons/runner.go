@@ -109,6 +109,8 @@ type Runner struct {
 	// WaitTimeout bounds "wait leader", "wait converged" and "lead". Zero
 	// means BaseWaitTimeout × max(latency scale, 1).
 	WaitTimeout time.Duration
+
+	background []pending // reservations of paused shops still running (time.go)
 }
 
 // NewRunner returns a runner for l on lb that writes progress to out (nil:
@@ -141,6 +143,10 @@ func (r *Runner) RunAll(ctx context.Context) ([]StepResult, error) {
 			}
 			return results, err
 		}
+	}
+	if res, err := r.settle(ctx, Command{}); err != nil {
+		fmt.Fprintf(r.out, " ✗ %s\n\nFAIL %s: a paused shop's reservation\n", res.Text, l.Name)
+		return results, err
 	}
 	fmt.Fprintf(r.out, "\nPASS %s: %d steps\n", l.Name, len(l.Steps))
 	return results, nil
@@ -199,6 +205,9 @@ func (r *Runner) scale() float64 { return max(r.lab.State().LatencyScale, 1) }
 // run carries out one command. The error is a *Failure or ctx's error.
 func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 	cr := CommandResult{Command: c, Status: StatusDone}
+	if res, err := r.settle(ctx, c); err != nil { // paused shops finish before the next expectation
+		return res, err
+	}
 	start := time.Now()
 	at := fmt.Sprintf("line %d: ", c.Line)
 	what := c.Action.String()
@@ -425,6 +434,10 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		return cr, nil
 	case Clock:
 		return r.clock(a, labErr, done)
+	case PauseShop:
+		return r.pause(a, labErr, done)
+	case Reserve:
+		return r.reserve(ctx, c, a, &cr, labErr, done)
 	case Ask:
 		p := a.Poll
 		cr.Poll = &p

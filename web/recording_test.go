@@ -190,3 +190,38 @@ func TestClockAPI(t *testing.T) {
 		t.Fatalf("after reset eu-west-1's clock is at %g ms, want true time", got)
 	}
 }
+
+// TestPauseAndReserveAPI: bad pauses are a clear 4xx and pause nothing; a
+// reservation sells the last unit once, then answers sold out.
+func TestPauseAndReserveAPI(t *testing.T) {
+	f := newAPI(t)
+	for _, c := range []struct {
+		path, body string
+		status     int
+		says       string
+	}{
+		{"/api/regions/ap-southeast-1/pause", `{"seconds":-1}`, 400, "more than 0"},
+		{"/api/regions/ap-southeast-1/pause", `{"seconds":600}`, 400, "at most 60"},
+		{"/api/regions/ap-southeast-1/pause", `{}`, 400, "how long"},
+		{"/api/regions/mars-1/pause", `{"seconds":8}`, 404, "regions: us-east-1"},
+		{"/api/stores/replicated/skus/LAST/reserve", `{"region":"us-east-1"}`, 400, "consensus"},
+		{"/api/stores/consensus/skus/LAST/reserve", `{"region":"mars-1"}`, 404, "regions: us-east-1"},
+	} {
+		resp, body := f.call(t, "POST", c.path, c.body, nil)
+		if resp.StatusCode != c.status || !strings.Contains(errorOf(t, body), c.says) {
+			t.Errorf("POST %s %s: %d %s; want %d saying %q", c.path, c.body, resp.StatusCode, body, c.status, c.says)
+		}
+	}
+	if d := f.lab.Paused("ap-southeast-1"); d != 0 {
+		t.Fatalf("refused requests paused the shop for %v", d)
+	}
+	if resp, body := f.call(t, "PUT", "/api/stores/consensus/skus/LAST", `{"region":"us-east-1","quantity":1}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("stock: %d %s", resp.StatusCode, body)
+	}
+	for _, want := range []string{`"outcome":"ok"`, `"outcome":"sold_out"`} {
+		resp, body := f.call(t, "POST", "/api/stores/consensus/skus/LAST/reserve", `{"region":"eu-west-1","fenced":true}`, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("reserve: %d %s, want %s", resp.StatusCode, body, want)
+		}
+	}
+}

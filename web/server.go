@@ -243,6 +243,8 @@ func (s *Server) routes() *http.ServeMux {
 	m("POST /api/recording/start", s.handleRecordingStart)
 	m("POST /api/regions/{region}/clock", s.handleClock)
 	m("POST /api/clocks/reset", s.handleClocksReset)
+	m("POST /api/regions/{region}/pause", s.handlePause)
+	m("POST /api/stores/{store}/skus/{sku}/reserve", s.handleReserve)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux
