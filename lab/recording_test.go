@@ -25,3 +25,18 @@ func TestRecorderIsBounded(t *testing.T) {
 		t.Fatalf("start did not forget: %+v", rec)
 	}
 }
+
+// BenchmarkRecorderAdd is the recorder's cost on an operation's path (one
+// lock, one append); past 1,000 actions it only counts.
+func BenchmarkRecorderAdd(b *testing.B) {
+	var r recorder
+	r.start(true, QuorumState{N: 3, W: 1, R: 1})
+	op := Operation{Store: Consensus, SKU: "X", Region: "us-east-1", Op: OpBuy, Qty: 1, Outcome: OK}
+	q := QuorumState{N: 3, W: 1, R: 1}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o := op
+			r.add(RecordedAction{Kind: ActBuy, Regions: []string{o.Region}, Op: &o, Quorum: &q})
+		}
+	})
+}

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -223,5 +224,35 @@ func TestPauseAndReserveAPI(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("reserve: %d %s, want %s", resp.StatusCode, body, want)
 		}
+	}
+}
+
+// TestClockAndPauseFromTheRegionMenu: the presenter sets Ireland's clock
+// and pauses Singapore's shop from the region menu; every viewer's map
+// shows the clock.
+func TestClockAndPauseFromTheRegionMenu(t *testing.T) {
+	b := newBrowserLab(t, Options{})
+	tab := b.presenterTab(t, "")
+	viewer := b.viewerTab(t, "/")
+	runActions(t, tab, "open Ireland's menu", chromedp.Click(chromedp.ID("region-eu-west-1")))
+	waitJS(t, tab, "the region menu opens", `document.getElementById('region-menu').hidden`, textIs("false"))
+	runActions(t, tab, "set the clock",
+		chromedp.SetValue(chromedp.ID("region-menu-clock"), "5"),
+		chromedp.Click(chromedp.ID("region-menu-clock-apply")))
+	waitUntil(t, 10*time.Second, "Ireland's clock is 5 s ahead", func() (bool, string) {
+		st := b.state(t)
+		return st.Regions[1].Clock.OffsetMs == 5000, fmt.Sprintf("%+v", st.Regions[1].Clock)
+	})
+	waitJS(t, viewer, "the viewer's map shows the clock", `document.getElementById('region-eu-west-1-clock').textContent`, textHas("clock +5.0s"))
+
+	runActions(t, tab, "open Singapore's menu", chromedp.Click(chromedp.ID("region-ap-southeast-1")))
+	waitJS(t, tab, "the region menu opens", `document.getElementById('region-menu').hidden`, textIs("false"))
+	runActions(t, tab, "pause its shop", chromedp.Click(chromedp.ID("region-menu-pause")))
+	waitUntil(t, 10*time.Second, "Singapore's shop is paused", func() (bool, string) {
+		d := b.lab.Paused("ap-southeast-1")
+		return d > 0, d.String()
+	})
+	if d := b.lab.Paused("eu-west-1"); d != 0 {
+		t.Fatalf("Ireland's shop is paused too (%v)", d)
 	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"caplab/lab"
@@ -128,4 +129,18 @@ func (s *Server) handleReserve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	o, err := p.Reserve(ctx, sku, req.Region, req.Fenced)
 	s.answerOutcome(w, r, o, err)
+}
+
+// clockText is a region's clock under its name on the map: "" at true
+// time, else "clock +5s" (and the drift).
+func clockText(r lab.RegionState) string {
+	c := r.Clock
+	if c.OffsetMs == 0 && c.DriftPpm == 0 {
+		return ""
+	}
+	s := fmt.Sprintf("clock %+.1fs", c.SkewMs/1000)
+	if c.DriftPpm != 0 {
+		s += fmt.Sprintf(" (%+g ppm)", c.DriftPpm)
+	}
+	return s
 }
