@@ -104,6 +104,20 @@ func TestRecordRules(t *testing.T) {
 			want: []string{"## Stock the shelf", "stock X 2\n", "## Reading the stock in Ireland", "wait converged\nexpect read replicated X from eu-west-1 = 2"},
 		},
 		{
+			name: "a paused shop's reservation is replayed first, with the outcome it got",
+			actions: []lab.RecordedAction{
+				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 1),
+				{Kind: lab.ActClock, Regions: []string{"eu-west-1"}, OffsetMs: 5000},
+				{Kind: lab.ActPause, Regions: []string{"ap-southeast-1"}, Seconds: 8},
+				// Virginia's reservation returned first; Singapore's began first.
+				{Kind: lab.ActReserve, At: time.Date(2026, 12, 2, 10, 0, 5, 0, time.UTC), Regions: []string{"us-east-1"}, Fenced: true,
+					Op: &lab.Operation{Store: lab.Consensus, SKU: "X", Op: lab.OpBuy, Region: "us-east-1", Outcome: lab.OK, Qty: 1}},
+				{Kind: lab.ActReserve, At: time.Date(2026, 12, 2, 10, 0, 4, 0, time.UTC), Regions: []string{"ap-southeast-1"}, Fenced: true,
+					Op: &lab.Operation{Store: lab.Consensus, SKU: "X", Op: lab.OpBuy, Region: "ap-southeast-1", Outcome: lab.Conflict, Qty: 1}},
+			},
+			want: []string{"clock eu-west-1 +5s\n", "## Singapore's shop freezes for 8s", "pause shop ap-southeast-1 8s\nreserve X from ap-southeast-1 fenced expect conflict\nreserve X from us-east-1 fenced expect ok\n"},
+		},
+		{
 			name: "a bridge becomes a heal and cuts",
 			actions: []lab.RecordedAction{
 				{Kind: lab.ActBridge, Regions: []string{"us-east-1"}, Cuts: [][2]string{{"eu-west-1", "ap-southeast-1"}, {"ap-southeast-1", "eu-west-1"}}},

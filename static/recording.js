@@ -47,5 +47,13 @@
     const s = await status();
     say(s && s.dropped > 0 ? s.message : 'Saved the recording as recorded-lesson.md. Check it with: caplab lessons check recorded-lesson.md');
   });
+  const start = document.getElementById('start-recording');
+  if (start) start.addEventListener('click', async () => {
+    try {
+      const res = await fetch('/api/recording/start', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      say(res.ok ? 'Recording from now on; what was recorded before is forgotten.' : 'The lab refused to start recording (' + res.status + ').', !res.ok);
+    } catch (e) { say('The lab did not answer: ' + e.message, true); }
+    status();
+  });
   if (dot) dot.addEventListener('mouseenter', status);
 })();

@@ -139,8 +139,13 @@ func TestSaveAsLessonButton(t *testing.T) {
 	runActions(t, tab, "click Save as lesson", chromedp.Click(chromedp.ID("save-lesson")))
 	waitJS(t, tab, "the lesson is saved", `document.getElementById('toast').textContent`, textHas("Saved the recording"))
 
+	runActions(t, tab, "click Start recording", chromedp.Click(chromedp.ID("start-recording")))
+	waitJS(t, tab, "recording restarts", `document.getElementById('toast').textContent`, textHas("Recording from now on"))
+	if st := b.lab.RecordingStatus(); st.FromReset || st.Actions != 0 {
+		t.Fatalf("after Start recording: %+v, want an empty recording not from a reset", st)
+	}
 	viewer := b.viewerTab(t, "/")
-	if n := evalJS[int](t, viewer, `document.querySelectorAll('#rec-dot, #save-lesson').length`); n != 0 {
+	if n := evalJS[int](t, viewer, `document.querySelectorAll('#rec-dot, #save-lesson, #start-recording').length`); n != 0 {
 		t.Fatalf("the audience sees %d recording controls, want none", n)
 	}
 }
