@@ -54,6 +54,8 @@ Usage:
                                        write the history (audit log) for other checkers
   caplab load [--rate N --mix R --duration D --cut A@T --fail-on oversold>0 …]
                                        Black Friday load on every store, headless ("caplab load --help")
+  caplab lessons record --url URL --token TOKEN [-o FILE]
+                                       save a running lab's recording as a lesson
 
 Flags:
 `

@@ -113,6 +113,9 @@ type Lab struct {
 	version  atomic.Int64           // bumped by every change viewers see
 	auditMu  sync.Mutex             // the auditor's recount against Reset
 	audit    *audit                 // the auditor's own state (under auditMu)
+	recorder recorder               // what Recording exports (recording.go)
+	clocks   *nodes.Clocks          // per-region wall clocks (time.go)
+	pauses   pauses                 // paused shops (reserve.go)
 
 	snap atomic.Pointer[State] // the newest State published; operation events carry it
 
@@ -156,11 +159,13 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	for _, s := range Stores {
 		l.counters[s] = &storeCounts{}
 	}
+	l.recorder.start(true, l.Quorum())
 	bs := cfg.Breaker
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
 	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
-	l.replicated = newReplicatedStore(cl, l.regions)
+	l.clocks = nodes.NewClocks(l.regions)
+	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
 	if err := l.resumeEpochs(); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -334,6 +339,7 @@ func (l *Lab) Partition(groups [][]string) error {
 		parts[i] = strings.Join(g, ",")
 	}
 	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
+	l.recorder.add(RecordedAction{Kind: ActPartition, Groups: groups})
 	l.awaitStreams()
 	return nil
 }
@@ -354,6 +360,7 @@ func (l *Lab) awaitStreams() {
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
 	l.fault(FaultHeal, nil, "all links up")
+	l.recorder.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
 	return nil
 }
@@ -383,6 +390,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 		kind = FaultHeal
 	}
 	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	l.recorder.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
 
@@ -403,27 +411,28 @@ func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 		arrow = "->"
 	}
 	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs))
+	l.recorder.add(RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
 // Isolate cuts every link of one region.
 func (l *Lab) Isolate(region string) error {
-	return l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated")
+	return l.recorded(l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated"), ActIsolate, region)
 }
 
 // Bridge leaves the other regions able to talk only through via.
 func (l *Lab) Bridge(via string) error {
-	return l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via)
+	return l.recorded(l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via), ActBridge, via)
 }
 
 // Crash stops a region abruptly.
 func (l *Lab) Crash(region string) error {
-	return l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed")
+	return l.recorded(l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed"), ActCrash, region)
 }
 
 // Restart brings a crashed region back from its data directory.
 func (l *Lab) Restart(region string) error {
-	return l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted")
+	return l.recorded(l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted"), ActRestart, region)
 }
 
 // regionFault applies a fault to one region and records it.
@@ -451,6 +460,7 @@ func (l *Lab) Lead(ctx context.Context, region string) error {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
 	l.fault(FaultLead, []string{region}, region+" leads")
+	l.recorder.add(RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
@@ -473,6 +483,7 @@ func (l *Lab) SetQuorum(w, r int) error {
 	}
 	l.quorum.Store(&QuorumState{N: len(l.regions), W: w, R: r})
 	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
+	l.recorder.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
@@ -537,6 +548,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
 	op.Call = time.Now()
+	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	var out Outcome
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
@@ -566,9 +578,12 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-	rec := recordingOf(ctx) // recording.go: a load records and publishes less
+	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
 	if !rec.SkipHistory {
 		op = l.history.AddOperation(op)
+	}
+	if !rec.SkipPublish { // a load's operations are no actions to record
+		l.recordOp(op, quorum)
 	}
 	out.OpID = op.ID
 	l.count(op)
@@ -624,9 +639,10 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
+	ops := l.history.Operations(store, sku)
+	res, _ := Check(ops, store, sku, CheckTimeout)
 	l.noteHistoryCap(&res) // historycap.go
-	return res, nil
+	return explainSkew(res, ops), nil
 }
 
 // Visualize writes the checker's HTML view of one store and SKU.
@@ -695,6 +711,9 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
+	l.clocks.Reset()
+	l.pauses.clear()
+	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()
 	l.publish(Event{Type: EventReset, State: &st})

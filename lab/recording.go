@@ -1,37 +1,248 @@
 package lab
 
-import "context"
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"time"
 
-// Recording says what the lab keeps of one operation besides its counters
-// and its answer. The zero value is what the lab does for every click,
-// lesson step and script: the operation goes into the History and is
-// published to subscribers (the page's live feed).
-//
-// A load generator runs thousands of operations a second. Publishing each
-// one would flood every viewer, and recording each one would fill the
-// History (capped at MaxHistoryOperations) in seconds, crowding out what
-// the checker needs. A load therefore records only what it will check (the
-// doorbuster SKU and a fixed sample, see package lab/load) and publishes
-// nothing one by one; it reports its own aggregates instead.
+	"caplab/nodes"
+)
+
+// MaxRecordedActions bounds a recording. Past it, further actions are
+// counted (Recording.Dropped) but not kept, until the next reset or
+// StartRecording.
+const MaxRecordedActions = 1000
+
+// ActionKind names a recorded action.
+type ActionKind string
+
+// Recorded actions. Stock, buy and read carry their Operation.
+const (
+	ActStock     ActionKind = "stock"
+	ActBuy       ActionKind = "buy"
+	ActRead      ActionKind = "read"
+	ActPartition ActionKind = "partition" // Groups
+	ActIsolate   ActionKind = "isolate"   // Regions[0] alone against the rest
+	ActBridge    ActionKind = "bridge"    // Regions[0] is the bridge; Cuts is the result
+	ActCut       ActionKind = "cut"       // Regions = from, to; OneWay
+	ActHealLink  ActionKind = "heal-link" // Regions = from, to; OneWay
+	ActHeal      ActionKind = "heal"      // every link up
+	ActLatency   ActionKind = "latency"   // Regions = from, to; RTTMs; OneWay
+	ActCrash     ActionKind = "crash"     // Regions[0]
+	ActRestart   ActionKind = "restart"   // Regions[0]
+	ActLead      ActionKind = "lead"      // Regions[0]
+	ActQuorum    ActionKind = "quorum"    // W, R
+	ActClock     ActionKind = "clock"     // Regions[0] (none: every clock reset); OffsetMs, DriftPpm
+	ActPause     ActionKind = "pause"     // Regions[0]'s shop; Seconds
+	ActReserve   ActionKind = "reserve"   // Op (a buy of 1 on the consensus store); Fenced
+)
+
+// RecordedAction is one action taken through the lab's API, as the
+// recorder kept it. It says what was done and what came of it, not how a
+// lesson would spell it: rendering is the lessons package's job.
+type RecordedAction struct {
+	Seq     int         `json:"seq"` // from 1, in the order the actions returned
+	Kind    ActionKind  `json:"kind"`
+	At      time.Time   `json:"at"`   // when it began (operations) or took effect (faults)
+	Done    time.Time   `json:"done"` // when it returned
+	Regions []string    `json:"regions,omitempty"`
+	Groups  [][]string  `json:"groups,omitempty"`
+	Cuts    [][2]string `json:"cuts,omitempty"` // bridge: every ordered pair left cut
+	OneWay  bool        `json:"oneWay,omitempty"`
+	RTTMs   float64     `json:"rttMs,omitempty"`
+	// OffsetMs and DriftPpm: a clock setting.
+	OffsetMs float64      `json:"offsetMs,omitempty"`
+	DriftPpm float64      `json:"driftPpm,omitempty"`
+	Seconds  float64      `json:"seconds,omitempty"` // a pause
+	Fenced   bool         `json:"fenced,omitempty"`  // a reservation with a fencing token
+	W        int          `json:"w,omitempty"`
+	R        int          `json:"r,omitempty"`
+	Op       *Operation   `json:"operation,omitempty"` // stock, buy, read
+	Quorum   *QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
+}
+
+// Recording is what the lab did since the last reset or StartRecording.
 type Recording struct {
-	// SkipHistory leaves the operation out of the History (its Outcome's
-	// OpID is then 0).
-	SkipHistory bool
-	// SkipPublish sends no EventOperation for it to subscribers.
-	SkipPublish bool
+	Started   time.Time `json:"started"`
+	FromReset bool      `json:"fromReset"` // false: "Start recording" mid-session
+	// Regions of the running lab, in order, with their cities.
+	Regions         []string          `json:"regions"`
+	Cities          map[string]string `json:"cities"`
+	LatencyScale    float64           `json:"latencyScale"`
+	BreakerCooldown time.Duration     `json:"breakerCooldown"`
+	BreakerTrips    int               `json:"breakerTrips"` // consecutive unavailable answers that open a breaker
+	// Quorum is the replicated store's W and R when the recording began.
+	Quorum  QuorumState      `json:"quorum"`
+	Actions []RecordedAction `json:"actions"`
+	// Dropped counts actions past MaxRecordedActions, which were not kept.
+	Dropped int `json:"dropped"`
+	// Checks is the checker's verdict, at the time Recording was called,
+	// for every (store, SKU) the recorded operations touched.
+	Checks []CheckResult `json:"checks,omitempty"`
 }
 
-type recordingKey struct{}
-
-// WithRecording returns a context under which Stock, Buy and Read follow
-// rec. Everything else about the operation is unchanged: the same checks,
-// breaker, store path, deadline, counters and Outcome.
-func WithRecording(ctx context.Context, rec Recording) context.Context {
-	return context.WithValue(ctx, recordingKey{}, rec)
+// recorder keeps the actions of one recording. Safe for concurrent use;
+// the zero value records nothing until start.
+type recorder struct {
+	mu  sync.Mutex
+	rec Recording
 }
 
-// recordingOf is the Recording ctx carries (the zero value if none).
-func recordingOf(ctx context.Context) Recording {
-	rec, _ := ctx.Value(recordingKey{}).(Recording)
+func (r *recorder) start(fromReset bool, quorum QuorumState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rec.Started, r.rec.FromReset, r.rec.Quorum = time.Now(), fromReset, quorum
+	r.rec.Actions, r.rec.Dropped = nil, 0
+}
+
+func (r *recorder) add(a RecordedAction) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.rec.Actions) >= MaxRecordedActions {
+		r.rec.Dropped++
+		return
+	}
+	if a.At.IsZero() {
+		a.At = time.Now()
+	}
+	if a.Done.IsZero() {
+		a.Done = a.At
+	}
+	a.Seq = len(r.rec.Actions) + 1
+	a.Regions = slices.Clone(a.Regions)
+	r.rec.Actions = append(r.rec.Actions, a)
+}
+
+func (r *recorder) snapshot() Recording {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.rec
+	rec.Actions = slices.Clone(r.rec.Actions)
 	return rec
+}
+
+// StartRecording forgets what was recorded and records from now on. A
+// reset does the same (the recording then starts from a fresh lab).
+func (l *Lab) StartRecording() {
+	l.recorder.start(false, l.Quorum())
+}
+
+// Recording returns what was recorded since the last reset or
+// StartRecording, with the checker's verdict for every store and SKU the
+// recorded operations touched.
+func (l *Lab) Recording() Recording {
+	rec := l.recorder.snapshot()
+	rec.Regions = slices.Clone(l.regions)
+	rec.Cities = map[string]string{}
+	for _, r := range l.regions {
+		rec.Cities[r] = r
+		if p, ok := nodes.Lookup(r); ok {
+			rec.Cities[r] = p.City
+		}
+	}
+	rec.LatencyScale = l.cfg.LatencyScale
+	rec.BreakerCooldown = l.cfg.Breaker.Cooldown
+	rec.BreakerTrips = int(l.cfg.Breaker.Threshold)
+	if rec.BreakerTrips == 0 {
+		rec.BreakerTrips = 3
+	}
+	type key struct {
+		store Store
+		sku   string
+	}
+	var seen []key
+	for _, a := range rec.Actions {
+		if a.Op != nil && !slices.Contains(seen, key{a.Op.Store, a.Op.SKU}) {
+			seen = append(seen, key{a.Op.Store, a.Op.SKU})
+		}
+	}
+	if len(seen) > maxRecordingChecks {
+		return rec // too many to judge quickly; the export leaves the checker step out
+	}
+	for _, k := range seen {
+		if res, err := l.Check(k.store, k.sku); err == nil {
+			rec.Checks = append(rec.Checks, res)
+		}
+	}
+	return rec
+}
+
+// maxRecordingChecks bounds the (store, SKU) pairs Recording judges.
+const maxRecordingChecks = 8
+
+// RecordingStatus says how much has been recorded, for a presenter's dot.
+type RecordingStatus struct {
+	Started   time.Time `json:"started"`
+	FromReset bool      `json:"fromReset"`
+	Actions   int       `json:"actions"`
+	Max       int       `json:"max"`
+	Dropped   int       `json:"dropped"`
+	Message   string    `json:"message"`
+}
+
+// RecordingStatus reports the recording's size without copying it.
+func (l *Lab) RecordingStatus() RecordingStatus {
+	l.recorder.mu.Lock()
+	defer l.recorder.mu.Unlock()
+	r := &l.recorder.rec
+	st := RecordingStatus{Started: r.Started, FromReset: r.FromReset, Actions: len(r.Actions), Max: MaxRecordedActions, Dropped: r.Dropped}
+	switch {
+	case r.Dropped > 0:
+		st.Message = "The recording is full: it kept the first 1,000 actions and left out the " + plural(r.Dropped, "action") + " after them. Save it as a lesson, then reset or start recording again."
+	case len(r.Actions) == 0:
+		st.Message = "Recording: nothing yet."
+	default:
+		st.Message = "Recording: " + plural(len(r.Actions), "action") + " so far."
+	}
+	return st
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// ---- hooks the action methods call (one line each) ----
+
+// recorded records a region action when err is nil and returns err.
+func (l *Lab) recorded(err error, kind ActionKind, region string) error {
+	if err != nil {
+		return err
+	}
+	a := RecordedAction{Kind: kind, Regions: []string{region}}
+	if kind == ActBridge {
+		f := l.cluster.Fabric()
+		for _, from := range l.regions {
+			for _, to := range l.regions {
+				if from != to && !f.Up(from, to) {
+					a.Cuts = append(a.Cuts, [2]string{from, to})
+				}
+			}
+		}
+	}
+	l.recorder.add(a)
+	return nil
+}
+
+// recordOp records a stock, buy or read as it returned.
+func (l *Lab) recordOp(op Operation, quorum QuorumState) {
+	kind := ActBuy
+	switch op.Op {
+	case OpStock:
+		kind = ActStock
+	case OpRead:
+		kind = ActRead
+	}
+	l.recorder.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})
+}
+
+// linkAction is the kind of a SetLink.
+func linkAction(up bool) ActionKind {
+	if up {
+		return ActHealLink
+	}
+	return ActCut
 }

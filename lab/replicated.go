@@ -43,11 +43,11 @@ type replicatedStore struct {
 	epoch atomic.Int64 // bumped by every reset: keys live under it (see consensusStore.key)
 }
 
-func newReplicatedStore(cl *nodes.Cluster, regions []string) *replicatedStore {
+func newReplicatedStore(cl *nodes.Cluster, regions []string, clocks *nodes.Clocks) *replicatedStore {
 	s := &replicatedStore{cluster: cl, regions: regions, clocks: map[string]*Clock{}, pushed: map[[2]string]map[string]Version{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, r := range regions {
-		s.clocks[r] = NewClock(r, time.Now)
+		s.clocks[r] = NewClock(r, clocks.Reader(r)) // the region's own wall clock: skew moves its versions
 	}
 	return s
 }

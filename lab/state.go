@@ -24,6 +24,7 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			Replica:    ReplicaState{Revision: r.ReplicaRev},
 			Breakers:   l.breakers.States(r.Name),
 			ClientURLs: urls[r.Name],
+			Clock:      l.clocks.State(r.Name),
 		})
 	}
 	for _, k := range s.Links {

@@ -2,6 +2,8 @@ package lab
 
 import (
 	"time"
+
+	"caplab/nodes"
 )
 
 // Store names a store. The API spells them "consensus" and "replicated".
@@ -185,7 +187,8 @@ type RegionState struct {
 	// ClientURLs (extension): etcd v3 client URLs of this region's member
 	// and replica for outside clients, by the region the client stands in
 	// (outside.go).
-	ClientURLs ClientURLs `json:"clientUrls"`
+	ClientURLs ClientURLs       `json:"clientUrls"`
+	Clock      nodes.ClockState `json:"clock"` // extension: the region's wall clock (offset, drift, skew now)
 }
 
 // MemberState is a region's member of the consensus group.

@@ -34,6 +34,9 @@ Commands:
                          with no arguments, check the built-in course (and --lessons DIR)
   run NAME|FILE          run one lesson headless against a fresh lab, printing each step,
                          command and expectation; stop at the first unmet expectation
+  record --url URL --token TOKEN [-o FILE]
+                         save what a running lab did since its last reset (or
+                         "Start recording") as a lesson file
   help                   print this text
 
 Flags (anywhere on the line):
@@ -50,6 +53,9 @@ The lesson format is described in LESSONS.md; "caplab lessons check" is its refe
 // Main runs the "caplab lessons" command line. args are the words after
 // "lessons"; newLab starts a lab for "run". It returns the exit status.
 func Main(args []string, stdout, stderr io.Writer, newLab NewLabFunc) int {
+	if len(args) > 0 && args[0] == "record" {
+		return recordMain(args[1:], stdout, stderr)
+	}
 	opts, rest, err := parseFlags(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "caplab lessons: %v\n\n%s", err, usageText)

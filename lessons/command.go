@@ -21,7 +21,7 @@ const (
 
 // commandNames lists every command word, in the order of LESSONS.md.
 func commandNames() []string {
-	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "load"}
+	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "load", "clock", "pause", "reserve"}
 }
 
 // usage is each command's syntax, quoted in error messages.
@@ -50,7 +50,7 @@ func usage(cmd string) string {
 	case "buy":
 		return "buy STORE SKU from REGION [qty N] [expect OUTCOME]"
 	case "read":
-		return "read STORE SKU from REGION [linearizable|serializable]"
+		return "read STORE SKU from REGION [linearizable|serializable] [expect OUTCOME]"
 	case "wait":
 		return "wait DURATION  or  wait leader  or  wait converged"
 	case "expect leader":
@@ -69,6 +69,12 @@ func usage(cmd string) string {
 		return "expect load STORE [in REGION] availability >= P% | availability < P% | oversold = N | oversold >= N | p99 < MS | p99 >= MS [last DURATION]"
 	case "ask":
 		return `ask "QUESTION" [options X|Y|Z] answer X`
+	case "clock":
+		return "clock REGION +5s [drift PPM]  or  clock reset"
+	case "pause":
+		return "pause shop REGION DURATION"
+	case "reserve":
+		return "reserve SKU from REGION [fenced] [expect OUTCOME]"
 	}
 	return cmd
 }
@@ -376,11 +382,7 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 	case "buy":
 		a = lp.buy()
 	case "read":
-		r := Read{Store: lp.store(), SKU: lp.sku()}
-		lp.keyword("from", "the SKU")
-		r.Region = lp.region()
-		r.Consistency = lp.consistency()
-		a = r
+		a = lp.read()
 	case "wait":
 		a = lp.wait()
 	case "expect":
@@ -389,6 +391,12 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		a = lp.ask(line)
 	case "load":
 		a = lp.load() // load.go
+	case "clock":
+		a = lp.clock()
+	case "pause":
+		a = lp.pause()
+	case "reserve":
+		a = lp.reserve()
 	}
 	lp.end()
 	return Command{Line: line, Source: source, Action: a}, true
@@ -633,4 +641,83 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// read parses "read STORE SKU from REGION [CONSISTENCY] [expect OUTCOME]";
+// the expect is an extension (docs/lessons.md) that recorded lessons use
+// for reads that did not answer ok.
+func (lp *lineParser) read() Read {
+	r := Read{Store: lp.store(), SKU: lp.sku()}
+	lp.keyword("from", "the SKU")
+	r.Region = lp.region()
+	r.Consistency = lp.consistency()
+	if t, ok := lp.peek(); ok && t.is("expect") {
+		lp.i++
+		o := lp.next("OUTCOME")
+		k := lab.Kind(o.text)
+		if !slices.Contains(outcomeKinds(), k) {
+			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
+		}
+		r.Expect = k
+	}
+	return r
+}
+
+// clock parses "clock REGION OFFSET [drift PPM]" or "clock reset".
+func (lp *lineParser) clock() Clock {
+	if t, ok := lp.peek(); ok && t.is("reset") {
+		lp.i++
+		return Clock{Reset: true}
+	}
+	c := Clock{Region: lp.region()}
+	t := lp.next("OFFSET (like +5s or -200ms)")
+	d, err := time.ParseDuration(t.text)
+	if err != nil || d > time.Hour || d < -time.Hour {
+		lp.fail("clock: offset must be a duration within ±1h, like +5s or -200ms, got %s", t.show())
+	}
+	c.Offset = d
+	if t, ok := lp.peek(); ok && t.is("drift") {
+		lp.i++
+		p := lp.next("PPM")
+		v, err := strconv.ParseFloat(strings.TrimSuffix(p.text, "ppm"), 64)
+		if err != nil || v < -100000 || v > 100000 {
+			lp.fail("clock: drift must be a number of ppm from -100000 to 100000, got %s", p.show())
+		}
+		c.DriftPpm = v
+	}
+	return c
+}
+
+// pause parses "pause shop REGION DURATION".
+func (lp *lineParser) pause() PauseShop {
+	lp.keyword("shop", `"pause"`)
+	p := PauseShop{Region: lp.region()}
+	t := lp.next("DURATION (like 8s)")
+	d, err := time.ParseDuration(t.text)
+	if err != nil || d <= 0 || d > lab.MaxPause {
+		lp.fail("pause: duration must be more than 0 and at most %v, like 8s, got %s", lab.MaxPause, t.show())
+	}
+	p.Duration = d
+	return p
+}
+
+// reserve parses "reserve SKU from REGION [fenced] [expect OUTCOME]".
+func (lp *lineParser) reserve() Reserve {
+	r := Reserve{SKU: lp.sku()}
+	lp.keyword("from", "the SKU")
+	r.Region = lp.region()
+	if t, ok := lp.peek(); ok && t.is("fenced") {
+		lp.i++
+		r.Fenced = true
+	}
+	if t, ok := lp.peek(); ok && t.is("expect") {
+		lp.i++
+		o := lp.next("OUTCOME")
+		k := lab.Kind(o.text)
+		if !slices.Contains(outcomeKinds(), k) {
+			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
+		}
+		r.Expect = k
+	}
+	return r
 }

@@ -133,12 +133,14 @@ type Buy struct {
 	Expect lab.Kind
 }
 
-// Read reads a SKU's quantity and shows it.
+// Read reads a SKU's quantity and shows it. Expect is "" when the lesson
+// does not assert the outcome (extension: "read ... expect unavailable").
 type Read struct {
 	Store       lab.Store
 	SKU         string
 	Region      string
 	Consistency lab.Consistency
+	Expect      lab.Kind
 }
 
 // WaitFor says what a Wait waits for.
@@ -215,6 +217,9 @@ func (ExpectRead) action()         {}
 func (ExpectLinearizable) action() {}
 func (ExpectOversold) action()     {}
 func (Ask) action()                {}
+func (Clock) action()              {}
+func (PauseShop) action()          {}
+func (Reserve) action()            {}
 
 func arrow(oneWay bool) string {
 	if oneWay {
@@ -275,6 +280,9 @@ func (a Read) String() string {
 	if a.Consistency != "" {
 		s += " " + string(a.Consistency)
 	}
+	if a.Expect != "" {
+		s += " expect " + string(a.Expect)
+	}
 	return s
 }
 
@@ -334,4 +342,60 @@ func pollWord(s string) string {
 		return s
 	}
 	return strconv.Quote(s)
+}
+
+// Clock sets a region's wall clock (Offset from true time, DriftPpm), or
+// every clock back to true time when Reset.
+type Clock struct {
+	Region   string
+	Offset   time.Duration
+	DriftPpm float64
+	Reset    bool
+}
+
+func (a Clock) String() string {
+	if a.Reset {
+		return "clock reset"
+	}
+	s := "clock " + a.Region + " "
+	if a.Offset >= 0 {
+		s += "+"
+	}
+	s += a.Offset.String()
+	if a.DriftPpm != 0 {
+		s += " drift " + strconv.FormatFloat(a.DriftPpm, 'f', -1, 64)
+	}
+	return s
+}
+
+// PauseShop freezes a region's shop for Duration (a GC pause, a VM
+// migration): its requests stop mid-flight and resume afterwards.
+type PauseShop struct {
+	Region   string
+	Duration time.Duration
+}
+
+func (a PauseShop) String() string { return "pause shop " + a.Region + " " + a.Duration.String() }
+
+// Reserve is the lock-based reservation of one unit from Region: take the
+// SKU's etcd lock, read the stock, write the sale (with a fencing token when
+// Fenced). Expect is "" when the lesson does not assert the outcome. From a
+// paused shop it runs on in the background (the lesson goes on); its
+// outcome is checked before the next expectation.
+type Reserve struct {
+	SKU    string
+	Region string
+	Fenced bool
+	Expect lab.Kind
+}
+
+func (a Reserve) String() string {
+	s := "reserve " + a.SKU + " from " + a.Region
+	if a.Fenced {
+		s += " fenced"
+	}
+	if a.Expect != "" {
+		s += " expect " + string(a.Expect)
+	}
+	return s
 }

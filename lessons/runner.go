@@ -114,6 +114,8 @@ type Runner struct {
 	// for a *lab.Lab, which Close closes (load.go).
 	Load    *load.Controller
 	ownLoad bool
+
+	background []pending // reservations of paused shops still running (time.go)
 }
 
 // NewRunner returns a runner for l on lb that writes progress to out (nil:
@@ -146,6 +148,10 @@ func (r *Runner) RunAll(ctx context.Context) ([]StepResult, error) {
 			}
 			return results, err
 		}
+	}
+	if res, err := r.settle(ctx, Command{}); err != nil {
+		fmt.Fprintf(r.out, " ✗ %s\n\nFAIL %s: a paused shop's reservation\n", res.Text, l.Name)
+		return results, err
 	}
 	fmt.Fprintf(r.out, "\nPASS %s: %d steps\n", l.Name, len(l.Steps))
 	return results, nil
@@ -204,6 +210,9 @@ func (r *Runner) scale() float64 { return max(r.lab.State().LatencyScale, 1) }
 // run carries out one command. The error is a *Failure or ctx's error.
 func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 	cr := CommandResult{Command: c, Status: StatusDone}
+	if res, err := r.settle(ctx, c); err != nil { // paused shops finish before the next expectation
+		return res, err
+	}
 	start := time.Now()
 	at := fmt.Sprintf("line %d: ", c.Line)
 	what := c.Action.String()
@@ -327,6 +336,15 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			return labErr(err)
 		}
 		cr.Outcomes = []lab.Outcome{o}
+		if a.Expect == "" {
+			return done(" → " + r.readValue(o))
+		}
+		if o.Outcome != a.Expect {
+			b := a
+			b.Expect = ""
+			return fail(b.String()+" → "+string(a.Expect), r.readValue(o), nil)
+		}
+		cr.Status = StatusPassed
 		return done(" → " + r.readValue(o))
 	case Wait:
 		switch a.For {
@@ -433,6 +451,12 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			return cr, nil
 		}
 		return done(suffix)
+	case Clock:
+		return r.clock(a, labErr, done)
+	case PauseShop:
+		return r.pause(a, labErr, done)
+	case Reserve:
+		return r.reserve(ctx, c, a, &cr, labErr, done)
 	case Ask:
 		p := a.Poll
 		cr.Poll = &p

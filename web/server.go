@@ -138,7 +138,7 @@ type Server struct {
 
 	viewerKeys *viewerKeys // signs viewer ids (viewer.go)
 	votes      voteGate    // votes per address per question (viewer.go)
-	load    *loadFeed      // load.go
+	load       *loadFeed   // load.go
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -259,6 +259,13 @@ func (s *Server) routes() *http.ServeMux {
 	m("POST /api/poll/reveal", s.handleReveal)
 	m("POST /api/poll/next", s.handleNextQuestion)
 	s.loadRoutes(mux, m)
+	m("GET /api/recording/lesson", s.handleRecordingLesson)
+	m("GET /api/recording", s.handleRecordingStatus)
+	m("POST /api/recording/start", s.handleRecordingStart)
+	m("POST /api/regions/{region}/clock", s.handleClock)
+	m("POST /api/clocks/reset", s.handleClocksReset)
+	m("POST /api/regions/{region}/pause", s.handlePause)
+	m("POST /api/stores/{store}/skus/{sku}/reserve", s.handleReserve)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux

@@ -34,7 +34,7 @@
 // The lab's History (the porcupine checker's input) gets only the
 // doorbuster SKU and a fixed sample of SampleSKUs catalogue items; every
 // other operation is counted but not recorded, and no load operation is
-// published one by one (lab.WithRecording). Memory therefore stays flat
+// published one by one (lab.WithOpRecording). Memory therefore stays flat
 // however long a run lasts: a bounded ring of samples, fixed histograms, and
 // three integers per (store, SKU).
 //

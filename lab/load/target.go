@@ -68,7 +68,7 @@ type CheckSummary struct {
 // LabTarget drives a *lab.Lab through its Stock, Buy and Read methods —
 // the page's own path, with the same breakers, counters and outcomes. Load
 // operations are never published one by one, and only those the run checks
-// go to the lab's history (lab.WithRecording).
+// go to the lab's history (lab.WithOpRecording).
 type LabTarget struct{ Lab *lab.Lab }
 
 // Regions are the lab's regions.
@@ -84,7 +84,7 @@ func (t LabTarget) Stores() []string {
 }
 
 func recordCtx(ctx context.Context, record bool) context.Context {
-	return lab.WithRecording(ctx, lab.Recording{SkipHistory: !record, SkipPublish: true})
+	return lab.WithOpRecording(ctx, lab.OpRecording{SkipHistory: !record, SkipPublish: true})
 }
 
 func resultOf(out lab.Outcome, err error) Result {

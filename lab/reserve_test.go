@@ -1,0 +1,75 @@
+package lab
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLockAndFencing: a shop in Singapore takes the SKU's etcd lock, reads
+// the last unit and freezes in a pause longer than its lease TTL; Virginia
+// then takes the lock and sells it. Without fencing the woken shop writes
+// anyway: two sales of one unit, and the checker reports it. With a
+// fencing token the storage refuses the late write: oversold 0.
+func TestLockAndFencing(t *testing.T) {
+	l := newLab(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	leadFrom(t, l, "us-east-1")
+	for _, fenced := range []bool{false, true} {
+		sku := "LAST"
+		if fenced {
+			sku = "LAST-FENCED"
+		}
+		must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 1))
+		if err := l.Pause("ap-southeast-1", 4); err != nil {
+			t.Fatal(err)
+		}
+		late, err := l.ReserveAsync(ctx, sku, "ap-southeast-1", fenced) // returns once it froze holding the lock
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Paused("ap-southeast-1") <= 0 {
+			t.Fatal("the reservation returned before the pause: it did not freeze")
+		}
+		first := must(t)(l.Reserve(ctx, sku, "us-east-1", fenced))
+		if first.Outcome != OK {
+			t.Fatalf("fenced=%v: Virginia's reservation: %s (%s), want ok once Singapore's lease expired", fenced, first.Outcome, first.Message)
+		}
+		woke := <-late
+		res, _ := l.Check(Consensus, sku)
+		if !fenced {
+			if woke.Outcome != OK || res.Oversold != 1 || res.Linearizable {
+				t.Fatalf("without fencing: Singapore's late write %s (%s), check %+v; want ok, a double sale: oversold 1, not linearizable", woke.Outcome, woke.Message, res)
+			}
+			continue
+		}
+		if woke.Outcome != Conflict || !strings.Contains(woke.Message, "Refused") || res.Oversold != 0 {
+			t.Fatalf("with fencing: Singapore's late write %s (%s), check %+v; want refused, oversold 0", woke.Outcome, woke.Message, res)
+		}
+		if o := must(t)(l.Read(ctx, Consensus, sku, "eu-west-1", Linearizable)); o.Quantity != 0 {
+			t.Fatalf("with fencing the stock reads %d, want 0", o.Quantity)
+		}
+	}
+}
+
+func TestPauseBadInputChangesNothing(t *testing.T) {
+	l := newLab(t, Config{})
+	for _, c := range []struct {
+		region  string
+		seconds float64
+		want    error
+	}{
+		{"ap-southeast-1", -1, ErrBadInput},
+		{"ap-southeast-1", 0, ErrBadInput},
+		{"ap-southeast-1", 61, ErrBadInput},
+		{"mars-1", 8, ErrUnknownRegion},
+	} {
+		if err := l.Pause(c.region, c.seconds); !errors.Is(err, c.want) {
+			t.Errorf("Pause(%s, %g) = %v, want %v", c.region, c.seconds, err, c.want)
+		}
+	}
+	if d := l.Paused("ap-southeast-1"); d != 0 {
+		t.Fatalf("a refused pause paused the shop for %v", d)
+	}
+}
