@@ -37,8 +37,11 @@ type Config struct {
 	// TickMs and ElectionMs override the derived Raft timing (heartbeat ≈
 	// the largest scaled RTT, floor MinTickMs; election = 10 × heartbeat).
 	TickMs, ElectionMs uint
-	// Fsync makes etcd fsync its WAL. Off by default: a crash here is a
-	// process-level stop, which the page cache survives.
+	// Fsync makes etcd sync its WAL and database to disk before it
+	// acknowledges a write. Off by default: acknowledged writes then survive
+	// a killed process (the page cache holds them and the kernel writes them
+	// out) and a Crash, but not a machine crash or power loss; on, they
+	// survive those too, at the price of slower writes.
 	Fsync bool
 	// BypassFabric advertises the members' real peer listeners, so consensus
 	// traffic does not cross the fabric (for benchmarks only: cuts and
@@ -369,6 +372,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		place, _ := Lookup(name)
 		r := newRegion(place)
 		go r.run() // idle until asked; Close ends it
+		c.regions = append(c.regions, r)
+		c.byName[name] = r
 		r.dir, r.token, r.tickMs, r.elecMs, r.noFsync, r.zapLogger = c.dir+"/"+name, "caplab", cfg.TickMs, cfg.ElectionMs, !cfg.Fsync, zl
 		r.bypass, r.quiesce, r.repoint = cfg.BypassFabric, c.quiesce, c.repoint
 		if err := r.pickPorts(); err != nil {
@@ -401,8 +406,6 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			c.peerProxies = append(c.peerProxies, newPeerProxy(name, r.memberPeer, ln, c.fabric, c.senderRegion))
 		}
 		initial = append(initial, name+"=http://"+r.advertisePeer)
-		c.regions = append(c.regions, r)
-		c.byName[name] = r
 	}
 	if fresh {
 		if err := writeLayout(c.dir, lay); err != nil {

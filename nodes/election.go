@@ -53,9 +53,25 @@ func firstCandidate(regions []string) string {
 // every replica (a group of one, which would otherwise wait up to 550 ms
 // for its own timeout), to campaign, again every 20 ms (a member ignores
 // the request until it has applied its group's initial configuration),
-// until every group knows a leader or ctx ends.
+// until every group knows a leader or ctx ends. Each server is asked until
+// it has campaigned once (its term moved): a member whose log turns out to
+// be behind loses that election, and asking again would only keep
+// interrupting the others' — raft's own timeouts take over.
 func (c *Cluster) hurryFirstElection(ctx context.Context) {
 	target := c.byName[firstCandidate(c.cfg.Regions)]
+	asked := map[*embed.Etcd]uint64{} // server → its term when first asked
+	campaign := func(e *embed.Etcd, from uint64) {
+		term := e.Server.Term()
+		if first, ok := asked[e]; ok && term > first {
+			return // it has campaigned
+		} else if !ok {
+			asked[e] = term
+		}
+		to := uint64(e.Server.MemberID())
+		_ = e.Server.Process(ctx, &raftpb.Message{
+			Type: raftpb.MessageType_MsgTimeoutNow.Enum(), To: &to, From: &from, Term: &term,
+		})
+	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -67,7 +83,7 @@ func (c *Cluster) hurryFirstElection(ctx context.Context) {
 			if running(rep) && rep.Server.Leader() == 0 {
 				settled = false
 				id := uint64(rep.Server.MemberID())
-				campaign(ctx, rep, id)
+				campaign(rep, id)
 			}
 			if !running(m) {
 				continue
@@ -85,7 +101,7 @@ func (c *Cluster) hurryFirstElection(ctx context.Context) {
 				if from == 0 {
 					from = uint64(tm.Server.MemberID())
 				}
-				campaign(ctx, tm, from)
+				campaign(tm, from)
 			}
 		}
 		if settled {
@@ -97,13 +113,4 @@ func (c *Cluster) hurryFirstElection(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// campaign sends a server raft's MsgTimeoutNow in its current term, as if
-// from member from: it starts an election at once.
-func campaign(ctx context.Context, e *embed.Etcd, from uint64) {
-	to, term := uint64(e.Server.MemberID()), e.Server.Term()
-	_ = e.Server.Process(ctx, &raftpb.Message{
-		Type: raftpb.MessageType_MsgTimeoutNow.Enum(), To: &to, From: &from, Term: &term,
-	})
 }
