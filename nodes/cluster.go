@@ -48,6 +48,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives the cluster's own messages; nil discards them.
 	Logger *slog.Logger
+	// Zones is how many zones each region has, each with one member of the
+	// region's regional Raft group (the geo store's home): 1 to 3, 0 means
+	// 3. One zone halves the etcd servers, for small machines. (zones.go)
+	Zones int
 	// EtcdLogLevel enables etcd's own logs at this zap level ("warn",
 	// "info"); empty keeps etcd quiet.
 	EtcdLogLevel string
@@ -104,6 +108,12 @@ func (c *Config) Validate() error {
 	if c.ElectionMs < 5*c.TickMs {
 		return fmt.Errorf("nodes: election timeout (%d ms) must be at least 5 × heartbeat (%d ms)", c.ElectionMs, c.TickMs)
 	}
+	if c.Zones == 0 { // zones (zones.go)
+		c.Zones = DefaultZones
+	}
+	if err := checkZones(c.Zones); err != nil {
+		return err
+	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 30 * time.Second
 	}
@@ -132,6 +142,8 @@ type Cluster struct {
 
 	idMu    sync.RWMutex
 	idToReg map[types.ID]string
+
+	zones *zoneSet // zones and regional groups (zones.go)
 
 	// lifeMu: Crash and Restart hold it shared, Close exclusively, so no
 	// server is started after (or while) the cluster closes.
@@ -278,6 +290,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}
 
+	// Regional groups start in the background, in parallel (zones.go).
+	if err := c.startZones(zl); err != nil {
+		return nil, err
+	}
+
 	// Ports and proxies first: the initial cluster names every member by
 	// the address of the proxy in front of it.
 	var initial []string
@@ -328,6 +345,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		c.learnMembers(r)
 	}
 	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	zctx, zcancel := context.WithTimeout(ctx, cfg.ReadyTimeout) // zones (zones.go)
+	err = c.awaitZones(zctx)
+	zcancel()
+	if err != nil {
 		return nil, err
 	}
 
@@ -517,6 +540,9 @@ func (c *Cluster) alive() (release func(), err error) {
 
 // Crash stops both of a region's servers abruptly: no leadership hand-off.
 func (c *Cluster) Crash(name string) error {
+	if c.IsZone(name) { // zones (zones.go)
+		return c.crashZone(name)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
@@ -529,6 +555,7 @@ func (c *Cluster) Crash(name string) error {
 	if err := r.hardStop(c.dropConnections); err != nil {
 		return err
 	}
+	c.crashRegionZones(name) // zones (zones.go)
 	c.changed()
 	return nil
 }
@@ -552,6 +579,9 @@ func (c *Cluster) dropConnections(name string) {
 // returns once both servers run; the member rejoins the group when it
 // reaches a quorum (watch its Ready in the snapshot).
 func (c *Cluster) Restart(name string) error {
+	if c.IsZone(name) { // zones (zones.go)
+		return c.restartZone(name)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: restart: %w", err)
@@ -572,6 +602,9 @@ func (c *Cluster) Restart(name string) error {
 		err = r.start()
 	}
 	if err != nil {
+		return err
+	}
+	if err := c.restartRegionZones(name); err != nil { // zones (zones.go)
 		return err
 	}
 	c.changed()
@@ -753,6 +786,7 @@ func (c *Cluster) Close() error {
 		c.lifeMu.Unlock()
 		close(c.stop)
 		c.observer.Wait()
+		c.closeZones() // zones (zones.go)
 		for _, cli := range c.memberClients {
 			_ = cli.Close()
 		}
