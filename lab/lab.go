@@ -90,6 +90,7 @@ type Lab struct {
 
 	consensus  *consensusStore
 	replicated *replicatedStore
+	geo        *geoStore // geo_lab.go
 
 	// gate: operations and the background replication take one unit,
 	// Reset and Close all of them, so a reset never interleaves with a
@@ -145,6 +146,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.breakers = NewBreakers(l.regions, bs)
 	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
 	l.replicated = newReplicatedStore(cl, l.regions)
+	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -165,6 +167,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		defer l.bg.Done()
 		l.replicate()
 	}()
+	l.startGeo() // geo_lab.go
 	return l, nil
 }
 
@@ -189,6 +192,7 @@ func (l *Lab) Close() error {
 		}
 		close(l.stop)
 		l.replicated.close()
+		l.geo.close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
 		l.subMu.Lock()
@@ -228,10 +232,10 @@ func (l *Lab) CheckRegion(name string) error {
 // ParseStore checks a store name.
 func ParseStore(name string) (Store, error) {
 	switch s := Store(name); s {
-	case Consensus, Replicated:
+	case Consensus, Replicated, Geo:
 		return s, nil
 	}
-	return "", fmt.Errorf("%w: store '%s' does not exist (stores: consensus, replicated)", ErrUnknownStore, name)
+	return "", fmt.Errorf("%w: store '%s' does not exist (stores: consensus, replicated, geo)", ErrUnknownStore, name)
 }
 
 // CheckSKU checks a SKU against ^[A-Za-z0-9._-]{1,64}$.
@@ -324,6 +328,7 @@ func (l *Lab) awaitStreams() {
 // HealAll brings every link up; latencies are kept.
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
+	l.healZoneLinks() // geo_lab.go
 	l.fault(FaultHeal, nil, "all links up")
 	l.awaitStreams()
 	return nil
@@ -331,6 +336,9 @@ func (l *Lab) HealAll() error {
 
 // SetLink cuts or heals one link, both ways unless oneWay.
 func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
+	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
+		return l.setZoneLink(from, to, up, oneWay) // geo_lab.go
+	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
 	}
@@ -360,6 +368,9 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 // SetLatency sets the round-trip time between two regions (oneWay: only
 // from → to gets rttMs/2 of one-way delay).
 func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
+	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
+		return l.setZoneLatency(from, to, rttMs, oneWay) // geo_lab.go
+	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
 	}
@@ -399,13 +410,22 @@ func (l *Lab) Restart(region string) error {
 
 // regionFault applies a fault to one region and records it.
 func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string) error {
-	if err := l.CheckRegion(region); err != nil {
-		return err
+	zones := kind == FaultCrash || kind == FaultRestart // geo_lab.go: zones crash too
+	if !zones || !l.cluster.IsZone(region) {
+		if err := l.CheckRegion(region); err != nil {
+			if zones {
+				return l.unknownRegionOrZone(region)
+			}
+			return err
+		}
 	}
 	if err := apply(region); err != nil {
 		return wrapNodes(err)
 	}
 	l.fault(kind, []string{region}, detail)
+	if kind == FaultRestart {
+		l.geo.kickRecovery() // pending transfers are settled after a restart
+	}
 	return nil
 }
 
@@ -494,7 +514,7 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	default:
 		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %q)", ErrBadInput, c)
 	}
-	if store == Replicated {
+	if store == Replicated || store == Geo {
 		c = ""
 	}
 	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c})
@@ -514,7 +534,11 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
 	op.Call = time.Now()
-	out := l.breakers.Execute(op.Region, op.Store, func() Outcome {
+	execute := l.breakers.Execute
+	if op.Store == Geo {
+		execute = geoExecute // the geo store picks a breaker per group it calls (geo_lab.go)
+	}
+	out := execute(op.Region, op.Store, func() Outcome {
 		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 		defer cancel()
 		if !l.cluster.IsUp(op.Region) {
@@ -522,6 +546,9 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		}
 		if op.Store == Consensus {
 			return l.consensus.run(ctx, op)
+		}
+		if op.Store == Geo {
+			return l.geo.run(ctx, op, l.breakers)
 		}
 		return l.replicated.run(ctx, op, quorum)
 	})
@@ -586,6 +613,9 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 		}
 	}
 	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
+	if store == Geo {
+		l.checkGeo(&res) // geo_lab.go
+	}
 	return res, nil
 }
 
@@ -596,6 +626,9 @@ func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
 	}
 	if err := CheckSKU(sku); err != nil {
 		return err
+	}
+	if store == Geo {
+		return visualizeGeo(l.geo.log.snapshot(sku), w) // geo_lab.go
 	}
 	return Visualize(l.history.Operations(store, sku), store, sku, w)
 }
@@ -674,7 +707,7 @@ func (l *Lab) recount() bool {
 		var r CheckResult
 		ops := l.history.Operations(s, "")
 		countWindow(&r, ops, s, "")
-		if r.Oversold > 0 {
+		if r.Oversold > 0 && s != Geo { // geo: per-region histories, see CheckGeo
 			// Counting alone can blame restocks it cannot place; the
 			// linearizability search settles it (Check zeroes Oversold
 			// when one order of events explains everything).
@@ -748,6 +781,9 @@ func (l *Lab) Reset(ctx context.Context) error {
 	}
 	l.replicated.inflight.Wait() // late background writes must not outlive the reset
 	if err := l.replicated.clear(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	if err := l.resetGeo(ctx); err != nil { // geo_lab.go
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
 	l.mu.Lock()

@@ -22,8 +22,10 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			},
 			Replica:  ReplicaState{Revision: r.ReplicaRev},
 			Breakers: l.breakers.States(r.Name),
+			Zones:    zoneStates(s, r.Name),
 		})
 	}
+	st.ZoneLinks = zoneLinkStates(s) // geo (geo_lab.go)
 	for _, k := range s.Links {
 		state := "up"
 		if !k.Up {
@@ -38,6 +40,11 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 	st.Version = l.version + int64(s.Seq)
 	for _, store := range Stores {
 		st.Counters = append(st.Counters, *l.counters[store])
+	}
+	for i := range st.Counters {
+		if st.Counters[i].Store == Geo { // geo_lab.go
+			st.Counters[i].Stranded = int(l.geo.stranded.Load())
+		}
 	}
 	l.mu.Unlock()
 	return st

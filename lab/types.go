@@ -12,10 +12,13 @@ const (
 	Consensus Store = "consensus"
 	// Replicated is the AP / tunable-quorum store over per-region replicas.
 	Replicated Store = "replicated"
+	// Geo is the geo-partitioned store: one allocation per (sku, region)
+	// in the region's own regional Raft group (geo.go).
+	Geo Store = "geo"
 )
 
 // Stores lists every store in display order.
-var Stores = []Store{Consensus, Replicated}
+var Stores = []Store{Consensus, Replicated, Geo}
 
 // Kind is the outcome of one operation, as the API spells it.
 type Kind string
@@ -88,6 +91,12 @@ type Outcome struct {
 	Version     Version     `json:"version"`               // version written (stock, buy) or read
 	BaseVersion Version     `json:"baseVersion"`           // version a buy read before writing
 	OpID        int         `json:"opId"`                  // index in the history
+
+	// Geo store (geo.go): every region's allocation (stock, read), regions
+	// that could not be reached, units stranded there (last seen).
+	Allocations map[string]Allocation `json:"allocations,omitempty"`
+	Unreachable []string              `json:"unreachable,omitempty"`
+	Stranded    int                   `json:"stranded,omitempty"`
 }
 
 // Operation is one recorded client operation.
@@ -100,6 +109,7 @@ type Operation struct {
 	Op          Op          `json:"op"`
 	Qty         int         `json:"qty,omitempty"` // buy: units asked; stock: quantity set
 	Consistency Consistency `json:"consistency,omitempty"`
+	Allocations map[string]int `json:"allocations,omitempty"` // geo stock: units per region
 	Outcome     Kind        `json:"outcome"`
 	Quantity    int         `json:"quantity"` // buy: left after; read: value read
 	Version     Version     `json:"version"`
@@ -152,6 +162,7 @@ type CheckResult struct {
 	Operations    int    `json:"operations"`         // operations considered
 	Explanation   string `json:"explanation"`        // one or two sentences for a learner
 	TimedOut      bool   `json:"timedOut,omitempty"` // porcupine gave up; Linearizable is then false
+	Geo           *GeoCheck `json:"geo,omitempty"`    // geo store: per-region verdicts and conservation
 }
 
 // State is the whole lab as GET /api/state answers it (API.md).
@@ -162,6 +173,7 @@ type State struct {
 	LatencyScale float64        `json:"latencyScale"`
 	Version      int64          `json:"version"`  // extension: increases with every change
 	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+	ZoneLinks    []LinkState    `json:"zoneLinks"` // extension: links between the zones of each region
 }
 
 // RegionState is one region in State.
@@ -174,6 +186,7 @@ type RegionState struct {
 	Consensus MemberState      `json:"consensus"`
 	Replica   ReplicaState     `json:"replica"`
 	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
+	Zones     []ZoneState      `json:"zones"`    // geo store: the region's zones (geo_lab.go)
 }
 
 // MemberState is a region's member of the consensus group.
@@ -219,6 +232,7 @@ type StoreCounter struct {
 	Conflict    int   `json:"conflict"`
 	Oversold    int   `json:"oversold"`
 	StaleReads  int   `json:"staleReads"`
+	Stranded    int   `json:"stranded,omitempty"` // geo: buys refused because the units left were unreachable
 }
 
 // EventType names what an Event carries.
