@@ -86,14 +86,23 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	var moved []geoTransfer
 	var unreachable []string
 	failFast := 0
-	for _, src := range s.sources(op.Region) {
+	sources := s.sources(op.Region)
+	for i, src := range sources {
 		if need <= 0 {
 			break
 		}
 		var tr geoTransfer
 		id := s.newID()
 		o := s.guard(br, op.Region, src, func() Outcome {
-			_, _, wrote, err := s.update(ctx, op.Region, src, op.SKU, geoOut, func(r geoRow) (geoRow, bool, []clientv3.Op) {
+			// A source that cannot be reached must not eat the time of the
+			// next: each gets its share of what is left of the deadline
+			// (the credit at home is local and quick).
+			sctx, cancel := ctx, context.CancelFunc(func() {})
+			if dl, ok := ctx.Deadline(); ok {
+				sctx, cancel = context.WithTimeout(ctx, time.Until(dl)*3/4/time.Duration(len(sources)-i))
+			}
+			defer cancel()
+			_, _, wrote, err := s.update(sctx, op.Region, src, op.SKU, geoOut, func(r geoRow) (geoRow, bool, []clientv3.Op) {
 				got := min(need, r.Quantity)
 				if got <= 0 {
 					return r, false, nil
