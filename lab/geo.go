@@ -136,10 +136,25 @@ func (s *geoStore) client(from, to string) (*clientv3.Client, error) {
 	return s.cluster.RegionalClient(from, to)
 }
 
-// errNoLeaderRetry: a request that reached a zone cut off from its group's
-// majority fails at once with "no leader"; one more try reaches another zone.
+// retryNoLeader: a request that reached a zone without a leader (its
+// group is electing one after a zone crashed, or the zone is cut off from
+// the others) fails at once with "no leader"; a retry moments later
+// reaches the new leader or another zone.
 func retryNoLeader(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no leader")
+	return err != nil && (strings.Contains(err.Error(), "no leader") || strings.Contains(err.Error(), "leader changed"))
+}
+
+// waitBriefly waits 25 ms unless ctx ends first; it reports whether a
+// retry still has time.
+func waitBriefly(ctx context.Context) bool {
+	t := time.NewTimer(25 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // update applies f to the (sku, region) row with optimistic locking, as a
@@ -156,7 +171,6 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 	}
 	key := s.rowKey(sku)
 	cur := s.seen(sku, region)
-	retriedLeader := false
 	for range s.maxRetries + 1 {
 		next, write, extra := f(cur.row)
 		var then []clientv3.Op
@@ -173,9 +187,8 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 				s.log.add(geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 					Unknown: true, Call: call, Return: time.Now()})
 			}
-			if retryNoLeader(err) && !retriedLeader && ctx.Err() == nil {
-				retriedLeader = true
-				continue
+			if retryNoLeader(err) && waitBriefly(ctx) {
+				continue // a zone crashed or was cut off: its group elects anew
 			}
 			return geoRow{}, 0, false, err
 		}
