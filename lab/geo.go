@@ -131,9 +131,11 @@ func rowFrom(resp *clientv3.TxnResponse, i int) (geoRow, int64) {
 	return decodeRow(rr.Kvs[0].Value), rr.Kvs[0].ModRevision
 }
 
-// client is the gateway in from's client of region to's group.
-func (s *geoStore) client(from, to string) (*clientv3.Client, error) {
-	return s.cluster.RegionalClient(from, to)
+// client is the gateway in from's client of region to's group, connected
+// to the group's leader zone (it waits for one until ctx ends).
+func (s *geoStore) client(ctx context.Context, from, to string) (*clientv3.Client, error) {
+	cli, _, err := s.cluster.RegionalLeaderClient(ctx, from, to)
+	return cli, err
 }
 
 // retryNoLeader: a request that reached a zone without a leader (its
@@ -165,13 +167,13 @@ func waitBriefly(ctx context.Context) bool {
 // is one Txn: compare the ModRevision last seen; Else returns the current
 // row for the next attempt.
 func (s *geoStore) update(ctx context.Context, from, region, sku string, kind geoKind, f func(geoRow) (geoRow, bool, []clientv3.Op)) (geoRow, int64, bool, error) {
-	cli, err := s.client(from, region)
-	if err != nil {
-		return geoRow{}, 0, false, err
-	}
 	key := s.rowKey(sku)
 	cur := s.seen(sku, region)
 	for range s.maxRetries + 1 {
+		cli, err := s.client(ctx, from, region)
+		if err != nil {
+			return geoRow{}, 0, false, err
+		}
 		next, write, extra := f(cur.row)
 		var then []clientv3.Op
 		if write {
@@ -369,7 +371,7 @@ func (s *geoStore) read(ctx context.Context, op Operation) Outcome {
 	ch := make(chan res, len(s.regions))
 	for _, r := range s.regions {
 		go func() {
-			cli, err := s.client(op.Region, r)
+			cli, err := s.client(ctx, op.Region, r)
 			if err != nil {
 				ch <- res{region: r, err: err}
 				return
@@ -459,11 +461,12 @@ func (s *geoStore) clear(ctx context.Context) error {
 	s.borrowed.Store(0)
 	var last error
 	for _, r := range s.regions {
-		cli, err := s.client(r, r)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cli, err := s.client(cctx, r, r)
 		if err != nil {
+			cancel()
 			return err
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = cli.Delete(clientv3.WithRequireLeader(cctx), geoPrefix, clientv3.WithPrefix())
 		cancel()
 		if err != nil {

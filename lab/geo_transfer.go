@@ -209,7 +209,7 @@ func fromList(trs []geoTransfer) string {
 // it refunds the source). It returns the row after, whether it sold, and
 // the transfers it credited.
 func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTransfer, take int) (geoRow, bool, []geoTransfer, error) {
-	cli, err := s.client(region, region)
+	cli, err := s.client(ctx, region, region)
 	if err != nil {
 		return geoRow{}, false, nil, err
 	}
@@ -275,7 +275,7 @@ func (s *geoStore) complete(tr geoTransfer, gateway string) {
 		defer s.inflight.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
-		cli, err := s.client(gateway, tr.From)
+		cli, err := s.client(ctx, gateway, tr.From)
 		if err != nil {
 			return
 		}
@@ -300,7 +300,7 @@ func (s *geoStore) recover(ctx context.Context, minAge time.Duration) GeoRecover
 		if !s.cluster.IsUp(src) {
 			continue
 		}
-		cli, err := s.client(src, src)
+		cli, err := s.client(ctx, src, src)
 		if err != nil {
 			continue
 		}
@@ -333,7 +333,7 @@ func (s *geoStore) recover(ctx context.Context, minAge time.Duration) GeoRecover
 // settle decides one transfer at its destination and finishes it at its
 // source; it returns the decision, or "" if it could not finish.
 func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
-	dst, err := s.client(tr.From, tr.To)
+	dst, err := s.client(ctx, tr.From, tr.To)
 	if err != nil {
 		return ""
 	}
@@ -351,7 +351,7 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 			decision = string(rr.Kvs[0].Value)
 		}
 	}
-	src, err := s.client(tr.From, tr.From)
+	src, err := s.client(ctx, tr.From, tr.From)
 	if err != nil {
 		return ""
 	}
@@ -429,7 +429,7 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 	inPrefix := fmt.Sprintf("%s%d/in/%s/", geoPrefix, s.epoch.Load(), sku)
 	outPrefix := fmt.Sprintf("%s%d/out/%s/", geoPrefix, s.epoch.Load(), sku)
 	for _, r := range s.regions {
-		cli, err := s.client(r, r)
+		cli, err := s.client(ctx, r, r)
 		if err != nil {
 			return a, err
 		}

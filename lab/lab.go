@@ -44,6 +44,9 @@ type Config struct {
 	// TickMs, ElectionMs and EtcdLogLevel pass through to nodes.Config.
 	TickMs, ElectionMs uint
 	EtcdLogLevel       string
+	// Zones per region (1 to 3, 0 = 3): members of each regional group, the
+	// geo store's home (nodes.Config.Zones).
+	Zones int
 }
 
 func (c *Config) validate() error {
@@ -128,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	cl, err := nodes.Start(ctx, nodes.Config{
 		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir,
 		TickMs: cfg.TickMs, ElectionMs: cfg.ElectionMs, EtcdLogLevel: cfg.EtcdLogLevel,
-		Logger: cfg.Logger,
+		Logger: cfg.Logger, Zones: cfg.Zones,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)

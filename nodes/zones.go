@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -85,6 +86,7 @@ type zoneSet struct {
 	byZone   map[string]*zoneMember
 
 	remote        map[[2]string]*clientv3.Client // (from, to) → a client in from of to's group
+	remoteZone    map[[2]string]*clientv3.Client // (from, zone) → a client in from of one zone's member
 	remoteProxies map[[3]string]*replicaProxy    // (from, to, zone of to)
 
 	startErr chan error // one per group
@@ -95,8 +97,9 @@ type regionalGroup struct {
 	region  string
 	fabric  *Fabric
 	members []*zoneMember
-	proxies []*peerProxy // parallel to members; empty when the fabric is bypassed
-	client  *clientv3.Client
+	proxies []*peerProxy       // parallel to members; empty when the fabric is bypassed
+	client  *clientv3.Client   // every zone's member an endpoint
+	zoneCli []*clientv3.Client // one per member (parallel to members)
 
 	idMu     sync.RWMutex
 	idToZone map[types.ID]string
@@ -258,7 +261,7 @@ func (g *regionalGroup) endpoints() []string {
 func (c *Cluster) startZones(zl *zap.Logger) error {
 	n := c.cfg.Zones
 	zs := &zoneSet{n: n, byRegion: map[string]*regionalGroup{}, byZone: map[string]*zoneMember{},
-		remote: map[[2]string]*clientv3.Client{}, remoteProxies: map[[3]string]*replicaProxy{},
+		remote: map[[2]string]*clientv3.Client{}, remoteZone: map[[2]string]*clientv3.Client{}, remoteProxies: map[[3]string]*replicaProxy{},
 		startErr: make(chan error, len(c.cfg.Regions))}
 	c.zones = zs
 	for _, region := range c.cfg.Regions {
@@ -371,6 +374,13 @@ func (c *Cluster) awaitZones(ctx interface {
 			return err
 		}
 		g.client = cli
+		for _, ep := range g.endpoints() {
+			zc, err := newClientEndpoints([]string{ep})
+			if err != nil {
+				return err
+			}
+			g.zoneCli = append(g.zoneCli, zc)
+		}
 	}
 	for _, from := range zs.groups {
 		for _, to := range zs.groups {
@@ -389,6 +399,11 @@ func (c *Cluster) awaitZones(ctx interface {
 				zs.remoteProxies[[3]string{from.region, to.region, z.name}] = p
 				go p.serve()
 				eps = append(eps, "http://"+ln.Addr().String())
+				zc, err := newClientEndpoints([]string{"http://" + ln.Addr().String()})
+				if err != nil {
+					return err
+				}
+				zs.remoteZone[[2]string{from.region, z.name}] = zc
 			}
 			cli, err := newClientEndpoints(eps)
 			if err != nil {
@@ -421,10 +436,16 @@ func (c *Cluster) closeZones() {
 	for _, cli := range zs.remote {
 		_ = cli.Close()
 	}
+	for _, cli := range zs.remoteZone {
+		_ = cli.Close()
+	}
 	var stopped []*embed.Etcd
 	for _, g := range zs.groups {
 		if g.client != nil {
 			_ = g.client.Close()
+		}
+		for _, zc := range g.zoneCli {
+			_ = zc.Close()
 		}
 		for _, z := range g.members {
 			if e := z.hardStop(); e != nil {
@@ -523,6 +544,35 @@ func (c *Cluster) RegionalClient(from, to string) (*clientv3.Client, error) {
 		return c.zones.byRegion[to].client, nil
 	}
 	return c.zones.remote[[2]string{from, to}], nil
+}
+
+// RegionalLeaderClient waits until region to's group has an agreed leader
+// and returns a client in region from of that leader zone's member, and
+// the zone. Sending to the leader itself means a write is never forwarded
+// to a leader that has just crashed (a follower that still believes in it
+// would hold the request until its deadline). It fails when ctx ends
+// first: no majority of to's zones is up and connected.
+func (c *Cluster) RegionalLeaderClient(ctx context.Context, from, to string) (*clientv3.Client, string, error) {
+	if _, err := c.RegionalClient(from, to); err != nil {
+		return nil, "", err
+	}
+	g := c.zones.byRegion[to]
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if leader := c.RegionalLeader(to); leader != "" {
+			z := c.zones.byZone[leader]
+			if from == to {
+				return g.zoneCli[z.index], leader, nil
+			}
+			return c.zones.remoteZone[[2]string{from, leader}], leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", fmt.Errorf("nodes: the regional group of %s has no leader: %w", to, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // RegionalLeader is the zone whose member leads region's group with the
@@ -680,6 +730,9 @@ func (c *Cluster) startZone(z *zoneMember) error {
 		g.proxies[z.index].setTarget(z.peer)
 		if g.client != nil {
 			g.client.SetEndpoints(g.endpoints()...)
+		}
+		if z.index < len(g.zoneCli) {
+			g.zoneCli[z.index].SetEndpoints("http://" + z.client)
 		}
 		for k, p := range c.zones.remoteProxies {
 			if k[2] == z.name {
