@@ -18,6 +18,8 @@
   let state = null;
   let sku = body.dataset.sku || 'IPHONE-15-PRO';
   let store = 'consensus';
+  // every store the page offers (its store switch lists the lab's stores)
+  const STORES = Array.from(document.querySelectorAll('input[name="store"]')).map((i) => i.value);
   let ops = [];     // operations of the current SKU, oldest first
   let faults = [];  // faults, oldest first
   const traffic = {}; // lane id -> {rate, bytesRate, phase, dots, x1,y1,x2,y2, up, dur}
@@ -47,7 +49,7 @@
     (listeners[type] || []).forEach((fn) => { try { fn(payload); } catch (e) { console.error(e); } });
   }
   function regionNames() { return state ? state.regions.map((r) => r.name) : []; }
-  function storeShort(s) { return s === 'consensus' ? 'CP' : 'AP'; }
+  function storeShort(s) { return ({ consensus: 'CP', replicated: 'AP', geo: 'GEO' })[s] || s; }
 
   // ---------- API
   async function api(method, path, payload) {
@@ -123,6 +125,13 @@
       g.setAttribute('aria-label', r.name + ' (' + r.city + '): ' + role + ', term ' + r.consensus.term + ', breakers CP ' + bc + ', AP ' + br + '. Enter opens crash, restart, make leader, isolate.');
       const shop = $('shop-' + r.name);
       if (shop) shop.classList.toggle('down', !r.up);
+      for (const z of r.zones || []) { // geo store: one mark per zone, its member's role in the regional group
+        const m = $('zone-' + z.name);
+        if (!m) continue;
+        const zr = z.up ? z.role : 'crashed';
+        m.setAttribute('class', 'zone zone-' + zr);
+        m.firstChild && (m.firstChild.textContent = z.name + ': ' + zr + ' of ' + r.name + "'s regional group");
+      }
     }
     const links = {};
     for (const l of st.links) links[l.from + '>' + l.to] = l;
@@ -245,7 +254,7 @@
   }
 
   // ---------- space-time diagram
-  const LANE_H = 56, LEFT = 0, TOP = 26, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46;
+  const LANE_H = Math.max(56, 8 + 24 * STORES.length), LEFT = 0, TOP = 26, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46;
   let drawQueued = false;
   function queueDraw() {
     if (drawQueued) return;
@@ -338,7 +347,7 @@
       if (y === undefined) continue;
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + 4);
       const g = svg('g', { class: 'bar o-' + o.outcome, 'data-op': o.id });
-      const row = (o.store === 'consensus') ? 0 : 1;
+      const row = Math.max(0, STORES.indexOf(o.store));
       g.appendChild(svg('rect', { x: x1, y: y + 6 + row * 24, width: x2 - x1, height: 12 }));
       const what = o.op === 'buy' ? 'buy ' + (o.qty || '') : o.op === 'read' ? 'read=' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where bars crowd
@@ -454,12 +463,12 @@
     const region = stockRegion();
     const quantity = qtyOf('stock-both-qty');
     await busy(btn, async () => {
-      for (const s of ['consensus', 'replicated']) {
+      for (const s of STORES) {
         const r = await api('PUT', '/api/stores/' + s + '/skus/' + encodeURIComponent(sku), { region, quantity });
         if (r.data && r.data.outcome) showOutcome(r.data);
         if (!r.ok && r.status !== 503 && r.status !== 409) return;
       }
-      if (quantity !== null) toast('Stocked ' + quantity + ' × ' + sku + ' in both stores (written from ' + region + ').');
+      if (quantity !== null) toast('Stocked ' + quantity + ' × ' + sku + ' in every store (written from ' + region + ').');
     });
   }
   async function isolate(region) {
@@ -542,8 +551,8 @@
     queueDraw();
   }
   function setStore(s) {
-    store = s === 'replicated' ? 'replicated' : 'consensus';
-    body.classList.toggle('store-replicated', store === 'replicated');
+    store = STORES.includes(s) ? s : 'consensus';
+    for (const x of STORES) body.classList.toggle('store-' + x, store === x);
     $('store-' + store).checked = true;
     document.querySelectorAll('[id^="read-consistency-"]').forEach((sel) => { sel.disabled = !presenter || store === 'replicated'; });
     try { localStorage.setItem('caplab.store', store); } catch (e) { /* private mode */ }

@@ -238,3 +238,32 @@ func joinURLWithoutToken(u string) string {
 	}
 	return p.String()
 }
+
+// storeOption is one store in the page's store switch.
+type storeOption struct{ Name, Title, Tag string }
+
+// storeOptions lists the lab's stores for the store switch.
+func storeOptions() []storeOption {
+	out := make([]storeOption, 0, len(lab.Stores))
+	for _, s := range lab.Stores {
+		o := storeOption{Name: string(s), Title: string(s), Tag: ""}
+		switch s {
+		case lab.Consensus:
+			o.Title, o.Tag = "Consensus", "CP"
+		case lab.Replicated:
+			o.Title, o.Tag = "Replicated", "AP, tunable"
+		case lab.Geo:
+			o.Title, o.Tag = "Geo-partitioned", "allocation per region"
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// zoneRole is a zone's mark on the map: its member's role, or crashed.
+func zoneRole(z lab.ZoneState) string {
+	if !z.Up {
+		return "crashed"
+	}
+	return z.Role
+}
