@@ -2,9 +2,12 @@ package nodes
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -264,6 +267,10 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 		remote: map[[2]string]*clientv3.Client{}, remoteZone: map[[2]string]*clientv3.Client{}, remoteProxies: map[[3]string]*replicaProxy{},
 		startErr: make(chan error, len(c.cfg.Regions))}
 	c.zones = zs
+	// A regional group's members know each other by their proxies'
+	// addresses (in their data): a lab resumed from its data directory
+	// listens on the same ones again.
+	saved := loadZoneAddrs(c.dir)
 	for _, region := range c.cfg.Regions {
 		var names []string
 		for i := range n {
@@ -285,7 +292,7 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 			}
 			z.advertise = z.peer
 			if !c.cfg.BypassFabric {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				ln, err := listenProxy(saved[name])
 				if err != nil {
 					return fmt.Errorf("nodes: zone peer proxy: %w", err)
 				}
@@ -305,6 +312,9 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 		}
 		zs.groups = append(zs.groups, g)
 		zs.byRegion[region] = g
+	}
+	if err := saveZoneAddrs(c.dir, zs); err != nil {
+		return err
 	}
 	for _, g := range zs.groups {
 		zs.starting.Add(1)
@@ -773,4 +783,38 @@ func checkZones(n int) error {
 		return fmt.Errorf("nodes: a region has 1 to %d zones (got %d)", MaxZones, n)
 	}
 	return nil
+}
+
+// zoneAddrsFile keeps the zone proxies' addresses in the data directory.
+const zoneAddrsFile = "zones.json"
+
+func loadZoneAddrs(dir string) map[string]string {
+	out := map[string]string{}
+	raw, err := os.ReadFile(filepath.Join(dir, zoneAddrsFile))
+	if err == nil {
+		_ = json.Unmarshal(raw, &out)
+	}
+	return out
+}
+
+func saveZoneAddrs(dir string, zs *zoneSet) error {
+	m := map[string]string{}
+	for name, z := range zs.byZone {
+		m[name] = z.advertise
+	}
+	raw, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, zoneAddrsFile), raw, 0o600); err != nil {
+		return fmt.Errorf("nodes: zones: %w", err)
+	}
+	return nil
+}
+
+// listenProxy listens on addr when given and free, else on a new port.
+func listenProxy(addr string) (net.Listener, error) {
+	if addr != "" {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
 }
