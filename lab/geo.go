@@ -371,6 +371,10 @@ func (s *geoStore) read(ctx context.Context, op Operation) Outcome {
 	ch := make(chan res, len(s.regions))
 	for _, r := range s.regions {
 		go func() {
+			if why := s.refused(op.Region, r); why != "" {
+				ch <- res{region: r, err: errors.New(why)}
+				return
+			}
 			cli, err := s.client(ctx, op.Region, r)
 			if err != nil {
 				ch <- res{region: r, err: err}

@@ -86,20 +86,21 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	var moved []geoTransfer
 	var unreachable []string
 	failFast := 0
-	sources := s.sources(op.Region)
-	for i, src := range sources {
+	for _, src := range s.sources(op.Region) {
 		if need <= 0 {
 			break
 		}
 		var tr geoTransfer
 		id := s.newID()
 		o := s.guard(br, op.Region, src, func() Outcome {
-			// A source that cannot be reached must not eat the time of the
-			// next: each gets its share of what is left of the deadline
-			// (the credit at home is local and quick).
+			if why := s.refused(op.Region, src); why != "" {
+				return Outcome{Outcome: Unavailable, Message: why}
+			}
+			// A reachable source gets most of what is left of the deadline;
+			// a quarter stays for the credit at home (local and quick).
 			sctx, cancel := ctx, context.CancelFunc(func() {})
 			if dl, ok := ctx.Deadline(); ok {
-				sctx, cancel = context.WithTimeout(ctx, time.Until(dl)*3/4/time.Duration(len(sources)-i))
+				sctx, cancel = context.WithTimeout(ctx, time.Until(dl)*3/4)
 			}
 			defer cancel()
 			_, _, wrote, err := s.update(sctx, op.Region, src, op.SKU, geoOut, func(r geoRow) (geoRow, bool, []clientv3.Op) {
@@ -175,6 +176,22 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	return Outcome{Outcome: OK, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited, nil),
 		Message: fmt.Sprintf("Sold — borrowed %d from %s (debit and transfer record there, then credit here by transfer id), %d left in %s's allocation.",
 			sumQty(credited), fromList(credited), row.Quantity, op.Region)}
+}
+
+// refused says why a connection from a gateway in from to region to's
+// group would be refused at once — the path is cut (either way: a TCP
+// connection needs both) or the region is down — or "" if it would not.
+// A real client hears that from the refused connect right away; the etcd
+// client here would instead wait for a connection until its deadline.
+func (s *geoStore) refused(from, to string) string {
+	f := s.cluster.Fabric()
+	switch {
+	case !s.cluster.IsUp(to):
+		return to + " is down"
+	case !f.Up(from, to) || !f.Up(to, from):
+		return "the link " + from + " ⇄ " + to + " is cut"
+	}
+	return ""
 }
 
 func (s *geoStore) answered(region string, trs []geoTransfer, _ []string) []string {
