@@ -83,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	open := fs.Bool("open", true, "open the page in your browser")
 	etcdLog := fs.String("etcd-log", "", "show etcd's own logs at this level (warn, info, debug)")
 	printEndpoints := fs.Bool("print-endpoints", false, "print the etcd client URLs of every region's member and replica, as seen from every region (for etcdctl)")
+	zones := fs.Int("zones", 3, "zones per region, each with one member of the region's regional Raft group (the geo store): 1 to 3; 1 halves the etcd servers for small machines")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -113,6 +114,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "caplab: --latency-scale must be between 0 and 100 (got %v)\n", *scale)
 		return 2
 	}
+	if *zones < 1 || *zones > nodes.MaxZones {
+		fmt.Fprintf(stderr, "caplab: --zones must be between 1 and %d (got %d)\n", nodes.MaxZones, *zones)
+		return 2
+	}
 	if *token == "" {
 		*token = randomToken()
 	}
@@ -133,7 +138,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	started := time.Now()
 	fmt.Fprintf(stdout, "caplab: starting %d regions (%s) on real etcd …\n", len(names), strings.Join(names, ", "))
-	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Fsync: *fsync, Logger: logger, EtcdLogLevel: *etcdLog})
+	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Fsync: *fsync, Logger: logger, EtcdLogLevel: *etcdLog, Zones: *zones})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "caplab: %v\n", err)

@@ -112,7 +112,8 @@ func (l *Lab) recount() bool {
 	var confirm []pending
 	for s := range a.dirty {
 		s.settle()
-		if s.oversold > 0 && s.checkedAt != len(s.ops) {
+		// geo: per-region histories, checked by checkGeo; its count stands.
+		if s.oversold > 0 && s.checkedAt != len(s.ops) && s.store != Geo {
 			confirm = append(confirm, pending{s, slices.Clone(s.ops), len(s.ops)})
 		}
 	}

@@ -18,6 +18,15 @@
 //     region as tie-breaker, last-writer-wins, read repair, background
 //     replication. With W=1 a partitioned region keeps selling, and the
 //     lab can oversell; with W+R>N the minority refuses.
+//   - The geo store (geo.go, geo_transfer.go) keeps one allocation per
+//     (sku, region) in the region's own regional Raft group (one member per
+//     zone): a buy is one Txn in the buyer's region, a local quorum. An
+//     exhausted allocation borrows from another region by a recoverable
+//     transfer (debit + record at the source, credit idempotent by transfer
+//     id at the destination, recovery completes or refunds); a partition
+//     stops borrowing and strands units, never sells one twice. Its checker
+//     (geo_check.go) judges each region's allocation history on its own
+//     and audits conservation: stocked = sold + left + in transit.
 //
 // Every operation returns an Outcome (ok, sold_out, unavailable,
 // fail_fast, conflict) with its latency, who answered, and a sentence for

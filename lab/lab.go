@@ -50,6 +50,9 @@ type Config struct {
 	// TickMs, ElectionMs and EtcdLogLevel pass through to nodes.Config.
 	TickMs, ElectionMs uint
 	EtcdLogLevel       string
+	// Zones per region (1 to 3, 0 = 3): members of each regional group, the
+	// geo store's home (nodes.Config.Zones).
+	Zones int
 }
 
 func (c *Config) validate() error {
@@ -99,6 +102,7 @@ type Lab struct {
 
 	consensus  *consensusStore
 	replicated *replicatedStore
+	geo        *geoStore // geo_lab.go
 
 	// gate: operations and the background replication enter it, Reset
 	// and Close hold it exclusively, so a reset never interleaves with a
@@ -141,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	cl, err := nodes.Start(ctx, nodes.Config{
 		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir, Fsync: cfg.Fsync,
 		TickMs: cfg.TickMs, ElectionMs: cfg.ElectionMs, EtcdLogLevel: cfg.EtcdLogLevel,
-		Logger: cfg.Logger,
+		Logger: cfg.Logger, Zones: cfg.Zones,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
@@ -171,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -202,6 +207,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		defer l.bg.Done()
 		l.watchOutside()
 	}()
+	l.startGeo() // geo_lab.go
 	return l, nil
 }
 
@@ -223,6 +229,7 @@ func (l *Lab) Close() error {
 		}
 		close(l.stop)
 		l.replicated.close()
+		l.geo.close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
 		l.subMu.Lock()
@@ -262,10 +269,10 @@ func (l *Lab) CheckRegion(name string) error {
 // ParseStore checks a store name.
 func ParseStore(name string) (Store, error) {
 	switch s := Store(name); s {
-	case Consensus, Replicated:
+	case Consensus, Replicated, Geo:
 		return s, nil
 	}
-	return "", fmt.Errorf("%w: store %s does not exist (stores: consensus, replicated)", ErrUnknownStore, Echo(name))
+	return "", fmt.Errorf("%w: store %s does not exist (stores: consensus, replicated, geo)", ErrUnknownStore, Echo(name))
 }
 
 // CheckSKU checks a SKU against ^[A-Za-z0-9._-]{1,64}$.
@@ -359,6 +366,7 @@ func (l *Lab) awaitStreams() {
 // HealAll brings every link up; latencies are kept.
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
+	l.healZoneLinks() // geo_lab.go
 	l.fault(FaultHeal, nil, "all links up")
 	l.recorder.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
@@ -367,6 +375,9 @@ func (l *Lab) HealAll() error {
 
 // SetLink cuts or heals one link, both ways unless oneWay.
 func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
+	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
+		return l.setZoneLink(from, to, up, oneWay) // geo_lab.go
+	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
 	}
@@ -397,6 +408,9 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 // SetLatency sets the round-trip time between two regions (oneWay: only
 // from → to gets rttMs/2 of one-way delay).
 func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
+	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
+		return l.setZoneLatency(from, to, rttMs, oneWay) // geo_lab.go
+	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
 	}
@@ -437,13 +451,22 @@ func (l *Lab) Restart(region string) error {
 
 // regionFault applies a fault to one region and records it.
 func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string) error {
-	if err := l.CheckRegion(region); err != nil {
-		return err
+	zones := kind == FaultCrash || kind == FaultRestart // geo_lab.go: zones crash too
+	if !zones || !l.cluster.IsZone(region) {
+		if err := l.CheckRegion(region); err != nil {
+			if zones {
+				return l.unknownRegionOrZone(region)
+			}
+			return err
+		}
 	}
 	if err := apply(region); err != nil {
 		return wrapNodes(err)
 	}
 	l.fault(kind, []string{region}, detail)
+	if kind == FaultRestart {
+		l.geo.kickRecovery() // pending transfers are settled after a restart
+	}
 	return nil
 }
 
@@ -528,7 +551,7 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	default:
 		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %s)", ErrBadInput, Echo(string(c)))
 	}
-	if store == Replicated {
+	if store == Replicated || store == Geo {
 		c = ""
 	}
 	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c})
@@ -549,6 +572,10 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	op.Client = l.sessionOf(op.Region, op.Store)
 	op.Call = time.Now()
 	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+	execute := l.breakers.Execute
+	if op.Store == Geo {
+		execute = geoExecute // the geo store picks a breaker per group it calls (geo_lab.go)
+	}
 	var out Outcome
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
@@ -556,14 +583,17 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	if g := l.admission.admit(op.Region, op.Store); g == nil {
 		out = l.admission.overloaded(op)
 	} else {
-		out = l.breakers.Execute(op.Region, op.Store, func() Outcome {
+		out = execute(op.Region, op.Store, func() Outcome {
 			ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 			defer cancel()
 			if !l.cluster.IsUp(op.Region) {
 				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
 			}
-			if op.Store == Consensus {
+			switch op.Store {
+			case Consensus:
 				return l.consensus.run(ctx, op)
+			case Geo:
+				return l.geo.run(ctx, op, l.breakers)
 			}
 			return l.replicated.run(ctx, op, quorum)
 		})
@@ -641,6 +671,9 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 	}
 	ops := l.history.Operations(store, sku)
 	res, _ := Check(ops, store, sku, CheckTimeout)
+	if store == Geo {
+		l.checkGeo(&res) // geo_lab.go
+	}
 	l.noteHistoryCap(&res) // historycap.go
 	return explainSkew(res, ops), nil
 }
@@ -652,6 +685,9 @@ func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
 	}
 	if err := CheckSKU(sku); err != nil {
 		return err
+	}
+	if store == Geo {
+		return visualizeGeo(l.geo.log.snapshot(sku), w) // geo_lab.go
 	}
 	return Visualize(l.history.Operations(store, sku), store, sku, w)
 }
@@ -706,6 +742,9 @@ func (l *Lab) Reset(ctx context.Context) error {
 	}
 	l.replicated.inflight.Wait() // late background writes must not outlive the reset
 	if err := l.replicated.clear(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	if err := l.resetGeo(ctx); err != nil { // geo_lab.go
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
 	l.quorum.Store(new(GlobalTables(len(l.regions))))

@@ -25,8 +25,10 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			Breakers:   l.breakers.States(r.Name),
 			ClientURLs: urls[r.Name],
 			Clock:      l.clocks.State(r.Name),
+			Zones:      zoneStates(s, r.Name),
 		})
 	}
+	st.ZoneLinks = zoneLinkStates(s) // geo (geo_lab.go)
 	for _, k := range s.Links {
 		state := "up"
 		if !k.Up {
@@ -40,6 +42,11 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 	st.Version = l.version.Load() + int64(s.Seq)
 	for _, store := range Stores {
 		st.Counters = append(st.Counters, l.counters[store].snapshot(store))
+	}
+	for i := range st.Counters {
+		if st.Counters[i].Store == Geo { // geo_lab.go
+			st.Counters[i].Stranded = int(l.geo.stranded.Load())
+		}
 	}
 	return st
 }

@@ -14,10 +14,13 @@ const (
 	Consensus Store = "consensus"
 	// Replicated is the AP / tunable-quorum store over per-region replicas.
 	Replicated Store = "replicated"
+	// Geo is the geo-partitioned store: one allocation per (sku, region)
+	// in the region's own regional Raft group (geo.go).
+	Geo Store = "geo"
 )
 
 // Stores lists every store in display order.
-var Stores = []Store{Consensus, Replicated}
+var Stores = []Store{Consensus, Replicated, Geo}
 
 // Kind is the outcome of one operation, as the API spells it.
 type Kind string
@@ -94,24 +97,31 @@ type Outcome struct {
 	Version     Version     `json:"version"`               // version written (stock, buy) or read
 	BaseVersion Version     `json:"baseVersion"`           // version a buy read before writing
 	OpID        int         `json:"opId"`                  // index in the history
+
+	// Geo store (geo.go): every region's allocation (stock, read), regions
+	// that could not be reached, units stranded there (last seen).
+	Allocations map[string]Allocation `json:"allocations,omitempty"`
+	Unreachable []string              `json:"unreachable,omitempty"`
+	Stranded    int                   `json:"stranded,omitempty"`
 }
 
 // Operation is one recorded client operation.
 type Operation struct {
-	ID          int         `json:"id"`
-	Client      int         `json:"client"` // porcupine client id: one per (region, store) session
-	Region      string      `json:"region"`
-	Store       Store       `json:"store"`
-	SKU         string      `json:"sku"`
-	Op          Op          `json:"op"`
-	Qty         int         `json:"qty,omitempty"` // buy: units asked; stock: quantity set
-	Consistency Consistency `json:"consistency,omitempty"`
-	Outcome     Kind        `json:"outcome"`
-	Quantity    int         `json:"quantity"` // buy: left after; read: value read
-	Version     Version     `json:"version"`
-	BaseVersion Version     `json:"baseVersion"`
-	Call        time.Time   `json:"call"`
-	Return      time.Time   `json:"return"`
+	ID          int            `json:"id"`
+	Client      int            `json:"client"` // porcupine client id: one per (region, store) session
+	Region      string         `json:"region"`
+	Store       Store          `json:"store"`
+	SKU         string         `json:"sku"`
+	Op          Op             `json:"op"`
+	Qty         int            `json:"qty,omitempty"` // buy: units asked; stock: quantity set
+	Consistency Consistency    `json:"consistency,omitempty"`
+	Allocations map[string]int `json:"allocations,omitempty"` // geo stock: units per region
+	Outcome     Kind           `json:"outcome"`
+	Quantity    int            `json:"quantity"` // buy: left after; read: value read
+	Version     Version        `json:"version"`
+	BaseVersion Version        `json:"baseVersion"`
+	Call        time.Time      `json:"call"`
+	Return      time.Time      `json:"return"`
 }
 
 // FaultKind names a recorded fault or configuration change.
@@ -161,7 +171,8 @@ type CheckResult struct {
 	// Unjudged counts operations recorded after the in-memory history
 	// reached MaxHistoryOperations (every store and SKU): the verdict
 	// judged only the first ones, and the explanation says so.
-	Unjudged int `json:"unjudged,omitempty"`
+	Unjudged int       `json:"unjudged,omitempty"`
+	Geo      *GeoCheck `json:"geo,omitempty"` // geo store: per-region verdicts and conservation
 }
 
 // State is the whole lab as GET /api/state answers it (API.md).
@@ -170,8 +181,9 @@ type State struct {
 	Links        []LinkState    `json:"links"`
 	Replicated   QuorumState    `json:"replicated"`
 	LatencyScale float64        `json:"latencyScale"`
-	Version      int64          `json:"version"`  // extension: increases with every change
-	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+	Version      int64          `json:"version"`   // extension: increases with every change
+	Counters     []StoreCounter `json:"counters"`  // extension: outcome counts per store
+	ZoneLinks    []LinkState    `json:"zoneLinks"` // extension: links between the zones of each region
 }
 
 // RegionState is one region in State.
@@ -189,6 +201,7 @@ type RegionState struct {
 	// (outside.go).
 	ClientURLs ClientURLs       `json:"clientUrls"`
 	Clock      nodes.ClockState `json:"clock"` // extension: the region's wall clock (offset, drift, skew now)
+	Zones      []ZoneState      `json:"zones"` // geo store: the region's zones (geo_lab.go)
 }
 
 // MemberState is a region's member of the consensus group.
@@ -235,6 +248,7 @@ type StoreCounter struct {
 	Overloaded  int   `json:"overloaded"` // extension: answered at once by a gateway at its limit
 	Oversold    int   `json:"oversold"`
 	StaleReads  int   `json:"staleReads"`
+	Stranded    int   `json:"stranded,omitempty"` // geo: buys refused because the units left were unreachable
 }
 
 // EventType names what an Event carries.

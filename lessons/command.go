@@ -30,7 +30,7 @@ func usage(cmd string) string {
 	case "reset":
 		return "reset"
 	case "stock":
-		return "stock SKU N [on STORE]"
+		return "stock SKU N [on STORE] [split A=4,B=6]"
 	case "partition":
 		return "partition A,B | C"
 	case "cut":
@@ -40,9 +40,9 @@ func usage(cmd string) string {
 	case "latency":
 		return "latency A B MS  or  latency A -> B MS"
 	case "crash":
-		return "crash REGION"
+		return "crash REGION  or  crash ZONE (e.g. us-east-1a)"
 	case "restart":
-		return "restart REGION"
+		return "restart REGION  or  restart ZONE"
 	case "lead":
 		return "lead REGION"
 	case "quorum":
@@ -215,12 +215,12 @@ func (lp *lineParser) end() {
 }
 
 func (lp *lineParser) store() lab.Store {
-	t := lp.next("STORE (consensus or replicated)")
+	t := lp.next("STORE (consensus, replicated or geo)")
 	switch s := lab.Store(t.text); s {
-	case lab.Consensus, lab.Replicated:
+	case lab.Consensus, lab.Replicated, lab.Geo:
 		return s
 	}
-	lp.fail("unknown store %s (expected consensus or replicated)", t.show())
+	lp.fail("unknown store %s (expected consensus, replicated or geo)", t.show())
 	return ""
 }
 
@@ -247,6 +247,44 @@ func (lp *lineParser) checkRegion(t token) string {
 	}
 	lp.fail("unknown region %s (lesson regions: %s)", t.show(), lesson)
 	return ""
+}
+
+// regionOrZone parses a lesson region or one of its zones (us-east-1a:
+// the region's name and a zone letter a to c).
+func (lp *lineParser) regionOrZone() string {
+	t := lp.next("REGION or ZONE")
+	if n := len(t.text); n > 1 && t.text[n-1] >= 'a' && t.text[n-1] <= 'c' && slices.Contains(lp.p.regions, t.text[:n-1]) {
+		return t.text
+	}
+	return lp.checkRegion(t)
+}
+
+// split parses "A=4,B=6" (commas optional): units per lesson region,
+// adding up to total; regions not named get 0.
+func (lp *lineParser) split(total int) map[string]int {
+	out := map[string]int{}
+	sum := 0
+	for lp.more() {
+		if t, _ := lp.peek(); t.is(",") {
+			lp.i++
+			continue
+		}
+		r := lp.region()
+		if _, dup := out[r]; dup {
+			lp.fail("stock: region %s is split twice", strconv.Quote(r))
+		}
+		lp.keyword("=", "the region")
+		n := lp.integer("units", 0, MaxStock)
+		out[r] = n
+		sum += n
+	}
+	if len(out) == 0 {
+		lp.fail("stock: split needs REGION=N pairs (usage: %s)", usage("stock"))
+	}
+	if sum != total {
+		lp.fail("stock: the split adds up to %d but N is %d", sum, total)
+	}
+	return out
 }
 
 // integer parses a whole number in [lo, hi].
@@ -343,9 +381,19 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		a = Reset{}
 	case "stock":
 		st := Stock{SKU: lp.sku(), Quantity: lp.integer("N", 0, MaxStock)}
-		if lp.more() {
+		if t, ok := lp.peek(); ok && !t.is("split") {
 			lp.keyword("on", "the quantity")
 			st.Store = lp.store()
+		}
+		if lp.more() {
+			lp.keyword("split", "the store")
+			st.Split = lp.split(st.Quantity)
+			if st.Store == "" {
+				st.Store = lab.Geo
+			}
+			if st.Store != lab.Geo {
+				lp.fail("stock: only the geo store takes a split (got on %s)", st.Store)
+			}
 		}
 		a = st
 	case "partition":
@@ -371,9 +419,9 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 		l.RTTMs = ms
 		a = l
 	case "crash":
-		a = Crash{Region: lp.region()}
+		a = Crash{Region: lp.regionOrZone()}
 	case "restart":
-		a = Restart{Region: lp.region()}
+		a = Restart{Region: lp.regionOrZone()}
 	case "lead":
 		a = Lead{Region: lp.region()}
 	case "quorum":

@@ -2,6 +2,7 @@ package lessons
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,7 @@ type Stock struct {
 	SKU      string
 	Quantity int
 	Store    lab.Store
+	Split    map[string]int // geo store: units per region ("split A=4,B=6"); nil: even
 }
 
 // Partition separates regions into groups: every link between two groups
@@ -234,6 +236,18 @@ func (a Stock) String() string {
 	s := fmt.Sprintf("stock %s %d", a.SKU, a.Quantity)
 	if a.Store != "" {
 		s += " on " + string(a.Store)
+	}
+	if len(a.Split) > 0 {
+		regions := make([]string, 0, len(a.Split))
+		for r := range a.Split {
+			regions = append(regions, r)
+		}
+		sort.Strings(regions)
+		parts := make([]string, len(regions))
+		for i, r := range regions {
+			parts[i] = fmt.Sprintf("%s=%d", r, a.Split[r])
+		}
+		s += " split " + strings.Join(parts, ",")
 	}
 	return s
 }

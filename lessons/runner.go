@@ -25,6 +25,7 @@ type Lab interface {
 	Restart(region string) error
 	Lead(ctx context.Context, region string) error
 	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
+	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
 	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
 	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
 	SetQuorum(w, r int) error
@@ -246,7 +247,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 	case Stock:
 		stores := []lab.Store{a.Store}
 		if a.Store == "" {
-			stores = lab.Stores
+			stores = []lab.Store{lab.Consensus, lab.Replicated} // geo only when named (LESSONS.md: "both stores")
 		}
 		region := r.lab.Leader()
 		if !slices.Contains(r.lesson.Regions, region) {
@@ -255,6 +256,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		var parts []string
 		for _, s := range stores {
 			o, err := r.lab.Stock(ctx, s, a.SKU, region, a.Quantity)
+			if s == lab.Geo {
+				o, err = r.lab.StockSplit(ctx, a.SKU, region, a.Quantity, a.Split)
+			}
 			if err != nil {
 				return labErr(err)
 			}

@@ -29,7 +29,7 @@ type fakeLab struct {
 func newFakeLab(regions []string) *fakeLab {
 	return &fakeLab{
 		regions:  regions,
-		stock:    map[lab.Store]map[string]int{lab.Consensus: {}, lab.Replicated: {}},
+		stock:    map[lab.Store]map[string]int{lab.Consensus: {}, lab.Replicated: {}, lab.Geo: {}},
 		leader:   regions[0],
 		isolated: map[string]bool{},
 	}
@@ -74,6 +74,11 @@ func (f *fakeLab) Stock(ctx context.Context, store lab.Store, sku, region string
 		return lab.Outcome{Outcome: lab.Unavailable, LatencyMs: 2000}, nil
 	}
 	f.stock[store][sku] = quantity
+	return lab.Outcome{Outcome: lab.OK, Quantity: quantity, LatencyMs: 1}, nil
+}
+func (f *fakeLab) StockSplit(ctx context.Context, sku, region string, quantity int, split map[string]int) (lab.Outcome, error) {
+	f.call("stock geo %s %s %d split %v", sku, region, quantity, split)
+	f.stock[lab.Geo][sku] = quantity
 	return lab.Outcome{Outcome: lab.OK, Quantity: quantity, LatencyMs: 1}, nil
 }
 func (f *fakeLab) Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error) {

@@ -51,6 +51,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger receives the cluster's own messages; nil discards them.
 	Logger *slog.Logger
+	// Zones is how many zones each region has, each with one member of the
+	// region's regional Raft group (the geo store's home): 1 to 3, 0 means
+	// 3. One zone halves the etcd servers, for small machines. (zones.go)
+	Zones int
 	// EtcdLogLevel enables etcd's own logs at this zap level ("warn",
 	// "info"); empty keeps etcd quiet.
 	EtcdLogLevel string
@@ -107,6 +111,12 @@ func (c *Config) Validate() error {
 	if c.ElectionMs < 5*c.TickMs {
 		return fmt.Errorf("nodes: election timeout (%d ms) must be at least 5 × heartbeat (%d ms)", c.ElectionMs, c.TickMs)
 	}
+	if c.Zones == 0 { // zones (zones.go)
+		c.Zones = DefaultZones
+	}
+	if err := checkZones(c.Zones); err != nil {
+		return err
+	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 30 * time.Second
 	}
@@ -138,6 +148,13 @@ type Cluster struct {
 	idToReg map[types.ID]string
 
 	resumed bool // started on the data of an earlier run
+
+	zones *zoneSet // zones and regional groups (zones.go)
+
+	// lifeMu: Crash and Restart hold it shared, Close exclusively, so no
+	// server is started after (or while) the cluster closes.
+	lifeMu sync.RWMutex
+	closed bool
 
 	nudge     chan struct{}
 	stop      chan struct{}
@@ -359,6 +376,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 	}
 
+	// Regional groups start in the background, in parallel (zones.go).
+	if err := c.startZones(zl); err != nil {
+		return nil, err
+	}
+
 	// Addresses and proxies first: the initial cluster names every member
 	// by the address of the proxy in front of it. A new data directory
 	// gets new ones (below the ephemeral range, so they are likely free
@@ -431,6 +453,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	c.hurryFirstElection(hctx)
 	cancel()
 	if err := c.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	zctx, zcancel := context.WithTimeout(ctx, cfg.ReadyTimeout) // zones (zones.go)
+	err = c.awaitZones(zctx)
+	zcancel()
+	if err != nil {
 		return nil, err
 	}
 
@@ -611,10 +639,24 @@ func (c *Cluster) Resumed() bool { return c.resumed }
 // ErrClosed is returned by operations on a closed cluster.
 var ErrClosed = errors.New("the cluster is closed")
 
+// alive holds lifeMu shared until the returned func is called, or fails
+// if the cluster is closed (zones' crash and restart use it).
+func (c *Cluster) alive() (release func(), err error) {
+	c.lifeMu.RLock()
+	if c.closed {
+		c.lifeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return c.lifeMu.RUnlock, nil
+}
+
 // Crash stops both of a region's servers abruptly: no leadership hand-off.
 // It returns once both are closed. A region that is partly down (one
 // server stopped on its own) is crashed entirely.
 func (c *Cluster) Crash(name string) error {
+	if c.IsZone(name) { // zones (zones.go)
+		return c.crashZone(name)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
@@ -625,6 +667,7 @@ func (c *Cluster) Crash(name string) error {
 		}
 		return err
 	}
+	c.crashRegionZones(name) // zones (zones.go)
 	c.changed()
 	return nil
 }
@@ -636,6 +679,9 @@ func (c *Cluster) Crash(name string) error {
 // Ready in the snapshot). Crash, Restart and Close of one region are
 // carried out one after another, each to the end, whoever calls them.
 func (c *Cluster) Restart(name string) error {
+	if c.IsZone(name) { // zones (zones.go)
+		return c.restartZone(name)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: restart: %w", err)
@@ -645,6 +691,9 @@ func (c *Cluster) Restart(name string) error {
 			return fmt.Errorf("nodes: restart %s: %w", name, err)
 		}
 		c.changed()
+		return err
+	}
+	if err := c.restartRegionZones(name); err != nil { // zones (zones.go)
 		return err
 	}
 	c.changed()
@@ -824,8 +873,12 @@ func (c *Cluster) caughtUp(region, leader string) bool {
 // ended. Safe to call twice; Crash and Restart after it fail with ErrClosed.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.lifeMu.Lock()
+		c.closed = true
+		c.lifeMu.Unlock()
 		close(c.stop)
 		c.observer.Wait()
+		c.closeZones() // zones (zones.go)
 		for _, cli := range c.memberClients {
 			_ = cli.Close()
 		}

@@ -9,6 +9,17 @@
 //     every region, the CP store's home;
 //   - its regional replica: a single-member etcd, the AP store's home.
 //
+// # Zones
+//
+// Each region also has up to three zones (us-east-1a/b/c, Config.Zones)
+// and a regional Raft group of one etcd member per zone — the geo store's
+// home (zones.go). The zones of a region are 1.2–1.8 ms apart on links of
+// their own per-region Fabric (cut, delay, counters like any link), so
+// cutting a region off the world leaves its group whole and one crashed
+// zone leaves it a majority. Crash and Restart take zone names; crashing a
+// region crashes its zones. RegionalLeaderClient reaches a group's leader
+// zone, from another region through proxies on the region fabric.
+//
 // # The fabric
 //
 // Every byte between two regions crosses a link owned by the Fabric. A link

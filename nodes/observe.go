@@ -13,6 +13,8 @@ type Snapshot struct {
 	Links        []LinkStatus
 	LatencyScale float64
 	Timing       Timing
+	Zones        []ZoneStatus // every zone's member of its regional group (zones.go)
+	ZoneLinks    []LinkStatus // links between the zones of each region
 }
 
 // State reads the cluster's state now; Seq is that of the last published
@@ -23,6 +25,7 @@ func (c *Cluster) State() Snapshot {
 		s.Regions = append(s.Regions, r.status(c.regionOf))
 	}
 	s.Links = c.fabric.Links()
+	s.Zones, s.ZoneLinks = c.zoneState()
 	return s
 }
 
@@ -108,8 +111,16 @@ func (c *Cluster) publish(s Snapshot) {
 }
 
 func sameStructure(a, b Snapshot) bool {
-	if !slices.Equal(a.Regions, b.Regions) || len(a.Links) != len(b.Links) {
+	if !slices.Equal(a.Regions, b.Regions) || len(a.Links) != len(b.Links) || !slices.Equal(a.Zones, b.Zones) {
 		return false
+	}
+	if len(a.ZoneLinks) != len(b.ZoneLinks) {
+		return false
+	}
+	for i := range a.ZoneLinks {
+		if a.ZoneLinks[i].Up != b.ZoneLinks[i].Up || a.ZoneLinks[i].DelayMs != b.ZoneLinks[i].DelayMs {
+			return false
+		}
 	}
 	for i := range a.Links {
 		x, y := a.Links[i], b.Links[i]

@@ -191,6 +191,13 @@
       if (t) t.textContent = tip;
       const shop = $('shop-' + r.name);
       if (shop) shop.classList.toggle('down', !r.up);
+      for (const z of r.zones || []) { // geo store: one mark per zone, its member's role in the regional group
+        const m = $('zone-' + z.name);
+        if (!m) continue;
+        const zr = z.up ? z.role : 'crashed';
+        m.setAttribute('class', 'zone zone-' + zr);
+        if (m.firstChild) m.firstChild.textContent = z.name + ': ' + zr + ' of ' + r.name + "'s regional group";
+      }
       const sr = $('shop-' + r.name + '-role');
       if (sr) { sr.textContent = roleText; sr.className = 'shop-role role-' + role; }
       for (const s of stores) {

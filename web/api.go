@@ -217,6 +217,9 @@ func checkQty(field string, q *int, lo, hi int) error {
 }
 
 func (s *Server) checkPair(from, to string) error {
+	if from != to && (s.lab.IsZone(from) || s.lab.IsZone(to)) {
+		return nil // a zone link: the lab checks both zones (geo issue)
+	}
 	if err := s.region(from); err != nil {
 		return err
 	}
@@ -422,15 +425,31 @@ func (s *Server) regionAction(w http.ResponseWriter, r *http.Request) (string, b
 }
 
 func (s *Server) handleCrash(w http.ResponseWriter, r *http.Request) {
-	if name, ok := s.regionAction(w, r); ok {
+	if name, ok := s.regionOrZoneAction(w, r); ok {
 		s.answerState(w, r, s.lab.Crash(name))
 	}
 }
 
 func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
-	if name, ok := s.regionAction(w, r); ok {
+	if name, ok := s.regionOrZoneAction(w, r); ok {
 		s.answerState(w, r, s.lab.Restart(name))
 	}
+}
+
+// regionOrZoneAction is regionAction that also takes a zone (us-east-1a):
+// the lab names both in its errors (geo issue).
+func (s *Server) regionOrZoneAction(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return "", false
+	}
+	name := r.PathValue("region")
+	if name == "" {
+		s.fail(w, r, s.region(name))
+		return "", false
+	}
+	return name, true
 }
 
 func (s *Server) handleLead(w http.ResponseWriter, r *http.Request) {
@@ -483,14 +502,48 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Out
 
 func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Region   string `json:"region"`
-		Quantity *int   `json:"quantity"`
+		Region      string         `json:"region"`
+		Quantity    *int           `json:"quantity"`
+		Allocations map[string]int `json:"allocations"` // geo store only
 	}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	if st := lab.Store(r.PathValue("store")); st == lab.Geo || len(req.Allocations) > 0 {
+		s.stockGeo(w, r, req.Region, req.Quantity, req.Allocations)
+		return
+	}
 	s.write(w, r, req.Region, checkQty("quantity", req.Quantity, 0, maxStock), req.Quantity, s.lab.Stock)
+}
+
+// stockGeo sets a geo SKU's allocations: as given, or quantity split
+// evenly (the lab checks that they add up and names bad regions).
+func (s *Server) stockGeo(w http.ResponseWriter, r *http.Request, region string, quantity *int, alloc map[string]int) {
+	st, sku, err := s.skuAction(r)
+	if err == nil && st != lab.Geo {
+		err = badRequest("Only the geo store takes \"allocations\"; the %s store holds one stock count per SKU.", st)
+	}
+	if err == nil {
+		err = s.region(region)
+	}
+	q := -1
+	switch {
+	case err != nil:
+	case quantity == nil && len(alloc) == 0:
+		err = badRequest("Say how many: give \"quantity\" (split evenly across regions) or \"allocations\", e.g. {\"us-east-1\":4}.")
+	case quantity != nil:
+		err = checkQty("quantity", quantity, 0, maxStock)
+		q = *quantity
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx, cancel := s.opContext(r, 1)
+	defer cancel()
+	o, err := s.lab.StockSplit(ctx, sku, region, q, alloc)
+	s.answerOutcome(w, r, o, err)
 }
 
 func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {

@@ -250,3 +250,11 @@ func joinURLWithoutToken(u string) string {
 	}
 	return p.String()
 }
+
+// zoneRole is a zone's mark on the map: its member's role, or crashed.
+func zoneRole(z lab.ZoneState) string {
+	if !z.Up {
+		return "crashed"
+	}
+	return z.Role
+}

@@ -40,6 +40,9 @@ type Lab interface {
 	Reset(ctx context.Context) error
 	Subscribe() (<-chan lab.Event, func())
 	RequestTimeout() time.Duration
+	// Geo store (geo issue): a split stock, and zone names.
+	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
+	IsZone(name string) bool
 }
 
 // Lessons feeds the lesson panel. It may be nil: the panel then says that no

@@ -1,0 +1,325 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"caplab/nodes"
+)
+
+// The lab's side of the geo store and zones: names, faults on zones,
+// reset, recovery loop and the checker's verdict.
+
+// Allocation is one region's share of a geo SKU in an Outcome.
+type Allocation struct {
+	Quantity    int   `json:"quantity"`
+	Sold        int   `json:"sold,omitempty"`
+	Revision    int64 `json:"revision,omitempty"`    // the region's group revision the read saw
+	ModRevision int64 `json:"modRevision,omitempty"` // the row's version token
+	Unreachable bool  `json:"unreachable,omitempty"` // not answered: Quantity is the last value seen
+	Stranded    int   `json:"stranded,omitempty"`    // units there the reader cannot reach
+}
+
+// ZoneState is one zone of a region in State: its member of the region's
+// regional Raft group.
+type ZoneState struct {
+	Name   string `json:"name"`
+	Up     bool   `json:"up"`
+	Role   string `json:"role"`   // leader, follower, candidate, pre-candidate, offline
+	Leader string `json:"leader"` // zone it believes leads the group
+	Term   uint64 `json:"term"`
+}
+
+// GeoCheck is the geo store's part of a CheckResult: per-region
+// linearizability of the allocation histories and conservation.
+type GeoCheck struct {
+	GeoLinearizability
+	Conservation *GeoAudit `json:"conservation,omitempty"`
+	AuditError   string    `json:"auditError,omitempty"`
+	Stranded     int       `json:"stranded"` // buys refused because the units left were unreachable
+	Borrowed     int       `json:"borrowed"` // units moved between regions
+}
+
+func zoneStates(s nodes.Snapshot, region string) []ZoneState {
+	out := []ZoneState{}
+	for _, z := range s.Zones {
+		if z.Region == region {
+			out = append(out, ZoneState{Name: z.Name, Up: z.Up, Role: string(z.Role), Leader: z.Leader, Term: z.Term})
+		}
+	}
+	return out
+}
+
+func zoneLinkStates(s nodes.Snapshot) []LinkState {
+	out := []LinkState{}
+	for _, k := range s.ZoneLinks {
+		state := "up"
+		if !k.Up {
+			state = "cut"
+		}
+		out = append(out, LinkState{From: k.From, To: k.To, State: state, RTTMs: k.RTTMs, DelayMs: k.DelayMs, Bytes: k.Bytes, Messages: k.Messages})
+	}
+	return out
+}
+
+// geoExecute runs a geo operation without the (region, store) breaker
+// around it: the geo store calls each regional group through that path's
+// own breaker (geoStore.guard).
+func geoExecute(_ string, _ Store, fn func() Outcome) Outcome { return fn() }
+
+// geoRecoverEvery is how often pending transfers are looked at; a transfer
+// younger than two request deadlines is left to the buy that started it.
+const geoRecoverEvery = time.Second
+
+func (l *Lab) startGeo() {
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		t := time.NewTicker(geoRecoverEvery)
+		defer t.Stop()
+		for {
+			minAge := 2 * l.cfg.RequestTimeout
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+			case <-l.geo.kick:
+				minAge = 0 // after a restart
+			}
+			if !l.gate.tryEnter() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*l.cfg.RequestTimeout)
+			l.geo.recover(ctx, minAge)
+			cancel()
+			l.gate.leave()
+		}
+	}()
+}
+
+func (s *geoStore) kickRecovery() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// RecoverTransfers runs one recovery pass now over every pending transfer,
+// whatever its age: each is completed (credited at its destination) or
+// refunded. Regions that cannot be reached keep theirs pending.
+func (l *Lab) RecoverTransfers(ctx context.Context) (GeoRecovery, error) {
+	if err := l.enter(ctx); err != nil {
+		return GeoRecovery{}, err
+	}
+	defer l.gate.leave()
+	ctx, cancel := context.WithTimeout(ctx, 2*l.cfg.RequestTimeout)
+	defer cancel()
+	return l.geo.recover(ctx, 0), nil
+}
+
+// GeoAudit checks conservation of one geo SKU across every regional group:
+// stocked = sold + remaining allocations + units in pending transfers.
+func (l *Lab) GeoAudit(ctx context.Context, sku string) (GeoAudit, error) {
+	if err := CheckSKU(sku); err != nil {
+		return GeoAudit{}, err
+	}
+	if err := l.enter(ctx); err != nil {
+		return GeoAudit{}, err
+	}
+	defer l.gate.leave()
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer cancel()
+	return l.geo.audit(ctx, sku)
+}
+
+// checkGeo replaces the single-register verdict with the per-region one
+// and adds conservation (when every group answers).
+func (l *Lab) checkGeo(r *CheckResult) {
+	lin, _ := checkGeo(l.geo.log.snapshot(r.SKU), l.regions, CheckTimeout)
+	g := &GeoCheck{GeoLinearizability: lin, Stranded: int(l.geo.stranded.Load()), Borrowed: int(l.geo.borrowed.Load())}
+	r.Linearizable, r.TimedOut = lin.Linearizable, lin.TimedOut
+	r.StaleReads, r.LostUpdates = 0, 0
+	if r.SKU != "" {
+		a, err := l.GeoAudit(context.Background(), r.SKU)
+		if err != nil {
+			g.AuditError = err.Error()
+		} else {
+			g.Conservation = &a
+			r.Oversold = max(r.Oversold, a.Oversold)
+		}
+	}
+	r.Geo = g
+	var bad []string
+	for _, reg := range l.regions {
+		if !lin.Regions[reg] {
+			bad = append(bad, reg)
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		r.Explanation = fmt.Sprintf("The allocation history of %s is not linearizable.", strings.Join(bad, ", "))
+	default:
+		r.Explanation = "Every region's allocation history is linearizable (each in its own Raft group)."
+	}
+	if g.Conservation != nil {
+		r.Explanation += " " + g.Conservation.Explanation
+	}
+	if r.Oversold > 0 {
+		r.Explanation += fmt.Sprintf(" %d units oversold.", r.Oversold)
+	}
+}
+
+// StockSplit sets a geo SKU's allocations as a write from region: the
+// given units per region (regions not listed get 0), or quantity split
+// evenly when allocations is empty. Given both, they must add up.
+func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (Outcome, error) {
+	if err := l.checkOp(Geo, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	alloc, total, err := l.checkAllocations(quantity, allocations)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return l.do(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc})
+}
+
+// checkAllocations validates a split; quantity < 0 means "not given".
+func (l *Lab) checkAllocations(quantity int, allocations map[string]int) (map[string]int, int, error) {
+	if len(allocations) == 0 {
+		if quantity < 0 || quantity > MaxStock {
+			return nil, 0, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
+		}
+		return nil, quantity, nil
+	}
+	names := make([]string, 0, len(allocations))
+	for r := range allocations {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	total := 0
+	out := map[string]int{}
+	for _, r := range names {
+		if err := l.CheckRegion(r); err != nil {
+			return nil, 0, fmt.Errorf("%w (allocations name regions)", err)
+		}
+		n := allocations[r]
+		if n < 0 || n > MaxStock {
+			return nil, 0, fmt.Errorf("%w: the allocation of %s must be a whole number from 0 to %d (got %d)", ErrBadInput, r, MaxStock, n)
+		}
+		total += n
+		out[r] = n
+	}
+	for _, r := range l.regions {
+		if _, ok := out[r]; !ok {
+			out[r] = 0
+		}
+	}
+	if total > MaxStock {
+		return nil, 0, fmt.Errorf("%w: the allocations add up to %d, more than %d", ErrBadInput, total, MaxStock)
+	}
+	if quantity >= 0 && quantity != total {
+		return nil, 0, fmt.Errorf("%w: the allocations add up to %d but quantity is %d; give matching numbers or only one of them", ErrBadInput, total, quantity)
+	}
+	return out, total, nil
+}
+
+// resetGeo restarts crashed zones, puts zone links back to their model
+// latencies, waits for every regional group's leader and empties the geo
+// store. Called by Reset with the gate held.
+func (l *Lab) resetGeo(ctx context.Context) error {
+	l.cluster.ResetZoneLinks()
+	for _, r := range l.regions {
+		for _, z := range l.cluster.Zones(r) {
+			if !l.cluster.ZoneUp(z) {
+				if err := l.cluster.Restart(z); err != nil {
+					return wrapNodes(err)
+				}
+			}
+		}
+	}
+	if err := l.cluster.WaitRegionalLeaders(ctx); err != nil {
+		return err
+	}
+	return l.geo.clear(ctx)
+}
+
+func (l *Lab) healZoneLinks() {
+	for _, r := range l.regions {
+		if zf, err := l.cluster.ZoneFabric(r); err == nil {
+			zf.HealAll()
+		}
+	}
+}
+
+// checkZonePair checks that a and b are zones of one region.
+func (l *Lab) checkZonePair(a, b string) (*nodes.Fabric, error) {
+	for _, n := range []string{a, b} {
+		if !l.cluster.IsZone(n) && l.CheckRegion(n) != nil {
+			return nil, l.unknownRegionOrZone(n)
+		}
+	}
+	ra, rb := l.cluster.ZoneRegion(a), l.cluster.ZoneRegion(b)
+	if ra == "" || rb == "" || ra != rb {
+		return nil, fmt.Errorf("%w: a zone link joins two zones of one region (got %s and %s); between regions, name the regions", ErrBadInput, a, b)
+	}
+	zf, err := l.cluster.ZoneFabric(ra)
+	if err != nil {
+		return nil, wrapNodes(err)
+	}
+	return zf, nil
+}
+
+func (l *Lab) unknownRegionOrZone(n string) error {
+	return fmt.Errorf("%w: region '%s' is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, n,
+		strings.Join(l.regions, ", "), strings.Join(l.allZones(), ", "))
+}
+
+func (l *Lab) allZones() []string {
+	var out []string
+	for _, r := range l.regions {
+		out = append(out, l.cluster.Zones(r)...)
+	}
+	return out
+}
+
+func (l *Lab) setZoneLink(from, to string, up, oneWay bool) error {
+	zf, err := l.checkZonePair(from, to)
+	if err != nil {
+		return err
+	}
+	if err := zf.SetLink(from, to, up, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	arrow := "<->"
+	if oneWay {
+		arrow = "->"
+	}
+	kind := FaultCut
+	if up {
+		kind = FaultHeal
+	}
+	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	return nil
+}
+
+func (l *Lab) setZoneLatency(from, to string, rttMs float64, oneWay bool) error {
+	zf, err := l.checkZonePair(from, to)
+	if err != nil {
+		return err
+	}
+	if err := zf.SetRTT(from, to, rttMs, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs))
+	return nil
+}
+
+// IsZone reports whether name is a zone of this lab (us-east-1a).
+func (l *Lab) IsZone(name string) bool { return l.cluster.IsZone(name) }
+
+// Zones lists a region's zones.
+func (l *Lab) Zones(region string) []string { return slices.Clone(l.cluster.Zones(region)) }

@@ -1,0 +1,820 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Zones: every region has up to three availability zones (us-east-1a/b/c)
+// and a regional Raft group of one etcd member per zone — the geo store's
+// home. The zones of one region talk over links of their own small fabric
+// (one Fabric per region, whose "regions" are the zones), so a zone link
+// is cut, delayed and counted like any other link; the fabric between
+// regions never carries intra-region traffic, so cutting a region off the
+// world leaves its regional group whole.
+//
+// A gateway in region R reaches its own group directly (RegionalClient(R,
+// R)); a gateway in R reaches region S's group through one TCP proxy per
+// (R, S, zone of S) on the region fabric's links R→S and S→R, like the
+// replicated store's traffic.
+
+// DefaultZones is how many zones a region has unless Config.Zones says.
+const DefaultZones = 3
+
+// MaxZones bounds Config.Zones.
+const MaxZones = 3
+
+// zoneRTTMs is the round trip between two zones of one region at latency
+// scale 1: AWS documents "single-digit millisecond" latency between the
+// zones of a region; measured pings between zones are about 1–2 ms
+// (neighbouring zones ≈ 1.2 ms, the farthest pair ≈ 1.8 ms). These are
+// representative figures, the same for every region.
+func zoneRTTMs(i, j int) float64 {
+	d := i - j
+	if d < 0 {
+		d = -d
+	}
+	if d <= 1 {
+		return 1.2
+	}
+	return 1.8
+}
+
+// Regional group Raft timing: the zones are a millisecond or two apart, so
+// etcd's guide would allow a heartbeat of a few ms; the machine is shared
+// and a starved process must not trigger elections, so the heartbeat is
+// 30 ms and the election timeout 300 ms: a crashed leader zone costs its
+// region 0.3–0.6 s of writes.
+const (
+	zoneTickMs     = 30
+	zoneElectionMs = 300
+)
+
+// zoneIndex is a zone's position in its region (a = 0).
+func zoneIndex(zone string) int { return int(zone[len(zone)-1] - 'a') }
+
+// ZoneName is the name of zone i (0-based) of a region: us-east-1a.
+func ZoneName(region string, i int) string { return region + string(rune('a'+i)) }
+
+// ZoneStatus is one zone's member of its regional group in a Snapshot.
+type ZoneStatus struct {
+	Name, Region string
+	Up           bool
+	Ready        bool
+	Role         Role
+	Term         uint64
+	Leader       string // zone the member believes leads its group; "" for none
+	CommitIndex  uint64
+	AppliedIndex uint64
+	Revision     int64
+}
+
+type zoneSet struct {
+	n        int
+	groups   []*regionalGroup
+	byRegion map[string]*regionalGroup
+	byZone   map[string]*zoneMember
+
+	remote        map[[2]string]*clientv3.Client // (from, to) → a client in from of to's group
+	remoteZone    map[[2]string]*clientv3.Client // (from, zone) → a client in from of one zone's member
+	remoteProxies map[[3]string]*replicaProxy    // (from, to, zone of to)
+
+	startErr chan error // one per group
+	starting sync.WaitGroup
+}
+
+type regionalGroup struct {
+	region  string
+	fabric  *Fabric
+	members []*zoneMember
+	proxies []*peerProxy       // parallel to members; empty when the fabric is bypassed
+	client  *clientv3.Client   // every zone's member an endpoint
+	zoneCli []*clientv3.Client // one per member (parallel to members)
+
+	idMu     sync.RWMutex
+	idToZone map[types.ID]string
+}
+
+type zoneMember struct {
+	name, region string
+	index        int
+	dir          string
+	peer, client string // real listeners
+	advertise    string // the proxy in front of the peer listener, unless bypassed
+	cluster      string
+	noFsync      bool
+	zl           *zap.Logger
+
+	mu       sync.Mutex
+	etcd     *embed.Etcd
+	termSeen uint64
+}
+
+func (z *zoneMember) config() *embed.Config {
+	cfg := embed.NewConfig()
+	cfg.Name = z.name
+	cfg.Dir = z.dir
+	cfg.ListenPeerUrls = []url.URL{mustURL(z.peer)}
+	cfg.AdvertisePeerUrls = []url.URL{mustURL(z.advertise)}
+	cfg.ListenClientUrls = []url.URL{mustURL(z.client)}
+	cfg.AdvertiseClientUrls = []url.URL{mustURL(z.client)}
+	cfg.InitialCluster = z.cluster
+	cfg.InitialClusterToken = "caplab-" + z.region
+	cfg.ClusterState = embed.ClusterStateFlagNew
+	cfg.TickMs = zoneTickMs
+	cfg.ElectionMs = zoneElectionMs
+	cfg.UnsafeNoFsync = z.noFsync
+	cfg.PreVote = true
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(z.zl.Named(z.name))
+	return cfg
+}
+
+func (z *zoneMember) start() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.etcd != nil {
+		return fmt.Errorf("nodes: restart %s: zone is already running: %w", z.name, ErrRegionUp)
+	}
+	e, err := embed.StartEtcd(z.config())
+	if err != nil {
+		return fmt.Errorf("nodes: start zone %s: %w", z.name, err)
+	}
+	z.etcd = e
+	z.termSeen = e.Server.Term()
+	return nil
+}
+
+func (z *zoneMember) server() *embed.Etcd {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.etcd
+}
+
+func (z *zoneMember) pickPorts() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, p := range []*string{&z.peer, &z.client} {
+		var err error
+		if *p, err = freePort(); err != nil {
+			return fmt.Errorf("nodes: ports: %w", err)
+		}
+	}
+	return nil
+}
+
+// hardStop crashes the zone's member; false if it was not running.
+func (z *zoneMember) hardStop() *embed.Etcd {
+	z.mu.Lock()
+	e := z.etcd
+	z.etcd = nil
+	z.mu.Unlock()
+	if e != nil {
+		e.Server.HardStop()
+	}
+	return e
+}
+
+func (z *zoneMember) status(zoneOf func(types.ID) string) ZoneStatus {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	st := ZoneStatus{Name: z.name, Region: z.region, Role: RoleOffline}
+	if z.etcd == nil {
+		return st
+	}
+	s := z.etcd.Server
+	st.Up = true
+	select {
+	case <-s.ReadyNotify():
+		st.Ready = true
+	default:
+	}
+	st.Term = s.Term()
+	st.CommitIndex = s.CommittedIndex()
+	st.AppliedIndex = s.AppliedIndex()
+	st.Revision = s.KV().Rev()
+	lead := s.Leader()
+	switch {
+	case lead == 0 && st.Term > z.termSeen:
+		st.Role = RoleCandidate
+	case lead == 0:
+		st.Role = RolePreCandidate
+	case lead == s.MemberID():
+		st.Role, st.Leader, z.termSeen = RoleLeader, z.name, st.Term
+	default:
+		st.Role, st.Leader, z.termSeen = RoleFollower, zoneOf(lead), st.Term
+	}
+	return st
+}
+
+func (g *regionalGroup) zoneOf(id types.ID) string {
+	g.idMu.RLock()
+	defer g.idMu.RUnlock()
+	return g.idToZone[id]
+}
+
+func (g *regionalGroup) sender(hexID string) (string, bool) {
+	id, err := types.IDFromString(hexID)
+	if err != nil {
+		return "", false
+	}
+	name := g.zoneOf(id)
+	return name, name != ""
+}
+
+func (g *regionalGroup) learn(z *zoneMember) {
+	e := z.server()
+	if e == nil {
+		return
+	}
+	g.idMu.Lock()
+	defer g.idMu.Unlock()
+	for _, m := range e.Server.Cluster().Members() {
+		g.idToZone[m.ID] = m.Name
+	}
+}
+
+func (g *regionalGroup) endpoints() []string {
+	var eps []string
+	for _, z := range g.members {
+		z.mu.Lock()
+		eps = append(eps, "http://"+z.client)
+		z.mu.Unlock()
+	}
+	return eps
+}
+
+// startZones lays out every region's zones (ports, proxies, zone fabric)
+// and starts each regional group in its own goroutine — groups in
+// parallel, the members of one group one after another (ETCD-NOTES:
+// concurrent starts within one group cost a second per peer). awaitZones
+// waits for them.
+func (c *Cluster) startZones(zl *zap.Logger) error {
+	n := c.cfg.Zones
+	zs := &zoneSet{n: n, byRegion: map[string]*regionalGroup{}, byZone: map[string]*zoneMember{},
+		remote: map[[2]string]*clientv3.Client{}, remoteZone: map[[2]string]*clientv3.Client{}, remoteProxies: map[[3]string]*replicaProxy{},
+		startErr: make(chan error, len(c.cfg.Regions))}
+	c.zones = zs
+	// A regional group's members know each other by their proxies'
+	// addresses (in their data): a lab resumed from its data directory
+	// listens on the same ones again.
+	saved := loadZoneAddrs(c.dir)
+	for _, region := range c.cfg.Regions {
+		var names []string
+		for i := range n {
+			names = append(names, ZoneName(region, i))
+		}
+		g := &regionalGroup{region: region, idToZone: map[types.ID]string{}}
+		g.fabric = newFabric(names, c.cfg.LatencyScale, c.changed)
+		for _, l := range g.fabric.links {
+			l.setRTT(zoneRTTMs(zoneIndex(l.from), zoneIndex(l.to)), c.cfg.LatencyScale)
+			l.mu.Lock()
+			l.estimate = false
+			l.mu.Unlock()
+		}
+		var initial []string
+		for i, name := range names {
+			z := &zoneMember{name: name, region: region, index: i, dir: c.dir + "/" + name, noFsync: !c.cfg.Fsync, zl: zl}
+			if err := z.pickPorts(); err != nil {
+				return err
+			}
+			z.advertise = z.peer
+			if !c.cfg.BypassFabric {
+				ln, err := listenProxy(saved[name])
+				if err != nil {
+					return fmt.Errorf("nodes: zone peer proxy: %w", err)
+				}
+				p := newPeerProxy(name, z.peer, ln, g.fabric, g.sender)
+				g.proxies = append(g.proxies, p)
+				z.advertise = ln.Addr().String()
+			}
+			initial = append(initial, name+"=http://"+z.advertise)
+			g.members = append(g.members, z)
+			zs.byZone[name] = z
+		}
+		for _, z := range g.members {
+			z.cluster = strings.Join(initial, ",")
+		}
+		for _, p := range g.proxies {
+			go p.serve()
+		}
+		zs.groups = append(zs.groups, g)
+		zs.byRegion[region] = g
+	}
+	if err := saveZoneAddrs(c.dir, zs); err != nil {
+		return err
+	}
+	for _, g := range zs.groups {
+		zs.starting.Add(1)
+		go func() {
+			defer zs.starting.Done()
+			zs.startErr <- c.startGroup(g)
+		}()
+	}
+	return nil
+}
+
+// startGroup starts one regional group's members one after another.
+func (c *Cluster) startGroup(g *regionalGroup) error {
+	for i, z := range g.members {
+		err := z.start()
+		for try := 0; addrInUse(err) && try < 5; try++ {
+			if err := z.pickPorts(); err != nil {
+				return err
+			}
+			if !c.cfg.BypassFabric {
+				g.proxies[i].setTarget(z.peer)
+			} else {
+				z.advertise = z.peer
+			}
+			err = z.start()
+		}
+		if err != nil {
+			return err
+		}
+		g.learn(z)
+	}
+	return nil
+}
+
+// awaitZones waits until every regional group has started and every
+// member is ready, then connects the gateways' clients.
+func (c *Cluster) awaitZones(ctx interface {
+	Done() <-chan struct{}
+	Err() error
+}) error {
+	zs := c.zones
+	for range zs.groups {
+		select {
+		case err := <-zs.startErr:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: regional groups not started: %w", ctx.Err())
+		}
+	}
+	for _, g := range zs.groups {
+		for _, z := range g.members {
+			e := z.server()
+			select {
+			case <-e.Server.ReadyNotify():
+			case err := <-e.Err():
+				return fmt.Errorf("nodes: zone %s failed: %w", z.name, err)
+			case <-ctx.Done():
+				return fmt.Errorf("nodes: zone %s not ready: %w", z.name, ctx.Err())
+			}
+		}
+	}
+	for _, g := range zs.groups {
+		cli, err := newClientEndpoints(g.endpoints())
+		if err != nil {
+			return err
+		}
+		g.client = cli
+		for _, ep := range g.endpoints() {
+			zc, err := newClientEndpoints([]string{ep})
+			if err != nil {
+				return err
+			}
+			g.zoneCli = append(g.zoneCli, zc)
+		}
+	}
+	for _, from := range zs.groups {
+		for _, to := range zs.groups {
+			if from == to {
+				continue
+			}
+			var eps []string
+			for _, z := range to.members {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return fmt.Errorf("nodes: regional proxy: %w", err)
+				}
+				z.mu.Lock()
+				p := newReplicaProxy(from.region, to.region, z.client, ln, c.fabric)
+				z.mu.Unlock()
+				zs.remoteProxies[[3]string{from.region, to.region, z.name}] = p
+				go p.serve()
+				eps = append(eps, "http://"+ln.Addr().String())
+				zc, err := newClientEndpoints([]string{"http://" + ln.Addr().String()})
+				if err != nil {
+					return err
+				}
+				zs.remoteZone[[2]string{from.region, z.name}] = zc
+			}
+			cli, err := newClientEndpoints(eps)
+			if err != nil {
+				return err
+			}
+			zs.remote[[2]string{from.region, to.region}] = cli
+		}
+	}
+	return nil
+}
+
+// newClientEndpoints is newClient for several endpoints (one per zone).
+func newClientEndpoints(eps []string) (*clientv3.Client, error) {
+	cli, err := newClient(strings.TrimPrefix(eps[0], "http://"))
+	if err != nil {
+		return nil, err
+	}
+	cli.SetEndpoints(eps...)
+	return cli, nil
+}
+
+// closeZones stops every zone member (hard stop on all, then close), the
+// clients and the proxies. The caller holds the cluster closed.
+func (c *Cluster) closeZones() {
+	zs := c.zones
+	if zs == nil {
+		return
+	}
+	zs.starting.Wait()
+	for _, cli := range zs.remote {
+		_ = cli.Close()
+	}
+	for _, cli := range zs.remoteZone {
+		_ = cli.Close()
+	}
+	var stopped []*embed.Etcd
+	for _, g := range zs.groups {
+		if g.client != nil {
+			_ = g.client.Close()
+		}
+		for _, zc := range g.zoneCli {
+			_ = zc.Close()
+		}
+		for _, z := range g.members {
+			if e := z.hardStop(); e != nil {
+				stopped = append(stopped, e)
+			}
+		}
+	}
+	for _, g := range zs.groups {
+		g.fabric.closeAll()
+		for _, p := range g.proxies {
+			p.close()
+		}
+	}
+	for _, p := range zs.remoteProxies {
+		p.close()
+	}
+	var wg sync.WaitGroup
+	for _, e := range stopped {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// IsZone reports whether name is a zone of this lab (us-east-1a).
+func (c *Cluster) IsZone(name string) bool {
+	if c.zones == nil {
+		return false
+	}
+	_, ok := c.zones.byZone[name]
+	return ok
+}
+
+// ZoneRegion is the region a zone belongs to ("" if name is no zone).
+func (c *Cluster) ZoneRegion(name string) string {
+	if !c.IsZone(name) {
+		return ""
+	}
+	return c.zones.byZone[name].region
+}
+
+// Zones lists a region's zones in order.
+func (c *Cluster) Zones(region string) []string {
+	g, ok := c.zones.byRegion[region]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, z := range g.members {
+		out = append(out, z.name)
+	}
+	return out
+}
+
+// ZonesPerRegion is how many zones (members of its regional group) each
+// region has.
+func (c *Cluster) ZonesPerRegion() int { return c.zones.n }
+
+// ZoneFabric is the network between a region's zones.
+func (c *Cluster) ZoneFabric(region string) (*Fabric, error) {
+	g, ok := c.zones.byRegion[region]
+	if !ok {
+		_, err := c.region(region)
+		return nil, err
+	}
+	return g.fabric, nil
+}
+
+// ResetZoneLinks brings every zone link up at its model round trip.
+func (c *Cluster) ResetZoneLinks() {
+	for _, g := range c.zones.groups {
+		g.fabric.HealAll()
+		for _, l := range g.fabric.links {
+			l.setRTT(zoneRTTMs(zoneIndex(l.from), zoneIndex(l.to)), g.fabric.scale)
+			l.setJitter(0)
+		}
+	}
+	c.changed()
+}
+
+// RegionalClient is a client in region from of region to's regional group
+// (every zone's member is an endpoint). Unless from == to its traffic
+// crosses the region fabric's links from → to and back. It stays valid
+// across crashes and restarts.
+func (c *Cluster) RegionalClient(from, to string) (*clientv3.Client, error) {
+	if _, err := c.region(from); err != nil {
+		return nil, err
+	}
+	if _, err := c.region(to); err != nil {
+		return nil, err
+	}
+	if from == to {
+		return c.zones.byRegion[to].client, nil
+	}
+	return c.zones.remote[[2]string{from, to}], nil
+}
+
+// RegionalLeaderClient waits until region to's group has an agreed leader
+// and returns a client in region from of that leader zone's member, and
+// the zone. Sending to the leader itself means a write is never forwarded
+// to a leader that has just crashed (a follower that still believes in it
+// would hold the request until its deadline). It fails when ctx ends
+// first: no majority of to's zones is up and connected.
+func (c *Cluster) RegionalLeaderClient(ctx context.Context, from, to string) (*clientv3.Client, string, error) {
+	if _, err := c.RegionalClient(from, to); err != nil {
+		return nil, "", err
+	}
+	g := c.zones.byRegion[to]
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if leader := c.RegionalLeader(to); leader != "" {
+			z := c.zones.byZone[leader]
+			if from == to {
+				return g.zoneCli[z.index], leader, nil
+			}
+			return c.zones.remoteZone[[2]string{from, leader}], leader, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", fmt.Errorf("nodes: the regional group of %s has no leader: %w", to, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// RegionalLeader is the zone whose member leads region's group with the
+// agreement of a majority of its members reachable both ways, or "".
+func (c *Cluster) RegionalLeader(region string) string {
+	g, ok := c.zones.byRegion[region]
+	if !ok {
+		return ""
+	}
+	st := map[string]ZoneStatus{}
+	for _, z := range g.members {
+		st[z.name] = z.status(g.zoneOf)
+	}
+	for name, cand := range st {
+		if cand.Role != RoleLeader {
+			continue
+		}
+		votes := 0
+		for voter, s := range st {
+			if s.Leader == name && s.Term == cand.Term && (voter == name || (g.fabric.Up(name, voter) && g.fabric.Up(voter, name))) {
+				votes++
+			}
+		}
+		if votes > len(g.members)/2 {
+			return name
+		}
+	}
+	return ""
+}
+
+// WaitRegionalLeaders waits until every regional group of a running region
+// has a leader agreed by a majority.
+func (c *Cluster) WaitRegionalLeaders(ctx interface {
+	Done() <-chan struct{}
+	Err() error
+}) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		missing := ""
+		for _, g := range c.zones.groups {
+			if c.IsUp(g.region) && c.RegionalLeader(g.region) == "" {
+				missing = g.region
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: regional group of %s has no leader: %w", missing, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// zoneState reads every zone and zone link for a Snapshot.
+func (c *Cluster) zoneState() ([]ZoneStatus, []LinkStatus) {
+	if c.zones == nil {
+		return nil, nil
+	}
+	var zs []ZoneStatus
+	var ls []LinkStatus
+	for _, g := range c.zones.groups {
+		for _, z := range g.members {
+			zs = append(zs, z.status(g.zoneOf))
+		}
+		ls = append(ls, g.fabric.Links()...)
+	}
+	return zs, ls
+}
+
+// crashZone stops one zone's member abruptly.
+func (c *Cluster) crashZone(name string) error {
+	release, err := c.alive()
+	if err != nil {
+		return fmt.Errorf("nodes: crash %s: %w", name, err)
+	}
+	defer release()
+	z := c.zones.byZone[name]
+	if !c.IsUp(z.region) {
+		return fmt.Errorf("nodes: crash %s: its region %s is down: %w", name, z.region, ErrRegionDown)
+	}
+	e := z.hardStop()
+	if e == nil {
+		return fmt.Errorf("nodes: crash %s: zone is down: %w", name, ErrRegionDown)
+	}
+	c.dropZone(z)
+	e.Close()
+	c.changed()
+	return nil
+}
+
+// dropZone ends every proxied connection into a zone's member.
+func (c *Cluster) dropZone(z *zoneMember) {
+	g := c.zones.byRegion[z.region]
+	if z.index < len(g.proxies) {
+		g.proxies[z.index].dropAll()
+	}
+	for k, p := range c.zones.remoteProxies {
+		if k[2] == z.name {
+			p.dropAll()
+		}
+	}
+}
+
+// crashRegionZones stops every running zone of a crashed region.
+func (c *Cluster) crashRegionZones(region string) {
+	g, ok := c.zones.byRegion[region]
+	if !ok {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, z := range g.members {
+		if e := z.hardStop(); e != nil {
+			c.dropZone(z)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e.Close()
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// restartZone starts a crashed zone's member again from its data.
+func (c *Cluster) restartZone(name string) error {
+	release, err := c.alive()
+	if err != nil {
+		return fmt.Errorf("nodes: restart %s: %w", name, err)
+	}
+	defer release()
+	z := c.zones.byZone[name]
+	if !c.IsUp(z.region) {
+		return fmt.Errorf("nodes: restart %s: its region %s is down (restart the region): %w", name, z.region, ErrRegionDown)
+	}
+	if err := c.startZone(z); err != nil {
+		return err
+	}
+	c.changed()
+	return nil
+}
+
+// startZone starts one zone's member, moving its listeners if another
+// process took a port while it was down.
+func (c *Cluster) startZone(z *zoneMember) error {
+	g := c.zones.byRegion[z.region]
+	err := z.start()
+	for try := 0; addrInUse(err) && !c.cfg.BypassFabric && try < 5; try++ {
+		if err := z.pickPorts(); err != nil {
+			return err
+		}
+		g.proxies[z.index].setTarget(z.peer)
+		if g.client != nil {
+			g.client.SetEndpoints(g.endpoints()...)
+		}
+		if z.index < len(g.zoneCli) {
+			g.zoneCli[z.index].SetEndpoints("http://" + z.client)
+		}
+		for k, p := range c.zones.remoteProxies {
+			if k[2] == z.name {
+				p.setTarget(z.client)
+			}
+		}
+		err = z.start()
+	}
+	return err
+}
+
+// restartRegionZones starts every zone of a restarted region that is down.
+func (c *Cluster) restartRegionZones(region string) error {
+	g, ok := c.zones.byRegion[region]
+	if !ok {
+		return nil
+	}
+	for _, z := range g.members {
+		if z.server() != nil {
+			continue
+		}
+		if err := c.startZone(z); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ZoneUp reports whether a zone's member runs.
+func (c *Cluster) ZoneUp(name string) bool {
+	z, ok := c.zones.byZone[name]
+	return ok && z.server() != nil
+}
+
+// checkZones validates Config.Zones.
+func checkZones(n int) error {
+	if n < 1 || n > MaxZones {
+		return fmt.Errorf("nodes: a region has 1 to %d zones (got %d)", MaxZones, n)
+	}
+	return nil
+}
+
+// zoneAddrsFile keeps the zone proxies' addresses in the data directory.
+const zoneAddrsFile = "zones.json"
+
+func loadZoneAddrs(dir string) map[string]string {
+	out := map[string]string{}
+	raw, err := os.ReadFile(filepath.Join(dir, zoneAddrsFile))
+	if err == nil {
+		_ = json.Unmarshal(raw, &out)
+	}
+	return out
+}
+
+func saveZoneAddrs(dir string, zs *zoneSet) error {
+	m := map[string]string{}
+	for name, z := range zs.byZone {
+		m[name] = z.advertise
+	}
+	raw, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(dir, zoneAddrsFile), raw, 0o600); err != nil {
+		return fmt.Errorf("nodes: zones: %w", err)
+	}
+	return nil
+}
+
+// listenProxy listens on addr when given and free, else on a new port.
+func listenProxy(addr string) (net.Listener, error) {
+	if addr != "" {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
