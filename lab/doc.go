@@ -34,6 +34,12 @@
 // runs porcupine with an inventory model and counts sold, oversold,
 // indeterminate, stale and lost-update operations.
 //
+// Outside etcd clients (etcdctl through the client URLs State lists for
+// every region's member and replica) bypass all of this: their writes are
+// not operations. The lab watches the consensus store and records a
+// revision of a SKU that none of its operations wrote as an outside_write
+// fault (outside.go).
+//
 // All callers — the web API, lessons, scripts — use the same *Lab
 // methods, so there is one command path and one event stream (Subscribe).
 //
