@@ -185,6 +185,7 @@ const closeWait = 10 * time.Second
 // after Close fail with ErrClosed. Safe to call twice.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
+		l.pauses.clear() // frozen shops wake and finish
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		drained := l.gate.Acquire(ctx, gateAll) == nil
 		cancel()
@@ -724,6 +725,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	l.pauses.clear() // frozen shops wake, so that the reset need not wait for them
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := l.gate.Acquire(wctx, gateAll)
 	cancel()
@@ -770,7 +772,6 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.breakers.Reset()
 	l.history.Clear()
 	l.clocks.Reset()
-	l.pauses.clear()
 	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()
