@@ -548,7 +548,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
 	op = l.history.AddOperation(op)
-	l.recordOp(op, quorum)
+	l.recordOp(ctx, op, quorum)
 	out.OpID = op.ID
 	l.count(op)
 	l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
