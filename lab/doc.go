@@ -43,6 +43,16 @@
 // All callers — the web API, lessons, scripts — use the same *Lab
 // methods, so there is one command path and one event stream (Subscribe).
 //
+// Time (time.go, reserve.go): each region has a wall clock (nodes.Clocks)
+// that the replicated store's hybrid logical clock reads, so SetClock
+// skews its last-writer-wins order; etcd's own timers are not skewed.
+// Pause freezes a region's shop mid-flight; Reserve is the etcd-lock
+// "reserve and sell" flow, with or without a fencing token.
+//
+// Recording (recording.go): every action since the last reset or
+// StartRecording, in order, at most 1,000, for the lessons package to
+// render as a lesson. The lab knows nothing of the lesson format.
+//
 // Pure parts (quorum arithmetic, the LWW merge, the hybrid logical clock,
 // the inventory model and the checker) are plain functions over values
 // and are tested exhaustively on their own.

@@ -220,6 +220,7 @@ const closeWait = 10 * time.Second
 // after Close fail with ErrClosed. Safe to call twice.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
+		l.pauses.clear() // frozen shops wake and finish
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		drained := l.gate.lock(ctx) == nil
 		cancel()
@@ -613,7 +614,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		op = l.history.AddOperation(op)
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
-		l.recordOp(op, quorum)
+		l.recordOp(ctx, op, quorum)
 	}
 	out.OpID = op.ID
 	l.count(op)
@@ -701,6 +702,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	l.pauses.clear() // frozen shops wake, so that the reset need not wait for them
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := l.gate.lock(wctx)
 	cancel()
@@ -751,7 +753,6 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.breakers.Reset()
 	l.history.Clear()
 	l.clocks.Reset()
-	l.pauses.clear()
 	l.recorder.start(true, l.Quorum())
 	l.resetCounters()
 	st := l.State()

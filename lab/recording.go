@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"sync"
@@ -205,6 +206,14 @@ func plural(n int, noun string) string {
 	return strconv.Itoa(n) + " " + noun + "s"
 }
 
+type noRecording struct{}
+
+// WithoutRecording marks operations run with ctx as not to be recorded:
+// a load generator's thousands of buys are not a presenter's actions.
+func WithoutRecording(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRecording{}, true)
+}
+
 // ---- hooks the action methods call (one line each) ----
 
 // recorded records a region action when err is nil and returns err.
@@ -227,8 +236,12 @@ func (l *Lab) recorded(err error, kind ActionKind, region string) error {
 	return nil
 }
 
-// recordOp records a stock, buy or read as it returned.
-func (l *Lab) recordOp(op Operation, quorum QuorumState) {
+// recordOp records a stock, buy or read as it returned, unless its
+// context says not to (WithoutRecording).
+func (l *Lab) recordOp(ctx context.Context, op Operation, quorum QuorumState) {
+	if ctx.Value(noRecording{}) != nil {
+		return
+	}
 	kind := ActBuy
 	switch op.Op {
 	case OpStock:

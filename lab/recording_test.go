@@ -40,3 +40,13 @@ func BenchmarkRecorderAdd(b *testing.B) {
 		}
 	})
 }
+
+func TestWithoutRecording(t *testing.T) {
+	l := &Lab{}
+	l.recorder.start(true, QuorumState{})
+	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{})
+	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{})
+	if n := len(l.recorder.snapshot().Actions); n != 1 {
+		t.Fatalf("recorded %d operations, want only the one without WithoutRecording", n)
+	}
+}

@@ -28,6 +28,7 @@ const MaxPause = 60 * time.Second
 type pauses struct {
 	mu    sync.Mutex
 	until map[string]time.Time
+	wake  chan struct{} // closed (and replaced) by clear: every frozen shop wakes
 }
 
 func (p *pauses) set(region string, until time.Time) {
@@ -39,10 +40,24 @@ func (p *pauses) set(region string, until time.Time) {
 	p.until[region] = until
 }
 
+// clear ends every pause at once (a reset, Close).
 func (p *pauses) clear() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	clear(p.until)
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
+}
+
+func (p *pauses) wakeup() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.wake == nil {
+		p.wake = make(chan struct{})
+	}
+	return p.wake
 }
 
 // remaining is how long region's shop stays frozen from now (0: it runs).
@@ -52,20 +67,23 @@ func (p *pauses) remaining(region string) time.Duration {
 	return max(0, time.Until(p.until[region]))
 }
 
-// hold freezes the calling shop of region until its pause ends, or the
-// lab closes. It reports how long it froze.
+// hold freezes the calling shop of region until its pause ends, the
+// pauses are cleared or the lab closes. It reports how long it froze.
 func (p *pauses) hold(region string, stop <-chan struct{}) time.Duration {
 	d := p.remaining(region)
 	if d <= 0 {
 		return 0
 	}
+	wake := p.wakeup()
+	start := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+	case <-wake:
 	case <-stop:
 	}
-	return d
+	return time.Since(start)
 }
 
 // Pause freezes region's shop for seconds (0 < seconds ≤ 60) from now: its

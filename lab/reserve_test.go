@@ -73,3 +73,25 @@ func TestPauseBadInputChangesNothing(t *testing.T) {
 		t.Fatalf("a refused pause paused the shop for %v", d)
 	}
 }
+
+// TestResetWakesPausedShops: a reset does not wait out a long pause.
+func TestResetWakesPausedShops(t *testing.T) {
+	l := newLab(t, Config{})
+	ctx := ctxT(t, 60*time.Second)
+	must(t)(l.Stock(ctx, Consensus, "P", "us-east-1", 1))
+	if err := l.Pause("eu-west-1", 60); err != nil {
+		t.Fatal(err)
+	}
+	late, err := l.ReserveAsync(ctx, "P", "eu-west-1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without waking the shop, the reset would wait 30 s for the gate and fail.
+	if err := l.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-late
+	if d := l.Paused("eu-west-1"); d != 0 {
+		t.Fatalf("after the reset the shop is still paused for %v", d)
+	}
+}

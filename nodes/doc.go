@@ -97,6 +97,10 @@
 // has moved past the last term in which it knew a leader (only real
 // campaigns raise the term), else a pre-candidate (PreVote).
 //
+// Clocks (clock.go) give each region a wall clock with an offset and a
+// drift, set live like a link's delay. Only the lab's own readers of wall
+// time use them; etcd's Raft and lease timers run on monotonic time.
+//
 // Usage:
 //
 //	c, err := nodes.Start(ctx, nodes.Config{LatencyScale: 1})
