@@ -112,6 +112,7 @@ type Lab struct {
 	audit    *audit                 // the auditor's own state (under auditMu)
 
 	snap atomic.Pointer[State] // the newest State published; operation events carry it
+	verdicts verdicts // the checker's remembered segment verdicts (Check)
 
 	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
@@ -594,7 +595,10 @@ func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
 // CheckTimeout bounds the checker's linearizability search.
 const CheckTimeout = 10 * time.Second
 
-// Check runs the checker on one store and SKU ("" for every SKU).
+// Check runs the checker on one store and SKU ("" for every SKU). It
+// judges each SKU's history in segments cut at restocks and remembers the
+// verdicts of segments that no longer change (see segments.go), so a long
+// history is judged in the time its newest segment takes.
 func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 	if _, err := ParseStore(string(store)); err != nil {
 		return CheckResult{}, err
@@ -604,8 +608,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	res, _ := Check(l.history.Operations(store, sku), store, sku, CheckTimeout)
-	return res, nil
+	return checkSegmented(l.history.Select(store, sku, countsForCheck), store, sku, CheckTimeout, &l.verdicts), nil
 }
 
 // Visualize writes the checker's HTML view of one store and SKU.
@@ -671,6 +674,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
+	l.verdicts.clear()
 	l.resetCounters()
 	st := l.State()
 	l.publish(Event{Type: EventReset, State: &st})
