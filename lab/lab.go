@@ -111,8 +111,8 @@ type Lab struct {
 	auditMu  sync.Mutex             // the auditor's recount against Reset
 	audit    *audit                 // the auditor's own state (under auditMu)
 
-	snap atomic.Pointer[State] // the newest State published; operation events carry it
-	verdicts verdicts // the checker's remembered segment verdicts (Check)
+	snap     atomic.Pointer[State] // the newest State published; operation events carry it
+	verdicts verdicts              // the checker's remembered segment verdicts (Check)
 
 	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
