@@ -333,7 +333,12 @@ func TestAssignClients(t *testing.T) {
 // the history is linearizable by construction. It mixes buys, restocks,
 // linearizable and (possibly stale) serializable reads, unavailable buys
 // and stocks that did or did not apply, and fail_fast / conflict buys.
-func ckSequentialRun(rng *rand.Rand, n int) []Operation {
+func ckSequentialRun(rng *rand.Rand, n int) []Operation { return ckSequentialRunJitter(rng, n, 60) }
+
+// ckSequentialRunJitter is ckSequentialRun with calls and returns up to
+// jitter ms either side of the instants 10 ms apart where operations take
+// effect (small jitter: few operations overlap).
+func ckSequentialRunJitter(rng *rand.Rand, n, jitter int) []Operation {
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
 	state, v := 0, int64(0)
 	type past struct {
@@ -344,8 +349,8 @@ func ckSequentialRun(rng *rand.Rand, n int) []Operation {
 	var ops []Operation
 	for i := range n {
 		point := int64(i*10 + 5)
-		call := point - int64(rng.IntN(60))
-		ret := point + int64(rng.IntN(60))
+		call := point - int64(rng.IntN(jitter))
+		ret := point + int64(rng.IntN(jitter))
 		o := Operation{ID: i + 1, Region: regions[rng.IntN(3)], Store: Replicated, SKU: "X", Call: ckMs(call), Return: ckMs(ret)}
 		apply := func() {}
 		k := rng.IntN(20)

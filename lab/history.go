@@ -176,6 +176,18 @@ func (h *History) Operations(store Store, sku string) []Operation {
 	return out
 }
 
+// Select returns a copy of the operations on one store and SKU ("" for
+// every SKU) for which keep is true, in the order they were added.
+func (h *History) Select(store Store, sku string, keep func(op *Operation) bool) []Operation {
+	var out []Operation
+	h.current().scan(0, false, func(op *Operation) {
+		if op.Store == store && (sku == "" || op.SKU == sku) && keep(op) {
+			out = append(out, *op)
+		}
+	})
+	return out
+}
+
 // HistoryCursor marks how far a reader of Since has read.
 type HistoryCursor struct {
 	log  *opLog

@@ -121,7 +121,8 @@ type Lab struct {
 	clocks   *nodes.Clocks          // per-region wall clocks (time.go)
 	pauses   pauses                 // paused shops (reserve.go)
 
-	snap atomic.Pointer[State] // the newest State published; operation events carry it
+	snap     atomic.Pointer[State] // the newest State published; operation events carry it
+	verdicts verdicts              // the checker's remembered segment verdicts (Check)
 
 	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
@@ -660,7 +661,10 @@ func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
 // CheckTimeout bounds the checker's linearizability search.
 const CheckTimeout = 10 * time.Second
 
-// Check runs the checker on one store and SKU ("" for every SKU).
+// Check runs the checker on one store and SKU ("" for every SKU). It
+// judges each SKU's history in segments cut at restocks and remembers the
+// verdicts of segments that no longer change (see segments.go), so a long
+// history is judged in the time its newest segment takes.
 func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 	if _, err := ParseStore(string(store)); err != nil {
 		return CheckResult{}, err
@@ -670,8 +674,8 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	ops := l.history.Operations(store, sku)
-	res, _ := Check(ops, store, sku, CheckTimeout)
+	ops := l.history.Select(store, sku, countsForCheck)
+	res := checkSegmented(ops, store, sku, CheckTimeout, &l.verdicts)
 	if store == Geo {
 		l.checkGeo(&res) // geo_lab.go
 	}
@@ -754,6 +758,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.history.Clear()
 	l.clocks.Reset()
 	l.recorder.start(true, l.Quorum())
+	l.verdicts.clear()
 	l.resetCounters()
 	st := l.State()
 	l.publish(Event{Type: EventReset, State: &st})

@@ -42,13 +42,12 @@ const (
 )
 
 type hotResult struct {
-	clients          int
-	okPerSec         float64
-	admitted         []time.Duration // every answer that was not overloaded
-	overloaded       []time.Duration // overloaded answers
-	kinds            map[string]int
-	transportErrors  int
-	unexpectedStatus int
+	clients         int
+	okPerSec        float64
+	admitted        []time.Duration // every answer that was not overloaded
+	overloaded      []time.Duration // overloaded answers
+	kinds           map[string]int
+	transportErrors int
 }
 
 func pctMs(d []time.Duration, p float64) float64 {
