@@ -217,7 +217,7 @@ func writePorcupine(w io.Writer, ops []Operation, f ExportFilter) error {
 		ci, co := p.Input.(checkInput), p.Output.(checkOutput)
 		line := PorcupineOperation{
 			ClientID: p.ClientId, Call: p.Call, Return: p.Return,
-			Input:  PorcupineInput{SKU: ci.SKU, Region: ci.Region, Op: ci.Op, Qty: ci.Qty, Class: ci.Class, Rank: ci.Rank},
+			Input:  PorcupineInput(ci),
 			Output: PorcupineOutput{Outcome: co.Kind, Unknown: co.Unknown, Quantity: co.Quantity},
 			ID:     in[i].op.ID,
 		}
