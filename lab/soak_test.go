@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +18,11 @@ import (
 	"time"
 )
 
-var soakFlag = flag.Bool("soak", false, "run the full soak: 1,000 partition/heal cycles (minutes; docs/benchmarks.md)")
+var (
+	soakFlag     = flag.Bool("soak", false, "run the full soak: 1,000 partition/heal cycles (minutes; docs/benchmarks.md)")
+	soakCycles   = flag.Int("soak.cycles", 0, "with -soak: how many cycles instead of 1,000")
+	soakProfiles = flag.String("soak.profiles", "", "write a goroutine profile (text) at every sample into this directory")
+)
 
 // rssBytes is this process's resident set size (Linux), 0 elsewhere.
 func rssBytes() int64 {
@@ -53,6 +59,9 @@ func TestSoakPartitionHeal(t *testing.T) {
 	cycles, every := 50, 10
 	if *soakFlag {
 		cycles, every = 1000, 100
+		if *soakCycles > 0 {
+			cycles, every = *soakCycles, max(1, *soakCycles/10)
+		}
 	}
 	const (
 		skus      = 8
@@ -152,6 +161,12 @@ func TestSoakPartitionHeal(t *testing.T) {
 			sampling[k][1] = time.Now().Add(100 * time.Millisecond)
 			sampleMu.Unlock()
 		}()
+		if *soakProfiles != "" {
+			if f, err := os.Create(filepath.Join(*soakProfiles, fmt.Sprintf("goroutines-%04d.txt", cycle))); err == nil {
+				_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+				_ = f.Close()
+			}
+		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := soakSample{cycle: cycle, goroutines: runtime.NumGoroutine(), rss: rssBytes(), heap: ms.HeapInuse, ops: ops.Load()}
