@@ -26,8 +26,12 @@ import (
 // The log hears the lab through a recorder (Lab.Record): a hook called on
 // the recording goroutine for every recorded operation, fault and reset,
 // which never drops an event the way a slow Subscribe channel may. Append
-// only queues the record; one writer goroutine encodes and writes, so a
-// slow disk delays the log, never a buy.
+// queues the record for the one writer goroutine and waits until it is
+// written (group commit: concurrent operations share one write), so an
+// operation's answer leaves only once its record is with the operating
+// system — a killed process loses no answered operation; with Sync, a
+// machine crash loses none either. A disk that does not answer delays an
+// operation by at most auditWait, never hangs it.
 
 // AuditRecordType names what an AuditRecord holds.
 type AuditRecordType string
@@ -76,14 +80,15 @@ type AuditLog struct {
 	opts AuditOptions
 	run  string
 
-	mu      sync.Mutex
-	cond    *sync.Cond // signals queue growth and progress of written
-	queue   []AuditRecord
-	seq     int64 // last assigned
-	written int64 // last written to the file
-	err     error // first write error; the log stops there
-	closed  bool
-	done    chan struct{}
+	mu         sync.Mutex
+	cond       *sync.Cond    // signals queue growth to the writer
+	written    chan struct{} // closed (and replaced) whenever writtenSeq grows
+	queue      []AuditRecord
+	seq        int64 // last assigned
+	writtenSeq int64 // last written to the file
+	err        error // first write error; the log stops there
+	closed     bool
+	done       chan struct{}
 
 	// writer goroutine only
 	file  *os.File
@@ -129,6 +134,7 @@ func OpenAuditLog(dir string, regions []string, opts AuditOptions) (*AuditLog, e
 	}
 	a := &AuditLog{dir: dir, opts: opts, run: time.Now().UTC().Format(time.RFC3339Nano), done: make(chan struct{})}
 	a.cond = sync.NewCond(&a.mu)
+	a.written = make(chan struct{})
 	_, idx, err := auditFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("lab: audit log: %w", err)
@@ -139,13 +145,13 @@ func OpenAuditLog(dir string, regions []string, opts AuditOptions) (*AuditLog, e
 		if a.seq, err = repairLastFile(filepath.Join(dir, auditName(a.index))); err != nil {
 			return nil, fmt.Errorf("lab: audit log: %w", err)
 		}
-		a.written = a.seq
+		a.writtenSeq = a.seq
 	}
 	if err := a.openFile(); err != nil {
 		return nil, err
 	}
 	go a.writer()
-	a.append(AuditRecord{Type: AuditStart, At: time.Now(), Regions: slices.Clone(regions)})
+	a.wait(a.append(AuditRecord{Type: AuditStart, At: time.Now(), Regions: slices.Clone(regions)}), auditWait)
 	return a, nil
 }
 
@@ -214,43 +220,72 @@ func (a *AuditLog) Append(e Event) {
 	default:
 		return
 	}
-	a.append(r)
+	a.wait(a.append(r), auditWait)
 }
 
-func (a *AuditLog) append(r AuditRecord) {
+// auditWait bounds how long Append waits for its record to be written.
+const auditWait = 2 * time.Second
+
+// append queues r and returns its Seq (0 when the log is closed).
+func (a *AuditLog) append(r AuditRecord) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return
+		return 0
 	}
 	a.seq++
 	r.Seq, r.Run = a.seq, a.run
 	a.queue = append(a.queue, r)
 	a.cond.Broadcast()
+	return a.seq
+}
+
+// wait waits until record seq is written, the log failed or closed, or d
+// passed; it reports whether seq was written.
+func (a *AuditLog) wait(seq int64, d time.Duration) bool {
+	var timeout <-chan time.Time
+	for {
+		a.mu.Lock()
+		done, ch, failed := a.writtenSeq >= seq, a.written, a.err != nil
+		a.mu.Unlock()
+		if done {
+			return true
+		}
+		if failed {
+			return false
+		}
+		if timeout == nil {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-a.done:
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.writtenSeq >= seq
+		case <-timeout:
+			return false
+		}
+	}
 }
 
 // Flush waits until every record appended so far is written (and synced,
 // with Sync) and returns the first write error, if any.
 func (a *AuditLog) Flush() error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	target := a.seq
-	for a.written < target && a.err == nil && !a.closedAndIdle() {
-		a.cond.Wait()
+	a.mu.Unlock()
+	if !a.wait(target, time.Minute) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.err != nil {
+			return a.err
+		}
+		return fmt.Errorf("lab: audit log: records not written within a minute")
 	}
-	return a.err
-}
-
-func (a *AuditLog) closedAndIdle() bool {
-	if !a.closed {
-		return false
-	}
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
+	return nil
 }
 
 // Close writes what is queued, syncs and closes the file. Safe twice.
@@ -267,7 +302,6 @@ func (a *AuditLog) Close() error {
 	<-a.done
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.cond.Broadcast()
 	return a.err
 }
 
@@ -298,8 +332,11 @@ func (a *AuditLog) writer() {
 			if err != nil && a.err == nil {
 				a.err = fmt.Errorf("lab: audit log: %w", err)
 			}
-			a.written = batch[len(batch)-1].Seq
-			a.cond.Broadcast()
+			if err == nil {
+				a.writtenSeq = batch[len(batch)-1].Seq
+			}
+			close(a.written)
+			a.written = make(chan struct{})
 			a.mu.Unlock()
 		}
 		if closed && len(batch) == 0 {

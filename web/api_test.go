@@ -28,7 +28,7 @@ type apiFixture struct {
 
 // startLab starts a real lab for one test — real etcd, fast Raft timing
 // (50/500 ms), a temporary data dir, quiet — and closes it at the end.
-func startLab(t *testing.T, cfg lab.Config) *lab.Lab {
+func startLab(t testing.TB, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	cfg.DataDir, cfg.TickMs, cfg.ElectionMs, cfg.Logger = t.TempDir(), 50, 500, quietLogger()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -44,7 +44,7 @@ func startLab(t *testing.T, cfg lab.Config) *lab.Lab {
 // newAPI starts a real lab (real etcd, small latency scale, fast Raft
 // timing) behind a Server on an httptest server. Cleanup closes the HTTP
 // server, then the Server, then the lab.
-func newAPI(t *testing.T) *apiFixture {
+func newAPI(t testing.TB) *apiFixture {
 	t.Helper()
 	l := startLab(t, lab.Config{LatencyScale: 0.02})
 	s := New(l, Options{Token: testToken, Logger: quietLogger(), JoinURL: "http://lab.example/"})
@@ -111,17 +111,21 @@ func errorOf(t *testing.T, body []byte) string {
 	return e.Error
 }
 
-func TestRefusedRequestsChangeNothing(t *testing.T) {
-	f := newAPI(t)
+// apiCase is one refused request of the API table test; the fuzz targets
+// (fuzz_test.go) take their seeds from these too.
+type apiCase struct {
+	name, method, path, body string
+	hdr                      map[string]string
+	status                   int
+	says                     string // the error sentence contains this
+}
+
+// refusedRequests is the API table test's list of refused requests.
+func refusedRequests() []apiCase {
 	noAuth := map[string]string{"Authorization": ""}
 	all := "us-east-1, eu-west-1, ap-southeast-1"
 	sku := "/api/stores/consensus/skus/IPHONE"
-	cases := []struct {
-		name, method, path, body string
-		hdr                      map[string]string
-		status                   int
-		says                     string // the error sentence contains this
-	}{
+	return []apiCase{
 		// unknown names
 		{"crash unknown region", "POST", "/api/regions/eu-west-2/crash", "{}", nil, 404, "\"eu-west-2\" is not in this lab (regions: " + all + ")"},
 		{"restart unknown region", "POST", "/api/regions/mars-1/restart", "{}", nil, 404, "regions: " + all},
@@ -204,6 +208,11 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		{"unknown route", "GET", "/api/nothing", "", nil, 404, "nothing at"},
 		{"wrong method", "DELETE", "/api/state", "", nil, 405, "GET"},
 	}
+}
+
+func TestRefusedRequestsChangeNothing(t *testing.T) {
+	f := newAPI(t)
+	cases := refusedRequests()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := shape(f.lab.State())

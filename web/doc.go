@@ -64,6 +64,7 @@
 //	POST /api/network/bridge                    {"via":"A"}: the other regions split in two halves that reach each other only through A, atomically; token
 //	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""
+//	GET  /api/history/export                    ?format=jsonl|porcupine|edn&store=S&sku=S: the history for other checkers (export.go)
 //	GET  /api/check                             ?store defaults to consensus
 //
 // Unknown paths answer a JSON 404; a known path with another method a JSON
@@ -91,9 +92,15 @@
 // Polls: going to a step that has ask commands opens its first question
 // before anything runs, so the audience predicts before the reveal. Votes
 // need no token, but they must come from the page: an Origin naming this
-// host (else 403) and the caplab_viewer cookie (random, HttpOnly,
-// SameSite=Strict, set by GET / when lessons are loaded; else 403). One
-// vote per cookie and question; a second replaces the first. The option
+// host (else 403) and a caplab_viewer cookie the lab signed (a random id
+// and its HMAC-SHA256 tag under a per-lab secret; HttpOnly,
+// SameSite=Strict; set by GET / when lessons are loaded and by the
+// WebSocket upgrade; a made-up or tampered id is 403). One vote per viewer
+// and question; a second replaces the first. At most
+// Options.VotesPerAddress viewers (default 50) from one client address
+// (an IPv6 address by its /64) vote on one question: 429 naming the
+// address (viewer.go). The presenter's poll frame carries "viewers", the
+// WebSocket viewers connected when it was sent, beside "votes". The option
 // must be one of the question's (400 naming them); no open question, or one
 // already revealed, is 409; a question counts at most 10,000 voters (429
 // for more). The presenter's page gets the tally live; viewers get the

@@ -141,6 +141,7 @@ func TestLessonBrowser(t *testing.T) {
 		lessonDo(t, viewer, "vote yes", chromedp.Click(chromedp.ID("poll-option-0")))
 		lessonWait(t, viewer, "the vote is marked", `document.getElementById('poll-option-0').getAttribute('aria-pressed')`, "true")
 		lessonWait(t, presenter, "presenter sees the tally", lessonText("poll-tally"), "Yes1 vote (100%)")
+		lessonWait(t, presenter, "presenter sees votes beside connected viewers", lessonText("poll-tally"), "1 vote from 2 connected viewers")
 		if got := lessonEval(t, viewer, lessonText("poll-tally")); strings.Contains(got, "%") || !strings.Contains(got, "1 vote so far") {
 			t.Errorf("viewer's tally before the reveal: %q, want only the count", got)
 		}
