@@ -11,7 +11,8 @@ package static
 
 import "embed"
 
-// FS holds app.css, app.js and the SVG icons.
+// FS holds app.css, app.js (the page), lessons.js (its lesson panel) and
+// the SVG icons.
 //
 //go:embed *.css *.js *.svg
 var FS embed.FS
