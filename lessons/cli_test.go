@@ -153,3 +153,23 @@ func TestListLinesStartWithRunnableName(t *testing.T) {
 		}
 	}
 }
+
+// "check" warns about a spoiler and still passes.
+func TestCheckWarnsAboutSpoilers(t *testing.T) {
+	dir := t.TempDir()
+	src := strings.Replace(spoilerLesson, "Singapore is cut off from the others.", "Singapore is cut off, so it will refuse.", 1)
+	file := filepath.Join(dir, "spoiler.md")
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Main([]string{"check", file}, &stdout, &stderr, nil); code != ExitOK {
+		t.Errorf("exit code %d, want %d (a warning does not fail)", code, ExitOK)
+	}
+	if !strings.Contains(stderr.String(), `spoiler.md:20: warning: the prose before this ask says "refuse", which gives away "unavailable"`) {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "1 lesson, all valid; 1 warning") {
+		t.Errorf("stdout = %q", stdout.String())
+	}
+}

@@ -49,7 +49,7 @@
 //	GET  /healthz                               {"ok":true}
 //	GET  /metrics                               Prometheus text format from the lab's own registry; no token (metrics.go)
 //	GET  /                                      the page (text/html); ?present=1 presenter mode, ?sku=S product
-//	GET  /static/…                              app.js, app.css, favicon.svg (package static)
+//	GET  /static/…                              app.js, lessons.js, app.css, favicon.svg (package static)
 //	GET  /ui/verdict?sku=S                      {"type":"fragment","id":"verdict","html":"…"}: the verdict panel
 //	GET  /api/lessons                           {"lessons":[LessonSummary…]} (empty without a provider)
 //	GET  /api/lessons/{id}                      Lesson with "stepList"

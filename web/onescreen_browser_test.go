@@ -257,6 +257,7 @@ func oneScreen(t *testing.T, shots string) {
 		t.Errorf("touch targets under 44 px on a phone: %s", small)
 	}
 	assertInView(t, phone, "phone", []string{"poll-option-0", "poll-option-1"})
+	axeClean(t, phone, "a viewer on a phone")
 	save("screenshot-phone.png", shot(t, phone))
 }
 
