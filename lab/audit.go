@@ -160,6 +160,7 @@ func (l *Lab) recount() bool {
 // come in.
 type audit struct {
 	cursor HistoryCursor
+	read   int // operations read from the history (work done, for tests)
 	skus   map[Store]map[string]*skuAudit
 	dirty  map[*skuAudit]struct{} // touched since the last recount
 }
@@ -169,6 +170,7 @@ func newAudit() *audit {
 }
 
 func (a *audit) add(op Operation) {
+	a.read++
 	m := a.skus[op.Store]
 	if m == nil {
 		m = map[string]*skuAudit{}

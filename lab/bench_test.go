@@ -75,8 +75,8 @@ func hammer(workers, n int, fn func(worker, i int)) (perSec float64, lat latenci
 
 // BenchmarkConsensusBuys: buys through the lab's consensus store (breaker,
 // history, CAS retries) at latency 0 with 64 concurrent buyers spread over
-// the regions and 64 SKUs, against the same read + Txn straight on etcd's
-// client in the same run.
+// the regions and 64 SKUs, against the same compare-and-swap straight on
+// etcd's client in the same run.
 func BenchmarkConsensusBuys(b *testing.B) {
 	const buyers, buys = 64, 3000
 	l := benchLab(b, Config{LatencyScale: 0, MaxRetries: 50})
@@ -94,23 +94,30 @@ func BenchmarkConsensusBuys(b *testing.B) {
 			notOK.Add(1)
 		}
 	})
+	// The same one-round compare-and-swap straight on etcd's client: local
+	// serializable read, then Txn with the current value in its Else.
 	rawRate, rawLat := hammer(buyers, buys, func(w, i int) {
 		cli, _ := l.cluster.MemberClient(regions[w%len(regions)])
 		key := l.consensus.key("SKU" + strconv.Itoa(w))
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		resp, err := cli.Get(cctx, key, clientv3.WithSerializable())
+		if err != nil {
+			notOK.Add(1)
+			return
+		}
+		q, v := decodeConsensus(resp)
 		for {
-			resp, err := cli.Get(cctx, key)
+			t, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.Wall)).
+				Then(clientv3.OpPut(key, strconv.Itoa(q-1))).Else(clientv3.OpGet(key)).Commit()
 			if err != nil {
 				notOK.Add(1)
 				return
 			}
-			q, v := decodeConsensus(resp)
-			t, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.Wall)).
-				Then(clientv3.OpPut(key, strconv.Itoa(q-1))).Commit()
-			if err != nil || t.Succeeded {
+			if t.Succeeded {
 				return
 			}
+			q, v = decodeKVs(t.Responses[0].GetResponseRange().GetKvs())
 		}
 	})
 	if notOK.Load() > 0 {
@@ -190,5 +197,42 @@ func BenchmarkReplicatedBuys(b *testing.B) {
 		})
 		b.ReportMetric(rate, "buys/s-"+name)
 		b.ReportMetric(lat.pct(99), "p99-ms-"+name)
+	}
+}
+
+// BenchmarkBuyFidelity: sequential consensus buys from each region at real
+// latencies (scale 1), leader in us-east-1, against the one-round bound
+// CommitBoundMs (round trip to the leader + the leader's round trip to its
+// nearest follower: 76 / 152 / 303 ms). 15 buys per region.
+//
+//	go test ./lab -run '^$' -bench BuyFidelity -benchtime 1x -v
+func BenchmarkBuyFidelity(b *testing.B) {
+	l := benchLab(b, Config{LatencyScale: 1})
+	ctx := context.Background()
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.Lead(lctx, "us-east-1"); err != nil {
+		b.Fatal(err)
+	}
+	if o, _ := l.Stock(ctx, Consensus, "FID", "us-east-1", 1000); o.Outcome != OK {
+		b.Fatal(o.Message)
+	}
+	if err := l.WaitConverged(lctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range l.Regions() {
+		var lat latencies
+		for range 15 {
+			o, _ := l.Buy(ctx, Consensus, "FID", r, 1)
+			if o.Outcome != OK {
+				b.Fatalf("buy from %s: %s", r, o.Message)
+			}
+			lat = append(lat, time.Duration(o.LatencyMs*float64(time.Millisecond)))
+		}
+		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
+		b.ReportMetric(lat.pct(50), "p50-ms-"+r)
+		b.ReportMetric(lat.pct(99), "p99-ms-"+r)
+		b.ReportMetric(lat.pct(50)/bound, "p50/bound-"+r)
+		b.Logf("%s: p50 %.0f ms, p99 %.0f ms, bound %.0f ms (p50 %.2f× bound)", r, lat.pct(50), lat.pct(99), bound, lat.pct(50)/bound)
 	}
 }

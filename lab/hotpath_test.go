@@ -26,22 +26,31 @@ func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
 	if err := l.WaitConverged(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	const buys = 5
+	// Medians of 7 buys per region; on this shared machine a burst of load
+	// can slow a few of them, so a region gets a second try before it
+	// fails (two rounds per buy would fail both by far: 2× the bound).
+	const buys = 7
 	for _, r := range l.Regions() {
 		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
-		var took []float64
-		for range buys {
-			o := buy(t, l, Consensus, r)
-			if o.Outcome != OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
-				t.Fatalf("buy from %s: %s (%s), read %v wrote %v", r, o.Outcome, o.Message, o.BaseVersion, o.Version)
+		var tries []float64
+		for range 2 {
+			var took []float64
+			for range buys {
+				o := buy(t, l, Consensus, r)
+				if o.Outcome != OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
+					t.Fatalf("buy from %s: %s (%s), read %v wrote %v", r, o.Outcome, o.Message, o.BaseVersion, o.Version)
+				}
+				took = append(took, o.LatencyMs)
 			}
-			took = append(took, o.LatencyMs)
+			slices.Sort(took)
+			p50 := took[len(took)/2]
+			t.Logf("%s: p50 %.0f ms, bound %.0f ms (%.2f×), all %v", r, p50, bound, p50/bound, took)
+			if tries = append(tries, p50); p50 <= 1.2*bound {
+				break
+			}
 		}
-		slices.Sort(took)
-		p50 := took[len(took)/2]
-		t.Logf("%s: p50 %.0f ms, bound %.0f ms (%.2f×), all %v", r, p50, bound, p50/bound, took)
-		if p50 > 1.2*bound {
-			t.Errorf("%s: median buy %.0f ms > 1.2 × the one-round bound %.0f ms", r, p50, bound)
+		if p50 := slices.Min(tries); p50 > 1.2*bound {
+			t.Errorf("%s: median buy %.0f ms > 1.2 × the one-round bound %.0f ms (tries %v)", r, p50, bound, tries)
 		}
 	}
 }
@@ -135,52 +144,44 @@ func TestAdmissionAdapts(t *testing.T) {
 }
 
 // TestHistorySizeDoesNotSlowBuys: a buy costs the same with 90,000
-// operations recorded as with 1,000 (medians, alternating rounds, the
-// auditor and a subscriber running).
+// operations recorded as with 1,000. Two labs, one with each history
+// (their auditors and a subscriber each running), take turns buy by buy,
+// so a burst of load on this shared machine hits both alike; the medians
+// are compared. (Both share one process, hence one garbage collector: the
+// test is about the work an operation does, not the heap's size.)
 func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
-	events, cancel := l.Subscribe()
-	defer cancel()
-	go func() {
-		for range events {
-		}
-	}()
-	stock(t, l, Consensus, "us-east-1", MaxStock)
-	fill := func(upTo int) {
+	labs := []*Lab{newLab(t, Config{LatencyScale: 0}), newLab(t, Config{LatencyScale: 0})}
+	for i, l := range labs {
+		events, cancel := l.Subscribe()
+		t.Cleanup(cancel)
+		go func() {
+			for range events {
+			}
+		}()
+		leadFrom(t, l, "us-east-1") // both buy through the leader's own member
+		stock(t, l, Consensus, "us-east-1", MaxStock)
 		at := time.Now()
-		for i := len(l.History("").Operations); i < upTo; i++ {
-			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(i%100), Op: OpBuy, Qty: 1,
-				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(i)}, BaseVersion: Version{Wall: int64(i - 1)}, Call: at, Return: at})
+		for j := range []int{1_000, 90_000}[i] {
+			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: OpBuy, Qty: 1,
+				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(j)}, BaseVersion: Version{Wall: int64(j - 1)}, Call: at, Return: at})
 		}
 		l.recount() // the auditor reads the filler once, as it would
 	}
-	measure := func() float64 {
-		var took []float64
-		for range 150 {
+	if n := len(labs[1].History("").Operations); n < 90_000 {
+		t.Fatalf("history holds %d operations", n)
+	}
+	var took [2][]float64
+	for range 300 {
+		for i, l := range labs {
 			o := buy(t, l, Consensus, "us-east-1")
 			if o.Outcome != OK {
 				t.Fatalf("buy: %s (%s)", o.Outcome, o.Message)
 			}
-			took = append(took, o.LatencyMs)
+			took[i] = append(took[i], o.LatencyMs)
 		}
-		slices.Sort(took)
-		return took[len(took)/2]
 	}
-	var small, large []float64
-	for round := range 2 {
-		if round > 0 {
-			l.history.Clear()
-		}
-		fill(1_000)
-		small = append(small, measure())
-		fill(90_000)
-		if n := len(l.History("").Operations); n < 90_000 {
-			t.Fatalf("history holds %d operations", n)
-		}
-		large = append(large, measure())
-	}
-	s, g := median(small), median(large)
-	t.Logf("median buy: %.3f ms at 1,000 operations, %.3f ms at 90,000 (%v vs %v)", s, g, small, large)
+	s, g := median(took[0]), median(took[1])
+	t.Logf("median buy: %.3f ms at 1,000 operations, %.3f ms at 90,000 (%d buys each)", s, g, len(took[0]))
 	if g > 1.10*s {
 		t.Errorf("buys at 90,000 recorded operations take %.3f ms, > 1.10 × %.3f ms at 1,000", g, s)
 	}
@@ -382,6 +383,20 @@ func TestRecountFollowsHistory(t *testing.T) {
 	}
 	if l.recount() {
 		t.Fatal("a second recount with nothing new changed something")
+	}
+	// Work per recount is what is new, however long the history.
+	for range 20_000 {
+		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+	}
+	l.recount()
+	read := func() int { l.auditMu.Lock(); defer l.auditMu.Unlock(); return l.audit.read }
+	before := read()
+	for range 3 {
+		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+	}
+	l.recount()
+	if n := read() - before; n != 3 {
+		t.Fatalf("the recount after 3 new operations read %d", n)
 	}
 	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
