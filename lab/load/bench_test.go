@@ -279,7 +279,7 @@ func BenchmarkLoadRSS(b *testing.B) {
 			b.Fatal(err)
 		}
 		c := NewController(LabTarget{l})
-		if _, err := c.Start(Config{Rate: *benchRSSRate, ReadsPerBuy: ptr(4.0), SKUs: 10_000, Stock: ptr(1_000_000), Duration: Duration(*benchRSS), Seed: 9}); err != nil {
+		if _, err := c.Start(Config{Rate: *benchRSSRate, ReadsPerBuy: ptr(4.0), SKUs: 1000, Stock: ptr(1_000_000), Duration: Duration(*benchRSS), Seed: 9}); err != nil {
 			b.Fatal(err)
 		}
 		r := c.Run()
@@ -300,6 +300,8 @@ func BenchmarkLoadRSS(b *testing.B) {
 			}
 		}
 		tick.Stop()
+		st := c.Status(false)
+		fmt.Printf("state %s %s after %.0f s\n", st.State, st.Reason, st.ElapsedS)
 		c.Close()
 		_ = l.Close()
 	}

@@ -34,7 +34,8 @@ const (
 	recordBudget  = 50_000 // operations a run may add to the lab's history
 	readRecordPS  = 50     // checked reads recorded a second per store
 	stockWorkers  = 16
-	stockAttempts = 3
+	stockAttempts = 5
+	stockBackoff  = 500 * time.Millisecond
 	drainTimeout  = 30 * time.Second
 )
 
@@ -287,12 +288,18 @@ func (r *Run) stockAll() error {
 				t := r.skus[j.store]
 				t.stocked[j.sku].Store(t.level[j.sku])
 				var res Result
-				for range stockAttempts { // a stock is a set: repeating it is harmless
+				for attempt := range stockAttempts { // a stock is a set: repeating it is harmless
+					if attempt > 0 { // back off past a breaker's cool-down
+						select {
+						case <-r.ctx.Done():
+						case <-time.After(time.Duration(attempt) * stockBackoff):
+						}
+					}
 					res = r.target.Stock(r.hard, r.stores[j.store], r.names[j.sku], region, int(t.level[j.sku]), r.checked[j.sku])
 					if r.checked[j.sku] {
 						r.recorded.Add(1)
 					}
-					if res.Kind == KindOK || r.hard.Err() != nil {
+					if res.Kind == KindOK || r.ctx.Err() != nil {
 						break
 					}
 				}
