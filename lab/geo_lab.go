@@ -274,7 +274,7 @@ func (l *Lab) checkZonePair(a, b string) (*nodes.Fabric, error) {
 }
 
 func (l *Lab) unknownRegionOrZone(n string) error {
-	return fmt.Errorf("%w: region '%s' is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, n,
+	return fmt.Errorf("%w: region %s is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, Echo(n),
 		strings.Join(l.regions, ", "), strings.Join(l.allZones(), ", "))
 }
 
