@@ -446,9 +446,12 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 	inPrefix := fmt.Sprintf("%s%d/in/%s/", geoPrefix, s.epoch.Load(), sku)
 	outPrefix := fmt.Sprintf("%s%d/out/%s/", geoPrefix, s.epoch.Load(), sku)
 	for _, r := range s.regions {
+		if !s.cluster.IsUp(r) {
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s is down", ErrUnavailable, r)
+		}
 		cli, err := s.client(ctx, r, r)
 		if err != nil {
-			return a, err
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's has no leader", ErrUnavailable, r)
 		}
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).Then(
 			clientv3.OpGet(s.rowKey(sku)),
