@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -289,7 +288,7 @@ func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcom
 			answered = append(answered, x.region)
 		}
 	}
-	sort.Strings(failed)
+	s.sortRegions(failed)
 	s.sortRegions(answered)
 	parts := make([]string, 0, len(s.regions))
 	for _, r := range s.regions {
