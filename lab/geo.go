@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -140,10 +139,13 @@ func (s *geoStore) client(ctx context.Context, from, to string) (*clientv3.Clien
 
 // retryNoLeader: a request that reached a zone without a leader (its
 // group is electing one after a zone crashed, or the zone is cut off from
-// the others) fails at once with "no leader"; a retry moments later
-// reaches the new leader or another zone.
+// the others) is refused with "no leader" before anything is proposed, so
+// a retry moments later, at the new leader, cannot apply twice. Other
+// errors ("leader changed", timeouts) leave the write's fate unknown and
+// are never retried: the compare would fail on our own write and the
+// retry would apply it again.
 func retryNoLeader(err error) bool {
-	return err != nil && (strings.Contains(err.Error(), "no leader") || strings.Contains(err.Error(), "leader changed"))
+	return err != nil && strings.Contains(err.Error(), "no leader")
 }
 
 // waitBriefly waits 25 ms unless ctx ends first; it reports whether a
@@ -286,7 +288,7 @@ func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcom
 			answered = append(answered, x.region)
 		}
 	}
-	sort.Strings(failed)
+	s.sortRegions(failed)
 	s.sortRegions(answered)
 	parts := make([]string, 0, len(s.regions))
 	for _, r := range s.regions {

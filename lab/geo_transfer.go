@@ -137,7 +137,7 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	}
 	if len(moved) == 0 {
 		if len(unreachable) == 0 {
-			return Outcome{Outcome: SoldOut, Quantity: local.Quantity, AnsweredBy: s.answered(op.Region, nil, nil),
+			return Outcome{Outcome: SoldOut, Quantity: local.Quantity, AnsweredBy: s.answered(op.Region, nil),
 				Message: fmt.Sprintf("Sold out: %s has %d and no other region has any to lend.", cityOf(op.Region), local.Quantity)}
 		}
 		s.stranded.Add(1)
@@ -160,7 +160,7 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	}
 	row, sold, credited, err := s.credit(ctx, op.Region, op.SKU, moved, op.Qty)
 	if err != nil {
-		return Outcome{Outcome: Unavailable, AnsweredBy: s.answered(op.Region, moved, nil),
+		return Outcome{Outcome: Unavailable, AnsweredBy: s.answered(op.Region, moved),
 			Message: fmt.Sprintf("Unavailable: %d units were debited at %s for this buy, but the credit in %s did not complete (%s). They are in a pending transfer: recovery completes or refunds it, so no unit is lost. The buy may still apply.",
 				sumQty(moved), fromList(moved), cityOf(op.Region), shortErr(err))}
 	}
@@ -169,11 +169,11 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 		s.complete(tr, op.Region)
 	}
 	if !sold {
-		return Outcome{Outcome: SoldOut, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited, unreachable),
+		return Outcome{Outcome: SoldOut, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
 			Message: fmt.Sprintf("Sold out: only %d could be gathered in %s (borrowed %d from %s), you asked for %d. The borrowed units stay in %s's allocation.",
 				row.Quantity, cityOf(op.Region), sumQty(credited), fromList(credited), op.Qty, op.Region)}
 	}
-	return Outcome{Outcome: OK, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited, nil),
+	return Outcome{Outcome: OK, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
 		Message: fmt.Sprintf("Sold — borrowed %d from %s (debit and transfer record there, then credit here by transfer id), %d left in %s's allocation.",
 			sumQty(credited), fromList(credited), row.Quantity, op.Region)}
 }
@@ -194,7 +194,7 @@ func (s *geoStore) refused(from, to string) string {
 	return ""
 }
 
-func (s *geoStore) answered(region string, trs []geoTransfer, _ []string) []string {
+func (s *geoStore) answered(region string, trs []geoTransfer) []string {
 	out := []string{region}
 	for _, t := range trs {
 		if !slices.Contains(out, t.From) {
@@ -446,9 +446,12 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 	inPrefix := fmt.Sprintf("%s%d/in/%s/", geoPrefix, s.epoch.Load(), sku)
 	outPrefix := fmt.Sprintf("%s%d/out/%s/", geoPrefix, s.epoch.Load(), sku)
 	for _, r := range s.regions {
+		if !s.cluster.IsUp(r) {
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s is down", ErrUnavailable, r)
+		}
 		cli, err := s.client(ctx, r, r)
 		if err != nil {
-			return a, err
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's has no leader", ErrUnavailable, r)
 		}
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).Then(
 			clientv3.OpGet(s.rowKey(sku)),

@@ -107,21 +107,22 @@ type Outcome struct {
 
 // Operation is one recorded client operation.
 type Operation struct {
-	ID          int            `json:"id"`
-	Client      int            `json:"client"` // porcupine client id: one per (region, store) session
-	Region      string         `json:"region"`
-	Store       Store          `json:"store"`
-	SKU         string         `json:"sku"`
-	Op          Op             `json:"op"`
-	Qty         int            `json:"qty,omitempty"` // buy: units asked; stock: quantity set
-	Consistency Consistency    `json:"consistency,omitempty"`
+	ID          int         `json:"id"`
+	Client      int         `json:"client"` // porcupine client id: one per (region, store) session
+	Region      string      `json:"region"`
+	Store       Store       `json:"store"`
+	SKU         string      `json:"sku"`
+	Op          Op          `json:"op"`
+	Qty         int         `json:"qty,omitempty"` // buy: units asked; stock: quantity set
+	Consistency Consistency `json:"consistency,omitempty"`
+	Outcome     Kind        `json:"outcome"`
+	Quantity    int         `json:"quantity"` // buy: left after; read: value read
+	Version     Version     `json:"version"`
+	BaseVersion Version     `json:"baseVersion"`
+	Call        time.Time   `json:"call"`
+	Return      time.Time   `json:"return"`
+
 	Allocations map[string]int `json:"allocations,omitempty"` // geo stock: units per region
-	Outcome     Kind           `json:"outcome"`
-	Quantity    int            `json:"quantity"` // buy: left after; read: value read
-	Version     Version        `json:"version"`
-	BaseVersion Version        `json:"baseVersion"`
-	Call        time.Time      `json:"call"`
-	Return      time.Time      `json:"return"`
 }
 
 // FaultKind names a recorded fault or configuration change.
@@ -181,9 +182,10 @@ type State struct {
 	Links        []LinkState    `json:"links"`
 	Replicated   QuorumState    `json:"replicated"`
 	LatencyScale float64        `json:"latencyScale"`
-	Version      int64          `json:"version"`   // extension: increases with every change
-	Counters     []StoreCounter `json:"counters"`  // extension: outcome counts per store
-	ZoneLinks    []LinkState    `json:"zoneLinks"` // extension: links between the zones of each region
+	Version      int64          `json:"version"`  // extension: increases with every change
+	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+
+	ZoneLinks []LinkState `json:"zoneLinks"` // extension (geo): links between the zones of each region
 }
 
 // RegionState is one region in State.
@@ -248,7 +250,8 @@ type StoreCounter struct {
 	Overloaded  int   `json:"overloaded"` // extension: answered at once by a gateway at its limit
 	Oversold    int   `json:"oversold"`
 	StaleReads  int   `json:"staleReads"`
-	Stranded    int   `json:"stranded,omitempty"` // geo: buys refused because the units left were unreachable
+
+	Stranded int `json:"stranded,omitempty"` // geo: buys refused because the units left were unreachable
 }
 
 // EventType names what an Event carries.
