@@ -8,7 +8,7 @@ import (
 
 // DefaultMaxInFlight is the most requests a region's gateway lets into one
 // store at once (the adaptive limit's ceiling).
-const DefaultMaxInFlight = 64
+const DefaultMaxInFlight = 32
 
 // Adaptive limit bounds and start (per region gateway and store).
 const (
