@@ -8,7 +8,7 @@ import (
 
 // DefaultMaxInFlight is the most requests a region's gateway lets into one
 // store at once (the adaptive limit's ceiling).
-const DefaultMaxInFlight = 64
+const DefaultMaxInFlight = 32
 
 // Adaptive limit bounds and start (per region gateway and store).
 const (
@@ -18,13 +18,15 @@ const (
 
 // admission bounds the requests each region's gateway has in flight per
 // store, with a limit that adapts to latency (additive increase,
-// multiplicative decrease, in the spirit of Netflix's concurrency-limits):
-// each request answered within the latency target lets the limit grow by
-// one per limit's worth of them, up to the ceiling; a request slower than
-// the target — or one that ran into the deadline — cuts it by a tenth, at
-// most once per target interval, down to minInFlight. The target is a
-// quarter of the request deadline, so admitted requests finish well
-// within it and the breakers never see a queue's timeouts.
+// multiplicative decrease, in the spirit of Netflix's concurrency-limits).
+// The gateway keeps a moving average of its answers' latency (weight 1/16
+// for the newest): while it is under the latency target, every limit's
+// worth of answers lets the limit grow by one, up to the ceiling; while it
+// is over, the limit loses a tenth, at most once per target interval, down
+// to minInFlight. One slow answer does not cut it; a queue building up
+// does. The target is a quarter of the request deadline, so admitted
+// requests finish well within it and the breakers never see a queue's
+// timeouts.
 //
 // A request past the limit is answered at once with outcome overloaded:
 // it reaches no store and no breaker. Admitting and finishing take a few
@@ -41,6 +43,7 @@ type gateway struct {
 	limit    atomic.Int64
 	credit   atomic.Int64 // fast answers since the limit last grew
 	cutAt    atomic.Int64 // unix ns of the last decrease
+	avgNs    atomic.Int64 // moving average of answers' latency
 }
 
 func newAdmission(regions []string, ceiling int, target time.Duration) *admission {
@@ -72,7 +75,21 @@ func (a *admission) admit(region string, store Store) *gateway {
 // done frees the slot and adapts the limit to how the request went.
 func (a *admission) done(g *gateway, took time.Duration, out Kind) {
 	g.inFlight.Add(-1)
-	if took > a.target || (out == Unavailable && took >= a.target) {
+	if out == Unavailable && took >= a.target {
+		took = max(took, 4*a.target) // a timeout weighs like a long queue
+	}
+	var avg int64
+	for {
+		old := g.avgNs.Load()
+		avg = old + (int64(took)-old)/16
+		if old == 0 {
+			avg = int64(took)
+		}
+		if g.avgNs.CompareAndSwap(old, avg) {
+			break
+		}
+	}
+	if avg > int64(a.target) {
 		now := time.Now().UnixNano()
 		last := g.cutAt.Load()
 		if now-last < int64(a.target) || !g.cutAt.CompareAndSwap(last, now) {

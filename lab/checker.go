@@ -358,8 +358,8 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 //   - buys and stocks answered unavailable are indeterminate: they enter
 //     with a return after every other event and an output the model
 //     accepts whether or not they applied;
-//   - unavailable reads, fail_fast and conflict operations changed nothing
-//     and are left out.
+//   - unavailable reads and fail_fast, overloaded and conflict operations
+//     changed nothing and are left out.
 //
 // CheckResult.Operations counts the operations that entered the check.
 //

@@ -7,11 +7,14 @@
 // that buyers in every region contend for.
 //
 //   - The consensus store (CP) keeps the count in the one etcd Raft group
-//     spanning every region. A buy reads the count and writes it back with
-//     an etcd Txn comparing the key's ModRevision (optimistic locking),
-//     retrying a bounded number of times (then: conflict). A region cut
-//     off from the majority answers unavailable within the request
-//     deadline — it never sells what it cannot confirm.
+//     spanning every region. A buy is one etcd Txn comparing the key's
+//     ModRevision with the one the region's own copy holds (optimistic
+//     locking) — one quorum round trip, the physical least
+//     (CommitBoundMs); when it loses the race its Else branch returns the
+//     current count, and it retries on that a bounded number of times
+//     (then: conflict). A region cut off from the majority answers
+//     unavailable within the request deadline — it never sells what it
+//     cannot confirm.
 //   - The replicated store (AP, tunable) is a quorum coordinator in the
 //     buyer's region over per-region replicas: N regions, W acks to write,
 //     R replies to read, versions from a hybrid logical clock with the
@@ -28,11 +31,18 @@
 //     (geo_check.go) judges each region's allocation history on its own
 //     and audits conservation: stocked = sold + left + in transit.
 //
+// Each region's gateway admits a bounded number of requests per store at
+// once (a limit that adapts to latency); the excess is answered at once
+// with overloaded, which never reaches a store or a breaker.
+//
 // Every operation returns an Outcome (ok, sold_out, unavailable,
-// fail_fast, conflict) with its latency, who answered, and a sentence for
-// a learner. Every operation and fault is recorded in the History; Check
-// runs porcupine with an inventory model and counts sold, oversold,
-// indeterminate, stale and lost-update operations.
+// fail_fast, conflict, overloaded) with its latency, who answered, and a
+// sentence for a learner. Every operation and fault is recorded in the
+// History (appends take no lock); Check runs porcupine with an inventory
+// model, segment by segment between restocks, and counts sold, oversold,
+// indeterminate, stale and lost-update operations. An auditor keeps the
+// oversold and stale-read counters up to date from what is new in the
+// history; viewers get the State at most every 50 ms.
 //
 // Outside etcd clients (etcdctl through the client URLs State lists for
 // every region's member and replica) bypass all of this: their writes are

@@ -761,6 +761,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.verdicts.clear()
 	l.resetCounters()
 	st := l.State()
+	l.snap.Store(&st)
 	l.publish(Event{Type: EventReset, State: &st})
 	return nil
 }
