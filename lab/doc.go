@@ -25,6 +25,15 @@
 // runs porcupine with an inventory model and counts sold, oversold,
 // indeterminate, stale and lost-update operations.
 //
+// The History keeps at most MaxHistoryOperations since the last reset (a
+// verdict past it says it judged only those: CheckResult.Unjudged). For
+// keeps, OpenAudit appends every operation, fault and reset to a durable
+// JSON Lines log (audit.go), fed by Record — a hook that, unlike a
+// Subscribe channel, misses nothing — and Export / ExportAudit write the
+// history as JSON Lines, porcupine's operation log or a Jepsen EDN history
+// (export.go) for checkers outside the lab. Error messages repeat a
+// person's input through Echo (at most MaxEcho characters).
+//
 // All callers — the web API, lessons, scripts — use the same *Lab
 // methods, so there is one command path and one event stream (Subscribe).
 //
