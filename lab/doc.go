@@ -50,6 +50,15 @@
 // revision of a SKU that none of its operations wrote as an outside_write
 // fault (outside.go).
 //
+// The History keeps at most MaxHistoryOperations since the last reset (a
+// verdict past it says it judged only those: CheckResult.Unjudged). For
+// keeps, OpenAudit appends every operation, fault and reset to a durable
+// JSON Lines log (audit.go), fed by Record — a hook that, unlike a
+// Subscribe channel, misses nothing — and Export / ExportAudit write the
+// history as JSON Lines, porcupine's operation log or a Jepsen EDN history
+// (export.go) for checkers outside the lab. Error messages repeat a
+// person's input through Echo (at most MaxEcho characters).
+//
 // All callers — the web API, lessons, scripts — use the same *Lab
 // methods, so there is one command path and one event stream (Subscribe).
 //

@@ -197,6 +197,10 @@ func TestSoakPartitionHeal(t *testing.T) {
 		default:
 		}
 		if c%every == 0 {
+			// Let the reconnects after the heal settle (etcd's peer HTTP
+			// connections and gRPC streams come and go with the cycle),
+			// so samples compare like with like.
+			time.Sleep(400 * time.Millisecond)
 			sample(c)
 		}
 	}

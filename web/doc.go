@@ -70,6 +70,13 @@
 // Unknown paths answer a JSON 404; a known path with another method a JSON
 // 405 with Allow.
 //
+// # History export
+//
+// GET /api/history/export and the "caplab history export" command line
+// (HistoryMain, history_cli.go: from a data directory's audit log, or a
+// running lab's route) write lab.Export's formats; docs/api.md describes
+// them.
+//
 // # Lessons
 //
 // LessonsFrom(catalog, lab) adapts a lessons.Catalog (built-in course plus
