@@ -378,7 +378,8 @@ func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got s
 }
 
 // lastSeconds sums each region's samples of store over the last d:
-// availability over them, and the worst second's p99 as P99Ms.
+// availability of the buys answered in them, and the worst second's p99
+// as P99Ms.
 func lastSeconds(st load.Status, store string, d time.Duration) []load.Figures {
 	end := 0.0
 	for _, s := range st.Samples {
@@ -400,9 +401,16 @@ func lastSeconds(st load.Status, store string, d time.Duration) []load.Figures {
 			offered += s.Offered
 			f.P99Ms = max(f.P99Ms, s.P99Ms)
 		}
-		f.Availability = 100
-		if w := max(answered, offered); w > 0 {
-			f.Availability = math.Round(10000*float64(served)/float64(w)) / 100
+		// Of the buys answered in the window (those still in flight at its
+		// end are judged when they answer); a window in which buys arrived
+		// and none was answered — a stalled store — is 0.
+		switch {
+		case answered > 0:
+			f.Availability = math.Round(10000*float64(served)/float64(answered)) / 100
+		case offered > 0:
+			f.Availability = 0
+		default:
+			f.Availability = 100
 		}
 		out = append(out, f)
 	}

@@ -41,14 +41,15 @@ func TestLoadPanelBrowser(t *testing.T) {
 	cut := samples()
 	waitUntil(t, 20*time.Second, "three seconds of samples after the cut", func() (bool, string) { n := samples(); return n >= cut+3, strconv.Itoa(n) })
 	// The band is painted: a column of the canvas inside the band holds its
-	// red tint; one before the cut does not.
+	// translucent red (series fills are opaque); one before the cut does
+	// not.
 	tinted := `(() => {
 		const u = caplabLoad.plots.replicated.tput, b = caplabLoad.bands()[0];
 		const col = (t) => {
 			const x = Math.round(u.valToPos(t, 'x', true));
 			const px = u.ctx.getImageData(x, u.bbox.top, 1, Math.round(u.bbox.height * 0.2)).data;
 			let n = 0;
-			for (let i = 0; i < px.length; i += 4) if (px[i+3] > 0 && px[i] > px[i+1] + 40 && px[i] > px[i+2] + 40) n++;
+			for (let i = 0; i < px.length; i += 4) if (px[i+3] >= 20 && px[i+3] <= 50 && px[i] > px[i+1] + 100) n++; // the band: rgba(198,40,40,.13) on the transparent canvas
 			return n;
 		};
 		const last = u.data[0][u.data[0].length - 1];
