@@ -132,7 +132,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 						excused.Add(1)
 					} else if took > deadline+slack {
 						select {
-						case late <- fmt.Sprintf("%s buy from %s took %v (%s), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, deadline):
+						case late <- fmt.Sprintf("%s buy from %s took %v (%s; the lab measured %.0f ms inside), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, o.LatencyMs, deadline):
 						default:
 						}
 					}
