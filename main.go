@@ -145,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/auditlog.go)
-		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{})
+		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{Sync: *fsync}) // --fsync: the log survives a machine crash too
 		if err != nil {
 			_ = l.Close()
 			ln.Close()
