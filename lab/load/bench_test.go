@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ var (
 	benchRates   = flag.String("load.rates", "150,300,600,1200,2400,4800", "ConsensusBuyRate: total buys a second to try, ascending")
 	benchRSS     = flag.Duration("load.rss", 2*time.Minute, "LoadRSS: how long the load runs")
 	benchRSSRate = flag.Float64("load.rss-rate", 20, "LoadRSS: buys a second per region (4 reads each)")
+	benchHeap    = flag.String("load.heapprofile", "", "LoadRSS: write a heap profile here at the end, before the lab closes")
 )
 
 // noopTarget answers every operation at once: the generator alone.
@@ -310,6 +312,13 @@ func BenchmarkLoadRSS(b *testing.B) {
 		tick.Stop()
 		st := c.Status(false)
 		fmt.Printf("state %s %s after %.0f s\n", st.State, st.Reason, st.ElapsedS)
+		if *benchHeap != "" {
+			runtime.GC()
+			if f, err := os.Create(*benchHeap); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
 		c.Close()
 		_ = l.Close()
 	}
