@@ -18,7 +18,7 @@
     conflict: '#6a1b9a', overloaded: '#ad1457', shed: '#5d4037', other: '#212121',
   };
   const REGION_COLORS = ['#1565c0', '#00897b', '#f9a825', '#8e24aa', '#d84315', '#3949ab', '#43a047'];
-  const KEEP = 600; // seconds kept on the plots
+  const KEEP = 300; // seconds kept on the plots (as the server keeps)
   const OPENS = ['cut', 'partition', 'crash'];
   const CLOSES = ['heal', 'restart', 'reset'];
 

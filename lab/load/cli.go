@@ -50,6 +50,7 @@ Fault schedule (repeatable; T is the time since the load started, e.g. 20s):
   --cut A/B@T              cut the link between A and B (both ways)
   --heal @T | --heal A/B@T every link up | one link up
   --partition 'A,B|C@T'    split the regions into groups
+  --bridge REGION@T        the others reach each other only through REGION
   --crash REGION@T, --restart REGION@T, --lead REGION@T
   --latency A/B=MS@T       set a round-trip time
   --quorum W/R@T           configure the replicated store

@@ -124,3 +124,28 @@ func TestCutDuringLoad(t *testing.T) {
 	t.Logf("consensus: %s", cons.Verdict)
 	t.Logf("replicated: %s", rep.Verdict)
 }
+
+// TestResetStopsLoad: a reset of the lab ends the load (its shelves are
+// gone), with the reason, and the counts still add up.
+func TestResetStopsLoad(t *testing.T) {
+	l := newLab(t, lab.Config{})
+	c := newController(t, l)
+	if _, err := c.Start(Config{Rate: 10, ReadsPerBuy: f64(1), SKUs: 20, Duration: Duration(30 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, StateRunning)
+	time.Sleep(1200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := l.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, c, StateStopped, StateFinished, StateFailed)
+	if st.State != StateStopped || st.Reason != "the lab was reset" {
+		t.Fatalf("state %s (%s), want stopped because the lab was reset", st.State, st.Reason)
+	}
+	if _, err := c.Start(Config{Rate: 1, Duration: Duration(time.Second)}); err != nil {
+		t.Fatalf("a new load after the stopped one: %v", err)
+	}
+	waitState(t, c, StateFinished, StateStopped, StateFailed)
+}

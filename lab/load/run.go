@@ -29,7 +29,7 @@ const catalogPrefix = "BF-"
 
 // Limits of what a run keeps.
 const (
-	keepSamples   = 600    // seconds of samples per (store, region) kept for GET /api/load
+	keepSamples   = 300    // seconds of samples per (store, region) kept for GET /api/load
 	keepFaults    = 500    // fault marks
 	recordBudget  = 50_000 // operations a run may add to the lab's history
 	readRecordPS  = 50     // checked reads recorded a second per store
@@ -279,7 +279,7 @@ func (r *Run) stockAll() error {
 	jobs := make(chan job)
 	var failed atomic.Value
 	var wg sync.WaitGroup
-	region := r.regions[0]
+	region := r.writeRegion()
 	for range stockWorkers {
 		wg.Add(1)
 		go func() {
@@ -328,6 +328,18 @@ func (r *Run) stockAll() error {
 		return fmt.Errorf("stopped while stocking")
 	}
 	return nil
+}
+
+// writeRegion is where stock is written from: the consensus leader's
+// region when the target knows it (a write there needs no forwarding and
+// works while a minority is cut off), else the first region.
+func (r *Run) writeRegion() string {
+	if t, ok := r.target.(interface{ Leader() string }); ok {
+		if l := t.Leader(); slices.Contains(r.regions, l) {
+			return l
+		}
+	}
+	return r.regions[0]
 }
 
 // arrivals is one region's Poisson process until ctx ends.
@@ -446,7 +458,7 @@ func (r *Run) restocker(ctx context.Context) {
 					tab := r.skus[si]
 					tab.restocking(i)
 					record := r.checked[i] && r.recorded.Add(1) <= recordBudget
-					r.target.Stock(r.hard, r.stores[si], r.names[i], r.regions[0], int(tab.level[i]), record)
+					r.target.Stock(r.hard, r.stores[si], r.names[i], r.writeRegion(), int(tab.level[i]), record)
 					tab.restocked(i)
 				}()
 			}

@@ -13,7 +13,7 @@ import (
 
 // ---- the fault schedule ----
 
-var faultKinds = []string{"cut", "heal", "partition", "crash", "restart", "lead", "latency", "quorum"}
+var faultKinds = []string{"cut", "heal", "partition", "bridge", "crash", "restart", "lead", "latency", "quorum"}
 
 type fault struct {
 	at   time.Duration
@@ -35,7 +35,7 @@ func (s *schedule) add(kind, v string) error {
 	arg := strings.TrimSpace(v[:i])
 	switch kind {
 	case "heal":
-	case "cut", "crash", "restart", "lead", "partition":
+	case "cut", "crash", "restart", "lead", "partition", "bridge":
 		if arg == "" {
 			return fmt.Errorf("--%s %q: say what, e.g. --%s ap-southeast-1@%v", kind, v, kind, at)
 		}
@@ -99,6 +99,8 @@ func (f fault) apply(ctx context.Context, cl *client, regions []string) error {
 		return cl.do(ctx, "POST", "/api/network/partition", map[string]any{"groups": groups}, nil)
 	case "crash", "restart", "lead":
 		return cl.do(ctx, "POST", "/api/regions/"+f.arg+"/"+f.kind, map[string]any{}, nil)
+	case "bridge":
+		return cl.do(ctx, "POST", "/api/network/bridge", map[string]any{"via": f.arg}, nil)
 	case "latency":
 		link, msText, _ := strings.Cut(f.arg, "=")
 		a, b, err := pair(link)

@@ -150,3 +150,7 @@ func (t LabTarget) Check(store, sku string) (CheckSummary, error) {
 // Settle waits (within ctx) until the replicas agree, so that the stock
 // just written is everywhere before the first arrival.
 func (t LabTarget) Settle(ctx context.Context) { _ = t.Lab.WaitConverged(ctx) }
+
+// Leader is the region that leads the consensus group ("" if none): the
+// run writes stock from there.
+func (t LabTarget) Leader() string { return t.Lab.Leader() }

@@ -1,0 +1,48 @@
+package lab
+
+import (
+	"testing"
+	"time"
+)
+
+// TestWithOpRecording: an operation under WithOpRecording(SkipHistory,
+// SkipPublish) is counted and answered as usual but is neither in the
+// history nor published; one without is both.
+func TestWithOpRecording(t *testing.T) {
+	l := newLab(t, Config{})
+	stock(t, l, Consensus, "us-east-1", 5)
+	events, cancel := l.Subscribe()
+	defer cancel()
+	before := len(l.History("IPHONE").Operations)
+	ctx := WithOpRecording(ctxT(t, 30*time.Second), OpRecording{SkipHistory: true, SkipPublish: true})
+	o, err := l.Buy(ctx, Consensus, "IPHONE", "us-east-1", 1)
+	o = mustOutcome(t, o, err)
+	if o.Outcome != OK || o.OpID != 0 || o.Quantity != 4 {
+		t.Fatalf("quiet buy: %+v, want ok, 4 left, no history id", o)
+	}
+	if n := len(l.History("IPHONE").Operations); n != before {
+		t.Fatalf("history grew from %d to %d for an unrecorded buy", before, n)
+	}
+	if c := l.State().Counters; c[0].Store != Consensus || c[0].OK < 2 {
+		t.Fatalf("counters %+v: the quiet buy must be counted", c)
+	}
+	loud := buy(t, l, Consensus, "us-east-1")
+	if loud.OpID == 0 {
+		t.Fatal("a normal buy has no history id")
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type != EventOperation {
+				continue
+			}
+			if ev.Outcome.OpID != loud.OpID {
+				t.Fatalf("published operation %d, want only the recorded buy %d", ev.Outcome.OpID, loud.OpID)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the recorded buy was not published")
+		}
+	}
+}
