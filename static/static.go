@@ -13,8 +13,8 @@ package static
 import "embed"
 
 // FS holds app.css, app.js (the page), geo.js (its geo allocation bars),
-// lessons.js (its lesson panel),
-// load.css, load.js, recording.js, time.js, the SVG icons and vendor/.
+// lessons.js (its lesson panel), load.css, load.js, recording.js, time.js,
+// the SVG icons and vendor/.
 //
 //go:embed *.css *.js *.svg vendor
 var FS embed.FS
