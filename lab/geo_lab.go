@@ -323,3 +323,24 @@ func (l *Lab) IsZone(name string) bool { return l.cluster.IsZone(name) }
 
 // Zones lists a region's zones.
 func (l *Lab) Zones(region string) []string { return slices.Clone(l.cluster.Zones(region)) }
+
+// GeoAllocations is every region's allocation of a geo SKU as seen from
+// region, like a read of the geo store (Outcome.Allocations, Unreachable,
+// Stranded), but not an operation: it is not recorded in the history nor
+// published, and no checker sees it — what the page's allocation bars
+// fetch after every geo event without filling the timeline with reads.
+// Each group is read within the request deadline.
+func (l *Lab) GeoAllocations(ctx context.Context, sku, region string) (Outcome, error) {
+	if err := l.checkOp(Geo, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	if err := l.enter(ctx); err != nil {
+		return Outcome{}, err
+	}
+	defer l.gate.leave()
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer cancel()
+	o := l.geo.readAll(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead}, false)
+	o.Store, o.SKU, o.Region, o.Op = Geo, sku, region, OpRead
+	return o, nil
+}

@@ -171,12 +171,12 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
 	l.clocks = nodes.NewClocks(l.regions)
 	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
+	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
 	if err := l.resumeEpochs(); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()

@@ -7,7 +7,8 @@ import (
 
 // A lab started again on the data directory of an earlier run (see
 // nodes' LayoutFile) must read its stores where that run wrote them: keys
-// live under a reset epoch (consensusStore.key), so the epochs are kept
+// live under a reset epoch (consensusStore.key; the geo store's rows and
+// transfers in every regional group too), so the epochs are kept
 // beside the data as a note and read back at start.
 
 const epochsNote = "lab-epochs"
@@ -15,6 +16,7 @@ const epochsNote = "lab-epochs"
 type epochs struct {
 	Consensus  int64 `json:"consensus"`
 	Replicated int64 `json:"replicated"`
+	Geo        int64 `json:"geo"` // absent in a note older than the geo store: 0
 }
 
 // resumeEpochs sets the stores' epochs to those the earlier run on this
@@ -30,12 +32,13 @@ func (l *Lab) resumeEpochs() error {
 	}
 	l.consensus.epoch.Store(e.Consensus)
 	l.replicated.epoch.Store(e.Replicated)
+	l.geo.epoch.Store(e.Geo)
 	return nil
 }
 
 // saveEpochs records the stores' epochs (after a reset moved them).
 func (l *Lab) saveEpochs() error {
-	raw, _ := json.Marshal(epochs{Consensus: l.consensus.epoch.Load(), Replicated: l.replicated.epoch.Load()})
+	raw, _ := json.Marshal(epochs{Consensus: l.consensus.epoch.Load(), Replicated: l.replicated.epoch.Load(), Geo: l.geo.epoch.Load()})
 	return l.cluster.SaveNote(epochsNote, raw)
 }
 

@@ -3,7 +3,9 @@ package nodes
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -322,33 +324,67 @@ func checkZones(n int) error {
 // zoneAddrsFile keeps the zone proxies' addresses in the data directory.
 const zoneAddrsFile = "zones.json"
 
-func loadZoneAddrs(dir string) map[string]string {
+// loadZoneAddrs reads the saved addresses, zone → host:port (none for a
+// new data directory).
+func loadZoneAddrs(dir string) (map[string]string, error) {
 	out := map[string]string{}
 	raw, err := os.ReadFile(filepath.Join(dir, zoneAddrsFile))
-	if err == nil {
-		_ = json.Unmarshal(raw, &out)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
 	}
-	return out
+	if err != nil {
+		return nil, fmt.Errorf("nodes: data dir: %w", err)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("nodes: data dir %s: %s is damaged (%v); move the directory away or start with another --data-dir", dir, zoneAddrsFile, err)
+	}
+	return out, nil
 }
 
+// checkZoneAddrs compares the zones a resumed data directory was made
+// with to the zones asked for: a regional group's members are fixed in
+// its data, so a group of three started as one (or the reverse) would
+// never elect a leader. A directory made before zones existed has none
+// saved and gets new groups.
+func checkZoneAddrs(dir string, saved map[string]string, regions []string, n int) error {
+	if len(saved) == 0 {
+		return nil
+	}
+	for _, r := range regions {
+		have := 0
+		for i := range MaxZones {
+			if saved[ZoneName(r, i)] != "" {
+				have++
+			}
+		}
+		if have != n {
+			return fmt.Errorf("nodes: data dir %s was made with %d zone(s) per region (%s's regional group has %d member(s)), this lab asks for %d: start with --zones %d, or use another --data-dir",
+				dir, have, r, have, n, have)
+		}
+	}
+	return nil
+}
+
+// saveZoneAddrs records every zone's known address, atomically, before
+// any zone's member writes data.
 func saveZoneAddrs(dir string, zs *zoneSet) error {
 	m := map[string]string{}
 	for name, z := range zs.byZone {
 		m[name] = z.advertise
 	}
 	raw, _ := json.Marshal(m)
-	if err := os.WriteFile(filepath.Join(dir, zoneAddrsFile), raw, 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, zoneAddrsFile), raw, true); err != nil {
 		return fmt.Errorf("nodes: zones: %w", err)
 	}
 	return nil
 }
 
-// listenProxy listens on addr when given and free, else on a new port.
+// listenProxy listens on addr when given (a resumed zone: its address is
+// fixed in its group's data, so a taken port is an error), else on a new
+// port.
 func listenProxy(addr string) (net.Listener, error) {
 	if addr != "" {
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			return ln, nil
-		}
+		return net.Listen("tcp", addr)
 	}
 	return net.Listen("tcp", "127.0.0.1:0")
 }

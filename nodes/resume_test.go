@@ -114,3 +114,40 @@ func TestStaleTempDirsRemoved(t *testing.T) {
 		t.Errorf("temp dir %s does not name its pid", c.Dir())
 	}
 }
+
+// A data dir's zones are fixed in its regional groups' data: a start with
+// another number of zones is refused, either way round, naming both.
+func TestZoneCountOnResume(t *testing.T) {
+	regions := []string{"us-east-1", "eu-west-1"}
+	three := map[string]string{}
+	one := map[string]string{}
+	for _, r := range regions {
+		for i := range 3 {
+			three[ZoneName(r, i)] = "127.0.0.1:1"
+		}
+		one[ZoneName(r, 0)] = "127.0.0.1:1"
+	}
+	for _, tc := range []struct {
+		saved map[string]string
+		n     int
+		want  string
+	}{
+		{three, 1, "made with 3 zone(s) per region (us-east-1's regional group has 3 member(s)), this lab asks for 1: start with --zones 3"},
+		{one, 3, "made with 1 zone(s) per region (us-east-1's regional group has 1 member(s)), this lab asks for 3: start with --zones 1"},
+		{three, 3, ""},
+		{one, 1, ""},
+		{map[string]string{}, 2, ""}, // made before zones: new groups
+	} {
+		err := checkZoneAddrs("D", tc.saved, regions, tc.n)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("saved %d zones, asked %d: %v, want %q", len(tc.saved), tc.n, err, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, zoneAddrsFile), []byte("{half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadZoneAddrs(dir); err == nil || !strings.Contains(err.Error(), "zones.json is damaged") {
+		t.Errorf("damaged zones.json: %v", err)
+	}
+}

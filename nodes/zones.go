@@ -258,14 +258,22 @@ func (g *regionalGroup) endpoints() []string {
 // waits for them.
 func (c *Cluster) startZones(zl *zap.Logger) error {
 	n := c.cfg.Zones
+	// A regional group's members know each other by their proxies'
+	// addresses (in their data): a lab resumed from its data directory
+	// listens on the same ones again, and must have as many zones.
+	saved, err := loadZoneAddrs(c.dir)
+	if err != nil {
+		return err
+	}
+	if c.resumed {
+		if err := checkZoneAddrs(c.dir, saved, c.cfg.Regions, n); err != nil {
+			return err
+		}
+	}
 	zs := &zoneSet{n: n, byRegion: map[string]*regionalGroup{}, byZone: map[string]*zoneMember{},
 		remote: map[[2]string]*clientv3.Client{}, remoteZone: map[[2]string]*clientv3.Client{}, remoteProxies: map[[3]string]*replicaProxy{},
 		startErr: make(chan error, len(c.cfg.Regions))}
 	c.zones = zs
-	// A regional group's members know each other by their proxies'
-	// addresses (in their data): a lab resumed from its data directory
-	// listens on the same ones again.
-	saved := loadZoneAddrs(c.dir)
 	for _, region := range c.cfg.Regions {
 		var names []string
 		for i := range n {
@@ -285,11 +293,14 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 			if err := z.pickPorts(); err != nil {
 				return err
 			}
+			if c.cfg.BypassFabric && saved[name] != "" {
+				z.peer = saved[name] // the member's own listener is its known address
+			}
 			z.advertise = z.peer
 			if !c.cfg.BypassFabric {
 				ln, err := listenProxy(saved[name])
 				if err != nil {
-					return fmt.Errorf("nodes: zone peer proxy: %w", err)
+					return fmt.Errorf("nodes: zone %s's member is known by %s in the data of %s, and that port is taken (%v): stop what uses it, or start with another --data-dir", name, saved[name], c.dir, err)
 				}
 				p := newPeerProxy(name, z.peer, ln, g.fabric, g.sender)
 				g.proxies = append(g.proxies, p)

@@ -12,8 +12,9 @@ package static
 
 import "embed"
 
-// FS holds app.css, app.js (the page), lessons.js (its lesson panel),
-// load.css, load.js, recording.js, time.js, the SVG icons and vendor/.
+// FS holds app.css, app.js (the page), geo.js (its geo allocation bars),
+// lessons.js (its lesson panel), load.css, load.js, recording.js, time.js,
+// the SVG icons and vendor/.
 //
 //go:embed *.css *.js *.svg vendor
 var FS embed.FS

@@ -43,6 +43,7 @@ type Lab interface {
 	// Geo store (geo issue): a split stock, and zone names.
 	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
 	IsZone(name string) bool
+	GeoAllocations(ctx context.Context, sku, region string) (lab.Outcome, error) // geo_alloc.go
 }
 
 // Lessons feeds the lesson panel. It may be nil: the panel then says that no
@@ -231,6 +232,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/state", s.handleState)
 	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
+	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}/allocations", s.handleGeoAllocations) // geo_alloc.go
 	mux.HandleFunc("GET /api/history", s.handleHistory)
 	mux.HandleFunc("GET /api/history/export", s.handleExport)
 	mux.HandleFunc("GET /api/check", s.handleCheck)

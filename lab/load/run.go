@@ -419,6 +419,9 @@ func (r *Run) exec(at time.Time, si, ri, sku int, read bool) {
 		t.sell(sku, g)
 	}
 	c.answer(read, res.Kind, latency, stale)
+	if !read && res.Stranded {
+		c.strand()
+	}
 }
 
 // recordable decides whether a checked SKU's operation goes to the

@@ -53,7 +53,8 @@ type Figures struct {
 	Conflict    int64 `json:"conflict"`
 	Overloaded  int64 `json:"overloaded"`
 	Shed        int64 `json:"shed"`
-	Refused     int64 `json:"refused"` // buys answered anything but ok or sold_out
+	Refused     int64 `json:"refused"`  // buys answered anything but ok or sold_out
+	Stranded    int64 `json:"stranded"` // geo: refused buys (among Refused) whose only units left were out of reach
 
 	ReadsOffered int64            `json:"readsOffered"`
 	ReadOutcomes map[string]int64 `json:"readOutcomes"`
@@ -89,7 +90,7 @@ type Sample = Figures
 type tally struct {
 	offered, readsOffered int64
 	buys, reads           map[string]int64
-	stale, sold           int64
+	stale, sold, stranded int64
 	buyH, readH           *hdrhistogram.Histogram
 }
 
@@ -99,7 +100,7 @@ func newTally() tally {
 }
 
 func (t *tally) reset() {
-	t.offered, t.readsOffered, t.stale, t.sold = 0, 0, 0, 0
+	t.offered, t.readsOffered, t.stale, t.sold, t.stranded = 0, 0, 0, 0, 0
 	clear(t.buys)
 	clear(t.reads)
 	t.buyH.Reset()
@@ -157,10 +158,18 @@ func (c *cell) answer(read bool, kind string, latency time.Duration, stale bool)
 	}
 }
 
+// strand counts one buy (already answered) as stranded.
+func (c *cell) strand() {
+	c.mu.Lock()
+	c.win.stranded++
+	c.tot.stranded++
+	c.mu.Unlock()
+}
+
 // figures computes Figures from t; the caller holds the cell's mutex.
 func (t *tally) figures(store, region string, window bool, inflight int64, slo float64) Figures {
 	f := Figures{Store: store, Region: region, Offered: t.offered, ReadsOffered: t.readsOffered,
-		Outcomes: maps.Clone(t.buys), ReadOutcomes: maps.Clone(t.reads), StaleReads: t.stale, Sold: t.sold, InFlight: inflight}
+		Outcomes: maps.Clone(t.buys), ReadOutcomes: maps.Clone(t.reads), StaleReads: t.stale, Sold: t.sold, InFlight: inflight, Stranded: t.stranded}
 	f.OK, f.SoldOut, f.Unavailable = t.buys[KindOK], t.buys[KindSoldOut], t.buys[KindUnavailable]
 	f.FailFast, f.Conflict, f.Overloaded, f.Shed = t.buys[KindFailFast], t.buys[KindConflict], t.buys[KindOverloaded], t.buys[KindShed]
 	f.Reads = t.reads[KindOK]

@@ -14,6 +14,9 @@ import (
 type Result struct {
 	Kind     string
 	Quantity int
+	// Stranded: a geo buy refused because the only units left were in
+	// regions the buyer's could not reach (cut off or down).
+	Stranded bool
 }
 
 // KindError is the outcome counted when the target refused an operation
@@ -101,7 +104,12 @@ func (t LabTarget) Stock(ctx context.Context, store, sku, region string, qty int
 
 // Buy buys one unit.
 func (t LabTarget) Buy(ctx context.Context, store, sku, region string, record bool) Result {
-	return resultOf(t.Lab.Buy(recordCtx(ctx, record), lab.Store(store), sku, region, 1))
+	out, err := t.Lab.Buy(recordCtx(ctx, record), lab.Store(store), sku, region, 1)
+	r := resultOf(out, err)
+	// Only a geo buy refused for want of reachable units names unreachable
+	// regions (lab/geo_transfer.go).
+	r.Stranded = err == nil && out.Outcome != lab.OK && len(out.Unreachable) > 0
+	return r
 }
 
 // Read reads a SKU's stock.
