@@ -228,7 +228,9 @@
 //	                             and a row for any other counter the lab reports
 //	store-explainer, quorum-panel  quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value, quorum-indicator,
 //	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge
-//	load-slot                    where the load panel goes (tab-load)
+//	load-slot                    where the load panel goes (tab-load): the stores side by side, each its verdict
+//	                             first, then its plots as tall as the dock allows (110–170 px, load-panel's
+//	                             data-plot-height; the tab scrolls to them when the dock is shorter)
 //	join, join-url, join-qr      audience link and QR code (presenter mode, beside the dock; covers nothing)
 //	toast                        status and error messages (aria-live)
 //
