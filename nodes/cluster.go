@@ -17,6 +17,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -47,7 +48,12 @@ type Config struct {
 	// traffic does not cross the fabric (for benchmarks only: cuts and
 	// latency then do not apply to it).
 	BypassFabric bool
-	// ReadyTimeout bounds the wait for every member at start (default 30 s).
+	// ReadyTimeout bounds the wait for every member at start (default 60 s:
+	// three regions start 15 etcd servers — 3 members, 3 replica servers, 9
+	// zone members — in one process, and on a 2-core machine busy with
+	// other work their first elections can take tens of seconds; an idle
+	// machine is ready in about a second). The caller's context still
+	// bounds the whole start.
 	ReadyTimeout time.Duration
 	// Logger receives the cluster's own messages; nil discards them.
 	Logger *slog.Logger
@@ -118,7 +124,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = 30 * time.Second
+		c.ReadyTimeout = DefaultReadyTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -560,9 +566,34 @@ func (c *Cluster) regionOf(id types.ID) string {
 	return c.idToReg[id]
 }
 
+// DefaultReadyTimeout is Config.ReadyTimeout's default.
+const DefaultReadyTimeout = 60 * time.Second
+
+// electionReport says, for a start that timed out, what each consensus
+// member and replica server knows: its term and leader (0: none), so that
+// a slow first election reads apart from a server that never started.
+func (c *Cluster) electionReport() string {
+	var parts []string
+	for _, r := range c.regions {
+		m, rep := r.servers()
+		for _, e := range []struct {
+			what string
+			e    *embed.Etcd
+		}{{"member", m}, {"replica", rep}} {
+			if !running(e.e) {
+				parts = append(parts, r.place.Name+" "+e.what+" stopped")
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %s term %d leader %x", r.place.Name, e.what, e.e.Server.Term(), uint64(e.e.Server.Leader())))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (c *Cluster) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
 	defer cancel()
+	start := time.Now()
 	for _, r := range c.regions {
 		m, rep := r.servers()
 		for _, e := range []struct {
@@ -575,7 +606,7 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			case err := <-e.errc:
 				return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
 			case <-ctx.Done():
-				return fmt.Errorf("nodes: %s %s not ready: %w", r.place.Name, e.what, ctx.Err())
+				return fmt.Errorf("nodes: %s %s not ready after %s (%s): %w", r.place.Name, e.what, time.Since(start).Round(time.Millisecond), c.electionReport(), ctx.Err())
 			}
 		}
 	}
