@@ -22,9 +22,21 @@ const (
 // each request answered within the latency target lets the limit grow by
 // one per limit's worth of them, up to the ceiling; a request slower than
 // the target — or one that ran into the deadline — cuts it by a tenth, at
-// most once per target interval, down to minInFlight. The target is a
-// quarter of the request deadline, so admitted requests finish well
-// within it and the breakers never see a queue's timeouts.
+// most once per target interval, down to minInFlight, but only while the
+// gateway is busy: at least half its limit in flight when the request
+// ends. The target is a quarter of the request deadline, so admitted
+// requests finish well within it and the breakers never see a queue's
+// timeouts.
+//
+// Why busy: a slow answer while the gateway holds a few requests says the
+// slowness came from elsewhere — a machine busy with other work, a
+// garbage-collector pause — not from the requests this gateway let in, and
+// cutting then only sheds load the lab could carry (on a loaded 2-core
+// machine, one slow answer every quarter deadline walked a gateway serving
+// 30 buys a second down to a limit it then shed against). A gateway whose
+// requests wait out a partition fills up within one deadline and is cut
+// as before. Each (region, store) gateway adapts on its own: a cut-off
+// region's slow requests never shrink another region's limit.
 //
 // A request past the limit is answered at once with outcome overloaded:
 // it reaches no store and no breaker. Admitting and finishing take a few
@@ -71,8 +83,11 @@ func (a *admission) admit(region string, store Store) *gateway {
 
 // done frees the slot and adapts the limit to how the request went.
 func (a *admission) done(g *gateway, took time.Duration, out Kind) {
-	g.inFlight.Add(-1)
+	busy := 2*g.inFlight.Add(-1)+2 >= g.limit.Load() // this one included
 	if took > a.target || (out == Unavailable && took >= a.target) {
+		if !busy {
+			return // slow, but not from what this gateway let in
+		}
 		now := time.Now().UnixNano()
 		last := g.cutAt.Load()
 		if now-last < int64(a.target) || !g.cutAt.CompareAndSwap(last, now) {

@@ -109,7 +109,9 @@ func TestOverloadedAnsweredAtOnce(t *testing.T) {
 }
 
 // TestAdmissionAdapts: the limit grows while answers are fast, shrinks
-// when they are slower than the target, never leaves its bounds.
+// when they are slower than the target while the gateway is busy (half its
+// limit in flight), stays when a slow answer comes from an idle gateway,
+// never leaves its bounds.
 func TestAdmissionAdapts(t *testing.T) {
 	a := newAdmission([]string{"r"}, 40, 100*time.Millisecond)
 	limit := func() int { l, _ := a.limits("r", Consensus); return l }
@@ -120,12 +122,35 @@ func TestAdmissionAdapts(t *testing.T) {
 	if got := limit(); got != 40 {
 		t.Fatalf("after fast answers the limit is %d (from %d), want the ceiling 40", got, start)
 	}
+	// Slow answers with three requests in flight: the slowness is not the
+	// gateway's doing, the limit stays.
+	for range 200 {
+		var gs []*gateway
+		for range 3 {
+			gs = append(gs, a.admit("r", Consensus))
+		}
+		for _, g := range gs {
+			g.cutAt.Store(0) // as if a target interval had passed
+			a.done(g, time.Second, Unavailable)
+		}
+	}
+	if got := limit(); got != 40 {
+		t.Fatalf("slow answers from an idle gateway cut the limit to %d", got)
+	}
+	// Slow answers while half the limit is in flight: cut, down to the floor.
 	for i := range 200 {
-		g := a.admit("r", Consensus)
+		var gs []*gateway
+		for range (limit() + 1) / 2 {
+			gs = append(gs, a.admit("r", Consensus))
+		}
+		g := gs[0]
 		g.cutAt.Store(0) // as if a target interval had passed
 		a.done(g, time.Second, OK)
 		if i == 0 && limit() >= 40 {
-			t.Fatalf("a slow answer did not cut the limit")
+			t.Fatalf("a slow answer at half the limit in flight did not cut the limit")
+		}
+		for _, g := range gs[1:] {
+			g.inFlight.Add(-1) // let go without adapting
 		}
 	}
 	if got := limit(); got != minInFlight {
