@@ -251,7 +251,7 @@
       let line = ss.verdict;
       if (ss.check) line += ' — checker: ' + (ss.check.linearizable ? 'linearizable' : 'NOT linearizable') + ' (' + ss.check.operations + ' recorded operations)';
       v.textContent = line;
-      const refused = (ss.regions || []).some((f) => f.availability < 99);
+      const refused = (ss.regions || []).some((f) => (f.admittedAvailability ?? f.availability) < 99); // as the verdict: shed buys apart
       v.classList.toggle('bad', ss.oversold > 0 || refused);
       v.classList.toggle('good', ss.oversold === 0 && !refused);
     }
