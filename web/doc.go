@@ -204,7 +204,7 @@
 //	timeline, timeline-scroll    space-time diagram (SVG; bars .bar.o-{outcome}[data-op=id], at least 10 px wide;
 //	                             faults dashed red, heals solid green); timeline-follow; timeline-list (screen readers)
 //	verdict-full                 the whole verdict: verdict-full-{store}, verdict-visual-{store} (link to /api/check/visual)
-//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|oversold|staleReads}
+//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	                             and a row for any other counter the lab reports
 //	store-explainer, quorum-panel  quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value, quorum-indicator,
 //	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge
