@@ -64,21 +64,26 @@ func storeOf(t *testing.T, st Status, store string) StoreStatus {
 //
 // Availability is judged on the buys the lab admitted (AdmittedAvailability):
 // an overloaded answer is the lab's machine shedding load, not a store's
-// CAP choice. The rate (10 buys and 20 reads a second per region and store,
-// 270 operations a second in all) is well within an idle 2-core machine's
+// CAP choice. The rate (5 buys and 5 reads a second per region and store,
+// 90 operations a second in all) is well within an idle 2-core machine's
 // capacity, and how much was shed is bounded apart — at most a fifth of any
 // healthy region's buys — so an admission control that sheds what the
-// machine could carry still fails the test (docs/api.md, "Load").
+// machine could carry still fails the test (docs/api.md, "Load"). The
+// request deadline is 3 s (not scale 0's 1 s): in .ci/run, with other
+// packages' tests beside it, this process stalled for about a second and
+// W=1 writes in the majority timed out; a stall that long is contention,
+// while a cut-off region's buys still wait out the whole deadline.
 func TestCutDuringLoad(t *testing.T) {
-	l := newLab(t, lab.Config{})
+	const deadline = 3 * time.Second
+	l := newLab(t, lab.Config{RequestTimeout: deadline})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := l.Lead(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	c := newController(t, l)
-	const rate = 10
-	_, err := c.Start(Config{Rate: rate, ReadsPerBuy: f64(2), SKUs: 20, Stock: intp(1000), DoorbusterStock: intp(15),
+	const rate = 5
+	_, err := c.Start(Config{Rate: rate, ReadsPerBuy: f64(1), SKUs: 20, Stock: intp(1000), DoorbusterStock: intp(5),
 		DoorbusterShare: f64(0.3), Duration: Duration(5 * time.Second), Seed: 11})
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +125,8 @@ func TestCutDuringLoad(t *testing.T) {
 	if minority.Offered < rate*5/2 {
 		t.Errorf("stalled region offered only %d buys in 5 s at %d/s", minority.Offered, rate)
 	}
-	if minority.P99Ms < 200 || minority.P99Ms < 5*majority.P99Ms {
-		t.Errorf("stalled region p99 %.1f ms (majority %.1f ms): the stall must show", minority.P99Ms, majority.P99Ms)
+	if minority.P99Ms < 0.9*float64(deadline.Milliseconds()) || minority.P99Ms < 2*majority.P99Ms {
+		t.Errorf("stalled region p99 %.1f ms (majority %.1f ms, deadline %v): the stall must show", minority.P99Ms, majority.P99Ms, deadline)
 	}
 
 	rep := storeOf(t, st, "replicated")
