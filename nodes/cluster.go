@@ -594,6 +594,13 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
 	defer cancel()
 	start := time.Now()
+	// A member that has not become ready after many election timeouts
+	// while the others agree on a leader has stopped hearing them: seen in
+	// .ci/run, one member stayed at term 1 for 60 s while the others led
+	// at term 2. Dropping every exchange through the peer proxies makes
+	// etcd dial its streams again (it does so on any stream error).
+	kick := time.NewTicker(max(5*time.Second, 10*time.Duration(c.cfg.ElectionMs)*time.Millisecond))
+	defer kick.Stop()
 	for _, r := range c.regions {
 		m, rep := r.servers()
 		for _, e := range []struct {
@@ -601,12 +608,22 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			ready <-chan struct{}
 			errc  <-chan error
 		}{{"member", m.Server.ReadyNotify(), m.Err()}, {"replica", rep.Server.ReadyNotify(), rep.Err()}} {
-			select {
-			case <-e.ready:
-			case err := <-e.errc:
-				return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
-			case <-ctx.Done():
-				return fmt.Errorf("nodes: %s %s not ready after %s (%s): %w", r.place.Name, e.what, time.Since(start).Round(time.Millisecond), c.electionReport(), ctx.Err())
+		wait:
+			for {
+				select {
+				case <-e.ready:
+					break wait
+				case err := <-e.errc:
+					return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
+				case <-kick.C:
+					c.cfg.Logger.Warn("a server is slow to become ready: reconnecting the members' streams", "server", r.place.Name+" "+e.what,
+						"after", time.Since(start).Round(time.Millisecond), "state", c.electionReport())
+					for _, p := range c.peerProxies {
+						p.dropAll()
+					}
+				case <-ctx.Done():
+					return fmt.Errorf("nodes: %s %s not ready after %s (%s): %w", r.place.Name, e.what, time.Since(start).Round(time.Millisecond), c.electionReport(), ctx.Err())
+				}
 			}
 		}
 	}
