@@ -867,6 +867,9 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 	}
 	election := time.Duration(c.cfg.ElectionMs) * time.Millisecond
 	var last error
+	// A target that has not caught up after many election timeouts gets
+	// the members' streams dialled again (see waitReady).
+	behindSince := time.Time{}
 	for {
 		tm, _ := target.servers()
 		if tm == nil {
@@ -883,6 +886,7 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 			return fmt.Errorf("nodes: move leader to %s: %w: it is cut off from leader %s", name, ErrNoLeader, leader)
 		default:
 			if lm, _ := c.byName[leader].servers(); lm != nil && c.caughtUp(name, leader) {
+				behindSince = time.Time{}
 				actx, cancel := context.WithTimeout(ctx, 3*election)
 				err := lm.Server.MoveLeader(actx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID()))
 				cancel()
@@ -892,6 +896,15 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 				last = fmt.Errorf("nodes: move leader %s → %s: %w", leader, name, err)
 			} else {
 				last = fmt.Errorf("nodes: move leader to %s: it has not caught up with leader %s", name, leader)
+				if behindSince.IsZero() {
+					behindSince = time.Now()
+				} else if time.Since(behindSince) > max(3*time.Second, 10*election) {
+					c.cfg.Logger.Warn("a member is slow to catch up with the leader: reconnecting the members' streams", "member", name, "leader", leader)
+					for _, p := range c.peerProxies {
+						p.dropAll()
+					}
+					behindSince = time.Now()
+				}
 			}
 		}
 		select {
