@@ -179,13 +179,13 @@
         value: (u, v, si, idx) => (idx == null ? '' : String(d.kinds[k][idx] || 0)),
       })));
       const tput = new uPlot({
-        title: 'Buys a second, by outcome (x: seconds)', width: width(tputEl), height: plotH, hooks, legend,
+        title: 'Buys/s by outcome', width: width(tputEl), height: plotH, hooks, legend,
         scales: { x: { time: false } }, axes: [axis(), axis({ label: 'buys/s', labelSize: px + 6 })],
         series: tputSeries,
       }, stackedData(s), tputEl);
       const regions = run.regions;
       const p99 = new uPlot({
-        title: 'p99 latency per region (ms); dashed: the SLO', width: width(p99El), height: plotH, hooks, legend,
+        title: 'p99 per region (ms), dashed: SLO', width: width(p99El), height: plotH, hooks, legend,
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, run.slo * 1.3)] } },
         axes: [axis(), axis({ label: 'ms', labelSize: px + 6 })],
         series: [x].concat(regions.map((g, i) => ({ label: g, stroke: REGION_COLORS[i % REGION_COLORS.length], width: 2, spanGaps: false })),
