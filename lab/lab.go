@@ -474,13 +474,20 @@ func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKin
 
 // Lead moves consensus leadership to a region and returns once it leads.
 // It fails with ErrUnavailable when the region cannot lead (crashed, cut
-// off, no leader to hand over from).
+// off, no leader to hand over from). It keeps trying (the region may
+// still be catching up with the leader) until ctx ends, or for
+// max(5 s, 4 × RequestTimeout) when ctx has no deadline: a lesson's
+// "lead" gives it the lesson's wait (30 s), which a busy machine may need
+// after a reset.
 func (l *Lab) Lead(ctx context.Context, region string) error {
 	if err := l.CheckRegion(region); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, max(5*time.Second, 4*l.cfg.RequestTimeout))
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max(5*time.Second, 4*l.cfg.RequestTimeout))
+		defer cancel()
+	}
 	if err := l.cluster.MoveLeader(ctx, region); err != nil {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}

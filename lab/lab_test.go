@@ -19,7 +19,7 @@ func newLab(t *testing.T, cfg Config) *Lab {
 		cfg.TickMs, cfg.ElectionMs = 50, 500
 	}
 	cfg.DataDir = t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second) // 15 etcd servers on a busy 2-core machine: see nodes.Config.ReadyTimeout
 	defer cancel()
 	l, err := New(ctx, cfg)
 	if err != nil {

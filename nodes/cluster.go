@@ -17,6 +17,7 @@ import (
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
@@ -47,7 +48,12 @@ type Config struct {
 	// traffic does not cross the fabric (for benchmarks only: cuts and
 	// latency then do not apply to it).
 	BypassFabric bool
-	// ReadyTimeout bounds the wait for every member at start (default 30 s).
+	// ReadyTimeout bounds the wait for every member at start (default 60 s:
+	// three regions start 15 etcd servers — 3 members, 3 replica servers, 9
+	// zone members — in one process, and on a 2-core machine busy with
+	// other work their first elections can take tens of seconds; an idle
+	// machine is ready in about a second). The caller's context still
+	// bounds the whole start.
 	ReadyTimeout time.Duration
 	// Logger receives the cluster's own messages; nil discards them.
 	Logger *slog.Logger
@@ -118,7 +124,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = 30 * time.Second
+		c.ReadyTimeout = DefaultReadyTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -560,9 +566,41 @@ func (c *Cluster) regionOf(id types.ID) string {
 	return c.idToReg[id]
 }
 
+// DefaultReadyTimeout is Config.ReadyTimeout's default.
+const DefaultReadyTimeout = 60 * time.Second
+
+// electionReport says, for a start that timed out, what each consensus
+// member and replica server knows: its term and leader (0: none), so that
+// a slow first election reads apart from a server that never started.
+func (c *Cluster) electionReport() string {
+	var parts []string
+	for _, r := range c.regions {
+		m, rep := r.servers()
+		for _, e := range []struct {
+			what string
+			e    *embed.Etcd
+		}{{"member", m}, {"replica", rep}} {
+			if !running(e.e) {
+				parts = append(parts, r.place.Name+" "+e.what+" stopped")
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %s term %d leader %x", r.place.Name, e.what, e.e.Server.Term(), uint64(e.e.Server.Leader())))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (c *Cluster) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ReadyTimeout)
 	defer cancel()
+	start := time.Now()
+	// A member that has not become ready after many election timeouts
+	// while the others agree on a leader has stopped hearing them: seen in
+	// .ci/run, one member stayed at term 1 for 60 s while the others led
+	// at term 2. Dropping every exchange through the peer proxies makes
+	// etcd dial its streams again (it does so on any stream error).
+	kick := time.NewTicker(max(5*time.Second, 10*time.Duration(c.cfg.ElectionMs)*time.Millisecond))
+	defer kick.Stop()
 	for _, r := range c.regions {
 		m, rep := r.servers()
 		for _, e := range []struct {
@@ -570,12 +608,22 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			ready <-chan struct{}
 			errc  <-chan error
 		}{{"member", m.Server.ReadyNotify(), m.Err()}, {"replica", rep.Server.ReadyNotify(), rep.Err()}} {
-			select {
-			case <-e.ready:
-			case err := <-e.errc:
-				return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
-			case <-ctx.Done():
-				return fmt.Errorf("nodes: %s %s not ready: %w", r.place.Name, e.what, ctx.Err())
+		wait:
+			for {
+				select {
+				case <-e.ready:
+					break wait
+				case err := <-e.errc:
+					return fmt.Errorf("nodes: %s %s failed: %w", r.place.Name, e.what, err)
+				case <-kick.C:
+					c.cfg.Logger.Warn("a server is slow to become ready: reconnecting the members' streams", "server", r.place.Name+" "+e.what,
+						"after", time.Since(start).Round(time.Millisecond), "state", c.electionReport())
+					for _, p := range c.peerProxies {
+						p.dropAll()
+					}
+				case <-ctx.Done():
+					return fmt.Errorf("nodes: %s %s not ready after %s (%s): %w", r.place.Name, e.what, time.Since(start).Round(time.Millisecond), c.electionReport(), ctx.Err())
+				}
 			}
 		}
 	}
@@ -819,6 +867,9 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 	}
 	election := time.Duration(c.cfg.ElectionMs) * time.Millisecond
 	var last error
+	// A target that has not caught up after many election timeouts gets
+	// the members' streams dialled again (see waitReady).
+	behindSince := time.Time{}
 	for {
 		tm, _ := target.servers()
 		if tm == nil {
@@ -835,6 +886,7 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 			return fmt.Errorf("nodes: move leader to %s: %w: it is cut off from leader %s", name, ErrNoLeader, leader)
 		default:
 			if lm, _ := c.byName[leader].servers(); lm != nil && c.caughtUp(name, leader) {
+				behindSince = time.Time{}
 				actx, cancel := context.WithTimeout(ctx, 3*election)
 				err := lm.Server.MoveLeader(actx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID()))
 				cancel()
@@ -844,6 +896,15 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 				last = fmt.Errorf("nodes: move leader %s → %s: %w", leader, name, err)
 			} else {
 				last = fmt.Errorf("nodes: move leader to %s: it has not caught up with leader %s", name, leader)
+				if behindSince.IsZero() {
+					behindSince = time.Now()
+				} else if time.Since(behindSince) > max(3*time.Second, 10*election) {
+					c.cfg.Logger.Warn("a member is slow to catch up with the leader: reconnecting the members' streams", "member", name, "leader", leader)
+					for _, p := range c.peerProxies {
+						p.dropAll()
+					}
+					behindSince = time.Now()
+				}
 			}
 		}
 		select {

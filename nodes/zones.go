@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -372,15 +373,29 @@ func (c *Cluster) awaitZones(ctx interface {
 			return fmt.Errorf("nodes: regional groups not started: %w", ctx.Err())
 		}
 	}
+	// As for the consensus members (Cluster.waitReady): a zone member not
+	// ready after many election timeouts gets its group's streams dialled
+	// again.
+	kick := time.NewTicker(max(5*time.Second, 10*zoneElectionMs*time.Millisecond))
+	defer kick.Stop()
 	for _, g := range zs.groups {
 		for _, z := range g.members {
 			e := z.server()
-			select {
-			case <-e.Server.ReadyNotify():
-			case err := <-e.Err():
-				return fmt.Errorf("nodes: zone %s failed: %w", z.name, err)
-			case <-ctx.Done():
-				return fmt.Errorf("nodes: zone %s not ready: %w", z.name, ctx.Err())
+		wait:
+			for {
+				select {
+				case <-e.Server.ReadyNotify():
+					break wait
+				case err := <-e.Err():
+					return fmt.Errorf("nodes: zone %s failed: %w", z.name, err)
+				case <-kick.C:
+					c.cfg.Logger.Warn("a zone member is slow to become ready: reconnecting its group's streams", "zone", z.name)
+					for _, p := range g.proxies {
+						p.dropAll()
+					}
+				case <-ctx.Done():
+					return fmt.Errorf("nodes: zone %s not ready (term %d, leader %x): %w", z.name, e.Server.Term(), uint64(e.Server.Leader()), ctx.Err())
+				}
 			}
 		}
 	}

@@ -101,6 +101,11 @@
     const ctx = u.ctx;
     const last = run && run.t.length ? run.t[run.t.length - 1] : 0;
     ctx.save();
+    ctx.beginPath();
+    ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+    ctx.clip(); // a long label stays inside the plot
+    ctx.textAlign = 'left';
+    ctx.textBaseline = 'alphabetic';
     for (const b of bands()) {
       const x0 = u.valToPos(b.t0, 'x', true);
       const x1 = u.valToPos(b.t1 == null ? last : b.t1, 'x', true);
@@ -115,6 +120,40 @@
 
   function width(el) { return Math.max(el.clientWidth || 300, 200); }
 
+  // Plot heights: as tall as the dock's Load tab allows, between 110 and
+  // 170 px for the two main plots (side by side; the oversold strip below
+  // them about half as tall), so that the stores stay side by side and the
+  // panel never pushes the map and shops away: when the dock is shorter,
+  // the verdicts show first and the tab scrolls to the plots. Outside a
+  // dock (or while hidden) the full 170.
+  const FULL = 170, MIN = 110;
+  let plotH = FULL;
+  function fitHeight() {
+    const dock = panel.closest('.panel');
+    if (!dock || !dock.clientHeight) return FULL;
+    const first = panel.querySelector('.load-store');
+    if (!first) return FULL;
+    const p = plots[first.dataset.store];
+    // what a store's column holds besides the plots (heading, verdict, titles, legends)
+    const drawn = p ? Math.max(p.tput.height, p.p99.height) + p.over.height : 0;
+    const other = first.offsetHeight - drawn;
+    const top = first.getBoundingClientRect().top - dock.getBoundingClientRect().top + dock.scrollTop;
+    const below = $('load-checked') ? $('load-checked').offsetHeight + 12 : 12;
+    const room = dock.clientHeight - top - other - below;
+    return Math.max(MIN, Math.min(FULL, Math.floor(room / 1.5)));
+  }
+  function sizeAll() {
+    plotH = fitHeight();
+    for (const s of stores) {
+      const p = plots[s];
+      if (!p) continue;
+      p.tput.setSize({ width: width($('load-tput-' + s)), height: plotH });
+      p.p99.setSize({ width: width($('load-p99-' + s)), height: plotH });
+      p.over.setSize({ width: width($('load-oversold-' + s)), height: Math.round(plotH / 2) });
+    }
+    panel.dataset.plotHeight = String(plotH);
+  }
+
   function makePlots() {
     for (const s of stores) {
       if (plots[s]) Object.values(plots[s]).forEach((p) => p.destroy());
@@ -124,6 +163,14 @@
       const hooks = { drawClear: [drawBands] };
       const x = { label: 'second' };
       const legend = { live: false };
+      // Axis text in the page's ink (presenter mode is dark), no x label:
+      // the titles say what the axes hold.
+      const cs = getComputedStyle(document.body);
+      const ink = cs.color, dark = document.body.classList.contains('present');
+      const grid = dark ? 'rgba(255,255,255,0.16)' : 'rgba(0,0,0,0.08)'; // translucent: a fault band shows through
+      const px = Math.round(parseFloat(cs.fontSize) * 0.75);
+      const axis = (o) => Object.assign({ stroke: ink, font: px + 'px system-ui, sans-serif', labelFont: px + 'px system-ui, sans-serif',
+        grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } }, o || {});
       // Throughput, stacked: series i is the sum of the first n-i kinds, drawn
       // largest first so that each smaller sum paints over it.
       const rev = KINDS.slice().reverse();
@@ -132,22 +179,22 @@
         value: (u, v, si, idx) => (idx == null ? '' : String(d.kinds[k][idx] || 0)),
       })));
       const tput = new uPlot({
-        title: 'Buys a second, by outcome', width: width(tputEl), height: 170, hooks, legend,
-        scales: { x: { time: false } }, axes: [{ label: 's since start' }, { label: 'buys/s' }],
+        title: 'Buys/s by outcome', width: width(tputEl), height: plotH, hooks, legend,
+        scales: { x: { time: false } }, axes: [axis(), axis({ label: 'buys/s', labelSize: px + 6 })],
         series: tputSeries,
       }, stackedData(s), tputEl);
       const regions = run.regions;
       const p99 = new uPlot({
-        title: 'p99 latency per region (ms); dashed: the SLO', width: width(p99El), height: 170, hooks, legend,
+        title: 'p99 per region (ms), dashed: SLO', width: width(p99El), height: plotH, hooks, legend,
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, run.slo * 1.3)] } },
-        axes: [{}, { label: 'ms' }],
+        axes: [axis(), axis({ label: 'ms', labelSize: px + 6 })],
         series: [x].concat(regions.map((g, i) => ({ label: g, stroke: REGION_COLORS[i % REGION_COLORS.length], width: 2, spanGaps: false })),
           [{ label: 'SLO', stroke: '#c62828', dash: [8, 6], width: 2, points: { show: false } }]),
       }, p99Data(s), p99El);
       const over = new uPlot({
-        title: 'Units oversold (all SKUs)', width: width(overEl), height: 110, hooks, legend,
+        title: 'Units oversold (all SKUs)', width: width(overEl), height: Math.round(plotH / 2), hooks, legend,
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, 5)] } },
-        axes: [{}, {}],
+        axes: [axis(), axis()],
         series: [x, { label: 'oversold', stroke: '#b3261e', fill: '#b3261e33', width: 2 }],
       }, [run.t, d.oversold], overEl);
       plots[s] = { tput, p99, over };
@@ -204,12 +251,17 @@
       let line = ss.verdict;
       if (ss.check) line += ' — checker: ' + (ss.check.linearizable ? 'linearizable' : 'NOT linearizable') + ' (' + ss.check.operations + ' recorded operations)';
       v.textContent = line;
-      const refused = (ss.regions || []).some((f) => f.availability < 99);
+      const refused = (ss.regions || []).some((f) => (f.admittedAvailability ?? f.availability) < 99); // as the verdict: shed buys apart
       v.classList.toggle('bad', ss.oversold > 0 || refused);
       v.classList.toggle('good', ss.oversold === 0 && !refused);
     }
     $('load-checked').textContent = st.checked || '';
     const running = ['stocking', 'running', 'draining', 'checking'].includes(st.state);
+    if (running && c) { // a page opened during a run shows the run's settings
+      const r = $('load-rate'), m = $('load-mix');
+      if (r && c.rate) { r.value = c.rate; $('load-rate-out').textContent = String(c.rate); }
+      if (m && c.readsPerBuy != null) m.value = c.readsPerBuy;
+    }
     const startBtn = $('load-start'), stopBtn = $('load-stop');
     if (document.body.dataset.role === 'presenter') {
       startBtn.disabled = running;
@@ -246,21 +298,20 @@
     if (res.ok && res.data) apply(res.data);
   });
 
+  // Size the plots when the tab opens (the panel was hidden, 0 wide) and
+  // when the window or the dock changes size.
   let resizeTimer = null;
-  window.addEventListener('resize', () => {
+  const resize = () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(() => {
-      for (const s of stores) {
-        const p = plots[s];
-        if (!p) continue;
-        p.tput.setSize({ width: width($('load-tput-' + s)), height: 170 });
-        p.p99.setSize({ width: width($('load-p99-' + s)), height: 170 });
-        p.over.setSize({ width: width($('load-oversold-' + s)), height: 110 });
-      }
-    }, 150);
-  });
+    resizeTimer = setTimeout(() => { sizeAll(); requestAnimationFrame(sizeAll); }, 100); // twice: the second measures the titles and legends at the new width
+  };
+  window.addEventListener('resize', resize);
+  const dock = panel.closest('.panel');
+  if (dock && window.ResizeObserver) new ResizeObserver(resize).observe(dock);
 
   cap.on('load', (f) => { if (f.load) apply(f.load); });
+  // Presenter mode changes the colours and the type size: draw again.
+  cap.on('present', () => { if (run) { makePlots(); redraw(); resize(); } });
   // For tests and the curious: the uPlot instances and the band intervals.
   window.caplabLoad = { plots, bands };
   fetch('/api/load', { credentials: 'same-origin' })

@@ -31,7 +31,7 @@ type apiFixture struct {
 func startLab(t testing.TB, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	cfg.DataDir, cfg.TickMs, cfg.ElectionMs, cfg.Logger = t.TempDir(), 50, 500, quietLogger()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second) // 15 etcd servers on a busy 2-core machine: see nodes.Config.ReadyTimeout
 	defer cancel()
 	l, err := lab.New(ctx, cfg)
 	if err != nil {

@@ -165,7 +165,8 @@
 // The page works without a build step and without third-party code. The
 // element ids below are stable; each interactive one has the same
 // data-testid. {r} is a region name (us-east-1), {a}--{b} an unordered pair
-// of regions in State order, {store} consensus or replicated.
+// of regions in State order, {store} a store in lab.Stores (consensus,
+// replicated, geo).
 //
 //	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open
 //	                             (data-stores: the stores in column order)
@@ -187,28 +188,7 @@
 //	                             link-menu-rtt, link-menu-rtt-apply, link-menu-close
 //	region-menu                  region-menu-crash, region-menu-restart, region-menu-lead, region-menu-isolate, region-menu-close
 //	preset-isolate-{r}           isolate a region (keys 1..7)
-//	bridge-region, preset-bridge bridge through a region
 //	preset-heal                  heal all (key h)
-//	store-consensus, store-replicated   the store the shops use (per browser)
-//	store-explainer              what the chosen store does
-//	quorum-panel                 quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value,
-//	                             quorum-indicator (W+R>N sentence), quorum-apply, quorum-preset-global, quorum-preset-strict
-//	sku                          product SKU
-//	stock-both-qty, stock-both   stock the SKU in both stores
-//	reset                        reset the lab (key r)
-//	shop-{r}                     buy-qty-{r}, buy-{r}, read-consistency-{r}, read-{r}, stock-qty-{r}, stock-{r},
-//	                             outcome-{r} (sentence: "✓ ok · buy · CP Sold — 0 left. 231 ms, confirmed by …")
-//	timeline, timeline-scroll    space-time diagram (SVG; bars .bar.o-{outcome}[data-op=id]); timeline-follow
-//	timeline-list                screen-reader list of recent outcomes
-//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
-//	verdict                      verdict-refresh, verdict-{store}, verdict-visual-{store} (link to /api/check/visual)
-//	load panel (load.templ)      load-panel (data-state, data-samples, data-bands), load-rate, load-mix, load-duration,
-//	                             load-start, load-stop, load-status, load-store-{store}, load-verdict-{store},
-//	                             load-tput-{store}, load-p99-{store}, load-oversold-{store}, load-checked
-//	join, join-url, join-qr      audience link and QR code (presenter mode, when Options.JoinURL is set)
-//	region-menu                  opens on region-menu-close; region-menu-lead, region-menu-isolate,
-//	                             region-menu-restart, region-menu-crash
-//	preset-isolate-{r}           isolate a region (keys 1..7); preset-heal (key h)
 //	shops                        one row per region (shop-{r}, .down when crashed; shop-{r}-role), one column per
 //	                             store: buy-{store}-{r}, read-{store}-{r} (presenter only), breaker-{store}-{r} (shown
 //	                             when open), outcome-{store}-{r} (data-outcome; "⊘ Refused · 1.0 s" and a reason; the
@@ -231,11 +211,16 @@
 //	timeline, timeline-scroll    space-time diagram (SVG; bars .bar.o-{outcome}[data-op=id], at least 10 px wide;
 //	                             faults dashed red, heals solid green); timeline-follow; timeline-list (screen readers)
 //	verdict-full                 the whole verdict: verdict-full-{store}, verdict-visual-{store} (link to /api/check/visual)
-//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|oversold|staleReads}
+//	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	                             and a row for any other counter the lab reports
 //	store-explainer, quorum-panel  quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value, quorum-indicator,
 //	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge
-//	load-slot                    where the load panel goes (tab-load)
+//	load-slot                    where the load panel goes (tab-load): the stores side by side, each its verdict
+//	                             first, then its plots as tall as the dock allows (110–170 px, load-panel's
+//	                             data-plot-height; the tab scrolls to them when the dock is shorter)
+//	load panel (load.templ)      load-panel (data-state, data-samples, data-bands), load-rate, load-mix, load-duration,
+//	                             load-start, load-stop, load-status, load-store-{store}, load-verdict-{store},
+//	                             load-tput-{store}, load-p99-{store}, load-oversold-{store}, load-checked
 //	join, join-url, join-qr      audience link and QR code (presenter mode, beside the dock; covers nothing)
 //	toast                        status and error messages (aria-live)
 //

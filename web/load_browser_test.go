@@ -1,23 +1,35 @@
 package web
 
 import (
+	"context"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"caplab/lab"
 )
 
-// TestLoadPanelBrowser: in chromium, the presenter starts a load from the
+// TestLoadPanelBrowser: in chromium, the presenter opens the Load tab
+// (at 1440×900, and again at 1920×1080 in presenter mode, where the panel
+// must fit the one-screen design: see loadFits) and starts a load from the
 // panel; the plots render (uPlot canvases for every store), update once a
 // second, show a fault band when a region is cut off, and the verdict
 // names the region the consensus store refused; Stop ends the load.
 func TestLoadPanelBrowser(t *testing.T) {
 	b := newBrowserLab(t, Options{})
 	tab := b.presenterTab(t, "")
+	runActions(t, tab, "a 1440×900 laptop", chromedp.EmulateViewport(1440, 900))
 	waitJS(t, tab, "the load panel drew its plots", `document.querySelectorAll('#load-panel .uplot canvas').length`,
-		func(s string) bool { n, _ := strconv.Atoi(s); return n >= 6 })
+		func(s string) bool { n, _ := strconv.Atoi(s); return n >= 3*len(lab.Stores) })
+	// The panel lives in the dock's Load tab, hidden until it is opened.
+	runActions(t, tab, "open the Load tab", chromedp.Click(chromedp.ID("tab-load")))
+	waitJS(t, tab, "the Load tab is open", `document.getElementById('panel-load').hidden`, textIs("false"))
+	loadFits(t, tab, "1440×900")
 	runActions(t, tab, "set a small load and start it",
 		chromedp.SetValue(chromedp.ID("load-rate"), "8"),
 		chromedp.SetValue(chromedp.ID("load-mix"), "2"),
@@ -61,14 +73,50 @@ func TestLoadPanelBrowser(t *testing.T) {
 	}
 	waitJS(t, tab, "the consensus verdict names the refused region", `document.getElementById('load-verdict-consensus').textContent`, textHas("ap-southeast-1"))
 
-	if f := os.Getenv("LOAD_SCREENSHOT"); f != "" {
-		if png, err := chromedp.Run(tab, chromedp.Screenshot(chromedp.ID("load-panel"))); err == nil {
-			_ = os.WriteFile(f, png, 0o644)
-		}
+	if dir := os.Getenv("LOAD_SCREENSHOTS"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "load-1440.png"), shot(t, tab), 0o644)
+	}
+	// On a 1920×1080 projector, in presenter mode: the same.
+	runActions(t, tab, "a 1920×1080 projector", chromedp.EmulateViewport(1920, 1080))
+	b.open(t, tab, "/?present=1")
+	runActions(t, tab, "open the Load tab", chromedp.Click(chromedp.ID("tab-load")))
+	waitUntil(t, 15*time.Second, "the plots show the run", func() (bool, string) { n := samples(); return n >= 2, strconv.Itoa(n) })
+	loadFits(t, tab, "1920×1080 presenter")
+	if dir := os.Getenv("LOAD_SCREENSHOTS"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "load-1920-present.png"), shot(t, tab), 0o644)
 	}
 	runActions(t, tab, "stop the load", chromedp.Click(chromedp.ID("load-stop")))
 	waitJS(t, tab, "the load stopped", `document.getElementById('load-panel').dataset.state`, textIs("stopped"))
 	if txt := evalJS[string](t, tab, `document.getElementById('load-checked').textContent`); txt == "" {
 		t.Error("the panel does not say which SKUs were checked")
 	}
+}
+
+// loadFits checks the open Load tab against the one-screen design: the
+// stores side by side (one row), every plot's canvas at least 180×50 px,
+// and the map, every Buy, the load's Start and every store's load verdict
+// on the first screen (the plots may be scrolled to inside the tab).
+func loadFits(t *testing.T, tab context.Context, where string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, where+": the plots fill the tab", func() (bool, string) {
+		got := evalJS[string](t, tab, `(() => {
+			const s = [...document.querySelectorAll('#load-panel .load-store')].map(e => e.getBoundingClientRect());
+			const c = [...document.querySelectorAll('#load-panel .load-plot canvas')].map(e => e.getBoundingClientRect());
+			const oneRow = s.every(r => Math.abs(r.top - s[0].top) < 1);
+			const small = c.filter(r => r.width < 180 || r.height < 50).length;
+			return [oneRow, small, document.getElementById('load-panel').dataset.plotHeight || ''].join(',');
+		})()`)
+		return strings.HasPrefix(got, "true,0,") && !strings.HasSuffix(got, ","), "one row, plots too small, plot height: " + got
+	})
+	var onStage []string
+	for _, st := range lab.Stores {
+		for _, r := range []string{"us-east-1", "eu-west-1", "ap-southeast-1"} {
+			onStage = append(onStage, "buy-"+string(st)+"-"+r)
+		}
+	}
+	onStage = append(onStage, "map", "load-start")
+	for _, st := range lab.Stores {
+		onStage = append(onStage, "load-verdict-"+string(st))
+	}
+	assertInView(t, tab, where+", Load tab open", onStage)
 }

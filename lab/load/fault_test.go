@@ -52,22 +52,38 @@ func storeOf(t *testing.T, st Status, store string) StoreStatus {
 }
 
 // TestCutDuringLoad cuts ap-southeast-1 off half a second into a load that
-// runs the doorbuster out of stock during the cut:
+// runs the doorbuster out of stock during the cut, on every store with the
+// same arrivals:
 //   - consensus: oversold 0, the recorded history linearizable, buys in the
 //     minority refused while the majority keeps selling;
-//   - replicated W=1: at least 99% of buys answered in every region, and
-//     oversold > 0;
+//   - replicated W=1: at least 99% of the admitted buys answered in every
+//     region, and oversold > 0;
+//   - geo: oversold 0 (each region sells only its allocation);
 //   - open loop: the stalled minority's consensus buys keep arriving at the
 //     same rate as everywhere else, and their p99 shows the stall.
+//
+// Availability is judged on the buys the lab admitted (AdmittedAvailability):
+// an overloaded answer is the lab's machine shedding load, not a store's
+// CAP choice. The rate (5 buys and 5 reads a second per region and store,
+// 90 operations a second in all) is well within an idle 2-core machine's
+// capacity, and how much was shed is bounded apart — at most a fifth of any
+// healthy region's buys — so an admission control that sheds what the
+// machine could carry still fails the test (docs/api.md, "Load"). The
+// request deadline is 3 s (not scale 0's 1 s): in .ci/run, with other
+// packages' tests beside it, this process stalled for about a second and
+// W=1 writes in the majority timed out; a stall that long is contention,
+// while a cut-off region's buys still wait out the whole deadline.
 func TestCutDuringLoad(t *testing.T) {
-	l := newLab(t, lab.Config{})
+	const deadline = 3 * time.Second
+	l := newLab(t, lab.Config{RequestTimeout: deadline})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := l.Lead(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	c := newController(t, l)
-	_, err := c.Start(Config{Rate: 30, ReadsPerBuy: f64(2), SKUs: 20, Stock: intp(1000), DoorbusterStock: intp(40),
+	const rate = 5
+	_, err := c.Start(Config{Rate: rate, ReadsPerBuy: f64(1), SKUs: 20, Stock: intp(1000), DoorbusterStock: intp(5),
 		DoorbusterShare: f64(0.3), Duration: Duration(5 * time.Second), Seed: 11})
 	if err != nil {
 		t.Fatal(err)
@@ -97,32 +113,58 @@ func TestCutDuringLoad(t *testing.T) {
 	if minority.Availability > 80 {
 		t.Errorf("consensus availability in the cut-off region %.1f%%, want it to drop (outcomes %v)", minority.Availability, minority.Outcomes)
 	}
-	if majority.Availability < 99 {
-		t.Errorf("consensus availability in the majority %.1f%%, want ≥ 99%% (outcomes %v)", majority.Availability, majority.Outcomes)
+	if majority.AdmittedAvailability < 99 {
+		t.Errorf("consensus availability of admitted buys in the majority %.1f%%, want ≥ 99%% (outcomes %v)", majority.AdmittedAvailability, majority.Outcomes)
 	}
+	lightShedding(t, st, "consensus", "us-east-1", "eu-west-1")
 	// Open loop: the stalled region's arrivals are those the healthy
 	// store saw there (same arrivals), and the stall is in its p99.
 	if rep := figuresOf(t, st, "replicated", "ap-southeast-1"); minority.Offered != rep.Offered {
 		t.Errorf("stalled consensus offered %d, replicated %d in the same region: arrivals must not slow down", minority.Offered, rep.Offered)
 	}
-	if minority.Offered < 30*5/2 {
-		t.Errorf("stalled region offered only %d buys in 5 s at 30/s", minority.Offered)
+	if minority.Offered < rate*5/2 {
+		t.Errorf("stalled region offered only %d buys in 5 s at %d/s", minority.Offered, rate)
 	}
-	if minority.P99Ms < 200 || minority.P99Ms < 5*majority.P99Ms {
-		t.Errorf("stalled region p99 %.1f ms (majority %.1f ms): the stall must show", minority.P99Ms, majority.P99Ms)
+	if minority.P99Ms < 0.9*float64(deadline.Milliseconds()) || minority.P99Ms < 2*majority.P99Ms {
+		t.Errorf("stalled region p99 %.1f ms (majority %.1f ms, deadline %v): the stall must show", minority.P99Ms, majority.P99Ms, deadline)
 	}
 
 	rep := storeOf(t, st, "replicated")
 	for _, f := range rep.Regions {
-		if f.Availability < 99 {
-			t.Errorf("replicated W=1 availability in %s %.1f%%, want ≥ 99%% (outcomes %v)", f.Region, f.Availability, f.Outcomes)
+		if f.AdmittedAvailability < 99 {
+			t.Errorf("replicated W=1 availability of admitted buys in %s %.1f%%, want ≥ 99%% (outcomes %v)", f.Region, f.AdmittedAvailability, f.Outcomes)
 		}
 	}
+	lightShedding(t, st, "replicated", "us-east-1", "eu-west-1", "ap-southeast-1")
 	if rep.Oversold == 0 {
 		t.Errorf("replicated W=1 oversold 0 after the doorbuster ran out during a cut (sold %d of %d)", rep.Sold, rep.Stocked)
 	}
-	t.Logf("consensus: %s", cons.Verdict)
-	t.Logf("replicated: %s", rep.Verdict)
+	if geo := storeOf(t, st, "geo"); geo.Oversold != 0 {
+		t.Errorf("geo oversold %d, want 0: a region sells only its allocation", geo.Oversold)
+	}
+	for _, s := range st.Stores {
+		t.Logf("%s: %s", s.Store, s.Verdict)
+		for _, f := range s.Regions {
+			t.Logf("  %s: offered %d, availability %.1f%%, of admitted %.1f%%, outcomes %v", f.Region, f.Offered, f.Availability, f.AdmittedAvailability, f.Outcomes)
+		}
+	}
+}
+
+// lightShedding fails if the lab shed (overloaded, or the generator's own
+// cap) more than a fifth of a healthy region's buys: at this rate an idle
+// machine sheds none, and a busy one a few.
+func lightShedding(t *testing.T, st Status, store string, regions ...string) {
+	t.Helper()
+	for _, r := range regions {
+		f := figuresOf(t, st, store, r)
+		var answered int64
+		for _, n := range f.Outcomes {
+			answered += n
+		}
+		if shed := f.Overloaded + f.Shed; answered == 0 || 5*shed > answered {
+			t.Errorf("%s in %s: the lab shed %d of %d buys (outcomes %v): admission control sheds what the machine could carry", store, r, shed, answered, f.Outcomes)
+		}
+	}
 }
 
 // TestResetStopsLoad: a reset of the lab ends the load (its shelves are

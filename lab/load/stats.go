@@ -77,10 +77,18 @@ type Figures struct {
 	// when nothing was judged.
 	Availability     float64 `json:"availability"`
 	ReadAvailability float64 `json:"readAvailability"`
-	Sold             int64   `json:"sold"`     // units sold (buys answered ok)
-	Oversold         int64   `json:"oversold"` // the store's, over every SKU, so far (not per region)
-	InFlight         int64   `json:"inFlight"`
-	SLOMet           bool    `json:"sloMet"` // buy and read p99 below the SLO
+	// AdmittedAvailability is Availability over the buys the lab took in:
+	// those answered overloaded (a region gateway's admission control
+	// shed them) and shed (the generator's own in-flight cap) left out,
+	// in a sample's denominator and in the totals'. Shedding says the
+	// machine running the lab had no room — not that the store chose
+	// consistency over availability — so a store's CAP behaviour is read
+	// from this figure, and how much was shed from Overloaded and Shed.
+	AdmittedAvailability float64 `json:"admittedAvailability"`
+	Sold                 int64   `json:"sold"`     // units sold (buys answered ok)
+	Oversold             int64   `json:"oversold"` // the store's, over every SKU, so far (not per region)
+	InFlight             int64   `json:"inFlight"`
+	SLOMet               bool    `json:"sloMet"` // buy and read p99 below the SLO
 }
 
 // Sample is one (store, region)'s figures for one second.
@@ -181,11 +189,14 @@ func (t *tally) figures(store, region string, window bool, inflight int64, slo f
 		readsAnswered += n
 	}
 	f.Refused = answered - f.OK - f.SoldOut
+	shed := f.Overloaded + f.Shed
 	if window {
 		f.Availability = percent(f.OK+f.SoldOut, max(answered, t.offered))
+		f.AdmittedAvailability = percent(f.OK+f.SoldOut, max(answered, t.offered)-shed)
 		f.ReadAvailability = percent(f.Reads, max(readsAnswered, t.readsOffered))
 	} else {
 		f.Availability = percent(f.OK+f.SoldOut, answered)
+		f.AdmittedAvailability = percent(f.OK+f.SoldOut, answered-shed)
 		f.ReadAvailability = percent(f.Reads, readsAnswered)
 	}
 	f.P50Ms, f.P90Ms, f.P99Ms, f.MaxMs = ms(t.buyH.ValueAtQuantile(50)), ms(t.buyH.ValueAtQuantile(90)), ms(t.buyH.ValueAtQuantile(99)), ms(t.buyH.Max())
@@ -299,22 +310,37 @@ func (t *skuTable) oversold() (oversold, sold, stocked int64) {
 
 // verdict is one line about a store's run.
 func verdict(regions []Figures, oversold int64, slo float64) string {
-	worst := -1
+	// The store's refusals are judged on the buys the lab admitted; what
+	// the lab shed for want of room (overloaded, shed) is said apart.
+	worst, shedWorst := -1, -1
 	var offered int64
+	shedShare := func(f Figures) float64 {
+		var answered int64
+		for _, n := range f.Outcomes {
+			answered += n
+		}
+		if answered == 0 {
+			return 0
+		}
+		return 100 * float64(f.Overloaded+f.Shed) / float64(answered)
+	}
 	for i, f := range regions {
 		offered += f.Offered
-		if worst < 0 || f.Availability < regions[worst].Availability {
+		if worst < 0 || f.AdmittedAvailability < regions[worst].AdmittedAvailability {
 			worst = i
+		}
+		if shedWorst < 0 || shedShare(f) > shedShare(regions[shedWorst]) {
+			shedWorst = i
 		}
 	}
 	if offered == 0 {
 		return "no buys yet"
 	}
 	var parts []string
-	if regions[worst].Availability >= 99 {
+	if regions[worst].AdmittedAvailability >= 99 {
 		parts = append(parts, "kept selling in every region")
 	} else {
-		parts = append(parts, fmt.Sprintf("refused %s of buys in %s", pct(100-regions[worst].Availability), regions[worst].Region))
+		parts = append(parts, fmt.Sprintf("refused %s of buys in %s", pct(100-regions[worst].AdmittedAvailability), regions[worst].Region))
 	}
 	parts = append(parts, fmt.Sprintf("oversold %d %s", oversold, plural(oversold, "unit", "units")))
 	p99 := 0.0
@@ -325,6 +351,9 @@ func verdict(regions []Figures, oversold int64, slo float64) string {
 		parts = append(parts, fmt.Sprintf("p99 %s ms within the %g ms SLO", num(p99), slo))
 	} else {
 		parts = append(parts, fmt.Sprintf("p99 %s ms misses the %g ms SLO", num(p99), slo))
+	}
+	if sh := shedShare(regions[shedWorst]); sh >= 1 {
+		parts = append(parts, fmt.Sprintf("the lab shed %s of buys in %s (overloaded: its gateway was full)", pct(sh), regions[shedWorst].Region))
 	}
 	return strings.Join(parts, ", ")
 }
