@@ -27,6 +27,15 @@ func TestLoadPanelBrowser(t *testing.T) {
 	waitJS(t, tab, "the load panel drew its plots", `document.querySelectorAll('#load-panel .uplot canvas').length`,
 		func(s string) bool { n, _ := strconv.Atoi(s); return n >= 3*len(lab.Stores) })
 	// The panel lives in the dock's Load tab, hidden until it is opened.
+	// Nothing may cover the tab when it is clicked (a toast passes; a box
+	// that stays would fail here, naming what covers it).
+	waitJS(t, tab, "the Load tab can be clicked", `(() => {
+		const tl = document.getElementById('tab-load');
+		tl.scrollIntoView({block: 'nearest'});
+		const r = tl.getBoundingClientRect();
+		const e = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+		return e && e.closest('#tab-load') ? 'clear' : 'covered by ' + (e ? (e.id || e.className || e.tagName) : 'nothing');
+	})()`, textIs("clear"))
 	runActions(t, tab, "open the Load tab", chromedp.Click(chromedp.ID("tab-load")))
 	waitJS(t, tab, "the Load tab is open", `document.getElementById('panel-load').hidden`, textIs("false"))
 	loadFits(t, tab, "1440×900")
