@@ -207,6 +207,19 @@ func (h *History) Since(cur HistoryCursor) (ops []Operation, next HistoryCursor,
 	return ops, cur, fresh
 }
 
+// sinceRefs is Since without the copies: pointers to the history's own
+// slots, which are written once before they are marked filled and never
+// change after (a Clear starts a new log; the old one stays as it was).
+// The caller must not modify what they point to.
+func (h *History) sinceRefs(cur HistoryCursor) (ops []*Operation, next HistoryCursor, fresh bool) {
+	g := h.current()
+	if cur.log != g {
+		cur, fresh = HistoryCursor{log: g}, true
+	}
+	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, op) })
+	return ops, cur, fresh
+}
+
 // Dropped reports how many operations and faults were not stored because
 // the history was full, since the last Clear.
 func (h *History) Dropped() (operations, faults int) {

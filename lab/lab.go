@@ -586,18 +586,20 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out = l.admission.overloaded(op)
 	} else {
 		out = execute(op.Region, op.Store, func() Outcome {
-			ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-			defer cancel()
 			if !l.cluster.IsUp(op.Region) {
 				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
 			}
-			switch op.Store {
-			case Consensus:
-				return l.consensus.run(ctx, op)
-			case Geo:
-				return l.geo.run(ctx, op, l.breakers)
-			}
-			return l.replicated.run(ctx, op, quorum)
+			// The answer comes within the deadline plus answerGrace, even
+			// when the call itself overruns its context (deadline.go).
+			return withinDeadline(ctx, op, l.cfg.RequestTimeout, func(ctx context.Context) Outcome {
+				switch op.Store {
+				case Consensus:
+					return l.consensus.run(ctx, op)
+				case Geo:
+					return l.geo.run(ctx, op, l.breakers)
+				}
+				return l.replicated.run(ctx, op, quorum)
+			})
 		})
 		l.admission.done(g, time.Since(op.Call), out.Outcome)
 	}
