@@ -205,10 +205,10 @@ type skuAudit struct {
 	staleReads    int
 	oversold      int
 	writes        []*Operation // ok buys and stocks, by return time
-	newestBy      []Version   // newestBy[i]: max Version of writes[:i+1]
-	lastReadCall  time.Time   // latest call of a read counted
-	checkedAt     int         // len(ops) when the oversold count was last confirmed
-	confirmed     int         // oversold after that confirmation
+	newestBy      []Version    // newestBy[i]: max Version of writes[:i+1]
+	lastReadCall  time.Time    // latest call of a read counted
+	checkedAt     int          // len(ops) when the oversold count was last confirmed
+	confirmed     int          // oversold after that confirmation
 	indeterminate int
 }
 

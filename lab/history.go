@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // History caps. Past a cap, further records are not stored (History.Dropped
@@ -56,6 +57,14 @@ type opLog struct {
 
 // sealed marks a retired log: claims on it are retried on the new one.
 const sealed = int64(1) << 62
+
+// historyOpBytes is what one recorded operation takes in the history:
+// its slot (the Operation value and its filled flag) in a chunk. Strings
+// an operation holds (region, SKU, …) are shared with the request.
+const historyOpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
+
+// recorded is the number of operations stored in g.
+func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxHistoryOperations)) }
 
 // NewHistory returns an empty History.
 func NewHistory() *History { return &History{} }
