@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -44,7 +45,8 @@ func BenchmarkSustainedBuys(b *testing.B) {
 		var mu sync.Mutex
 		var samples []sample
 		take := func() {
-			runtime.GC() // the live heap, not garbage awaiting collection
+			runtime.GC()         // the live heap, not garbage awaiting collection
+			debug.FreeOSMemory() // RSS without freed pages the runtime has not returned yet (as the soak samples)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			mu.Lock()
