@@ -572,6 +572,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	defer l.gate.leave()
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
+	l.shareStrings(&op)
 	op.Call = time.Now()
 	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	execute := l.breakers.Execute
@@ -625,6 +626,28 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
 	}
 	return out, nil
+}
+
+// shareStrings points op's region, store, op and consistency at the lab's
+// own strings: a request decoded from JSON carries fresh copies, which the
+// history would otherwise keep, one set per operation, up to its cap.
+func (l *Lab) shareStrings(op *Operation) {
+	if i := slices.Index(l.regions, op.Region); i >= 0 {
+		op.Region = l.regions[i]
+	}
+	if i := slices.Index(Stores, op.Store); i >= 0 {
+		op.Store = Stores[i]
+	}
+	for _, o := range [...]Op{OpBuy, OpStock, OpRead} {
+		if op.Op == o {
+			op.Op = o
+		}
+	}
+	for _, c := range [...]Consistency{Linearizable, Serializable} {
+		if op.Consistency == c {
+			op.Consistency = c
+		}
+	}
 }
 
 // sessionOf numbers the (region, store) gateway sessions from 0: the
