@@ -108,6 +108,48 @@ func TestSoakPartitionHeal(t *testing.T) {
 		}
 		return false
 	}
+	// A watchdog ticks every 10 ms; a gap of stallGap or more between its
+	// ticks means the process did not run (the machine starved it, or the
+	// runtime stopped the world). An answer late across such a stall is
+	// counted apart and excused: no deadline inside the lab can be kept
+	// by a process that is not running. Stalls are logged either way.
+	const stallGap = 250 * time.Millisecond
+	var stalls []([2]time.Time)
+	overlapsStall := func(from, to time.Time) time.Duration {
+		sampleMu.Lock()
+		defer sampleMu.Unlock()
+		var longest time.Duration
+		for _, w := range stalls {
+			if from.Before(w[1]) && to.After(w[0]) {
+				longest = max(longest, w[1].Sub(w[0]))
+			}
+		}
+		return longest
+	}
+	var stalledN atomic.Int64
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case now := <-tick.C:
+				now = time.Now()
+				if now.Sub(last) >= stallGap {
+					sampleMu.Lock()
+					stalls = append(stalls, [2]time.Time{last, now})
+					sampleMu.Unlock()
+				}
+				last = now
+			}
+		}
+	}()
+	t.Cleanup(func() { stopWatch(); <-watchDone })
 	for _, st := range Stores {
 		for ri, region := range l.Regions() {
 			wg.Add(1)
@@ -138,6 +180,8 @@ func TestSoakPartitionHeal(t *testing.T) {
 					}
 					if took > deadline+slack && overlapsSample(start, start.Add(took)) {
 						excused.Add(1)
+					} else if took > deadline+slack && overlapsStall(start, start.Add(took)) > 0 {
+						stalledN.Add(1)
 					} else if took > deadline+slack {
 						lateN.Add(1)
 						select {
@@ -224,6 +268,15 @@ func TestSoakPartitionHeal(t *testing.T) {
 	}
 	t.Logf("%d cycles in %v, %d buys; %d answered later than the deadline + %v, %d more overlapped a sample and were excused; slowest as the lab measured it (Lab.do, call to return) %v",
 		cycles, elapsed.Round(time.Second), ops.Load(), lateN.Load(), slack, excused.Load(), (time.Duration(insideMax.Load()) * time.Microsecond).Round(time.Millisecond))
+	sampleMu.Lock()
+	var stallTotal, stallMax time.Duration
+	for _, w := range stalls {
+		stallTotal += w[1].Sub(w[0])
+		stallMax = max(stallMax, w[1].Sub(w[0]))
+	}
+	t.Logf("the process stalled (no tick for %v or more) %d times, %v in all, longest %v; %d late answers overlapped a stall and were excused",
+		stallGap, len(stalls), stallTotal.Round(time.Millisecond), stallMax.Round(time.Millisecond), stalledN.Load())
+	sampleMu.Unlock()
 	if n := lateN.Load(); n > 0 {
 		t.Errorf("%d answers came later than the deadline (%v) + %v", n, deadline, slack)
 	}
