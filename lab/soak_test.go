@@ -138,8 +138,8 @@ func TestSoakPartitionHeal(t *testing.T) {
 			select {
 			case <-watchCtx.Done():
 				return
-			case now := <-tick.C:
-				now = time.Now()
+			case <-tick.C: // its time may be a stale buffered tick: read the clock
+				now := time.Now()
 				if now.Sub(last) >= stallGap {
 					sampleMu.Lock()
 					stalls = append(stalls, [2]time.Time{last, now})
