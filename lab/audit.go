@@ -93,7 +93,7 @@ func (l *Lab) auditor() {
 func (l *Lab) recount() bool {
 	l.auditMu.Lock()
 	a := l.audit
-	ops, cur, fresh := l.history.Since(a.cursor)
+	ops, cur, fresh := l.history.sinceRefs(a.cursor)
 	if fresh && a.cursor.log != nil {
 		a = newAudit()
 		l.audit = a
@@ -114,7 +114,7 @@ func (l *Lab) recount() bool {
 		s.settle()
 		// geo: per-region histories, checked by checkGeo; its count stands.
 		if s.oversold > 0 && s.checkedAt != len(s.ops) && s.store != Geo {
-			confirm = append(confirm, pending{s, slices.Clone(s.ops), len(s.ops)})
+			confirm = append(confirm, pending{s, derefOps(s.ops), len(s.ops)})
 		}
 	}
 	clear(a.dirty)
@@ -169,7 +169,7 @@ func newAudit() *audit {
 	return &audit{skus: map[Store]map[string]*skuAudit{}, dirty: map[*skuAudit]struct{}{}}
 }
 
-func (a *audit) add(op Operation) {
+func (a *audit) add(op *Operation) {
 	a.read++
 	m := a.skus[op.Store]
 	if m == nil {
@@ -193,7 +193,9 @@ func (a *audit) add(op Operation) {
 type skuAudit struct {
 	store Store
 	sku   string
-	ops   []Operation // in history order
+	// ops point into the History's slots, which never change once
+	// written: the auditor holds 8 bytes per operation, not a copy of it.
+	ops []*Operation // in history order
 
 	stale bool // a recount is due
 
@@ -202,15 +204,15 @@ type skuAudit struct {
 	bases         map[Version]int
 	staleReads    int
 	oversold      int
-	writes        []Operation // ok buys and stocks, by return time
-	newestBy      []Version   // newestBy[i]: max Version of writes[:i+1]
-	lastReadCall  time.Time   // latest call of a read counted
-	checkedAt     int         // len(ops) when the oversold count was last confirmed
-	confirmed     int         // oversold after that confirmation
+	writes        []*Operation // ok buys and stocks, by return time
+	newestBy      []Version    // newestBy[i]: max Version of writes[:i+1]
+	lastReadCall  time.Time    // latest call of a read counted
+	checkedAt     int          // len(ops) when the oversold count was last confirmed
+	confirmed     int          // oversold after that confirmation
 	indeterminate int
 }
 
-func (s *skuAudit) add(op Operation) {
+func (s *skuAudit) add(op *Operation) {
 	s.ops = append(s.ops, op)
 	if s.stale {
 		return
@@ -230,7 +232,7 @@ func (s *skuAudit) add(op Operation) {
 
 // apply counts op (at index i of ops), whose write, if any, returned after
 // every write already counted.
-func (s *skuAudit) apply(op Operation, i int) {
+func (s *skuAudit) apply(op *Operation, i int) {
 	if op.Outcome == OK && (op.Op == OpBuy || op.Op == OpStock) {
 		v := op.Version
 		if n := len(s.newestBy); n > 0 && v.Less(s.newestBy[n-1]) {
@@ -263,7 +265,7 @@ func (s *skuAudit) settle() {
 				s.writes = append(s.writes, op)
 			}
 		}
-		slices.SortStableFunc(s.writes, func(a, b Operation) int { return a.Return.Compare(b.Return) })
+		slices.SortStableFunc(s.writes, func(a, b *Operation) int { return a.Return.Compare(b.Return) })
 		s.newestBy = s.newestBy[:0]
 		for i, w := range s.writes {
 			v := w.Version
@@ -285,7 +287,7 @@ func (s *skuAudit) settle() {
 
 // count adds op (at index i of ops) to the window's counts; the writes it
 // is judged against are in place.
-func (s *skuAudit) count(op Operation, i int) {
+func (s *skuAudit) count(op *Operation, i int) {
 	if s.restock >= 0 && (i == s.restock || !op.Call.After(s.ops[s.restock].Return)) {
 		return // not in the window
 	}
@@ -301,7 +303,7 @@ func (s *skuAudit) count(op Operation, i int) {
 	case (op.Op == OpBuy || op.Op == OpStock) && op.Outcome == Unavailable:
 		s.indeterminate++
 	case op.Op == OpRead && op.Outcome == OK:
-		n, _ := slices.BinarySearchFunc(s.writes, op.Call, func(w Operation, t time.Time) int {
+		n, _ := slices.BinarySearchFunc(s.writes, op.Call, func(w *Operation, t time.Time) int {
 			if w.Return.Before(t) {
 				return -1
 			}
@@ -323,4 +325,13 @@ func (s *skuAudit) effectiveOversold() int {
 		return s.confirmed
 	}
 	return s.oversold
+}
+
+// derefOps copies the operations ops point to.
+func derefOps(ops []*Operation) []Operation {
+	out := make([]Operation, len(ops))
+	for i, op := range ops {
+		out[i] = *op
+	}
+	return out
 }

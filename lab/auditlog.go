@@ -223,8 +223,13 @@ func (a *AuditLog) Append(e Event) {
 	a.wait(a.append(r), auditWait)
 }
 
-// auditWait bounds how long Append waits for its record to be written.
-const auditWait = 2 * time.Second
+// auditWait bounds how long Append waits for its record to be written:
+// part of the small margin an answer may take past its store deadline
+// (deadline.go). A write to the operating system takes microseconds and
+// an fsync (--fsync) milliseconds; a disk slower than this delays the
+// record, never the answer — the record is still written, in order, just
+// after the answer left (a kill in that window loses it).
+const auditWait = 250 * time.Millisecond
 
 // append queues r and returns its Seq (0 when the log is closed).
 func (a *AuditLog) append(r AuditRecord) int64 {

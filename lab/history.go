@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // History caps. Past a cap, further records are not stored (History.Dropped
@@ -56,6 +57,14 @@ type opLog struct {
 
 // sealed marks a retired log: claims on it are retried on the new one.
 const sealed = int64(1) << 62
+
+// historyOpBytes is what one recorded operation takes in the history:
+// its slot (the Operation value and its filled flag) in a chunk. Strings
+// an operation holds (region, SKU, …) are shared with the request.
+const historyOpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
+
+// recorded is the number of operations stored in g.
+func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxHistoryOperations)) }
 
 // NewHistory returns an empty History.
 func NewHistory() *History { return &History{} }
@@ -204,6 +213,19 @@ func (h *History) Since(cur HistoryCursor) (ops []Operation, next HistoryCursor,
 		cur, fresh = HistoryCursor{log: g}, true
 	}
 	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, *op) })
+	return ops, cur, fresh
+}
+
+// sinceRefs is Since without the copies: pointers to the history's own
+// slots, which are written once before they are marked filled and never
+// change after (a Clear starts a new log; the old one stays as it was).
+// The caller must not modify what they point to.
+func (h *History) sinceRefs(cur HistoryCursor) (ops []*Operation, next HistoryCursor, fresh bool) {
+	g := h.current()
+	if cur.log != g {
+		cur, fresh = HistoryCursor{log: g}, true
+	}
+	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, op) })
 	return ops, cur, fresh
 }
 

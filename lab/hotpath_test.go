@@ -352,8 +352,8 @@ func TestAuditMatchesCountWindow(t *testing.T) {
 		a := newAudit()
 		for start := 0; start < len(ops); {
 			end := min(len(ops), start+1+rng.IntN(8))
-			for _, op := range ops[start:end] {
-				a.add(op)
+			for k := start; k < end; k++ {
+				a.add(&ops[k])
 			}
 			start = end
 			s := a.skus[Replicated]["X"]

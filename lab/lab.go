@@ -579,6 +579,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	defer l.gate.leave()
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
+	l.shareStrings(&op)
 	op.Call = time.Now()
 	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	execute := l.breakers.Execute
@@ -593,18 +594,20 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out = l.admission.overloaded(op)
 	} else {
 		out = execute(op.Region, op.Store, func() Outcome {
-			ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-			defer cancel()
 			if !l.cluster.IsUp(op.Region) {
 				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
 			}
-			switch op.Store {
-			case Consensus:
-				return l.consensus.run(ctx, op)
-			case Geo:
-				return l.geo.run(ctx, op, l.breakers)
-			}
-			return l.replicated.run(ctx, op, quorum)
+			// The answer comes within the deadline plus answerGrace, even
+			// when the call itself overruns its context (deadline.go).
+			return withinDeadline(ctx, op, l.cfg.RequestTimeout, func(ctx context.Context) Outcome {
+				switch op.Store {
+				case Consensus:
+					return l.consensus.run(ctx, op)
+				case Geo:
+					return l.geo.run(ctx, op, l.breakers)
+				}
+				return l.replicated.run(ctx, op, quorum)
+			})
 		})
 		l.admission.done(g, time.Since(op.Call), out.Outcome)
 	}
@@ -630,6 +633,28 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
 	}
 	return out, nil
+}
+
+// shareStrings points op's region, store, op and consistency at the lab's
+// own strings: a request decoded from JSON carries fresh copies, which the
+// history would otherwise keep, one set per operation, up to its cap.
+func (l *Lab) shareStrings(op *Operation) {
+	if i := slices.Index(l.regions, op.Region); i >= 0 {
+		op.Region = l.regions[i]
+	}
+	if i := slices.Index(Stores, op.Store); i >= 0 {
+		op.Store = Stores[i]
+	}
+	for _, o := range [...]Op{OpBuy, OpStock, OpRead} {
+		if op.Op == o {
+			op.Op = o
+		}
+	}
+	for _, c := range [...]Consistency{Linearizable, Serializable} {
+		if op.Consistency == c {
+			op.Consistency = c
+		}
+	}
 }
 
 // sessionOf numbers the (region, store) gateway sessions from 0: the

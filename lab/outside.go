@@ -165,19 +165,28 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 	if len(ready) == 0 {
 		return keep
 	}
-	own := map[int64]bool{}           // revisions the lab's confirmed writes produced
+	// One pass over the history in place (no copy of it: at the cap that
+	// would be ~25 MB of garbage per tick), keeping only what concerns the
+	// ready writes.
+	own := map[int64]bool{} // revisions of ready writes that the lab's confirmed writes produced
+	skus := map[string]bool{}
+	for _, w := range ready {
+		own[w.rev], skus[w.sku] = false, true
+	}
 	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
-	for _, op := range l.history.Operations(Consensus, "") {
-		if op.Op != OpStock && op.Op != OpBuy {
-			continue
+	l.history.current().scan(0, false, func(op *Operation) {
+		if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
+			return
 		}
 		switch {
 		case op.Outcome == OK:
-			own[op.Version.Wall] = true
-		case op.Outcome == Unavailable && !used[op.ID]:
+			if _, ok := own[op.Version.Wall]; ok {
+				own[op.Version.Wall] = true
+			}
+		case op.Outcome == Unavailable && skus[op.SKU] && !used[op.ID]:
 			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
 		}
-	}
+	})
 	for _, w := range ready {
 		if own[w.rev] {
 			continue

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -38,17 +39,24 @@ func BenchmarkSustainedBuys(b *testing.B) {
 		type sample struct {
 			buys             int64
 			rss, heap, diskM float64
+			anon, file       float64 // RSS split: anonymous (Go heap, stacks, …) vs file-backed (bbolt's mmap)
 		}
 		var buys atomic.Int64
 		var mu sync.Mutex
 		var samples []sample
 		take := func() {
-			runtime.GC() // the live heap, not garbage awaiting collection
+			runtime.GC()         // the live heap, not garbage awaiting collection
+			debug.FreeOSMemory() // RSS without freed pages the runtime has not returned yet (as the soak samples)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			mu.Lock()
-			samples = append(samples, sample{buys.Load(), selfRSS(), float64(ms.HeapAlloc) / (1 << 20), diskMB(l.Cluster().Dir())})
+			anon, file := selfRSSSplit()
+			samples = append(samples, sample{buys.Load(), selfRSS(), float64(ms.HeapAlloc) / (1 << 20), diskMB(l.Cluster().Dir()), anon, file})
+			n := len(samples)
 			mu.Unlock()
+			if path := os.Getenv("CAPLAB_HEAPPROFILE"); path != "" && n == 3 {
+				writeHeapProfile(path + ".early") // after warm-up: diff the end against it
+			}
 		}
 		take()
 		stop := time.Now().Add(*sustainFor)
@@ -71,10 +79,7 @@ func BenchmarkSustainedBuys(b *testing.B) {
 		wg.Wait()
 		take()
 		if path := os.Getenv("CAPLAB_HEAPPROFILE"); path != "" { // what holds the heap, before Close
-			if f, err := os.Create(path); err == nil {
-				_ = pprof.WriteHeapProfile(f)
-				f.Close()
-			}
+			writeHeapProfile(path)
 		}
 		first, last := samples[min(1, len(samples)-1)], samples[len(samples)-1]
 		k := float64(last.buys-first.buys) / 1000
@@ -84,16 +89,45 @@ func BenchmarkSustainedBuys(b *testing.B) {
 		var trace []string
 		for i, s := range samples {
 			if i%max(1, len(samples)/10) == 0 || i == len(samples)-1 {
-				trace = append(trace, fmt.Sprintf("%d buys: RSS %.0f MB, heap %.0f MB, disk %.0f MB", s.buys, s.rss, s.heap, s.diskM))
+				trace = append(trace, fmt.Sprintf("%d buys: RSS %.0f MB (anon %.0f, file %.0f), heap %.0f MB, disk %.0f MB", s.buys, s.rss, s.anon, s.file, s.heap, s.diskM))
 			}
 		}
 		b.Log(strings.Join(trace, "\n"))
 		b.ReportMetric(float64(last.buys)/sustainFor.Seconds(), "buys/s")
 		b.ReportMetric((last.rss-first.rss)/k, "MB-RSS/1k-buys")
 		b.ReportMetric((last.heap-first.heap)/k, "MB-heap/1k-buys")
+		b.ReportMetric((last.anon-first.anon)/k, "MB-anon/1k-buys")
 		b.ReportMetric(last.rss, "MB-RSS-end")
 		b.ReportMetric(last.diskM, "MB-disk-end")
 	}
+}
+
+// writeHeapProfile writes a heap profile (inuse_space is as of the last
+// GC, which take has just forced) to path.
+func writeHeapProfile(path string) {
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+}
+
+// selfRSSSplit is this process's RssAnon and RssFile (MB): file-backed
+// pages (etcd's bbolt databases are mmapped) are page cache the kernel can
+// drop, anonymous ones are the process's own memory.
+func selfRSSSplit() (anon, file float64) {
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "RssAnon:":
+				anon = kb / 1024
+			case "RssFile:":
+				file = kb / 1024
+			}
+		}
+	}
+	return anon, file
 }
 
 func selfRSS() float64 {

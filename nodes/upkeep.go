@@ -14,14 +14,21 @@ const (
 	// walSegmentBytes is the size of one preallocated WAL file. etcd's
 	// 64 MB suits a production disk; a lab writes a few hundred bytes per
 	// operation, and six servers × two preallocated 64 MB files were most
-	// of a lab's 735 MB on disk.
-	walSegmentBytes = 4 << 20
+	// of a lab's 735 MB on disk. With the geo store's zones a lab runs
+	// 15 servers (3 regions × consensus member, replica and 3 zones), each
+	// keeping up to keptFiles files plus the next one made ahead: at 4 MB
+	// that was 180 MB; at 1 MB (~5,000 entries of a lab, about one
+	// snapshot's worth) it is 45 MB.
+	walSegmentBytes = 1 << 20
 	// compactionRetention: etcd compacts the key-value history to the
 	// revision it had this long ago (nothing in caplab reads or watches
 	// old revisions). Without it every revision stays in memory.
 	compactionRetention = "30s"
 	// snapshotCount: committed entries between raft snapshots; after one,
-	// older WAL files and in-memory raft entries can go.
+	// older WAL files and in-memory raft entries can go. (2,000 with 1,000
+	// catch-up entries instead of etcd's 5,000 + 5,000 was tried against
+	// the soak's live-heap plateau: no difference measured — issue 9,
+	// docs/benchmarks.md "Soak".)
 	snapshotCount = 5000
 	// keptFiles: WAL and snapshot files kept beyond what is needed.
 	keptFiles = 2
