@@ -73,7 +73,7 @@ func (s *consensusStore) key(sku string) string {
 // run executes one operation through the region's member. ctx carries the
 // request deadline.
 func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
-	cli, err := s.cluster.MemberClient(op.Region)
+	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
 	}

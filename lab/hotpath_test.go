@@ -538,3 +538,48 @@ func BenchmarkVerdictPartitionHistory(b *testing.B) {
 	b.ReportMetric(median(segmented), "ms-lab-check")
 	b.ReportMetric(median(whole)/median(segmented), "speedup")
 }
+
+// The replicated store's background replication reads only what changed:
+// with nothing written it reads no SKU at all, and after one buy a few
+// keys (the SKU and its echoes), however many SKUs the store holds.
+func TestReplicationReadsOnlyChanges(t *testing.T) {
+	l := newLab(t, Config{LatencyScale: 0})
+	regions := l.Regions()
+	const skus = 60
+	for i := range skus {
+		o, err := l.Stock(ctxT(t, 30*time.Second), Replicated, "SKU"+strconv.Itoa(i), regions[0], 5)
+		if o = mustOutcome(t, o, err); o.Outcome != OK {
+			t.Fatalf("stock: %s (%s)", o.Outcome, o.Message)
+		}
+	}
+	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	s := l.replicated
+	// The pushes' echoes settle within a few rounds; then rounds read nothing.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := s.changedKeysRead.Load()
+		time.Sleep(5 * l.cfg.SyncInterval)
+		if s.changedKeysRead.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing written for 10 s, yet the rounds kept reading keys (%d)", s.changedKeysRead.Load()-before)
+		}
+	}
+	before := s.changedKeysRead.Load()
+	if o, err := l.Buy(ctxT(t, 30*time.Second), Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != OK {
+		t.Fatalf("buy: %v %+v", err, o)
+	}
+	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for wait := time.Now().Add(5 * time.Second); s.changedKeysRead.Load() == before && time.Now().Before(wait); {
+		time.Sleep(l.cfg.SyncInterval) // a busy machine may delay the next round
+	}
+	time.Sleep(5 * l.cfg.SyncInterval) // and the echoes' rounds
+	if n := s.changedKeysRead.Load() - before; n < 1 || n > 12 {
+		t.Fatalf("after one buy the rounds read %d keys; want 1–12 (the SKU on each replica and its echoes), not the store's %d SKUs per replica", n, skus)
+	}
+}

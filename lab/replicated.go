@@ -40,11 +40,21 @@ type replicatedStore struct {
 	pushedMu sync.Mutex
 	pushed   map[[2]string]map[string]Version // (from, to) → sku → newest version pushed
 
+	// What the background replication has read (it runs in one goroutine;
+	// the mutex is for clear).
+	scanMu  sync.Mutex
+	scanned map[string]int64           // region → its replica's revision when last read
+	pending map[string]map[string]Item // region → sku → newest item not yet pushed to every other replica
+	rounds  int                        // anti-entropy rounds so far
+	// keys the rounds that read only changes have read (for tests)
+	changedKeysRead atomic.Int64
+
 	epoch atomic.Int64 // bumped by every reset: keys live under it (see consensusStore.key)
 }
 
 func newReplicatedStore(cl *nodes.Cluster, regions []string, clocks *nodes.Clocks) *replicatedStore {
-	s := &replicatedStore{cluster: cl, regions: regions, clocks: map[string]*Clock{}, pushed: map[[2]string]map[string]Version{}}
+	s := &replicatedStore{cluster: cl, regions: regions, clocks: map[string]*Clock{}, pushed: map[[2]string]map[string]Version{},
+		scanned: map[string]int64{}, pending: map[string]map[string]Item{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, r := range regions {
 		s.clocks[r] = NewClock(r, clocks.Reader(r)) // the region's own wall clock: skew moves its versions
@@ -316,16 +326,99 @@ func (s *replicatedStore) localItems(ctx context.Context, region string) (map[st
 	return items, nil
 }
 
+// fullScanEvery: every so many rounds the background replication reads
+// every SKU of every replica, not only what changed — a safety net.
+var fullScanEvery = func() *atomic.Int64 {
+	v := new(atomic.Int64)
+	v.Store(50) // BenchmarkIdleReplication compares with 1: every round reads all, as before
+	return v
+}()
+
+// changedItems reads the newest item of every SKU written on a region's
+// own replica since the last read (every SKU when full): first only the
+// replica's revision (one key, no range); if it has not moved, nothing
+// changed and nothing else is read.
+func (s *replicatedStore) changedItems(ctx context.Context, region string, full bool) (map[string]Item, error) {
+	cli, err := s.cluster.ReplicaClient(region, region)
+	if err != nil {
+		return nil, err
+	}
+	s.scanMu.Lock()
+	since, seen := s.scanned[region]
+	s.scanMu.Unlock()
+	if !full && seen {
+		probe, err := cli.Get(ctx, replicaPrefix, clientv3.WithCountOnly())
+		if err != nil {
+			return nil, err
+		}
+		if probe.Header.Revision == since {
+			return nil, nil
+		}
+		if probe.Header.Revision < since { // a replica with other data: read all
+			full = true
+		}
+	}
+	prefix := s.epochPrefix()
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if !full && seen {
+		opts = append(opts, clientv3.WithMinModRev(since+1))
+	}
+	resp, err := cli.Get(ctx, prefix, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if !full {
+		s.changedKeysRead.Add(int64(len(resp.Kvs)))
+	}
+	items := map[string]Item{}
+	for _, kv := range resp.Kvs {
+		rest := strings.TrimPrefix(string(kv.Key), prefix)
+		sku, _, ok := strings.Cut(rest, "/")
+		if !ok {
+			continue
+		}
+		it, err := decodeItem(kv.Value)
+		if err != nil {
+			continue
+		}
+		items[sku] = Merge(items[sku], it)
+	}
+	s.scanMu.Lock()
+	s.scanned[region] = resp.Header.Revision
+	s.scanMu.Unlock()
+	return items, nil
+}
+
 // antiEntropy pushes every up region's newest values to every other
-// replica it can reach that has not had them yet.
+// replica it can reach that has not had them yet. It reads only what
+// changed on each replica since the last round (and keeps what it could
+// not push yet for the next round), so an idle store costs one small read
+// per replica a round however many SKUs it holds.
 func (s *replicatedStore) antiEntropy(ctx context.Context) {
+	s.rounds++
+	full := s.rounds%int(max(1, fullScanEvery.Load())) == 0
 	var wg sync.WaitGroup
+	todo := map[string]map[string]Item{}
 	for _, from := range s.regions {
 		if !s.cluster.IsUp(from) {
 			continue
 		}
-		items, err := s.localItems(ctx, from)
-		if err != nil || len(items) == 0 {
+		changed, err := s.changedItems(ctx, from, full)
+		if err != nil {
+			continue
+		}
+		s.scanMu.Lock()
+		items := s.pending[from]
+		if items == nil {
+			items = map[string]Item{}
+			s.pending[from] = items
+		}
+		for sku, it := range changed {
+			items[sku] = Merge(items[sku], it)
+		}
+		todo[from] = items
+		s.scanMu.Unlock()
+		if len(items) == 0 {
 			continue
 		}
 		f := s.cluster.Fabric()
@@ -348,6 +441,23 @@ func (s *replicatedStore) antiEntropy(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	// Forget what every other replica has had; keep the rest for later.
+	s.scanMu.Lock()
+	defer s.scanMu.Unlock()
+	for from, items := range todo {
+		for sku, it := range items {
+			everywhere := true
+			for _, to := range s.regions {
+				if to != from && s.needsPush(from, to, sku, it.Version) {
+					everywhere = false
+					break
+				}
+			}
+			if everywhere {
+				delete(items, sku)
+			}
+		}
+	}
 }
 
 func (s *replicatedStore) needsPush(from, to, sku string, v Version) bool {
@@ -422,5 +532,9 @@ func (s *replicatedStore) clear(ctx context.Context) error {
 	s.pushedMu.Lock()
 	clear(s.pushed)
 	s.pushedMu.Unlock()
+	s.scanMu.Lock()
+	clear(s.scanned)
+	clear(s.pending)
+	s.scanMu.Unlock()
 	return nil
 }

@@ -180,7 +180,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 // reserve runs the flow; freeze is called when the shop freezes.
 func (l *Lab) reserve(ctx context.Context, op Operation, fenced bool, freeze func()) Outcome {
 	s := l.consensus
-	cli, err := l.cluster.MemberClient(op.Region)
+	cli, err := l.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
 	}

@@ -148,6 +148,9 @@ type Cluster struct {
 	endpoints      map[endpointKey]*replicaProxy // outside clients' URLs (endpoints.go)
 
 	memberClients  map[string]*clientv3.Client
+	memberPools    map[string][]*clientv3.Client // memberClients[r] first, then more clients of the same member
+	memberNext     atomic.Uint64                 // round robin over a pool
+	memberUse      atomic.Int64                  // how many of each pool PooledMemberClient spreads over
 	replicaClients map[[2]string]*clientv3.Client
 
 	idMu    sync.RWMutex
@@ -282,8 +285,8 @@ func (c *Cluster) repoint(r *region) {
 	}
 	// The client and proxy maps are filled by Start before any request
 	// from outside can reach a region's owner, and read-only after.
-	mcli, rcli := c.memberClients[name], c.replicaClients[[2]string{name, name}]
-	if mcli != nil {
+	rcli := c.replicaClients[[2]string{name, name}]
+	for _, mcli := range c.memberPools[name] {
 		mcli.SetEndpoints("http://" + memberClient)
 	}
 	if rcli != nil {
@@ -333,12 +336,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		cfg: cfg, log: cfg.Logger, byName: map[string]*region{},
 		replicaProxies: map[[2]string]*replicaProxy{},
 		memberClients:  map[string]*clientv3.Client{},
+		memberPools:    map[string][]*clientv3.Client{},
 		replicaClients: map[[2]string]*clientv3.Client{},
 		idToReg:        map[types.ID]string{},
 		nudge:          make(chan struct{}, 1),
 		stop:           make(chan struct{}),
 		subs:           map[chan Snapshot]struct{}{},
 	}
+	c.memberUse.Store(MemberPoolSize)
 	c.fabric = newFabric(cfg.Regions, cfg.LatencyScale, c.changed)
 	defer func() {
 		if err != nil {
@@ -488,9 +493,14 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		return nil, err
 	}
 	for _, r := range c.regions {
-		if c.memberClients[r.place.Name], err = newClient(r.memberClient); err != nil {
-			return nil, err
+		for range MemberPoolSize {
+			cli, err := newClient(r.memberClient)
+			if err != nil {
+				return nil, err
+			}
+			c.memberPools[r.place.Name] = append(c.memberPools[r.place.Name], cli)
 		}
+		c.memberClients[r.place.Name] = c.memberPools[r.place.Name][0]
 		for _, to := range c.regions {
 			ep := to.replicaClient
 			if to != r {
@@ -660,6 +670,36 @@ func (c *Cluster) MemberClient(region string) (*clientv3.Client, error) {
 		return nil, err
 	}
 	return c.memberClients[region], nil
+}
+
+// MemberPoolSize is how many clients of its own member each region keeps.
+// One gRPC connection serialises its writes through a per-connection lock
+// (the transport's control buffer); a buy path with many requests in
+// flight spreads them over the pool instead (PooledMemberClient).
+const MemberPoolSize = 4
+
+// PooledMemberClient is one of the pool of clients of a region's own
+// member, taken round robin: for a hot path with many concurrent
+// requests. Like MemberClient it stays valid across crashes and restarts;
+// requests that need one connection's ordering use MemberClient.
+func (c *Cluster) PooledMemberClient(region string) (*clientv3.Client, error) {
+	if _, err := c.region(region); err != nil {
+		return nil, err
+	}
+	pool := c.memberPools[region]
+	n := uint64(min(int(c.memberUse.Load()), len(pool)))
+	if n <= 1 {
+		return pool[0], nil
+	}
+	return pool[c.memberNext.Add(1)%n], nil
+}
+
+// SetMemberPool sets how many of each region's pooled member clients
+// PooledMemberClient spreads requests over (1 … MemberPoolSize; 1 is one
+// connection per region, as before the pool) and returns the previous
+// number. For benchmarks that compare the two in one run.
+func (c *Cluster) SetMemberPool(n int) int {
+	return int(c.memberUse.Swap(int64(max(1, min(n, MemberPoolSize)))))
 }
 
 // ReplicaClient is a client in region from of region to's replica. Unless
@@ -940,8 +980,10 @@ func (c *Cluster) Close() error {
 		close(c.stop)
 		c.observer.Wait()
 		c.closeZones() // zones (zones.go)
-		for _, cli := range c.memberClients {
-			_ = cli.Close()
+		for _, pool := range c.memberPools {
+			for _, cli := range pool {
+				_ = cli.Close()
+			}
 		}
 		for _, cli := range c.replicaClients {
 			_ = cli.Close()

@@ -344,18 +344,23 @@ type RegionStatus struct {
 // (only a real campaign raises the term), else pre-candidate (PreVote
 // probes do not).
 func (r *region) status(regionOf func(types.ID) string) RegionStatus {
+	// The lock only guards the fields: etcd's own calls below (the
+	// replica's revision takes its store's lock, which its writes hold)
+	// run outside it, so IsUp — asked on every operation — never waits
+	// behind a State being built.
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	member, replica, termSeen := r.member, r.replica, r.termSeen
+	r.mu.Unlock()
 	st := RegionStatus{Name: r.place.Name, City: r.place.City, Lat: r.place.Lat, Lon: r.place.Lon, Role: RoleOffline}
-	st.MemberUp, st.ReplicaUp = running(r.member), running(r.replica)
+	st.MemberUp, st.ReplicaUp = running(member), running(replica)
 	st.Up = st.MemberUp && st.ReplicaUp
 	if st.ReplicaUp {
-		st.ReplicaRev = r.replica.Server.KV().Rev()
+		st.ReplicaRev = replica.Server.KV().Rev()
 	}
 	if !st.MemberUp {
 		return st
 	}
-	s := r.member.Server
+	s := member.Server
 	select {
 	case <-s.ReadyNotify():
 		st.Ready = true
@@ -366,14 +371,21 @@ func (r *region) status(regionOf func(types.ID) string) RegionStatus {
 	st.AppliedIndex = s.AppliedIndex()
 	lead := s.Leader()
 	switch {
-	case lead == 0 && st.Term > r.termSeen:
+	case lead == 0 && st.Term > termSeen:
 		st.Role = RoleCandidate
 	case lead == 0:
 		st.Role = RolePreCandidate
 	case lead == s.MemberID():
-		st.Role, st.Leader, r.termSeen = RoleLeader, r.place.Name, st.Term
+		st.Role, st.Leader = RoleLeader, r.place.Name
 	default:
-		st.Role, st.Leader, r.termSeen = RoleFollower, regionOf(lead), st.Term
+		st.Role, st.Leader = RoleFollower, regionOf(lead)
+	}
+	if lead != 0 && st.Term != termSeen {
+		r.mu.Lock()
+		if r.member == member { // not restarted meanwhile
+			r.termSeen = st.Term
+		}
+		r.mu.Unlock()
 	}
 	return st
 }

@@ -10,8 +10,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -168,20 +171,107 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		}
 		return string(o.Outcome), o.LatencyMs, wait, err
 	}
-	// Every client is its own HTTP client with its own connection, as
-	// separate shoppers are (one shared Transport's pool lock would be
-	// the benchmark's own bottleneck).
-	clients := make([]*http.Client, 1024)
+	var unexpected atomic.Int64
+	// The HTTP clients run in a child process (this test binary as
+	// TestHotBuyClients), so that their CPU does not come out of the
+	// server's two cores as goroutines of the same Go runtime; -hot.sameproc
+	// runs them here as well, for the comparison.
+	overHTTP := func(n int, sameProc bool) hotResult {
+		if sameProc {
+			buy, closeAll := newHTTPBuyer(base, regions, n, &unexpected)
+			defer closeAll()
+			return hotLoad(n, buy)
+		}
+		return runHotClients(b, base, regions, n, &unexpected)
+	}
+	pool := l.Cluster().SetMemberPool(1 << 10) // the pool's full size
+	setPool := func(n int) { l.Cluster().SetMemberPool(n) }
+
+	report := func(name string, r hotResult) {
+		b.ReportMetric(r.okPerSec, "buys/s-"+name)
+		b.ReportMetric(pctMs(r.admitted, 50), "p50-ms-"+name)
+		b.ReportMetric(pctMs(r.admitted, 99), "p99-ms-"+name)
+		b.Logf("%s: %d clients, %.0f ok buys/s, admitted p50 %.1f ms p99 %.1f ms, overloaded %d (p99 %.2f ms at the client, %.3f ms in the lab), outcomes %v, transport errors %d",
+			name, r.clients, r.okPerSec, pctMs(r.admitted, 50), pctMs(r.admitted, 99), len(r.overloaded), pctMs(r.overloaded, 99), pctMs(r.overloadedServer, 99), r.kinds, r.transportErrors)
+	}
+
+	// Side by side in one lab: one etcd client per region (before) and the
+	// pool, in process and over HTTP, in the order A B B A so that a
+	// drift in the machine's load favours neither; each figure is the
+	// median of its two phases.
+	var proc, http64 hotResult
+	type pair struct{ proc, http []float64 }
+	by := map[int]*pair{1: {}, pool: {}}
+	for _, n := range []int{1, pool, pool, 1} {
+		setPool(n)
+		suffix := "-pool" + strconv.Itoa(n)
+		proc = hotLoad(64, inProcess)
+		report("inproc64"+suffix, proc)
+		http64 = overHTTP(64, false)
+		report("http64"+suffix, http64)
+		by[n].proc = append(by[n].proc, proc.okPerSec)
+		by[n].http = append(by[n].http, http64.okPerSec)
+	}
+	for _, n := range []int{1, pool} {
+		suffix := "-pool" + strconv.Itoa(n)
+		p, h := median(by[n].proc), median(by[n].http)
+		b.ReportMetric(p, "median-buys/s-inproc64"+suffix)
+		b.ReportMetric(h, "median-buys/s-http64"+suffix)
+		b.ReportMetric(h/p, "ratio-http/inproc"+suffix)
+		b.Logf("pool of %d: in-process %.0f buys/s, HTTP %.0f buys/s (medians of %v and %v), ratio %.2f", n, p, h, by[n].proc, by[n].http, h/p)
+	}
+	b.ReportMetric(median(by[pool].http)/median(by[1].http), "http64-pool/1conn")
+	setPool(pool) // the overload phases run with the pool
+	for _, n := range []int{256, 1024, -1024} {
+		name := "http" + strconv.Itoa(n)
+		if n < 0 {
+			n, name = -n, "http"+strconv.Itoa(-n)+"-sameproc"
+		}
+		r := overHTTP(n, name != "http"+strconv.Itoa(n))
+		report(name, r)
+		b.ReportMetric(r.okPerSec/median(by[pool].http), "goodput-"+name+"/http64")
+		if len(r.overloaded) > 0 {
+			b.ReportMetric(pctMs(r.overloaded, 99), "p99-ms-overloaded-"+name)
+			b.ReportMetric(pctMs(r.overloadedServer, 99), "p99-ms-overloaded-lab-"+name)
+		}
+		if p := pctMs(r.admitted, 99); p >= float64(hotDeadline.Milliseconds()) && !strings.HasSuffix(name, "-sameproc") {
+			b.Errorf("%s: p99 of admitted buys %.0f ms reached the deadline", name, p)
+		}
+		open := 0
+		for _, reg := range l.State().Regions {
+			if reg.Breakers[lab.Consensus] != lab.BreakerClosed {
+				open++
+			}
+		}
+		b.ReportMetric(float64(r.kinds["fail_fast"]), "fail_fast-"+name)
+		switch {
+		case strings.HasSuffix(name, "-sameproc"):
+			// the old set-up, for the comparison: reported, not judged
+			b.Logf("%s: %d breakers open after the phase, %d fail_fast answers", name, open, r.kinds["fail_fast"])
+		case open > 0 || r.kinds["fail_fast"] > 0:
+			b.Errorf("%s: a breaker opened (%d open after the phase, %d fail_fast answers)", name, open, r.kinds["fail_fast"])
+		}
+	}
+	if n := unexpected.Load(); n > 0 {
+		b.Errorf("%d answers were not an Outcome", n)
+	}
+}
+
+// newHTTPBuyer makes n HTTP clients, each its own Transport with its own
+// connection, as separate shoppers are (one shared Transport's pool lock
+// would be the benchmark's own bottleneck), and a buy function for
+// hotLoad that counts answers that are not an Outcome in unexpected.
+func newHTTPBuyer(base string, regions []string, n int, unexpected *atomic.Int64) (buy func(int, string) (string, float64, time.Duration, error), closeAll func()) {
+	clients := make([]*http.Client, n)
 	for i := range clients {
 		clients[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}
 	}
-	defer func() {
+	closeAll = func() {
 		for _, c := range clients {
 			c.CloseIdleConnections()
 		}
-	}()
-	var unexpected atomic.Int64
-	overHTTP := func(c int, sku string) (string, float64, time.Duration, error) {
+	}
+	buy = func(c int, sku string) (string, float64, time.Duration, error) {
 		body, _ := json.Marshal(map[string]any{"region": regions[c%len(regions)], "qty": 1})
 		req, _ := http.NewRequest(http.MethodPost, base+"/api/stores/consensus/skus/"+sku+"/buy", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testToken)
@@ -211,40 +301,100 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		}
 		return o.Outcome, o.LatencyMs, wait, nil
 	}
+	return buy, closeAll
+}
 
-	report := func(name string, r hotResult) {
-		b.ReportMetric(r.okPerSec, "buys/s-"+name)
-		b.ReportMetric(pctMs(r.admitted, 50), "p50-ms-"+name)
-		b.ReportMetric(pctMs(r.admitted, 99), "p99-ms-"+name)
-		b.Logf("%s: %d clients, %.0f ok buys/s, admitted p50 %.1f ms p99 %.1f ms, overloaded %d (p99 %.2f ms at the client, %.3f ms in the lab), outcomes %v, transport errors %d",
-			name, r.clients, r.okPerSec, pctMs(r.admitted, 50), pctMs(r.admitted, 99), len(r.overloaded), pctMs(r.overloaded, 99), pctMs(r.overloadedServer, 99), r.kinds, r.transportErrors)
-	}
+const (
+	hotEnvURL     = "CAPLAB_HOT_URL"
+	hotEnvRegions = "CAPLAB_HOT_REGIONS"
+	hotEnvClients = "CAPLAB_HOT_CLIENTS"
+)
 
-	proc := hotLoad(64, inProcess)
-	report("inproc64", proc)
-	http64 := hotLoad(64, overHTTP)
-	report("http64", http64)
-	b.ReportMetric(http64.okPerSec/proc.okPerSec, "ratio-http/inproc")
-	for _, n := range []int{256, 1024} {
-		r := hotLoad(n, overHTTP)
-		name := "http" + strconv.Itoa(n)
-		report(name, r)
-		b.ReportMetric(r.okPerSec/http64.okPerSec, "goodput-"+name+"/http64")
-		if len(r.overloaded) > 0 {
-			b.ReportMetric(pctMs(r.overloaded, 99), "p99-ms-overloaded-"+name)
-			b.ReportMetric(pctMs(r.overloadedServer, 99), "p99-ms-overloaded-lab-"+name)
-		}
-		if p := pctMs(r.admitted, 99); p >= float64(hotDeadline.Milliseconds()) {
-			b.Errorf("%s: p99 of admitted buys %.0f ms reached the deadline", name, p)
-		}
+// hotWire is hotResult on the child's stdout (durations in µs).
+type hotWire struct {
+	OKPerSec         float64
+	Admitted         []int64
+	Overloaded       []int64
+	OverloadedServer []int64
+	Kinds            map[string]int
+	TransportErrors  int
+	Unexpected       int64
+}
+
+func toMicros(d []time.Duration) []int64 {
+	out := make([]int64, len(d))
+	for i, v := range d {
+		out[i] = v.Microseconds()
 	}
-	st := l.State()
-	for _, r := range st.Regions {
-		if r.Breakers[lab.Consensus] != lab.BreakerClosed {
-			b.Errorf("%s's consensus breaker is %s after the overload", r.Name, r.Breakers[lab.Consensus])
+	return out
+}
+
+func fromMicros(v []int64) []time.Duration {
+	out := make([]time.Duration, len(v))
+	for i, us := range v {
+		out[i] = time.Duration(us) * time.Microsecond
+	}
+	return out
+}
+
+// runHotClients runs n closed-loop HTTP buyers in a child process (this
+// test binary as TestHotBuyClients) and returns what they counted.
+func runHotClients(b *testing.B, base string, regions []string, n int, unexpected *atomic.Int64) hotResult {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHotBuyClients$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), hotEnvURL+"="+base, hotEnvRegions+"="+strings.Join(regions, ","), hotEnvClients+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("the buyer process: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		rest, ok := strings.CutPrefix(line, "HOT-RESULT ")
+		if !ok {
+			continue
 		}
+		var w hotWire
+		if err := json.Unmarshal([]byte(rest), &w); err != nil {
+			b.Fatalf("buyer result: %v", err)
+		}
+		unexpected.Add(w.Unexpected)
+		return hotResult{clients: n, okPerSec: w.OKPerSec, admitted: fromMicros(w.Admitted), overloaded: fromMicros(w.Overloaded),
+			overloadedServer: fromMicros(w.OverloadedServer), kinds: w.Kinds, transportErrors: w.TransportErrors}
 	}
-	if n := unexpected.Load(); n > 0 {
-		b.Errorf("%d answers were not an Outcome", n)
+	b.Fatalf("the buyer process printed no result:\n%s", out)
+	return hotResult{}
+}
+
+// TestHotBuyClients is the buyer process of BenchmarkHTTPBuys; it skips
+// unless CAPLAB_HOT_URL is set. It runs the closed-loop HTTP buyers for one
+// phase and prints HOT-RESULT with what they counted.
+func TestHotBuyClients(t *testing.T) {
+	base := os.Getenv(hotEnvURL)
+	if base == "" {
+		t.Skip("the buyer process of BenchmarkHTTPBuys; runs only when " + hotEnvURL + " is set")
 	}
+	n, err := strconv.Atoi(os.Getenv(hotEnvClients))
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a count", hotEnvClients, os.Getenv(hotEnvClients))
+	}
+	regions := strings.Split(os.Getenv(hotEnvRegions), ",")
+	var unexpected atomic.Int64
+	buy, closeAll := newHTTPBuyer(base, regions, n, &unexpected)
+	r := hotLoad(n, buy)
+	closeAll()
+	raw, _ := json.Marshal(hotWire{OKPerSec: r.okPerSec, Admitted: toMicros(r.admitted), Overloaded: toMicros(r.overloaded),
+		OverloadedServer: toMicros(r.overloadedServer), Kinds: r.kinds, TransportErrors: r.transportErrors, Unexpected: unexpected.Load()})
+	fmt.Printf("HOT-RESULT %s\n", raw)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
