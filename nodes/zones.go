@@ -135,6 +135,7 @@ func (z *zoneMember) config() *embed.Config {
 	cfg.UnsafeNoFsync = z.noFsync
 	cfg.PreVote = true
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(z.zl.Named(z.name))
+	boundStorage(cfg) // compaction, snapshots and small WAL files, as the regions' servers
 	return cfg
 }
 
