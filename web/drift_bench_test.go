@@ -4,10 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +24,11 @@ import (
 // last/first ratio. With -drift.profile DIR it writes a CPU profile of the
 // first and of the last phase (DIR/cpu-first.out, DIR/cpu-last.out).
 //
-//	go test ./web -run '^$' -bench BuyDrift -benchtime 1x -v [-drift.phases 6] [-drift.profile /tmp/drift]
+//	go test ./web -run '^$' -bench BuyDrift -benchtime 1x -v [-drift.phases 6] [-drift.http] [-drift.profile /tmp/drift]
 var (
 	driftProfile = flag.String("drift.profile", "", "directory for CPU profiles of BenchmarkBuyDrift's first and last phase")
 	driftPhases  = flag.Int("drift.phases", 6, "phases of BenchmarkBuyDrift (at least 2)")
+	driftHTTP    = flag.Bool("drift.http", false, "BenchmarkBuyDrift buys through the HTTP API (clients in the same process) instead of in-process")
 )
 
 const driftPhase = 3 * time.Second
@@ -60,6 +64,19 @@ func BenchmarkBuyDrift(b *testing.B) {
 			wait = time.Second
 		}
 		return string(o.Outcome), o.LatencyMs, wait, err
+	}
+	if *driftHTTP {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		var unexpected atomic.Int64
+		httpBuy, closeAll := newHTTPBuyer("http://"+ln.Addr().String(), regions, 64, &unexpected)
+		defer closeAll()
+		buy = httpBuy
 	}
 	rates := make([]float64, 0, *driftPhases)
 	for p := range max(2, *driftPhases) {
