@@ -68,12 +68,17 @@ func pctMs(d []time.Duration, p float64) float64 {
 // counts what came back after the warm-up. buy returns the outcome and,
 // for an answer to honour, how long to wait before the next request.
 func hotLoad(clients int, buy func(client int, sku string) (kind string, serverMs float64, wait time.Duration, err error)) hotResult {
+	return hotLoadFor(clients, hotPhase, buy)
+}
+
+// hotLoadFor is hotLoad with a measured phase of the given length.
+func hotLoadFor(clients int, phase time.Duration, buy func(client int, sku string) (kind string, serverMs float64, wait time.Duration, err error)) hotResult {
 	res := hotResult{clients: clients, kinds: map[string]int{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
 	measureFrom := start.Add(hotWarmup)
-	end := measureFrom.Add(hotPhase)
+	end := measureFrom.Add(phase)
 	var ok atomic.Int64
 	for c := range clients {
 		wg.Add(1)
@@ -122,7 +127,7 @@ func hotLoad(clients int, buy func(client int, sku string) (kind string, serverM
 		}()
 	}
 	wg.Wait()
-	res.okPerSec = float64(ok.Load()) / hotPhase.Seconds()
+	res.okPerSec = float64(ok.Load()) / phase.Seconds()
 	return res
 }
 

@@ -129,7 +129,9 @@ func (s *Server) handleVerdictFragment(w http.ResponseWriter, r *http.Request) {
 }
 
 // verdictWorker re-runs the checker after operations (debounced) and pushes
-// the verdict panel for the SKU last operated on to every viewer.
+// the verdict panel for the SKU last operated on to every viewer. It does
+// not check while no viewer is connected, and waits verdictDutyCycle times
+// as long as the last check took before the next one.
 type verdictWorker struct {
 	lab      Lab
 	events   <-chan lab.Event
@@ -139,6 +141,10 @@ type verdictWorker struct {
 	stop     chan struct{}
 	done     chan struct{}
 }
+
+// verdictDutyCycle: after a check that took d, the next waits until d ×
+// verdictDutyCycle has passed since it began (at most a fifth of a core).
+const verdictDutyCycle = 5
 
 func newVerdictWorker(l Lab, events <-chan lab.Event, h *hub, log *slog.Logger) *verdictWorker {
 	return &verdictWorker{lab: l, events: events, hub: h, log: log, debounce: 400 * time.Millisecond,
@@ -154,9 +160,10 @@ func (vw *verdictWorker) close() {
 func (vw *verdictWorker) run() {
 	defer close(vw.done)
 	var (
-		sku    string
-		timer  *time.Timer
-		timerC <-chan time.Time
+		sku       string
+		timer     *time.Timer
+		timerC    <-chan time.Time
+		notBefore time.Time // no check before this (verdictDutyCycle)
 	)
 	defer func() {
 		if timer != nil {
@@ -192,10 +199,24 @@ func (vw *verdictWorker) run() {
 			}
 		case <-timerC:
 			timerC = nil
-			if sku == "" {
+			if sku == "" || !time.Now().After(notBefore) {
+				if sku != "" { // too soon after the last check: come back then
+					timer.Reset(time.Until(notBefore))
+					timerC = timer.C
+				}
 				continue
 			}
+			if vw.hub.clients() == 0 {
+				// Nobody to push to: a viewer who connects asks GET
+				// /ui/verdict itself (app.js), so the checker, whose work
+				// grows with the history, does not run for no one.
+				continue
+			}
+			t0 := time.Now()
 			line, full := renderVerdict(vw.lab, sku)
+			// The check reads the SKU's whole history: however long that
+			// grows, it takes at most a fifth of a core.
+			notBefore = time.Now().Add(verdictDutyCycle * time.Since(t0))
 			select {
 			case <-vw.stop:
 				return
