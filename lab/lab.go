@@ -127,7 +127,8 @@ type Lab struct {
 	subMu sync.RWMutex
 	subs  map[chan Event]struct{}
 
-	recorders recorders // auditlog.go: hooks that miss no operation, fault or reset
+	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
+	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -623,6 +624,8 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
 	if !rec.SkipHistory {
 		op = l.history.AddOperation(op)
+	} else {
+		l.unrecorded.note(op, l.consensus.epoch.Load())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
 		l.recordOp(ctx, op, quorum)

@@ -1,0 +1,85 @@
+package lab
+
+import "sync"
+
+// maxUnrecordedWrites bounds the ledger of unrecorded writes: at 5,000
+// load writes a second the watcher drains it every outsideSettle (a few
+// seconds), so it holds some 15,000; the cap only matters if the watcher
+// stops for long (no member to watch through), and then the overflow is
+// flagged as outside writes rather than kept without bound.
+const maxUnrecordedWrites = 1 << 20
+
+// unrecordedWrites is the outside-write watcher's record of the consensus
+// writes the lab made without putting them into the History (a load's
+// operations, lab.WithOpRecording): the revisions its confirmed stocks and
+// buys wrote, and per SKU how many answered unavailable (each may still
+// have landed and so explains at most one unknown revision of its SKU).
+// Without it every load write would be judged an outside write: the
+// watcher would record one fault per buy (and per stocked SKU), each
+// with a leader refresh and a published event, and scan the whole
+// History for them every half second.
+type unrecordedWrites struct {
+	mu          sync.Mutex
+	epoch       int64
+	revs        map[int64]struct{}
+	unconfirmed map[string]int
+}
+
+// note records an unrecorded operation's write, if it made one.
+func (u *unrecordedWrites) note(op Operation, epoch int64) {
+	if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
+		return
+	}
+	if op.Outcome != OK && op.Outcome != Unavailable {
+		return // sold out, conflict, fail-fast, overloaded: nothing written
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sync(epoch)
+	switch {
+	case op.Outcome == Unavailable:
+		if u.unconfirmed == nil {
+			u.unconfirmed = map[string]int{}
+		}
+		if len(u.unconfirmed) < maxUnrecordedWrites {
+			u.unconfirmed[op.SKU]++
+		}
+	case op.Version.Wall > 0:
+		if u.revs == nil {
+			u.revs = map[int64]struct{}{}
+		}
+		if len(u.revs) < maxUnrecordedWrites {
+			u.revs[op.Version.Wall] = struct{}{}
+		}
+	}
+}
+
+// sync forgets everything of an older epoch (a reset: new keys). Under mu.
+func (u *unrecordedWrites) sync(epoch int64) {
+	if epoch != u.epoch {
+		u.epoch = epoch
+		clear(u.revs)
+		clear(u.unconfirmed)
+	}
+}
+
+// explain reports whether w is one of the lab's unrecorded writes, and
+// takes it off the ledger (each explains one revision).
+func (u *unrecordedWrites) explain(w seenWrite) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sync(w.epoch)
+	if _, ok := u.revs[w.rev]; ok {
+		delete(u.revs, w.rev)
+		return true
+	}
+	if n := u.unconfirmed[w.sku]; n > 0 {
+		if n == 1 {
+			delete(u.unconfirmed, w.sku)
+		} else {
+			u.unconfirmed[w.sku] = n - 1
+		}
+		return true
+	}
+	return false
+}
