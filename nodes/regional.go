@@ -203,6 +203,10 @@ func (c *Cluster) crashZone(name string) error {
 	if !c.IsUp(z.region) {
 		return fmt.Errorf("nodes: crash %s: its region %s is down: %w", name, z.region, ErrRegionDown)
 	}
+	if z.server() == nil {
+		return fmt.Errorf("nodes: crash %s: zone is down: %w", name, ErrRegionDown)
+	}
+	c.quiesceZone(z)
 	e := z.hardStop()
 	if e == nil {
 		return fmt.Errorf("nodes: crash %s: zone is down: %w", name, ErrRegionDown)
@@ -211,6 +215,20 @@ func (c *Cluster) crashZone(name string) error {
 	e.Close()
 	c.changed()
 	return nil
+}
+
+// quiesceZone points the zone member's peer proxy at nothing and ends
+// every exchange through it before its server stops, as quiesce does for a
+// region's servers: a peer request (etcd's /version) that reaches a server
+// whose backend is closing panics while holding the backend's lock, and
+// every later one then blocks forever — a goroutine that outlives Close
+// (issue 9 item 4). startZone points the proxy back.
+func (c *Cluster) quiesceZone(z *zoneMember) {
+	g := c.zones.byRegion[z.region]
+	if z.index < len(g.proxies) {
+		g.proxies[z.index].setTarget("")
+		g.proxies[z.index].dropAll()
+	}
 }
 
 // dropZone ends every proxied connection into a zone's member.
@@ -234,6 +252,9 @@ func (c *Cluster) crashRegionZones(region string) {
 	}
 	var wg sync.WaitGroup
 	for _, z := range g.members {
+		if z.server() != nil {
+			c.quiesceZone(z)
+		}
 		if e := z.hardStop(); e != nil {
 			c.dropZone(z)
 			wg.Add(1)
@@ -268,6 +289,9 @@ func (c *Cluster) restartZone(name string) error {
 // process took a port while it was down.
 func (c *Cluster) startZone(z *zoneMember) error {
 	g := c.zones.byRegion[z.region]
+	if !c.cfg.BypassFabric && z.index < len(g.proxies) {
+		g.proxies[z.index].setTarget(z.peer) // quiesceZone pointed it at nothing
+	}
 	err := z.start()
 	for try := 0; addrInUse(err) && !c.cfg.BypassFabric && try < 5; try++ {
 		if err := z.pickPorts(); err != nil {

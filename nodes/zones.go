@@ -472,6 +472,12 @@ func (c *Cluster) closeZones() {
 		_ = cli.Close()
 	}
 	var stopped []*embed.Etcd
+	for _, g := range zs.groups { // nothing reaches a server while it stops (quiesceZone)
+		for _, p := range g.proxies {
+			p.setTarget("")
+			p.dropAll()
+		}
+	}
 	for _, g := range zs.groups {
 		if g.client != nil {
 			_ = g.client.Close()
