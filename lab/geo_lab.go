@@ -294,15 +294,7 @@ func (l *Lab) setZoneLink(from, to string, up, oneWay bool) error {
 	if err := zf.SetLink(from, to, up, oneWay); err != nil {
 		return wrapNodes(err)
 	}
-	arrow := "<->"
-	if oneWay {
-		arrow = "->"
-	}
-	kind := FaultCut
-	if up {
-		kind = FaultHeal
-	}
-	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	l.linkFault(from, to, up, oneWay)
 	return nil
 }
 

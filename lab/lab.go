@@ -395,15 +395,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 			l.awaitStreams() // after the fault is recorded and published
 		}
 	}()
-	arrow := "<->"
-	if oneWay {
-		arrow = "->"
-	}
-	kind := FaultCut
-	if up {
-		kind = FaultHeal
-	}
-	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	l.linkFault(from, to, up, oneWay)
 	l.recorder.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
@@ -839,4 +831,17 @@ func (l *Lab) replicate() {
 		cancel()
 		l.gate.leave()
 	}
+}
+
+// linkFault records a link (region or zone) cut or healed, one way or both.
+func (l *Lab) linkFault(from, to string, up, oneWay bool) {
+	arrow := "<->"
+	if oneWay {
+		arrow = "->"
+	}
+	kind := FaultCut
+	if up {
+		kind = FaultHeal
+	}
+	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
 }

@@ -310,20 +310,7 @@ func (s *replicatedStore) localItems(ctx context.Context, region string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	items := map[string]Item{}
-	for _, kv := range resp.Kvs {
-		rest := strings.TrimPrefix(string(kv.Key), prefix)
-		sku, _, ok := strings.Cut(rest, "/")
-		if !ok {
-			continue
-		}
-		it, err := decodeItem(kv.Value)
-		if err != nil {
-			continue
-		}
-		items[sku] = Merge(items[sku], it)
-	}
-	return items, nil
+	return itemsOf(prefix, resp), nil
 }
 
 // fullScanEvery: every so many rounds the background replication reads
@@ -370,6 +357,15 @@ func (s *replicatedStore) changedItems(ctx context.Context, region string, full 
 	if !full {
 		s.changedKeysRead.Add(int64(len(resp.Kvs)))
 	}
+	s.scanMu.Lock()
+	s.scanned[region] = resp.Header.Revision
+	s.scanMu.Unlock()
+	return itemsOf(prefix, resp), nil
+}
+
+// itemsOf merges a replica's answer into the newest item per SKU; keys
+// that are not prefix/SKU/… or values that do not decode are skipped.
+func itemsOf(prefix string, resp *clientv3.GetResponse) map[string]Item {
 	items := map[string]Item{}
 	for _, kv := range resp.Kvs {
 		rest := strings.TrimPrefix(string(kv.Key), prefix)
@@ -383,10 +379,7 @@ func (s *replicatedStore) changedItems(ctx context.Context, region string, full 
 		}
 		items[sku] = Merge(items[sku], it)
 	}
-	s.scanMu.Lock()
-	s.scanned[region] = resp.Header.Revision
-	s.scanMu.Unlock()
-	return items, nil
+	return items
 }
 
 // antiEntropy pushes every up region's newest values to every other

@@ -276,33 +276,25 @@ func (r *region) doCrash() error {
 
 // hardStopAll stops servers abruptly, in parallel.
 func hardStopAll(es ...*embed.Etcd) {
-	var wg sync.WaitGroup
-	for _, e := range es {
-		if e == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.Server.HardStop()
-		}()
-	}
-	wg.Wait()
+	eachParallel(es, func(e *embed.Etcd) { e.Server.HardStop() })
 }
 
 // closeAll closes servers in parallel (after a hard stop: no hand-off).
 func closeAll(es ...*embed.Etcd) {
+	eachParallel(es, func(e *embed.Etcd) {
+		e.Server.HardStop()
+		e.Close()
+	})
+}
+
+// eachParallel runs f on every server that is not nil, in parallel, and
+// returns once all are done.
+func eachParallel(es []*embed.Etcd, f func(*embed.Etcd)) {
 	var wg sync.WaitGroup
 	for _, e := range es {
-		if e == nil {
-			continue
+		if e != nil {
+			wg.Go(func() { f(e) })
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.Server.HardStop()
-			e.Close()
-		}()
 	}
 	wg.Wait()
 }
