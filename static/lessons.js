@@ -109,24 +109,34 @@
     $('poll-kicker').textContent = (poll.count > 1 ? 'Question ' + (poll.index + 1) + ' of ' + poll.count + ' · ' : '') +
       (poll.revealed ? 'The answer is out' : 'Predict before the lab shows it');
     $('poll-question').textContent = poll.question;
+    // The buttons are updated in place while the question stays the same:
+    // a frame (another viewer's vote, a viewer joining) that replaced them
+    // between a finger's press and release would swallow the tap.
     const opts = $('poll-options');
-    const focused = document.activeElement && opts.contains(document.activeElement) ? document.activeElement.id : null;
-    opts.textContent = '';
+    const same = opts.dataset.key === k && opts.children.length === poll.options.length &&
+      poll.options.every((o, i) => opts.children[i].dataset.option === o);
+    if (!same) {
+      opts.textContent = '';
+      opts.dataset.key = k;
+      poll.options.forEach((o, i) => {
+        const b = el('button', 'btn poll-option');
+        b.type = 'button';
+        b.id = 'poll-option-' + i;
+        b.dataset.testid = 'poll-option-' + i;
+        b.dataset.option = o;
+        opts.appendChild(b);
+      });
+    }
     poll.options.forEach((o, i) => {
-      const b = el('button', 'btn poll-option');
-      b.type = 'button';
-      b.id = 'poll-option-' + i;
-      b.dataset.testid = 'poll-option-' + i;
-      b.dataset.option = o;
+      const b = opts.children[i];
       const right = poll.revealed && o === poll.answer;
-      b.textContent = (right ? '✓ ' : o === myVote ? '● ' : '') + label(o);
+      const text = (right ? '✓ ' : o === myVote ? '● ' : '') + label(o);
+      if (b.textContent !== text) b.textContent = text;
       b.setAttribute('aria-pressed', String(o === myVote));
       b.classList.toggle('chosen', o === myVote);
       b.classList.toggle('correct', right);
       b.disabled = poll.revealed;
-      opts.appendChild(b);
     });
-    if (focused && $(focused)) $(focused).focus();
     const tally = $('poll-tally');
     tally.textContent = '';
     if (poll.tally) {
