@@ -156,7 +156,7 @@
     }
     const hidden = !poll.revealed && (!poll.tally || body.classList.contains('present'));
     const from = poll.viewers ? ' from ' + poll.viewers + (poll.viewers === 1 ? ' connected viewer' : ' connected viewers') : '';
-    tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + from + (hidden ? ' so far — the tally shows when the presenter reveals the answer.' : '')));
+    tally.appendChild(el('p', 'hint', poll.votes + (poll.votes === 1 ? ' vote' : ' votes') + from + (hidden ? (presenter ? ' so far' : ' so far — the tally shows when the presenter reveals the answer.') : '')));
     const ans = $('poll-answer');
     ans.hidden = !poll.revealed;
     ans.textContent = '';

@@ -252,3 +252,38 @@ func startChromium(t *testing.T, exe string, width, height int) context.Context 
 	}
 	return browser
 }
+
+// clickWhenClear clicks the element with id as a person would, once it can
+// take the click: enabled, in the same place for 100 ms
+// and not covered (a click lands at coordinates — on a busy machine frames
+// still laying the page out, or a toast or menu over the button, would take
+// a click sent at once). A failure names what covers the element, and the
+// page's toast.
+func clickWhenClear(t *testing.T, tab context.Context, what, id string) {
+	t.Helper()
+	probe := fmt.Sprintf(`(() => {
+		const el = document.getElementById(%q);
+		if (!el) return 'missing';
+		const r = el.getBoundingClientRect();
+		if (el.disabled) return 'disabled';
+		if (r.width === 0 || r.height === 0) return 'not shown';
+		const cx = r.x + r.width / 2, cy = r.y + r.height / 2;
+		if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) return 'clear off screen (the click scrolls to it) ' + [r.x, r.y].join(',');
+		const e = document.elementFromPoint(cx, cy);
+		if (!e || !(el === e || el.contains(e))) {
+			return 'covered by ' + (e ? (e.id || e.className.baseVal || e.className || e.tagName) : 'nothing');
+		}
+		return 'clear ' + [r.x, r.y, r.width, r.height].join(',');
+	})()`, id)
+	last, since := "", time.Now()
+	waitUntil(t, 15*time.Second, what+": #"+id+" can take a click", func() (bool, string) {
+		got := evalJS[string](t, tab, probe)
+		if got != last {
+			last, since = got, time.Now()
+			return false, got
+		}
+		return strings.HasPrefix(got, "clear ") && time.Since(since) >= 100*time.Millisecond,
+			got + "; toast: " + evalJS[string](t, tab, `(document.getElementById('toast') || {}).textContent || ''`)
+	})
+	runActions(t, tab, what, chromedp.Click(chromedp.ID(id)))
+}

@@ -60,7 +60,7 @@ func TestBrowser(t *testing.T) {
 		sel := `document.getElementById('` + id + `')`
 		waitJS(t, presenter, "the link is up after the reset", sel+`.dataset.state`, textIs("up"))
 
-		runActions(t, presenter, "click the link", chromedp.Click(chromedp.ID(id+"-label")))
+		clickWhenClear(t, presenter, "click the link", id+"-label")
 		waitUntil(t, 10*time.Second, "/api/state: both directions cut", func() (bool, string) {
 			got := linkStates(b.state(t), use1, euw1)
 			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got
@@ -74,7 +74,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("cutting %s: the other link is %s", id, got)
 		}
 
-		runActions(t, presenter, "click the cut link", chromedp.Click(chromedp.ID(id+"-label")))
+		clickWhenClear(t, presenter, "click the cut link", id+"-label")
 		waitUntil(t, 10*time.Second, "/api/state: both directions up again", func() (bool, string) {
 			got := linkStates(b.state(t), use1, euw1)
 			return got == use1+">"+euw1+"=up "+euw1+">"+use1+"=up", got
@@ -88,7 +88,7 @@ func TestBrowser(t *testing.T) {
 		vsel := `document.getElementById('` + id + `')`
 		waitJS(t, viewer, "the viewer sees the link up", vsel+`.dataset.state`, textIs("up"))
 
-		runActions(t, presenter, "the presenter clicks the link", chromedp.Click(chromedp.ID(id+"-label")))
+		clickWhenClear(t, presenter, "the presenter clicks the link", id+"-label")
 		waitJS(t, viewer, "the viewer sees the cut without a reload",
 			`[`+vsel+`.dataset.state, document.getElementById('`+id+`-label').textContent, window.__caplabNoReload === true].join('|')`,
 			textIs("cut|✂ cut|true"))
@@ -144,15 +144,16 @@ func TestBrowser(t *testing.T) {
 		b.reset(t)
 		b.mustCall(t, "PUT", "/api/stores/consensus/skus/IPHONE-15-PRO", `{"region":"us-east-1","quantity":5}`, 200)
 		b.mustCall(t, "POST", "/api/regions/us-east-1/lead", `{}`, 200)
-		runActions(t, presenter, "isolate ap-southeast-1", chromedp.Click(chromedp.ID("preset-isolate-"+apse1)))
+		clickWhenClear(t, presenter, "isolate ap-southeast-1", "preset-isolate-"+apse1)
 		waitUntil(t, 10*time.Second, "/api/state: ap-southeast-1 cut off both ways", func() (bool, string) {
 			st := b.state(t)
 			a, c := linkStates(st, apse1, use1), linkStates(st, apse1, euw1)
-			return a == apse1+">"+use1+"=cut "+use1+">"+apse1+"=cut" && c == apse1+">"+euw1+"=cut "+euw1+">"+apse1+"=cut", a + "; " + c
+			return a == apse1+">"+use1+"=cut "+use1+">"+apse1+"=cut" && c == apse1+">"+euw1+"=cut "+euw1+">"+apse1+"=cut",
+				a + "; " + c + "; the page's toast: " + evalJS[string](t, presenter, `document.getElementById('toast').textContent`)
 		})
 		waitJS(t, presenter, "the page shows the partition", `document.getElementById('`+linkID(use1, apse1)+`').dataset.state + document.getElementById('`+linkID(euw1, apse1)+`').dataset.state`, textIs("cutcut"))
 
-		runActions(t, presenter, "buy in Singapore", chromedp.Click(chromedp.ID("buy-consensus-"+apse1)))
+		clickWhenClear(t, presenter, "buy in Singapore", "buy-consensus-"+apse1)
 		out := waitJS(t, presenter, "Singapore's shop says unavailable",
 			`document.getElementById('outcome-consensus-ap-southeast-1').className + '|' + document.getElementById('outcome-consensus-ap-southeast-1').textContent + '|' + document.getElementById('outcome-consensus-ap-southeast-1').title`,
 			textHas("o-unavailable"))
@@ -162,7 +163,7 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 		// The majority side still sells.
-		runActions(t, presenter, "buy in N. Virginia", chromedp.Click(chromedp.ID("buy-consensus-"+use1)))
+		clickWhenClear(t, presenter, "buy in N. Virginia", "buy-consensus-"+use1)
 		waitJS(t, presenter, "N. Virginia's shop says ok", `document.getElementById('outcome-consensus-us-east-1').dataset.outcome + '|' + document.getElementById('outcome-consensus-us-east-1').textContent`,
 			textHas("ok|✓ Sold"))
 	})
@@ -193,7 +194,7 @@ func TestBrowser(t *testing.T) {
 		waitJS(t, presenter, "help is closed", `document.getElementById('help').hidden`, textIs("true"))
 
 		// A region's menu opens on its harmless Close, not on Crash.
-		runActions(t, presenter, "open a region's menu", chromedp.Click(chromedp.ID("region-"+euw1)))
+		clickWhenClear(t, presenter, "open a region's menu", "region-"+euw1)
 		waitJS(t, presenter, "the menu has focus on Close", `document.getElementById('region-menu').hidden + '|' + document.activeElement.id`, textIs("false|region-menu-close"))
 		runActions(t, presenter, "press Escape", chromedp.KeyEvent(kb.Escape))
 		waitJS(t, presenter, "the menu is closed", `document.getElementById('region-menu').hidden`, textIs("true"))

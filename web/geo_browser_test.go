@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 )
 
 // TestGeoInBrowser: the one-screen page has a geo column; a click on a
@@ -21,7 +20,7 @@ func TestGeoInBrowser(t *testing.T) {
 	waitJS(t, tab, "one leader mark per region", `String(document.querySelectorAll('#map .zone.zone-leader').length)`, textIs("3"))
 	waitJS(t, tab, "a geo column in the shops", `document.getElementById('store-head-geo')?.textContent || ''`, textHas("Geo"))
 
-	runActions(t, tab, "click the geo Buy in Ireland", chromedp.Click(chromedp.ID("buy-geo-eu-west-1")))
+	clickWhenClear(t, tab, "click the geo Buy in Ireland", "buy-geo-eu-west-1")
 	waitJS(t, tab, "the geo cell shows the sale", `document.getElementById('outcome-geo-eu-west-1').dataset.outcome || ''`, textIs("ok"))
 	if got := evalJS[string](t, tab, `document.getElementById('outcome-geo-eu-west-1').textContent`); !containsAll(got, "Sold", "eu-west-1's zones") {
 		t.Errorf("the geo cell reads %q, want the sale, committed by Ireland's zones", got)

@@ -142,7 +142,7 @@ func TestLessonBrowser(t *testing.T) {
 		lessonWait(t, viewer, "viewer's picker follows", `document.getElementById('lesson-select').value`, "quiz")
 
 		lessonWait(t, presenter, "the run button is enabled", `!document.getElementById('lesson-run').disabled`, "true")
-		lessonDo(t, presenter, "click Run step", chromedp.Click(chromedp.ID("lesson-run")))
+		clickWhenClear(t, presenter, "click Run step", "lesson-run")
 		lessonWait(t, viewer, "viewer sees the expectation pass", `document.getElementById('lesson-command-3').dataset.status`, "passed")
 		lessonWait(t, viewer, "viewer sees ✓ and the words", lessonText("lesson-command-3"), "passed")
 		lessonWait(t, viewer, "viewer sees the report", lessonText("lesson-status"), "4 commands ran; 1 expectation met.")
@@ -162,7 +162,7 @@ func TestLessonBrowser(t *testing.T) {
 	t.Run("a viewer votes, the presenter sees the tally, the reveal shows the answer", func(t *testing.T) {
 		lessonWait(t, viewer, "the question is open", lessonText("poll-question"), "Can Ireland buy it?")
 		lessonSteady(t, viewer, "poll-option-0")
-		lessonDo(t, viewer, "vote yes", chromedp.Click(chromedp.ID("poll-option-0")))
+		clickWhenClear(t, viewer, "vote yes", "poll-option-0")
 		lessonWait(t, viewer, "the vote is marked", `document.getElementById('poll-option-0').getAttribute('aria-pressed') + ' (status: ' + document.getElementById('poll-status').textContent + '; toast: ' + document.getElementById('toast').textContent + ')'`, "true")
 		lessonWait(t, presenter, "presenter sees the tally", lessonText("poll-tally"), "Yes1 vote (100%)")
 		lessonWait(t, presenter, "presenter sees votes beside connected viewers", lessonText("poll-tally"), "1 vote from 2 connected viewers")
@@ -173,7 +173,7 @@ func TestLessonBrowser(t *testing.T) {
 			t.Error("viewer sees the answer before the reveal")
 		}
 
-		lessonDo(t, presenter, "click Reveal", chromedp.Click(chromedp.ID("poll-reveal")))
+		clickWhenClear(t, presenter, "click Reveal", "poll-reveal")
 		lessonWait(t, viewer, "viewer sees the answer", lessonText("poll-answer"), "Answer: Yes. ✓ You predicted it.")
 		lessonWait(t, viewer, "viewer sees the tally", lessonText("poll-tally"), "1 vote (100%)")
 		lessonWait(t, viewer, "options close", `document.getElementById('poll-option-1').disabled`, "true")

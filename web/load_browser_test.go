@@ -36,7 +36,7 @@ func TestLoadPanelBrowser(t *testing.T) {
 		const e = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
 		return e && e.closest('#tab-load') ? 'clear' : 'covered by ' + (e ? (e.id || e.className || e.tagName) : 'nothing');
 	})()`, textIs("clear"))
-	runActions(t, tab, "open the Load tab", chromedp.Click(chromedp.ID("tab-load")))
+	clickWhenClear(t, tab, "open the Load tab", "tab-load")
 	waitJS(t, tab, "the Load tab is open", `document.getElementById('panel-load').hidden`, textIs("false"))
 	loadFits(t, tab, "1440×900")
 	runActions(t, tab, "set a small load and start it",
@@ -88,13 +88,13 @@ func TestLoadPanelBrowser(t *testing.T) {
 	// On a 1920×1080 projector, in presenter mode: the same.
 	runActions(t, tab, "a 1920×1080 projector", chromedp.EmulateViewport(1920, 1080))
 	b.open(t, tab, "/?present=1")
-	runActions(t, tab, "open the Load tab", chromedp.Click(chromedp.ID("tab-load")))
+	clickWhenClear(t, tab, "open the Load tab", "tab-load")
 	waitUntil(t, 15*time.Second, "the plots show the run", func() (bool, string) { n := samples(); return n >= 2, strconv.Itoa(n) })
 	loadFits(t, tab, "1920×1080 presenter")
 	if dir := os.Getenv("LOAD_SCREENSHOTS"); dir != "" {
 		_ = os.WriteFile(filepath.Join(dir, "load-1920-present.png"), shot(t, tab), 0o644)
 	}
-	runActions(t, tab, "stop the load", chromedp.Click(chromedp.ID("load-stop")))
+	clickWhenClear(t, tab, "stop the load", "load-stop")
 	waitJS(t, tab, "the load stopped", `document.getElementById('load-panel').dataset.state`, textIs("stopped"))
 	if txt := evalJS[string](t, tab, `document.getElementById('load-checked').textContent`); txt == "" {
 		t.Error("the panel does not say which SKUs were checked")

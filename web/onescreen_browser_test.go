@@ -108,7 +108,7 @@ func oneScreen(t *testing.T, shots string) {
 	}
 
 	// A vote from the viewer; the projected page shows no tally until the reveal.
-	runActions(t, viewer, "vote", chromedp.Click(chromedp.ID("poll-option-2")))
+	clickWhenClear(t, viewer, "vote", "poll-option-2")
 	waitUntil(t, 10*time.Second, "the presenter's page counts the vote", func() (bool, string) {
 		got := evalJS[string](t, presenter, `document.getElementById('poll-tally').textContent`)
 		return strings.Contains(got, "1 vote"), got
@@ -125,7 +125,7 @@ func oneScreen(t *testing.T, shots string) {
 	}
 
 	// Run the step: the partition and the refusal, as a story.
-	runActions(t, presenter, "run the step", chromedp.Click(chromedp.ID("lesson-run")))
+	clickWhenClear(t, presenter, "run the step", "lesson-run")
 	waitJS(t, presenter, "the step ran", `document.getElementById('lesson-effects').textContent`, textHas("Singapore tried to buy"))
 	story := evalJS[string](t, viewer, `document.getElementById('lesson-effects').innerText`)
 	for _, want := range []string{"The network splits", "Singapore tried to buy on the consensus store → refused after", "as expected"} {
@@ -155,14 +155,14 @@ func oneScreen(t *testing.T, shots string) {
 	if err := l.WaitConverged(wctx); err != nil {
 		t.Fatalf("replicas converge after the stock: %v", err)
 	}
-	runActions(t, presenter, "isolate Singapore (key 3)", chromedp.Click(chromedp.ID("preset-isolate-ap-southeast-1")))
+	clickWhenClear(t, presenter, "isolate Singapore (key 3)", "preset-isolate-ap-southeast-1")
 	waitJS(t, presenter, "the map shows the cut", `document.getElementById('`+linkID("us-east-1", "ap-southeast-1")+`').dataset.state`, textIs("cut"))
 	evalJS[bool](t, presenter, `document.getElementById('buy-qty-ap-southeast-1').value = 2; document.getElementById('buy-qty-us-east-1').value = 2; true`)
 	for _, st := range lab.Stores {
 		for _, r := range []string{"ap-southeast-1", "us-east-1"} {
 			id := "buy-" + string(st) + "-" + r
 			evalJS[bool](t, presenter, `delete document.getElementById('outcome-`+string(st)+`-`+r+`').dataset.outcome, true`) // an earlier answer
-			runActions(t, presenter, "click "+id, chromedp.Click(chromedp.ID(id)))
+			clickWhenClear(t, presenter, "click "+id, id)
 			waitJS(t, presenter, id+" answered", `document.getElementById('outcome-`+string(st)+`-`+r+`').dataset.outcome || ''`, func(s string) bool { return s != "" })
 		}
 	}
@@ -210,7 +210,7 @@ func oneScreen(t *testing.T, shots string) {
 	b.open(t, presenter, "/?present=1")
 	b.mustCall(t, "PUT", "/api/lesson", fmt.Sprintf(`{"lesson":%q,"step":%d}`, lessonID, step+1), 200)
 	waitJS(t, presenter, "the poll is open", `document.getElementById('poll').hidden`, textIs("false"))
-	runActions(t, viewer, "vote", chromedp.Click(chromedp.ID("poll-option-0")))
+	clickWhenClear(t, viewer, "vote", "poll-option-0")
 	waitUntil(t, 10*time.Second, "the vote arrives", func() (bool, string) {
 		got := evalJS[string](t, presenter, `document.getElementById('poll-tally').textContent`)
 		return strings.Contains(got, "1 vote"), got

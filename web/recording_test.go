@@ -133,13 +133,13 @@ func TestSaveAsLessonButton(t *testing.T) {
 	if vis := evalJS[bool](t, tab, `!!document.getElementById('rec-dot') && document.getElementById('rec-dot').offsetParent !== null`); !vis {
 		t.Fatal("the presenter does not see the recording dot")
 	}
-	runActions(t, tab, "click Save as lesson", chromedp.Click(chromedp.ID("save-lesson")))
+	clickWhenClear(t, tab, "click Save as lesson", "save-lesson")
 	waitJS(t, tab, "the empty recording is explained", `document.getElementById('toast').textContent`, textHas("Nothing was recorded"))
 	b.mustCall(t, "PUT", "/api/stores/consensus/skus/IPHONE", `{"region":"us-east-1","quantity":1}`, 200)
-	runActions(t, tab, "click Save as lesson", chromedp.Click(chromedp.ID("save-lesson")))
+	clickWhenClear(t, tab, "click Save as lesson", "save-lesson")
 	waitJS(t, tab, "the lesson is saved", `document.getElementById('toast').textContent`, textHas("Saved the recording"))
 
-	runActions(t, tab, "click Start recording", chromedp.Click(chromedp.ID("start-recording")))
+	clickWhenClear(t, tab, "click Start recording", "start-recording")
 	waitJS(t, tab, "recording restarts", `document.getElementById('toast').textContent`, textHas("Recording from now on"))
 	if st := b.lab.RecordingStatus(); st.FromReset || st.Actions != 0 {
 		t.Fatalf("after Start recording: %+v, want an empty recording not from a reset", st)
@@ -239,7 +239,7 @@ func TestClockAndPauseFromTheRegionMenu(t *testing.T) {
 	b := newBrowserLab(t, Options{})
 	tab := b.presenterTab(t, "")
 	viewer := b.viewerTab(t, "/")
-	runActions(t, tab, "open Ireland's menu", chromedp.Click(chromedp.ID("region-eu-west-1")))
+	clickWhenClear(t, tab, "open Ireland's menu", "region-eu-west-1")
 	waitJS(t, tab, "the region menu opens", `document.getElementById('region-menu').hidden`, textIs("false"))
 	runActions(t, tab, "set the clock",
 		chromedp.SetValue(chromedp.ID("region-menu-clock"), "5"),
@@ -250,9 +250,9 @@ func TestClockAndPauseFromTheRegionMenu(t *testing.T) {
 	})
 	waitJS(t, viewer, "the viewer's map shows the clock", `document.getElementById('region-eu-west-1-clock').textContent`, textHas("clock +5.0s"))
 
-	runActions(t, tab, "open Singapore's menu", chromedp.Click(chromedp.ID("region-ap-southeast-1")))
+	clickWhenClear(t, tab, "open Singapore's menu", "region-ap-southeast-1")
 	waitJS(t, tab, "the region menu opens", `document.getElementById('region-menu').hidden`, textIs("false"))
-	runActions(t, tab, "pause its shop", chromedp.Click(chromedp.ID("region-menu-pause")))
+	clickWhenClear(t, tab, "pause its shop", "region-menu-pause")
 	waitUntil(t, 10*time.Second, "Singapore's shop is paused", func() (bool, string) {
 		d := b.lab.Paused("ap-southeast-1")
 		return d > 0, d.String()
