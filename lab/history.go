@@ -96,6 +96,13 @@ func (g *opLog) chunk(i int) *opChunk {
 // that ID set. Past MaxHistoryOperations the ID is still assigned but the
 // operation is not stored.
 func (h *History) AddOperation(op Operation) Operation {
+	op, _ = h.addOperation(op)
+	return op
+}
+
+// addOperation is AddOperation, and says whether op was stored (false past
+// the cap).
+func (h *History) addOperation(op Operation) (Operation, bool) {
 	for {
 		g := h.current()
 		s := g.next.Add(1) - 1
@@ -106,12 +113,12 @@ func (h *History) AddOperation(op Operation) Operation {
 		op.ID = g.base + int(s)
 		if s >= MaxHistoryOperations {
 			g.dropped.Add(1)
-			return op
+			return op, false
 		}
 		c := g.chunk(int(s) / chunkSize)
 		c.ops[s%chunkSize] = op
 		c.filled[s%chunkSize].Store(true)
-		return op
+		return op, true
 	}
 }
 

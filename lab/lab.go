@@ -614,9 +614,11 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
 	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
+	kept := false
 	if !rec.SkipHistory {
-		op = l.history.AddOperation(op)
-	} else {
+		op, kept = l.history.addOperation(op)
+	}
+	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.unrecorded.note(op, l.consensus.epoch.Load())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record

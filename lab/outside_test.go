@@ -155,3 +155,32 @@ func TestNoOutsideWriteAcrossReset(t *testing.T) {
 		t.Fatalf("flagged without an outside client: %+v", f)
 	}
 }
+
+// TestFullHistoryWritesAreNotOutsideWrites: past the History's cap the
+// lab's operations are not stored, but their writes are still the lab's
+// own. (Before, every buy after the 100,000th recorded operation became an
+// outside_write fault — and a State built and published for each.)
+func TestFullHistoryWritesAreNotOutsideWrites(t *testing.T) {
+	l := newLab(t, Config{})
+	const sku = "PASTCAP"
+	if _, err := l.Stock(ctxT(t, 5*time.Second), Consensus, sku, "us-east-1", 10); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the History with reads of another SKU, as a long session would.
+	for l.history.current().next.Load() < MaxHistoryOperations {
+		l.history.AddOperation(Operation{Store: Consensus, SKU: "FILLER", Region: "us-east-1", Op: OpRead, Outcome: OK})
+	}
+	for _, r := range l.Regions() {
+		o, err := l.Buy(ctxT(t, 5*time.Second), Consensus, sku, r, 1)
+		if o = mustOutcome(t, o, err); o.Outcome != OK {
+			t.Fatalf("buy from %s past the cap: %s", r, o.Message)
+		}
+	}
+	if n := l.history.current().dropped.Load(); n < int64(len(l.Regions())) {
+		t.Fatalf("%d operations dropped past the cap, want the %d buys", n, len(l.Regions()))
+	}
+	time.Sleep(l.outsideSettle() + 1500*time.Millisecond) // the watcher judges every 500 ms
+	if f := outsideFaults(l); len(f) != 0 {
+		t.Fatalf("buys past the History's cap were flagged as outside writes: %d faults, first %+v", len(f), f[0])
+	}
+}
