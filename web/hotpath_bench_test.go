@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +53,27 @@ type hotResult struct {
 	overloadedServer []time.Duration // overloaded answers, the Outcome's latencyMs (the lab's own time)
 	kinds            map[string]int
 	transportErrors  int
+	// CPU seconds over the whole phase (warm-up included) of this process
+	// (the lab, its etcd servers, the web server, and in-process buyers)
+	// and of the buyer process, when there is one.
+	serverCPU, clientCPU float64
+}
+
+// cpuPerBuy is the CPU of the lab's process and of the buyers' process per
+// answered ok buy of the phase, in µs.
+func (r hotResult) cpuPerBuy() (server, client float64) {
+	n := r.okPerSec * (hotWarmup + hotPhase).Seconds()
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return r.serverCPU / n * 1e6, r.clientCPU / n * 1e6
+}
+
+// processCPU is this process's user + system CPU time so far, in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
 func pctMs(d []time.Duration, p float64) float64 {
@@ -182,12 +204,17 @@ func BenchmarkHTTPBuys(b *testing.B) {
 	// server's two cores as goroutines of the same Go runtime; -hot.sameproc
 	// runs them here as well, for the comparison.
 	overHTTP := func(n int, sameProc bool) hotResult {
+		cpu := processCPU()
+		var r hotResult
 		if sameProc {
 			buy, closeAll := newHTTPBuyer(base, regions, n, &unexpected)
-			defer closeAll()
-			return hotLoad(n, buy)
+			r = hotLoad(n, buy)
+			closeAll()
+		} else {
+			r = runHotClients(b, base, regions, n, &unexpected)
 		}
-		return runHotClients(b, base, regions, n, &unexpected)
+		r.serverCPU = processCPU() - cpu
+		return r
 	}
 	pool := l.Cluster().SetMemberPool(1 << 10) // the pool's full size
 	setPool := func(n int) { l.Cluster().SetMemberPool(n) }
@@ -196,8 +223,11 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		b.ReportMetric(r.okPerSec, "buys/s-"+name)
 		b.ReportMetric(pctMs(r.admitted, 50), "p50-ms-"+name)
 		b.ReportMetric(pctMs(r.admitted, 99), "p99-ms-"+name)
-		b.Logf("%s: %d clients, %.0f ok buys/s, admitted p50 %.1f ms p99 %.1f ms, overloaded %d (p99 %.2f ms at the client, %.3f ms in the lab), outcomes %v, transport errors %d",
-			name, r.clients, r.okPerSec, pctMs(r.admitted, 50), pctMs(r.admitted, 99), len(r.overloaded), pctMs(r.overloaded, 99), pctMs(r.overloadedServer, 99), r.kinds, r.transportErrors)
+		srvCPU, cliCPU := r.cpuPerBuy()
+		b.ReportMetric(srvCPU, "cpu-µs/buy-"+name)
+		b.Logf("%s: %d clients, %.0f ok buys/s, admitted p50 %.1f ms p99 %.1f ms, overloaded %d (p99 %.2f ms at the client, %.3f ms in the lab), outcomes %v, transport errors %d; CPU per ok buy: lab process %.0f µs, buyer process %.0f µs (%.2f + %.2f cores)",
+			name, r.clients, r.okPerSec, pctMs(r.admitted, 50), pctMs(r.admitted, 99), len(r.overloaded), pctMs(r.overloaded, 99), pctMs(r.overloadedServer, 99), r.kinds, r.transportErrors,
+			srvCPU, cliCPU, r.serverCPU/(hotWarmup+hotPhase).Seconds(), r.clientCPU/(hotWarmup+hotPhase).Seconds())
 	}
 
 	// Side by side in one lab: one etcd client per region (before) and the
@@ -210,7 +240,9 @@ func BenchmarkHTTPBuys(b *testing.B) {
 	for _, n := range []int{1, pool, pool, 1} {
 		setPool(n)
 		suffix := "-pool" + strconv.Itoa(n)
+		cpu := processCPU()
 		proc = hotLoad(64, inProcess)
+		proc.serverCPU = processCPU() - cpu
 		report("inproc64"+suffix, proc)
 		http64 = overHTTP(64, false)
 		report("http64"+suffix, http64)
@@ -353,6 +385,7 @@ func runHotClients(b *testing.B, base string, regions []string, n int, unexpecte
 	if err != nil {
 		b.Fatalf("the buyer process: %v\n%s", err, out)
 	}
+	childCPU := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	for _, line := range strings.Split(string(out), "\n") {
 		rest, ok := strings.CutPrefix(line, "HOT-RESULT ")
 		if !ok {
@@ -364,7 +397,7 @@ func runHotClients(b *testing.B, base string, regions []string, n int, unexpecte
 		}
 		unexpected.Add(w.Unexpected)
 		return hotResult{clients: n, okPerSec: w.OKPerSec, admitted: fromMicros(w.Admitted), overloaded: fromMicros(w.Overloaded),
-			overloadedServer: fromMicros(w.OverloadedServer), kinds: w.Kinds, transportErrors: w.TransportErrors}
+			overloadedServer: fromMicros(w.OverloadedServer), kinds: w.Kinds, transportErrors: w.TransportErrors, clientCPU: childCPU}
 	}
 	b.Fatalf("the buyer process printed no result:\n%s", out)
 	return hotResult{}
