@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -35,7 +36,11 @@ import (
 // Clients are closed-loop: each sends its next buy as soon as the last one
 // is answered, on a random SKU of 100 and its own region (client i buys
 // from region i mod 3). A client answered 503 with Retry-After waits what
-// the header says, as a well-behaved HTTP client does.
+// the header says, as a well-behaved HTTP client does. The buyers run in a
+// child process with a hand-written HTTP/1.1 client (as wrk is), so that
+// they take as little as possible of the cores the lab runs on;
+// -hot.client=nethttp uses Go's http.Client instead. Every phase reports
+// the CPU per ok buy of the lab's process and of the buyers' process.
 
 const (
 	hotSKUs     = 100
@@ -207,7 +212,7 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		cpu := processCPU()
 		var r hotResult
 		if sameProc {
-			buy, closeAll := newHTTPBuyer(base, regions, n, &unexpected)
+			buy, closeAll := hotBuyer(*hotClient, base, regions, n, &unexpected)
 			r = hotLoad(n, buy)
 			closeAll()
 		} else {
@@ -341,7 +346,19 @@ func newHTTPBuyer(base string, regions []string, n int, unexpected *atomic.Int64
 	return buy, closeAll
 }
 
+// hotClient picks the shoppers' HTTP client (hotpath_client_test.go).
+var hotClient = flag.String("hot.client", "raw", "BenchmarkHTTPBuys: the buyers' HTTP client, raw (hand-written HTTP/1.1, as wrk) or nethttp (Go's http.Client)")
+
+// hotBuyer makes the buyers of the client kind named.
+func hotBuyer(kind, base string, regions []string, n int, unexpected *atomic.Int64) (func(int, string) (string, float64, time.Duration, error), func()) {
+	if kind == "nethttp" {
+		return newHTTPBuyer(base, regions, n, unexpected)
+	}
+	return newRawBuyer(base, regions, n, unexpected)
+}
+
 const (
+	hotEnvClient  = "CAPLAB_HOT_CLIENT"
 	hotEnvURL     = "CAPLAB_HOT_URL"
 	hotEnvRegions = "CAPLAB_HOT_REGIONS"
 	hotEnvClients = "CAPLAB_HOT_CLIENTS"
@@ -379,7 +396,7 @@ func fromMicros(v []int64) []time.Duration {
 func runHotClients(b *testing.B, base string, regions []string, n int, unexpected *atomic.Int64) hotResult {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHotBuyClients$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), hotEnvURL+"="+base, hotEnvRegions+"="+strings.Join(regions, ","), hotEnvClients+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), hotEnvURL+"="+base, hotEnvRegions+"="+strings.Join(regions, ","), hotEnvClients+"="+strconv.Itoa(n), hotEnvClient+"="+*hotClient)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -417,7 +434,7 @@ func TestHotBuyClients(t *testing.T) {
 	}
 	regions := strings.Split(os.Getenv(hotEnvRegions), ",")
 	var unexpected atomic.Int64
-	buy, closeAll := newHTTPBuyer(base, regions, n, &unexpected)
+	buy, closeAll := hotBuyer(os.Getenv(hotEnvClient), base, regions, n, &unexpected)
 	r := hotLoad(n, buy)
 	closeAll()
 	raw, _ := json.Marshal(hotWire{OKPerSec: r.okPerSec, Admitted: toMicros(r.admitted), Overloaded: toMicros(r.overloaded),

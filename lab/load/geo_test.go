@@ -1,6 +1,9 @@
 package load
 
 import (
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +69,38 @@ func TestGeoUnderCut(t *testing.T) {
 		t.Errorf("geo sold %d of %d stocked", sold, geo.Stocked)
 	}
 	t.Logf("geo: %s; stranded %d, sold %d of %d", geo.Verdict, stranded, sold, geo.Stocked)
+
+	// The verdict (the panel's and the CLI's line), the final table and
+	// the CSV say it too.
+	if want := fmt.Sprintf("%d buys refused with units left in unreachable regions (stranded)", stranded); !strings.Contains(geo.Verdict, want) {
+		t.Errorf("geo verdict %q does not say %q", geo.Verdict, want)
+	}
+	var table, csv strings.Builder
+	PrintTable(&table, st)
+	ap := figuresOf(t, st, "geo", "ap-southeast-1")
+	row := ""
+	for _, line := range strings.Split(table.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[0] == "geo" && f[1] == "ap-southeast-1" {
+			row = f[4] + " " + f[5]
+		}
+	}
+	if !strings.Contains(table.String(), "stranded") || row != fmt.Sprintf("%d %d", ap.Refused, ap.Stranded) {
+		t.Errorf("the table does not show ap-southeast-1's %d stranded of %d refused:\n%s", ap.Stranded, ap.Refused, table.String())
+	}
+	if err := WriteCSV(&csv, c.Status(true).Samples); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(csv.String()), "\n")
+	if !strings.HasSuffix(lines[0], ",in_flight,stranded") {
+		t.Errorf("CSV header %q does not end with the stranded column", lines[0])
+	}
+	var csvStranded int64
+	for _, line := range lines[1:] {
+		f := strings.Split(line, ",")
+		n, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+		csvStranded = max(csvStranded, n)
+	}
+	if csvStranded == 0 {
+		t.Errorf("no sample in the CSV counts a stranded buy")
+	}
 }

@@ -342,6 +342,13 @@ func verdict(regions []Figures, oversold int64, slo float64) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("refused %s of buys in %s", pct(100-regions[worst].AdmittedAvailability), regions[worst].Region))
 	}
+	var stranded int64
+	for _, f := range regions {
+		stranded += f.Stranded
+	}
+	if stranded > 0 { // geo: refusals with units left, out of reach
+		parts = append(parts, fmt.Sprintf("%d %s refused with units left in unreachable regions (stranded)", stranded, plural(stranded, "buy", "buys")))
+	}
 	parts = append(parts, fmt.Sprintf("oversold %d %s", oversold, plural(oversold, "unit", "units")))
 	p99 := 0.0
 	for _, f := range regions {
