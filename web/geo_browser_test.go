@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // TestGeoInBrowser: the one-screen page has a geo column; a click on a
