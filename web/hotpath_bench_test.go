@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/nodes"
 )
 
 // The hot-path benchmark: consensus buys through the whole HTTP API (auth,
@@ -221,7 +224,7 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		r.serverCPU = processCPU() - cpu
 		return r
 	}
-	pool := l.Cluster().SetMemberPool(1 << 10) // the pool's full size
+	pool := nodes.MemberPoolSize // the pool's full size; the lab's default is 1
 	setPool := func(n int) { l.Cluster().SetMemberPool(n) }
 
 	report := func(name string, r hotResult) {
@@ -240,16 +243,17 @@ func BenchmarkHTTPBuys(b *testing.B) {
 	// drift in the machine's load favours neither; each figure is the
 	// median of its two phases.
 	var proc, http64 hotResult
+	profiledPhases := map[string]bool{}
 	type pair struct{ proc, http []float64 }
 	by := map[int]*pair{1: {}, pool: {}}
 	for _, n := range []int{1, pool, pool, 1} {
 		setPool(n)
 		suffix := "-pool" + strconv.Itoa(n)
 		cpu := processCPU()
-		proc = hotLoad(64, inProcess)
+		profiled(b, *hotProfile, "cpu-inproc.out", profiledPhases, func() { proc = hotLoad(64, inProcess) })
 		proc.serverCPU = processCPU() - cpu
 		report("inproc64"+suffix, proc)
-		http64 = overHTTP(64, false)
+		profiled(b, *hotProfile, "cpu-http.out", profiledPhases, func() { http64 = overHTTP(64, false) })
 		report("http64"+suffix, http64)
 		by[n].proc = append(by[n].proc, proc.okPerSec)
 		by[n].http = append(by[n].http, http64.okPerSec)
@@ -263,7 +267,7 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		b.Logf("pool of %d: in-process %.0f buys/s, HTTP %.0f buys/s (medians of %v and %v), ratio %.2f", n, p, h, by[n].proc, by[n].http, h/p)
 	}
 	b.ReportMetric(median(by[pool].http)/median(by[1].http), "http64-pool/1conn")
-	setPool(pool) // the overload phases run with the pool
+	setPool(1) // the overload phases run as the lab does by default
 	for _, n := range []int{256, 1024, -1024} {
 		name := "http" + strconv.Itoa(n)
 		if n < 0 {
@@ -271,7 +275,7 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		}
 		r := overHTTP(n, name != "http"+strconv.Itoa(n))
 		report(name, r)
-		b.ReportMetric(r.okPerSec/median(by[pool].http), "goodput-"+name+"/http64")
+		b.ReportMetric(r.okPerSec/median(by[1].http), "goodput-"+name+"/http64")
 		if len(r.overloaded) > 0 {
 			b.ReportMetric(pctMs(r.overloaded, 99), "p99-ms-overloaded-"+name)
 			b.ReportMetric(pctMs(r.overloadedServer, 99), "p99-ms-overloaded-lab-"+name)
@@ -348,6 +352,33 @@ func newHTTPBuyer(base string, regions []string, n int, unexpected *atomic.Int64
 
 // hotClient picks the shoppers' HTTP client (hotpath_client_test.go).
 var hotClient = flag.String("hot.client", "raw", "BenchmarkHTTPBuys: the buyers' HTTP client, raw (hand-written HTTP/1.1, as wrk) or nethttp (Go's http.Client)")
+
+// hotProfile, if set, is a directory for CPU profiles of the first
+// in-process and the first HTTP phase (cpu-inproc.out, cpu-http.out), to
+// compare what the HTTP path adds:
+//
+//	go tool pprof -top -diff_base DIR/cpu-inproc.out web.test DIR/cpu-http.out
+var hotProfile = flag.String("hot.profile", "", "BenchmarkHTTPBuys: directory for CPU profiles of the first in-process and HTTP phases")
+
+// profiled runs phase under a CPU profile written to dir/name, when dir is
+// set and name has not been written yet in this run.
+func profiled(b *testing.B, dir, name string, done map[string]bool, phase func()) {
+	if dir == "" || done[name] {
+		phase()
+		return
+	}
+	done[name] = true
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	defer pprof.StopCPUProfile()
+	phase()
+}
 
 // hotBuyer makes the buyers of the client kind named.
 func hotBuyer(kind, base string, regions []string, n int, unexpected *atomic.Int64) (func(int, string) (string, float64, time.Duration, error), func()) {
