@@ -188,7 +188,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 			Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
 			if write {
-				s.log.add(geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+				s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 					Unknown: true, Call: call, Return: time.Now()})
 			}
 			if retryNoLeader(err) && waitBriefly(ctx) {
@@ -199,18 +199,18 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 		ret := time.Now()
 		if resp.Succeeded {
 			if !write {
-				s.log.add(geoCall{SKU: sku, Region: region, Kind: geoRead, Left: cur.row.Quantity, Call: call, Return: ret})
+				s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoRead, Left: cur.row.Quantity, Call: call, Return: ret})
 				s.remember(sku, region, cur.row, cur.mod)
 				return cur.row, cur.mod, false, nil
 			}
 			mod := resp.Header.Revision
-			s.log.add(geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+			s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 				Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, mod, true, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.log.add(geoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 	}
@@ -399,7 +399,7 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 				row, mod = decodeRow(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
 			}
 			if logged {
-				s.log.add(geoCall{SKU: op.SKU, Region: r, Kind: geoRead, Left: row.Quantity, Call: call, Return: time.Now()})
+				s.logCall(ctx, geoCall{SKU: op.SKU, Region: r, Kind: geoRead, Left: row.Quantity, Call: call, Return: time.Now()})
 			}
 			s.remember(op.SKU, r, row, mod)
 			ch <- res{region: r, a: Allocation{Quantity: row.Quantity, Sold: row.Sold, Revision: resp.Header.Revision, ModRevision: mod}}

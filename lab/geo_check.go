@@ -2,6 +2,7 @@ package lab
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -42,6 +43,18 @@ type geoLog struct {
 	mu      sync.Mutex
 	calls   []geoCall
 	dropped int
+}
+
+// logCall records c in the store's log unless the operation it serves is
+// left out of the History (lab.WithOpRecording: a load's unchecked SKUs
+// and its reads past the sample), as the History leaves it out: the geo
+// checker then judges the same operations the History holds, and a
+// ten-minute load does not fill the log with calls nobody will check.
+func (s *geoStore) logCall(ctx context.Context, c geoCall) {
+	if opRecordingOf(ctx).SkipHistory {
+		return
+	}
+	s.log.add(c)
 }
 
 func (g *geoLog) add(c geoCall) {

@@ -46,3 +46,27 @@ func TestWithOpRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestGeoLogFollowsOpRecording: the geo store's call log (what its checker
+// judges) leaves out the calls of operations the History leaves out — a
+// ten-minute load's unchecked reads and buys filled it to its cap before.
+func TestGeoLogFollowsOpRecording(t *testing.T) {
+	l := newLab(t, Config{})
+	stock(t, l, Geo, "us-east-1", 9)
+	logged := func() int { return len(l.geo.log.snapshot("IPHONE")) }
+	before := logged()
+	quiet := WithOpRecording(ctxT(t, 30*time.Second), OpRecording{SkipHistory: true, SkipPublish: true})
+	if o, err := l.Buy(quiet, Geo, "IPHONE", "eu-west-1", 1); mustOutcome(t, o, err).Outcome != OK {
+		t.Fatalf("quiet geo buy: %+v", o)
+	}
+	if o, err := l.Read(quiet, Geo, "IPHONE", "eu-west-1", ""); mustOutcome(t, o, err).Outcome != OK {
+		t.Fatalf("quiet geo read: %+v", o)
+	}
+	if n := logged(); n != before {
+		t.Fatalf("the geo log grew from %d to %d calls for unrecorded operations", before, n)
+	}
+	buy(t, l, Geo, "eu-west-1")
+	if n := logged(); n <= before {
+		t.Fatalf("a recorded geo buy left no call in the log (%d before, %d after)", before, n)
+	}
+}
