@@ -111,6 +111,10 @@ func (r *Run) checkedText() string {
 	}
 	s += fmt.Sprintf(": every stock and buy of them, and up to %d of their reads a second per store, go to the lab's history (at most %d operations a run); "+
 		"the other SKUs' operations are counted, not recorded.", readRecordPS, recordBudget)
+	if at := r.spentAt.Load(); at > 0 {
+		s += fmt.Sprintf(" The %d were recorded by %.0f s into the run: what came after is counted and audited, not checked for linearizability.",
+			recordBudget, time.Duration(at).Seconds())
+	}
 	return s
 }
 
