@@ -31,7 +31,7 @@ var (
 	benchRates   = flag.String("load.rates", "150,300,600,1200,2400,4800", "ConsensusBuyRate: total buys a second to try, ascending")
 	benchRSS     = flag.Duration("load.rss", 2*time.Minute, "LoadRSS: how long the load runs")
 	benchRSSRate = flag.Float64("load.rss-rate", 20, "LoadRSS: buys a second per region (4 reads each)")
-	benchHeap    = flag.String("load.heapprofile", "", "LoadRSS: write a heap profile here at the end, before the lab closes")
+	benchHeap    = flag.String("load.heapprofile", "", "LoadRSS: write a heap profile here at the end, before the lab closes (and FILE.N after minute N)")
 )
 
 // noopTarget answers every operation at once: the generator alone.
@@ -357,6 +357,12 @@ func BenchmarkLoadRSS(b *testing.B) {
 				runtime.ReadMemStats(&ms)
 				t := sumUp(c.Status(false), "consensus")
 				fmt.Printf("%8d %10.1f %10.1f %12d %10d %10d\n", minute, rssMB(), float64(ms.HeapAlloc)/(1<<20), runtime.NumGoroutine(), len(l.History("").Operations), t.answered)
+				if *benchHeap != "" { // one a minute too, to diff: go tool pprof -diff_base FILE.1 load.test FILE.10
+					if f, err := os.Create(fmt.Sprintf("%s.%d", *benchHeap, minute)); err == nil {
+						_ = pprof.WriteHeapProfile(f)
+						_ = f.Close()
+					}
+				}
 			}
 		}
 		tick.Stop()
