@@ -347,7 +347,7 @@ func verdict(regions []Figures, oversold int64, slo float64) string {
 		stranded += f.Stranded
 	}
 	if stranded > 0 { // geo: refusals with units left, out of reach
-		parts = append(parts, fmt.Sprintf("%d %s refused with units left in unreachable regions (stranded)", stranded, plural(stranded, "buy", "buys")))
+		parts = append(parts, fmt.Sprintf("%d stranded", stranded)) // short: the panel shows it on a projector
 	}
 	parts = append(parts, fmt.Sprintf("oversold %d %s", oversold, plural(oversold, "unit", "units")))
 	p99 := 0.0
