@@ -128,6 +128,7 @@
   // dock (or while hidden) the full 170.
   const FULL = 170, MIN = 110;
   let plotH = FULL;
+  let textHeights = ''; // the verdicts' and the checked line's heights when the plots were last sized
   function fitHeight() {
     const dock = panel.closest('.panel');
     if (!dock || !dock.clientHeight) return FULL;
@@ -251,11 +252,16 @@
       let line = ss.verdict;
       if (ss.check) line += ' — checker: ' + (ss.check.linearizable ? 'linearizable' : 'NOT linearizable') + ' (' + ss.check.operations + ' recorded operations)';
       v.textContent = line;
+      v.title = line; // whole, where the verdict is clamped (a projector: one line)
       const refused = (ss.regions || []).some((f) => (f.admittedAvailability ?? f.availability) < 99); // as the verdict: shed buys apart
       v.classList.toggle('bad', ss.oversold > 0 || refused);
       v.classList.toggle('good', ss.oversold === 0 && !refused);
     }
     $('load-checked').textContent = st.checked || '';
+    // A verdict that wraps to another line (a shed region named, say)
+    // takes room from the plots: size them again, or the tab overflows.
+    const hs = [...panel.querySelectorAll('.load-verdict')].map((v) => v.offsetHeight).join(',') + '|' + $('load-checked').offsetHeight;
+    if (hs !== textHeights) { textHeights = hs; sizeAll(); }
     const running = ['stocking', 'running', 'draining', 'checking'].includes(st.state);
     if (running && c) { // a page opened during a run shows the run's settings
       const r = $('load-rate'), m = $('load-mix');

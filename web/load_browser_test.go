@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,17 @@ func TestLoadPanelBrowser(t *testing.T) {
 	clickWhenClear(t, tab, "open the Load tab", "tab-load")
 	waitUntil(t, 15*time.Second, "the plots show the run", func() (bool, string) { n := samples(); return n >= 2, strconv.Itoa(n) })
 	loadFits(t, tab, "1920×1080 presenter")
+	// A long verdict (a busy machine adds "the lab shed … of buys in …")
+	// stays on one line on the projector, where the tab has room for one
+	// under the controls (a CI run overflowed the screen by 6 px with two).
+	if h := evalJS[string](t, tab, `(() => {
+		const v = document.getElementById('load-verdict-consensus');
+		v.textContent = 'refused 48% of buys in ap-southeast-1, oversold 0 units, p99 244 ms misses the 150 ms SLO, the lab shed 48% of buys in ap-southeast-1 (overloaded: its gateway was full)';
+		return Math.round(v.getBoundingClientRect().height) + ' ' + Math.round(parseFloat(getComputedStyle(v).lineHeight));
+	})()`); func() bool { var hh, lh int; _, _ = fmt.Sscan(h, &hh, &lh); return hh > lh+2 }() {
+		t.Errorf("on the projector a long verdict takes %s px (height, line height): more than one line", h)
+	}
+	loadFits(t, tab, "1920×1080 presenter, a long verdict")
 	if dir := os.Getenv("LOAD_SCREENSHOTS"); dir != "" {
 		_ = os.WriteFile(filepath.Join(dir, "load-1920-present.png"), shot(t, tab), 0o644)
 	}
