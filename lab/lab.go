@@ -791,7 +791,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.resetCounters()
 	st := l.State()
 	l.snap.Store(&st)
-	l.publish(Event{Type: EventReset, State: &st})
+	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.current().base})
 	return nil
 }
 

@@ -70,3 +70,37 @@ func TestGeoLogFollowsOpRecording(t *testing.T) {
 		t.Fatalf("a recorded geo buy left no call in the log (%d before, %d after)", before, n)
 	}
 }
+
+// TestResetEventNamesFirstOp: the reset event says which operation ID comes
+// first after it (the page keeps an answer that overtook the reset's frame).
+func TestResetEventNamesFirstOp(t *testing.T) {
+	l := newLab(t, Config{})
+	stock(t, l, Consensus, "us-east-1", 5)
+	before := buy(t, l, Consensus, "us-east-1")
+	events, cancel := l.Subscribe()
+	defer cancel()
+	if err := l.Reset(ctxT(t, 60*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var first int
+	for first == 0 {
+		select {
+		case ev := <-events:
+			if ev.Type == EventReset {
+				first = ev.FirstOpID
+				if first == 0 {
+					t.Fatal("the reset event names no first operation")
+				}
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reset event")
+		}
+	}
+	if first <= before.OpID {
+		t.Fatalf("first operation after the reset %d, want after the last one before it (%d)", first, before.OpID)
+	}
+	stock(t, l, Consensus, "us-east-1", 5)
+	if h := l.History("").Operations; len(h) == 0 || h[0].ID != first {
+		t.Fatalf("the first operation after the reset has ID %v, the reset event said %d", h, first)
+	}
+}

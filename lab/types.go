@@ -273,4 +273,8 @@ type Event struct {
 	Operation *Operation `json:"operation,omitempty"`
 	Outcome   *Outcome   `json:"outcome,omitempty"`
 	Fault     *Fault     `json:"fault,omitempty"`
+	// FirstOpID (reset): the ID the first operation after the reset gets.
+	// An answer that overtook the reset's frame (its OpID is at least
+	// this) belongs to the fresh lab and stays on the page.
+	FirstOpID int `json:"firstOpId,omitempty"`
 }

@@ -124,6 +124,7 @@
     const kind = knownKind(o.outcome) ? o.outcome : 'other';
     el.className = 'outcome o-' + kind;
     el.dataset.outcome = o.outcome;
+    if (o.opId) el.dataset.opId = String(o.opId); else delete el.dataset.opId;
     el.textContent = '';
     const tag = document.createElement('span');
     tag.className = 'tag';
@@ -144,9 +145,13 @@
     el.title = outcomeSentence(o);
     el.classList.remove('fresh'); void el.offsetWidth; el.classList.add('fresh');
   }
-  function clearOutcomes() {
+  // clearOutcomes empties every shop's outcome — but, given a reset's first
+  // operation ID, keeps those of operations after the reset: the answer to
+  // a buy sent after it can overtake the reset's frame on a busy machine.
+  function clearOutcomes(firstOpId) {
     document.querySelectorAll('.outcome').forEach((el) => {
-      el.className = 'outcome'; el.title = ''; delete el.dataset.outcome;
+      if (firstOpId && Number(el.dataset.opId) >= firstOpId) return;
+      el.className = 'outcome'; el.title = ''; delete el.dataset.outcome; delete el.dataset.opId;
       el.innerHTML = '<span class="o-none">no buy yet</span>';
     });
   }
@@ -523,7 +528,7 @@
           break;
         case 'reset':
           ops = []; faults = [];
-          clearOutcomes();
+          clearOutcomes(f.firstOpId);
           queueDraw();
           drawScore();
           refreshVerdict();

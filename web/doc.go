@@ -135,7 +135,7 @@
 //	{"type":"state","state":State}                          then on changes
 //	{"type":"operation","operation":Operation,"outcome":Outcome}
 //	{"type":"fault","fault":Fault}
-//	{"type":"reset"}
+//	{"type":"reset","firstOpId":N}                          N: the ID of the first operation after the reset
 //	{"type":"fragment","id":"counters","html":"…"}          after every state frame
 //	{"type":"fragment","id":"verdict","html":"…"}           ~0.4 s after operations settle, for the SKU last operated on
 //	{"type":"fragment","id":"verdict-full","html":"…"}      with it: the whole verdict (the Checker tab)

@@ -32,6 +32,7 @@ type frame struct {
 	HTML      string         `json:"html,omitempty"`
 	Lesson    *lessonView    `json:"lesson,omitempty"`
 	Poll      *pollView      `json:"poll,omitempty"`
+	FirstOpID int            `json:"firstOpId,omitempty"` // reset: the first operation after it
 }
 
 // outMsg is one encoded frame for every viewer: presenter is what
@@ -353,7 +354,7 @@ func eventFrame(ev lab.Event) (frame, bool) {
 		}
 		return frame{Type: frameFault, Fault: ev.Fault}, true
 	case lab.EventReset:
-		return frame{Type: frameReset}, true
+		return frame{Type: frameReset, FirstOpID: ev.FirstOpID}, true
 	}
 	return frame{}, false
 }
