@@ -287,3 +287,27 @@ func clickWhenClear(t *testing.T, tab context.Context, what, id string) {
 	})
 	runActions(t, tab, what, chromedp.Click(chromedp.ID(id)))
 }
+
+// watchCalls makes the page in tab log its API calls (method, path, status,
+// ms) in window.__calls, for a failure to say what the page asked and what
+// it was answered; a toast says it only for a few seconds.
+func watchCalls(t *testing.T, tab context.Context) {
+	t.Helper()
+	evalJS[bool](t, tab, `(() => {
+		if (window.__calls) return true;
+		window.__calls = [];
+		const f = window.fetch;
+		window.fetch = async (...a) => {
+			const t0 = performance.now(), what = ((a[1] && a[1].method) || 'GET') + ' ' + a[0];
+			try {
+				const r = await f(...a);
+				window.__calls.push(what + ' → ' + r.status + ' in ' + Math.round(performance.now() - t0) + ' ms');
+				return r;
+			} catch (e) {
+				window.__calls.push(what + ' → ' + e);
+				throw e;
+			}
+		};
+		return true;
+	})()`)
+}

@@ -144,12 +144,13 @@ func TestBrowser(t *testing.T) {
 		b.reset(t)
 		b.mustCall(t, "PUT", "/api/stores/consensus/skus/IPHONE-15-PRO", `{"region":"us-east-1","quantity":5}`, 200)
 		b.mustCall(t, "POST", "/api/regions/us-east-1/lead", `{}`, 200)
+		watchCalls(t, presenter)
 		clickWhenClear(t, presenter, "isolate ap-southeast-1", "preset-isolate-"+apse1)
-		waitUntil(t, 10*time.Second, "/api/state: ap-southeast-1 cut off both ways", func() (bool, string) {
+		waitUntil(t, 30*time.Second, "/api/state: ap-southeast-1 cut off both ways", func() (bool, string) {
 			st := b.state(t)
 			a, c := linkStates(st, apse1, use1), linkStates(st, apse1, euw1)
 			return a == apse1+">"+use1+"=cut "+use1+">"+apse1+"=cut" && c == apse1+">"+euw1+"=cut "+euw1+">"+apse1+"=cut",
-				a + "; " + c + "; the page's toast: " + evalJS[string](t, presenter, `document.getElementById('toast').textContent`)
+				a + "; " + c + "; the page's toast: " + evalJS[string](t, presenter, `document.getElementById('toast').textContent`) + "; its API calls: " + evalJS[string](t, presenter, `(window.__calls || []).slice(-5).join('; ')`)
 		})
 		waitJS(t, presenter, "the page shows the partition", `document.getElementById('`+linkID(use1, apse1)+`').dataset.state + document.getElementById('`+linkID(euw1, apse1)+`').dataset.state`, textIs("cutcut"))
 
