@@ -125,6 +125,7 @@
     el.className = 'outcome o-' + kind;
     el.dataset.outcome = o.outcome;
     if (o.opId) el.dataset.opId = String(o.opId); else delete el.dataset.opId;
+    if (!o.fromHistory) el.dataset.shownAt = String(performance.now());
     el.textContent = '';
     const tag = document.createElement('span');
     tag.className = 'tag';
@@ -148,8 +149,10 @@
   // clearOutcomes empties every shop's outcome — but, given a reset's first
   // operation ID, keeps those of operations after the reset: the answer to
   // a buy sent after it can overtake the reset's frame on a busy machine.
-  function clearOutcomes(firstOpId) {
+  function clearOutcomes(firstOpId, onlyStale) {
     document.querySelectorAll('.outcome').forEach((el) => {
+      if (onlyStale && !el.dataset.stale) return;
+      delete el.dataset.stale;
       if (firstOpId && Number(el.dataset.opId) >= firstOpId) return;
       el.className = 'outcome'; el.title = ''; delete el.dataset.outcome; delete el.dataset.opId;
       el.innerHTML = '<span class="o-none">no buy yet</span>';
@@ -470,14 +473,18 @@
   }
   function normFault(f) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at) }; }
   async function loadHistory() {
+    const asked = performance.now();
     const res = await fetch('/api/history?sku=' + encodeURIComponent(sku), { credentials: 'same-origin' });
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
     ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
-    clearOutcomes();
+    // An answer shown while the history was on its way is newer than it.
+    const fresh = (store, region) => { const el = $('outcome-' + store + '-' + region); return el && Number(el.dataset.shownAt) > asked; };
+    document.querySelectorAll('.outcome').forEach((el) => { if (!(Number(el.dataset.shownAt) > asked)) el.dataset.stale = '1'; });
+    clearOutcomes(0, true);
     // each shop shows its last buy or read on each store
     for (const o of ops) {
-      if (o.op === 'stock') continue;
+      if (o.op === 'stock' || fresh(o.store, o.region)) continue;
       showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
         consistency: o.consistency, latencyMs: o.returnMs - o.callMs, message: '', fromHistory: true });
     }

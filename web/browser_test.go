@@ -60,10 +60,11 @@ func TestBrowser(t *testing.T) {
 		sel := `document.getElementById('` + id + `')`
 		waitJS(t, presenter, "the link is up after the reset", sel+`.dataset.state`, textIs("up"))
 
+		watchCalls(t, presenter)
 		clickWhenClear(t, presenter, "click the link", id+"-label")
-		waitUntil(t, 10*time.Second, "/api/state: both directions cut", func() (bool, string) {
+		waitUntil(t, 30*time.Second, "/api/state: both directions cut", func() (bool, string) {
 			got := linkStates(b.state(t), use1, euw1)
-			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got
+			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got + "; the page's API calls: " + evalJS[string](t, presenter, `(window.__calls || []).slice(-4).join('; ')`)
 		})
 		waitJS(t, presenter, "the page shows the cut",
 			`[`+sel+`.dataset.state, `+sel+`.getAttribute('class'), document.getElementById('`+id+`-label').textContent,
@@ -75,7 +76,7 @@ func TestBrowser(t *testing.T) {
 		}
 
 		clickWhenClear(t, presenter, "click the cut link", id+"-label")
-		waitUntil(t, 10*time.Second, "/api/state: both directions up again", func() (bool, string) {
+		waitUntil(t, 30*time.Second, "/api/state: both directions up again", func() (bool, string) {
 			got := linkStates(b.state(t), use1, euw1)
 			return got == use1+">"+euw1+"=up "+euw1+">"+use1+"=up", got
 		})
@@ -176,7 +177,7 @@ func TestBrowser(t *testing.T) {
 
 		evalJS[bool](t, presenter, `document.activeElement && document.activeElement.blur && document.activeElement.blur(), true`)
 		runActions(t, presenter, "press h", chromedp.KeyEvent("h"))
-		waitUntil(t, 10*time.Second, "/api/state: every link up", func() (bool, string) {
+		waitUntil(t, 30*time.Second, "/api/state: every link up", func() (bool, string) {
 			var cut []string
 			for _, l := range b.state(t).Links {
 				if l.State != "up" {

@@ -19,8 +19,9 @@ func TestGeoInBrowser(t *testing.T) {
 	waitJS(t, tab, "one leader mark per region", `String(document.querySelectorAll('#map .zone.zone-leader').length)`, textIs("3"))
 	waitJS(t, tab, "a geo column in the shops", `document.getElementById('store-head-geo')?.textContent || ''`, textHas("Geo"))
 
+	watchCalls(t, tab)
 	clickWhenClear(t, tab, "click the geo Buy in Ireland", "buy-geo-eu-west-1")
-	waitJS(t, tab, "the geo cell shows the sale", `document.getElementById('outcome-geo-eu-west-1').dataset.outcome || ''`, textIs("ok"))
+	waitJS(t, tab, "the geo cell shows the sale", `(document.getElementById('outcome-geo-eu-west-1').dataset.outcome || '') + ' (the page API calls: ' + (window.__calls || []).slice(-4).join('; ') + ')'`, textHas("ok ("))
 	if got := evalJS[string](t, tab, `document.getElementById('outcome-geo-eu-west-1').textContent`); !containsAll(got, "Sold", "eu-west-1's zones") {
 		t.Errorf("the geo cell reads %q, want the sale, committed by Ireland's zones", got)
 	}
