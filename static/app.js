@@ -146,15 +146,14 @@
     el.title = outcomeSentence(o);
     el.classList.remove('fresh'); void el.offsetWidth; el.classList.add('fresh');
   }
-  // clearOutcomes empties every shop's outcome — but, given a reset's first
-  // operation ID, keeps those of operations after the reset: the answer to
-  // a buy sent after it can overtake the reset's frame on a busy machine.
-  function clearOutcomes(firstOpId, onlyStale) {
+  // clearOutcomes empties every shop's outcome but those keep(el) says are
+  // newer than what clears them: on a busy machine the answer to a buy can
+  // overtake a reset's frame, or the page's first history.
+  function clearOutcomes(keep) {
     document.querySelectorAll('.outcome').forEach((el) => {
-      if (onlyStale && !el.dataset.stale) return;
-      delete el.dataset.stale;
-      if (firstOpId && Number(el.dataset.opId) >= firstOpId) return;
-      el.className = 'outcome'; el.title = ''; delete el.dataset.outcome; delete el.dataset.opId;
+      if (keep && keep(el)) return;
+      el.className = 'outcome'; el.title = '';
+      delete el.dataset.outcome; delete el.dataset.opId; delete el.dataset.shownAt;
       el.innerHTML = '<span class="o-none">no buy yet</span>';
     });
   }
@@ -478,13 +477,12 @@
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
     ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
-    // An answer shown while the history was on its way is newer than it.
-    const fresh = (store, region) => { const el = $('outcome-' + store + '-' + region); return el && Number(el.dataset.shownAt) > asked; };
-    document.querySelectorAll('.outcome').forEach((el) => { if (!(Number(el.dataset.shownAt) > asked)) el.dataset.stale = '1'; });
-    clearOutcomes(0, true);
+    const newer = (el) => Number(el.dataset.shownAt) > asked; // shown while the history was on its way
+    clearOutcomes(newer);
     // each shop shows its last buy or read on each store
     for (const o of ops) {
-      if (o.op === 'stock' || fresh(o.store, o.region)) continue;
+      const el = $('outcome-' + o.store + '-' + o.region);
+      if (o.op === 'stock' || (el && newer(el))) continue;
       showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
         consistency: o.consistency, latencyMs: o.returnMs - o.callMs, message: '', fromHistory: true });
     }
@@ -535,7 +533,7 @@
           break;
         case 'reset':
           ops = []; faults = [];
-          clearOutcomes(f.firstOpId);
+          clearOutcomes(f.firstOpId ? (el) => Number(el.dataset.opId) >= f.firstOpId : null);
           queueDraw();
           drawScore();
           refreshVerdict();

@@ -331,23 +331,29 @@ func newHTTPBuyer(base string, regions []string, n int, unexpected *atomic.Int64
 		if err != nil {
 			return "", 0, 0, err
 		}
-		var o struct {
-			Outcome   string  `json:"outcome"`
-			LatencyMs float64 `json:"latencyMs"`
-		}
-		if err := json.Unmarshal(raw, &o); err != nil || o.Outcome == "" {
-			unexpected.Add(1)
-			return "", 0, 0, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
-		}
-		var wait time.Duration
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-				wait = time.Duration(secs) * time.Second
-			}
-		}
-		return o.Outcome, o.LatencyMs, wait, nil
+		retryAfter, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return hotAnswer(resp.StatusCode, retryAfter, raw, unexpected)
 	}
 	return buy, closeAll
+}
+
+// hotAnswer reads a buy's answer for hotLoad: its outcome, the lab's own
+// latency and, for a 503, the wait its Retry-After asks for. An answer that
+// is not an Outcome is counted in unexpected.
+func hotAnswer(status, retryAfter int, raw []byte, unexpected *atomic.Int64) (string, float64, time.Duration, error) {
+	var o struct {
+		Outcome   string  `json:"outcome"`
+		LatencyMs float64 `json:"latencyMs"`
+	}
+	if err := json.Unmarshal(raw, &o); err != nil || o.Outcome == "" {
+		unexpected.Add(1)
+		return "", 0, 0, fmt.Errorf("status %d: %s", status, raw)
+	}
+	var wait time.Duration
+	if status == http.StatusServiceUnavailable {
+		wait = time.Duration(retryAfter) * time.Second
+	}
+	return o.Outcome, o.LatencyMs, wait, nil
 }
 
 // hotClient picks the shoppers' HTTP client (hotpath_client_test.go).

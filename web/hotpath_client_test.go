@@ -3,7 +3,6 @@ package web
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,15 +90,15 @@ func (c *rawConn) exchange(req []byte) (status, retryAfter int, body []byte, clo
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case asciiEqualFold(name, "Content-Length"):
+		case bytes.EqualFold(name, []byte("Content-Length")):
 			length, err = strconv.Atoi(string(value))
 			if err != nil {
 				return 0, 0, nil, false, fmt.Errorf("Content-Length %q", value)
 			}
-		case asciiEqualFold(name, "Retry-After"):
+		case bytes.EqualFold(name, []byte("Retry-After")):
 			retryAfter, _ = strconv.Atoi(string(value))
-		case asciiEqualFold(name, "Connection"):
-			closeAfter = asciiEqualFold(value, "close")
+		case bytes.EqualFold(name, []byte("Connection")):
+			closeAfter = bytes.EqualFold(value, []byte("close"))
 		}
 	}
 	if length < 0 {
@@ -113,25 +112,6 @@ func (c *rawConn) exchange(req []byte) (status, retryAfter int, body []byte, clo
 		return 0, 0, nil, false, err
 	}
 	return status, retryAfter, body, closeAfter, nil
-}
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(s) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // newRawBuyer is newHTTPBuyer with a rawConn per client.
@@ -160,19 +140,7 @@ func newRawBuyer(base string, regions []string, n int, unexpected *atomic.Int64)
 		if err != nil {
 			return "", 0, 0, err
 		}
-		var o struct {
-			Outcome   string  `json:"outcome"`
-			LatencyMs float64 `json:"latencyMs"`
-		}
-		if err := json.Unmarshal(raw, &o); err != nil || o.Outcome == "" {
-			unexpected.Add(1)
-			return "", 0, 0, fmt.Errorf("status %d: %s", status, raw)
-		}
-		var wait time.Duration
-		if status == 503 && retryAfter > 0 {
-			wait = time.Duration(retryAfter) * time.Second
-		}
-		return o.Outcome, o.LatencyMs, wait, nil
+		return hotAnswer(status, retryAfter, raw, unexpected)
 	}
 	return buy, closeAll
 }

@@ -90,29 +90,6 @@ func lessonDo(t *testing.T, tab context.Context, what string, actions ...chromed
 	}
 }
 
-// lessonSteady waits until the element with id has kept its place on the
-// page for 100 ms. A real click lands at coordinates: a click taken while
-// frames are still laying the page out (a busy machine) lands where the
-// button was, not where it is.
-func lessonSteady(t *testing.T, tab context.Context, id string) {
-	t.Helper()
-	rect := fmt.Sprintf(`(r => [r.x, r.y, r.width, r.height].join(','))(document.getElementById(%q).getBoundingClientRect())`, id)
-	deadline := time.Now().Add(20 * time.Second)
-	last, since := "", time.Now()
-	for {
-		got := lessonEval(t, tab, rect)
-		if got != last {
-			last, since = got, time.Now()
-		} else if time.Since(since) >= 100*time.Millisecond {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("#%s never kept its place for 100 ms (last at %s)", id, got)
-		}
-		time.Sleep(25 * time.Millisecond) // polling interval, not a stand-in for a condition
-	}
-}
-
 func lessonText(id string) string { return fmt.Sprintf(`document.getElementById(%q).textContent`, id) }
 
 func TestLessonBrowser(t *testing.T) {
@@ -161,7 +138,6 @@ func TestLessonBrowser(t *testing.T) {
 
 	t.Run("a viewer votes, the presenter sees the tally, the reveal shows the answer", func(t *testing.T) {
 		lessonWait(t, viewer, "the question is open", lessonText("poll-question"), "Can Ireland buy it?")
-		lessonSteady(t, viewer, "poll-option-0")
 		clickWhenClear(t, viewer, "vote yes", "poll-option-0")
 		lessonWait(t, viewer, "the vote is marked", `document.getElementById('poll-option-0').getAttribute('aria-pressed') + ' (status: ' + document.getElementById('poll-status').textContent + '; toast: ' + document.getElementById('toast').textContent + ')'`, "true")
 		lessonWait(t, presenter, "presenter sees the tally", lessonText("poll-tally"), "Yes1 vote (100%)")

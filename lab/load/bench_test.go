@@ -358,10 +358,7 @@ func BenchmarkLoadRSS(b *testing.B) {
 				t := sumUp(c.Status(false), "consensus")
 				fmt.Printf("%8d %10.1f %10.1f %12d %10d %10d\n", minute, rssMB(), float64(ms.HeapAlloc)/(1<<20), runtime.NumGoroutine(), len(l.History("").Operations), t.answered)
 				if *benchHeap != "" { // one a minute too, to diff: go tool pprof -diff_base FILE.1 load.test FILE.10
-					if f, err := os.Create(fmt.Sprintf("%s.%d", *benchHeap, minute)); err == nil {
-						_ = pprof.WriteHeapProfile(f)
-						_ = f.Close()
-					}
+					writeHeap(fmt.Sprintf("%s.%d", *benchHeap, minute))
 				}
 			}
 		}
@@ -370,12 +367,17 @@ func BenchmarkLoadRSS(b *testing.B) {
 		fmt.Printf("state %s %s after %.0f s\n", st.State, st.Reason, st.ElapsedS)
 		if *benchHeap != "" {
 			runtime.GC()
-			if f, err := os.Create(*benchHeap); err == nil {
-				_ = pprof.WriteHeapProfile(f)
-				_ = f.Close()
-			}
+			writeHeap(*benchHeap)
 		}
 		c.Close()
 		_ = l.Close()
+	}
+}
+
+// writeHeap writes a heap profile (as of the last GC) to path, if it can.
+func writeHeap(path string) {
+	if f, err := os.Create(path); err == nil {
+		_ = pprof.WriteHeapProfile(f)
+		_ = f.Close()
 	}
 }
