@@ -16,6 +16,7 @@
 
   const $ = (id) => document.getElementById(id);
   const DEBOUNCE_MS = 300;
+  const UNREAD = "This region's allocation of the geo store: not read yet."; // the page's template says the same
   const MIN_GAP_MS = 1000;
   let from = '';        // region the allocations are seen from
   let timer = 0;
@@ -47,26 +48,11 @@
     const shop = $('shop-' + region);
     return shop ? shop.querySelector('.shop-cell.store-geo') : null;
   }
+  // Each geo cell holds its allocation box from the start (the page's
+  // template): filling it in moves nothing on the stage.
   function box(region) {
     const c = cell(region);
-    if (!c) return null;
-    let b = c.querySelector('.geo-alloc');
-    if (!b) {
-      b = document.createElement('div');
-      b.className = 'geo-alloc';
-      b.dataset.testid = 'geo-alloc-' + region;
-      const bar = document.createElement('span');
-      bar.className = 'geo-bar';
-      bar.setAttribute('aria-hidden', 'true');
-      const fill = document.createElement('span');
-      fill.className = 'geo-fill';
-      bar.appendChild(fill);
-      const num = document.createElement('span');
-      num.className = 'geo-num';
-      b.append(bar, num);
-      c.appendChild(b);
-    }
-    return b;
+    return c ? c.querySelector('.geo-alloc') : null;
   }
 
   function render(o) {
@@ -93,8 +79,17 @@
       b.setAttribute('aria-label', b.title);
     }
   }
+  // clear blanks every box (a reset, another SKU) until the next answer.
   function clear() {
-    document.querySelectorAll('.geo-alloc').forEach((b) => b.remove());
+    document.querySelectorAll('.geo-alloc').forEach((b) => {
+      b.classList.remove('stranded', 'unreachable');
+      delete b.dataset.quantity;
+      delete b.dataset.stranded;
+      b.querySelector('.geo-fill').style.width = '0%';
+      b.querySelector('.geo-num').textContent = '–';
+      b.title = UNREAD;
+      b.removeAttribute('aria-label');
+    });
   }
 
   async function refresh() {

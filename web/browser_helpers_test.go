@@ -217,9 +217,24 @@ func runActions(t *testing.T, tab context.Context, what string, actions ...chrom
 
 // startChromium starts a headless Debian chromium for one test (closed at
 // its end) with the flags this machine's closed network needs, and returns
-// its browser context.
+// its browser context. A browser that dies before it listens is started
+// once more, the first failure logged: on a busy machine about one start in
+// a hundred ended so, with nothing in its output but crashpad's.
 func startChromium(t *testing.T, exe string, width, height int) context.Context {
 	t.Helper()
+	var err error
+	for try := 1; try <= 2; try++ {
+		var browser context.Context
+		if browser, err = tryChromium(t, exe, width, height); err == nil {
+			return browser
+		}
+		t.Logf("start chromium (%s), try %d of 2: %v", exe, try, err)
+	}
+	t.Fatalf("start chromium (%s): %v", exe, err)
+	return nil
+}
+
+func tryChromium(t *testing.T, exe string, width, height int) (context.Context, error) {
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -241,24 +256,34 @@ func startChromium(t *testing.T, exe string, width, height int) context.Context 
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
+		// A browser that fails to start says why on stderr, which chromedp
+		// shows, instead of only handing a crash to crashpad.
+		chromedp.Flag("enable-logging", "stderr"),
+		chromedp.Flag("disable-crash-reporter", true),
+		chromedp.Flag("disable-breakpad", true),
 	)
-	t.Cleanup(cancelAlloc) // waits for the browser process to exit
 	browser, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
-	t.Cleanup(cancelBrowser) // runs first: closes the browser
 	// The first Do starts the browser and ties it to the context it gets,
 	// so it gets browser itself, not a context with a deadline.
 	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium (%s): %v", exe, err)
+		cancelBrowser()
+		cancelAlloc()
+		return nil, err
 	}
-	return browser
+	t.Cleanup(cancelAlloc)   // waits for the browser process to exit
+	t.Cleanup(cancelBrowser) // runs first: closes the browser
+	return browser, nil
 }
 
 // clickWhenClear clicks the element with id as a person would, once it can
 // take the click: enabled, in the same place for 100 ms
 // and not covered (a click lands at coordinates — on a busy machine frames
 // still laying the page out, or a toast or menu over the button, would take
-// a click sent at once). A failure names what covers the element, and the
-// page's toast.
+// a click sent at once). The click must reach the element: if the page
+// moved under the pointer the test fails there, naming where the click
+// landed and where the element is now (and the stage's layout shifts, if
+// watchShifts watches them). A failure names what covers the element, and
+// the page's toast.
 func clickWhenClear(t *testing.T, tab context.Context, what, id string) {
 	t.Helper()
 	probe := fmt.Sprintf(`(() => {
@@ -285,17 +310,37 @@ func clickWhenClear(t *testing.T, tab context.Context, what, id string) {
 		return strings.HasPrefix(got, "clear ") && time.Since(since) >= 100*time.Millisecond,
 			got + "; toast: " + evalJS[string](t, tab, `(document.getElementById('toast') || {}).textContent || ''`)
 	})
+	evalJS[bool](t, tab, fmt.Sprintf(`(() => {
+		window.__landed = '';
+		window.addEventListener('click', (e) => {
+			const el = document.getElementById(%q), r = el ? el.getBoundingClientRect() : null;
+			window.__landed = (el && (el === e.target || el.contains(e.target))) ? 'on it' :
+				'on ' + (e.target.id || (e.target.className && e.target.className.baseVal) || e.target.className || e.target.tagName) +
+				' at ' + [e.clientX, e.clientY].join(',') + ', the element now at ' + (r ? [r.x, r.y, r.width, r.height].join(',') : 'nowhere');
+		}, {capture: true, once: true});
+		return true;
+	})()`, id))
 	runActions(t, tab, what, chromedp.Click(chromedp.ID(id)))
+	waitUntil(t, 5*time.Second, what+": the click reaches #"+id, func() (bool, string) {
+		got := evalJS[string](t, tab, `window.__landed`)
+		return got == "on it", "the page's click landed " + got + "; at the last look it was " + last + "; the stage's shifts: " + stageShifts(t, tab)
+	})
 }
 
 // watchCalls makes the page in tab log its API calls (method, path, status,
-// ms) in window.__calls, for a failure to say what the page asked and what
-// it was answered; a toast says it only for a few seconds.
+// ms) and the mouse events it gets (type, target, where) in window.__calls,
+// for a failure to say what the page was sent, what it asked and what it was
+// answered; a toast says it only for a few seconds.
 func watchCalls(t *testing.T, tab context.Context) {
 	t.Helper()
 	evalJS[bool](t, tab, `(() => {
 		if (window.__calls) return true;
 		window.__calls = [];
+		const desc = (e) => !e ? 'nothing' : (e.id ? '#' + e.id : (e.tagName || '') + '.' + ((e.className && e.className.baseVal) || e.className || ''));
+		for (const type of ['mousedown', 'mouseup', 'click']) {
+			window.addEventListener(type, (e) => window.__calls.push(type + ' on ' + desc(e.target) + ' at ' + Math.round(e.clientX) + ',' + Math.round(e.clientY) +
+				(e.target.closest && e.target.closest('.link') ? ' (in ' + desc(e.target.closest('.link')) + ')' : '')), true);
+		}
 		const f = window.fetch;
 		window.fetch = async (...a) => {
 			const t0 = performance.now(), what = ((a[1] && a[1].method) || 'GET') + ' ' + a[0];
@@ -310,4 +355,29 @@ func watchCalls(t *testing.T, tab context.Context) {
 		};
 		return true;
 	})()`)
+}
+
+// watchShifts makes the page in tab keep the layout shifts (the browser's
+// layout-shift entries, from the page's start) of the stage: the map and
+// the shops, where a presenter points and clicks.
+func watchShifts(t *testing.T, tab context.Context) {
+	t.Helper()
+	evalJS[bool](t, tab, `(() => {
+		window.__shifts = [];
+		const rect = (r) => [r.x, r.y, r.width, r.height].map(Math.round).join(',');
+		new PerformanceObserver((list) => {
+			for (const e of list.getEntries()) {
+				const moved = e.sources.filter((s) => s.node && s.node.closest && s.node.closest('.map-card, #shops'));
+				if (moved.length) window.__shifts.push(Math.round(e.startTime) + ' ms: ' + moved.map((s) =>
+					(s.node.id || s.node.nodeName + '.' + s.node.className) + ' ' + rect(s.previousRect) + ' → ' + rect(s.currentRect)).join('; '));
+			}
+		}).observe({type: 'layout-shift', buffered: true});
+		return true;
+	})()`)
+}
+
+// stageShifts is what watchShifts saw move, one line per shift, or "".
+func stageShifts(t *testing.T, tab context.Context) string {
+	t.Helper()
+	return evalJS[string](t, tab, `(window.__shifts || []).join('\n')`)
 }

@@ -19,6 +19,7 @@ import (
 func TestBrowser(t *testing.T) {
 	b := newBrowserLab(t, Options{JoinURL: "http://lab.example/"})
 	presenter := b.presenterTab(t, "")
+	watchShifts(t, presenter) // a click that misses says what moved
 	viewer := b.viewerTab(t, "/")
 	// A reload would clear this; the viewer test checks it is still there.
 	evalJS[bool](t, viewer, `window.__caplabNoReload = true`)
@@ -64,7 +65,7 @@ func TestBrowser(t *testing.T) {
 		clickWhenClear(t, presenter, "click the link", id+"-label")
 		waitUntil(t, 30*time.Second, "/api/state: both directions cut", func() (bool, string) {
 			got := linkStates(b.state(t), use1, euw1)
-			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got + "; the page's API calls: " + evalJS[string](t, presenter, `(window.__calls || []).slice(-4).join('; ')`)
+			return got == use1+">"+euw1+"=cut "+euw1+">"+use1+"=cut", got + "; the page's API calls: " + evalJS[string](t, presenter, `(window.__calls || []).slice(-8).join('; ')`)
 		})
 		waitJS(t, presenter, "the page shows the cut",
 			`[`+sel+`.dataset.state, `+sel+`.getAttribute('class'), document.getElementById('`+id+`-label').textContent,

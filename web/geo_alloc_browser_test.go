@@ -9,10 +9,13 @@ import (
 // (bar + number) after geo buys; during a partition the regions the last
 // buyer cannot reach are highlighted as stranded, and after the heal they
 // are not. The bars' fetches are not operations: the history holds only
-// the stock and the buys. Bad input to the allocations route is refused.
+// the stock and the buys. Filling the bars in, marking them and blanking
+// them on a reset moves nothing on the stage. Bad input to the allocations
+// route is refused.
 func TestGeoAllocationBars(t *testing.T) {
 	b := newBrowserLab(t, Options{JoinURL: "http://lab.example/"})
 	tab := b.presenterTab(t, "")
+	watchShifts(t, tab)
 	b.reset(t)
 	const sku = "IPHONE-15-PRO"
 	b.mustCall(t, "PUT", "/api/stores/geo/skus/"+sku, `{"region":"us-east-1","quantity":12,"allocations":{"us-east-1":4,"eu-west-1":4,"ap-southeast-1":4}}`, 200)
@@ -52,6 +55,16 @@ func TestGeoAllocationBars(t *testing.T) {
 	}
 	if stocks != 1 || buys != 2 || other != 0 {
 		t.Errorf("history: %d stock, %d buys, %d other operations; want 1, 2, 0 (the bars' fetches are no operations)", stocks, buys, other)
+	}
+
+	// Filling the bars in, blanking them on a reset and marking them
+	// stranded moved nothing on the stage (a bar added late pushed the map
+	// down under a presenter's pointer: a click on a link hit the sea).
+	b.reset(t)
+	b.mustCall(t, "PUT", "/api/stores/geo/skus/"+sku, `{"region":"us-east-1","quantity":3}`, 200)
+	waitJS(t, tab, "after a reset and a new stock the bars show it", alloc("eu-west-1"), textIs("1/0/false/true"))
+	if shifts := stageShifts(t, tab); shifts != "" {
+		t.Errorf("the stage moved while the page was open:\n%s", shifts)
 	}
 
 	for _, c := range []struct {

@@ -537,3 +537,7 @@ func verdictClass(row verdictRow) string {
 	}
 	return "v-fail"
 }
+
+// geoAllocUnread is the title of a geo cell's allocation box before the
+// page has read the allocations (static/geo.js says the same after a reset).
+const geoAllocUnread = "This region's allocation of the geo store: not read yet."
