@@ -124,8 +124,9 @@ type Lab struct {
 	snap     atomic.Pointer[State] // the newest State published; operation events carry it
 	verdicts verdicts              // the checker's remembered segment verdicts (Check)
 
-	subMu sync.RWMutex
-	subs  map[chan Event]struct{}
+	subMu  sync.RWMutex
+	subs   map[chan Event]*atomic.Int64 // each subscriber's events missed since its last delivery
+	missed atomic.Int64                 // events lost by any subscriber, ever (MissedEvents)
 
 	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
 	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
@@ -154,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	l := &Lab{
 		cfg: cfg, cluster: cl, regions: cl.Regions(), history: NewHistory(),
-		subs:  map[chan Event]struct{}{},
+		subs:  map[chan Event]*atomic.Int64{},
 		stop:  make(chan struct{}),
 		gate:  newGate(),
 		audit: newAudit(),

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"sync"
 	"testing"
 	"time"
 )
@@ -103,4 +104,93 @@ func TestResetEventNamesFirstOp(t *testing.T) {
 	if h := l.History("").Operations; len(h) == 0 || h[0].ID != first {
 		t.Fatalf("the first operation after the reset has ID %v, the reset event said %d", h, first)
 	}
+}
+
+// TestSlowSubscriberIsToldWhatItMissed: a subscriber that does not read
+// loses what its channel has no room for, never blocking the lab, and the
+// next event it gets says how many it lost; every event is either delivered
+// or counted as missed, and MissedEvents totals the losses.
+func TestSlowSubscriberIsToldWhatItMissed(t *testing.T) {
+	l := newLab(t, Config{})
+	stock(t, l, Consensus, "us-east-1", 5)
+	slow, cancelSlow := l.Subscribe()
+	defer cancelSlow()
+	fast, cancelFast := l.Subscribe()
+	defer cancelFast()
+	missedBefore := l.MissedEvents()
+
+	// fast keeps up: for each operation event, the events delivered and
+	// missed so far, that one included.
+	var mu sync.Mutex
+	fastAt := map[int][2]int64{}
+	go func() {
+		var seen, missed int64
+		for ev := range fast {
+			seen++
+			missed += ev.Missed
+			if ev.Type == EventOperation && ev.Outcome != nil {
+				mu.Lock()
+				fastAt[ev.Outcome.OpID] = [2]int64{seen, missed}
+				mu.Unlock()
+			}
+		}
+	}()
+
+	read := func() int {
+		o, err := l.Read(ctxT(t, 30*time.Second), Consensus, "IPHONE", "us-east-1", "serializable")
+		if mustOutcome(t, o, err).Outcome != OK {
+			t.Fatalf("read: %+v", o)
+		}
+		return o.OpID
+	}
+	const reads = 400 // more than the channel's 256
+	for range reads {
+		read()
+	}
+	time.Sleep(200 * time.Millisecond) // the reads' coalesced state event goes out
+	var seen, missed int64
+	for drained := false; !drained; { // what the slow subscriber's channel held
+		select {
+		case ev := <-slow:
+			seen++
+			missed += ev.Missed
+		default:
+			drained = true
+		}
+	}
+	last := read()
+	for done := false; !done; {
+		select {
+		case ev := <-slow:
+			seen++
+			missed += ev.Missed
+			done = ev.Type == EventOperation && ev.Outcome != nil && ev.Outcome.OpID == last
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the slow subscriber never got the final read %d (%d delivered, %d missed)", last, seen, missed)
+		}
+	}
+	var f [2]int64
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		at, ok := fastAt[last]
+		mu.Unlock()
+		if ok {
+			f = at
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the fast subscriber never got the final read %d", last)
+		}
+	}
+
+	if missed == 0 {
+		t.Fatalf("the slow subscriber got %d events and was told of no loss after %d reads", seen, reads)
+	}
+	if seen+missed != f[0]+f[1] {
+		t.Errorf("slow: %d delivered + %d missed, fast: %d + %d; every event is delivered or counted", seen, missed, f[0], f[1])
+	}
+	if got := l.MissedEvents() - missedBefore; got != missed+f[1] {
+		t.Errorf("MissedEvents grew by %d, the subscribers were told of %d", got, missed+f[1])
+	}
+	t.Logf("slow: %d delivered, %d missed; fast: %d delivered, %d missed", seen, missed, f[0], f[1])
 }

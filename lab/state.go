@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"sync/atomic"
 	"time"
 
 	"caplab/nodes"
@@ -58,7 +59,8 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 // fault or state event its own, an operation event the newest State
 // published before it (operations do not build one each). A
 // subscriber that does not keep up loses events (the channel holds 256),
-// never blocks the lab. cancel ends the subscription; Close ends all.
+// never blocks the lab; the next event it gets says how many it lost
+// (Event.Missed). cancel ends the subscription; Close ends all.
 func (l *Lab) Subscribe() (<-chan Event, func()) {
 	ch := make(chan Event, 256)
 	l.subMu.Lock()
@@ -66,7 +68,7 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 	case <-l.stop:
 		close(ch)
 	default:
-		l.subs[ch] = struct{}{}
+		l.subs[ch] = new(atomic.Int64)
 	}
 	l.subMu.Unlock()
 	return ch, func() {
@@ -96,13 +98,22 @@ func (l *Lab) publish(e Event) {
 	}
 	l.subMu.RLock()
 	defer l.subMu.RUnlock()
-	for ch := range l.subs {
+	for ch, missed := range l.subs {
+		ev := e
+		ev.Missed = missed.Swap(0)
 		select {
-		case ch <- e:
-		default: // slow subscriber: it misses this one, the next carries State
+		case ch <- ev:
+		default: // slow subscriber: it misses this one; the next says so and carries State
+			missed.Add(ev.Missed + 1)
+			l.missed.Add(1)
 		}
 	}
 }
+
+// MissedEvents is how many events subscribers have lost, in all, since the
+// lab started: each one an event some subscriber (a viewer hub, metrics)
+// had no room for.
+func (l *Lab) MissedEvents() int64 { return l.missed.Load() }
 
 func (l *Lab) publishState() { l.publish(Event{Type: EventState}) }
 

@@ -277,4 +277,8 @@ type Event struct {
 	// An answer that overtook the reset's frame (its OpID is at least
 	// this) belongs to the fresh lab and stays on the page.
 	FirstOpID int `json:"firstOpId,omitempty"`
+	// Missed is how many events this subscriber lost, for want of room,
+	// just before this one (0: none). A subscriber that shows what happened
+	// (a page's outcomes, a timeline) reads the History again.
+	Missed int64 `json:"missed,omitempty"`
 }
