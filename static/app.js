@@ -501,11 +501,18 @@
   }
 
   // ---------- stream
-  let ws = null, backoff = 500;
+  let ws = null, backoff = 500, opened = false;
+  // catchUp reads what the stream could not bring: after a reconnect, or a
+  // resync frame (the server's stream fell behind the lab and lost events).
+  function catchUp() { loadHistory(); refreshVerdict(); }
   function connect() {
     const conn = $('conn-status');
     ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
-    ws.onopen = () => { backoff = 500; conn.textContent = 'live'; conn.className = 'badge conn live'; };
+    ws.onopen = () => {
+      backoff = 500; conn.textContent = 'live'; conn.className = 'badge conn live';
+      if (opened) catchUp(); // the start reads the history itself
+      opened = true;
+    };
     ws.onclose = () => {
       conn.textContent = 'reconnecting…'; conn.className = 'badge conn lost';
       setTimeout(connect, backoff);
@@ -539,6 +546,7 @@
           refreshVerdict();
           break;
         case 'fragment': applyFragment(f.id, f.html); break;
+        case 'resync': catchUp(); break;
       }
       emit(f.type, f);
     };

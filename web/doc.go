@@ -136,6 +136,7 @@
 //	{"type":"operation","operation":Operation,"outcome":Outcome}
 //	{"type":"fault","fault":Fault}
 //	{"type":"reset","firstOpId":N}                          N: the ID of the first operation after the reset
+//	{"type":"resync","missed":N}                            the hub lost N lab events (it fell behind on a busy machine): read /api/history again
 //	{"type":"fragment","id":"counters","html":"…"}          after every state frame
 //	{"type":"fragment","id":"verdict","html":"…"}           ~0.4 s after operations settle, for the SKU last operated on
 //	{"type":"fragment","id":"verdict-full","html":"…"}      with it: the whole verdict (the Checker tab)
@@ -158,7 +159,10 @@
 // second) per viewer; operation, fault, reset, lesson and poll frames are
 // queued in order.
 // Each viewer has a send buffer of 256 frames; a viewer whose buffer is full
-// is dropped, never waited for.
+// is dropped, never waited for (the page reconnects and reads the history
+// again). The hub's own subscription to the lab holds 256 events; when it
+// falls behind, the lab drops events for it and says how many with the next
+// (lab.Event.Missed), and the hub sends every viewer a resync frame.
 //
 // # Page, for test writers
 //

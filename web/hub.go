@@ -19,6 +19,7 @@ const (
 	frameFragment  = "fragment"  // {"type":"fragment","id":"<element id>","html":"…"}
 	frameLesson    = "lesson"    // {"type":"lesson","lesson":lessonView} (no "lesson" when none is open)
 	framePoll      = "poll"      // {"type":"poll","poll":pollView} (no "poll" when none is open)
+	frameResync    = "resync"    // {"type":"resync","missed":N}: the hub lost N lab events; read the history again
 )
 
 // frame is the JSON of one WebSocket message.
@@ -33,6 +34,7 @@ type frame struct {
 	Lesson    *lessonView    `json:"lesson,omitempty"`
 	Poll      *pollView      `json:"poll,omitempty"`
 	FirstOpID int            `json:"firstOpId,omitempty"` // reset: the first operation after it
+	Missed    int64          `json:"missed,omitempty"`    // resync: how many lab events the hub lost
 }
 
 // outMsg is one encoded frame for every viewer: presenter is what
@@ -277,6 +279,15 @@ func (h *hub) run() {
 			if ev.State != nil && (latest == nil || ev.State.Version >= latest.Version) {
 				latest = ev.State
 				pending = true
+			}
+			if ev.Missed > 0 {
+				// The lab had no room for events the hub should have
+				// fanned out (a busy machine): viewers' outcomes and
+				// timelines lack them, so they read the history again.
+				h.cfg.Logger.Info("web: the hub fell behind the lab; viewers resync", "missed", ev.Missed)
+				if b, err := json.Marshal(frame{Type: frameResync, Missed: ev.Missed}); err == nil {
+					fanout(b)
+				}
 			}
 			if f, ok := eventFrame(ev); ok {
 				if b, err := json.Marshal(f); err == nil {

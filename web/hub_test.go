@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -599,4 +601,29 @@ func TestViewerCap(t *testing.T) {
 			t.Fatalf("viewer %d lost its stream after the refusal: %v", i, err)
 		}
 	}
+}
+
+// TestLostEventsSendAResync: an event that says the lab lost events for the
+// hub (Missed) makes the hub tell every viewer to read the history again,
+// before the event's own frame; events without losses send no resync.
+func TestLostEventsSendAResync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, events, c := bubbleHub(t, 50*time.Millisecond)
+		st := testState(1)
+		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &lab.Operation{ID: 1}, Outcome: &lab.Outcome{OpID: 1}}
+		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &lab.Operation{ID: 9}, Outcome: &lab.Outcome{OpID: 9}, Missed: 7}
+		synctest.Wait()
+		var got []string
+		for _, f := range drain(t, c) {
+			switch f.Type {
+			case frameOperation:
+				got = append(got, fmt.Sprintf("operation %d", f.Operation.ID))
+			case frameResync:
+				got = append(got, fmt.Sprintf("resync %d", f.Missed))
+			}
+		}
+		if want := []string{"operation 1", "resync 7", "operation 9"}; !slices.Equal(got, want) {
+			t.Fatalf("frames %v, want %v", got, want)
+		}
+	})
 }

@@ -23,7 +23,8 @@ import (
 //     from a subscription to the lab's events (lab.Subscribe): nothing on
 //     the lab's hot path knows about metrics. The lab drops events only for
 //     a subscriber 256 events behind; this reader does nothing but
-//     increment counters, so it keeps up;
+//     increment counters, so it keeps up — and if it ever does not, the
+//     events it lost are counted (caplab_metrics_missed_events_total);
 //   - everything else (regions, roles, terms and leaders, links, breakers,
 //     quorum, audit counts) is read from lab.State() at scrape time by a
 //     collector, so it is as fresh as the scrape.
@@ -38,6 +39,7 @@ type metrics struct {
 	latency *prometheus.HistogramVec
 	faults  *prometheus.CounterVec
 	resets  prometheus.Counter
+	missed  prometheus.Counter
 
 	unsub func()
 	done  chan struct{}
@@ -67,11 +69,15 @@ func newMetrics(l Lab) *metrics {
 		Name: "caplab_resets_total",
 		Help: "Lab resets (history and the audit counts start again; these counters do not).",
 	})
+	m.missed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "caplab_metrics_missed_events_total",
+		Help: "Events (operations, faults, resets) this reader lost because it fell 256 behind the lab: the counters above are short by at most this.",
+	})
 	var leader func() string
 	if ls, ok := l.(leaderSource); ok {
 		leader = ls.Leader
 	}
-	m.reg.MustRegister(m.ops, m.latency, m.faults, m.resets,
+	m.reg.MustRegister(m.ops, m.latency, m.faults, m.resets, m.missed,
 		&stateCollector{state: l.State, leader: leader},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -91,6 +97,7 @@ func newMetrics(l Lab) *metrics {
 func (m *metrics) run(events <-chan lab.Event) {
 	defer close(m.done)
 	for e := range events {
+		m.missed.Add(float64(e.Missed))
 		switch e.Type {
 		case lab.EventOperation:
 			if e.Operation == nil {
