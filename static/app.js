@@ -504,7 +504,14 @@
   let ws = null, backoff = 500, opened = false;
   // catchUp reads what the stream could not bring: after a reconnect, or a
   // resync frame (the server's stream fell behind the lab and lost events).
-  function catchUp() { loadHistory(); refreshVerdict(); }
+  // At most one every 2 s (a starved machine under load may resync often;
+  // each costs every viewer a history read).
+  let lastCatchUp = -Infinity, catchUpTimer = 0;
+  function catchUp() {
+    if (catchUpTimer) return;
+    const wait = Math.max(0, lastCatchUp + 2000 - performance.now());
+    catchUpTimer = setTimeout(() => { catchUpTimer = 0; lastCatchUp = performance.now(); loadHistory(); refreshVerdict(); }, wait);
+  }
   function connect() {
     const conn = $('conn-status');
     ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
