@@ -210,7 +210,21 @@ func TestEveryBuiltinLessonRuns(t *testing.T) {
 		names++
 		t.Run(name, func(t *testing.T) {
 			var out, errOut strings.Builder
-			if code := run([]string{"lessons", "run", name, "--latency-scale", "0.05"}, &out, &errOut); code != 0 {
+			code := run([]string{"lessons", "run", name, "--latency-scale", "0.05"}, &out, &errOut)
+			if code == 1 {
+				// At scale 0.05 every store call has a 1 s deadline. Once in
+				// a CI run, on two cores shared with other packages' labs, a
+				// healthy lab's first linearizable read missed it. A lesson
+				// that is wrong fails again on a fresh lab; a starved
+				// machine rarely starves the same read twice. The first
+				// run's output (with the lab's roles, terms and applied
+				// indexes at the failure) stays in the log.
+				t.Logf("caplab lessons run %s failed once; running it again on a fresh lab. Its output:\n%s\n%s", name, out.String(), errOut.String())
+				out.Reset()
+				errOut.Reset()
+				code = run([]string{"lessons", "run", name, "--latency-scale", "0.05"}, &out, &errOut)
+			}
+			if code != 0 {
 				t.Fatalf("caplab lessons run %s: exit %d\n%s\n%s", name, code, out.String(), errOut.String())
 			}
 			if !strings.Contains(out.String(), "PASS "+name) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -65,10 +66,11 @@ func Main(args []string, stdout, stderr io.Writer, newLab NewLabFunc) int {
 		fmt.Fprint(stderr, usageText)
 		return ExitUsage
 	}
-	switch cmd, rest := rest[0], rest[1:]; cmd {
-	case "help", "-h", "--help", "-help":
+	if slices.ContainsFunc(rest, isHelp) { // "caplab lessons run --help" too
 		fmt.Fprint(stdout, usageText)
 		return ExitOK
+	}
+	switch cmd, rest := rest[0], rest[1:]; cmd {
 	case "list":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "caplab lessons list: unexpected argument %s\n", lab.Echo(rest[0]))
@@ -295,3 +297,5 @@ func run(opts cliOptions, arg string, stdout, stderr io.Writer, newLab NewLabFun
 	}
 	return ExitOK
 }
+
+func isHelp(a string) bool { return a == "help" || a == "-h" || a == "--help" || a == "-help" }

@@ -173,3 +173,22 @@ func TestCheckWarnsAboutSpoilers(t *testing.T) {
 		t.Errorf("stdout = %q", stdout.String())
 	}
 }
+
+// TestHelpAnywhere: -h or --help after a command prints the usage and
+// starts nothing (it was read as a lesson named "--help").
+func TestHelpAnywhere(t *testing.T) {
+	for _, args := range [][]string{{"run", "--help"}, {"run", "-h"}, {"check", "--help"}, {"help"}, {"--latency-scale", "0", "run", "help"}} {
+		var stdout, stderr bytes.Buffer
+		started := false
+		newLab := func(context.Context, float64, []string) (Lab, func() error, error) {
+			started = true
+			return nil, nil, os.ErrInvalid
+		}
+		if code := Main(args, &stdout, &stderr, newLab); code != ExitOK || started {
+			t.Errorf("%v: exit %d, lab started %v, stderr %q; want 0 and no lab", args, code, started, stderr.String())
+		}
+		if !strings.HasPrefix(stdout.String(), "usage: caplab lessons") {
+			t.Errorf("%v: stdout %q, want the usage", args, stdout.String())
+		}
+	}
+}

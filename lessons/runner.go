@@ -147,6 +147,7 @@ func (r *Runner) RunAll(ctx context.Context) ([]StepResult, error) {
 			} else {
 				fmt.Fprintf(r.out, "\nFAIL %s: step %d of %d: %v\n", l.Name, i+1, len(l.Steps), err)
 			}
+			fmt.Fprintf(r.out, "the lab then: %s\n", describeLab(r.lab.State()))
 			return results, err
 		}
 	}
@@ -556,4 +557,30 @@ func formatMs(ms float64) string {
 		return fmt.Sprintf("%.1f ms", ms)
 	}
 	return fmt.Sprintf("%.0f ms", ms)
+}
+
+// describeLab says in one line what the lab looked like when a lesson
+// stopped — each region's consensus role and term, the cut links — so an
+// unmet expectation can be told from a lab that was still settling.
+func describeLab(st lab.State) string {
+	var regions []string
+	for _, r := range st.Regions {
+		switch {
+		case !r.Up:
+			regions = append(regions, r.Name+" crashed")
+		default:
+			regions = append(regions, fmt.Sprintf("%s %s (term %d, applied %d)", r.Name, r.Consensus.Role, r.Consensus.Term, r.Consensus.AppliedIndex))
+		}
+	}
+	var cut []string
+	for _, k := range st.Links {
+		if k.State != "up" {
+			cut = append(cut, k.From+"→"+k.To)
+		}
+	}
+	links := "every link up"
+	if len(cut) > 0 {
+		links = "cut " + strings.Join(cut, ", ")
+	}
+	return strings.Join(append(regions, links), "; ")
 }

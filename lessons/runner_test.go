@@ -308,11 +308,14 @@ func TestRunStopsAtFirstUnmetExpectation(t *testing.T) {
 				t.Error("the run went on after the failure")
 			}
 			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-			if got := lines[len(lines)-3]; got != tt.wantOut {
+			if got := lines[len(lines)-4]; got != tt.wantOut {
 				t.Errorf("progress line = %q\nwant            %q\n%s", got, tt.wantOut, &out)
 			}
-			if !strings.HasPrefix(lines[len(lines)-1], "FAIL t: step 1 of 1 stopped at line") {
-				t.Errorf("last line = %q", lines[len(lines)-1])
+			if !strings.HasPrefix(lines[len(lines)-2], "FAIL t: step 1 of 1 stopped at line") {
+				t.Errorf("FAIL line = %q", lines[len(lines)-2])
+			}
+			if !strings.HasPrefix(lines[len(lines)-1], "the lab then: ") {
+				t.Errorf("last line = %q, want what the lab looked like", lines[len(lines)-1])
 			}
 		})
 	}
@@ -390,5 +393,25 @@ func TestCaughtUp(t *testing.T) {
 				t.Errorf("caughtUp = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDescribeLab: the line a failed run ends with names each region's
+// role and term, a crashed region, and the cut links.
+func TestDescribeLab(t *testing.T) {
+	st := lab.State{
+		Regions: []lab.RegionState{
+			{Name: "us-east-1", Up: true, Consensus: lab.MemberState{Role: "leader", Term: 3, AppliedIndex: 40}},
+			{Name: "eu-west-1", Up: true, Consensus: lab.MemberState{Role: "follower", Term: 3, AppliedIndex: 39}},
+			{Name: "ap-southeast-1", Up: false},
+		},
+		Links: []lab.LinkState{{From: "us-east-1", To: "eu-west-1", State: "up"}, {From: "eu-west-1", To: "us-east-1", State: "cut"}},
+	}
+	want := "us-east-1 leader (term 3, applied 40); eu-west-1 follower (term 3, applied 39); ap-southeast-1 crashed; cut eu-west-1→us-east-1"
+	if got := describeLab(st); got != want {
+		t.Errorf("describeLab:\n%s\nwant\n%s", got, want)
+	}
+	if got := describeLab(lab.State{}); got != "every link up" {
+		t.Errorf("describeLab of an empty state: %q", got)
 	}
 }
