@@ -46,6 +46,9 @@ type replicatedStore struct {
 	scanned map[string]int64           // region → its replica's revision when last read
 	pending map[string]map[string]Item // region → sku → newest item not yet pushed to every other replica
 	rounds  int                        // anti-entropy rounds so far
+	// fullScanEvery is defaultFullScanEvery; BenchmarkIdleReplication
+	// compares with 1 (every round reads all, as before).
+	fullScanEvery atomic.Int64
 	// keys the rounds that read only changes have read (for tests)
 	changedKeysRead atomic.Int64
 
@@ -56,6 +59,7 @@ func newReplicatedStore(cl *nodes.Cluster, regions []string, clocks *nodes.Clock
 	s := &replicatedStore{cluster: cl, regions: regions, clocks: map[string]*Clock{}, pushed: map[[2]string]map[string]Version{},
 		scanned: map[string]int64{}, pending: map[string]map[string]Item{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.fullScanEvery.Store(defaultFullScanEvery)
 	for _, r := range regions {
 		s.clocks[r] = NewClock(r, clocks.Reader(r)) // the region's own wall clock: skew moves its versions
 	}
@@ -313,13 +317,9 @@ func (s *replicatedStore) localItems(ctx context.Context, region string) (map[st
 	return itemsOf(prefix, resp), nil
 }
 
-// fullScanEvery: every so many rounds the background replication reads
-// every SKU of every replica, not only what changed — a safety net.
-var fullScanEvery = func() *atomic.Int64 {
-	v := new(atomic.Int64)
-	v.Store(50) // BenchmarkIdleReplication compares with 1: every round reads all, as before
-	return v
-}()
+// defaultFullScanEvery: every so many rounds the background replication
+// reads every SKU of every replica, not only what changed — a safety net.
+const defaultFullScanEvery = 50
 
 // changedItems reads the newest item of every SKU written on a region's
 // own replica since the last read (every SKU when full): first only the
@@ -389,7 +389,7 @@ func itemsOf(prefix string, resp *clientv3.GetResponse) map[string]Item {
 // per replica a round however many SKUs it holds.
 func (s *replicatedStore) antiEntropy(ctx context.Context) {
 	s.rounds++
-	full := s.rounds%int(max(1, fullScanEvery.Load())) == 0
+	full := s.rounds%int(max(1, s.fullScanEvery.Load())) == 0
 	var wg sync.WaitGroup
 	todo := map[string]map[string]Item{}
 	for _, from := range s.regions {
