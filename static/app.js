@@ -473,7 +473,7 @@
   function normFault(f) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at) }; }
   async function loadHistory() {
     const asked = performance.now();
-    const res = await fetch('/api/history?sku=' + encodeURIComponent(sku), { credentials: 'same-origin' });
+    const res = await fetch('/api/history?sku=' + encodeURIComponent(sku) + '&last=500', { credentials: 'same-origin' }); // it keeps the newest 500
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
     ops = (h.operations || []).map((o) => normOp(o)).slice(-500);

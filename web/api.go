@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -643,6 +644,9 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 
 // handleHistory answers the history of one SKU; without ?sku= it answers
 // whatever the lab keeps for "" (every SKU, as the lab defines it).
+// maxHistoryLast bounds GET /api/history's last: the History's own cap.
+const maxHistoryLast = 100_000
+
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	sku := r.URL.Query().Get("sku")
 	if sku != "" {
@@ -651,7 +655,20 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	last := 0
+	if v := r.URL.Query().Get("last"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryLast {
+			s.fail(w, r, fmt.Errorf("%w: last must be a whole number from 1 to %d (the newest operations and faults to return), got %s", lab.ErrBadInput, maxHistoryLast, lab.Echo(v)))
+			return
+		}
+		last = n
+	}
 	h := s.lab.History(sku)
+	if last > 0 { // a page that shows the newest few need not be sent them all
+		h.Operations = h.Operations[max(0, len(h.Operations)-last):]
+		h.Faults = h.Faults[max(0, len(h.Faults)-last):]
+	}
 	if h.Operations == nil {
 		h.Operations = []lab.Operation{}
 	}

@@ -147,6 +147,9 @@ func refusedRequests() []apiCase {
 		{"read bad sku", "GET", "/api/stores/consensus/skus/" + url.PathEscape("a/b?") + "?region=us-east-1", "", nil, 0, ""},
 		{"check without sku", "GET", "/api/check?store=consensus", "", nil, 400, "SKU"},
 		{"history bad sku", "GET", "/api/history?sku=" + url.QueryEscape("no spaces"), "", nil, 400, "SKU"},
+		{"history last 0", "GET", "/api/history?sku=IPHONE&last=0", "", nil, 400, "last must be a whole number from 1 to 100000"},
+		{"history last word", "GET", "/api/history?last=all", "", nil, 400, `got "all"`},
+		{"history last huge", "GET", "/api/history?last=100001", "", nil, 400, "from 1 to 100000"},
 		// quantities
 		{"qty 0", "POST", sku + "/buy", `{"region":"us-east-1","qty":0}`, nil, 400, "1 to 1000"},
 		{"qty 1001", "POST", sku + "/buy", `{"region":"us-east-1","qty":1001}`, nil, 400, "1 to 1000"},
@@ -316,6 +319,14 @@ func TestAPIRoutes(t *testing.T) {
 		h := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO", "", 200))
 		if len(h.Operations) < 6 {
 			t.Fatalf("history has %d operations, want at least 6", len(h.Operations))
+		}
+		// last=N: the newest N, in order (the page asks for what it keeps).
+		tail := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=2", "", 200))
+		if len(tail.Operations) != 2 || tail.Operations[0].ID != h.Operations[len(h.Operations)-2].ID || tail.Operations[1].ID != h.Operations[len(h.Operations)-1].ID {
+			t.Fatalf("last=2: %d operations %+v, want the newest 2 of %d", len(tail.Operations), tail.Operations, len(h.Operations))
+		}
+		if all := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=100000", "", 200)); len(all.Operations) != len(h.Operations) {
+			t.Fatalf("last=100000: %d operations, want all %d", len(all.Operations), len(h.Operations))
 		}
 		c := decodeJSON[lab.CheckResult](t, ok(t, "GET", "/api/check?store=consensus&sku=IPHONE-15-PRO", "", 200))
 		if !c.Linearizable || c.SoldUnits != 1 || c.InitialUnits != 2 || c.Oversold != 0 {

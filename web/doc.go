@@ -63,7 +63,7 @@
 //	POST /api/load, DELETE /api/load            start (400 names the bad field, 409 if one runs) / stop a load; token
 //	POST /api/network/bridge                    {"via":"A"}: the other regions split in two halves that reach each other only through A, atomically; token
 //	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
-//	GET  /api/history                           without ?sku: whatever the lab keeps for ""
+//	GET  /api/history                           without ?sku: whatever the lab keeps for ""; &last=N (1..100000): only the newest N operations and faults
 //	GET  /api/history/export                    ?format=jsonl|porcupine|edn&store=S&sku=S: the history for other checkers (export.go)
 //	GET  /api/check                             ?store defaults to consensus
 //
