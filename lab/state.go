@@ -100,7 +100,9 @@ func (l *Lab) publish(e Event) {
 	defer l.subMu.RUnlock()
 	for ch, missed := range l.subs {
 		ev := e
-		ev.Missed = missed.Swap(0)
+		if missed.Load() != 0 { // a write only when there is something to report
+			ev.Missed = missed.Swap(0)
+		}
 		select {
 		case ch <- ev:
 		default: // slow subscriber: it misses this one; the next says so and carries State

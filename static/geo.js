@@ -16,7 +16,8 @@
 
   const $ = (id) => document.getElementById(id);
   const DEBOUNCE_MS = 300;
-  const UNREAD = "This region's allocation of the geo store: not read yet."; // the page's template says the same
+  const firstBox = document.querySelector('.geo-alloc');
+  const UNREAD = firstBox ? firstBox.title : ''; // the template's words for a box not read yet
   const MIN_GAP_MS = 1000;
   let from = '';        // region the allocations are seen from
   let timer = 0;

@@ -643,10 +643,8 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleHistory answers the history of one SKU; without ?sku= it answers
-// whatever the lab keeps for "" (every SKU, as the lab defines it).
-// maxHistoryLast bounds GET /api/history's last: the History's own cap.
-const maxHistoryLast = 100_000
-
+// whatever the lab keeps for "" (every SKU, as the lab defines it). ?last=N
+// (1 to the History's own cap) answers only the newest N operations and faults.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	sku := r.URL.Query().Get("sku")
 	if sku != "" {
@@ -658,8 +656,8 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	last := 0
 	if v := r.URL.Query().Get("last"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxHistoryLast {
-			s.fail(w, r, fmt.Errorf("%w: last must be a whole number from 1 to %d (the newest operations and faults to return), got %s", lab.ErrBadInput, maxHistoryLast, lab.Echo(v)))
+		if err != nil || n < 1 || n > lab.MaxHistoryOperations {
+			s.fail(w, r, fmt.Errorf("%w: last must be a whole number from 1 to %d (the newest operations and faults to return), got %s", lab.ErrBadInput, lab.MaxHistoryOperations, lab.Echo(v)))
 			return
 		}
 		last = n

@@ -81,12 +81,20 @@ func (b *browserLab) presenterTab(t *testing.T, query string) context.Context {
 // no token). The tab closes when the test ends.
 func (b *browserLab) viewerTab(t *testing.T, path string) context.Context {
 	t.Helper()
+	tab := b.newTab(t)
+	b.open(t, tab, path)
+	return tab
+}
+
+// newTab opens an empty tab in a new browser context (its own cookie jar);
+// it closes when the test ends.
+func (b *browserLab) newTab(t *testing.T) context.Context {
+	t.Helper()
 	tab, cancel := chromedp.NewContext(b.browser, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
 	if err := chromedp.Do(tab); err != nil { // opens the tab, tied to tab
-		t.Fatalf("open a viewer tab: %v", err)
+		t.Fatalf("open a tab: %v", err)
 	}
-	b.open(t, tab, path)
 	return tab
 }
 

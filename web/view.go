@@ -539,5 +539,5 @@ func verdictClass(row verdictRow) string {
 }
 
 // geoAllocUnread is the title of a geo cell's allocation box before the
-// page has read the allocations (static/geo.js says the same after a reset).
+// page has read the allocations (static/geo.js puts it back after a reset).
 const geoAllocUnread = "This region's allocation of the geo store: not read yet."
