@@ -460,9 +460,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		}
 		c.learnMembers(r)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ElectionMs)*time.Millisecond)
-	c.hurryFirstElection(hctx)
-	cancel()
+	if !c.resumed { // never on data being replayed (election.go)
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Duration(cfg.ElectionMs)*time.Millisecond)
+		c.hurryFirstElection(hctx)
+		cancel()
+	}
 	if err := c.waitReady(ctx); err != nil {
 		return nil, err
 	}

@@ -81,13 +81,14 @@
 // they survive both. Without DataDir a temporary directory named by the
 // process id is used and removed by Close; the next Start removes those of
 // processes that no longer run. Storage is bounded: periodic compaction
-// (30 s of history), 4 MB WAL segments, a raft snapshot every 5,000
+// (30 s of history), 1 MB WAL segments, a raft snapshot every 5,000
 // entries, and a defragmentation when a database file is mostly free.
 //
-// The first election does not wait out raft's randomised timeout: Start
-// asks the member that reaches a majority fastest to campaign at once
-// (raft's MsgTimeoutNow, what a leadership hand-off sends), while no member
-// knows a leader.
+// The first election on new data does not wait out raft's randomised
+// timeout: Start asks the member that reaches a majority fastest to
+// campaign at once (raft's MsgTimeoutNow, what a leadership hand-off
+// sends), while no member knows a leader. A resumed lab never asks: a
+// server replaying its log can panic on that request (election.go).
 //
 // State returns a Snapshot (per region: up, role, term, leader, commit
 // and applied index, replica revision; per link: state, RTT, counters);

@@ -19,6 +19,23 @@ import (
 // per member per term, the up-to-date log check), only without the
 // pre-vote round, so it cannot break safety; it is sent only while no
 // member knows a leader.
+//
+// Only on new data. A server started on a log it has to replay must not be
+// asked: etcd 3.7 restarts raft with its applied index at the last disk
+// snapshot (0 for a server that never took one — its first 5,000 entries,
+// SnapshotCount) and, once it has replayed 100 entries, compacts its
+// in-memory log to index 1 (compactRaftLog's floor) before raft hears that
+// they were applied. A campaign in that gap makes raft scan the
+// "unapplied" entries from index 1 for configuration changes, find them
+// compacted and panic ("error scanning unapplied entries [1, N):
+// requested index is unavailable due to compaction"), which kills the
+// process. The gap is only open while raft waits for the replay of a
+// batch holding a configuration change (the group's first entries), when
+// raft's own timers cannot fire a campaign, so only a request from
+// outside could: issue 19 saw 3 of 5 restarts after a kill -9 die so,
+// every replica asked every 20 ms. A resumed group elects on its own
+// timers (a replica within its first 0.55 s; etcd fast-forwards a
+// member's election ticks once its peers are connected).
 
 // firstCandidate is the region whose member reaches a majority of the
 // others fastest at the model latencies: the smallest k-th round-trip time
