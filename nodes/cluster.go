@@ -407,7 +407,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		go r.run() // idle until asked; Close ends it
 		c.regions = append(c.regions, r)
 		c.byName[name] = r
-		r.dir, r.token, r.tickMs, r.elecMs, r.noFsync, r.zapLogger = c.dir+"/"+name, "caplab", cfg.TickMs, cfg.ElectionMs, !cfg.Fsync, zl
+		r.dir, r.token, r.tickMs, r.elecMs, r.noFsync, r.zapLogger, r.log = c.dir+"/"+name, "caplab", cfg.TickMs, cfg.ElectionMs, !cfg.Fsync, zl, c.log
 		r.bypass, r.quiesce, r.repoint = cfg.BypassFabric, c.quiesce, c.repoint
 		if err := r.pickPorts(); err != nil {
 			return nil, err

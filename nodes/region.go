@@ -3,6 +3,7 @@ package nodes
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 	"time"
@@ -40,6 +41,7 @@ type region struct {
 	elecMs    uint
 	noFsync   bool
 	zapLogger *zap.Logger
+	log       *slog.Logger // the cluster's logger
 
 	// Set by the cluster before run starts.
 	quiesce func(r *region) // points traffic into the region at nothing before its servers stop
@@ -222,15 +224,28 @@ func (r *region) doStart() error {
 // ports while the region was down, it moves to new ports and tries again
 // (the member's advertised peer address, its proxy, stays).
 func (r *region) startWithRetry(config func() *embed.Config, member bool) (*embed.Etcd, error) {
-	e, err := embed.StartEtcd(config())
+	e, err := startGated(config(), r.log)
 	for try := 0; addrInUse(err) && try < 5; try++ {
 		if err := r.movePorts(member); err != nil {
 			return nil, err
 		}
 		r.repoint(r)
-		e, err = embed.StartEtcd(config())
+		e, err = startGated(config(), r.log)
 	}
 	return e, err
+}
+
+// startGated starts one etcd server behind a new requestGate, so that its
+// storage never closes under a request (gate.go).
+func startGated(cfg *embed.Config, log *slog.Logger) (*embed.Etcd, error) {
+	g := newRequestGate(cfg.Name, log)
+	cfg.GRPCAdditionalServerOptions = append(cfg.GRPCAdditionalServerOptions, g.serverOptions()...)
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.guard(e)
+	return e, nil
 }
 
 // servers returns the servers, or nils when down.

@@ -2,6 +2,7 @@ package nodes
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -113,6 +114,7 @@ type zoneMember struct {
 	cluster      string
 	noFsync      bool
 	zl           *zap.Logger
+	log          *slog.Logger // the cluster's logger
 
 	mu       sync.Mutex
 	etcd     *embed.Etcd
@@ -145,7 +147,7 @@ func (z *zoneMember) start() error {
 	if z.etcd != nil {
 		return fmt.Errorf("nodes: restart %s: zone is already running: %w", z.name, ErrRegionUp)
 	}
-	e, err := embed.StartEtcd(z.config())
+	e, err := startGated(z.config(), z.log)
 	if err != nil {
 		return fmt.Errorf("nodes: start zone %s: %w", z.name, err)
 	}
@@ -291,7 +293,7 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 		}
 		var initial []string
 		for i, name := range names {
-			z := &zoneMember{name: name, region: region, index: i, dir: c.dir + "/" + name, noFsync: !c.cfg.Fsync, zl: zl}
+			z := &zoneMember{name: name, region: region, index: i, dir: c.dir + "/" + name, noFsync: !c.cfg.Fsync, zl: zl, log: c.log}
 			if err := z.pickPorts(); err != nil {
 				return err
 			}
