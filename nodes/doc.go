@@ -65,7 +65,9 @@
 // whoever calls them. A region is Up only while every one of its servers
 // runs (etcd may stop one on its own); Restart repairs a region that is
 // partly down. Nothing reaches a server while it closes: its proxies point
-// at nothing first.
+// at nothing first, and a request gate in its gRPC server (gate.go)
+// refuses new requests, ends those inside and waits for them before etcd
+// closes its storage — on a crash, on Close and on a stop of etcd's own.
 //
 // # Data
 //
