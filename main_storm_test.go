@@ -115,18 +115,6 @@ func crashStorm(t *testing.T, bin string) {
 		_, _ = post(p.base, token, "/api/regions/"+name+"/restart")
 	}
 	awaitSettled(t, p)
-	var check struct {
-		Linearizable bool
-		Oversold     int
-		Operations   int
-		Explanation  string
-	}
-	if err := getJSON(p.base+"/api/check?store=consensus&sku=S", &check); err != nil {
-		t.Fatal(err)
-	}
-	if !check.Linearizable || check.Oversold != 0 || check.Operations == 0 {
-		t.Errorf("consensus after the storm: linearizable %v, oversold %d, %d operations: %s", check.Linearizable, check.Oversold, check.Operations, check.Explanation)
-	}
 	for _, store := range stores {
 		for _, r := range regions {
 			sold := false
@@ -143,6 +131,19 @@ func crashStorm(t *testing.T, bin string) {
 				t.Errorf("%s does not sell in %s after the storm", store, r)
 			}
 		}
+	}
+	// The verdict covers the storm and the buys after it.
+	var check struct {
+		Linearizable bool
+		Oversold     int
+		Operations   int
+		Explanation  string
+	}
+	if err := getJSON(p.base+"/api/check?store=consensus&sku=S", &check); err != nil {
+		t.Fatal(err)
+	}
+	if !check.Linearizable || check.Oversold != 0 || check.Operations == 0 {
+		t.Errorf("consensus after the storm: linearizable %v, oversold %d, %d operations: %s", check.Linearizable, check.Oversold, check.Operations, check.Explanation)
 	}
 	if p.exited() {
 		t.Fatalf("caplab died (%v):\n%s", p.cmd.ProcessState, p.out)
