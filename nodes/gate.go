@@ -56,7 +56,7 @@ func newRequestGate(name string, log *slog.Logger) *requestGate {
 // to every request's stack, and on a new goroutine per request that made
 // a serializable Range's stack grow, and be copied, once more: profiled,
 // runtime.copystack under the Range was a third of the gated handler's
-// CPU, 4–9 µs a request (8–30 % more CPU per Get than without the gate on
+// CPU, 4–17 µs a request (6–30 % more CPU per Get than without the gate on
 // the 2-core machine). Workers keep their grown stacks, and with them the
 // gated server costs what the ungated one did (BenchmarkRequestGate:
 // CPU ratio gated/ungated 1.00–1.05 for Gets, 0.96–1.00 for Puts).
