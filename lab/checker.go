@@ -385,13 +385,18 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 // With sku "" the counts are the sums over SKUs.
 func Check(ops []Operation, store Store, sku string, timeout time.Duration) (CheckResult, porcupine.LinearizationInfo) {
 	in, _, _ := prepareCheck(ops, store, sku)
-	res, info := porcupine.CheckOperationsVerbose(inventoryModel(rankIndeterminate(in)), toPorcupine(in), timeout)
+	model := inventoryModel(rankIndeterminate(in))
+	pops := toPorcupine(in)
+	res, info := porcupine.CheckOperationsVerbose(model, pops, timeout)
 	r := CheckResult{
 		Store:        store,
 		SKU:          sku,
 		Linearizable: res == porcupine.Ok,
 		TimedOut:     res == porcupine.Unknown,
 		Operations:   len(in),
+	}
+	if res == porcupine.Illegal {
+		r.Unplaced = unplacedOp(in, pops, model, info, sku)
 	}
 	countWindow(&r, ops, store, sku)
 	if r.Linearizable {
@@ -483,7 +488,10 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 	}
 }
 
-// explainCheck says in one or two sentences what the verdict means.
+// explainCheck says in one or two sentences what the verdict means, from
+// its evidence: the oversold and lost-update counts where they are the
+// evidence, else the answer the search could not place (evidence.go).
+// "Stale read" is said only when a linearizable read is that answer.
 func explainCheck(r CheckResult) string {
 	units := func(n int) string {
 		if n == 1 {
@@ -491,45 +499,105 @@ func explainCheck(r CheckResult) string {
 		}
 		return fmt.Sprintf("%d units", n)
 	}
+	unplaced := ""
+	if r.Unplaced != nil {
+		unplaced = " " + r.Unplaced.Sentence
+	}
+	var s string
 	switch {
+	case r.Operations == 0 && r.NotJudged > 0:
+		s = "Nothing judged: every recorded answer on it came after writes the lab did not record."
 	case r.Operations == 0 && r.SoldUnits == 0 && r.StaleReads == 0:
-		return "Nothing to check yet: no stock, buy or read on this SKU has been answered."
+		s = "Nothing to check yet: no stock, buy or read on this SKU has been answered."
 	case r.TimedOut:
-		s := fmt.Sprintf("Undecided: the checker ran out of time on %d operations, so it cannot say whether one order of events explains them.", r.Operations)
+		s = fmt.Sprintf("Undecided: the checker ran out of time on %d operations, so it cannot say whether one order of events explains them.", r.Operations)
 		if r.Oversold > 0 {
 			s += fmt.Sprintf(" Still, %s were sold but only %s stocked.", units(r.SoldUnits), units(r.InitialUnits))
 		}
-		return s
 	case !r.Linearizable && r.Oversold == 1:
-		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold the same unit twice.", units(r.SoldUnits), units(r.InitialUnits))
+		s = fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold the same unit twice.", units(r.SoldUnits), units(r.InitialUnits)) + unplaced
 	case !r.Linearizable && r.Oversold > 1:
-		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold %s it did not have.", units(r.SoldUnits), units(r.InitialUnits), units(r.Oversold))
+		s = fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold %s it did not have.", units(r.SoldUnits), units(r.InitialUnits), units(r.Oversold)) + unplaced
 	case !r.Linearizable && r.LostUpdates > 0:
-		return fmt.Sprintf("Not linearizable: buys succeeded from the same stock count, so %d of them overwrote another's write — a lost update. Nothing was oversold, but the count is wrong.", r.LostUpdates)
-	case !r.Linearizable && r.StaleReads > 0:
-		return "Not linearizable: a read returned an older stock count than a write that had already finished — a stale read."
+		s = fmt.Sprintf("Not linearizable: buys succeeded from the same stock count, so %d of them overwrote another's write — a lost update. Nothing was oversold, but the count is wrong.", r.LostUpdates) + unplaced
+	case !r.Linearizable && r.Unplaced != nil:
+		s = "Not linearizable:" + unplaced
 	case !r.Linearizable:
-		return "Not linearizable: no single order of events explains every answer the store gave."
+		s = "Not linearizable: no single order of events explains every answer the store gave."
+	default:
+		s = "Linearizable: every answer fits one order of events; nothing was oversold."
+		var notes []string
+		switch {
+		case r.StaleReads > 0 && r.Store == Consensus:
+			notes = append(notes, fmt.Sprintf("%d serializable %s returned an old count, which their contract allows", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
+		case r.StaleReads > 0:
+			notes = append(notes, fmt.Sprintf("%d %s returned an old count, which one order of events still explains", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
+		}
+		if r.Indeterminate > 0 {
+			notes = append(notes, fmt.Sprintf("%d unavailable %s may or may not have applied, and the check allows both", r.Indeterminate, checkPlural(r.Indeterminate, "write", "writes")))
+		}
+		if len(notes) > 0 {
+			s += " " + strings.ToUpper(notes[0][:1]) + notes[0][1:]
+			if len(notes) > 1 {
+				s += "; " + notes[1]
+			}
+			s += "."
+		}
 	}
-	s := "Linearizable: every answer fits one order of events; nothing was oversold."
-	var notes []string
-	switch {
-	case r.StaleReads > 0 && r.Store == Consensus:
-		notes = append(notes, fmt.Sprintf("%d serializable %s returned an old count, which their contract allows", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
-	case r.StaleReads > 0:
-		notes = append(notes, fmt.Sprintf("%d %s returned an old count, which one order of events still explains", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
+	if c := explainCuts(r); c != "" {
+		s += " " + c
 	}
-	if r.Indeterminate > 0 {
-		notes = append(notes, fmt.Sprintf("%d unavailable %s may or may not have applied, and the check allows both", r.Indeterminate, checkPlural(r.Indeterminate, "write", "writes")))
+	return s
+}
+
+// explainCuts says what a verdict with cuts covers: "Judged BF-000000's
+// first 9.2 s: …".
+func explainCuts(r CheckResult) string {
+	if len(r.Cuts) == 0 {
+		return ""
 	}
-	if len(notes) > 0 {
-		s += " " + strings.ToUpper(notes[0][:1]) + notes[0][1:]
-		if len(notes) > 1 {
-			s += "; " + notes[1]
+	c := r.Cuts[0]
+	why := "writes on it were left out of the history (a load records only the SKUs it checks, within a budget)"
+	switch c.Reason {
+	case GapHistoryFull:
+		why = "the lab's history was full"
+	case GapGeoLogFull:
+		why = "the geo store's call log was full"
+	case GapTooManySKUs:
+		why = "the lab tracked too many unrecorded SKUs to follow this one"
+	}
+	s := fmt.Sprintf("Judged %s's first %.1f s: from then on %s, and a history with writes missing is not one any store could have produced", c.SKU, c.JudgedS, why)
+	if !c.Resumed.IsZero() {
+		s += fmt.Sprintf("; judging resumed at a restock %.1f s later", c.Resumed.Sub(c.At).Seconds())
+	}
+	s += "."
+	if r.NotJudged > 0 {
+		s += fmt.Sprintf(" %s recorded %s after that %s not judged", thousands(r.NotJudged), checkPlural(r.NotJudged, "operation", "operations"), checkPlural(r.NotJudged, "was", "were"))
+		if n := inFlightAtCuts(r.Cuts); n > 0 {
+			s += fmt.Sprintf(", and %d %s in flight then count as may-have-applied", n, checkPlural(n, "write", "writes"))
 		}
 		s += "."
 	}
+	if skus := cutSKUs(r.Cuts); skus > 1 {
+		s += fmt.Sprintf(" (%d SKUs were cut like this.)", skus)
+	}
 	return s
+}
+
+func inFlightAtCuts(cuts []CheckCut) int {
+	n := 0
+	for _, c := range cuts {
+		n += c.InFlight
+	}
+	return n
+}
+
+func cutSKUs(cuts []CheckCut) int {
+	seen := map[string]bool{}
+	for _, c := range cuts {
+		seen[c.SKU] = true
+	}
+	return len(seen)
 }
 
 func checkPlural(n int, one, many string) string {
@@ -541,26 +609,94 @@ func checkPlural(n int, one, many string) string {
 
 // Visualize writes the checker's view of one store's history on one SKU
 // ("" = every SKU) as one self-contained HTML page: each operation on a
-// timeline, the order of events the checker found (or how far it got), and
-// the operations left out of the check as annotations.
+// timeline, the order of events the checker found (or how far it got),
+// the answer it could not place, and the operations left out of the check
+// as annotations.
 func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
-	in, left, origin := prepareCheck(ops, store, sku)
+	return visualize(ops, nil, store, sku, w)
+}
+
+// visualize is Visualize with the history cut at gaps (cut.go): what the
+// picture shows is what the verdict judged.
+func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w io.Writer) error {
+	var mine []Operation
+	for _, op := range ops {
+		if op.Store == store && (sku == "" || op.SKU == sku) {
+			mine = append(mine, op)
+		}
+	}
+	judged, cuts, _ := cutOperations(mine, store, gaps)
+	kept := map[int]bool{}
+	for _, op := range judged {
+		kept[op.ID] = true
+	}
+	answered := map[int]Kind{}
+	for _, op := range mine {
+		answered[op.ID] = op.Outcome
+	}
+	in, left, origin := prepareCheck(judged, store, sku)
 	model := inventoryModel(rankIndeterminate(in))
-	_, info := porcupine.CheckOperationsVerbose(model, toPorcupine(in), VisualizeTimeout)
+	pops := toPorcupine(in)
+	for i, c := range in {
+		if answered[c.op.ID] == OK && c.op.Outcome == Unavailable {
+			pops[i].Metadata = fmt.Sprintf("operation %d, %s store; answered ok, but it was in flight when writes on %s went unrecorded: judged as may-have-applied", c.op.ID, c.op.Store, c.op.SKU)
+		}
+	}
+	res, info := porcupine.CheckOperationsVerbose(model, pops, VisualizeTimeout)
+	at := func(t time.Time) int64 { return max(0, t.Sub(origin).Nanoseconds()) }
 	var notes []porcupine.Annotation
 	for _, op := range left {
-		start := op.Call.Sub(origin).Nanoseconds()
 		why := "it did not apply"
 		if op.Op == OpRead && op.Outcome == OK {
 			why = "serializable reads may return an old count by contract"
 		}
 		notes = append(notes, porcupine.Annotation{
 			Tag:         "not checked",
-			Start:       start,
-			End:         max(start, op.Return.Sub(origin).Nanoseconds()),
+			Start:       at(op.Call),
+			End:         max(at(op.Call), at(op.Return)),
 			Description: describeLeftOut(op),
 			Details:     fmt.Sprintf("operation %d: left out of the check because %s", op.ID, why),
 		})
+	}
+	if len(in) > 0 {
+		for _, op := range mine {
+			if kept[op.ID] {
+				continue
+			}
+			notes = append(notes, porcupine.Annotation{
+				Tag:         "not judged",
+				Start:       at(op.Call),
+				End:         max(at(op.Call), at(op.Return)),
+				Description: describeLeftOut(op),
+				Details:     fmt.Sprintf("operation %d: recorded after writes on %s went unrecorded, so no order of events can be judged for it", op.ID, op.SKU),
+			})
+		}
+		for _, c := range cuts {
+			end := "on"
+			if !c.Resumed.IsZero() {
+				end = fmt.Sprintf("until the restock judging resumed at (+%.1f s)", c.Resumed.Sub(c.At).Seconds())
+			}
+			notes = append(notes, porcupine.Annotation{
+				Tag:             "unrecorded writes",
+				Start:           at(c.At),
+				End:             max(at(c.At), at(c.Resumed)),
+				Description:     fmt.Sprintf("%s: %d unrecorded %s", c.SKU, c.Writes, checkPlural(c.Writes, "write", "writes")),
+				Details:         fmt.Sprintf("From here %s, writes on %s were not recorded (%s): the checker judges none of its recorded answers in that stretch.", end, c.SKU, c.Reason),
+				BackgroundColor: "#fde2b8",
+			})
+		}
+	}
+	if res == porcupine.Illegal {
+		if u := unplacedOp(in, pops, model, info, sku); u != nil {
+			notes = append(notes, porcupine.Annotation{
+				ClientId:        u.client,
+				Start:           u.call,
+				End:             u.ret,
+				Description:     "could not be placed",
+				Details:         u.Sentence,
+				BackgroundColor: "#f7b7b7",
+			})
+		}
 	}
 	info.AddAnnotations(notes)
 	if err := porcupine.Visualize(model, info, w); err != nil {

@@ -52,6 +52,11 @@ type opLog struct {
 	base    int          // ID of slot 0
 	next    atomic.Int64 // slots claimed; ≥ sealed once Clear retired the log
 	dropped atomic.Int64 // operations past the cap
+	// reserved counts operations promised a slot when they were called
+	// (reserve): the lab decides at the call whether an operation will be
+	// kept, so that one past the cap is known as unrecorded before it can
+	// reach a store (gaps.go).
+	reserved atomic.Int64
 	chunks  [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }
 
@@ -92,16 +97,27 @@ func (g *opLog) chunk(i int) *opChunk {
 	return g.chunks[i].Load()
 }
 
+// reserve promises the operation being called a slot: false once
+// MaxHistoryOperations are promised since the last Clear (the operation
+// will not be stored: drop it at its return).
+func (h *History) reserve() bool {
+	return h.current().reserved.Add(1) <= MaxHistoryOperations
+}
+
 // AddOperation records op with the next operation ID and returns it with
 // that ID set. Past MaxHistoryOperations the ID is still assigned but the
 // operation is not stored.
 func (h *History) AddOperation(op Operation) Operation {
+	if !h.reserve() {
+		return h.drop(op)
+	}
 	op, _ = h.addOperation(op)
 	return op
 }
 
-// addOperation is AddOperation, and says whether op was stored (false past
-// the cap).
+// addOperation stores op, which reserve promised a slot, with the next
+// ID, and says whether it was stored (a slot is always there unless
+// AddOperation past the cap raced it).
 func (h *History) addOperation(op Operation) (Operation, bool) {
 	for {
 		g := h.current()
@@ -110,16 +126,26 @@ func (h *History) addOperation(op Operation) (Operation, bool) {
 			runtime.Gosched()
 			continue
 		}
-		op.ID = g.base + int(s)
 		if s >= MaxHistoryOperations {
-			g.dropped.Add(1)
-			return op, false
+			return h.drop(op), false
 		}
+		op.ID = g.base + int(s)
 		c := g.chunk(int(s) / chunkSize)
 		c.ops[s%chunkSize] = op
 		c.filled[s%chunkSize].Store(true)
 		return op, true
 	}
+}
+
+// drop gives op an ID after every stored one without storing it, and
+// counts it in Dropped.
+func (h *History) drop(op Operation) Operation {
+	h.current()
+	h.clearMu.Lock() // against Clear, which numbers the next log after these
+	defer h.clearMu.Unlock()
+	g := h.log.Load()
+	op.ID = g.base + MaxHistoryOperations + int(g.dropped.Add(1)-1)
+	return op
 }
 
 // AddFault records f with the next fault ID and returns it with that ID
@@ -251,8 +277,12 @@ func (h *History) Clear() {
 	h.current()
 	h.clearMu.Lock()
 	old := h.log.Load()
-	n := old.next.Swap(sealed) // retire the log; late claims retry on the new one
-	h.log.Store(&opLog{base: old.base + int(n)})
+	n := min(old.next.Swap(sealed), MaxHistoryOperations) // retire the log; late claims retry on the new one
+	next := old.base + int(n)
+	if d := old.dropped.Load(); d > 0 {
+		next = old.base + MaxHistoryOperations + int(d) // after the IDs drop gave
+	}
+	h.log.Store(&opLog{base: next})
 	h.clearMu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
