@@ -53,9 +53,9 @@ type AuditRecord struct {
 	Type AuditRecordType `json:"type"`
 	// Run identifies the lab process that wrote the record (its start
 	// time): operation and fault IDs restart at 1 in every run.
-	Run       string     `json:"run,omitempty"`
-	At        time.Time  `json:"at"`
-	Regions   []string   `json:"regions,omitempty"`
+	Run       string        `json:"run,omitempty"`
+	At        time.Time     `json:"at"`
+	Regions   []string      `json:"regions,omitempty"`
 	Operation *Operation    `json:"operation,omitempty"`
 	Fault     *Fault        `json:"fault,omitempty"`
 	Dropped   int           `json:"dropped,omitempty"`

@@ -568,7 +568,7 @@ func explainCuts(r CheckResult) string {
 	}
 	s := fmt.Sprintf("Judged %s's first %.1f s: from then on %s, and a history with writes missing is not one any store could have produced", c.SKU, c.JudgedS, why)
 	if !c.Resumed.IsZero() {
-		s += fmt.Sprintf("; judging resumed at a restock %.1f s later", c.Resumed.Sub(c.At).Seconds())
+		s += fmt.Sprintf("; judging resumed at a restock %.1f s later", c.Resumed.Round(0).Sub(c.At.Round(0)).Seconds())
 	}
 	s += "."
 	if r.NotJudged > 0 {

@@ -279,7 +279,7 @@ func cutOperations(ops []Operation, store Store, gaps []RecordingGap) (judged []
 		}
 		for _, c := range skuCuts {
 			c.SKU = sku
-			c.JudgedS = max(0, c.At.Sub(first).Seconds())
+			c.JudgedS = max(0, c.At.Round(0).Sub(first.Round(0)).Seconds()) // wall clock, as an export has it
 			cuts = append(cuts, c)
 		}
 	}

@@ -81,12 +81,14 @@ type gapKey struct {
 	sku   string
 }
 
-// gapState is one gap as the ledger keeps it: times in nanoseconds since
-// the ledger's base (monotonic, like the operations' own times).
+// gapState is one gap as the ledger keeps it. Its times are the
+// operations' own (with their monotonic readings), so that an export,
+// which keeps the wall clock only, compares them with the operations'
+// times exactly as the lab does.
 type gapState struct {
 	id       int64
-	from     int64
-	lastRet  int64
+	from     time.Time
+	lastRet  time.Time
 	writes   int32
 	inflight int32
 	mayLand  bool // an unrecorded write answered unavailable
@@ -98,7 +100,7 @@ type keyGaps struct {
 	gaps      []gapState // oldest first; the last is the one writes join
 	recorded  bool       // the key has recorded operations (its gaps matter)
 	dirty     bool       // changed since the recorders last heard of it
-	lastStock int64      // latest call of a recorded stock (ns since base); 0: none
+	lastStock time.Time  // latest call of a recorded stock; zero: none
 }
 
 type gapShard struct {
@@ -108,7 +110,6 @@ type gapShard struct {
 
 // recordingGaps is the lab's ledger of gaps since the last reset.
 type recordingGaps struct {
-	base   time.Time
 	seed   maphash.Seed
 	shards [64]gapShard
 	keys   atomic.Int64
@@ -119,16 +120,12 @@ type recordingGaps struct {
 }
 
 func newRecordingGaps(emit func(RecordingGap)) *recordingGaps {
-	g := &recordingGaps{base: time.Now(), seed: maphash.MakeSeed(), emit: emit}
+	g := &recordingGaps{seed: maphash.MakeSeed(), emit: emit}
 	for i := range g.shards {
 		g.shards[i].m = map[gapKey]*keyGaps{}
 	}
 	return g
 }
-
-func (g *recordingGaps) ns(t time.Time) int64 { return int64(t.Sub(g.base)) }
-
-func (g *recordingGaps) at(ns int64) time.Time { return g.base.Add(time.Duration(ns)) }
 
 func (g *recordingGaps) shard(k gapKey) *gapShard {
 	return &g.shards[maphash.String(g.seed, k.sku)%uint64(len(g.shards))]
@@ -166,7 +163,7 @@ func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapRe
 		s.mu.Unlock()
 		return g.begin(store, "", call, GapTooManySKUs)
 	}
-	at := g.ns(call)
+	at := call
 	var cur *gapState
 	if n := len(e.gaps); n > 0 {
 		cur = &e.gaps[n-1]
@@ -180,9 +177,9 @@ func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapRe
 		// It changed nothing; it starts again here.
 		cur.from, cur.reason = at, why
 		widened = true
-	case cur != nil && (cur.inflight > 0 || cur.mayLand || e.lastStock <= cur.lastRet):
+	case cur != nil && (cur.inflight > 0 || cur.mayLand || !e.lastStock.After(cur.lastRet)):
 		// Still going, or no recorded stock since could have ended it.
-		if at < cur.from {
+		if at.Before(cur.from) {
 			cur.from, widened = at, true
 		}
 	default:
@@ -190,7 +187,7 @@ func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapRe
 			last := e.gaps[len(e.gaps)-1]
 			e.gaps = e.gaps[:len(e.gaps)-1]
 			p := &e.gaps[len(e.gaps)-1]
-			p.lastRet, p.writes = max(p.lastRet, last.lastRet), p.writes+last.writes
+			p.lastRet, p.writes = later(p.lastRet, last.lastRet), p.writes+last.writes
 			p.inflight, p.mayLand = p.inflight+last.inflight, p.mayLand || last.mayLand
 		}
 		e.gaps = append(e.gaps, gapState{id: g.ids.Add(1), from: at, lastRet: at, reason: why})
@@ -225,7 +222,7 @@ func (g *recordingGaps) end(t gapToken, ret time.Time, wrote, mayLand bool) {
 	}
 	gs := &e.gaps[i]
 	gs.inflight--
-	gs.lastRet = max(gs.lastRet, g.ns(ret))
+	gs.lastRet = later(gs.lastRet, ret)
 	if wrote {
 		gs.writes++
 	}
@@ -248,7 +245,7 @@ func (g *recordingGaps) recordedBegin(store Store, sku string, op Op, call time.
 	}
 	e.recorded = true
 	if op == OpStock {
-		e.lastStock = max(e.lastStock, g.ns(call))
+		e.lastStock = later(e.lastStock, call)
 	}
 	var out []RecordingGap
 	if e.dirty && len(e.gaps) > 0 {
@@ -271,9 +268,9 @@ func (g *recordingGaps) send(gaps []RecordingGap) {
 func (g *recordingGaps) export(k gapKey, e *keyGaps) []RecordingGap {
 	out := make([]RecordingGap, 0, len(e.gaps))
 	for _, gs := range e.gaps {
-		r := RecordingGap{ID: gs.id, Store: k.store, SKU: k.sku, Reason: gs.reason, From: g.at(gs.from), Writes: int(gs.writes)}
+		r := RecordingGap{ID: gs.id, Store: k.store, SKU: k.sku, Reason: gs.reason, From: gs.from, Writes: int(gs.writes)}
 		if gs.inflight == 0 && !gs.mayLand {
-			r.To = g.at(gs.lastRet)
+			r.To = gs.lastRet
 		}
 		out = append(out, r)
 	}
@@ -345,6 +342,14 @@ func (g *recordingGaps) clear() {
 		s.mu.Unlock()
 	}
 	g.keys.Store(0)
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // mayWrite reports whether an operation that answered op.Outcome may have

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -49,6 +50,7 @@ type opChunk struct {
 // opLog is the operations of one generation (Clear starts a new one).
 // Slot s holds the operation with ID base+s.
 type opLog struct {
+	started time.Time    // when the log began (the lab's start or last Clear)
 	base    int          // ID of slot 0
 	next    atomic.Int64 // slots claimed; ≥ sealed once Clear retired the log
 	dropped atomic.Int64 // operations past the cap
@@ -57,7 +59,7 @@ type opLog struct {
 	// kept, so that one past the cap is known as unrecorded before it can
 	// reach a store (gaps.go).
 	reserved atomic.Int64
-	chunks  [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
+	chunks   [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }
 
 // sealed marks a retired log: claims on it are retried on the new one.
@@ -71,6 +73,9 @@ const historyOpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
 // recorded is the number of operations stored in g.
 func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxHistoryOperations)) }
 
+// startedAt is when the history began: the lab's start or its last Clear.
+func (h *History) startedAt() time.Time { return h.current().started }
+
 // NewHistory returns an empty History.
 func NewHistory() *History { return &History{} }
 
@@ -81,7 +86,7 @@ func (h *History) current() *opLog {
 	h.clearMu.Lock()
 	defer h.clearMu.Unlock()
 	if h.log.Load() == nil {
-		h.log.Store(&opLog{base: 1})
+		h.log.Store(&opLog{base: 1, started: time.Now()})
 	}
 	return h.log.Load()
 }
@@ -282,7 +287,7 @@ func (h *History) Clear() {
 	if d := old.dropped.Load(); d > 0 {
 		next = old.base + MaxHistoryOperations + int(d) // after the IDs drop gave
 	}
-	h.log.Store(&opLog{base: next})
+	h.log.Store(&opLog{base: next, started: time.Now()})
 	h.clearMu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()

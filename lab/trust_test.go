@@ -29,15 +29,15 @@ type simOp struct {
 
 // simConfig shapes a simulated execution.
 type simConfig struct {
-	n           int     // operations
-	stock       int     // the first stock's quantity
-	pRestock    float64 // chance an operation is a restock (to stock)
-	pRead       float64 // chance an operation is a read
-	pUnavail    float64 // chance a write answers unavailable
-	pSerial     float64 // chance a read is serializable
-	gapMeanUs   float64 // mean time between calls
-	durMaxUs    int     // longest operation
-	cleanFirst  bool    // nothing overlaps the first stock
+	n          int     // operations
+	stock      int     // the first stock's quantity
+	pRestock   float64 // chance an operation is a restock (to stock)
+	pRead      float64 // chance an operation is a read
+	pUnavail   float64 // chance a write answers unavailable
+	pSerial    float64 // chance a read is serializable
+	gapMeanUs  float64 // mean time between calls
+	durMaxUs   int     // longest operation
+	cleanFirst bool    // nothing overlaps the first stock
 }
 
 var simRegions = []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
@@ -145,7 +145,6 @@ func simulate(rng *rand.Rand, c simConfig) []simOp {
 // return — and returns the recorded operations and the gaps.
 func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operation, []RecordingGap) {
 	g := newRecordingGaps(nil)
-	g.base = checkEpoch.Add(-time.Hour)
 	type ev struct {
 		at   time.Time
 		end  bool
@@ -354,7 +353,6 @@ func TestBudgetCutWithWriteInFlight(t *testing.T) {
 	}
 
 	g := newRecordingGaps(nil)
-	g.base = checkEpoch
 	for _, op := range ops[:3] {
 		g.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
 	}
