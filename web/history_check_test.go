@@ -171,8 +171,14 @@ func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, res
 			t.Errorf("%s: %v: /api/check and history check differ:\n api  %+v\n file %+v", how, s, a, b)
 		}
 		t.Logf("%s: %s %s: linearizable=%v oversold=%d judged=%d cuts=%d: %s", how, s.Store, s.SKU, api.Linearizable, api.Oversold, api.Operations, len(api.Cuts), api.Explanation)
+		if api.Unplaced != nil { // the picture marks the same answer
+			_, page := f.call(t, "GET", fmt.Sprintf("/api/check/visual?store=%s&sku=%s", s.Store, s.SKU), "", nil)
+			if !strings.Contains(string(page), "could not be placed") || !strings.Contains(string(page), api.Unplaced.Sentence[:30]) {
+				t.Errorf("%s: /api/check/visual of %v does not mark %q", how, s, api.Unplaced.Sentence)
+			}
+		}
 		switch {
-		case s.Store == lab.Replicated && (api.Linearizable || api.Oversold == 0):
+		case s.Store == lab.Replicated && (api.Linearizable || api.Unplaced == nil || api.Oversold == 0):
 			t.Errorf("%s: the replicated store sold 4 of 2 under a cut, yet %+v", how, api)
 		case s.Store != lab.Replicated && !api.Linearizable:
 			t.Errorf("%s: %v judged not linearizable: %s", how, s, api.Explanation)
