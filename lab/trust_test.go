@@ -149,7 +149,6 @@ func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operati
 		at   time.Time
 		end  bool
 		i    int
-		tok  *gapToken
 		call bool
 	}
 	var evs []ev
