@@ -110,17 +110,18 @@ type gapShard struct {
 
 // recordingGaps is the lab's ledger of gaps since the last reset.
 type recordingGaps struct {
-	seed   maphash.Seed
-	shards [64]gapShard
-	keys   atomic.Int64
-	ids    atomic.Int64
+	seed    maphash.Seed
+	shards  [64]gapShard
+	keys    atomic.Int64
+	maxKeys int64 // maxGapKeys (tests set less)
+	ids     atomic.Int64
 	// emit hands a gap of a key with recorded operations to the lab's
 	// recorders (the audit log); called outside every lock.
 	emit func(RecordingGap)
 }
 
 func newRecordingGaps(emit func(RecordingGap)) *recordingGaps {
-	g := &recordingGaps{seed: maphash.MakeSeed(), emit: emit}
+	g := &recordingGaps{seed: maphash.MakeSeed(), emit: emit, maxKeys: maxGapKeys}
 	for i := range g.shards {
 		g.shards[i].m = map[gapKey]*keyGaps{}
 	}
@@ -137,7 +138,7 @@ func (g *recordingGaps) entry(s *gapShard, k gapKey) (*keyGaps, bool) {
 	if e := s.m[k]; e != nil {
 		return e, false
 	}
-	if k.sku != "" && g.keys.Load() >= maxGapKeys {
+	if k.sku != "" && g.keys.Load() >= g.maxKeys {
 		return nil, true
 	}
 	e := &keyGaps{}
@@ -216,9 +217,13 @@ func (g *recordingGaps) end(t gapToken, ret time.Time, wrote, mayLand bool) {
 	if e == nil {
 		return // a reset came in between (it cannot: Reset waits for operations)
 	}
-	i := slices.IndexFunc(e.gaps, func(x gapState) bool { return x.id == t.id })
-	if i < 0 {
-		i = len(e.gaps) - 1 // merged into a newer one
+	// Its gap, or the older one it was merged into (gaps are in ID order,
+	// and a merge folds a gap into the one before it).
+	i := 0
+	for j, x := range e.gaps {
+		if x.id <= t.id {
+			i = j
+		}
 	}
 	gs := &e.gaps[i]
 	gs.inflight--
