@@ -18,8 +18,9 @@ import (
 // raceBuys buys sku from every region, n times each, concurrently; recorded
 // says per buy whether it goes to the history. It reports whether some
 // unrecorded buy answered unavailable (then it may land any time, and a
-// gap it opened never ends).
-func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded func(i int) bool) (unrecordedUnavailable bool) {
+// gap it opened never ends) and how many unrecorded buys may have written
+// (a busy machine's timeouts can open breakers, which then refuse all).
+func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded func(i int) bool) (unrecordedUnavailable bool, unrecordedWrites int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -35,15 +36,19 @@ func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded fun
 				t.Errorf("buy: %v", err)
 				return
 			}
-			if !rec && o.Outcome == Unavailable {
+			if !rec {
+				wrote, mayLand := mayWrite(Operation{Store: store, Op: OpBuy, Outcome: o.Outcome})
 				mu.Lock()
-				unrecordedUnavailable = true
+				unrecordedUnavailable = unrecordedUnavailable || mayLand
+				if wrote {
+					unrecordedWrites++
+				}
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return unrecordedUnavailable
+	return unrecordedUnavailable, unrecordedWrites
 }
 
 // TestUnrecordedWritesNeverAccuse: recorded and unrecorded buys of one SKU
@@ -55,29 +60,30 @@ func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded fun
 func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 	l := newLab(t, Config{})
 	for _, store := range []Store{Consensus, Geo} {
-		o, err := l.Stock(ctxT(t, 30*time.Second), store, "BUDGET", "us-east-1", 1000)
-		if mustOutcome(t, o, err).Outcome != OK {
-			t.Fatalf("stock: %+v", o)
-		}
+		stockUntilOK(t, l, store, "BUDGET", 1000)
 		// The budget: the first 40 buys by dispatch are recorded, then none.
 		var n int64
 		var mu sync.Mutex
-		raceBuys(t, l, store, "BUDGET", 120, func(int) bool { mu.Lock(); defer mu.Unlock(); n++; return n <= 40 })
+		_, budgetWrites := raceBuys(t, l, store, "BUDGET", 120, func(int) bool { mu.Lock(); defer mu.Unlock(); n++; return n <= 40 })
 
 		// The unsampled SKU: driven unrecorded, then restocked and bought,
 		// recorded.
 		ctx := WithOpRecording(context.Background(), OpRecording{SkipHistory: true, SkipPublish: true})
-		if _, err := l.Stock(ctx, store, "UNSAMPLED", "us-east-1", 50); err != nil {
+		o, err := l.Stock(ctx, store, "UNSAMPLED", "us-east-1", 50)
+		if err != nil {
 			t.Fatal(err)
 		}
-		late := raceBuys(t, l, store, "UNSAMPLED", 30, func(int) bool { return false })
-		o, err = l.Stock(ctxT(t, 30*time.Second), store, "UNSAMPLED", "eu-west-1", 9)
-		if mustOutcome(t, o, err).Outcome != OK {
-			t.Fatalf("restock: %+v", o)
+		stockWrote, stockLate := mayWrite(Operation{Store: store, Op: OpStock, Outcome: o.Outcome})
+		late, unsampledWrites := raceBuys(t, l, store, "UNSAMPLED", 30, func(int) bool { return false })
+		late = late || stockLate
+		if stockWrote {
+			unsampledWrites++
 		}
+		stockUntilOK(t, l, store, "UNSAMPLED", 9)
 		raceBuys(t, l, store, "UNSAMPLED", 6, func(int) bool { return true })
 
 		for _, sku := range []string{"BUDGET", "UNSAMPLED"} {
+			writes := map[string]int{"BUDGET": budgetWrites, "UNSAMPLED": unsampledWrites}[sku]
 			res, err := l.Check(store, sku)
 			if err != nil {
 				t.Fatal(err)
@@ -86,8 +92,13 @@ func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 			if !res.Linearizable {
 				t.Fatalf("%s %s judged not linearizable: %s (cuts %+v)", store, sku, res.Explanation, res.Cuts)
 			}
+			if writes == 0 {
+				t.Logf("%s %s: no unrecorded write got through (refused on a busy machine): nothing to cut", store, sku)
+				continue
+			}
 			if len(res.Cuts) == 0 || !strings.Contains(res.Explanation, "Judged "+sku+"'s first") {
-				t.Errorf("%s %s: no cut named: %+v", store, sku, res)
+				t.Errorf("%s %s: %d unrecorded writes, no cut named: %+v", store, sku, writes, res)
+				continue
 			}
 			if sku == "UNSAMPLED" && !late && (res.Operations == 0 || res.Cuts[0].Resumed.IsZero()) {
 				t.Errorf("%s UNSAMPLED: judging did not resume at the restock: %+v", store, res)
@@ -95,6 +106,24 @@ func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 		}
 	}
 	compareMemoryExport(t, l)
+}
+
+// stockUntilOK stocks sku until the store answers ok (within 30 s): a
+// burst of concurrent buys on a busy machine (the race detector's) can
+// time out and open a region's breaker for its cool-down.
+func stockUntilOK(t *testing.T, l *Lab, store Store, sku string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, err := l.Stock(ctxT(t, 30*time.Second), store, sku, l.Leader(), n)
+		if mustOutcome(t, o, err).Outcome == OK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stock %s %s: %s (%s)", store, sku, o.Outcome, o.Message)
+		}
+		time.Sleep(200 * time.Millisecond) // a breaker's cool-down is 1 s here
+	}
 }
 
 // TestHistoryCapWithBuysInFlight: the History fills up while buys are in
@@ -113,11 +142,15 @@ func TestHistoryCapWithBuysInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log(res.Explanation)
-	if !res.Linearizable || res.Unjudged == 0 || len(res.Cuts) == 0 || res.Cuts[0].Reason != GapHistoryFull {
+	if !res.Linearizable || res.Unjudged == 0 {
 		t.Fatalf("past the cap: %+v", res)
 	}
-	if !strings.Contains(res.Explanation, "history was full") {
-		t.Errorf("explanation %q does not say the history was full", res.Explanation)
+	changed := false // a buy past the cap that may have written (a busy machine's breakers may refuse them all)
+	for _, g := range l.gaps.snapshot(Consensus, "IPHONE") {
+		changed = changed || !g.harmless()
+	}
+	if changed && (len(res.Cuts) == 0 || res.Cuts[0].Reason != GapHistoryFull || !strings.Contains(res.Explanation, "history was full")) {
+		t.Errorf("writes past the cap, yet the verdict names no cut at the full history: %+v", res)
 	}
 	compareMemoryExport(t, l)
 }
