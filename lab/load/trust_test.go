@@ -40,7 +40,11 @@ func TestBudgetSpentMidRunStaysLinearizable(t *testing.T) {
 	if !check.Linearizable {
 		t.Fatalf("a fault-free consensus store judged not linearizable: %s", check.Explanation)
 	}
-	if !strings.Contains(check.Explanation, "Judged ") {
+	cut := false // an unrecorded write got through (a busy machine may refuse them all: overloaded)
+	for _, g := range l.Recorded(lab.Consensus, "").Gaps {
+		cut = cut || g.To.IsZero() || g.Writes > 0
+	}
+	if cut && !strings.Contains(check.Explanation, "Judged ") {
 		t.Errorf("the verdict does not say where it stopped judging: %s", check.Explanation)
 	}
 }
