@@ -6,6 +6,7 @@
 //	caplab                      start the lab and open the page
 //	caplab lessons list|check|run …   work with lessons headless
 //	caplab history export …          the history for Knossos, Elle, porcupine
+//	caplab history check FILE        the lab's verdicts on an exported history
 //
 // Run "caplab --help" for the flags.
 package main
@@ -52,6 +53,8 @@ Usage:
                                        run a lesson headless on a fresh lab
   caplab history export [--data-dir DIR|--url URL] [--format jsonl|porcupine|edn]
                                        write the history (audit log) for other checkers
+  caplab history check [--store S --sku S --json] FILE
+                                       the checker's verdicts on a history file (exit 1: not linearizable)
   caplab load [--rate N --mix R --duration D --cut A@T --fail-on oversold>0 …]
                                        Black Friday load on every store, headless ("caplab load --help")
   caplab lessons record --url URL --token TOKEN [-o FILE]

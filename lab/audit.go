@@ -122,8 +122,11 @@ func (l *Lab) recount() bool {
 
 	results := make([]int, len(confirm))
 	for i, p := range confirm {
-		r, _ := Check(p.ops, p.s.store, p.s.sku, auditCheckTimeout)
-		results[i] = r.Oversold // after Check: 0 when one order of events explains all
+		// Cut at the SKU's recording gaps (read after its operations): a
+		// restock the lab left unrecorded must not look like an oversale.
+		rec := Recorded{Operations: p.ops, Gaps: l.gaps.snapshot(p.s.store, p.s.sku)}
+		r := judge(rec, p.s.store, p.s.sku, auditCheckTimeout, &verdicts{})
+		results[i] = r.Oversold // after the check: 0 when one order of events explains all
 	}
 
 	l.auditMu.Lock()

@@ -42,6 +42,8 @@ const (
 	AuditFault     AuditRecordType = "fault"     // Fault
 	AuditReset     AuditRecordType = "reset"     // the lab was reset: stores emptied
 	AuditDropped   AuditRecordType = "dropped"   // memory export only: Dropped operations past the history cap were not kept
+	AuditGap       AuditRecordType = "gap"       // Gap: writes on a SKU went unrecorded from Gap.From (the latest record of a gap ID stands)
+	AuditGeoCall   AuditRecordType = "geo_call"  // GeoCall: a call of the geo store's log, what its verdict is computed from
 )
 
 // AuditRecord is one line of the audit log.
@@ -51,12 +53,14 @@ type AuditRecord struct {
 	Type AuditRecordType `json:"type"`
 	// Run identifies the lab process that wrote the record (its start
 	// time): operation and fault IDs restart at 1 in every run.
-	Run       string     `json:"run,omitempty"`
-	At        time.Time  `json:"at"`
-	Regions   []string   `json:"regions,omitempty"`
-	Operation *Operation `json:"operation,omitempty"`
-	Fault     *Fault     `json:"fault,omitempty"`
-	Dropped   int        `json:"dropped,omitempty"`
+	Run       string        `json:"run,omitempty"`
+	At        time.Time     `json:"at"`
+	Regions   []string      `json:"regions,omitempty"`
+	Operation *Operation    `json:"operation,omitempty"`
+	Fault     *Fault        `json:"fault,omitempty"`
+	Dropped   int           `json:"dropped,omitempty"`
+	Gap       *RecordingGap `json:"gap,omitempty"`
+	GeoCall   *GeoCall      `json:"geoCall,omitempty"`
 }
 
 // AuditOptions configure an AuditLog.
@@ -217,6 +221,21 @@ func (a *AuditLog) Append(e Event) {
 		r.Type, r.Fault, r.At = AuditFault, &f, f.At
 	case EventReset:
 		r.Type = AuditReset
+	case EventGap, EventGeoCall:
+		// What the checker needs besides operations. No wait: the
+		// operation they belong to is queued after them and waits for
+		// its own record, which is written after theirs.
+		if e.Gap != nil {
+			g := *e.Gap
+			r.Type, r.Gap, r.At = AuditGap, &g, g.From
+		} else if e.GeoCall != nil {
+			c := *e.GeoCall
+			r.Type, r.GeoCall, r.At = AuditGeoCall, &c, c.Return
+		} else {
+			return
+		}
+		a.append(r)
+		return
 	default:
 		return
 	}
@@ -456,7 +475,7 @@ type recorders struct {
 
 func (rs *recorders) call(e Event) {
 	switch e.Type {
-	case EventOperation, EventFault, EventReset:
+	case EventOperation, EventFault, EventReset, EventGap, EventGeoCall:
 	default:
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -385,13 +384,18 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 // With sku "" the counts are the sums over SKUs.
 func Check(ops []Operation, store Store, sku string, timeout time.Duration) (CheckResult, porcupine.LinearizationInfo) {
 	in, _, _ := prepareCheck(ops, store, sku)
-	res, info := porcupine.CheckOperationsVerbose(inventoryModel(rankIndeterminate(in)), toPorcupine(in), timeout)
+	model := inventoryModel(rankIndeterminate(in))
+	pops := toPorcupine(in)
+	res, info := porcupine.CheckOperationsVerbose(model, pops, timeout)
 	r := CheckResult{
 		Store:        store,
 		SKU:          sku,
 		Linearizable: res == porcupine.Ok,
 		TimedOut:     res == porcupine.Unknown,
 		Operations:   len(in),
+	}
+	if res == porcupine.Illegal {
+		r.Unplaced = unplacedOp(in, pops, model, info, sku)
 	}
 	countWindow(&r, ops, store, sku)
 	if r.Linearizable {
@@ -481,103 +485,4 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 			r.Oversold += sold
 		}
 	}
-}
-
-// explainCheck says in one or two sentences what the verdict means.
-func explainCheck(r CheckResult) string {
-	units := func(n int) string {
-		if n == 1 {
-			return "1 unit"
-		}
-		return fmt.Sprintf("%d units", n)
-	}
-	switch {
-	case r.Operations == 0 && r.SoldUnits == 0 && r.StaleReads == 0:
-		return "Nothing to check yet: no stock, buy or read on this SKU has been answered."
-	case r.TimedOut:
-		s := fmt.Sprintf("Undecided: the checker ran out of time on %d operations, so it cannot say whether one order of events explains them.", r.Operations)
-		if r.Oversold > 0 {
-			s += fmt.Sprintf(" Still, %s were sold but only %s stocked.", units(r.SoldUnits), units(r.InitialUnits))
-		}
-		return s
-	case !r.Linearizable && r.Oversold == 1:
-		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold the same unit twice.", units(r.SoldUnits), units(r.InitialUnits))
-	case !r.Linearizable && r.Oversold > 1:
-		return fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold %s it did not have.", units(r.SoldUnits), units(r.InitialUnits), units(r.Oversold))
-	case !r.Linearizable && r.LostUpdates > 0:
-		return fmt.Sprintf("Not linearizable: buys succeeded from the same stock count, so %d of them overwrote another's write — a lost update. Nothing was oversold, but the count is wrong.", r.LostUpdates)
-	case !r.Linearizable && r.StaleReads > 0:
-		return "Not linearizable: a read returned an older stock count than a write that had already finished — a stale read."
-	case !r.Linearizable:
-		return "Not linearizable: no single order of events explains every answer the store gave."
-	}
-	s := "Linearizable: every answer fits one order of events; nothing was oversold."
-	var notes []string
-	switch {
-	case r.StaleReads > 0 && r.Store == Consensus:
-		notes = append(notes, fmt.Sprintf("%d serializable %s returned an old count, which their contract allows", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
-	case r.StaleReads > 0:
-		notes = append(notes, fmt.Sprintf("%d %s returned an old count, which one order of events still explains", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
-	}
-	if r.Indeterminate > 0 {
-		notes = append(notes, fmt.Sprintf("%d unavailable %s may or may not have applied, and the check allows both", r.Indeterminate, checkPlural(r.Indeterminate, "write", "writes")))
-	}
-	if len(notes) > 0 {
-		s += " " + strings.ToUpper(notes[0][:1]) + notes[0][1:]
-		if len(notes) > 1 {
-			s += "; " + notes[1]
-		}
-		s += "."
-	}
-	return s
-}
-
-func checkPlural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-// Visualize writes the checker's view of one store's history on one SKU
-// ("" = every SKU) as one self-contained HTML page: each operation on a
-// timeline, the order of events the checker found (or how far it got), and
-// the operations left out of the check as annotations.
-func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
-	in, left, origin := prepareCheck(ops, store, sku)
-	model := inventoryModel(rankIndeterminate(in))
-	_, info := porcupine.CheckOperationsVerbose(model, toPorcupine(in), VisualizeTimeout)
-	var notes []porcupine.Annotation
-	for _, op := range left {
-		start := op.Call.Sub(origin).Nanoseconds()
-		why := "it did not apply"
-		if op.Op == OpRead && op.Outcome == OK {
-			why = "serializable reads may return an old count by contract"
-		}
-		notes = append(notes, porcupine.Annotation{
-			Tag:         "not checked",
-			Start:       start,
-			End:         max(start, op.Return.Sub(origin).Nanoseconds()),
-			Description: describeLeftOut(op),
-			Details:     fmt.Sprintf("operation %d: left out of the check because %s", op.ID, why),
-		})
-	}
-	info.AddAnnotations(notes)
-	if err := porcupine.Visualize(model, info, w); err != nil {
-		return fmt.Errorf("lab: visualize %s history of %q: %w", store, sku, err)
-	}
-	return nil
-}
-
-func describeLeftOut(op Operation) string {
-	s := op.Region + " " + string(op.Op)
-	if op.Op != OpRead {
-		s += fmt.Sprintf(" %d", op.Qty)
-	} else if op.Consistency != "" {
-		s += " (" + string(op.Consistency) + ")"
-	}
-	if op.Op == OpRead && op.Outcome == OK {
-		return s + fmt.Sprintf(" → %d", op.Quantity)
-	}
-	return s + " → " + string(op.Outcome)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -223,8 +224,8 @@ func TestCheckHandBuilt(t *testing.T) {
 				t.Errorf("store, sku = %q, %q", got.Store, got.SKU)
 			}
 			explanation := got.Explanation
-			got.Store, got.SKU, got.Explanation = "", "", ""
-			if got != tt.want {
+			got.Store, got.SKU, got.Explanation, got.Unplaced = "", "", "", nil
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Check =\n %+v\nwant\n %+v", got, tt.want)
 			}
 			if !strings.Contains(explanation, tt.explain) {
@@ -479,10 +480,32 @@ func TestVisualize(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := buf.String()
-	for _, want := range []string{"<html", "us-east-1 buy 1 → ok (0 left)", "not checked"} {
+	res, _ := Check(ops, Consensus, "X", time.Minute)
+	if res.Unplaced == nil {
+		t.Fatalf("no unplaced answer: %+v", res)
+	}
+	// The picture marks the answer the verdict names, with its sentence.
+	sentence := res.Unplaced.Sentence
+	for _, want := range []string{"<html", "us-east-1 buy 1 → ok (0 left)", "not checked", "could not be placed", sentence[:40]} {
 		if !strings.Contains(page, want) {
 			t.Errorf("visualization lacks %q", want)
 		}
+	}
+
+	// Cut at a gap: the operations after it are marked as not judged, the
+	// stretch as unrecorded writes.
+	buf.Reset()
+	gap := RecordingGap{ID: 1, Store: Consensus, SKU: "X", Reason: GapSkipped, From: ckMs(30), Writes: 1}
+	if err := VisualizeRecorded(Recorded{Operations: ops, Gaps: []RecordingGap{gap}}, Consensus, "X", &buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"unrecorded writes", "not judged", "judged as may-have-applied"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("the cut visualization lacks %q", want)
+		}
+	}
+	if strings.Contains(buf.String(), "could not be placed") {
+		t.Error("the cut history is linearizable, yet an answer is marked as not placed")
 	}
 	buf.Reset()
 	if err := Visualize(nil, Consensus, "X", &buf); err != nil || !strings.Contains(buf.String(), "<html") {

@@ -44,19 +44,34 @@
 // oversold and stale-read counters up to date from what is new in the
 // history; viewers get the State at most every 50 ms.
 //
+// A verdict is computed from recorded data alone (Judge over a Recorded:
+// operations, recording gaps, the geo call log — pure functions, no etcd,
+// so an export reproduces it and "caplab history check" gives the same
+// answer; ReadHistory reads one back). Whatever bounds recording (a
+// caller's WithOpRecording, the History's cap, the geo log's cap), the lab
+// decides it at the operation's call and notes an unrecorded write as a
+// recording gap on its (store, SKU) before it is sent (gaps.go); the
+// checker judges each SKU up to its first gap and again from a clean
+// restock after one that ended (cut.go), and says what it covered
+// (CheckResult.Cuts). A failed search names the answer it could not place
+// and what the answers before it allow (evidence.go); the explanation is
+// written from that evidence (explain.go).
+//
 // Outside etcd clients (etcdctl through the client URLs State lists for
 // every region's member and replica) bypass all of this: their writes are
 // not operations. The lab watches the consensus store and records a
 // revision of a SKU that none of its operations wrote as an outside_write
 // fault (outside.go).
 //
-// The History keeps at most MaxHistoryOperations since the last reset (a
-// verdict past it says it judged only those: CheckResult.Unjudged). For
+// The History keeps at most MaxHistoryOperations since the last reset,
+// decided at each operation's call (a verdict past it says it judged only
+// those: CheckResult.Unjudged, and the writes past it are gaps). For
 // keeps, OpenAudit appends every operation, fault and reset to a durable
 // JSON Lines log (audit.go), fed by Record — a hook that, unlike a
 // Subscribe channel, misses nothing — and Export / ExportAudit write the
 // history as JSON Lines, porcupine's operation log or a Jepsen EDN history
-// (export.go) for checkers outside the lab. Error messages repeat a
+// (export.go) for checkers outside the lab — with the gaps and geo calls
+// its verdicts are computed from. Error messages repeat a
 // person's input through Echo (at most MaxEcho characters).
 //
 // All callers — the web API, lessons, scripts — use the same *Lab

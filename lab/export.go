@@ -16,16 +16,28 @@ import (
 // Exports of the history, for checkers outside the lab.
 //
 //   - jsonl: the audit records themselves, one JSON object a line
-//     (AuditRecord), every store, operation, fault, reset and start.
+//     (AuditRecord), every store, operation, fault, reset and start —
+//     and what the verdicts are computed from besides operations: the
+//     recording gaps (type "gap": writes on a SKU went unrecorded from
+//     then on; the last record of a gap ID stands) and the geo store's
+//     call log (type "geo_call"). "caplab history check" (ReadHistory,
+//     Judge) reproduces the lab's verdicts from it.
 //   - porcupine: porcupine's operation log for one store — the
 //     porcupine.Operation values the lab's own checker judges (the same
-//     operations, client ids and nanosecond times since the first call),
-//     one JSON object a line: {"clientId","input","call","output","return"}.
+//     operations, cut at the gaps, client ids and nanosecond times since
+//     the first call), one JSON object a line:
+//     {"clientId","input","call","output","return"}. For the geo store,
+//     the judged calls of its log (PorcupineGeoCall), one partition per
+//     (SKU, region) allocation.
 //   - edn: a Jepsen history for one store, one EDN map a line in time
 //     order, as Jepsen writes history.edn: {:type :invoke, :f :buy, :value
 //     ["SKU" 1], :process 3, :time 1234, :index 0} and its completion
-//     (:ok, :fail or :info), with faults as :nemesis :info pairs. Knossos
-//     and Elle read it (wrap the lines in [ ] for a vector).
+//     (:ok, :fail or :info), with faults and gaps as :nemesis :info pairs
+//     (:f :unrecorded-writes), cut at the gaps like porcupine's (an
+//     operation in flight at a gap that applied completes :info), and for
+//     the geo store its calls (:f :allocation-buy, …, :value ["SKU"
+//     ["region" delta left]]). Knossos and Elle read it (wrap the lines in
+//     [ ] for a vector).
 //
 // porcupine and edn cover one store (default consensus) since the last
 // reset — the window the lab's own checker judges; a reset empties the
@@ -75,10 +87,15 @@ func (f ExportFilter) check() error {
 }
 
 func (f ExportFilter) keeps(r AuditRecord) bool {
-	if r.Operation == nil {
-		return true
+	switch {
+	case r.Operation != nil:
+		return (f.Store == "" || r.Operation.Store == f.Store) && (f.SKU == "" || r.Operation.SKU == f.SKU)
+	case r.Gap != nil:
+		return (f.Store == "" || r.Gap.Store == f.Store) && (f.SKU == "" || r.Gap.SKU == f.SKU || r.Gap.SKU == "")
+	case r.GeoCall != nil:
+		return (f.Store == "" || f.Store == Geo) && (f.SKU == "" || r.GeoCall.SKU == f.SKU)
 	}
-	return (f.Store == "" || r.Operation.Store == f.Store) && (f.SKU == "" || r.Operation.SKU == f.SKU)
+	return true
 }
 
 // Export writes the lab's history in format: from its audit log when one
@@ -90,6 +107,7 @@ func (l *Lab) Export(w io.Writer, format ExportFormat, f ExportFilter) error {
 		return err
 	}
 	if a := l.AuditLog(); a != nil {
+		l.gaps.all(true) // the log hears of every gap change before it is read
 		if err := a.Flush(); err != nil {
 			return err
 		}
@@ -106,19 +124,31 @@ func ExportAudit(dir string, w io.Writer, format ExportFormat, f ExportFilter) e
 	return exportRecords(w, format, f, func(fn func(AuditRecord) error) error { return ReadAuditLog(dir, fn) })
 }
 
-// memoryRecords turns the in-memory history into records: operations (by
-// return time) and faults merged in time order.
+// memoryRecords turns the in-memory history into records: a start record
+// naming the regions, then operations (by return time), faults, geo calls
+// and gaps merged in time order. Read in that order (the History, the
+// geo log, the gaps last), every gap a recorded answer could have seen is
+// in it.
 func (l *Lab) memoryRecords() func(func(AuditRecord) error) error {
 	v := l.history.View("")
 	dropped, _ := l.history.Dropped()
-	recs := make([]AuditRecord, 0, len(v.Operations)+len(v.Faults)+1)
+	calls := l.geo.log.snapshot("")
+	gaps := l.gaps.all(false)
+	recs := make([]AuditRecord, 0, len(v.Operations)+len(v.Faults)+len(calls)+len(gaps)+2)
 	for i := range v.Operations {
 		recs = append(recs, AuditRecord{Type: AuditOperation, At: v.Operations[i].Return, Operation: &v.Operations[i]})
 	}
 	for i := range v.Faults {
 		recs = append(recs, AuditRecord{Type: AuditFault, At: v.Faults[i].At, Fault: &v.Faults[i]})
 	}
+	for i := range calls {
+		recs = append(recs, AuditRecord{Type: AuditGeoCall, At: calls[i].Return, GeoCall: &calls[i]})
+	}
+	for i := range gaps {
+		recs = append(recs, AuditRecord{Type: AuditGap, At: gaps[i].From, Gap: &gaps[i]})
+	}
 	slices.SortStableFunc(recs, func(a, b AuditRecord) int { return a.At.Compare(b.At) })
+	recs = slices.Insert(recs, 0, AuditRecord{Type: AuditStart, At: l.history.startedAt(), Regions: l.Regions()})
 	if dropped > 0 {
 		recs = append(recs, AuditRecord{Type: AuditDropped, At: time.Now(), Dropped: dropped})
 	}
@@ -151,23 +181,22 @@ func exportRecords(w io.Writer, format ExportFormat, f ExportFilter, each func(f
 		if f.Store == "" {
 			f.Store = Consensus
 		}
-		var ops []Operation
-		var faults []Fault
+		h := &HistoryFile{}
 		err = each(func(r AuditRecord) error {
-			switch {
-			case r.Type == AuditReset:
-				ops, faults = ops[:0], faults[:0]
-			case r.Operation != nil && f.keeps(r):
-				ops = append(ops, *r.Operation)
-			case r.Fault != nil:
-				faults = append(faults, *r.Fault)
+			if r.Fault != nil || r.Type == AuditReset || f.keeps(r) {
+				h.add(r)
 			}
 			return nil
 		})
-		if err == nil && format == ExportPorcupine {
-			err = writePorcupine(bw, ops, f)
-		} else if err == nil {
-			err = writeEDN(bw, ops, faults)
+		rec := h.Recorded(f.Store, f.SKU)
+		switch {
+		case err != nil:
+		case format == ExportPorcupine && f.Store == Geo:
+			err = writePorcupineGeo(bw, rec)
+		case format == ExportPorcupine:
+			err = writePorcupine(bw, rec, f)
+		default:
+			err = writeEDN(bw, rec, f.Store, h.Faults)
 		}
 	default:
 		_, err = ParseExportFormat(string(format))
@@ -209,7 +238,48 @@ type PorcupineOperation struct {
 	ID       int             `json:"id"` // the lab's operation ID
 }
 
-func writePorcupine(w io.Writer, ops []Operation, f ExportFilter) error {
+// PorcupineGeoCall is one line of a geo store's porcupine export: a call
+// of its log, as the per-allocation model (geoModel) reads it — Input is
+// the call (its times are the line's call and return), Output is unused.
+type PorcupineGeoCall struct {
+	ClientID int            `json:"clientId"`
+	Input    PorcupineGeoIn `json:"input"`
+	Call     int64          `json:"call"`
+	Output   struct{}       `json:"output"`
+	Return   int64          `json:"return"`
+}
+
+// PorcupineGeoIn is a geo call without its times.
+type PorcupineGeoIn struct {
+	SKU     string      `json:"sku"`
+	Region  string      `json:"region"`
+	Kind    GeoCallKind `json:"kind"`
+	Delta   int         `json:"delta,omitempty"`
+	Set     int         `json:"set,omitempty"`
+	Left    int         `json:"left"`
+	Unknown bool        `json:"unknown,omitempty"`
+}
+
+// writePorcupineGeo writes the geo store's judged calls.
+func writePorcupineGeo(w io.Writer, rec Recorded) error {
+	calls, _ := cutGeoCalls(rec.GeoCalls, rec.Gaps)
+	slices.SortStableFunc(calls, func(a, b GeoCall) int { return cmp.Compare(a.Region, b.Region) })
+	enc := json.NewEncoder(w)
+	for _, p := range geoPorcupine(calls) {
+		c := p.Input.(GeoCall)
+		line := PorcupineGeoCall{ClientID: p.ClientId, Call: p.Call, Return: p.Return,
+			Input: PorcupineGeoIn{SKU: c.SKU, Region: c.Region, Kind: c.Kind, Delta: c.Delta, Set: c.Set, Left: c.Left, Unknown: c.Unknown}}
+		if err := enc.Encode(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writePorcupine writes the operations Judge judges: cut at the gaps,
+// those that enter the check.
+func writePorcupine(w io.Writer, rec Recorded, f ExportFilter) error {
+	ops, _, _ := cutOperations(rec.Operations, f.Store, rec.Gaps)
 	in, _, _ := prepareCheck(ops, f.Store, f.SKU)
 	rankIndeterminate(in)
 	enc := json.NewEncoder(w)
@@ -235,6 +305,7 @@ type ednEvent struct {
 	at       time.Time
 	invoke   bool // an invocation (sorts before completions at the same instant)
 	op       *Operation
+	call     *GeoCall
 	fault    *Fault
 	complete string // completion type: ok, fail, info
 	process  int
@@ -259,48 +330,53 @@ func ednCompletion(op Operation) string {
 // previous operation completed before it was invoked, and a process whose
 // operation ended :info is never used again (Jepsen's rule for crashed
 // processes). Faults are :nemesis :info pairs.
-func writeEDN(w io.Writer, ops []Operation, faults []Fault) error {
+func writeEDN(w io.Writer, rec Recorded, store Store, faults []Fault) error {
+	ops, _, _ := cutOperations(rec.Operations, store, rec.Gaps)
+	faults = slices.Clone(faults)
+	for _, g := range rec.Gaps {
+		if g.harmless() {
+			continue
+		}
+		detail := fmt.Sprintf("writes on %s went unrecorded (%s) from here", cmp.Or(g.SKU, "every SKU"), g.Reason)
+		if g.ended() {
+			detail += fmt.Sprintf(" until %s", g.To.UTC().Format(time.RFC3339Nano))
+		}
+		faults = append(faults, Fault{ID: int(g.ID), Kind: "unrecorded_writes", Regions: []string{}, Detail: detail, At: g.From})
+	}
+	var calls []GeoCall
+	if store == Geo {
+		calls, _ = cutGeoCalls(rec.GeoCalls, rec.Gaps)
+	}
+	return writeEDNEvents(w, ops, calls, faults)
+}
+
+// writeEDNEvents writes operations, geo calls and faults as one history.
+func writeEDNEvents(w io.Writer, ops []Operation, calls []GeoCall, faults []Fault) error {
 	slices.SortStableFunc(ops, func(a, b Operation) int {
 		return cmp.Or(a.Call.Compare(b.Call), a.Return.Compare(b.Return), cmp.Compare(a.ID, b.ID))
 	})
+	slices.SortStableFunc(calls, func(a, b GeoCall) int { return cmp.Or(a.Call.Compare(b.Call), a.Return.Compare(b.Return)) })
 	var evs []ednEvent
-	type busy struct {
-		until time.Time
-		proc  int
-	}
-	var running []busy // processes with an operation in flight
-	var free []int     // idle processes, lowest first
-	next := 0
+	procs := ednProcesses{}
 	for i := range ops {
 		op := &ops[i]
-		// Free processes whose operation completed strictly before this call.
-		kept := running[:0]
-		for _, b := range running {
-			if b.until.Before(op.Call) {
-				free = append(free, b.proc)
-			} else {
-				kept = append(kept, b)
-			}
-		}
-		running = kept
-		slices.Sort(free)
-		proc := next
-		if len(free) > 0 {
-			proc, free = free[0], free[1:]
-		} else {
-			next++
-		}
-		ret := op.Return
-		if ret.Before(op.Call) {
-			ret = op.Call
-		}
 		kind := ednCompletion(*op)
-		if kind != "info" {
-			running = append(running, busy{until: ret, proc: proc})
-		}
+		proc, ret := procs.take(op.Call, op.Return, kind == "info")
 		evs = append(evs,
 			ednEvent{at: op.Call, invoke: true, op: op, process: proc, seq: len(evs)},
 			ednEvent{at: ret, op: op, complete: kind, process: proc, seq: len(evs) + 1})
+	}
+	calls = slices.Clone(calls)
+	for i := range calls {
+		c := &calls[i]
+		kind := "ok"
+		if c.Unknown {
+			kind = "info"
+		}
+		proc, ret := procs.take(c.Call, c.Return, c.Unknown)
+		evs = append(evs,
+			ednEvent{at: c.Call, invoke: true, call: c, process: proc, seq: len(evs)},
+			ednEvent{at: ret, call: c, complete: kind, process: proc, seq: len(evs) + 1})
 	}
 	for i := range faults {
 		f := &faults[i]
@@ -330,9 +406,12 @@ func writeEDN(w io.Writer, ops []Operation, faults []Fault) error {
 	for i, e := range evs {
 		b.Reset()
 		t := e.at.Sub(origin).Nanoseconds()
-		if e.fault != nil {
+		switch {
+		case e.fault != nil:
 			writeEDNFault(&b, e, t, i)
-		} else {
+		case e.call != nil:
+			writeEDNGeoCall(&b, e, t, i)
+		default:
 			writeEDNOp(&b, e, t, i)
 		}
 		b.WriteByte('\n')
@@ -381,6 +460,69 @@ func writeEDNOp(b *strings.Builder, e ednEvent, t int64, index int) {
 		}
 	}
 	b.WriteByte('}')
+}
+
+// ednProcesses hands out Jepsen processes: an operation gets the lowest
+// process whose previous operation completed strictly before its call,
+// and a process whose operation ended :info is never used again.
+type ednProcesses struct {
+	running []ednBusy // processes with an operation in flight
+	free    []int     // idle processes
+	next    int
+}
+
+type ednBusy struct {
+	until time.Time
+	proc  int
+}
+
+// take returns the process for an operation called at call, and its
+// completion time (never before the call).
+func (p *ednProcesses) take(call, ret time.Time, crashed bool) (int, time.Time) {
+	kept := p.running[:0]
+	for _, b := range p.running {
+		if b.until.Before(call) {
+			p.free = append(p.free, b.proc)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	p.running = kept
+	slices.Sort(p.free)
+	proc := p.next
+	if len(p.free) > 0 {
+		proc, p.free = p.free[0], p.free[1:]
+	} else {
+		p.next++
+	}
+	if ret.Before(call) {
+		ret = call
+	}
+	if !crashed {
+		p.running = append(p.running, ednBusy{until: ret, proc: proc})
+	}
+	return proc, ret
+}
+
+// writeEDNGeoCall writes a call of the geo store's log: :f
+// :allocation-<kind>, :value ["SKU" ["region" delta left]] (left nil until
+// an :ok).
+func writeEDNGeoCall(b *strings.Builder, e ednEvent, t int64, index int) {
+	c := e.call
+	typ := "invoke"
+	if !e.invoke {
+		typ = e.complete
+	}
+	delta := c.Delta
+	if c.Kind == geoSet {
+		delta = c.Set
+	}
+	left := "nil"
+	if !e.invoke && typ == "ok" {
+		left = strconv.Itoa(c.Left)
+	}
+	fmt.Fprintf(b, "{:type :%s, :f :allocation-%s, :value [%s [%s %d %s]], :process %d, :time %d, :index %d, :store :geo, :region %s}",
+		typ, ednKeyword(string(c.Kind)), ednString(c.SKU), ednString(c.Region), delta, left, e.process, t, index, ednString(c.Region))
 }
 
 func writeEDNFault(b *strings.Builder, e ednEvent, t int64, index int) {

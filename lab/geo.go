@@ -47,6 +47,11 @@ type geoStore struct {
 
 	log geoLog // every call to a regional group, for the checker
 
+	// gaps notes write calls the log has no room for; onCall hands each
+	// logged call to the lab's recorders (the audit log). Set by New.
+	gaps   *recordingGaps
+	onCall func(GeoCall)
+
 	// stranded counts buys refused because the only units left were in
 	// regions that could not be reached; borrowed counts units moved.
 	stranded atomic.Int64
@@ -168,7 +173,7 @@ func waitBriefly(ctx context.Context) bool {
 // returns the row after, its ModRevision and whether it wrote. Each attempt
 // is one Txn: compare the ModRevision last seen; Else returns the current
 // row for the next attempt.
-func (s *geoStore) update(ctx context.Context, from, region, sku string, kind geoKind, f func(geoRow) (geoRow, bool, []clientv3.Op)) (geoRow, int64, bool, error) {
+func (s *geoStore) update(ctx context.Context, from, region, sku string, kind GeoCallKind, f func(geoRow) (geoRow, bool, []clientv3.Op)) (geoRow, int64, bool, error) {
 	key := s.rowKey(sku)
 	cur := s.seen(sku, region)
 	for range s.maxRetries + 1 {
@@ -181,6 +186,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 		if write {
 			then = append(append(then, clientv3.OpPut(key, encodeRow(next))), extra...)
 		}
+		rc := s.startCall(ctx, sku, write)
 		call := time.Now()
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur.mod)).
@@ -188,7 +194,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 			Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
 			if write {
-				s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 					Unknown: true, Call: call, Return: time.Now()})
 			}
 			if retryNoLeader(err) && waitBriefly(ctx) {
@@ -199,18 +205,18 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind ge
 		ret := time.Now()
 		if resp.Succeeded {
 			if !write {
-				s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoRead, Left: cur.row.Quantity, Call: call, Return: ret})
+				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: cur.row.Quantity, Call: call, Return: ret})
 				s.remember(sku, region, cur.row, cur.mod)
 				return cur.row, cur.mod, false, nil
 			}
 			mod := resp.Header.Revision
-			s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 				Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, mod, true, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 	}
@@ -387,6 +393,10 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 				ch <- res{region: r, err: err}
 				return
 			}
+			var rc geoCallRecord
+			if logged {
+				rc = s.startCall(ctx, op.SKU, false)
+			}
 			call := time.Now()
 			resp, err := cli.Get(clientv3.WithRequireLeader(ctx), s.rowKey(op.SKU))
 			if err != nil {
@@ -398,9 +408,7 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 			if len(resp.Kvs) > 0 {
 				row, mod = decodeRow(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
 			}
-			if logged {
-				s.logCall(ctx, geoCall{SKU: op.SKU, Region: r, Kind: geoRead, Left: row.Quantity, Call: call, Return: time.Now()})
-			}
+			s.endCall(rc, GeoCall{SKU: op.SKU, Region: r, Kind: geoRead, Left: row.Quantity, Call: call, Return: time.Now()})
 			s.remember(op.SKU, r, row, mod)
 			ch <- res{region: r, a: Allocation{Quantity: row.Quantity, Sold: row.Sold, Revision: resp.Header.Revision, ModRevision: mod}}
 		}()

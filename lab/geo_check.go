@@ -13,64 +13,102 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// geoKind names one call into a regional group.
-type geoKind string
+// GeoCallKind names one call into a regional group.
+type GeoCallKind string
 
 const (
-	geoSet    geoKind = "set"          // stock: the allocation becomes Set
-	geoBuy    geoKind = "buy"          // allocation −= qty
-	geoOut    geoKind = "transfer-out" // debit at a borrowing's source
-	geoIn     geoKind = "transfer-in"  // credit at the destination (and the sale)
-	geoRefund geoKind = "refund"       // an aborted transfer back at its source
-	geoRead   geoKind = "read"         // the row's quantity, read or returned by a failed compare
+	geoSet    GeoCallKind = "set"          // stock: the allocation becomes Set
+	geoBuy    GeoCallKind = "buy"          // allocation −= qty
+	geoOut    GeoCallKind = "transfer-out" // debit at a borrowing's source
+	geoIn     GeoCallKind = "transfer-in"  // credit at the destination (and the sale)
+	geoRefund GeoCallKind = "refund"       // an aborted transfer back at its source
+	geoRead   GeoCallKind = "read"         // the row's quantity, read or returned by a failed compare
 )
 
-// geoCall is one call into one region's group on one SKU, as the checker
+// GeoCall is one call into one region's group on one SKU, as the checker
 // sees it: a register holding the allocation. Delta is the change a write
 // makes (set: Set); Left is the allocation after (or read); Unknown: the
-// call failed and may still have applied.
-type geoCall struct {
-	SKU, Region  string
-	Kind         geoKind
-	Delta, Set   int
-	Left         int
-	Unknown      bool
-	Call, Return time.Time
+// call failed and may still have applied. The geo store's verdict is
+// computed from these calls (and its counts from the operations), so
+// exports carry them.
+type GeoCall struct {
+	SKU     string      `json:"sku"`
+	Region  string      `json:"region"`
+	Kind    GeoCallKind `json:"kind"`
+	Delta   int         `json:"delta,omitempty"`
+	Set     int         `json:"set,omitempty"`
+	Left    int         `json:"left"`
+	Unknown bool        `json:"unknown,omitempty"`
+	Call    time.Time   `json:"call"`
+	Return  time.Time   `json:"return"`
 }
 
-// geoLog records every call into the regional groups (capped like History).
+// maxGeoCalls bounds the geo store's call log since the last reset.
+const maxGeoCalls = MaxHistoryOperations
+
+// geoLog records every call into the regional groups (capped like
+// History, and decided like it at the call: a write call that will not be
+// logged opens a recording gap before it is sent).
 type geoLog struct {
-	mu      sync.Mutex
-	calls   []geoCall
-	dropped int
+	mu       sync.Mutex
+	calls    []GeoCall
+	reserved int
+	dropped  int
 }
 
-// logCall records c in the store's log unless the operation it serves is
-// left out of the History (lab.WithOpRecording: a load's unchecked SKUs
-// and its reads past the sample), as the History leaves it out: the geo
-// checker then judges the same operations the History holds, and a
-// ten-minute load does not fill the log with calls nobody will check.
-func (s *geoStore) logCall(ctx context.Context, c geoCall) {
+// geoCallRecord is what startCall decided about one call.
+type geoCallRecord struct {
+	logged bool
+	gap    bool
+	tok    gapToken
+}
+
+// startCall decides, before a call into a regional group on sku is sent,
+// whether it will be logged: not when the operation it serves is left out
+// of the History (lab.WithOpRecording: a load's unchecked SKUs and its
+// reads past the sample — the operation's own gap covers its calls), nor
+// past the log's cap, where a write call opens a gap of its own.
+func (s *geoStore) startCall(ctx context.Context, sku string, write bool) geoCallRecord {
 	if opRecordingOf(ctx).SkipHistory {
-		return
+		return geoCallRecord{}
 	}
-	s.log.add(c)
+	s.log.mu.Lock()
+	ok := s.log.reserved < maxGeoCalls
+	if ok {
+		s.log.reserved++
+	} else {
+		s.log.dropped++
+	}
+	s.log.mu.Unlock()
+	if ok {
+		return geoCallRecord{logged: true}
+	}
+	if write && s.gaps != nil {
+		return geoCallRecord{gap: true, tok: s.gaps.begin(Geo, sku, time.Now(), GapGeoLogFull)}
+	}
+	return geoCallRecord{}
 }
 
-func (g *geoLog) add(c geoCall) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.calls) >= MaxHistoryOperations {
-		g.dropped++
-		return
+// endCall logs c as startCall decided (and tells the recorders), or ends
+// its gap.
+func (s *geoStore) endCall(r geoCallRecord, c GeoCall) {
+	switch {
+	case r.logged:
+		s.log.mu.Lock()
+		s.log.calls = append(s.log.calls, c)
+		s.log.mu.Unlock()
+		if s.onCall != nil {
+			s.onCall(c)
+		}
+	case r.gap:
+		s.gaps.end(r.tok, c.Return, c.Kind != geoRead, c.Unknown)
 	}
-	g.calls = append(g.calls, c)
 }
 
-func (g *geoLog) snapshot(sku string) []geoCall {
+func (g *geoLog) snapshot(sku string) []GeoCall {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var out []geoCall
+	var out []GeoCall
 	for _, c := range g.calls {
 		if sku == "" || c.SKU == sku {
 			out = append(out, c)
@@ -82,7 +120,7 @@ func (g *geoLog) snapshot(sku string) []geoCall {
 func (g *geoLog) clear() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.calls, g.dropped = nil, 0
+	g.calls, g.reserved, g.dropped = nil, 0, 0
 }
 
 // geoModel is the sequential specification of one (sku, region)
@@ -95,7 +133,7 @@ var geoModel = porcupine.NondeterministicModel{
 		by := map[string][]porcupine.Operation{}
 		var order []string
 		for _, o := range history {
-			c := o.Input.(geoCall)
+			c := o.Input.(GeoCall)
 			k := c.SKU + "@" + c.Region
 			if _, ok := by[k]; !ok {
 				order = append(order, k)
@@ -110,7 +148,7 @@ var geoModel = porcupine.NondeterministicModel{
 	},
 	Init: func() []any { return []any{0} },
 	Step: func(state, input, _ any) []any {
-		s, c := state.(int), input.(geoCall)
+		s, c := state.(int), input.(GeoCall)
 		apply := func() (int, bool) {
 			if c.Kind == geoSet {
 				return c.Set, true
@@ -137,7 +175,7 @@ var geoModel = porcupine.NondeterministicModel{
 	},
 	Equal: func(a, b any) bool { return a.(int) == b.(int) },
 	DescribeOperation: func(input, _ any) string {
-		c := input.(geoCall)
+		c := input.(GeoCall)
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s", c.Region, c.Kind)
 		switch {
@@ -159,12 +197,12 @@ var geoModel = porcupine.NondeterministicModel{
 // geoPorcupine turns calls into porcupine operations on one time axis; a
 // call that may have applied never returns (after every other event).
 // Client ids never overlap: the lowest id free at the call.
-func geoPorcupine(calls []geoCall) []porcupine.Operation {
+func geoPorcupine(calls []GeoCall) []porcupine.Operation {
 	if len(calls) == 0 {
 		return nil
 	}
 	calls = slices.Clone(calls)
-	slices.SortStableFunc(calls, func(a, b geoCall) int { return a.Call.Compare(b.Call) })
+	slices.SortStableFunc(calls, func(a, b GeoCall) int { return a.Call.Compare(b.Call) })
 	origin := calls[0].Call
 	var latest int64
 	for _, c := range calls {
@@ -206,36 +244,46 @@ type GeoLinearizability struct {
 	Calls        int             `json:"calls"`   // calls into regional groups checked
 }
 
-// checkGeo judges every (sku, region) allocation history separately.
-func checkGeo(calls []geoCall, regions []string, timeout time.Duration) (GeoLinearizability, porcupine.LinearizationInfo) {
+// checkGeo judges every (sku, region) allocation history separately, and
+// names the first call a failed search could not place.
+func checkGeo(calls []GeoCall, regions []string, timeout time.Duration) (GeoLinearizability, *Unplaced) {
 	res := GeoLinearizability{Linearizable: true, Regions: map[string]bool{}, Calls: len(calls)}
 	model := geoModel.ToModel()
-	var info porcupine.LinearizationInfo
+	var unplaced *Unplaced
 	for _, r := range regions {
-		var mine []geoCall
+		var mine []GeoCall
 		for _, c := range calls {
 			if c.Region == r {
 				mine = append(mine, c)
 			}
 		}
-		out, inf := porcupine.CheckOperationsVerbose(model, geoPorcupine(mine), timeout)
-		if r == regions[0] || out != porcupine.Ok {
-			info = inf
-		}
+		pops := geoPorcupine(mine)
+		out, info := porcupine.CheckOperationsVerbose(model, pops, timeout)
 		res.Regions[r] = out == porcupine.Ok
 		if out != porcupine.Ok {
 			res.Linearizable = false
 			res.TimedOut = res.TimedOut || out == porcupine.Unknown
 		}
+		if out == porcupine.Illegal && unplaced == nil {
+			unplaced = unplacedGeoCall(pops, info)
+		}
 	}
-	return res, info
+	return res, unplaced
 }
 
 // visualizeGeo draws the allocation histories of one SKU (one partition
-// per region).
-func visualizeGeo(calls []geoCall, w io.Writer) error {
+// per region), marking the call the search could not place.
+func visualizeGeo(calls []GeoCall, w io.Writer) error {
 	model := geoModel.ToModel()
-	slices.SortStableFunc(calls, func(a, b geoCall) int { return cmp.Compare(a.Region, b.Region) })
-	_, info := porcupine.CheckOperationsVerbose(model, geoPorcupine(calls), CheckTimeout)
+	calls = slices.Clone(calls)
+	slices.SortStableFunc(calls, func(a, b GeoCall) int { return cmp.Compare(a.Region, b.Region) })
+	pops := geoPorcupine(calls)
+	res, info := porcupine.CheckOperationsVerbose(model, pops, CheckTimeout)
+	if res == porcupine.Illegal {
+		if u := unplacedGeoCall(pops, info); u != nil {
+			info.AddAnnotations([]porcupine.Annotation{{ClientId: u.client, Start: u.call, End: u.ret,
+				Description: "could not be placed", Details: u.Sentence, BackgroundColor: "#f7b7b7"}})
+		}
+	}
 	return porcupine.Visualize(model, info, w)
 }

@@ -10,21 +10,21 @@ import (
 func TestCheckGeoHistories(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	call := func(region string, kind geoKind, delta, left, from, to int) geoCall {
-		c := geoCall{SKU: "S", Region: region, Kind: kind, Delta: delta, Left: left, Call: at(from), Return: at(to)}
+	call := func(region string, kind GeoCallKind, delta, left, from, to int) GeoCall {
+		c := GeoCall{SKU: "S", Region: region, Kind: kind, Delta: delta, Left: left, Call: at(from), Return: at(to)}
 		if kind == geoSet {
 			c.Set, c.Delta = delta, 0
 		}
 		return c
 	}
-	unknown := func(c geoCall) geoCall { c.Unknown, c.Left = true, 0; return c }
+	unknown := func(c GeoCall) GeoCall { c.Unknown, c.Left = true, 0; return c }
 	regions := []string{"us-east-1", "eu-west-1"}
 	tests := []struct {
 		name  string
-		calls []geoCall
+		calls []GeoCall
 		want  map[string]bool
 	}{
-		{"set, buys, a borrow out and in", []geoCall{
+		{"set, buys, a borrow out and in", []GeoCall{
 			call("us-east-1", geoSet, 2, 2, 0, 1),
 			call("eu-west-1", geoSet, 1, 1, 0, 1),
 			call("eu-west-1", geoBuy, -1, 0, 2, 3),
@@ -32,23 +32,23 @@ func TestCheckGeoHistories(t *testing.T) {
 			call("eu-west-1", geoIn, 0, 0, 6, 7), // credit 1 and sell 1
 			call("us-east-1", geoRead, 0, 1, 8, 9),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
-		{"two overlapping buys both left 0 of 1 (a double sale)", []geoCall{
+		{"two overlapping buys both left 0 of 1 (a double sale)", []GeoCall{
 			call("us-east-1", geoSet, 1, 1, 0, 1),
 			call("us-east-1", geoBuy, -1, 0, 2, 5),
 			call("us-east-1", geoBuy, -1, 0, 3, 6),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},
-		{"a read that missed a finished buy (stale)", []geoCall{
+		{"a read that missed a finished buy (stale)", []GeoCall{
 			call("eu-west-1", geoSet, 3, 3, 0, 1),
 			call("eu-west-1", geoBuy, -1, 2, 2, 3),
 			call("eu-west-1", geoRead, 0, 3, 4, 5),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": false}},
-		{"a failed buy may or may not have applied", []geoCall{
+		{"a failed buy may or may not have applied", []GeoCall{
 			call("us-east-1", geoSet, 2, 2, 0, 1),
 			unknown(call("us-east-1", geoBuy, -1, 0, 2, 3)),
 			call("us-east-1", geoRead, 0, 1, 4, 5),
 			call("us-east-1", geoRead, 0, 1, 6, 7),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
-		{"the allocation never goes below zero", []geoCall{
+		{"the allocation never goes below zero", []GeoCall{
 			call("us-east-1", geoSet, 1, 1, 0, 1),
 			call("us-east-1", geoOut, -2, -1, 2, 3),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},

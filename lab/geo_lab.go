@@ -35,13 +35,16 @@ type ZoneState struct {
 }
 
 // GeoCheck is the geo store's part of a CheckResult: per-region
-// linearizability of the allocation histories and conservation.
+// linearizability of the allocation histories (from the recorded call
+// log: the verdict), and live figures that are no part of it — the
+// conservation audit of the regional groups (read from the stores when
+// the lab checks one SKU) and the stores' counters.
 type GeoCheck struct {
 	GeoLinearizability
-	Conservation *GeoAudit `json:"conservation,omitempty"`
+	Conservation *GeoAudit `json:"conservation,omitempty"` // live: read from every regional group
 	AuditError   string    `json:"auditError,omitempty"`
-	Stranded     int       `json:"stranded"` // buys refused because the units left were unreachable
-	Borrowed     int       `json:"borrowed"` // units moved between regions
+	Stranded     int       `json:"stranded"` // live: buys refused because the units left were unreachable
+	Borrowed     int       `json:"borrowed"` // live: units moved between regions
 }
 
 func zoneStates(s nodes.Snapshot, region string) []ZoneState {
@@ -134,43 +137,6 @@ func (l *Lab) GeoAudit(ctx context.Context, sku string) (GeoAudit, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 	defer cancel()
 	return l.geo.audit(ctx, sku)
-}
-
-// checkGeo replaces the single-register verdict with the per-region one
-// and adds conservation (when every group answers).
-func (l *Lab) checkGeo(r *CheckResult) {
-	lin, _ := checkGeo(l.geo.log.snapshot(r.SKU), l.regions, CheckTimeout)
-	g := &GeoCheck{GeoLinearizability: lin, Stranded: int(l.geo.stranded.Load()), Borrowed: int(l.geo.borrowed.Load())}
-	r.Linearizable, r.TimedOut = lin.Linearizable, lin.TimedOut
-	r.StaleReads, r.LostUpdates = 0, 0
-	if r.SKU != "" {
-		a, err := l.GeoAudit(context.Background(), r.SKU)
-		if err != nil {
-			g.AuditError = err.Error()
-		} else {
-			g.Conservation = &a
-			r.Oversold = max(r.Oversold, a.Oversold)
-		}
-	}
-	r.Geo = g
-	var bad []string
-	for _, reg := range l.regions {
-		if !lin.Regions[reg] {
-			bad = append(bad, reg)
-		}
-	}
-	switch {
-	case len(bad) > 0:
-		r.Explanation = fmt.Sprintf("The allocation history of %s is not linearizable.", strings.Join(bad, ", "))
-	default:
-		r.Explanation = "Every region's allocation history is linearizable (each in its own Raft group)."
-	}
-	if g.Conservation != nil {
-		r.Explanation += " " + g.Conservation.Explanation
-	}
-	if r.Oversold > 0 {
-		r.Explanation += fmt.Sprintf(" %d units oversold.", r.Oversold)
-	}
 }
 
 // StockSplit sets a geo SKU's allocations as a write from region: the

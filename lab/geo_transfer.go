@@ -255,21 +255,22 @@ func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTran
 			then = append(then, clientv3.OpPut(mk, markerCredited))
 			elses = append(elses, clientv3.OpGet(mk))
 		}
+		rc := s.startCall(ctx, sku, true)
 		call := time.Now()
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(then...).Else(elses...).Commit()
 		if err != nil {
-			s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
 			return geoRow{}, false, nil, err
 		}
 		ret := time.Now()
 		if resp.Succeeded {
 			mod := resp.Header.Revision
-			s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, sold, live, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.logCall(ctx, geoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 		var still []geoTransfer
@@ -387,23 +388,24 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 		next := cur.row
 		next.Quantity += tr.Qty
 		next.Out -= tr.Qty
+		rc := s.startCall(ctx, tr.SKU, true)
 		call := time.Now()
 		resp, err := src.Txn(clientv3.WithRequireLeader(ctx)).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur.mod), clientv3.Compare(clientv3.Version(pk), ">", 0)).
 			Then(clientv3.OpPut(key, encodeRow(next)), clientv3.OpDelete(pk)).
 			Else(clientv3.OpGet(key), clientv3.OpGet(pk)).Commit()
 		if err != nil {
-			s.logCall(ctx, geoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
 			return ""
 		}
 		ret := time.Now()
 		if resp.Succeeded {
-			s.logCall(ctx, geoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(tr.SKU, tr.From, next, resp.Header.Revision)
 			return decision
 		}
 		row, mod := rowFrom(resp, 0)
-		s.logCall(ctx, geoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(tr.SKU, tr.From, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 		if rr := resp.Responses[1].GetResponseRange(); rr == nil || len(rr.Kvs) == 0 {

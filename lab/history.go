@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -49,10 +50,16 @@ type opChunk struct {
 // opLog is the operations of one generation (Clear starts a new one).
 // Slot s holds the operation with ID base+s.
 type opLog struct {
+	started time.Time    // when the log began (the lab's start or last Clear)
 	base    int          // ID of slot 0
 	next    atomic.Int64 // slots claimed; ≥ sealed once Clear retired the log
 	dropped atomic.Int64 // operations past the cap
-	chunks  [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
+	// reserved counts operations promised a slot when they were called
+	// (reserve): the lab decides at the call whether an operation will be
+	// kept, so that one past the cap is known as unrecorded before it can
+	// reach a store (gaps.go).
+	reserved atomic.Int64
+	chunks   [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }
 
 // sealed marks a retired log: claims on it are retried on the new one.
@@ -66,6 +73,9 @@ const historyOpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
 // recorded is the number of operations stored in g.
 func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxHistoryOperations)) }
 
+// startedAt is when the history began: the lab's start or its last Clear.
+func (h *History) startedAt() time.Time { return h.current().started }
+
 // NewHistory returns an empty History.
 func NewHistory() *History { return &History{} }
 
@@ -76,7 +86,7 @@ func (h *History) current() *opLog {
 	h.clearMu.Lock()
 	defer h.clearMu.Unlock()
 	if h.log.Load() == nil {
-		h.log.Store(&opLog{base: 1})
+		h.log.Store(&opLog{base: 1, started: time.Now()})
 	}
 	return h.log.Load()
 }
@@ -92,16 +102,27 @@ func (g *opLog) chunk(i int) *opChunk {
 	return g.chunks[i].Load()
 }
 
+// reserve promises the operation being called a slot: false once
+// MaxHistoryOperations are promised since the last Clear (the operation
+// will not be stored: drop it at its return).
+func (h *History) reserve() bool {
+	return h.current().reserved.Add(1) <= MaxHistoryOperations
+}
+
 // AddOperation records op with the next operation ID and returns it with
 // that ID set. Past MaxHistoryOperations the ID is still assigned but the
 // operation is not stored.
 func (h *History) AddOperation(op Operation) Operation {
+	if !h.reserve() {
+		return h.drop(op)
+	}
 	op, _ = h.addOperation(op)
 	return op
 }
 
-// addOperation is AddOperation, and says whether op was stored (false past
-// the cap).
+// addOperation stores op, which reserve promised a slot, with the next
+// ID, and says whether it was stored (a slot is always there unless
+// AddOperation past the cap raced it).
 func (h *History) addOperation(op Operation) (Operation, bool) {
 	for {
 		g := h.current()
@@ -110,16 +131,26 @@ func (h *History) addOperation(op Operation) (Operation, bool) {
 			runtime.Gosched()
 			continue
 		}
-		op.ID = g.base + int(s)
 		if s >= MaxHistoryOperations {
-			g.dropped.Add(1)
-			return op, false
+			return h.drop(op), false
 		}
+		op.ID = g.base + int(s)
 		c := g.chunk(int(s) / chunkSize)
 		c.ops[s%chunkSize] = op
 		c.filled[s%chunkSize].Store(true)
 		return op, true
 	}
+}
+
+// drop gives op an ID after every stored one without storing it, and
+// counts it in Dropped.
+func (h *History) drop(op Operation) Operation {
+	h.current()
+	h.clearMu.Lock() // against Clear, which numbers the next log after these
+	defer h.clearMu.Unlock()
+	g := h.log.Load()
+	op.ID = g.base + MaxHistoryOperations + int(g.dropped.Add(1)-1)
+	return op
 }
 
 // AddFault records f with the next fault ID and returns it with that ID
@@ -251,8 +282,12 @@ func (h *History) Clear() {
 	h.current()
 	h.clearMu.Lock()
 	old := h.log.Load()
-	n := old.next.Swap(sealed) // retire the log; late claims retry on the new one
-	h.log.Store(&opLog{base: old.base + int(n)})
+	n := min(old.next.Swap(sealed), MaxHistoryOperations) // retire the log; late claims retry on the new one
+	next := old.base + int(n)
+	if d := old.dropped.Load(); d > 0 {
+		next = old.base + MaxHistoryOperations + int(d) // after the IDs drop gave
+	}
+	h.log.Store(&opLog{base: next, started: time.Now()})
 	h.clearMu.Unlock()
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -2,15 +2,10 @@ package lab
 
 import "fmt"
 
-// noteHistoryCap tells a verdict that the in-memory history is full: the
-// checker then judged only the operations recorded before the cap
+// noteCap tells a verdict that the in-memory history is full: the checker
+// then judged only the operations recorded before the cap
 // (MaxHistoryOperations), and says so in Unjudged and the explanation.
 // The audit log (OpenAudit) keeps every operation past the cap.
-func (l *Lab) noteHistoryCap(res *CheckResult) {
-	dropped, _ := l.history.Dropped()
-	noteCap(res, dropped)
-}
-
 func noteCap(res *CheckResult, dropped int) {
 	if dropped <= 0 {
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"regexp"
@@ -130,6 +129,7 @@ type Lab struct {
 
 	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
 	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
+	gaps       *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -174,6 +174,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.clocks = nodes.NewClocks(l.regions)
 	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
 	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
+	l.gaps = newRecordingGaps(func(g RecordingGap) { l.recorders.call(Event{Type: EventGap, Gap: &g}) })
+	l.geo.gaps = l.gaps
+	l.geo.onCall = func(c GeoCall) { l.recorders.call(Event{Type: EventGeoCall, GeoCall: &c}) }
 	if err := l.resumeEpochs(); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -575,6 +578,11 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	op.Client = l.sessionOf(op.Region, op.Store)
 	l.shareStrings(&op)
 	op.Call = time.Now()
+	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
+	rr := l.beginRecord(rec, op)
+	if !rr.keep && !rec.SkipHistory { // past the History's cap: its geo calls go unlogged too
+		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
+	}
 	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	execute := l.breakers.Execute
 	if op.Store == Geo {
@@ -614,11 +622,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
-	kept := false
-	if !rec.SkipHistory {
-		op, kept = l.history.addOperation(op)
-	}
+	op, kept := l.endRecord(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.unrecorded.note(op, l.consensus.epoch.Load())
 	}
@@ -629,6 +633,8 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	l.count(op)
 	if !rec.SkipPublish {
 		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
+	} else if kept { // the audit log keeps what the History keeps
+		l.recorders.call(Event{Type: EventOperation, Operation: &op})
 	}
 	return out, nil
 }
@@ -687,45 +693,6 @@ func (l *Lab) enter(ctx context.Context) error {
 // History returns the recorded operations (of one SKU, "" for all) and
 // every fault.
 func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
-
-// CheckTimeout bounds the checker's linearizability search.
-const CheckTimeout = 10 * time.Second
-
-// Check runs the checker on one store and SKU ("" for every SKU). It
-// judges each SKU's history in segments cut at restocks and remembers the
-// verdicts of segments that no longer change (see segments.go), so a long
-// history is judged in the time its newest segment takes.
-func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
-	if _, err := ParseStore(string(store)); err != nil {
-		return CheckResult{}, err
-	}
-	if sku != "" {
-		if err := CheckSKU(sku); err != nil {
-			return CheckResult{}, err
-		}
-	}
-	ops := l.history.Select(store, sku, countsForCheck)
-	res := checkSegmented(ops, store, sku, CheckTimeout, &l.verdicts)
-	if store == Geo {
-		l.checkGeo(&res) // geo_lab.go
-	}
-	l.noteHistoryCap(&res) // historycap.go
-	return explainSkew(res, ops), nil
-}
-
-// Visualize writes the checker's HTML view of one store and SKU.
-func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
-	if _, err := ParseStore(string(store)); err != nil {
-		return err
-	}
-	if err := CheckSKU(sku); err != nil {
-		return err
-	}
-	if store == Geo {
-		return visualizeGeo(l.geo.log.snapshot(sku), w) // geo_lab.go
-	}
-	return Visualize(l.history.Operations(store, sku), store, sku, w)
-}
 
 // ---- reset ----
 
@@ -786,6 +753,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
+	l.gaps.clear()
 	l.clocks.Reset()
 	l.recorder.start(true, l.Quorum())
 	l.verdicts.clear()

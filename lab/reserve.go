@@ -155,6 +155,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 		defer l.gate.leave()
 		defer freeze()
 		op := Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1, Client: l.sessionOf(region, Consensus), Call: time.Now()}
+		rr := l.beginRecord(OpRecording{}, op) // verdict.go
 		out := l.reserve(context.WithoutCancel(ctx), op, fenced, freeze)
 		op.Return = time.Now()
 		out.Store, out.Region, out.SKU, out.Op, out.Qty = Consensus, region, sku, OpBuy, 1
@@ -163,7 +164,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 			out.AnsweredBy = []string{}
 		}
 		op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-		op = l.history.AddOperation(op)
+		op, _ = l.endRecord(rr, OpRecording{}, op)
 		out.OpID = op.ID
 		l.count(op)
 		l.recorder.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{region}, Op: &op, Fenced: fenced})

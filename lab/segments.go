@@ -47,25 +47,32 @@ type segmentKey struct {
 // verdicts remembers segment verdicts since the last reset.
 type verdicts struct {
 	mu sync.Mutex
-	m  map[segmentKey]bool
+	m  map[segmentKey]segmentVerdict
+}
+
+// segmentVerdict is one segment's verdict and, when it failed, the
+// answer the search could not place.
+type segmentVerdict struct {
+	ok       bool
+	unplaced *Unplaced
 }
 
 const maxRememberedVerdicts = 10_000
 
-func (v *verdicts) get(k segmentKey) (ok, found bool) {
+func (v *verdicts) get(k segmentKey) (segmentVerdict, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	ok, found = v.m[k]
-	return ok, found
+	sv, found := v.m[k]
+	return sv, found
 }
 
-func (v *verdicts) put(k segmentKey, ok bool) {
+func (v *verdicts) put(k segmentKey, sv segmentVerdict) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil || len(v.m) >= maxRememberedVerdicts {
-		v.m = map[segmentKey]bool{}
+		v.m = map[segmentKey]segmentVerdict{}
 	}
-	v.m[k] = ok
+	v.m[k] = sv
 }
 
 func (v *verdicts) clear() {
@@ -160,7 +167,8 @@ func countsForCheck(op *Operation) bool {
 	return enters || (op.Op == OpRead && op.Outcome == OK)
 }
 
-// linearizable runs the linearizability search on ops alone.
+// linearizable runs the linearizability search on ops alone and, when it
+// fails, names the answer it could not place.
 //
 // Operations answered unavailable make the search slow: they may apply at
 // any moment after their call, so it tries each of them at every point
@@ -170,20 +178,30 @@ func countsForCheck(op *Operation) bool {
 // if that history is linearizable, so is the whole one (put every
 // unavailable operation at the very end, after everything anyone saw).
 // Only if it is not does the full search run.
-func linearizable(ops []Operation, store Store, sku string, timeout time.Duration) porcupine.CheckResult {
-	search := func(ops []Operation) porcupine.CheckResult {
+func linearizable(ops []Operation, store Store, sku string, timeout time.Duration) (porcupine.CheckResult, *Unplaced) {
+	search := func(ops []Operation, verbose bool) (porcupine.CheckResult, *Unplaced) {
 		in, _, _ := prepareCheck(ops, store, sku)
-		res, _ := porcupine.CheckOperationsVerbose(inventoryModel(rankIndeterminate(in)), toPorcupine(in), timeout)
-		return res
+		model := inventoryModel(rankIndeterminate(in))
+		pops := toPorcupine(in)
+		if !verbose {
+			return porcupine.CheckOperationsTimeout(model, pops, timeout), nil
+		}
+		res, info := porcupine.CheckOperationsVerbose(model, pops, timeout)
+		if res != porcupine.Illegal {
+			return res, nil
+		}
+		return res, unplacedOp(in, pops, model, info, sku)
 	}
 	determinate := slices.DeleteFunc(slices.Clone(ops), func(op Operation) bool {
 		_, indet := entersCheck(op)
 		return indet
 	})
-	if len(determinate) < len(ops) && search(determinate) == porcupine.Ok {
-		return porcupine.Ok
+	if len(determinate) < len(ops) {
+		if res, _ := search(determinate, false); res == porcupine.Ok {
+			return porcupine.Ok, nil
+		}
 	}
-	return search(ops)
+	return search(ops, true)
 }
 
 // checkSegmented is Check's verdict for one store and SKU ("" = every
@@ -218,9 +236,17 @@ func checkSegmented(ops []Operation, store Store, sku string, timeout time.Durat
 		if timeout == 0 {
 			left = 0
 		}
-		switch skuVerdict(mine, store, s, left, memo) {
+		res, unplaced := skuVerdict(mine, store, s, left, memo)
+		switch res {
 		case porcupine.Illegal:
 			r.Linearizable = false
+			if r.Unplaced == nil && unplaced != nil {
+				u := *unplaced
+				if sku == "" { // name the SKU: the sentence was written for one
+					describeUnplacedOf(&u, s)
+				}
+				r.Unplaced = &u
+			}
 		case porcupine.Unknown:
 			r.Linearizable, r.TimedOut = false, true
 		}
@@ -234,30 +260,34 @@ func checkSegmented(ops []Operation, store Store, sku string, timeout time.Durat
 }
 
 // skuVerdict judges one SKU's operations by segments (see above).
-func skuVerdict(ops []Operation, store Store, sku string, timeout time.Duration, memo *verdicts) porcupine.CheckResult {
+func skuVerdict(ops []Operation, store Store, sku string, timeout time.Duration, memo *verdicts) (porcupine.CheckResult, *Unplaced) {
 	segs := splitAtRestocks(ops)
 	earlierIndeterminate := false
 	for _, seg := range segs {
 		k := segmentKey{store: store, sku: sku, first: seg.ops[0].ID, last: seg.ops[len(seg.ops)-1].ID, n: len(seg.ops)}
 		for _, op := range seg.ops {
-			k.ids = (k.ids^uint64(op.ID))*1099511628211 + 0x9e3779b97f4a7c15
-		}
-		ok, found := memo.get(k)
-		if !found {
-			res := linearizable(seg.ops, store, sku, timeout)
-			if res == porcupine.Unknown {
-				return res
+			id := uint64(op.ID) << 1
+			if op.Outcome == Unavailable { // a cut may have made it so (cut.go)
+				id |= 1
 			}
-			ok = res == porcupine.Ok
-			memo.put(k, ok)
+			k.ids = (k.ids^id)*1099511628211 + 0x9e3779b97f4a7c15
 		}
-		if !ok {
+		sv, found := memo.get(k)
+		if !found {
+			res, unplaced := linearizable(seg.ops, store, sku, timeout)
+			if res == porcupine.Unknown {
+				return res, nil
+			}
+			sv = segmentVerdict{ok: res == porcupine.Ok, unplaced: unplaced}
+			memo.put(k, sv)
+		}
+		if !sv.ok {
 			if !earlierIndeterminate {
-				return porcupine.Illegal
+				return porcupine.Illegal, sv.unplaced
 			}
 			return linearizable(ops, store, sku, timeout) // an earlier unavailable write may explain it
 		}
 		earlierIndeterminate = earlierIndeterminate || seg.indeterminate
 	}
-	return porcupine.Ok
+	return porcupine.Ok, nil
 }

@@ -174,6 +174,16 @@ type CheckResult struct {
 	// judged only the first ones, and the explanation says so.
 	Unjudged int       `json:"unjudged,omitempty"`
 	Geo      *GeoCheck `json:"geo,omitempty"` // geo store: per-region verdicts and conservation
+	// Cuts: where writes on a SKU went unrecorded (a load's budget, the
+	// History's cap, an unsampled SKU): its history is judged up to there
+	// and again from a clean restock after (cut.go), never across. The
+	// explanation says what was judged.
+	Cuts []CheckCut `json:"cuts,omitempty"`
+	// NotJudged counts the recorded operations the cuts left out.
+	NotJudged int `json:"notJudged,omitempty"`
+	// Unplaced: when not linearizable, the answer no order of events
+	// could place, with what the answers before it allow (evidence.go).
+	Unplaced *Unplaced `json:"unplaced,omitempty"`
 }
 
 // State is the whole lab as GET /api/state answers it (API.md).
@@ -262,6 +272,10 @@ const (
 	EventOperation EventType = "operation" // an operation returned (Operation and Outcome set)
 	EventFault     EventType = "fault"     // a fault or configuration change was recorded
 	EventReset     EventType = "reset"     // the lab was reset; history is empty
+
+	// Recorders only (Lab.Record: the audit log), never subscribers:
+	EventGap     EventType = "gap"      // a recording gap began or changed (Gap set; gaps.go)
+	EventGeoCall EventType = "geo_call" // a call of the geo store's log (GeoCall set)
 )
 
 // Event is what Subscribe delivers. State is set on every event, so a
@@ -281,4 +295,8 @@ type Event struct {
 	// just before this one (0: none). A subscriber that shows what happened
 	// (a page's outcomes, a timeline) reads the History again.
 	Missed int64 `json:"missed,omitempty"`
+	// Gap and GeoCall: what the checker needs besides operations, for
+	// recorders (EventGap, EventGeoCall).
+	Gap     *RecordingGap `json:"gap,omitempty"`
+	GeoCall *GeoCall      `json:"geoCall,omitempty"`
 }

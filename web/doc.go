@@ -75,7 +75,19 @@
 // GET /api/history/export and the "caplab history export" command line
 // (HistoryMain, history_cli.go: from a data directory's audit log, or a
 // running lab's route) write lab.Export's formats; docs/api.md describes
-// them.
+// them. Besides operations and faults they carry what each store's verdict
+// is computed from: the recording gaps (jsonl type "gap") and the geo
+// store's call log (type "geo_call"); porcupine and edn are cut at the gaps.
+// "caplab history check FILE" (history_check.go) reads a JSON Lines export
+// or a porcupine log (lab.ReadHistory) and prints lab.Judge's verdict per
+// store and SKU — GET /api/check's on the same history; exit 1 when one is
+// not linearizable, 2 when the file is not a history.
+//
+// GET /api/check's result carries (trusted-verdicts issue) cuts, notJudged
+// (what a bounded recording left out) and unplaced (the answer a failed
+// search could not place; the explanation is written from it);
+// GET /api/check/visual marks the same answer. docs/api.md, "What a verdict
+// covers".
 //
 // # Lessons
 //

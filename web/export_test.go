@@ -47,17 +47,17 @@ func TestHistoryExport(t *testing.T) {
 		t.Fatalf("jsonl: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
 	lines := strings.Split(strings.TrimSpace(body), "\n")
-	if len(lines) != 4 { // 3 operations + 1 fault (heal), no start record: memory
-		t.Errorf("jsonl from memory has %d lines, want 4:\n%s", len(lines), body)
+	if len(lines) != 5 || !strings.Contains(lines[0], `"type":"start"`) { // a start record naming the regions, 3 operations + 1 fault (heal)
+		t.Errorf("jsonl from memory has %d lines, want a start record and 4 more:\n%s", len(lines), body)
 	}
-	for _, l := range lines {
+	for _, l := range lines[1:] {
 		var r lab.AuditRecord
 		if err := json.Unmarshal([]byte(l), &r); err != nil || (r.Operation == nil && r.Fault == nil) {
 			t.Errorf("line %s: %v", l, err)
 		}
 	}
-	if _, body := get("?store=replicated&sku=IPHONE"); strings.Count(strings.TrimSpace(body), "\n") != 1 {
-		t.Errorf("jsonl of the replicated store: want its one buy and the heal:\n%s", body)
+	if _, body := get("?store=replicated&sku=IPHONE"); strings.Count(strings.TrimSpace(body), "\n") != 2 {
+		t.Errorf("jsonl of the replicated store: want the start record, its one buy and the heal:\n%s", body)
 	}
 	resp, body = get("?format=porcupine")
 	if resp.StatusCode != 200 || strings.Count(body, `"clientId"`) != 2 || strings.Contains(body, "replicated") {

@@ -21,6 +21,7 @@ import (
 // running lab's GET /api/history/export.
 
 const historyUsage = `usage: caplab history export [flags]
+       caplab history check [flags] FILE   (see "caplab history check --help")
 
 Writes the lab's history for checkers outside it: every operation and fault
 as JSON Lines (jsonl), porcupine's operation log (porcupine), or a Jepsen
@@ -59,8 +60,11 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "check" {
+		return historyCheck(args[1:], stdout, stderr)
+	}
 	if args[0] != "export" {
-		fmt.Fprintf(stderr, "caplab history: unknown command %s (expected export or help)\n\n%s", lab.Echo(args[0]), historyUsage)
+		fmt.Fprintf(stderr, "caplab history: unknown command %s (expected export, check or help)\n\n%s", lab.Echo(args[0]), historyUsage)
 		return 2
 	}
 	opts := map[string]string{}

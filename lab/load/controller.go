@@ -35,6 +35,12 @@ func (c *Controller) Start(cfg Config) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	// A run whose status already says it ended closes Done right after its
+	// last frame (which takes c.mu): wait for that, so that a caller who
+	// saw "stopped" can start the next one.
+	if r := c.Run(); r != nil && r.over() {
+		<-r.Done()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

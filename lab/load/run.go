@@ -155,6 +155,14 @@ func (r *Run) abortNow(reason string) {
 	r.abort()
 }
 
+// over reports whether the run's state is final (finished, stopped,
+// failed): Done follows at once.
+func (r *Run) over() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == StateFinished || r.state == StateStopped || r.state == StateFailed
+}
+
 func (r *Run) setState(s string) {
 	r.mu.Lock()
 	r.state = s

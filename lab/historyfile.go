@@ -1,0 +1,370 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Histories read back from a file, for "caplab history check": JSON Lines
+// as the lab exports them (its audit records: operations, faults, resets,
+// gaps and geo calls) or porcupine's operation log (the lab's porcupine
+// export, or another service's in that format). Judge then gives the
+// verdict the lab gave on the same history.
+
+// MaxHistoryLine bounds one line of a history file.
+const MaxHistoryLine = 1 << 20
+
+// HistoryFile is a history read from a file: what followed its last reset.
+type HistoryFile struct {
+	// Format is the file's: jsonl or porcupine.
+	Format ExportFormat
+	// Regions: the lab's, from the last start record (jsonl).
+	Regions    []string
+	Operations []Operation
+	Faults     []Fault
+	GeoCalls   []GeoCall
+	// Dropped counts operations the lab's History did not keep (a memory
+	// export past the cap says so).
+	Dropped int
+
+	gaps     map[gapID]RecordingGap
+	gapOrder []gapID
+}
+
+// gapID names a gap across a log's runs (IDs restart with every run).
+type gapID struct {
+	run string
+	id  int64
+}
+
+// add takes one record in.
+func (h *HistoryFile) add(r AuditRecord) {
+	switch r.Type {
+	case AuditStart:
+		h.Regions = slices.Clone(r.Regions)
+	case AuditReset:
+		h.Operations, h.Faults, h.GeoCalls, h.Dropped = nil, nil, nil, 0
+		h.gaps, h.gapOrder = nil, nil
+	case AuditDropped:
+		h.Dropped = r.Dropped
+	}
+	switch {
+	case r.Operation != nil:
+		h.Operations = append(h.Operations, *r.Operation)
+	case r.Fault != nil:
+		h.Faults = append(h.Faults, *r.Fault)
+	case r.GeoCall != nil:
+		h.GeoCalls = append(h.GeoCalls, *r.GeoCall)
+	case r.Gap != nil:
+		if h.gaps == nil {
+			h.gaps = map[gapID]RecordingGap{}
+		}
+		k := gapID{r.Run, r.Gap.ID}
+		if _, ok := h.gaps[k]; !ok {
+			h.gapOrder = append(h.gapOrder, k)
+		}
+		h.gaps[k] = *r.Gap // the latest record of a gap stands
+	}
+}
+
+// Gaps are the file's recording gaps (the latest record of each).
+func (h *HistoryFile) Gaps() []RecordingGap {
+	out := make([]RecordingGap, 0, len(h.gapOrder))
+	for _, k := range h.gapOrder {
+		out = append(out, h.gaps[k])
+	}
+	return out
+}
+
+// Recorded is what Judge needs for one store's SKU ("" = every SKU).
+func (h *HistoryFile) Recorded(store Store, sku string) Recorded {
+	rec := Recorded{Regions: h.Regions, Dropped: h.Dropped}
+	for _, op := range h.Operations {
+		if op.Store == store && (sku == "" || op.SKU == sku) {
+			rec.Operations = append(rec.Operations, op)
+		}
+	}
+	if store == Geo {
+		for _, c := range h.GeoCalls {
+			if sku == "" || c.SKU == sku {
+				rec.GeoCalls = append(rec.GeoCalls, c)
+			}
+		}
+	}
+	for _, g := range h.Gaps() {
+		if g.Store == store && (sku == "" || g.SKU == sku || g.SKU == "") {
+			rec.Gaps = append(rec.Gaps, g)
+		}
+	}
+	return rec
+}
+
+// Subjects lists the (store, SKU)s the file holds operations or geo calls
+// of, stores in the lab's order, SKUs sorted.
+func (h *HistoryFile) Subjects() []CheckSubject {
+	seen := map[CheckSubject]bool{}
+	for _, op := range h.Operations {
+		seen[CheckSubject{op.Store, op.SKU}] = true
+	}
+	for _, c := range h.GeoCalls {
+		seen[CheckSubject{Geo, c.SKU}] = true
+	}
+	out := make([]CheckSubject, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b CheckSubject) int {
+		return cmp.Or(cmp.Compare(slices.Index(Stores, a.Store), slices.Index(Stores, b.Store)), cmp.Compare(a.SKU, b.SKU))
+	})
+	return out
+}
+
+// CheckSubject is one store's SKU.
+type CheckSubject struct {
+	Store Store
+	SKU   string
+}
+
+// ReadHistory reads a history file; name is for errors ("FILE:LINE: …").
+// store says which store a porcupine log is of (its lines do not say; a
+// log of geo calls is always the geo store's).
+func ReadHistory(r io.Reader, name string, store Store) (*HistoryFile, error) {
+	if store == "" {
+		store = Consensus
+	}
+	rd := bufio.NewReaderSize(r, 64<<10)
+	h := &HistoryFile{}
+	var porc []porcupineLine
+	for n := 1; ; n++ {
+		line, err := readLine(rd)
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			break
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s:%d: %w", name, n, err)
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if h.Format == "" {
+			h.Format = sniffFormat(line)
+			if h.Format == "" {
+				return nil, fmt.Errorf("%s:%d is neither a caplab history record (JSON Lines, as GET /api/history/export writes) nor a porcupine operation: %s", name, n, Echo(string(line)))
+			}
+		}
+		if h.Format == ExportJSONL {
+			rec, err := parseRecord(line)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+			}
+			h.add(rec)
+			continue
+		}
+		p, err := parsePorcupineLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+		}
+		porc = append(porc, p)
+	}
+	if h.Format == "" {
+		return nil, fmt.Errorf("%s holds no history: it is empty", name)
+	}
+	if h.Format == ExportPorcupine {
+		h.fromPorcupine(porc, store)
+	}
+	return h, nil
+}
+
+// readLine reads one line (without its newline), refusing one longer than
+// MaxHistoryLine.
+func readLine(rd *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := rd.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > MaxHistoryLine {
+			return nil, fmt.Errorf("a line longer than %d bytes is no history record", MaxHistoryLine)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return bytes.TrimSuffix(line, []byte("\n")), err
+		}
+	}
+}
+
+// sniffFormat tells a caplab record ({"type":…}) from a porcupine
+// operation ({"clientId":…,"input":…}).
+func sniffFormat(line []byte) ExportFormat {
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(line, &probe) != nil {
+		return ""
+	}
+	if _, ok := probe["type"]; ok {
+		return ExportJSONL
+	}
+	_, in := probe["input"]
+	_, call := probe["call"]
+	if in && call {
+		return ExportPorcupine
+	}
+	return ""
+}
+
+// parseRecord reads and checks one JSON Lines record.
+func parseRecord(line []byte) (AuditRecord, error) {
+	var r AuditRecord
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, fmt.Errorf("not a history record: %v", err)
+	}
+	switch r.Type {
+	case AuditStart, AuditReset:
+	case AuditDropped:
+		if r.Dropped < 0 {
+			return r, fmt.Errorf("a dropped record with %d operations", r.Dropped)
+		}
+	case AuditOperation:
+		if r.Operation == nil {
+			return r, fmt.Errorf("an operation record without its operation")
+		}
+		return r, checkFileOperation(*r.Operation)
+	case AuditFault:
+		if r.Fault == nil {
+			return r, fmt.Errorf("a fault record without its fault")
+		}
+	case AuditGap:
+		if r.Gap == nil {
+			return r, fmt.Errorf("a gap record without its gap")
+		}
+		if _, err := ParseStore(string(r.Gap.Store)); err != nil {
+			return r, fmt.Errorf("a gap of store %s, which is no store of the lab", Echo(string(r.Gap.Store)))
+		}
+		if r.Gap.ended() && r.Gap.To.Before(r.Gap.From) {
+			return r, fmt.Errorf("a gap that ends before it begins")
+		}
+	case AuditGeoCall:
+		if r.GeoCall == nil {
+			return r, fmt.Errorf("a geo_call record without its call")
+		}
+		return r, checkFileGeoCall(*r.GeoCall)
+	default:
+		return r, fmt.Errorf("a record of type %s, which the lab does not write (types: start, operation, fault, reset, dropped, gap, geo_call)", Echo(string(r.Type)))
+	}
+	return r, nil
+}
+
+func checkFileOperation(op Operation) error {
+	if _, err := ParseStore(string(op.Store)); err != nil {
+		return fmt.Errorf("operation %d: store %s is no store of the lab (stores: consensus, replicated, geo)", op.ID, Echo(string(op.Store)))
+	}
+	switch op.Op {
+	case OpStock, OpBuy, OpRead:
+	default:
+		return fmt.Errorf("operation %d: op %s is none of stock, buy, read", op.ID, Echo(string(op.Op)))
+	}
+	if !slices.Contains(Kinds, op.Outcome) {
+		return fmt.Errorf("operation %d: outcome %s is none of %v", op.ID, Echo(string(op.Outcome)), Kinds)
+	}
+	if op.SKU == "" {
+		return fmt.Errorf("operation %d has no SKU", op.ID)
+	}
+	if op.Return.Before(op.Call) {
+		return fmt.Errorf("operation %d returns before it is called", op.ID)
+	}
+	return nil
+}
+
+func checkFileGeoCall(c GeoCall) error {
+	switch c.Kind {
+	case geoSet, geoBuy, geoOut, geoIn, geoRefund, geoRead:
+	default:
+		return fmt.Errorf("a geo call of kind %s (kinds: set, buy, transfer-out, transfer-in, refund, read)", Echo(string(c.Kind)))
+	}
+	if c.SKU == "" || c.Region == "" {
+		return fmt.Errorf("a geo call without its SKU or region")
+	}
+	if c.Return.Before(c.Call) {
+		return fmt.Errorf("a geo call that returns before it is called")
+	}
+	return nil
+}
+
+// porcupineLine is one line of a porcupine log: an inventory operation or
+// a geo call.
+type porcupineLine struct {
+	op   *PorcupineOperation
+	geo  *PorcupineGeoCall
+	call int64
+	ret  int64
+}
+
+func parsePorcupineLine(line []byte) (porcupineLine, error) {
+	var probe struct {
+		Input map[string]json.RawMessage `json:"input"`
+	}
+	if err := json.Unmarshal(line, &probe); err != nil || probe.Input == nil {
+		return porcupineLine{}, fmt.Errorf("not a porcupine operation (%s)", Echo(string(line)))
+	}
+	if _, geo := probe.Input["kind"]; geo {
+		var g PorcupineGeoCall
+		if err := json.Unmarshal(line, &g); err != nil {
+			return porcupineLine{}, fmt.Errorf("not a porcupine geo call: %v", err)
+		}
+		c := GeoCall{SKU: g.Input.SKU, Region: g.Input.Region, Kind: g.Input.Kind}
+		if err := checkFileGeoCall(c); err != nil {
+			return porcupineLine{}, err
+		}
+		if g.Return < g.Call {
+			return porcupineLine{}, fmt.Errorf("a call that returns before it is called")
+		}
+		return porcupineLine{geo: &g, call: g.Call, ret: g.Return}, nil
+	}
+	var p PorcupineOperation
+	if err := json.Unmarshal(line, &p); err != nil {
+		return porcupineLine{}, fmt.Errorf("not a porcupine operation: %v", err)
+	}
+	switch {
+	case p.Input.SKU == "":
+		return porcupineLine{}, fmt.Errorf("an operation without its SKU (input.sku)")
+	case p.Input.Op != OpStock && p.Input.Op != OpBuy && p.Input.Op != OpRead:
+		return porcupineLine{}, fmt.Errorf("input.op %s is none of stock, buy, read", Echo(string(p.Input.Op)))
+	case !p.Output.Unknown && p.Output.Outcome != OK && p.Output.Outcome != SoldOut:
+		return porcupineLine{}, fmt.Errorf("output.outcome %s: an operation the inventory model judges answered ok or sold_out, or is unknown", Echo(string(p.Output.Outcome)))
+	case !p.Output.Unknown && p.Return < p.Call:
+		return porcupineLine{}, fmt.Errorf("an operation that returns before it is called")
+	}
+	return porcupineLine{op: &p, call: p.Call, ret: p.Return}, nil
+}
+
+// fromPorcupine turns porcupine lines into operations of store (and geo
+// calls): times are nanoseconds from an origin the lines share. Class,
+// rank and client ids are the checker's own business and computed anew,
+// so a log written by another service need not get them right.
+func (h *HistoryFile) fromPorcupine(lines []porcupineLine, store Store) {
+	origin := time.Unix(0, 0).UTC()
+	for i, l := range lines {
+		call, ret := origin.Add(time.Duration(l.call)), origin.Add(time.Duration(max(l.ret, l.call)))
+		if l.geo != nil {
+			in := l.geo.Input
+			h.GeoCalls = append(h.GeoCalls, GeoCall{SKU: in.SKU, Region: in.Region, Kind: in.Kind, Delta: in.Delta, Set: in.Set,
+				Left: in.Left, Unknown: in.Unknown, Call: call, Return: ret})
+			continue
+		}
+		p := l.op
+		op := Operation{ID: cmp.Or(p.ID, i+1), Store: store, SKU: p.Input.SKU, Region: p.Input.Region, Op: p.Input.Op, Qty: p.Input.Qty,
+			Outcome: p.Output.Outcome, Quantity: p.Output.Quantity, Call: call, Return: ret}
+		if p.Output.Unknown {
+			op.Outcome = Unavailable
+		}
+		if op.Op == OpRead {
+			op.Consistency, op.Qty = Linearizable, 0
+		}
+		h.Operations = append(h.Operations, op)
+	}
+}

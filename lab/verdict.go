@@ -1,0 +1,129 @@
+package lab
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// The lab's side of the checker: what it records of each operation at its
+// call, and the verdicts it computes from what it recorded (judge.go).
+
+// CheckTimeout bounds the checker's linearizability search.
+const CheckTimeout = 10 * time.Second
+
+// opRecord is what the lab decided at an operation's call about recording
+// it: keep it in the History, or — a write left out (WithOpRecording, or
+// past the History's cap) — note a recording gap before it can reach a
+// store.
+type opRecord struct {
+	keep bool
+	gap  bool
+	tok  gapToken
+}
+
+// beginRecord decides, at op's call (op.Call set, nothing sent yet),
+// whether op will be recorded.
+func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
+	if !rec.SkipHistory && l.history.reserve() {
+		l.gaps.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
+		return opRecord{keep: true}
+	}
+	if op.Op != OpStock && op.Op != OpBuy {
+		return opRecord{} // a read changes nothing: leaving it out is harmless
+	}
+	why := GapSkipped
+	if !rec.SkipHistory {
+		why = GapHistoryFull
+	}
+	return opRecord{gap: true, tok: l.gaps.begin(op.Store, op.SKU, op.Call, why)}
+}
+
+// endRecord records op as beginRecord decided (with its answer and return
+// time) and reports whether the History kept it; an operation dropped at
+// the cap still gets an ID.
+func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
+	if r.gap {
+		wrote, mayLand := mayWrite(op)
+		l.gaps.end(r.tok, op.Return, wrote, mayLand)
+	}
+	switch {
+	case r.keep:
+		return l.history.addOperation(op)
+	case !rec.SkipHistory:
+		return l.history.drop(op), false
+	}
+	return op, false
+}
+
+// Recorded is what the lab recorded of one store's SKU ("" = every SKU)
+// since the last reset: the input of its verdict. The History is read
+// first, the gaps last, so that every gap a recorded answer could have
+// seen is in it (gaps are noted before their writes are sent).
+func (l *Lab) Recorded(store Store, sku string) Recorded {
+	return l.recordedOf(store, sku, countsForCheck)
+}
+
+func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Recorded {
+	ops := l.history.Select(store, sku, keep)
+	dropped, _ := l.history.Dropped()
+	rec := Recorded{Operations: ops, Regions: l.Regions(), Dropped: dropped}
+	if store == Geo {
+		rec.GeoCalls = l.geo.log.snapshot(sku)
+	}
+	rec.Gaps = l.gaps.snapshot(store, sku)
+	return rec
+}
+
+// Check runs the checker on one store and SKU ("" for every SKU): Judge on
+// what the lab recorded. It judges each SKU's history in segments cut at
+// restocks and remembers the verdicts of segments that no longer change
+// (see segments.go), so a long history is judged in the time its newest
+// segment takes. For the geo store it adds the live conservation audit of
+// the regional groups (GeoCheck.Conservation), which reads the stores and
+// so is no part of the verdict a recorded history reproduces.
+func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
+	if _, err := ParseStore(string(store)); err != nil {
+		return CheckResult{}, err
+	}
+	if sku != "" {
+		if err := CheckSKU(sku); err != nil {
+			return CheckResult{}, err
+		}
+	}
+	res := judge(l.Recorded(store, sku), store, sku, CheckTimeout, &l.verdicts)
+	if store == Geo {
+		l.auditGeo(&res) // geo_lab.go
+	}
+	return res, nil
+}
+
+// Visualize writes the checker's HTML view of one store and SKU.
+func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
+	if _, err := ParseStore(string(store)); err != nil {
+		return err
+	}
+	if err := CheckSKU(sku); err != nil {
+		return err
+	}
+	all := func(*Operation) bool { return true } // the picture shows what was left out too
+	return VisualizeRecorded(l.recordedOf(store, sku, all), store, sku, w)
+}
+
+// auditGeo adds the live part of the geo verdict: the stores' counters of
+// stranded and borrowed units, and (one SKU) the conservation audit.
+func (l *Lab) auditGeo(r *CheckResult) {
+	if r.Geo == nil {
+		r.Geo = &GeoCheck{}
+	}
+	r.Geo.Stranded, r.Geo.Borrowed = int(l.geo.stranded.Load()), int(l.geo.borrowed.Load())
+	if r.SKU == "" {
+		return
+	}
+	a, err := l.GeoAudit(context.Background(), r.SKU)
+	if err != nil {
+		r.Geo.AuditError = err.Error()
+		return
+	}
+	r.Geo.Conservation = &a
+}
