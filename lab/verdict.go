@@ -127,3 +127,7 @@ func (l *Lab) auditGeo(r *CheckResult) {
 	}
 	r.Geo.Conservation = &a
 }
+
+// History returns the recorded operations (of one SKU, "" for all) and
+// every fault.
+func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }

@@ -1,0 +1,179 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// ---- store operations ----
+
+// Stock sets a SKU's stock in one store, as a write from region.
+func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quantity int) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	if quantity < 0 || quantity > MaxStock {
+		return Outcome{}, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity})
+}
+
+// Buy buys qty units of a SKU from region.
+func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	if err := CheckQty(qty); err != nil {
+		return Outcome{}, err
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty})
+}
+
+// Read reads a SKU's stock from region. Consistency applies to the
+// consensus store ("" means linearizable); the replicated store reads R
+// replicas.
+func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consistency) (Outcome, error) {
+	if err := l.checkOp(store, sku, region); err != nil {
+		return Outcome{}, err
+	}
+	switch c {
+	case "":
+		c = Linearizable
+	case Linearizable, Serializable:
+	default:
+		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %s)", ErrBadInput, Echo(string(c)))
+	}
+	if store == Replicated || store == Geo {
+		c = ""
+	}
+	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c})
+}
+
+// do runs one operation through the region's breaker and the store,
+// records it and publishes it.
+func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
+	if err := l.enter(ctx); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return Outcome{}, err
+		}
+		return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
+			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
+	}
+	defer l.gate.leave()
+	quorum := l.Quorum()
+	op.Client = l.sessionOf(op.Region, op.Store)
+	l.shareStrings(&op)
+	op.Call = time.Now()
+	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
+	rr := l.beginRecord(rec, op)
+	if !rr.keep && !rec.SkipHistory { // past the History's cap: its geo calls go unlogged too
+		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
+	}
+	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+	execute := l.breakers.Execute
+	if op.Store == Geo {
+		execute = geoExecute // the geo store picks a breaker per group it calls (geo_lab.go)
+	}
+	var out Outcome
+	// Admission before the breaker: a request the gateway has no room for
+	// reaches neither the store nor the breaker, which must not take a
+	// queue for a partition.
+	if g := l.admission.admit(op.Region, op.Store); g == nil {
+		out = l.admission.overloaded(op)
+	} else {
+		out = execute(op.Region, op.Store, func() Outcome {
+			if !l.cluster.IsUp(op.Region) {
+				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
+			}
+			// The answer comes within the deadline plus answerGrace, even
+			// when the call itself overruns its context (deadline.go).
+			return withinDeadline(ctx, op, l.cfg.RequestTimeout, func(ctx context.Context) Outcome {
+				switch op.Store {
+				case Consensus:
+					return l.consensus.run(ctx, op)
+				case Geo:
+					return l.geo.run(ctx, op, l.breakers)
+				}
+				return l.replicated.run(ctx, op, quorum)
+			})
+		})
+		l.admission.done(g, time.Since(op.Call), out.Outcome)
+	}
+	op.Return = time.Now()
+	out.Store, out.Region, out.SKU, out.Op = op.Store, op.Region, op.SKU, op.Op
+	out.Consistency = op.Consistency
+	out.Qty = op.Qty
+	out.LatencyMs = math.Round(float64(op.Return.Sub(op.Call).Microseconds())/10) / 100
+	if out.AnsweredBy == nil {
+		out.AnsweredBy = []string{}
+	}
+	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	op, kept := l.endRecord(rr, rec, op)
+	if !kept { // left out, or past the History's cap: still the lab's own write
+		l.unrecorded.note(op, l.consensus.epoch.Load())
+	}
+	if !rec.SkipPublish { // a load's operations are no actions to record
+		l.recordOp(ctx, op, quorum)
+	}
+	out.OpID = op.ID
+	l.count(op)
+	if !rec.SkipPublish {
+		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
+	} else if kept { // the audit log keeps what the History keeps
+		l.recorders.call(Event{Type: EventOperation, Operation: &op})
+	}
+	return out, nil
+}
+
+// shareStrings points op's region, store, op and consistency at the lab's
+// own strings: a request decoded from JSON carries fresh copies, which the
+// history would otherwise keep, one set per operation, up to its cap.
+func (l *Lab) shareStrings(op *Operation) {
+	if i := slices.Index(l.regions, op.Region); i >= 0 {
+		op.Region = l.regions[i]
+	}
+	if i := slices.Index(Stores, op.Store); i >= 0 {
+		op.Store = Stores[i]
+	}
+	for _, o := range [...]Op{OpBuy, OpStock, OpRead} {
+		if op.Op == o {
+			op.Op = o
+		}
+	}
+	for _, c := range [...]Consistency{Linearizable, Serializable} {
+		if op.Consistency == c {
+			op.Consistency = c
+		}
+	}
+}
+
+// sessionOf numbers the (region, store) gateway sessions from 0: the
+// Operation.Client of the history. (The checker assigns its own client
+// ids, since one gateway serves concurrent buyers.)
+func (l *Lab) sessionOf(region string, store Store) int {
+	return slices.Index(l.regions, region)*len(Stores) + slices.Index(Stores, store)
+}
+
+// enter takes one unit of the gate, waiting at most the request deadline
+// (a reset holds the whole gate), or fails once the lab is closed.
+func (l *Lab) enter(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if !l.gate.tryEnter() {
+		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+		defer cancel()
+		if err := l.gate.enter(ctx); err != nil {
+			return fmt.Errorf("%w: the lab is being reset", ErrUnavailable)
+		}
+	}
+	if l.closed.Load() {
+		l.gate.leave()
+		return ErrClosed
+	}
+	return nil
+}

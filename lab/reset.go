@@ -1,0 +1,131 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"caplab/nodes"
+)
+
+// ---- the consensus leader, reset and convergence ----
+
+// Leader is the region that leads the consensus group, or "".
+func (l *Lab) Leader() string { return l.cluster.Leader() }
+
+// WaitLeader waits until a majority agrees on a leader.
+func (l *Lab) WaitLeader(ctx context.Context) error {
+	_, err := l.cluster.WaitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Reset makes the lab fresh: every link up at its model latency, crashed
+// regions restarted, both stores emptied, quorum back to W=1 R=1, breakers
+// closed, history and counters cleared.
+func (l *Lab) Reset(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	l.pauses.clear() // frozen shops wake, so that the reset need not wait for them
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := l.gate.lock(wctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", ErrUnavailable, err)
+	}
+	defer l.gate.unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	// Whatever part of the reset happens, the epochs it reached are where a
+	// lab resumed on this data must look.
+	defer func() { _ = l.saveEpochs() }()
+	f := l.cluster.Fabric()
+	f.HealAll()
+	for _, a := range l.regions {
+		for _, b := range l.regions {
+			if a < b {
+				rtt, _ := nodes.ModelRTT(a, b)
+				_ = f.SetRTT(a, b, rtt, false)
+			}
+		}
+	}
+	for _, r := range l.regions {
+		if !l.cluster.IsUp(r) {
+			if err := l.cluster.Restart(r); err != nil {
+				return wrapNodes(err)
+			}
+		}
+	}
+	ctx, cancelReset := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelReset()
+	if _, err := l.cluster.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	l.awaitStreams()
+	if err := l.consensus.clear(ctx, l.regions); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	l.replicated.inflight.Wait() // late background writes must not outlive the reset
+	if err := l.replicated.clear(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	if err := l.resetGeo(ctx); err != nil { // geo_lab.go
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	l.quorum.Store(new(GlobalTables(len(l.regions))))
+	l.breakers.Reset()
+	l.history.Clear()
+	l.gaps.clear()
+	l.clocks.Reset()
+	l.recorder.start(true, l.Quorum())
+	l.verdicts.clear()
+	l.resetCounters()
+	st := l.State()
+	l.snap.Store(&st)
+	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.current().base})
+	return nil
+}
+
+// WaitConverged waits until every running replica of the replicated store
+// holds the same newest value for every SKU, and every running consensus
+// member follows the agreed leader and has applied all it committed (so a
+// serializable read anywhere returns the latest value).
+func (l *Lab) WaitConverged(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok, err := l.replicated.converged(ctx)
+		if err == nil && ok && l.cluster.CaughtUp() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: replicas did not converge: %v", ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// replicate runs the replicated store's background replication until Close.
+func (l *Lab) replicate() {
+	t := time.NewTicker(l.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		if !l.gate.tryEnter() { // a reset or Close: skip this round
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
+		l.replicated.antiEntropy(ctx)
+		cancel()
+		l.gate.leave()
+	}
+}
