@@ -7,7 +7,7 @@ import (
 )
 
 // storeCounts are one store's outcome counters since the last reset. Every
-// operation adds to one of them atomically; the auditor sets oversold and
+// operation adds to one of them atomically; the counting goroutine sets oversold and
 // staleReads.
 type storeCounts struct {
 	ok, soldOut, unavailable, failFast, conflict, overloaded atomic.Int64
@@ -30,7 +30,7 @@ func (c *storeCounts) zero() {
 }
 
 // count updates the outcome counters at once; oversold and stale reads
-// follow from the auditor.
+// follow from the counting goroutine.
 func (l *Lab) count(op Operation) {
 	c := l.counters[op.Store]
 	switch op.Outcome {
@@ -50,29 +50,29 @@ func (l *Lab) count(op Operation) {
 	l.version.Add(1)
 }
 
-// resetCounters zeroes the counters and the auditor's state (Reset, with
+// resetCounters zeroes the counters and the tally's state (Reset, with
 // no operation in flight).
 func (l *Lab) resetCounters() {
-	l.auditMu.Lock()
-	defer l.auditMu.Unlock()
-	l.audit = newAudit()
+	l.tallyMu.Lock()
+	defer l.tallyMu.Unlock()
+	l.tally = newTally()
 	for _, c := range l.counters {
 		c.zero()
 	}
 	l.version.Add(1)
 }
 
-// auditCheckTimeout bounds the auditor's linearizability search.
+// auditCheckTimeout bounds the tally's linearizability search.
 const auditCheckTimeout = 2 * time.Second
 
-// AuditEvery is how often the auditor recounts oversold units and stale
+// AuditEvery is how often the counting goroutine recounts oversold units and stale
 // reads from the history when operations have come in.
 const AuditEvery = 200 * time.Millisecond
 
-// auditor recounts oversold units and stale reads per store with the
+// counting recounts oversold units and stale reads per store with the
 // checker's counting rules, at most every AuditEvery. A change shows in
 // the next coalesced state.
-func (l *Lab) auditor() {
+func (l *Lab) counting() {
 	t := time.NewTicker(AuditEvery)
 	defer t.Stop()
 	for {
@@ -91,12 +91,12 @@ func (l *Lab) auditor() {
 // proportional to what is new (plus, rarely, one SKU's history: a restock
 // or an operation returning out of order), never to the whole history.
 func (l *Lab) recount() bool {
-	l.auditMu.Lock()
-	a := l.audit
+	l.tallyMu.Lock()
+	a := l.tally
 	ops, cur, fresh := l.history.sinceRefs(a.cursor)
 	if fresh && a.cursor.log != nil {
-		a = newAudit()
-		l.audit = a
+		a = newTally()
+		l.tally = a
 	}
 	a.cursor = cur
 	for _, op := range ops {
@@ -105,7 +105,7 @@ func (l *Lab) recount() bool {
 	// SKUs whose count says oversold are confirmed by the linearizability
 	// search, outside the lock (it may take auditCheckTimeout).
 	type pending struct {
-		s   *skuAudit
+		s   *skuTally
 		ops []Operation
 		n   int
 	}
@@ -118,7 +118,7 @@ func (l *Lab) recount() bool {
 		}
 	}
 	clear(a.dirty)
-	l.auditMu.Unlock()
+	l.tallyMu.Unlock()
 
 	results := make([]int, len(confirm))
 	for i, p := range confirm {
@@ -129,9 +129,9 @@ func (l *Lab) recount() bool {
 		results[i] = r.Oversold // after the check: 0 when one order of events explains all
 	}
 
-	l.auditMu.Lock()
-	defer l.auditMu.Unlock()
-	if l.audit != a { // a reset happened meanwhile: these counts are stale
+	l.tallyMu.Lock()
+	defer l.tallyMu.Unlock()
+	if l.tally != a { // a reset happened meanwhile: these counts are stale
 		return false
 	}
 	for i, p := range confirm {
@@ -158,46 +158,46 @@ func (l *Lab) recount() bool {
 	return changed
 }
 
-// audit is the auditor's incremental view of the history: the operations
+// audit is the tally's incremental view of the history: the operations
 // per store and SKU, with each SKU's counts kept up to date as operations
 // come in.
-type audit struct {
+type tally struct {
 	cursor HistoryCursor
 	read   int // operations read from the history (work done, for tests)
-	skus   map[Store]map[string]*skuAudit
-	dirty  map[*skuAudit]struct{} // touched since the last recount
+	skus   map[Store]map[string]*skuTally
+	dirty  map[*skuTally]struct{} // touched since the last recount
 }
 
-func newAudit() *audit {
-	return &audit{skus: map[Store]map[string]*skuAudit{}, dirty: map[*skuAudit]struct{}{}}
+func newTally() *tally {
+	return &tally{skus: map[Store]map[string]*skuTally{}, dirty: map[*skuTally]struct{}{}}
 }
 
-func (a *audit) add(op *Operation) {
+func (a *tally) add(op *Operation) {
 	a.read++
 	m := a.skus[op.Store]
 	if m == nil {
-		m = map[string]*skuAudit{}
+		m = map[string]*skuTally{}
 		a.skus[op.Store] = m
 	}
 	s := m[op.SKU]
 	if s == nil {
-		s = &skuAudit{store: op.Store, sku: op.SKU, restock: -1}
+		s = &skuTally{store: op.Store, sku: op.SKU, restock: -1}
 		m[op.SKU] = s
 	}
 	s.add(op)
 	a.dirty[s] = struct{}{}
 }
 
-// skuAudit counts one store's SKU by the rules of countWindow (see Check),
+// skuTally counts one store's SKU by the rules of countWindow (see Check),
 // incrementally: an operation that cannot change what was already counted
 // is added in O(log n); one that can (an ok stock, which may move the
 // window, or a write that returned before something already counted) marks
 // the SKU for a recount from its operations at the next settle.
-type skuAudit struct {
+type skuTally struct {
 	store Store
 	sku   string
 	// ops point into the History's slots, which never change once
-	// written: the auditor holds 8 bytes per operation, not a copy of it.
+	// written: the counting goroutine holds 8 bytes per operation, not a copy of it.
 	ops []*Operation // in history order
 
 	stale bool // a recount is due
@@ -215,7 +215,7 @@ type skuAudit struct {
 	indeterminate int
 }
 
-func (s *skuAudit) add(op *Operation) {
+func (s *skuTally) add(op *Operation) {
 	s.ops = append(s.ops, op)
 	if s.stale {
 		return
@@ -235,7 +235,7 @@ func (s *skuAudit) add(op *Operation) {
 
 // apply counts op (at index i of ops), whose write, if any, returned after
 // every write already counted.
-func (s *skuAudit) apply(op *Operation, i int) {
+func (s *skuTally) apply(op *Operation, i int) {
 	if op.Outcome == OK && (op.Op == OpBuy || op.Op == OpStock) {
 		v := op.Version
 		if n := len(s.newestBy); n > 0 && v.Less(s.newestBy[n-1]) {
@@ -248,7 +248,7 @@ func (s *skuAudit) apply(op *Operation, i int) {
 }
 
 // settle recounts the SKU if due and updates oversold.
-func (s *skuAudit) settle() {
+func (s *skuTally) settle() {
 	if s.stale {
 		s.stale = false
 		s.restock = -1
@@ -290,7 +290,7 @@ func (s *skuAudit) settle() {
 
 // count adds op (at index i of ops) to the window's counts; the writes it
 // is judged against are in place.
-func (s *skuAudit) count(op *Operation, i int) {
+func (s *skuTally) count(op *Operation, i int) {
 	if s.restock >= 0 && (i == s.restock || !op.Call.After(s.ops[s.restock].Return)) {
 		return // not in the window
 	}
@@ -323,7 +323,7 @@ func (s *skuAudit) count(op *Operation, i int) {
 
 // effectiveOversold is the oversold count the counters show: the counted
 // one, unless the linearizability search has since cleared it.
-func (s *skuAudit) effectiveOversold() int {
+func (s *skuTally) effectiveOversold() int {
 	if s.oversold > 0 && s.checkedAt == len(s.ops) {
 		return s.confirmed
 	}

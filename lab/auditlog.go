@@ -467,13 +467,13 @@ func readAuditFile(name string, last bool, fn func(AuditRecord) error) error {
 
 // recorders are the functions called for every recorded operation, fault
 // and reset. The list is copied on write, so calling them takes no lock.
-type recorders struct {
+type hooks struct {
 	fns   atomic.Pointer[[]*func(Event)]
 	mu    sync.Mutex // serialises changes
 	audit atomic.Pointer[AuditLog]
 }
 
-func (rs *recorders) call(e Event) {
+func (rs *hooks) call(e Event) {
 	switch e.Type {
 	case EventOperation, EventFault, EventReset, EventGap, EventGeoCall:
 	default:
@@ -491,7 +491,7 @@ func (rs *recorders) call(e Event) {
 // recorded there; fn must return quickly and must not call the lab. Unlike
 // a Subscribe channel, a recorder misses nothing. cancel stops the calls.
 func (l *Lab) Record(fn func(Event)) (cancel func()) {
-	rs := &l.recorders
+	rs := &l.hooks
 	p := &fn
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
@@ -522,12 +522,12 @@ func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
 		return nil, err
 	}
 	l.Record(a.Append)
-	l.recorders.audit.Store(a)
+	l.hooks.audit.Store(a)
 	return a, nil
 }
 
 // AuditLog is the log OpenAudit attached to l, nil when none.
-func (l *Lab) AuditLog() *AuditLog { return l.recorders.audit.Load() }
+func (l *Lab) AuditLog() *AuditLog { return l.hooks.audit.Load() }
 
 // AuditDir is where a lab with a data directory keeps its audit log.
 func AuditDir(dataDir string) string { return filepath.Join(dataDir, "audit") }

@@ -114,7 +114,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
 	op, kept := l.endRecord(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
-		l.unrecorded.note(op, l.consensus.epoch.Load())
+		l.ownWrites.note(op, l.consensus.epoch.Load())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
 		l.recordOp(ctx, op, quorum)
@@ -124,7 +124,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	if !rec.SkipPublish {
 		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
 	} else if kept { // the audit log keeps what the History keeps
-		l.recorders.call(Event{Type: EventOperation, Operation: &op})
+		l.hooks.call(Event{Type: EventOperation, Operation: &op})
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-// Package lab is caplab's domain: one global inventory kept in two stores
+// Package lab is caplab's domain: one global inventory kept in three stores
 // over the regions of package nodes, with a circuit breaker in front of
 // every (region, store), a history of every operation and fault, and a
 // checker that judges the history.
@@ -40,7 +40,7 @@
 // sentence for a learner. Every operation and fault is recorded in the
 // History (appends take no lock); Check runs porcupine with an inventory
 // model, segment by segment between restocks, and counts sold, oversold,
-// indeterminate, stale and lost-update operations. An auditor keeps the
+// indeterminate, stale and lost-update operations. A counting goroutine keeps the
 // oversold and stale-read counters up to date from what is new in the
 // history; viewers get the State at most every 50 ms.
 //

@@ -7,7 +7,7 @@ import "errors"
 var (
 	// ErrUnknownRegion: the region is not in this lab (API: 404).
 	ErrUnknownRegion = errors.New("unknown region")
-	// ErrUnknownStore: the store is neither consensus nor replicated (API: 404).
+	// ErrUnknownStore: the store is not consensus, replicated or geo (API: 404).
 	ErrUnknownStore = errors.New("unknown store")
 	// ErrBadInput: a malformed SKU, quantity, group list, latency or quorum (API: 400).
 	ErrBadInput = errors.New("bad input")

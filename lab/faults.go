@@ -26,7 +26,7 @@ func (l *Lab) Partition(groups [][]string) error {
 		parts[i] = strings.Join(g, ",")
 	}
 	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
-	l.recorder.add(RecordedAction{Kind: ActPartition, Groups: groups})
+	l.actions.add(RecordedAction{Kind: ActPartition, Groups: groups})
 	l.awaitStreams()
 	return nil
 }
@@ -48,7 +48,7 @@ func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
 	l.healZoneLinks() // geo_lab.go
 	l.fault(FaultHeal, nil, "all links up")
-	l.recorder.add(RecordedAction{Kind: ActHeal})
+	l.actions.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
 	return nil
 }
@@ -73,7 +73,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 		}
 	}()
 	l.linkFault(from, to, up, oneWay)
-	l.recorder.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
+	l.actions.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
 
@@ -97,7 +97,7 @@ func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 		arrow = "->"
 	}
 	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs))
-	l.recorder.add(RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
+	l.actions.add(RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
@@ -162,7 +162,7 @@ func (l *Lab) Lead(ctx context.Context, region string) error {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
 	l.fault(FaultLead, []string{region}, region+" leads")
-	l.recorder.add(RecordedAction{Kind: ActLead, Regions: []string{region}})
+	l.actions.add(RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
@@ -173,7 +173,7 @@ func (l *Lab) SetQuorum(w, r int) error {
 	}
 	l.quorum.Store(&QuorumState{N: len(l.regions), W: w, R: r})
 	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
-	l.recorder.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
+	l.actions.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 

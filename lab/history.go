@@ -27,7 +27,7 @@ const (
 // Recording an operation takes no lock: one atomic add claims the next
 // slot of an append-only log of fixed-size chunks, the operation is written
 // there, and the slot is marked filled. Readers see the filled slots; the
-// auditor reads only what is new since its last look (Since). Faults are
+// counting goroutine reads only what is new since its last look (Since). Faults are
 // rare and keep a plain mutex.
 type History struct {
 	log atomic.Pointer[opLog] // the operations since the last Clear

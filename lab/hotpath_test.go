@@ -349,7 +349,7 @@ func TestAuditMatchesCountWindow(t *testing.T) {
 				ops[j-1], ops[j] = ops[j], ops[j-1]
 			}
 		}
-		a := newAudit()
+		a := newTally()
 		for start := 0; start < len(ops); {
 			end := min(len(ops), start+1+rng.IntN(8))
 			for k := start; k < end; k++ {
@@ -395,7 +395,7 @@ func TestRecountFollowsHistory(t *testing.T) {
 		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
 	}
 	l.recount()
-	read := func() int { l.auditMu.Lock(); defer l.auditMu.Unlock(); return l.audit.read }
+	read := func() int { l.tallyMu.Lock(); defer l.tallyMu.Unlock(); return l.tally.read }
 	before := read()
 	for range 3 {
 		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})

@@ -84,7 +84,7 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Lab is the domain: one inventory in two stores over a cluster of regions,
+// Lab is the domain: one inventory in three stores over a cluster of regions,
 // a circuit breaker per (region, store), the history of every operation and
 // fault, and the checker. Every action — a click, a lesson step, a script's
 // request — goes through these methods, so there is one command path and
@@ -111,9 +111,9 @@ type Lab struct {
 	quorum   atomic.Pointer[QuorumState]
 	counters map[Store]*storeCounts // fixed at New; the counts are atomic
 	version  atomic.Int64           // bumped by every change viewers see
-	auditMu  sync.Mutex             // the auditor's recount against Reset
-	audit    *audit                 // the auditor's own state (under auditMu)
-	recorder recorder               // what Recording exports (recording.go)
+	tallyMu  sync.Mutex             // the counting goroutine's recount against Reset
+	tally    *tally                 // the counting goroutine's own state (under tallyMu)
+	actions  recorder               // what Recording exports (recording.go)
 	clocks   *nodes.Clocks          // per-region wall clocks (time.go)
 	pauses   pauses                 // paused shops (reserve.go)
 
@@ -124,9 +124,9 @@ type Lab struct {
 	subs   map[chan Event]*atomic.Int64 // each subscriber's events missed since its last delivery
 	missed atomic.Int64                 // events lost by any subscriber, ever (MissedEvents)
 
-	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
-	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
-	gaps       *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
+	hooks     hooks            // auditlog.go: hooks that miss no operation, fault or reset
+	ownWrites unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
+	gaps      *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -134,7 +134,7 @@ type Lab struct {
 	closeErr  error
 }
 
-// New starts the regions and both stores. Close it when done.
+// New starts the regions and the three stores. Close it when done.
 func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if len(cfg.Regions) == 0 {
 		cfg.Regions = append([]string(nil), nodes.DefaultRegions...)
@@ -155,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		subs:  map[chan Event]*atomic.Int64{},
 		stop:  make(chan struct{}),
 		gate:  newGate(),
-		audit: newAudit(),
+		tally: newTally(),
 	}
 	l.quorum.Store(new(GlobalTables(len(cfg.Regions))))
 	l.admission = newAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4)
@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	for _, s := range Stores {
 		l.counters[s] = &storeCounts{}
 	}
-	l.recorder.start(true, l.Quorum())
+	l.actions.start(true, l.Quorum())
 	bs := cfg.Breaker
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
@@ -171,9 +171,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.clocks = nodes.NewClocks(l.regions)
 	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
 	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
-	l.gaps = newRecordingGaps(func(g RecordingGap) { l.recorders.call(Event{Type: EventGap, Gap: &g}) })
+	l.gaps = newRecordingGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
 	l.geo.gaps = l.gaps
-	l.geo.onCall = func(c GeoCall) { l.recorders.call(Event{Type: EventGeoCall, GeoCall: &c}) }
+	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
 	if err := l.resumeEpochs(); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.bg.Add(4)
 	go func() {
 		defer l.bg.Done()
-		l.auditor()
+		l.counting()
 	}()
 	go func() {
 		defer l.bg.Done()

@@ -158,7 +158,7 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 		case w.epoch != epoch:
 		case time.Since(w.seen) < settle:
 			keep = append(keep, w)
-		case l.unrecorded.explain(w): // a load's write, left out of the History
+		case l.ownWrites.explain(w): // a load's write, left out of the History
 		default:
 			ready = append(ready, w)
 		}

@@ -126,14 +126,14 @@ func (r *recorder) snapshot() Recording {
 // StartRecording forgets what was recorded and records from now on. A
 // reset does the same (the recording then starts from a fresh lab).
 func (l *Lab) StartRecording() {
-	l.recorder.start(false, l.Quorum())
+	l.actions.start(false, l.Quorum())
 }
 
 // Recording returns what was recorded since the last reset or
 // StartRecording, with the checker's verdict for every store and SKU the
 // recorded operations touched.
 func (l *Lab) Recording() Recording {
-	rec := l.recorder.snapshot()
+	rec := l.actions.snapshot()
 	rec.Regions = slices.Clone(l.regions)
 	rec.Cities = map[string]string{}
 	for _, r := range l.regions {
@@ -184,9 +184,9 @@ type RecordingStatus struct {
 
 // RecordingStatus reports the recording's size without copying it.
 func (l *Lab) RecordingStatus() RecordingStatus {
-	l.recorder.mu.Lock()
-	defer l.recorder.mu.Unlock()
-	r := &l.recorder.rec
+	l.actions.mu.Lock()
+	defer l.actions.mu.Unlock()
+	r := &l.actions.rec
 	st := RecordingStatus{Started: r.Started, FromReset: r.FromReset, Actions: len(r.Actions), Max: MaxRecordedActions, Dropped: r.Dropped}
 	switch {
 	case r.Dropped > 0:
@@ -232,7 +232,7 @@ func (l *Lab) recorded(err error, kind ActionKind, region string) error {
 			}
 		}
 	}
-	l.recorder.add(a)
+	l.actions.add(a)
 	return nil
 }
 
@@ -249,7 +249,7 @@ func (l *Lab) recordOp(ctx context.Context, op Operation, quorum QuorumState) {
 	case OpRead:
 		kind = ActRead
 	}
-	l.recorder.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})
+	l.actions.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})
 }
 
 // linkAction is the kind of a SetLink.

@@ -16,7 +16,7 @@ func TestRecorderIsBounded(t *testing.T) {
 		t.Fatalf("kept %d, dropped %d; want %d and 5", len(rec.Actions), rec.Dropped, MaxRecordedActions)
 	}
 	l := &Lab{}
-	l.recorder.rec = r.rec
+	l.actions.rec = r.rec
 	if st := l.RecordingStatus(); !strings.Contains(st.Message, "full") || !strings.Contains(st.Message, "5 actions") {
 		t.Fatalf("status message %q does not say the recording is full", st.Message)
 	}
@@ -43,10 +43,10 @@ func BenchmarkRecorderAdd(b *testing.B) {
 
 func TestWithoutRecording(t *testing.T) {
 	l := &Lab{}
-	l.recorder.start(true, QuorumState{})
+	l.actions.start(true, QuorumState{})
 	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{})
 	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{})
-	if n := len(l.recorder.snapshot().Actions); n != 1 {
+	if n := len(l.actions.snapshot().Actions); n != 1 {
 		t.Fatalf("recorded %d operations, want only the one without WithoutRecording", n)
 	}
 }

@@ -98,7 +98,7 @@ func (l *Lab) Pause(region string, seconds float64) error {
 	d := time.Duration(seconds * float64(time.Second))
 	l.pauses.set(region, time.Now().Add(d))
 	l.fault(FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d))
-	l.recorder.add(RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
+	l.actions.add(RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
 	return nil
 }
 
@@ -167,7 +167,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 		op, _ = l.endRecord(rr, OpRecording{}, op)
 		out.OpID = op.ID
 		l.count(op)
-		l.recorder.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{region}, Op: &op, Fenced: fenced})
+		l.actions.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{region}, Op: &op, Fenced: fenced})
 		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
 		done <- out
 	}()

@@ -23,7 +23,7 @@ func (l *Lab) WaitLeader(ctx context.Context) error {
 }
 
 // Reset makes the lab fresh: every link up at its model latency, crashed
-// regions restarted, both stores emptied, quorum back to W=1 R=1, breakers
+// regions restarted, every store emptied, quorum back to W=1 R=1, breakers
 // closed, history and counters cleared.
 func (l *Lab) Reset(ctx context.Context) error {
 	if l.closed.Load() {
@@ -81,7 +81,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.history.Clear()
 	l.gaps.clear()
 	l.clocks.Reset()
-	l.recorder.start(true, l.Quorum())
+	l.actions.start(true, l.Quorum())
 	l.verdicts.clear()
 	l.resetCounters()
 	st := l.State()

@@ -84,7 +84,7 @@ func (l *Lab) Subscribe() (<-chan Event, func()) {
 // publish sends e to every subscriber that has room; State is filled in
 // when e has none.
 func (l *Lab) publish(e Event) {
-	l.recorders.call(e) // auditlog.go: before anything that may drop e
+	l.hooks.call(e) // auditlog.go: before anything that may drop e
 	l.subMu.RLock()
 	none := len(l.subs) == 0
 	l.subMu.RUnlock()
@@ -131,7 +131,7 @@ func (l *Lab) forwardSnapshots(snaps <-chan nodes.Snapshot) {
 }
 
 // StateEvery is how often, at most, operations' changes (counters, the
-// auditor's counts) are published as a state event.
+// counting goroutine's tally) are published as a state event.
 const StateEvery = 50 * time.Millisecond
 
 // coalesceState publishes a state event at most every StateEvery, and only

@@ -30,7 +30,7 @@ func (l *Lab) SetClock(region string, offsetMs, driftPpm float64) error {
 		detail += fmt.Sprintf(", drift %g ppm", driftPpm)
 	}
 	l.fault(FaultClock, []string{region}, detail)
-	l.recorder.add(RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
+	l.actions.add(RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
 	return nil
 }
 
@@ -38,7 +38,7 @@ func (l *Lab) SetClock(region string, offsetMs, driftPpm float64) error {
 func (l *Lab) ResetClocks() error {
 	l.clocks.Reset()
 	l.fault(FaultClock, nil, "every clock at true time")
-	l.recorder.add(RecordedAction{Kind: ActClock})
+	l.actions.add(RecordedAction{Kind: ActClock})
 	return nil
 }
 

@@ -6,7 +6,8 @@ import (
 	"caplab/nodes"
 )
 
-// Store names a store. The API spells them "consensus" and "replicated".
+// Store names a store. The API spells them "consensus", "replicated" and
+// "geo".
 type Store string
 
 const (
