@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // Cutting a SKU's recorded history at its recording gaps (gaps.go), so
@@ -89,7 +91,7 @@ func (g gapSpan) ended() bool { return !g.to.IsZero() }
 func mergeGaps(gaps []RecordingGap) []gapSpan {
 	var spans []gapSpan
 	for _, g := range gaps {
-		if g.harmless() {
+		if g.Harmless() {
 			continue
 		}
 		spans = append(spans, gapSpan{from: g.From, to: g.To, reason: g.Reason, writes: g.Writes})
@@ -301,12 +303,12 @@ func cutOperations(ops []Operation, store Store, gaps []RecordingGap) (judged []
 
 // geoCutItem describes a geo call to the cut.
 func geoCutItem(c GeoCall) cutItem {
-	write := c.Kind != geoRead
+	write := c.Kind != inventory.GeoRead
 	return cutItem{
 		call: c.Call, ret: c.Return,
 		write: write, unknown: c.Unknown,
 		applied: write && !c.Unknown,
-		restock: c.Kind == geoSet && !c.Unknown,
+		restock: c.Kind == inventory.GeoSet && !c.Unknown,
 		counts:  !c.Unknown,
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // ---- store operations ----
@@ -16,8 +18,8 @@ func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quanti
 	if err := l.checkOp(store, sku, region); err != nil {
 		return Outcome{}, err
 	}
-	if quantity < 0 || quantity > MaxStock {
-		return Outcome{}, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
+	if err := inventory.CheckStockQuantity(quantity); err != nil {
+		return Outcome{}, err
 	}
 	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity})
 }
@@ -40,12 +42,9 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	if err := l.checkOp(store, sku, region); err != nil {
 		return Outcome{}, err
 	}
-	switch c {
-	case "":
-		c = Linearizable
-	case Linearizable, Serializable:
-	default:
-		return Outcome{}, fmt.Errorf("%w: consistency must be linearizable or serializable (got %s)", ErrBadInput, Echo(string(c)))
+	c, err := inventory.ParseConsistency(c)
+	if err != nil {
+		return Outcome{}, err
 	}
 	if store == Replicated || store == Geo {
 		c = ""

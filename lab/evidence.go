@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"caplab/lab/inventory"
+
 	"github.com/anishathalye/porcupine"
 )
 
@@ -314,17 +316,17 @@ func unplacedGeoCall(pops []porcupine.Operation, info porcupine.LinearizationInf
 	}
 	what := fmt.Sprintf("a %s call (%+d)", c.Kind, c.Delta)
 	switch c.Kind {
-	case geoRead:
+	case inventory.GeoRead:
 		what = "a read"
-	case geoSet:
+	case inventory.GeoSet:
 		what = fmt.Sprintf("a set to %d", c.Set)
 	}
 	switch want := u.CountMin + c.Delta; {
-	case c.Kind != geoRead && c.Kind != geoSet && c.Left < want && u.CountMin == u.CountMax:
+	case c.Kind != inventory.GeoRead && c.Kind != inventory.GeoSet && c.Left < want && u.CountMin == u.CountMax:
 		u.Anomaly, u.Units = AnomalyVanished, want-c.Left
 		u.Sentence = fmt.Sprintf("In %s's allocation of %s, %s answered %s left, but the calls before it leave %s, so it should have left %s: %s vanished.",
 			c.Region, c.SKU, what, thousands(c.Left), allows, thousands(want), unitsPhrase(want-c.Left))
-	case c.Kind != geoRead && c.Kind != geoSet && c.Delta < 0 && u.CountMax+c.Delta < 0:
+	case c.Kind != inventory.GeoRead && c.Kind != inventory.GeoSet && c.Delta < 0 && u.CountMax+c.Delta < 0:
 		u.Anomaly, u.Units = AnomalyDoubleSale, -(u.CountMax + c.Delta)
 		u.Sentence = fmt.Sprintf("In %s's allocation of %s, %s took %s, but the calls before it leave %s: it took units that were not there.",
 			c.Region, c.SKU, what, unitsPhrase(-c.Delta), allows)

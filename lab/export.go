@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"caplab/lab/inventory"
 )
 
 // Exports of the history, for checkers outside the lab.
@@ -334,11 +336,11 @@ func writeEDN(w io.Writer, rec Recorded, store Store, faults []Fault) error {
 	ops, _, _ := cutOperations(rec.Operations, store, rec.Gaps)
 	faults = slices.Clone(faults)
 	for _, g := range rec.Gaps {
-		if g.harmless() {
+		if g.Harmless() {
 			continue
 		}
 		detail := fmt.Sprintf("writes on %s went unrecorded (%s) from here", cmp.Or(g.SKU, "every SKU"), g.Reason)
-		if g.ended() {
+		if g.Ended() {
 			detail += fmt.Sprintf(" until %s", g.To.UTC().Format(time.RFC3339Nano))
 		}
 		faults = append(faults, Fault{ID: int(g.ID), Kind: "unrecorded_writes", Regions: []string{}, Detail: detail, At: g.From})
@@ -514,7 +516,7 @@ func writeEDNGeoCall(b *strings.Builder, e ednEvent, t int64, index int) {
 		typ = e.complete
 	}
 	delta := c.Delta
-	if c.Kind == geoSet {
+	if c.Kind == inventory.GeoSet {
 		delta = c.Set
 	}
 	left := "nil"

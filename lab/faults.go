@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"caplab/nodes"
 )
 
 // ---- network and region faults ----
+
+// MaxRTTMs bounds a link's round-trip time (the fabric's rule).
+const MaxRTTMs = nodes.MaxRTTMs
 
 // Partition splits the regions into groups (every region in exactly one).
 func (l *Lab) Partition(groups [][]string) error {

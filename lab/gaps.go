@@ -8,63 +8,6 @@ import (
 	"time"
 )
 
-// Recording gaps. Whatever bounds recording — an operation a caller left
-// out (WithOpRecording: a load's unchecked SKUs, its spent budget), the
-// History's cap, the geo store's call log cap — an unrecorded write on a
-// (store, SKU) makes that SKU's recorded history one no store could have
-// produced from the moment the write was called: a recorded buy that came
-// after it answers a count the recorded buys before it do not explain.
-// The lab therefore keeps, per (store, SKU), the gaps in its record: from
-// the earliest call of an unrecorded write that may have applied to when
-// the last of them returned. The checker judges a SKU's history up to its
-// first gap and, after a gap that ended, from a clean restock on
-// (cut.go). Gaps are noted at the call, before the write can reach a
-// store, so a check never sees a recorded answer shaped by a write it does
-// not know of.
-
-// GapReason says why writes went unrecorded.
-type GapReason string
-
-const (
-	// GapSkipped: the caller left the operations out of the history
-	// (WithOpRecording.SkipHistory — a load's unchecked SKUs, or its
-	// recording budget spent).
-	GapSkipped GapReason = "skipped"
-	// GapHistoryFull: the History held MaxHistoryOperations.
-	GapHistoryFull GapReason = "history-full"
-	// GapGeoLogFull: the geo store's call log held its maximum.
-	GapGeoLogFull GapReason = "geo-log-full"
-	// GapTooManySKUs: the lab tracks gaps for at most maxGapKeys
-	// (store, SKU)s; past that, one gap covers every SKU of the store.
-	GapTooManySKUs GapReason = "too-many-skus"
-)
-
-// RecordingGap is a stretch of one store's SKU (SKU "": every SKU of the
-// store) in which the lab made writes it did not record.
-type RecordingGap struct {
-	ID     int64     `json:"id"` // names the gap across updates of it (an export keeps the last)
-	Store  Store     `json:"store"`
-	SKU    string    `json:"sku,omitempty"`
-	Reason GapReason `json:"reason"`
-	// From is the earliest call of an unrecorded write.
-	From time.Time `json:"from"`
-	// To is when the last of them returned, once every one has returned
-	// with a definite answer; zero while one is in flight, or when one
-	// answered unavailable (it may still apply at any time): the gap has
-	// not ended.
-	To time.Time `json:"to,omitzero"`
-	// Writes counts the unrecorded writes that may have applied. A gap
-	// that ended with none (every one was refused: sold out, conflict,
-	// fail-fast) changed nothing and cuts nothing.
-	Writes int `json:"writes"`
-}
-
-// ended reports whether the gap is over (the checker may resume after it).
-func (g RecordingGap) ended() bool { return !g.To.IsZero() }
-
-// harmless reports whether the gap changed nothing: ended with no write.
-func (g RecordingGap) harmless() bool { return g.ended() && g.Writes == 0 }
-
 // maxGapKeys bounds the (store, SKU)s whose gaps the lab tracks one by
 // one: ~120 bytes each (the load's largest catalogue, 100,000 SKUs in
 // three stores, is 300,000). Past it one store-wide gap stands for the

@@ -28,7 +28,7 @@ func TestRecordingGaps(t *testing.T) {
 	// recorded operation.
 	a := g.begin(Consensus, "A", ckMs(20), GapSkipped)
 	b := g.begin(Consensus, "A", ckMs(10), GapSkipped)
-	if x := one("A"); !x.From.Equal(ckMs(10)) || x.ended() {
+	if x := one("A"); !x.From.Equal(ckMs(10)) || x.Ended() {
 		t.Errorf("two in flight: %+v", x)
 	}
 	end(a, 30, ok)
@@ -62,13 +62,13 @@ func TestRecordingGaps(t *testing.T) {
 	// nothing.
 	end(g.begin(Consensus, "B", ckMs(0), GapSkipped), 5, Operation{Store: Consensus, Op: OpBuy, Outcome: Unavailable})
 	end(g.begin(Consensus, "B", ckMs(6), GapSkipped), 7, ok)
-	if x := one("B"); x.ended() {
+	if x := one("B"); x.Ended() {
 		t.Errorf("a write that may still land ended its gap: %+v", x)
 	}
 	for _, k := range []Kind{SoldOut, Conflict, FailFast, Overloaded} {
 		end(g.begin(Consensus, "C", ckMs(0), GapSkipped), 5, Operation{Store: Consensus, Op: OpBuy, Outcome: k})
 	}
-	if x := one("C"); !x.harmless() {
+	if x := one("C"); !x.Harmless() {
 		t.Errorf("refused writes only: %+v", x)
 	}
 	// The geo store's refused buys may have moved units: they count.
@@ -82,12 +82,12 @@ func TestRecordingGaps(t *testing.T) {
 		end(g.begin(Consensus, "D", ckMs(int64(100*i+10)), GapSkipped), int64(100*i+20), ok)
 	}
 	tok := g.begin(Consensus, "D", ckMs(5_000), GapSkipped)
-	if gs := g.snapshot(Consensus, "D"); len(gs) != maxGapsPerKey || gs[len(gs)-1].ended() {
+	if gs := g.snapshot(Consensus, "D"); len(gs) != maxGapsPerKey || gs[len(gs)-1].Ended() {
 		t.Errorf("%d gaps (the last %+v), want %d, the last open", len(gs), gs[len(gs)-1], maxGapsPerKey)
 	}
 	end(tok, 5_010, ok)
 	for _, x := range g.snapshot(Consensus, "D") {
-		if !x.ended() {
+		if !x.Ended() {
 			t.Errorf("a gap never ended though every write returned: %+v", x)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -205,7 +206,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind Ge
 		ret := time.Now()
 		if resp.Succeeded {
 			if !write {
-				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: cur.row.Quantity, Call: call, Return: ret})
+				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: cur.row.Quantity, Call: call, Return: ret})
 				s.remember(sku, region, cur.row, cur.mod)
 				return cur.row, cur.mod, false, nil
 			}
@@ -216,7 +217,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind Ge
 			return next, mod, true, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 	}
@@ -267,7 +268,7 @@ func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcom
 		go func() {
 			want := alloc[r]
 			o := s.guard(br, op.Region, r, func() Outcome {
-				_, _, _, err := s.update(ctx, op.Region, r, op.SKU, geoSet, func(row geoRow) (geoRow, bool, []clientv3.Op) {
+				_, _, _, err := s.update(ctx, op.Region, r, op.SKU, inventory.GeoSet, func(row geoRow) (geoRow, bool, []clientv3.Op) {
 					row.Stocked += want - row.Quantity
 					row.Quantity = want
 					return row, true, nil
@@ -341,7 +342,7 @@ func (s *geoStore) buy(ctx context.Context, op Operation, br *Breakers) Outcome 
 	var wrote bool
 	local := s.guard(br, op.Region, op.Region, func() Outcome {
 		var err error
-		row, _, wrote, err = s.update(ctx, op.Region, op.Region, op.SKU, geoBuy, func(r geoRow) (geoRow, bool, []clientv3.Op) {
+		row, _, wrote, err = s.update(ctx, op.Region, op.Region, op.SKU, inventory.GeoBuy, func(r geoRow) (geoRow, bool, []clientv3.Op) {
 			if r.Quantity < op.Qty {
 				return r, false, nil
 			}
@@ -408,7 +409,7 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 			if len(resp.Kvs) > 0 {
 				row, mod = decodeRow(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
 			}
-			s.endCall(rc, GeoCall{SKU: op.SKU, Region: r, Kind: geoRead, Left: row.Quantity, Call: call, Return: time.Now()})
+			s.endCall(rc, GeoCall{SKU: op.SKU, Region: r, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: time.Now()})
 			s.remember(op.SKU, r, row, mod)
 			ch <- res{region: r, a: Allocation{Quantity: row.Quantity, Sold: row.Sold, Revision: resp.Header.Revision, ModRevision: mod}}
 		}()

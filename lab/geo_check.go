@@ -10,38 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab/inventory"
+
 	"github.com/anishathalye/porcupine"
 )
-
-// GeoCallKind names one call into a regional group.
-type GeoCallKind string
-
-const (
-	geoSet    GeoCallKind = "set"          // stock: the allocation becomes Set
-	geoBuy    GeoCallKind = "buy"          // allocation −= qty
-	geoOut    GeoCallKind = "transfer-out" // debit at a borrowing's source
-	geoIn     GeoCallKind = "transfer-in"  // credit at the destination (and the sale)
-	geoRefund GeoCallKind = "refund"       // an aborted transfer back at its source
-	geoRead   GeoCallKind = "read"         // the row's quantity, read or returned by a failed compare
-)
-
-// GeoCall is one call into one region's group on one SKU, as the checker
-// sees it: a register holding the allocation. Delta is the change a write
-// makes (set: Set); Left is the allocation after (or read); Unknown: the
-// call failed and may still have applied. The geo store's verdict is
-// computed from these calls (and its counts from the operations), so
-// exports carry them.
-type GeoCall struct {
-	SKU     string      `json:"sku"`
-	Region  string      `json:"region"`
-	Kind    GeoCallKind `json:"kind"`
-	Delta   int         `json:"delta,omitempty"`
-	Set     int         `json:"set,omitempty"`
-	Left    int         `json:"left"`
-	Unknown bool        `json:"unknown,omitempty"`
-	Call    time.Time   `json:"call"`
-	Return  time.Time   `json:"return"`
-}
 
 // maxGeoCalls bounds the geo store's call log since the last reset.
 const maxGeoCalls = MaxHistoryOperations
@@ -101,7 +73,7 @@ func (s *geoStore) endCall(r geoCallRecord, c GeoCall) {
 			s.onCall(c)
 		}
 	case r.gap:
-		s.gaps.end(r.tok, c.Return, c.Kind != geoRead, c.Unknown)
+		s.gaps.end(r.tok, c.Return, c.Kind != inventory.GeoRead, c.Unknown)
 	}
 }
 
@@ -150,13 +122,13 @@ var geoModel = porcupine.NondeterministicModel{
 	Step: func(state, input, _ any) []any {
 		s, c := state.(int), input.(GeoCall)
 		apply := func() (int, bool) {
-			if c.Kind == geoSet {
+			if c.Kind == inventory.GeoSet {
 				return c.Set, true
 			}
 			return s + c.Delta, s+c.Delta >= 0
 		}
 		switch {
-		case c.Kind == geoRead:
+		case c.Kind == inventory.GeoRead:
 			if s == c.Left {
 				return []any{s}
 			}
@@ -179,9 +151,9 @@ var geoModel = porcupine.NondeterministicModel{
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s", c.Region, c.Kind)
 		switch {
-		case c.Kind == geoSet:
+		case c.Kind == inventory.GeoSet:
 			fmt.Fprintf(&b, " %d", c.Set)
-		case c.Kind != geoRead:
+		case c.Kind != inventory.GeoRead:
 			fmt.Fprintf(&b, " %+d", c.Delta)
 		}
 		if c.Unknown {

@@ -3,6 +3,8 @@ package lab
 import (
 	"testing"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // The per-(sku, region) checker on hand-made histories: it must pass what
@@ -12,7 +14,7 @@ func TestCheckGeoHistories(t *testing.T) {
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 	call := func(region string, kind GeoCallKind, delta, left, from, to int) GeoCall {
 		c := GeoCall{SKU: "S", Region: region, Kind: kind, Delta: delta, Left: left, Call: at(from), Return: at(to)}
-		if kind == geoSet {
+		if kind == inventory.GeoSet {
 			c.Set, c.Delta = delta, 0
 		}
 		return c
@@ -25,32 +27,32 @@ func TestCheckGeoHistories(t *testing.T) {
 		want  map[string]bool
 	}{
 		{"set, buys, a borrow out and in", []GeoCall{
-			call("us-east-1", geoSet, 2, 2, 0, 1),
-			call("eu-west-1", geoSet, 1, 1, 0, 1),
-			call("eu-west-1", geoBuy, -1, 0, 2, 3),
-			call("us-east-1", geoOut, -1, 1, 4, 5),
-			call("eu-west-1", geoIn, 0, 0, 6, 7), // credit 1 and sell 1
-			call("us-east-1", geoRead, 0, 1, 8, 9),
+			call("us-east-1", inventory.GeoSet, 2, 2, 0, 1),
+			call("eu-west-1", inventory.GeoSet, 1, 1, 0, 1),
+			call("eu-west-1", inventory.GeoBuy, -1, 0, 2, 3),
+			call("us-east-1", inventory.GeoTransferOut, -1, 1, 4, 5),
+			call("eu-west-1", inventory.GeoTransferIn, 0, 0, 6, 7), // credit 1 and sell 1
+			call("us-east-1", inventory.GeoRead, 0, 1, 8, 9),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
 		{"two overlapping buys both left 0 of 1 (a double sale)", []GeoCall{
-			call("us-east-1", geoSet, 1, 1, 0, 1),
-			call("us-east-1", geoBuy, -1, 0, 2, 5),
-			call("us-east-1", geoBuy, -1, 0, 3, 6),
+			call("us-east-1", inventory.GeoSet, 1, 1, 0, 1),
+			call("us-east-1", inventory.GeoBuy, -1, 0, 2, 5),
+			call("us-east-1", inventory.GeoBuy, -1, 0, 3, 6),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},
 		{"a read that missed a finished buy (stale)", []GeoCall{
-			call("eu-west-1", geoSet, 3, 3, 0, 1),
-			call("eu-west-1", geoBuy, -1, 2, 2, 3),
-			call("eu-west-1", geoRead, 0, 3, 4, 5),
+			call("eu-west-1", inventory.GeoSet, 3, 3, 0, 1),
+			call("eu-west-1", inventory.GeoBuy, -1, 2, 2, 3),
+			call("eu-west-1", inventory.GeoRead, 0, 3, 4, 5),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": false}},
 		{"a failed buy may or may not have applied", []GeoCall{
-			call("us-east-1", geoSet, 2, 2, 0, 1),
-			unknown(call("us-east-1", geoBuy, -1, 0, 2, 3)),
-			call("us-east-1", geoRead, 0, 1, 4, 5),
-			call("us-east-1", geoRead, 0, 1, 6, 7),
+			call("us-east-1", inventory.GeoSet, 2, 2, 0, 1),
+			unknown(call("us-east-1", inventory.GeoBuy, -1, 0, 2, 3)),
+			call("us-east-1", inventory.GeoRead, 0, 1, 4, 5),
+			call("us-east-1", inventory.GeoRead, 0, 1, 6, 7),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
 		{"the allocation never goes below zero", []GeoCall{
-			call("us-east-1", geoSet, 1, 1, 0, 1),
-			call("us-east-1", geoOut, -2, -1, 2, 3),
+			call("us-east-1", inventory.GeoSet, 1, 1, 0, 1),
+			call("us-east-1", inventory.GeoTransferOut, -2, -1, 2, 3),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},
 	}
 	for _, tt := range tests {

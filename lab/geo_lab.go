@@ -4,25 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
-
-// The lab's side of the geo store and zones: names, faults on zones,
-// reset, recovery loop and the checker's verdict.
-
-// Allocation is one region's share of a geo SKU in an Outcome.
-type Allocation struct {
-	Quantity    int   `json:"quantity"`
-	Sold        int   `json:"sold,omitempty"`
-	Revision    int64 `json:"revision,omitempty"`    // the region's group revision the read saw
-	ModRevision int64 `json:"modRevision,omitempty"` // the row's version token
-	Unreachable bool  `json:"unreachable,omitempty"` // not answered: Quantity is the last value seen
-	Stranded    int   `json:"stranded,omitempty"`    // units there the reader cannot reach
-}
 
 // ZoneState is one zone of a region in State: its member of the region's
 // regional Raft group.
@@ -146,51 +133,11 @@ func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, 
 	if err := l.checkOp(Geo, sku, region); err != nil {
 		return Outcome{}, err
 	}
-	alloc, total, err := l.checkAllocations(quantity, allocations)
+	alloc, total, err := inventory.CheckAllocations(l.regions, quantity, allocations)
 	if err != nil {
 		return Outcome{}, err
 	}
 	return l.do(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc})
-}
-
-// checkAllocations validates a split; quantity < 0 means "not given".
-func (l *Lab) checkAllocations(quantity int, allocations map[string]int) (map[string]int, int, error) {
-	if len(allocations) == 0 {
-		if quantity < 0 || quantity > MaxStock {
-			return nil, 0, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
-		}
-		return nil, quantity, nil
-	}
-	names := make([]string, 0, len(allocations))
-	for r := range allocations {
-		names = append(names, r)
-	}
-	sort.Strings(names)
-	total := 0
-	out := map[string]int{}
-	for _, r := range names {
-		if err := l.CheckRegion(r); err != nil {
-			return nil, 0, fmt.Errorf("%w (allocations name regions)", err)
-		}
-		n := allocations[r]
-		if n < 0 || n > MaxStock {
-			return nil, 0, fmt.Errorf("%w: the allocation of %s must be a whole number from 0 to %d (got %d)", ErrBadInput, r, MaxStock, n)
-		}
-		total += n
-		out[r] = n
-	}
-	for _, r := range l.regions {
-		if _, ok := out[r]; !ok {
-			out[r] = 0
-		}
-	}
-	if total > MaxStock {
-		return nil, 0, fmt.Errorf("%w: the allocations add up to %d, more than %d", ErrBadInput, total, MaxStock)
-	}
-	if quantity >= 0 && quantity != total {
-		return nil, 0, fmt.Errorf("%w: the allocations add up to %d but quantity is %d; give matching numbers or only one of them", ErrBadInput, total, quantity)
-	}
-	return out, total, nil
 }
 
 // resetGeo restarts crashed zones, puts zone links back to their model

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -103,7 +104,7 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 				sctx, cancel = context.WithTimeout(ctx, time.Until(dl)*3/4)
 			}
 			defer cancel()
-			_, _, wrote, err := s.update(sctx, op.Region, src, op.SKU, geoOut, func(r geoRow) (geoRow, bool, []clientv3.Op) {
+			_, _, wrote, err := s.update(sctx, op.Region, src, op.SKU, inventory.GeoTransferOut, func(r geoRow) (geoRow, bool, []clientv3.Op) {
 				got := min(need, r.Quantity)
 				if got <= 0 {
 					return r, false, nil
@@ -259,18 +260,18 @@ func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTran
 		call := time.Now()
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(then...).Else(elses...).Commit()
 		if err != nil {
-			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
 			return geoRow{}, false, nil, err
 		}
 		ret := time.Now()
 		if resp.Succeeded {
 			mod := resp.Header.Revision
-			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, sold, live, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 		var still []geoTransfer
@@ -395,17 +396,17 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 			Then(clientv3.OpPut(key, encodeRow(next)), clientv3.OpDelete(pk)).
 			Else(clientv3.OpGet(key), clientv3.OpGet(pk)).Commit()
 		if err != nil {
-			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
 			return ""
 		}
 		ret := time.Now()
 		if resp.Succeeded {
-			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(tr.SKU, tr.From, next, resp.Header.Revision)
 			return decision
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: geoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(tr.SKU, tr.From, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 		if rr := resp.Responses[1].GetResponseRange(); rr == nil || len(rr.Kvs) == 0 {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // Histories read back from a file, for "caplab history check": JSON Lines
@@ -245,7 +247,7 @@ func parseRecord(line []byte) (AuditRecord, error) {
 		if _, err := ParseStore(string(r.Gap.Store)); err != nil {
 			return r, fmt.Errorf("a gap of store %s, which is no store of the lab", Echo(string(r.Gap.Store)))
 		}
-		if r.Gap.ended() && r.Gap.To.Before(r.Gap.From) {
+		if r.Gap.Ended() && r.Gap.To.Before(r.Gap.From) {
 			return r, fmt.Errorf("a gap that ends before it begins")
 		}
 	case AuditGeoCall:
@@ -282,7 +284,7 @@ func checkFileOperation(op Operation) error {
 
 func checkFileGeoCall(c GeoCall) error {
 	switch c.Kind {
-	case geoSet, geoBuy, geoOut, geoIn, geoRefund, geoRead:
+	case inventory.GeoSet, inventory.GeoBuy, inventory.GeoTransferOut, inventory.GeoTransferIn, inventory.GeoRefund, inventory.GeoRead:
 	default:
 		return fmt.Errorf("a geo call of kind %s (kinds: set, buy, transfer-out, transfer-in, refund, read)", Echo(string(c.Kind)))
 	}

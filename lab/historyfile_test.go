@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // storyRecords is a small recorded history in audit records: something
@@ -21,7 +23,7 @@ func storyRecords() []AuditRecord {
 	rep := func(o Operation) Operation { o.Store = Replicated; o.SKU = "R"; return o }
 	call := func(region string, kind GeoCallKind, delta, left int, from, to int64) GeoCall {
 		c := GeoCall{SKU: "X", Region: region, Kind: kind, Delta: delta, Left: left, Call: ckMs(from), Return: ckMs(to)}
-		if kind == geoSet {
+		if kind == inventory.GeoSet {
 			c.Set, c.Delta = delta, 0
 		}
 		return c
@@ -45,10 +47,10 @@ func storyRecords() []AuditRecord {
 		opRec(rep(ckOp(6, OpBuy, OK, 1, 0, 20, 40, ckVersion(2), ckBase(1)))),
 		opRec(rep(ckOp(7, OpBuy, OK, 1, 0, 25, 45, ckVersion(3), ckBase(1), ckRegion("eu-west-1")))),
 		opRec(geoOp(8, OpStock, OK, 3, 3, 0, 10)),
-		callRec(call("us-east-1", geoSet, 2, 2, 1, 5)),
-		callRec(call("eu-west-1", geoSet, 1, 1, 1, 6)),
+		callRec(call("us-east-1", inventory.GeoSet, 2, 2, 1, 5)),
+		callRec(call("eu-west-1", inventory.GeoSet, 1, 1, 1, 6)),
 		opRec(geoOp(9, OpBuy, OK, 1, 0, 20, 30)),
-		callRec(call("eu-west-1", geoBuy, -1, 0, 21, 29)),
+		callRec(call("eu-west-1", inventory.GeoBuy, -1, 0, 21, 29)),
 		{Type: AuditFault, Run: "r1", Fault: &Fault{ID: 1, Kind: FaultHeal, Detail: "all links up", At: ckMs(70)}},
 	}
 }

@@ -3,52 +3,14 @@ package lab
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"slices"
 	"strings"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
-// ---- names and input ----
-
-var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // CheckRegion returns an error naming the valid regions unless name is one.
-func (l *Lab) CheckRegion(name string) error {
-	if slices.Contains(l.regions, name) {
-		return nil
-	}
-	return fmt.Errorf("%w: region %s is not in this lab (regions: %s)", ErrUnknownRegion, Echo(name), strings.Join(l.regions, ", "))
-}
-
-// ParseStore checks a store name.
-func ParseStore(name string) (Store, error) {
-	switch s := Store(name); s {
-	case Consensus, Replicated, Geo:
-		return s, nil
-	}
-	return "", fmt.Errorf("%w: store %s does not exist (stores: consensus, replicated, geo)", ErrUnknownStore, Echo(name))
-}
-
-// CheckSKU checks a SKU against ^[A-Za-z0-9._-]{1,64}$.
-func CheckSKU(sku string) error {
-	if skuPattern.MatchString(sku) {
-		return nil
-	}
-	return fmt.Errorf("%w: SKU %s must be 1 to 64 letters, digits, '.', '_' or '-'", ErrBadInput, Echo(sku))
-}
-
-// CheckQty checks a buy quantity (1..1000).
-func CheckQty(qty int) error {
-	if qty >= 1 && qty <= 1000 {
-		return nil
-	}
-	return fmt.Errorf("%w: qty must be a whole number from 1 to 1000 (got %d)", ErrBadInput, qty)
-}
-
-// MaxStock bounds a stock level.
-const MaxStock = 1_000_000
+func (l *Lab) CheckRegion(name string) error { return inventory.CheckRegion(l.regions, name) }
 
 func (l *Lab) checkOp(store Store, sku, region string) error {
 	if _, err := ParseStore(string(store)); err != nil {

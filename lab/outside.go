@@ -13,11 +13,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// FaultOutsideWrite records a write to a SKU of the consensus store that no
-// operation of the lab made: an outside etcd client (etcdctl through a
-// client endpoint, say) changed the inventory behind the lab's back.
-const FaultOutsideWrite FaultKind = "outside_write"
-
 // Outside clients. Every region's member and replica are reachable by any
 // etcd v3 client through the client endpoints (nodes.Cluster.Endpoints,
 // State.regions[].clientUrls). Their reads and writes bypass the lab: no

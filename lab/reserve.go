@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab/inventory"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
@@ -16,9 +18,6 @@ import (
 // it to its minimum (1.5 × the election timeout) when that is larger; the
 // outcome's message says which TTL the lease got.
 const LockTTL = 2
-
-// MaxPause bounds a shop pause.
-const MaxPause = 60 * time.Second
 
 // pauses holds, per region, until when the region's shop is paused. A
 // paused shop freezes at its next step — mid-flight — until then: a
@@ -92,8 +91,8 @@ func (l *Lab) Pause(region string, seconds float64) error {
 	if err := l.CheckRegion(region); err != nil {
 		return err
 	}
-	if math.IsNaN(seconds) || seconds <= 0 || seconds > MaxPause.Seconds() {
-		return fmt.Errorf("%w: a pause must last more than 0 and at most %g seconds (got %g)", ErrBadInput, MaxPause.Seconds(), seconds)
+	if err := inventory.CheckPause(seconds); err != nil {
+		return err
 	}
 	d := time.Duration(seconds * float64(time.Second))
 	l.pauses.set(region, time.Now().Add(d))

@@ -8,12 +8,6 @@ import (
 	"caplab/nodes"
 )
 
-// Faults of the time issue.
-const (
-	FaultClock FaultKind = "clock" // a region's clock was set or reset
-	FaultPause FaultKind = "pause" // a region's shop was paused
-)
-
 // SetClock sets region's wall clock: offsetMs from true time (within
 // ±1 h) and a drift in ppm (within ±100,000). The replicated store's hybrid
 // logical clock in that region reads it; etcd's own timers do not (they

@@ -147,7 +147,7 @@ func TestHistoryCapWithBuysInFlight(t *testing.T) {
 	}
 	changed := false // a buy past the cap that may have written (a busy machine's breakers may refuse them all)
 	for _, g := range l.gaps.snapshot(Consensus, "IPHONE") {
-		changed = changed || !g.harmless()
+		changed = changed || !g.Harmless()
 	}
 	if changed && (len(res.Cuts) == 0 || res.Cuts[0].Reason != GapHistoryFull || !strings.Contains(res.Explanation, "history was full")) {
 		t.Errorf("writes past the cap, yet the verdict names no cut at the full history: %+v", res)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- the arguments commands share: store, SKU, region, zone, numbers,
@@ -13,8 +14,7 @@ import (
 
 func (lp *lineParser) store() lab.Store {
 	t := lp.next("STORE (consensus, replicated or geo)")
-	switch s := lab.Store(t.text); s {
-	case lab.Consensus, lab.Replicated, lab.Geo:
+	if s := inventory.Store(t.text); slices.Contains(inventory.Stores, s) {
 		return s
 	}
 	lp.fail("unknown store %s (expected consensus, replicated or geo)", t.show())
@@ -23,7 +23,7 @@ func (lp *lineParser) store() lab.Store {
 
 func (lp *lineParser) sku() string {
 	t := lp.next("SKU")
-	if !skuPattern.MatchString(t.text) {
+	if !inventory.ValidSKU(t.text) {
 		lp.fail("invalid SKU %s (expected 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '-')", t.show())
 	}
 	return t.text

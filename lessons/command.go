@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Limits from LESSONS.md and API.md.
 const (
-	MaxQty       = 1000
-	MaxStock     = 1000000
-	MaxLatencyMs = 5000
+	MaxQty       = inventory.MaxQty
+	MaxStock     = inventory.MaxStock
+	MaxLatencyMs = lab.MaxRTTMs
 	MaxWait      = 5 * time.Minute
 )
 
@@ -80,7 +81,6 @@ func usage(cmd string) string {
 }
 
 var (
-	skuPattern     = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	digitsPattern  = regexp.MustCompile(`^[0-9]+$`)
 	latencyPattern = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(ms)?$`)
 )

@@ -12,15 +12,16 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Limits of the API (API.md).
 const (
 	maxBodyBytes = 64 << 10
-	minQty       = 1
-	maxQty       = 1000
-	maxStock     = 1_000_000
-	maxRTTMs     = 5000
+	minQty       = inventory.MinQty
+	maxQty       = inventory.MaxQty
+	maxStock     = inventory.MaxStock
+	maxRTTMs     = lab.MaxRTTMs
 )
 
 // apiError is an error with the HTTP status it answers with.

@@ -1,17 +1,15 @@
 package web
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- validation: everything the API defines is checked before the lab is
 // called, so nothing is half-applied.
-
-var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (s *Server) region(name string) error {
 	regions := s.lab.Regions()
@@ -37,7 +35,7 @@ func parseStore(name string) (lab.Store, error) {
 }
 
 func checkSKU(sku string) error {
-	if !skuPattern.MatchString(sku) {
+	if !inventory.ValidSKU(sku) {
 		return badRequest("SKU %s is not valid: use 1 to 64 letters, digits, '.', '_' or '-', e.g. IPHONE-15-PRO.", lab.Echo(sku))
 	}
 	return nil

@@ -1,4 +1,4 @@
-package lab
+package inventory
 
 // Item is the replicated store's value for one SKU in one replica: the stock
 // count and the version of the write that set it.
