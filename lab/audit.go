@@ -93,8 +93,8 @@ func (l *Lab) counting() {
 func (l *Lab) recount() bool {
 	l.tallyMu.Lock()
 	a := l.tally
-	ops, cur, fresh := l.history.sinceRefs(a.cursor)
-	if fresh && a.cursor.log != nil {
+	ops, cur, fresh := l.history.SinceShared(a.cursor)
+	if fresh && a.cursor != (HistoryCursor{}) { // a Clear came in between
 		a = newTally()
 		l.tally = a
 	}
@@ -124,7 +124,7 @@ func (l *Lab) recount() bool {
 	for i, p := range confirm {
 		// Cut at the SKU's recording gaps (read after its operations): a
 		// restock the lab left unrecorded must not look like an oversale.
-		rec := Recorded{Operations: p.ops, Gaps: l.gaps.snapshot(p.s.store, p.s.sku)}
+		rec := Recorded{Operations: p.ops, Gaps: l.gaps.Snapshot(p.s.store, p.s.sku)}
 		r := judge(rec, p.s.store, p.s.sku, auditCheckTimeout, &verdicts{})
 		results[i] = r.Oversold // after the check: 0 when one order of events explains all
 	}

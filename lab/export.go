@@ -109,7 +109,7 @@ func (l *Lab) Export(w io.Writer, format ExportFormat, f ExportFilter) error {
 		return err
 	}
 	if a := l.AuditLog(); a != nil {
-		l.gaps.all(true) // the log hears of every gap change before it is read
+		l.gaps.All(true) // the log hears of every gap change before it is read
 		if err := a.Flush(); err != nil {
 			return err
 		}
@@ -134,8 +134,8 @@ func ExportAudit(dir string, w io.Writer, format ExportFormat, f ExportFilter) e
 func (l *Lab) memoryRecords() func(func(AuditRecord) error) error {
 	v := l.history.View("")
 	dropped, _ := l.history.Dropped()
-	calls := l.geo.log.snapshot("")
-	gaps := l.gaps.all(false)
+	calls := l.geo.log.Calls("")
+	gaps := l.gaps.All(false)
 	recs := make([]AuditRecord, 0, len(v.Operations)+len(v.Faults)+len(calls)+len(gaps)+2)
 	for i := range v.Operations {
 		recs = append(recs, AuditRecord{Type: AuditOperation, At: v.Operations[i].Return, Operation: &v.Operations[i]})
@@ -150,7 +150,7 @@ func (l *Lab) memoryRecords() func(func(AuditRecord) error) error {
 		recs = append(recs, AuditRecord{Type: AuditGap, At: gaps[i].From, Gap: &gaps[i]})
 	}
 	slices.SortStableFunc(recs, func(a, b AuditRecord) int { return a.At.Compare(b.At) })
-	recs = slices.Insert(recs, 0, AuditRecord{Type: AuditStart, At: l.history.startedAt(), Regions: l.Regions()})
+	recs = slices.Insert(recs, 0, AuditRecord{Type: AuditStart, At: l.history.StartedAt(), Regions: l.Regions()})
 	if dropped > 0 {
 		recs = append(recs, AuditRecord{Type: AuditDropped, At: time.Now(), Dropped: dropped})
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/history"
 	"caplab/lab/inventory"
 	"caplab/nodes"
 
@@ -46,11 +47,11 @@ type geoStore struct {
 	cacheMu sync.Mutex
 	cache   map[geoKey]geoSeen // last row seen per (sku, region)
 
-	log geoLog // every call to a regional group, for the checker
+	log history.GeoLog // every call to a regional group, for the checker
 
 	// gaps notes write calls the log has no room for; onCall hands each
 	// logged call to the lab's recorders (the audit log). Set by New.
-	gaps   *recordingGaps
+	gaps   *history.Gaps
 	onCall func(GeoCall)
 
 	// stranded counts buys refused because the only units left were in
@@ -478,7 +479,7 @@ func (s *geoStore) clear(ctx context.Context) error {
 	s.cacheMu.Lock()
 	clear(s.cache)
 	s.cacheMu.Unlock()
-	s.log.clear()
+	s.log.Clear()
 	s.stranded.Store(0)
 	s.borrowed.Store(0)
 	var last error

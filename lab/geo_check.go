@@ -7,32 +7,19 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"caplab/lab/history"
 	"caplab/lab/inventory"
 
 	"github.com/anishathalye/porcupine"
 )
 
-// maxGeoCalls bounds the geo store's call log since the last reset.
-const maxGeoCalls = MaxHistoryOperations
-
-// geoLog records every call into the regional groups (capped like
-// History, and decided like it at the call: a write call that will not be
-// logged opens a recording gap before it is sent).
-type geoLog struct {
-	mu       sync.Mutex
-	calls    []GeoCall
-	reserved int
-	dropped  int
-}
-
 // geoCallRecord is what startCall decided about one call.
 type geoCallRecord struct {
 	logged bool
 	gap    bool
-	tok    gapToken
+	tok    history.GapToken
 }
 
 // startCall decides, before a call into a regional group on sku is sent,
@@ -44,19 +31,11 @@ func (s *geoStore) startCall(ctx context.Context, sku string, write bool) geoCal
 	if opRecordingOf(ctx).SkipHistory {
 		return geoCallRecord{}
 	}
-	s.log.mu.Lock()
-	ok := s.log.reserved < maxGeoCalls
-	if ok {
-		s.log.reserved++
-	} else {
-		s.log.dropped++
-	}
-	s.log.mu.Unlock()
-	if ok {
+	if s.log.Reserve() {
 		return geoCallRecord{logged: true}
 	}
 	if write && s.gaps != nil {
-		return geoCallRecord{gap: true, tok: s.gaps.begin(Geo, sku, time.Now(), GapGeoLogFull)}
+		return geoCallRecord{gap: true, tok: s.gaps.Begin(Geo, sku, time.Now(), GapGeoLogFull)}
 	}
 	return geoCallRecord{}
 }
@@ -66,33 +45,13 @@ func (s *geoStore) startCall(ctx context.Context, sku string, write bool) geoCal
 func (s *geoStore) endCall(r geoCallRecord, c GeoCall) {
 	switch {
 	case r.logged:
-		s.log.mu.Lock()
-		s.log.calls = append(s.log.calls, c)
-		s.log.mu.Unlock()
+		s.log.Add(c)
 		if s.onCall != nil {
 			s.onCall(c)
 		}
 	case r.gap:
-		s.gaps.end(r.tok, c.Return, c.Kind != inventory.GeoRead, c.Unknown)
+		s.gaps.End(r.tok, c.Return, c.Kind != inventory.GeoRead, c.Unknown)
 	}
-}
-
-func (g *geoLog) snapshot(sku string) []GeoCall {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []GeoCall
-	for _, c := range g.calls {
-		if sku == "" || c.SKU == sku {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func (g *geoLog) clear() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.calls, g.reserved, g.dropped = nil, 0, 0
 }
 
 // geoModel is the sequential specification of one (sku, region)

@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -200,96 +198,6 @@ func median(f []float64) float64 {
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return s[len(s)/2]
-}
-
-// TestHistoryLockFreeAddsAndClear: concurrent adds get distinct IDs, are all seen by
-// View and by a reader of Since (each exactly once), and a Clear in the
-// middle neither loses IDs to reuse nor deadlocks.
-func TestHistoryLockFreeAddsAndClear(t *testing.T) {
-	var h History
-	const writers, each = 8, 3000
-	var wg sync.WaitGroup
-	var seen sync.Map
-	var dup atomic.Int64
-	stop := make(chan struct{})
-	var read []Operation
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		var cur HistoryCursor
-		for {
-			ops, next, _ := h.Since(cur)
-			cur = next
-			read = append(read, ops...)
-			select {
-			case <-stop:
-				ops, _, _ := h.Since(cur)
-				read = append(read, ops...)
-				return
-			default:
-			}
-		}
-	}()
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				op := h.AddOperation(Operation{Region: strconv.Itoa(w), Qty: i})
-				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
-					dup.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(stop)
-	<-readerDone
-	if dup.Load() > 0 {
-		t.Fatalf("%d IDs given twice", dup.Load())
-	}
-	if n := len(h.View("").Operations); n != writers*each {
-		t.Fatalf("View has %d operations, want %d", n, writers*each)
-	}
-	ids := map[int]bool{}
-	for _, op := range read {
-		if ids[op.ID] {
-			t.Fatalf("Since handed operation %d twice", op.ID)
-		}
-		ids[op.ID] = true
-	}
-	if len(ids) != writers*each {
-		t.Fatalf("Since saw %d operations, want %d", len(ids), writers*each)
-	}
-
-	// Clear while writers run: afterwards IDs keep counting, nothing is
-	// given twice, and the history holds only what came after.
-	var more sync.WaitGroup
-	for range 4 {
-		more.Add(1)
-		go func() {
-			defer more.Done()
-			for range 2000 {
-				op := h.AddOperation(Operation{})
-				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
-					dup.Add(1)
-				}
-			}
-		}()
-	}
-	h.Clear()
-	more.Wait()
-	if dup.Load() > 0 {
-		t.Fatalf("%d IDs given twice across a Clear", dup.Load())
-	}
-	for _, op := range h.View("").Operations {
-		if op.ID <= writers*each {
-			t.Fatalf("operation %d from before the Clear survived it", op.ID)
-		}
-	}
-	if last := h.AddOperation(Operation{}); last.ID != writers*each+4*2000+1 {
-		t.Fatalf("next ID %d, want %d", last.ID, writers*each+4*2000+1)
-	}
 }
 
 // TestGateHoldsOperationsOut: lock waits for operations in flight and

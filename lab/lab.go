@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/history"
 	"caplab/nodes"
 )
 
@@ -126,7 +127,7 @@ type Lab struct {
 
 	hooks     hooks            // auditlog.go: hooks that miss no operation, fault or reset
 	ownWrites unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
-	gaps      *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
+	gaps      *history.Gaps    // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -171,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.clocks = nodes.NewClocks(l.regions)
 	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
 	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
-	l.gaps = newRecordingGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
+	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
 	l.geo.gaps = l.gaps
 	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
 	if err := l.resumeEpochs(); err != nil {

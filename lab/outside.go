@@ -170,7 +170,7 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 		own[w.rev], skus[w.sku] = false, true
 	}
 	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
-	l.history.current().scan(0, false, func(op *Operation) {
+	l.history.Scan(func(op *Operation) {
 		if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
 			return
 		}

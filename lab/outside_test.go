@@ -167,7 +167,7 @@ func TestFullHistoryWritesAreNotOutsideWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fill the History with reads of another SKU, as a long session would.
-	for l.history.current().next.Load() < MaxHistoryOperations {
+	for l.history.Stored() < MaxHistoryOperations {
 		l.history.AddOperation(Operation{Store: Consensus, SKU: "FILLER", Region: "us-east-1", Op: OpRead, Outcome: OK})
 	}
 	for _, r := range l.Regions() {
@@ -176,7 +176,7 @@ func TestFullHistoryWritesAreNotOutsideWrites(t *testing.T) {
 			t.Fatalf("buy from %s past the cap: %s", r, o.Message)
 		}
 	}
-	if n := l.history.current().dropped.Load(); n < int64(len(l.Regions())) {
+	if n, _ := l.history.Dropped(); n < len(l.Regions()) {
 		t.Fatalf("%d operations dropped past the cap, want the %d buys", n, len(l.Regions()))
 	}
 	time.Sleep(l.outsideSettle() + 1500*time.Millisecond) // the watcher judges every 500 ms

@@ -79,14 +79,14 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
-	l.gaps.clear()
+	l.gaps.Clear()
 	l.clocks.Reset()
 	l.actions.start(true, l.Quorum())
 	l.verdicts.clear()
 	l.resetCounters()
 	st := l.State()
 	l.snap.Store(&st)
-	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.current().base})
+	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.NextID()})
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab/history"
 )
 
 var (
@@ -224,7 +226,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := soakSample{cycle: cycle, goroutines: runtime.NumGoroutine(), rss: rssBytes(), heap: ms.HeapInuse, live: ms.HeapAlloc, ops: ops.Load(),
-			recorded: l.history.current().recorded()}
+			recorded: l.history.Stored()}
 		samples = append(samples, s)
 		t.Logf("cycle %4d: %5d goroutines, RSS %6.1f MB, Go heap %6.1f MB (live %6.1f MB), %6d buys so far, %6d operations in the history",
 			cycle, s.goroutines, float64(s.rss)/(1<<20), float64(s.heap)/(1<<20), float64(s.live)/(1<<20), s.ops, s.recorded)
@@ -347,7 +349,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 	}
 	if last := samples[len(samples)-1]; last.recorded > base.recorded {
 		t.Logf("live Go heap: %+.0f bytes per recorded operation from cycle %d to %d (the history's slot is %d bytes)",
-			float64(int64(last.live)-int64(base.live))/float64(last.recorded-base.recorded), base.cycle, last.cycle, historyOpBytes)
+			float64(int64(last.live)-int64(base.live))/float64(last.recorded-base.recorded), base.cycle, last.cycle, history.OpBytes)
 	}
 
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

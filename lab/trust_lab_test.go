@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"caplab/lab/history"
 )
 
 // The trust tests on a real lab: unrecorded writes racing recorded ones
@@ -37,7 +39,7 @@ func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded fun
 				return
 			}
 			if !rec {
-				wrote, mayLand := mayWrite(Operation{Store: store, Op: OpBuy, Outcome: o.Outcome})
+				wrote, mayLand := history.MayWrite(Operation{Store: store, Op: OpBuy, Outcome: o.Outcome})
 				mu.Lock()
 				unrecordedUnavailable = unrecordedUnavailable || mayLand
 				if wrote {
@@ -73,7 +75,7 @@ func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stockWrote, stockLate := mayWrite(Operation{Store: store, Op: OpStock, Outcome: o.Outcome})
+		stockWrote, stockLate := history.MayWrite(Operation{Store: store, Op: OpStock, Outcome: o.Outcome})
 		late, unsampledWrites := raceBuys(t, l, store, "UNSAMPLED", 30, func(int) bool { return false })
 		late = late || stockLate
 		if stockWrote {
@@ -146,7 +148,7 @@ func TestHistoryCapWithBuysInFlight(t *testing.T) {
 		t.Fatalf("past the cap: %+v", res)
 	}
 	changed := false // a buy past the cap that may have written (a busy machine's breakers may refuse them all)
-	for _, g := range l.gaps.snapshot(Consensus, "IPHONE") {
+	for _, g := range l.gaps.Snapshot(Consensus, "IPHONE") {
 		changed = changed || !g.Harmless()
 	}
 	if changed && (len(res.Cuts) == 0 || res.Cuts[0].Reason != GapHistoryFull || !strings.Contains(res.Explanation, "history was full")) {

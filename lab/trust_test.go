@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"caplab/lab/history"
 )
 
 // Tests that the verdict can be trusted whatever bounds recording: a
@@ -144,7 +146,7 @@ func simulate(rng *rand.Rand, c simConfig) []simOp {
 // their call, unrecorded writes begin at their call and end at their
 // return — and returns the recorded operations and the gaps.
 func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operation, []RecordingGap) {
-	g := newRecordingGaps(nil)
+	g := history.NewGaps(nil)
 	type ev struct {
 		at   time.Time
 		end  bool
@@ -152,7 +154,7 @@ func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operati
 		call bool
 	}
 	var evs []ev
-	toks := make([]gapToken, len(ops))
+	toks := make([]history.GapToken, len(ops))
 	var recorded []Operation
 	for i, s := range ops {
 		if unrecorded(i) {
@@ -181,16 +183,16 @@ func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operati
 		op := ops[e.i].op
 		switch {
 		case e.call:
-			g.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
+			g.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 		case !e.end:
-			toks[e.i] = g.begin(op.Store, op.SKU, op.Call, why)
+			toks[e.i] = g.Begin(op.Store, op.SKU, op.Call, why)
 		default:
-			wrote, mayLand := mayWrite(op)
-			g.end(toks[e.i], op.Return, wrote, mayLand)
+			wrote, mayLand := history.MayWrite(op)
+			g.End(toks[e.i], op.Return, wrote, mayLand)
 		}
 	}
 	slices.SortStableFunc(recorded, func(a, b Operation) int { return cmp.Compare(a.ID, b.ID) })
-	return recorded, g.snapshot(Consensus, "X")
+	return recorded, g.Snapshot(Consensus, "X")
 }
 
 // simTruncations are the ways recording is bounded, each a choice of the
@@ -351,16 +353,16 @@ func TestBudgetCutWithWriteInFlight(t *testing.T) {
 		t.Fatalf("without the gap: %+v — want the false accusation the gap prevents (a vanished unit)", naive)
 	}
 
-	g := newRecordingGaps(nil)
+	g := history.NewGaps(nil)
 	for _, op := range ops[:3] {
-		g.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
+		g.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 	}
-	g.recordedBegin(Consensus, "X", OpBuy, ckMs(50))
-	tok := g.begin(Consensus, "X", unrecorded.Call, GapSkipped)
-	g.recordedBegin(Consensus, "X", OpRead, ckMs(57))
-	wrote, mayLand := mayWrite(unrecorded)
-	g.end(tok, unrecorded.Return, wrote, mayLand)
-	gaps := g.snapshot(Consensus, "X")
+	g.RecordedBegin(Consensus, "X", OpBuy, ckMs(50))
+	tok := g.Begin(Consensus, "X", unrecorded.Call, GapSkipped)
+	g.RecordedBegin(Consensus, "X", OpRead, ckMs(57))
+	wrote, mayLand := history.MayWrite(unrecorded)
+	g.End(tok, unrecorded.Return, wrote, mayLand)
+	gaps := g.Snapshot(Consensus, "X")
 	if len(gaps) != 1 || !gaps[0].From.Equal(ckMs(55)) || !gaps[0].To.Equal(ckMs(60)) || gaps[0].Writes != 1 {
 		t.Fatalf("gaps %+v, want one from 55 ms to 60 ms with one write", gaps)
 	}

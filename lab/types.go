@@ -4,12 +4,6 @@ import (
 	"caplab/nodes"
 )
 
-// HistoryView is what GET /api/history answers.
-type HistoryView struct {
-	Operations []Operation `json:"operations"`
-	Faults     []Fault     `json:"faults"`
-}
-
 // CheckResult is the checker's verdict for one store and SKU (API.md).
 type CheckResult struct {
 	Store         Store  `json:"store"`

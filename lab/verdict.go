@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	"caplab/lab/history"
 )
 
 // The lab's side of the checker: what it records of each operation at its
@@ -19,14 +21,14 @@ const CheckTimeout = 10 * time.Second
 type opRecord struct {
 	keep bool
 	gap  bool
-	tok  gapToken
+	tok  history.GapToken
 }
 
 // beginRecord decides, at op's call (op.Call set, nothing sent yet),
 // whether op will be recorded.
 func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
-	if !rec.SkipHistory && l.history.reserve() {
-		l.gaps.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
+	if !rec.SkipHistory && l.history.Reserve() {
+		l.gaps.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 		return opRecord{keep: true}
 	}
 	if op.Op != OpStock && op.Op != OpBuy {
@@ -36,7 +38,7 @@ func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
 	if !rec.SkipHistory {
 		why = GapHistoryFull
 	}
-	return opRecord{gap: true, tok: l.gaps.begin(op.Store, op.SKU, op.Call, why)}
+	return opRecord{gap: true, tok: l.gaps.Begin(op.Store, op.SKU, op.Call, why)}
 }
 
 // endRecord records op as beginRecord decided (with its answer and return
@@ -44,14 +46,14 @@ func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
 // the cap still gets an ID.
 func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
 	if r.gap {
-		wrote, mayLand := mayWrite(op)
-		l.gaps.end(r.tok, op.Return, wrote, mayLand)
+		wrote, mayLand := history.MayWrite(op)
+		l.gaps.End(r.tok, op.Return, wrote, mayLand)
 	}
 	switch {
 	case r.keep:
-		return l.history.addOperation(op)
+		return l.history.AddReserved(op)
 	case !rec.SkipHistory:
-		return l.history.drop(op), false
+		return l.history.Drop(op), false
 	}
 	return op, false
 }
@@ -69,9 +71,9 @@ func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Re
 	dropped, _ := l.history.Dropped()
 	rec := Recorded{Operations: ops, Regions: l.Regions(), Dropped: dropped}
 	if store == Geo {
-		rec.GeoCalls = l.geo.log.snapshot(sku)
+		rec.GeoCalls = l.geo.log.Calls(sku)
 	}
-	rec.Gaps = l.gaps.snapshot(store, sku)
+	rec.Gaps = l.gaps.Snapshot(store, sku)
 	return rec
 }
 

@@ -34,20 +34,6 @@ type GeoCall struct {
 	Return  time.Time   `json:"return"`
 }
 
-// Recording gaps. Whatever bounds recording — an operation a caller left
-// out (WithOpRecording: a load's unchecked SKUs, its spent budget), the
-// History's cap, the geo store's call log cap — an unrecorded write on a
-// (store, SKU) makes that SKU's recorded history one no store could have
-// produced from the moment the write was called: a recorded buy that came
-// after it answers a count the recorded buys before it do not explain.
-// The lab therefore keeps, per (store, SKU), the gaps in its record: from
-// the earliest call of an unrecorded write that may have applied to when
-// the last of them returned. The checker judges a SKU's history up to its
-// first gap and, after a gap that ended, from a clean restock on
-// (cut.go). Gaps are noted at the call, before the write can reach a
-// store, so a check never sees a recorded answer shaped by a write it does
-// not know of.
-
 // GapReason says why writes went unrecorded.
 type GapReason string
 
@@ -56,7 +42,7 @@ const (
 	// (WithOpRecording.SkipHistory — a load's unchecked SKUs, or its
 	// recording budget spent).
 	GapSkipped GapReason = "skipped"
-	// GapHistoryFull: the History held MaxHistoryOperations.
+	// GapHistoryFull: the History held its maximum of operations.
 	GapHistoryFull GapReason = "history-full"
 	// GapGeoLogFull: the geo store's call log held its maximum.
 	GapGeoLogFull GapReason = "geo-log-full"

@@ -1,4 +1,4 @@
-package lab
+package history_test
 
 import (
 	"fmt"
@@ -6,6 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkRecordingGaps: what the gap ledger adds to an operation's hot
@@ -22,26 +25,26 @@ func BenchmarkRecordingGaps(b *testing.B) {
 		names[i] = fmt.Sprintf("BF-%06d", i)
 	}
 	b.Run("recorded", func(b *testing.B) {
-		g := newRecordingGaps(nil)
+		g := history.NewGaps(nil)
 		var n atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
-				g.recordedBegin(Consensus, names[i%skus], OpBuy, time.Now())
+				g.RecordedBegin(inventory.Consensus, names[i%skus], inventory.OpBuy, time.Now())
 			}
 		})
 	})
 	b.Run("unrecorded", func(b *testing.B) {
-		g := newRecordingGaps(nil)
+		g := history.NewGaps(nil)
 		var n atomic.Int64
-		op := Operation{Store: Consensus, Op: OpBuy, Outcome: OK}
+		op := inventory.Operation{Store: inventory.Consensus, Op: inventory.OpBuy, Outcome: inventory.OK}
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
 				now := time.Now()
-				tok := g.begin(Consensus, names[i%skus], now, GapSkipped)
-				wrote, mayLand := mayWrite(op)
-				g.end(tok, now, wrote, mayLand)
+				tok := g.Begin(inventory.Consensus, names[i%skus], now, inventory.GapSkipped)
+				wrote, mayLand := history.MayWrite(op)
+				g.End(tok, now, wrote, mayLand)
 			}
 		})
 	})
@@ -50,10 +53,10 @@ func BenchmarkRecordingGaps(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			g := newRecordingGaps(nil)
+			g := history.NewGaps(nil)
 			now := time.Now()
 			for _, s := range names {
-				g.end(g.begin(Consensus, s, now, GapSkipped), now, true, false)
+				g.End(g.Begin(inventory.Consensus, s, now, inventory.GapSkipped), now, true, false)
 			}
 			runtime.GC()
 			runtime.ReadMemStats(&after)

@@ -1,4 +1,4 @@
-package lab
+package history
 
 import (
 	"hash/maphash"
@@ -6,7 +6,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"caplab/lab/inventory"
 )
+
+// Recording gaps. Whatever bounds recording — an operation a caller left
+// out (WithOpRecording: a load's unchecked SKUs, its spent budget), the
+// History's cap, the geo store's call log cap — an unrecorded write on a
+// (store, SKU) makes that SKU's recorded history one no store could have
+// produced from the moment the write was called: a recorded buy that came
+// after it answers a count the recorded buys before it do not explain.
+// The lab therefore keeps, per (store, SKU), the gaps in its record: from
+// the earliest call of an unrecorded write that may have applied to when
+// the last of them returned. The checker judges a SKU's history up to its
+// first gap and, after a gap that ended, from a clean restock on
+// (package check). Gaps are noted at the call, before the write can reach a
+// store, so a check never sees a recorded answer shaped by a write it does
+// not know of.
 
 // maxGapKeys bounds the (store, SKU)s whose gaps the lab tracks one by
 // one: ~120 bytes each (the load's largest catalogue, 100,000 SKUs in
@@ -20,7 +36,7 @@ const maxGapsPerKey = 16
 
 // gapKey names one (store, SKU); sku "" is the store-wide entry.
 type gapKey struct {
-	store Store
+	store inventory.Store
 	sku   string
 }
 
@@ -35,7 +51,7 @@ type gapState struct {
 	writes   int32
 	inflight int32
 	mayLand  bool // an unrecorded write answered unavailable
-	reason   GapReason
+	reason   inventory.GapReason
 }
 
 // keyGaps is one (store, SKU)'s entry.
@@ -51,8 +67,8 @@ type gapShard struct {
 	m  map[gapKey]*keyGaps
 }
 
-// recordingGaps is the lab's ledger of gaps since the last reset.
-type recordingGaps struct {
+// Gaps is the lab's ledger of gaps since the last reset.
+type Gaps struct {
 	seed    maphash.Seed
 	shards  [64]gapShard
 	keys    atomic.Int64
@@ -60,24 +76,26 @@ type recordingGaps struct {
 	ids     atomic.Int64
 	// emit hands a gap of a key with recorded operations to the lab's
 	// recorders (the audit log); called outside every lock.
-	emit func(RecordingGap)
+	emit func(inventory.RecordingGap)
 }
 
-func newRecordingGaps(emit func(RecordingGap)) *recordingGaps {
-	g := &recordingGaps{seed: maphash.MakeSeed(), emit: emit, maxKeys: maxGapKeys}
+// NewGaps returns an empty ledger; emit, if not nil, hears of every gap
+// of a key with recorded operations as it begins or changes.
+func NewGaps(emit func(inventory.RecordingGap)) *Gaps {
+	g := &Gaps{seed: maphash.MakeSeed(), emit: emit, maxKeys: maxGapKeys}
 	for i := range g.shards {
 		g.shards[i].m = map[gapKey]*keyGaps{}
 	}
 	return g
 }
 
-func (g *recordingGaps) shard(k gapKey) *gapShard {
+func (g *Gaps) shard(k gapKey) *gapShard {
 	return &g.shards[maphash.String(g.seed, k.sku)%uint64(len(g.shards))]
 }
 
 // entry returns k's entry, creating it; past maxGapKeys it returns the
 // store-wide entry instead (and whether it did). Under s.mu.
-func (g *recordingGaps) entry(s *gapShard, k gapKey) (*keyGaps, bool) {
+func (g *Gaps) entry(s *gapShard, k gapKey) (*keyGaps, bool) {
 	if e := s.m[k]; e != nil {
 		return e, false
 	}
@@ -90,22 +108,22 @@ func (g *recordingGaps) entry(s *gapShard, k gapKey) (*keyGaps, bool) {
 	return e, false
 }
 
-// gapToken is what begin hands to end.
-type gapToken struct {
+// GapToken is what begin hands to end.
+type GapToken struct {
 	k  gapKey
 	id int64
 }
 
-// begin notes an unrecorded write on (store, sku) called at call (before
+// Begin notes an unrecorded write on (store, sku) called at call (before
 // it reaches the store) and returns the token to end it with.
-func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapReason) gapToken {
+func (g *Gaps) Begin(store inventory.Store, sku string, call time.Time, why inventory.GapReason) GapToken {
 	k := gapKey{store, sku}
 	s := g.shard(k)
 	s.mu.Lock()
 	e, full := g.entry(s, k)
 	if full {
 		s.mu.Unlock()
-		return g.begin(store, "", call, GapTooManySKUs)
+		return g.Begin(store, "", call, inventory.GapTooManySKUs)
 	}
 	at := call
 	var cur *gapState
@@ -140,8 +158,8 @@ func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapRe
 	cur = &e.gaps[len(e.gaps)-1]
 	cur.inflight++
 	e.dirty = true
-	tok := gapToken{k: k, id: cur.id}
-	var out []RecordingGap
+	tok := GapToken{k: k, id: cur.id}
+	var out []inventory.RecordingGap
 	if widened && e.recorded {
 		out, e.dirty = g.export(k, e), false
 	}
@@ -150,9 +168,9 @@ func (g *recordingGaps) begin(store Store, sku string, call time.Time, why GapRe
 	return tok
 }
 
-// end notes that the write begun with t returned at ret; wrote: it may
+// End notes that the write begun with t returned at ret; wrote: it may
 // have applied; mayLand: it answered unavailable and may apply later.
-func (g *recordingGaps) end(t gapToken, ret time.Time, wrote, mayLand bool) {
+func (g *Gaps) End(t GapToken, ret time.Time, wrote, mayLand bool) {
 	s := g.shard(t.k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,11 +196,11 @@ func (g *recordingGaps) end(t gapToken, ret time.Time, wrote, mayLand bool) {
 	e.dirty = true
 }
 
-// recordedBegin notes a recorded operation on (store, sku) called at call:
+// RecordedBegin notes a recorded operation on (store, sku) called at call:
 // the key's gaps matter from now on, and a stock may end a gap. If the
 // gaps changed since the recorders last heard of them, they hear now —
 // before the operation itself is recorded.
-func (g *recordingGaps) recordedBegin(store Store, sku string, op Op, call time.Time) {
+func (g *Gaps) RecordedBegin(store inventory.Store, sku string, op inventory.Op, call time.Time) {
 	k := gapKey{store, sku}
 	s := g.shard(k)
 	s.mu.Lock()
@@ -192,10 +210,10 @@ func (g *recordingGaps) recordedBegin(store Store, sku string, op Op, call time.
 		return // the store-wide gap stands for this key
 	}
 	e.recorded = true
-	if op == OpStock {
+	if op == inventory.OpStock {
 		e.lastStock = later(e.lastStock, call)
 	}
-	var out []RecordingGap
+	var out []inventory.RecordingGap
 	if e.dirty && len(e.gaps) > 0 {
 		out, e.dirty = g.export(k, e), false
 	}
@@ -203,7 +221,7 @@ func (g *recordingGaps) recordedBegin(store Store, sku string, op Op, call time.
 	g.send(out)
 }
 
-func (g *recordingGaps) send(gaps []RecordingGap) {
+func (g *Gaps) send(gaps []inventory.RecordingGap) {
 	if g.emit == nil {
 		return
 	}
@@ -213,10 +231,10 @@ func (g *recordingGaps) send(gaps []RecordingGap) {
 }
 
 // export turns e's gaps into RecordingGaps. Under the shard's lock.
-func (g *recordingGaps) export(k gapKey, e *keyGaps) []RecordingGap {
-	out := make([]RecordingGap, 0, len(e.gaps))
+func (g *Gaps) export(k gapKey, e *keyGaps) []inventory.RecordingGap {
+	out := make([]inventory.RecordingGap, 0, len(e.gaps))
 	for _, gs := range e.gaps {
-		r := RecordingGap{ID: gs.id, Store: k.store, SKU: k.sku, Reason: gs.reason, From: gs.from, Writes: int(gs.writes)}
+		r := inventory.RecordingGap{ID: gs.id, Store: k.store, SKU: k.sku, Reason: gs.reason, From: gs.from, Writes: int(gs.writes)}
 		if gs.inflight == 0 && !gs.mayLand {
 			r.To = gs.lastRet
 		}
@@ -225,10 +243,10 @@ func (g *recordingGaps) export(k gapKey, e *keyGaps) []RecordingGap {
 	return out
 }
 
-// snapshot returns the gaps that bear on store's SKU sku ("" = every SKU
+// Snapshot returns the gaps that bear on store's SKU sku ("" = every SKU
 // with recorded operations), store-wide gaps included.
-func (g *recordingGaps) snapshot(store Store, sku string) []RecordingGap {
-	var out []RecordingGap
+func (g *Gaps) Snapshot(store inventory.Store, sku string) []inventory.RecordingGap {
+	var out []inventory.RecordingGap
 	add := func(k gapKey) {
 		s := g.shard(k)
 		s.mu.Lock()
@@ -255,11 +273,11 @@ func (g *recordingGaps) snapshot(store Store, sku string) []RecordingGap {
 	return out
 }
 
-// all returns every gap that bears on a recorded key (every store), for
+// All returns every gap that bears on a recorded key (every store), for
 // an export; flush also marks them heard, and emits the ones the recorders
 // have not heard of yet.
-func (g *recordingGaps) all(flush bool) []RecordingGap {
-	var out, unheard []RecordingGap
+func (g *Gaps) All(flush bool) []inventory.RecordingGap {
+	var out, unheard []inventory.RecordingGap
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
@@ -277,12 +295,12 @@ func (g *recordingGaps) all(flush bool) []RecordingGap {
 		s.mu.Unlock()
 	}
 	g.send(unheard)
-	slices.SortFunc(out, func(a, b RecordingGap) int { return a.From.Compare(b.From) })
+	slices.SortFunc(out, func(a, b inventory.RecordingGap) int { return a.From.Compare(b.From) })
 	return out
 }
 
-// clear forgets every gap (Reset, with no operation in flight).
-func (g *recordingGaps) clear() {
+// Clear forgets every gap (Reset, with no operation in flight).
+func (g *Gaps) Clear() {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
@@ -300,17 +318,17 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// mayWrite reports whether an operation that answered op.Outcome may have
+// MayWrite reports whether an operation that answered op.Outcome may have
 // changed its store: stocks and buys that applied or may yet apply. The
 // geo store's buys move units between regions before they know whether
 // they sell, so every answer but overloaded (which reached no store)
 // counts there.
-func mayWrite(op Operation) (wrote, mayLand bool) {
-	if op.Op != OpStock && op.Op != OpBuy {
+func MayWrite(op inventory.Operation) (wrote, mayLand bool) {
+	if op.Op != inventory.OpStock && op.Op != inventory.OpBuy {
 		return false, false
 	}
-	if op.Store == Geo {
-		return op.Outcome != Overloaded, op.Outcome == Unavailable
+	if op.Store == inventory.Geo {
+		return op.Outcome != inventory.Overloaded, op.Outcome == inventory.Unavailable
 	}
-	return op.Outcome == OK || op.Outcome == Unavailable, op.Outcome == Unavailable
+	return op.Outcome == inventory.OK || op.Outcome == inventory.Unavailable, op.Outcome == inventory.Unavailable
 }

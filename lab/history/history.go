@@ -1,4 +1,4 @@
-package lab
+package history
 
 import (
 	"runtime"
@@ -6,14 +6,16 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"caplab/lab/inventory"
 )
 
 // History caps. Past a cap, further records are not stored (History.Dropped
 // counts them) until Clear: the lab keeps serving, and the checker keeps
 // judging the operations that were recorded first.
 const (
-	MaxHistoryOperations = 100_000
-	MaxHistoryFaults     = 10_000
+	MaxOperations = 100_000
+	MaxFaults     = 10_000
 )
 
 // History records every operation and fault of the lab since the last
@@ -27,14 +29,14 @@ const (
 // Recording an operation takes no lock: one atomic add claims the next
 // slot of an append-only log of fixed-size chunks, the operation is written
 // there, and the slot is marked filled. Readers see the filled slots; the
-// counting goroutine reads only what is new since its last look (Since). Faults are
+// lab's counters read only what is new since their last look (Since). Faults are
 // rare and keep a plain mutex.
 type History struct {
 	log atomic.Pointer[opLog] // the operations since the last Clear
 
 	clearMu    sync.Mutex // serializes Clear (and the lazy first log)
 	mu         sync.Mutex // faults
-	faults     []Fault
+	faults     []inventory.Fault
 	lastFault  int
 	droppedFts int
 }
@@ -43,7 +45,7 @@ type History struct {
 const chunkSize = 1024
 
 type opChunk struct {
-	ops    [chunkSize]Operation
+	ops    [chunkSize]inventory.Operation
 	filled [chunkSize]atomic.Bool
 }
 
@@ -55,29 +57,36 @@ type opLog struct {
 	next    atomic.Int64 // slots claimed; ≥ sealed once Clear retired the log
 	dropped atomic.Int64 // operations past the cap
 	// reserved counts operations promised a slot when they were called
-	// (reserve): the lab decides at the call whether an operation will be
+	// (Reserve): the lab decides at the call whether an operation will be
 	// kept, so that one past the cap is known as unrecorded before it can
 	// reach a store (gaps.go).
 	reserved atomic.Int64
-	chunks   [MaxHistoryOperations/chunkSize + 1]atomic.Pointer[opChunk]
+	chunks   [MaxOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }
 
 // sealed marks a retired log: claims on it are retried on the new one.
 const sealed = int64(1) << 62
 
-// historyOpBytes is what one recorded operation takes in the history:
+// OpBytes is what one recorded operation takes in the history:
 // its slot (the Operation value and its filled flag) in a chunk. Strings
 // an operation holds (region, SKU, …) are shared with the request.
-const historyOpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
+const OpBytes = int64(unsafe.Sizeof(opChunk{}) / chunkSize)
 
 // recorded is the number of operations stored in g.
-func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxHistoryOperations)) }
+func (g *opLog) recorded() int { return int(min(g.next.Load()&^sealed, MaxOperations)) }
 
-// startedAt is when the history began: the lab's start or its last Clear.
-func (h *History) startedAt() time.Time { return h.current().started }
+// Stored is the number of operations stored since the last Clear.
+func (h *History) Stored() int { return h.current().recorded() }
 
-// NewHistory returns an empty History.
-func NewHistory() *History { return &History{} }
+// NextID is the ID the next operation stored gets (after a Clear: the
+// first of the new history).
+func (h *History) NextID() int { return h.current().base }
+
+// StartedAt is when the history began: the lab's start or its last Clear.
+func (h *History) StartedAt() time.Time { return h.current().started }
+
+// New returns an empty History.
+func New() *History { return &History{} }
 
 func (h *History) current() *opLog {
 	if g := h.log.Load(); g != nil {
@@ -102,28 +111,28 @@ func (g *opLog) chunk(i int) *opChunk {
 	return g.chunks[i].Load()
 }
 
-// reserve promises the operation being called a slot: false once
-// MaxHistoryOperations are promised since the last Clear (the operation
+// Reserve promises the operation being called a slot: false once
+// MaxOperations are promised since the last Clear (the operation
 // will not be stored: drop it at its return).
-func (h *History) reserve() bool {
-	return h.current().reserved.Add(1) <= MaxHistoryOperations
+func (h *History) Reserve() bool {
+	return h.current().reserved.Add(1) <= MaxOperations
 }
 
 // AddOperation records op with the next operation ID and returns it with
-// that ID set. Past MaxHistoryOperations the ID is still assigned but the
+// that ID set. Past MaxOperations the ID is still assigned but the
 // operation is not stored.
-func (h *History) AddOperation(op Operation) Operation {
-	if !h.reserve() {
-		return h.drop(op)
+func (h *History) AddOperation(op inventory.Operation) inventory.Operation {
+	if !h.Reserve() {
+		return h.Drop(op)
 	}
-	op, _ = h.addOperation(op)
+	op, _ = h.AddReserved(op)
 	return op
 }
 
-// addOperation stores op, which reserve promised a slot, with the next
+// AddReserved stores op, which Reserve promised a slot, with the next
 // ID, and says whether it was stored (a slot is always there unless
 // AddOperation past the cap raced it).
-func (h *History) addOperation(op Operation) (Operation, bool) {
+func (h *History) AddReserved(op inventory.Operation) (inventory.Operation, bool) {
 	for {
 		g := h.current()
 		s := g.next.Add(1) - 1
@@ -131,8 +140,8 @@ func (h *History) addOperation(op Operation) (Operation, bool) {
 			runtime.Gosched()
 			continue
 		}
-		if s >= MaxHistoryOperations {
-			return h.drop(op), false
+		if s >= MaxOperations {
+			return h.Drop(op), false
 		}
 		op.ID = g.base + int(s)
 		c := g.chunk(int(s) / chunkSize)
@@ -142,27 +151,27 @@ func (h *History) addOperation(op Operation) (Operation, bool) {
 	}
 }
 
-// drop gives op an ID after every stored one without storing it, and
+// Drop gives op an ID after every stored one without storing it, and
 // counts it in Dropped.
-func (h *History) drop(op Operation) Operation {
+func (h *History) Drop(op inventory.Operation) inventory.Operation {
 	h.current()
 	h.clearMu.Lock() // against Clear, which numbers the next log after these
 	defer h.clearMu.Unlock()
 	g := h.log.Load()
-	op.ID = g.base + MaxHistoryOperations + int(g.dropped.Add(1)-1)
+	op.ID = g.base + MaxOperations + int(g.dropped.Add(1)-1)
 	return op
 }
 
 // AddFault records f with the next fault ID and returns it with that ID
-// set. Past MaxHistoryFaults the ID is still assigned but the fault is not
+// set. Past MaxFaults the ID is still assigned but the fault is not
 // stored.
-func (h *History) AddFault(f Fault) Fault {
+func (h *History) AddFault(f inventory.Fault) inventory.Fault {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastFault++
 	f.ID = h.lastFault
 	f.Regions = append([]string(nil), f.Regions...)
-	if len(h.faults) >= MaxHistoryFaults {
+	if len(h.faults) >= MaxFaults {
 		h.droppedFts++
 		return f
 	}
@@ -175,8 +184,8 @@ func (h *History) AddFault(f Fault) Fault {
 // not yet written (an AddOperation in progress) is skipped, unless
 // prefix: then the scan stops there, so that a later scan from the
 // returned slot sees it.
-func (g *opLog) scan(from int, prefix bool, fn func(op *Operation)) (next int) {
-	n := int(min(g.next.Load(), MaxHistoryOperations))
+func (g *opLog) scan(from int, prefix bool, fn func(op *inventory.Operation)) (next int) {
+	n := int(min(g.next.Load(), MaxOperations))
 	s := from
 	for ; s < n; s++ {
 		c := g.chunks[s/chunkSize].Load()
@@ -191,19 +200,24 @@ func (g *opLog) scan(from int, prefix bool, fn func(op *Operation)) (next int) {
 	return max(from, s)
 }
 
+// Scan calls fn for every stored operation, in order, in place: fn must
+// not modify or keep what op points to beyond the call (a pass over the
+// whole history without copying it).
+func (h *History) Scan(fn func(op *inventory.Operation)) { h.current().scan(0, false, fn) }
+
 // View returns a copy of the history for one SKU ("" for every SKU), both
 // stores, with every fault (faults belong to no SKU). Slices are never nil,
 // so the view encodes as JSON arrays.
-func (h *History) View(sku string) HistoryView {
-	v := HistoryView{Operations: []Operation{}}
-	h.current().scan(0, false, func(op *Operation) {
+func (h *History) View(sku string) View {
+	v := View{Operations: []inventory.Operation{}}
+	h.current().scan(0, false, func(op *inventory.Operation) {
 		if sku == "" || op.SKU == sku {
 			v.Operations = append(v.Operations, *op)
 		}
 	})
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v.Faults = make([]Fault, 0, len(h.faults))
+	v.Faults = make([]inventory.Fault, 0, len(h.faults))
 	for _, f := range h.faults {
 		f.Regions = append([]string(nil), f.Regions...)
 		v.Faults = append(v.Faults, f)
@@ -213,9 +227,9 @@ func (h *History) View(sku string) HistoryView {
 
 // Operations returns a copy of the operations on one store and SKU ("" for
 // every SKU), in the order they were added — the input Check expects.
-func (h *History) Operations(store Store, sku string) []Operation {
-	var out []Operation
-	h.current().scan(0, false, func(op *Operation) {
+func (h *History) Operations(store inventory.Store, sku string) []inventory.Operation {
+	var out []inventory.Operation
+	h.current().scan(0, false, func(op *inventory.Operation) {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
 			out = append(out, *op)
 		}
@@ -225,9 +239,9 @@ func (h *History) Operations(store Store, sku string) []Operation {
 
 // Select returns a copy of the operations on one store and SKU ("" for
 // every SKU) for which keep is true, in the order they were added.
-func (h *History) Select(store Store, sku string, keep func(op *Operation) bool) []Operation {
-	var out []Operation
-	h.current().scan(0, false, func(op *Operation) {
+func (h *History) Select(store inventory.Store, sku string, keep func(op *inventory.Operation) bool) []inventory.Operation {
+	var out []inventory.Operation
+	h.current().scan(0, false, func(op *inventory.Operation) {
 		if op.Store == store && (sku == "" || op.SKU == sku) && keep(op) {
 			out = append(out, *op)
 		}
@@ -235,8 +249,8 @@ func (h *History) Select(store Store, sku string, keep func(op *Operation) bool)
 	return out
 }
 
-// HistoryCursor marks how far a reader of Since has read.
-type HistoryCursor struct {
+// Cursor marks how far a reader of Since has read.
+type Cursor struct {
 	log  *opLog
 	slot int
 }
@@ -245,25 +259,25 @@ type HistoryCursor struct {
 // zero cursor, or when a Clear came in between: fresh reports whether that
 // happened) and the cursor to pass next time. It copies only what is new
 // and takes no lock.
-func (h *History) Since(cur HistoryCursor) (ops []Operation, next HistoryCursor, fresh bool) {
+func (h *History) Since(cur Cursor) (ops []inventory.Operation, next Cursor, fresh bool) {
 	g := h.current()
 	if cur.log != g {
-		cur, fresh = HistoryCursor{log: g}, true
+		cur, fresh = Cursor{log: g}, true
 	}
-	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, *op) })
+	cur.slot = g.scan(cur.slot, true, func(op *inventory.Operation) { ops = append(ops, *op) })
 	return ops, cur, fresh
 }
 
-// sinceRefs is Since without the copies: pointers to the history's own
+// SinceShared is Since without the copies: pointers to the history's own
 // slots, which are written once before they are marked filled and never
 // change after (a Clear starts a new log; the old one stays as it was).
 // The caller must not modify what they point to.
-func (h *History) sinceRefs(cur HistoryCursor) (ops []*Operation, next HistoryCursor, fresh bool) {
+func (h *History) SinceShared(cur Cursor) (ops []*inventory.Operation, next Cursor, fresh bool) {
 	g := h.current()
 	if cur.log != g {
-		cur, fresh = HistoryCursor{log: g}, true
+		cur, fresh = Cursor{log: g}, true
 	}
-	cur.slot = g.scan(cur.slot, true, func(op *Operation) { ops = append(ops, op) })
+	cur.slot = g.scan(cur.slot, true, func(op *inventory.Operation) { ops = append(ops, op) })
 	return ops, cur, fresh
 }
 
@@ -282,10 +296,10 @@ func (h *History) Clear() {
 	h.current()
 	h.clearMu.Lock()
 	old := h.log.Load()
-	n := min(old.next.Swap(sealed), MaxHistoryOperations) // retire the log; late claims retry on the new one
+	n := min(old.next.Swap(sealed), MaxOperations) // retire the log; late claims retry on the new one
 	next := old.base + int(n)
 	if d := old.dropped.Load(); d > 0 {
-		next = old.base + MaxHistoryOperations + int(d) // after the IDs drop gave
+		next = old.base + MaxOperations + int(d) // after the IDs drop gave
 	}
 	h.log.Store(&opLog{base: next, started: time.Now()})
 	h.clearMu.Unlock()
@@ -293,4 +307,10 @@ func (h *History) Clear() {
 	defer h.mu.Unlock()
 	h.faults = nil
 	h.droppedFts = 0
+}
+
+// View is what GET /api/history answers.
+type View struct {
+	Operations []inventory.Operation `json:"operations"`
+	Faults     []inventory.Fault     `json:"faults"`
 }
