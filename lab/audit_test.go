@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
+	"caplab/lab/check"
 )
 
 func readAll(t *testing.T, dir string) []AuditRecord {
@@ -161,11 +161,11 @@ func TestAuditAndExportWithLab(t *testing.T) {
 	if err := l.Export(&pb, ExportPorcupine, ExportFilter{Store: Consensus, SKU: "IPHONE"}); err != nil {
 		t.Fatal(err)
 	}
-	ops, classes := parsePorcupine(t, pb.Bytes())
+	ops := parsePorcupine(t, pb.Bytes())
 	if len(ops) != verdict.Operations {
 		t.Fatalf("porcupine export has %d operations, the check judged %d", len(ops), verdict.Operations)
 	}
-	if !porcupine.CheckOperations(inventoryModel(classes), ops) {
+	if !check.PorcupineLinearizable(ops) {
 		t.Error("the exported porcupine log is not linearizable, but the lab's verdict is")
 	}
 
@@ -202,10 +202,9 @@ func TestAuditAndExportWithLab(t *testing.T) {
 	}
 }
 
-func parsePorcupine(t *testing.T, b []byte) ([]porcupine.Operation, int) {
+func parsePorcupine(t *testing.T, b []byte) []PorcupineOperation {
 	t.Helper()
-	var ops []porcupine.Operation
-	classes := 0
+	var ops []PorcupineOperation
 	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
 		if len(line) == 0 {
 			continue
@@ -214,16 +213,9 @@ func parsePorcupine(t *testing.T, b []byte) ([]porcupine.Operation, int) {
 		if err := json.Unmarshal(line, &p); err != nil {
 			t.Fatalf("porcupine line %s: %v", line, err)
 		}
-		if p.Output.Unknown {
-			classes = max(classes, p.Input.Class+1)
-		}
-		ops = append(ops, porcupine.Operation{
-			ClientId: p.ClientID, Call: p.Call, Return: p.Return,
-			Input:  checkInput{SKU: p.Input.SKU, Region: p.Input.Region, Op: p.Input.Op, Qty: p.Input.Qty, Class: p.Input.Class, Rank: p.Input.Rank},
-			Output: checkOutput{Kind: p.Output.Outcome, Unknown: p.Output.Unknown, Quantity: p.Output.Quantity},
-		})
+		ops = append(ops, p)
 	}
-	return ops, classes
+	return ops
 }
 
 // TestHistoryCapVerdict: once the in-memory history is full, the verdict

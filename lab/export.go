@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"caplab/lab/check"
 	"caplab/lab/inventory"
 )
 
@@ -209,68 +210,10 @@ func exportRecords(w io.Writer, format ExportFormat, f ExportFilter, each func(f
 	return bw.Flush()
 }
 
-// PorcupineInput and PorcupineOutput are the Input and Output of one
-// operation of a porcupine export: what the lab's inventory model reads.
-// Class and Rank group indeterminate operations (see Check).
-type PorcupineInput struct {
-	SKU    string `json:"sku"`
-	Region string `json:"region"`
-	Op     Op     `json:"op"`
-	Qty    int    `json:"qty"`
-	Class  int    `json:"class,omitempty"`
-	Rank   int    `json:"rank,omitempty"`
-}
-
-// PorcupineOutput: Unknown marks an operation answered unavailable (it may
-// or may not have applied; its Return is after every other event).
-type PorcupineOutput struct {
-	Outcome  Kind `json:"outcome"`
-	Unknown  bool `json:"unknown,omitempty"`
-	Quantity int  `json:"quantity"`
-}
-
-// PorcupineOperation is one line of a porcupine export, field for field
-// porcupine.Operation.
-type PorcupineOperation struct {
-	ClientID int             `json:"clientId"`
-	Input    PorcupineInput  `json:"input"`
-	Call     int64           `json:"call"`
-	Output   PorcupineOutput `json:"output"`
-	Return   int64           `json:"return"`
-	ID       int             `json:"id"` // the lab's operation ID
-}
-
-// PorcupineGeoCall is one line of a geo store's porcupine export: a call
-// of its log, as the per-allocation model (geoModel) reads it — Input is
-// the call (its times are the line's call and return), Output is unused.
-type PorcupineGeoCall struct {
-	ClientID int            `json:"clientId"`
-	Input    PorcupineGeoIn `json:"input"`
-	Call     int64          `json:"call"`
-	Output   struct{}       `json:"output"`
-	Return   int64          `json:"return"`
-}
-
-// PorcupineGeoIn is a geo call without its times.
-type PorcupineGeoIn struct {
-	SKU     string      `json:"sku"`
-	Region  string      `json:"region"`
-	Kind    GeoCallKind `json:"kind"`
-	Delta   int         `json:"delta,omitempty"`
-	Set     int         `json:"set,omitempty"`
-	Left    int         `json:"left"`
-	Unknown bool        `json:"unknown,omitempty"`
-}
-
 // writePorcupineGeo writes the geo store's judged calls.
 func writePorcupineGeo(w io.Writer, rec Recorded) error {
-	calls, _ := cutGeoCalls(rec.GeoCalls, rec.Gaps)
-	slices.SortStableFunc(calls, func(a, b GeoCall) int { return cmp.Compare(a.Region, b.Region) })
 	enc := json.NewEncoder(w)
-	for _, p := range geoPorcupine(calls) {
-		c := p.Input.(GeoCall)
-		line := PorcupineGeoCall{ClientID: p.ClientId, Call: p.Call, Return: p.Return,
-			Input: PorcupineGeoIn{SKU: c.SKU, Region: c.Region, Kind: c.Kind, Delta: c.Delta, Set: c.Set, Left: c.Left, Unknown: c.Unknown}}
+	for _, line := range check.PorcupineGeo(rec) {
 		if err := enc.Encode(line); err != nil {
 			return err
 		}
@@ -281,18 +224,8 @@ func writePorcupineGeo(w io.Writer, rec Recorded) error {
 // writePorcupine writes the operations Judge judges: cut at the gaps,
 // those that enter the check.
 func writePorcupine(w io.Writer, rec Recorded, f ExportFilter) error {
-	ops, _, _ := cutOperations(rec.Operations, f.Store, rec.Gaps)
-	in, _, _ := prepareCheck(ops, f.Store, f.SKU)
-	rankIndeterminate(in)
 	enc := json.NewEncoder(w)
-	for i, p := range toPorcupine(in) {
-		ci, co := p.Input.(checkInput), p.Output.(checkOutput)
-		line := PorcupineOperation{
-			ClientID: p.ClientId, Call: p.Call, Return: p.Return,
-			Input:  PorcupineInput(ci),
-			Output: PorcupineOutput{Outcome: co.Kind, Unknown: co.Unknown, Quantity: co.Quantity},
-			ID:     in[i].op.ID,
-		}
+	for _, line := range check.Porcupine(rec, f.Store, f.SKU) {
 		if err := enc.Encode(line); err != nil {
 			return err
 		}
@@ -333,7 +266,7 @@ func ednCompletion(op Operation) string {
 // operation ended :info is never used again (Jepsen's rule for crashed
 // processes). Faults are :nemesis :info pairs.
 func writeEDN(w io.Writer, rec Recorded, store Store, faults []Fault) error {
-	ops, _, _ := cutOperations(rec.Operations, store, rec.Gaps)
+	ops := check.JudgedOperations(rec, store)
 	faults = slices.Clone(faults)
 	for _, g := range rec.Gaps {
 		if g.Harmless() {
@@ -347,7 +280,7 @@ func writeEDN(w io.Writer, rec Recorded, store Store, faults []Fault) error {
 	}
 	var calls []GeoCall
 	if store == Geo {
-		calls, _ = cutGeoCalls(rec.GeoCalls, rec.Gaps)
+		calls = check.JudgedGeoCalls(rec)
 	}
 	return writeEDNEvents(w, ops, calls, faults)
 }

@@ -21,19 +21,6 @@ type ZoneState struct {
 	Term   uint64 `json:"term"`
 }
 
-// GeoCheck is the geo store's part of a CheckResult: per-region
-// linearizability of the allocation histories (from the recorded call
-// log: the verdict), and live figures that are no part of it — the
-// conservation audit of the regional groups (read from the stores when
-// the lab checks one SKU) and the stores' counters.
-type GeoCheck struct {
-	GeoLinearizability
-	Conservation *GeoAudit `json:"conservation,omitempty"` // live: read from every regional group
-	AuditError   string    `json:"auditError,omitempty"`
-	Stranded     int       `json:"stranded"` // live: buys refused because the units left were unreachable
-	Borrowed     int       `json:"borrowed"` // live: units moved between regions
-}
-
 func zoneStates(s nodes.Snapshot, region string) []ZoneState {
 	out := []ZoneState{}
 	for _, z := range s.Zones {

@@ -153,3 +153,13 @@ func TestGeoBadInput(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestGeoSplit(t *testing.T) {
+	got := geoSplit(10, []string{"a", "b", "c"})
+	if got["a"] != 4 || got["b"] != 3 || got["c"] != 3 {
+		t.Fatalf("split 10 over 3: %v", got)
+	}
+	if got := geoSplit(0, []string{"a", "b"}); got["a"] != 0 || got["b"] != 0 {
+		t.Fatalf("split 0: %v", got)
+	}
+}

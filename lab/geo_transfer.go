@@ -416,30 +416,6 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 	return ""
 }
 
-// GeoAudit is the conservation check of one SKU across every regional
-// group: stocked = sold + remaining + in transit, from the rows themselves.
-type GeoAudit struct {
-	SKU              string                 `json:"sku"`
-	Stocked          int                    `json:"stocked"`
-	Sold             int                    `json:"sold"`
-	Remaining        int                    `json:"remaining"`
-	InTransit        int                    `json:"inTransit"`        // units debited at a source and not credited
-	PendingTransfers int                    `json:"pendingTransfers"` // transfer records not finished
-	Conserved        bool                   `json:"conserved"`
-	Oversold         int                    `json:"oversold"`
-	Regions          map[string]GeoRowState `json:"regions"`
-	Explanation      string                 `json:"explanation"`
-}
-
-// GeoRowState is one region's row in a GeoAudit.
-type GeoRowState struct {
-	Quantity int `json:"quantity"`
-	Sold     int `json:"sold"`
-	Stocked  int `json:"stocked"`
-	In       int `json:"in"`
-	Out      int `json:"out"`
-}
-
 // audit reads every region's row, transfer records and markers of sku and
 // checks conservation. Every group must answer.
 func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {

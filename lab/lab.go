@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/check"
 	"caplab/lab/history"
 	"caplab/nodes"
 )
@@ -109,17 +110,18 @@ type Lab struct {
 	closed    atomic.Bool
 	admission *admission
 
-	quorum   atomic.Pointer[QuorumState]
-	counters map[Store]*storeCounts // fixed at New; the counts are atomic
-	version  atomic.Int64           // bumped by every change viewers see
-	tallyMu  sync.Mutex             // the counting goroutine's recount against Reset
-	tally    *tally                 // the counting goroutine's own state (under tallyMu)
-	actions  recorder               // what Recording exports (recording.go)
-	clocks   *nodes.Clocks          // per-region wall clocks (time.go)
-	pauses   pauses                 // paused shops (reserve.go)
+	quorum      atomic.Pointer[QuorumState]
+	counters    map[Store]*storeCounts // fixed at New; the counts are atomic
+	version     atomic.Int64           // bumped by every change viewers see
+	tallyMu     sync.Mutex             // the counting goroutine's recount against Reset
+	tally       *check.Tally           // the counting goroutine's own state (under tallyMu)
+	tallyCursor HistoryCursor          // how far the tally has read the History (under tallyMu)
+	actions     recorder               // what Recording exports (recording.go)
+	clocks      *nodes.Clocks          // per-region wall clocks (time.go)
+	pauses      pauses                 // paused shops (reserve.go)
 
 	snap     atomic.Pointer[State] // the newest State published; operation events carry it
-	verdicts verdicts              // the checker's remembered segment verdicts (Check)
+	verdicts check.Memo            // the checker's remembered segment verdicts (Check)
 
 	subMu  sync.RWMutex
 	subs   map[chan Event]*atomic.Int64 // each subscriber's events missed since its last delivery
@@ -156,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		subs:  map[chan Event]*atomic.Int64{},
 		stop:  make(chan struct{}),
 		gate:  newGate(),
-		tally: newTally(),
+		tally: check.NewTally(),
 	}
 	l.quorum.Store(new(GlobalTables(len(cfg.Regions))))
 	l.admission = newAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4)

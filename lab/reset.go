@@ -82,7 +82,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.gaps.Clear()
 	l.clocks.Reset()
 	l.actions.start(true, l.Quorum())
-	l.verdicts.clear()
+	l.verdicts.Clear()
 	l.resetCounters()
 	st := l.State()
 	l.snap.Store(&st)

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"caplab/nodes"
@@ -45,45 +44,4 @@ func formatOffset(ms float64) string {
 		return "+" + d.String()
 	}
 	return d.String()
-}
-
-// skewBlame is how far from real time a version's wall stamp must be
-// before the checker's explanation blames the clock.
-const skewBlame = 500 * time.Millisecond
-
-// explainSkew adds to a replicated store's verdict why its lost updates
-// went the way they did, when the version that stands carries a stamp from
-// a clock running ahead: last-writer-wins then keeps it over writes made
-// later in real time. It reads only the history (the version's wall stamp
-// against the time its write returned).
-func explainSkew(r CheckResult, ops []Operation) CheckResult {
-	if r.Store != Replicated || r.LostUpdates == 0 {
-		return r
-	}
-	var win *Operation
-	for i := range ops {
-		op := &ops[i]
-		if op.Outcome != OK || (op.Op != OpBuy && op.Op != OpStock) || op.Version.IsZero() {
-			continue
-		}
-		if win == nil || win.Version.Less(op.Version) {
-			win = op
-		}
-	}
-	if win == nil {
-		return r
-	}
-	ahead := time.Duration(win.Version.Wall-win.Return.UnixMilli()) * time.Millisecond
-	if ahead < skewBlame {
-		return r
-	}
-	later := 0
-	for _, op := range ops {
-		if op.Outcome == OK && (op.Op == OpBuy || op.Op == OpStock) && op.SKU == win.SKU && op.Call.After(win.Return) {
-			later++
-		}
-	}
-	r.Explanation += fmt.Sprintf(" Why this value stands: its version was stamped by %s's clock, running %.1f s ahead of real time, so last-writer-wins kept it over %d write(s) made later in real time.",
-		win.Region, math.Round(ahead.Seconds()*10)/10, later)
-	return r
 }

@@ -4,37 +4,6 @@ import (
 	"caplab/nodes"
 )
 
-// CheckResult is the checker's verdict for one store and SKU (API.md).
-type CheckResult struct {
-	Store         Store  `json:"store"`
-	SKU           string `json:"sku"`
-	Linearizable  bool   `json:"linearizable"`
-	SoldUnits     int    `json:"soldUnits"`
-	InitialUnits  int    `json:"initialUnits"`
-	Oversold      int    `json:"oversold"`
-	Indeterminate int    `json:"indeterminate"`
-	StaleReads    int    `json:"staleReads"`
-	LostUpdates   int    `json:"lostUpdates"`
-	Operations    int    `json:"operations"`         // operations considered
-	Explanation   string `json:"explanation"`        // one or two sentences for a learner
-	TimedOut      bool   `json:"timedOut,omitempty"` // porcupine gave up; Linearizable is then false
-	// Unjudged counts operations recorded after the in-memory history
-	// reached MaxHistoryOperations (every store and SKU): the verdict
-	// judged only the first ones, and the explanation says so.
-	Unjudged int       `json:"unjudged,omitempty"`
-	Geo      *GeoCheck `json:"geo,omitempty"` // geo store: per-region verdicts and conservation
-	// Cuts: where writes on a SKU went unrecorded (a load's budget, the
-	// History's cap, an unsampled SKU): its history is judged up to there
-	// and again from a clean restock after (cut.go), never across. The
-	// explanation says what was judged.
-	Cuts []CheckCut `json:"cuts,omitempty"`
-	// NotJudged counts the recorded operations the cuts left out.
-	NotJudged int `json:"notJudged,omitempty"`
-	// Unplaced: when not linearizable, the answer no order of events
-	// could place, with what the answers before it allow (evidence.go).
-	Unplaced *Unplaced `json:"unplaced,omitempty"`
-}
-
 // State is the whole lab as GET /api/state answers it (API.md).
 type State struct {
 	Regions      []RegionState  `json:"regions"`

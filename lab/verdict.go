@@ -3,16 +3,10 @@ package lab
 import (
 	"context"
 	"io"
-	"time"
 
+	"caplab/lab/check"
 	"caplab/lab/history"
 )
-
-// The lab's side of the checker: what it records of each operation at its
-// call, and the verdicts it computes from what it recorded (judge.go).
-
-// CheckTimeout bounds the checker's linearizability search.
-const CheckTimeout = 10 * time.Second
 
 // opRecord is what the lab decided at an operation's call about recording
 // it: keep it in the History, or — a write left out (WithOpRecording, or
@@ -63,7 +57,7 @@ func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, b
 // first, the gaps last, so that every gap a recorded answer could have
 // seen is in it (gaps are noted before their writes are sent).
 func (l *Lab) Recorded(store Store, sku string) Recorded {
-	return l.recordedOf(store, sku, countsForCheck)
+	return l.recordedOf(store, sku, check.Relevant)
 }
 
 func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Recorded {
@@ -93,7 +87,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 			return CheckResult{}, err
 		}
 	}
-	res := judge(l.Recorded(store, sku), store, sku, CheckTimeout, &l.verdicts)
+	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, CheckTimeout)
 	if store == Geo {
 		l.auditGeo(&res) // geo_lab.go
 	}

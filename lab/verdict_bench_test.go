@@ -75,7 +75,7 @@ func BenchmarkVerdictAfterSoak(b *testing.B) {
 	for _, s := range Stores {
 		var r CheckResult
 		whole := best(func() { r, _ = Check(l.history.Operations(s, "IPHONE"), s, "IPHONE", CheckTimeout) })
-		l.verdicts.clear()
+		l.verdicts.Clear()
 		t0 := time.Now()
 		l.Check(s, "IPHONE")
 		first := float64(time.Since(t0).Microseconds()) / 1000

@@ -14,7 +14,7 @@ import (
 // counts them) until Clear: the lab keeps serving, and the checker keeps
 // judging the operations that were recorded first.
 const (
-	MaxOperations = 100_000
+	MaxOperations = inventory.MaxHistoryOperations
 	MaxFaults     = 10_000
 )
 

@@ -82,3 +82,8 @@ const (
 // operation of the lab made: an outside etcd client (etcdctl through a
 // client endpoint, say) changed the inventory behind the lab's back.
 const FaultOutsideWrite FaultKind = "outside_write"
+
+// MaxHistoryOperations is how many operations the lab's in-memory history
+// keeps since its last reset (package history); a verdict past it says
+// how many it did not judge.
+const MaxHistoryOperations = 100_000

@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"cmp"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"caplab/lab/inventory"
 )
 
 // The verdict behind GET /api/check and the page's verdict panel is kept
@@ -33,19 +35,23 @@ import (
 //     explain it) the whole history is checked at once, as before.
 //
 // Segments that no longer change (everything after a later restock) are
-// judged once: their verdicts are remembered by the operations they hold.
+// judged once: their verdicts are remembered by the operations they hold
+// (Memo).
 
 // segmentKey names one segment's content.
 type segmentKey struct {
-	store       Store
+	store       inventory.Store
 	sku         string
 	first, last int // operation IDs
 	n           int
 	ids         uint64 // a hash of every operation ID in it
 }
 
-// verdicts remembers segment verdicts since the last reset.
-type verdicts struct {
+// Memo remembers the verdicts of segments that no longer change, so that a
+// long history is judged in the time its newest segment takes. The lab
+// keeps one and clears it at a reset; the zero Memo is empty and ready.
+// Safe for concurrent use.
+type Memo struct {
 	mu sync.Mutex
 	m  map[segmentKey]segmentVerdict
 }
@@ -59,14 +65,14 @@ type segmentVerdict struct {
 
 const maxRememberedVerdicts = 10_000
 
-func (v *verdicts) get(k segmentKey) (segmentVerdict, bool) {
+func (v *Memo) get(k segmentKey) (segmentVerdict, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	sv, found := v.m[k]
 	return sv, found
 }
 
-func (v *verdicts) put(k segmentKey, sv segmentVerdict) {
+func (v *Memo) put(k segmentKey, sv segmentVerdict) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil || len(v.m) >= maxRememberedVerdicts {
@@ -75,7 +81,8 @@ func (v *verdicts) put(k segmentKey, sv segmentVerdict) {
 	v.m[k] = sv
 }
 
-func (v *verdicts) clear() {
+// Clear forgets every remembered verdict.
+func (v *Memo) Clear() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.m = nil
@@ -83,15 +90,15 @@ func (v *verdicts) clear() {
 
 // segment is a run of one SKU's operations between clean restocks.
 type segment struct {
-	ops           []Operation
+	ops           []inventory.Operation
 	indeterminate bool // holds an operation answered unavailable
 }
 
 // splitAtRestocks cuts one SKU's operations (of one store) into segments
 // at clean restocks, each segment in call order.
-func splitAtRestocks(ops []Operation) []segment {
+func splitAtRestocks(ops []inventory.Operation) []segment {
 	type entry struct {
-		op    Operation
+		op    inventory.Operation
 		indet bool
 	}
 	var in []entry
@@ -110,7 +117,7 @@ func splitAtRestocks(ops []Operation) []segment {
 	var maxRet time.Time // latest return of determinate operations before i
 	cuts := []int{0}
 	for i, e := range in {
-		if i > 0 && !e.indet && e.op.Op == OpStock && e.op.Outcome == OK && maxRet.Before(e.op.Call) {
+		if i > 0 && !e.indet && e.op.Op == inventory.OpStock && e.op.Outcome == inventory.OK && maxRet.Before(e.op.Call) {
 			clean := true
 			for j := i + 1; j < len(in); j++ { // the first determinate operation after it
 				if !in[j].indet {
@@ -142,7 +149,7 @@ func splitAtRestocks(ops []Operation) []segment {
 	// belongs before it: move such operations back to the earlier segment.
 	for c := 1; c < len(segs); c++ {
 		s := segs[c].ops[0] // the restock
-		var keep []Operation
+		var keep []inventory.Operation
 		for _, op := range segs[c].ops {
 			if _, indet := entersCheck(op); indet && !op.Call.After(s.Return) && op.ID != s.ID {
 				segs[c-1].ops = append(segs[c-1].ops, op)
@@ -152,19 +159,19 @@ func splitAtRestocks(ops []Operation) []segment {
 			keep = append(keep, op)
 		}
 		segs[c].ops = keep
-		segs[c].indeterminate = slices.ContainsFunc(keep, func(op Operation) bool { _, i := entersCheck(op); return i })
+		segs[c].indeterminate = slices.ContainsFunc(keep, func(op inventory.Operation) bool { _, i := entersCheck(op); return i })
 	}
 	return segs
 }
 
-// countsForCheck reports whether op can change Check's verdict or counts:
+// Relevant reports whether op can change Check's verdict or counts:
 // it enters the linearizability check or is a read answered ok (stale
 // reads). Answers that changed nothing — fail_fast, overloaded, conflict,
 // unavailable reads — do not, and during an outage they can be most of
 // the history: the checker does not even copy them.
-func countsForCheck(op *Operation) bool {
+func Relevant(op *inventory.Operation) bool {
 	enters, _ := entersCheck(*op)
-	return enters || (op.Op == OpRead && op.Outcome == OK)
+	return enters || (op.Op == inventory.OpRead && op.Outcome == inventory.OK)
 }
 
 // linearizable runs the linearizability search on ops alone and, when it
@@ -178,8 +185,8 @@ func countsForCheck(op *Operation) bool {
 // if that history is linearizable, so is the whole one (put every
 // unavailable operation at the very end, after everything anyone saw).
 // Only if it is not does the full search run.
-func linearizable(ops []Operation, store Store, sku string, timeout time.Duration) (porcupine.CheckResult, *Unplaced) {
-	search := func(ops []Operation, verbose bool) (porcupine.CheckResult, *Unplaced) {
+func linearizable(ops []inventory.Operation, store inventory.Store, sku string, timeout time.Duration) (porcupine.CheckResult, *Unplaced) {
+	search := func(ops []inventory.Operation, verbose bool) (porcupine.CheckResult, *Unplaced) {
 		in, _, _ := prepareCheck(ops, store, sku)
 		model := inventoryModel(rankIndeterminate(in))
 		pops := toPorcupine(in)
@@ -192,7 +199,7 @@ func linearizable(ops []Operation, store Store, sku string, timeout time.Duratio
 		}
 		return res, unplacedOp(in, pops, model, info, sku)
 	}
-	determinate := slices.DeleteFunc(slices.Clone(ops), func(op Operation) bool {
+	determinate := slices.DeleteFunc(slices.Clone(ops), func(op inventory.Operation) bool {
 		_, indet := entersCheck(op)
 		return indet
 	})
@@ -206,9 +213,9 @@ func linearizable(ops []Operation, store Store, sku string, timeout time.Duratio
 
 // checkSegmented is Check's verdict for one store and SKU ("" = every
 // SKU, each on its own), computed segment by segment with remembered
-// verdicts; the counts are Check's.
-func checkSegmented(ops []Operation, store Store, sku string, timeout time.Duration, memo *verdicts) CheckResult {
-	bySKU := map[string][]Operation{}
+// Memo; the counts are Check's.
+func checkSegmented(ops []inventory.Operation, store inventory.Store, sku string, timeout time.Duration, memo *Memo) Result {
+	bySKU := map[string][]inventory.Operation{}
 	var order []string
 	for _, op := range ops {
 		if op.Store != store || (sku != "" && op.SKU != sku) {
@@ -219,7 +226,7 @@ func checkSegmented(ops []Operation, store Store, sku string, timeout time.Durat
 		}
 		bySKU[op.SKU] = append(bySKU[op.SKU], op)
 	}
-	r := CheckResult{Store: store, SKU: sku, Linearizable: true}
+	r := Result{Store: store, SKU: sku, Linearizable: true}
 	deadline := time.Now().Add(timeout)
 	for _, s := range order {
 		mine := bySKU[s]
@@ -260,14 +267,14 @@ func checkSegmented(ops []Operation, store Store, sku string, timeout time.Durat
 }
 
 // skuVerdict judges one SKU's operations by segments (see above).
-func skuVerdict(ops []Operation, store Store, sku string, timeout time.Duration, memo *verdicts) (porcupine.CheckResult, *Unplaced) {
+func skuVerdict(ops []inventory.Operation, store inventory.Store, sku string, timeout time.Duration, memo *Memo) (porcupine.CheckResult, *Unplaced) {
 	segs := splitAtRestocks(ops)
 	earlierIndeterminate := false
 	for _, seg := range segs {
 		k := segmentKey{store: store, sku: sku, first: seg.ops[0].ID, last: seg.ops[len(seg.ops)-1].ID, n: len(seg.ops)}
 		for _, op := range seg.ops {
 			id := uint64(op.ID) << 1
-			if op.Outcome == Unavailable { // a cut may have made it so (cut.go)
+			if op.Outcome == inventory.Unavailable { // a cut may have made it so (cut.go)
 				id |= 1
 			}
 			k.ids = (k.ids^id)*1099511628211 + 0x9e3779b97f4a7c15

@@ -1,8 +1,10 @@
-package lab
+package check
 
 import (
 	"fmt"
 	"strings"
+
+	"caplab/lab/inventory"
 )
 
 // The verdict in a learner's words: what was judged, and what the
@@ -12,7 +14,7 @@ import (
 // its evidence: the oversold and lost-update counts where they are the
 // evidence, else the answer the search could not place (evidence.go).
 // "Stale read" is said only when a linearizable read is that answer.
-func explainCheck(r CheckResult) string {
+func explainCheck(r Result) string {
 	units := func(n int) string {
 		if n == 1 {
 			return "1 unit"
@@ -48,7 +50,7 @@ func explainCheck(r CheckResult) string {
 		s = "Linearizable: every answer fits one order of events; nothing was oversold."
 		var notes []string
 		switch {
-		case r.StaleReads > 0 && r.Store == Consensus:
+		case r.StaleReads > 0 && r.Store == inventory.Consensus:
 			notes = append(notes, fmt.Sprintf("%d serializable %s returned an old count, which their contract allows", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
 		case r.StaleReads > 0:
 			notes = append(notes, fmt.Sprintf("%d %s returned an old count, which one order of events still explains", r.StaleReads, checkPlural(r.StaleReads, "read", "reads")))
@@ -72,18 +74,18 @@ func explainCheck(r CheckResult) string {
 
 // explainCuts says what a verdict with cuts covers: "Judged BF-000000's
 // first 9.2 s: …".
-func explainCuts(r CheckResult) string {
+func explainCuts(r Result) string {
 	if len(r.Cuts) == 0 {
 		return ""
 	}
 	c := r.Cuts[0]
 	why := "writes on it were left out of the history (a load records only the SKUs it checks, within a budget)"
 	switch c.Reason {
-	case GapHistoryFull:
+	case inventory.GapHistoryFull:
 		why = "the lab's history was full"
-	case GapGeoLogFull:
+	case inventory.GapGeoLogFull:
 		why = "the geo store's call log was full"
-	case GapTooManySKUs:
+	case inventory.GapTooManySKUs:
 		why = "the lab tracked too many unrecorded SKUs to follow this one"
 	}
 	s := fmt.Sprintf("Judged %s's first %.1f s: from then on %s, and a history with writes missing is not one any store could have produced", c.SKU, c.JudgedS, why)
@@ -104,7 +106,7 @@ func explainCuts(r CheckResult) string {
 	return s
 }
 
-func inFlightAtCuts(cuts []CheckCut) int {
+func inFlightAtCuts(cuts []Cut) int {
 	n := 0
 	for _, c := range cuts {
 		n += c.InFlight
@@ -112,7 +114,7 @@ func inFlightAtCuts(cuts []CheckCut) int {
 	return n
 }
 
-func cutSKUs(cuts []CheckCut) int {
+func cutSKUs(cuts []Cut) int {
 	seen := map[string]bool{}
 	for _, c := range cuts {
 		seen[c.SKU] = true

@@ -1,13 +1,13 @@
-package lab
+package check
 
 import (
 	"cmp"
 	"fmt"
 	"slices"
 
-	"caplab/lab/inventory"
-
 	"github.com/anishathalye/porcupine"
+
+	"caplab/lab/inventory"
 )
 
 // Explanations from evidence. When the linearizability search fails, it
@@ -49,12 +49,12 @@ const (
 type Unplaced struct {
 	SKU string `json:"sku"`
 	// ID is the lab's operation ID (0 for a call of the geo store's log).
-	ID       int    `json:"id,omitempty"`
-	Region   string `json:"region"`
-	Op       string `json:"op"` // stock, buy, read; for a geo call its kind
-	Qty      int    `json:"qty,omitempty"`
-	Outcome  Kind   `json:"outcome,omitempty"`
-	Answered int    `json:"answered"` // buy: units left after it; read: the count read
+	ID       int            `json:"id,omitempty"`
+	Region   string         `json:"region"`
+	Op       string         `json:"op"` // stock, buy, read; for a geo call its kind
+	Qty      int            `json:"qty,omitempty"`
+	Outcome  inventory.Kind `json:"outcome,omitempty"`
+	Answered int            `json:"answered"` // buy: units left after it; read: the count read
 	// CountMin and CountMax bound the count just before it that the
 	// longest orders explaining the answers before it leave.
 	CountMin int `json:"countMin"`
@@ -160,7 +160,7 @@ func unplacedOp(in []checkedOp, pops []porcupine.Operation, model porcupine.Mode
 	u := &Unplaced{SKU: op.SKU, ID: op.ID, Region: op.Region, Op: string(op.Op), Qty: op.Qty, Outcome: op.Outcome,
 		Answered: op.Quantity, client: in[x].client, call: in[x].call, ret: in[x].ret}
 	if in[x].indefinitely {
-		u.Outcome = Unavailable
+		u.Outcome = inventory.Unavailable
 	}
 	first, earlier := true, map[int]bool{}
 	for _, s := range stucks {
@@ -203,10 +203,10 @@ func describeUnplaced(u *Unplaced, earlier map[int]bool) {
 		return thousands(lo) + " to " + thousands(hi)
 	}
 	switch {
-	case u.Outcome == Unavailable:
+	case u.Outcome == inventory.Unavailable:
 		u.Anomaly = AnomalyOrder
 		u.Sentence = fmt.Sprintf("%s, which may or may not have applied, fits no order of the answers around it.", who)
-	case u.Op == string(OpBuy) && u.Outcome == OK && hi < n:
+	case u.Op == string(inventory.OpBuy) && u.Outcome == inventory.OK && hi < n:
 		u.Anomaly, u.Units = AnomalyDoubleSale, n-hi
 		stock := "none"
 		if hi > 0 {
@@ -218,7 +218,7 @@ func describeUnplaced(u *Unplaced, earlier map[int]bool) {
 		}
 		u.Sentence = fmt.Sprintf("%s sold %s, but the answers before it leave %s in stock: it sold %s — the same unit sold twice.",
 			who, unitsPhrase(n), stock, what)
-	case u.Op == string(OpBuy) && u.Outcome == OK && q < lo-n:
+	case u.Op == string(inventory.OpBuy) && u.Outcome == inventory.OK && q < lo-n:
 		u.Anomaly, u.Units = AnomalyVanished, lo-n-q
 		should := thousands(lo - n)
 		if lo != hi {
@@ -226,7 +226,7 @@ func describeUnplaced(u *Unplaced, earlier map[int]bool) {
 		}
 		u.Sentence = fmt.Sprintf("%s answered %s left, but the answers before it leave %s in stock, so it should have left %s: %s vanished between them — sold by an operation the history does not hold, or counted twice.",
 			who, thousands(q), leave(), should, unitsPhrase(lo-n-q))
-	case u.Op == string(OpBuy) && u.Outcome == OK && q > hi-n:
+	case u.Op == string(inventory.OpBuy) && u.Outcome == inventory.OK && q > hi-n:
 		u.Anomaly, u.Units = AnomalyLostUpdate, q-(hi-n)
 		should := thousands(hi - n)
 		if lo != hi {
@@ -234,18 +234,18 @@ func describeUnplaced(u *Unplaced, earlier map[int]bool) {
 		}
 		u.Sentence = fmt.Sprintf("%s answered %s left, but the answers before it leave %s in stock, so it should have left %s: its count is %s too high — it wrote over another buy's sale (a lost update).",
 			who, thousands(q), leave(), should, unitsPhrase(q-(hi-n)))
-	case u.Op == string(OpBuy) && u.Outcome == SoldOut && lo >= n:
+	case u.Op == string(inventory.OpBuy) && u.Outcome == inventory.SoldOut && lo >= n:
 		u.Anomaly = AnomalySoldOutInStock
 		u.Sentence = fmt.Sprintf("%s answered sold out, but the answers before it leave %s in stock.", who, leave())
-	case u.Op == string(OpRead) && (q < lo || q > hi) && earlier[q]:
+	case u.Op == string(inventory.OpRead) && (q < lo || q > hi) && earlier[q]:
 		u.Anomaly = AnomalyStaleRead
 		u.Sentence = fmt.Sprintf("%s, a linearizable read, returned %s, a count from before writes that had already finished (the answers before it leave %s in stock) — a stale read.",
 			who, thousands(q), leave())
-	case u.Op == string(OpRead) && q < lo:
+	case u.Op == string(inventory.OpRead) && q < lo:
 		u.Anomaly, u.Units = AnomalyVanished, lo-q
 		u.Sentence = fmt.Sprintf("%s returned %s, but the answers before it leave %s in stock: %s vanished — sold by an operation the history does not hold.",
 			who, thousands(q), leave(), unitsPhrase(lo-q))
-	case u.Op == string(OpRead) && q > hi:
+	case u.Op == string(inventory.OpRead) && q > hi:
 		u.Anomaly, u.Units = AnomalyLostUpdate, q-hi
 		u.Sentence = fmt.Sprintf("%s returned %s, more than the %s the answers before it leave in stock: a sale was overwritten (a lost update).",
 			who, thousands(q), leave())
@@ -258,9 +258,9 @@ func describeUnplaced(u *Unplaced, earlier map[int]bool) {
 
 func answerPhrase(u *Unplaced) string {
 	switch {
-	case u.Outcome == SoldOut:
+	case u.Outcome == inventory.SoldOut:
 		return "sold out"
-	case u.Op == string(OpBuy):
+	case u.Op == string(inventory.OpBuy):
 		return thousands(u.Answered) + " left"
 	}
 	return thousands(u.Answered)
@@ -279,7 +279,7 @@ func unitsPhrase(n int) string {
 func unplacedGeoCall(pops []porcupine.Operation, info porcupine.LinearizationInfo) *Unplaced {
 	model := geoModel.ToModel()
 	parts := partitionIndices(pops, func(o porcupine.Operation) string {
-		c := o.Input.(GeoCall)
+		c := o.Input.(inventory.GeoCall)
 		return c.SKU + "@" + c.Region
 	})
 	byReturn := func(a, b int) int {
@@ -291,7 +291,7 @@ func unplacedGeoCall(pops []porcupine.Operation, info porcupine.LinearizationInf
 	}
 	slices.SortStableFunc(stucks, func(a, b stuck) int { return byReturn(a.blocked, b.blocked) })
 	x := stucks[0].blocked
-	c := pops[x].Input.(GeoCall)
+	c := pops[x].Input.(inventory.GeoCall)
 	u := &Unplaced{SKU: c.SKU, Region: c.Region, Op: string(c.Kind), Qty: c.Delta, Answered: c.Left, client: pops[x].ClientId, call: pops[x].Call, ret: pops[x].Return}
 	first := true
 	for _, s := range stucks {

@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // Recorded is everything a verdict is computed from — nothing live: the
@@ -14,14 +16,14 @@ import (
 // read back from an export) hand the same Recorded to Judge and get the
 // same verdict.
 type Recorded struct {
-	Operations []Operation
-	Gaps       []RecordingGap
-	GeoCalls   []GeoCall
+	Operations []inventory.Operation
+	Gaps       []inventory.RecordingGap
+	GeoCalls   []inventory.GeoCall
 	// Regions whose geo allocations are judged; empty: the regions the
 	// calls name.
 	Regions []string
 	// Dropped counts operations the History did not keep past its cap
-	// (CheckResult.Unjudged).
+	// (Result.Unjudged).
 	Dropped int
 }
 
@@ -30,15 +32,21 @@ type Recorded struct {
 // (cut.go), judged segment by segment (segments.go) with porcupine, and
 // explained from the evidence (evidence.go). The geo store's verdict is
 // its allocation histories' (geo_check.go). A timeout of 0 means no limit.
-func Judge(rec Recorded, store Store, sku string, timeout time.Duration) CheckResult {
-	return judge(rec, store, sku, timeout, &verdicts{})
+func Judge(rec Recorded, store inventory.Store, sku string, timeout time.Duration) Result {
+	return judge(rec, store, sku, timeout, &Memo{})
 }
 
-func judge(rec Recorded, store Store, sku string, timeout time.Duration, memo *verdicts) CheckResult {
-	var ops []Operation
+// Judge is the package's Judge, remembering the verdicts of segments that
+// no longer change in m.
+func (m *Memo) Judge(rec Recorded, store inventory.Store, sku string, timeout time.Duration) Result {
+	return judge(rec, store, sku, timeout, m)
+}
+
+func judge(rec Recorded, store inventory.Store, sku string, timeout time.Duration, memo *Memo) Result {
+	var ops []inventory.Operation
 	for i := range rec.Operations {
 		op := &rec.Operations[i]
-		if op.Store == store && (sku == "" || op.SKU == sku) && countsForCheck(op) {
+		if op.Store == store && (sku == "" || op.SKU == sku) && Relevant(op) {
 			ops = append(ops, *op)
 		}
 	}
@@ -49,7 +57,7 @@ func judge(rec Recorded, store Store, sku string, timeout time.Duration, memo *v
 	judged, cuts, leftOut := cutOperations(ops, store, gaps)
 	r := checkSegmented(judged, store, sku, timeout, memo)
 	r.Cuts, r.NotJudged = cuts, leftOut
-	if store == Geo {
+	if store == inventory.Geo {
 		judgeGeo(&r, rec, sku, timeout)
 	} else {
 		r.Explanation = explainCheck(r)
@@ -60,8 +68,8 @@ func judge(rec Recorded, store Store, sku string, timeout time.Duration, memo *v
 
 // judgeGeo replaces the single-register verdict with the per-region one
 // of the geo store's call log, cut at the same gaps.
-func judgeGeo(r *CheckResult, rec Recorded, sku string, timeout time.Duration) {
-	var calls []GeoCall
+func judgeGeo(r *Result, rec Recorded, sku string, timeout time.Duration) {
+	var calls []inventory.GeoCall
 	for _, c := range rec.GeoCalls {
 		if sku == "" || c.SKU == sku {
 			calls = append(calls, c)
@@ -78,7 +86,7 @@ func judgeGeo(r *CheckResult, rec Recorded, sku string, timeout time.Duration) {
 		slices.Sort(regions)
 	}
 	lin, unplaced := checkGeo(calls, regions, timeout)
-	r.Geo = &GeoCheck{GeoLinearizability: lin}
+	r.Geo = &GeoResult{GeoLinearizability: lin}
 	r.Linearizable, r.TimedOut = lin.Linearizable, lin.TimedOut
 	r.StaleReads, r.LostUpdates = 0, 0
 	r.Unplaced = unplaced
@@ -108,9 +116,9 @@ func judgeGeo(r *CheckResult, rec Recorded, sku string, timeout time.Duration) {
 // VisualizeRecorded writes the checker's HTML view of one store's SKU from
 // recorded data: what Judge judged, the answer it could not place, and
 // what the cuts left out.
-func VisualizeRecorded(rec Recorded, store Store, sku string, w io.Writer) error {
-	if store == Geo {
-		var calls []GeoCall
+func VisualizeRecorded(rec Recorded, store inventory.Store, sku string, w io.Writer) error {
+	if store == inventory.Geo {
+		var calls []inventory.GeoCall
 		for _, c := range rec.GeoCalls {
 			if sku == "" || c.SKU == sku {
 				calls = append(calls, c)

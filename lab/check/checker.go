@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"caplab/lab/inventory"
 )
 
 // VisualizeTimeout bounds the linearizability search Visualize runs before
@@ -19,7 +21,7 @@ const VisualizeTimeout = 10 * time.Second
 type checkInput struct {
 	SKU    string
 	Region string
-	Op     Op
+	Op     inventory.Op
 	Qty    int // buy: units; stock: quantity set
 
 	// Indeterminate operations only: their class (same SKU, op and Qty,
@@ -30,7 +32,7 @@ type checkInput struct {
 // checkOutput is what an operation answered. Unknown marks an operation
 // answered "unavailable" that may or may not have applied.
 type checkOutput struct {
-	Kind     Kind // OK or SoldOut; ignored when Unknown
+	Kind     inventory.Kind // OK or SoldOut; ignored when Unknown
 	Unknown  bool
 	Quantity int // buy: units left after; read: value read
 }
@@ -46,7 +48,7 @@ type checkState struct {
 // checkedOp is one Operation chosen for the linearizability check, with its
 // times in nanoseconds since the earliest call.
 type checkedOp struct {
-	op           Operation
+	op           inventory.Operation
 	call, ret    int64
 	indefinitely bool // may have applied at any time after call
 	client       int
@@ -99,24 +101,24 @@ func inventoryModel(classes int) porcupine.Model {
 				taken := slices.Clone(st.taken)
 				taken[in.Class]++
 				switch {
-				case in.Op == OpStock:
+				case in.Op == inventory.OpStock:
 					s = in.Qty
-				case in.Op == OpBuy && s >= in.Qty:
+				case in.Op == inventory.OpBuy && s >= in.Qty:
 					s -= in.Qty
 				}
 				return true, checkState{quantity: s, taken: taken}
 			}
 			switch in.Op {
-			case OpStock:
+			case inventory.OpStock:
 				return true, checkState{quantity: in.Qty, taken: st.taken}
-			case OpBuy:
+			case inventory.OpBuy:
 				switch out.Kind {
-				case SoldOut:
+				case inventory.SoldOut:
 					return s < in.Qty, st
-				case OK:
+				case inventory.OK:
 					return s >= in.Qty && s-in.Qty == out.Quantity, checkState{quantity: s - in.Qty, taken: st.taken}
 				}
-			case OpRead:
+			case inventory.OpRead:
 				return out.Quantity == s, st
 			}
 			return false, st
@@ -152,7 +154,7 @@ func inventoryModel(classes int) porcupine.Model {
 func rankIndeterminate(ops []checkedOp) int {
 	type key struct {
 		sku string
-		op  Op
+		op  inventory.Op
 		qty int
 	}
 	classes := map[key]int{}
@@ -188,18 +190,18 @@ func describeCheckOp(in checkInput, out checkOutput) string {
 	b.WriteString(in.Region)
 	b.WriteByte(' ')
 	b.WriteString(string(in.Op))
-	if in.Op != OpRead {
+	if in.Op != inventory.OpRead {
 		fmt.Fprintf(&b, " %d", in.Qty)
 	}
 	b.WriteString(" → ")
 	switch {
 	case out.Unknown:
 		b.WriteString("unavailable (may have applied)")
-	case in.Op == OpRead:
+	case in.Op == inventory.OpRead:
 		fmt.Fprintf(&b, "%d", out.Quantity)
-	case in.Op == OpBuy && out.Kind == OK:
+	case in.Op == inventory.OpBuy && out.Kind == inventory.OK:
 		fmt.Fprintf(&b, "ok (%d left)", out.Quantity)
-	case out.Kind == SoldOut:
+	case out.Kind == inventory.SoldOut:
 		b.WriteString("sold out")
 	default:
 		b.WriteString(string(out.Kind))
@@ -210,24 +212,24 @@ func describeCheckOp(in checkInput, out checkOutput) string {
 // entersCheck sorts one operation into the linearizability check: whether it
 // enters, and whether it is indeterminate (may have applied, never
 // returned as far as the check is concerned).
-func entersCheck(op Operation) (enters, indeterminate bool) {
+func entersCheck(op inventory.Operation) (enters, indeterminate bool) {
 	switch op.Op {
-	case OpBuy:
+	case inventory.OpBuy:
 		switch op.Outcome {
-		case OK, SoldOut:
+		case inventory.OK, inventory.SoldOut:
 			return true, false
-		case Unavailable:
+		case inventory.Unavailable:
 			return true, true
 		}
-	case OpStock:
+	case inventory.OpStock:
 		switch op.Outcome {
-		case OK:
+		case inventory.OK:
 			return true, false
-		case Unavailable:
+		case inventory.Unavailable:
 			return true, true
 		}
-	case OpRead:
-		return op.Outcome == OK && op.Consistency != Serializable, false
+	case inventory.OpRead:
+		return op.Outcome == inventory.OK && op.Consistency != inventory.Serializable, false
 	}
 	return false, false
 }
@@ -236,8 +238,8 @@ func entersCheck(op Operation) (enters, indeterminate bool) {
 // that enter the check, puts their times on one nanosecond axis starting at
 // the earliest call among ops of store and sku, and assigns client ids.
 // It also returns the operations left out, for annotations, and the origin.
-func prepareCheck(ops []Operation, store Store, sku string) (in []checkedOp, out []Operation, origin time.Time) {
-	var mine []Operation
+func prepareCheck(ops []inventory.Operation, store inventory.Store, sku string) (in []checkedOp, out []inventory.Operation, origin time.Time) {
+	var mine []inventory.Operation
 	for _, op := range ops {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
 			mine = append(mine, op)
@@ -345,7 +347,7 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 	return pops
 }
 
-// Check judges the operations of one store on one SKU ("" checks every
+// Operations judges the operations of one store on one SKU ("" checks every
 // SKU, each on its own) and returns the verdict with the information
 // Visualize-style callers can draw. A timeout of 0 means no limit; when the
 // search runs out of time the result is not linearizable and TimedOut.
@@ -360,7 +362,7 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 //   - unavailable reads and fail_fast, overloaded and conflict operations
 //     changed nothing and are left out.
 //
-// CheckResult.Operations counts the operations that entered the check.
+// Result.Operations counts the operations that entered the check.
 //
 // The counts cover the window since the last restock, per SKU. Let S be
 // the stock answered ok with the latest call time (ties: the one added
@@ -382,12 +384,12 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 //     all but one overwrote another's write).
 //
 // With sku "" the counts are the sums over SKUs.
-func Check(ops []Operation, store Store, sku string, timeout time.Duration) (CheckResult, porcupine.LinearizationInfo) {
+func Operations(ops []inventory.Operation, store inventory.Store, sku string, timeout time.Duration) (Result, porcupine.LinearizationInfo) {
 	in, _, _ := prepareCheck(ops, store, sku)
 	model := inventoryModel(rankIndeterminate(in))
 	pops := toPorcupine(in)
 	res, info := porcupine.CheckOperationsVerbose(model, pops, timeout)
-	r := CheckResult{
+	r := Result{
 		Store:        store,
 		SKU:          sku,
 		Linearizable: res == porcupine.Ok,
@@ -410,8 +412,8 @@ func Check(ops []Operation, store Store, sku string, timeout time.Duration) (Che
 }
 
 // countWindow fills the counts of r per the rules documented on Check.
-func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
-	bySKU := map[string][]Operation{}
+func countWindow(r *Result, ops []inventory.Operation, store inventory.Store, sku string) {
+	bySKU := map[string][]inventory.Operation{}
 	for _, op := range ops {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
 			bySKU[op.SKU] = append(bySKU[op.SKU], op)
@@ -420,7 +422,7 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 	for _, mine := range bySKU {
 		restock := -1
 		for i, op := range mine {
-			if op.Op == OpStock && op.Outcome == OK && (restock < 0 || !op.Call.Before(mine[restock].Call)) {
+			if op.Op == inventory.OpStock && op.Outcome == inventory.OK && (restock < 0 || !op.Call.Before(mine[restock].Call)) {
 				restock = i
 			}
 		}
@@ -433,14 +435,14 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 
 		// Writes answered ok, by return time, with the newest version
 		// returned so far: newestBy[i] is the max Version of writes[:i+1].
-		var writes []Operation
+		var writes []inventory.Operation
 		for _, op := range mine {
-			if op.Outcome == OK && (op.Op == OpBuy || op.Op == OpStock) {
+			if op.Outcome == inventory.OK && (op.Op == inventory.OpBuy || op.Op == inventory.OpStock) {
 				writes = append(writes, op)
 			}
 		}
-		slices.SortFunc(writes, func(a, b Operation) int { return a.Return.Compare(b.Return) })
-		newestBy := make([]Version, len(writes))
+		slices.SortFunc(writes, func(a, b inventory.Operation) int { return a.Return.Compare(b.Return) })
+		newestBy := make([]inventory.Version, len(writes))
 		for i, w := range writes {
 			newestBy[i] = w.Version
 			if i > 0 && w.Version.Less(newestBy[i-1]) {
@@ -449,22 +451,22 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 		}
 
 		sold := 0
-		bases := map[Version]int{}
+		bases := map[inventory.Version]int{}
 		for i, op := range mine {
 			if !inWindow(i) {
 				continue
 			}
 			switch {
-			case op.Op == OpBuy && op.Outcome == OK:
+			case op.Op == inventory.OpBuy && op.Outcome == inventory.OK:
 				sold += op.Qty
 				if !op.BaseVersion.IsZero() {
 					bases[op.BaseVersion]++
 				}
-			case (op.Op == OpBuy || op.Op == OpStock) && op.Outcome == Unavailable:
+			case (op.Op == inventory.OpBuy || op.Op == inventory.OpStock) && op.Outcome == inventory.Unavailable:
 				r.Indeterminate++
-			case op.Op == OpRead && op.Outcome == OK:
+			case op.Op == inventory.OpRead && op.Outcome == inventory.OK:
 				// writes[:n] returned strictly before the read's call.
-				n, _ := slices.BinarySearchFunc(writes, op.Call, func(w Operation, t time.Time) int {
+				n, _ := slices.BinarySearchFunc(writes, op.Call, func(w inventory.Operation, t time.Time) int {
 					if w.Return.Before(t) {
 						return -1
 					}
@@ -486,3 +488,9 @@ func countWindow(r *CheckResult, ops []Operation, store Store, sku string) {
 		}
 	}
 }
+
+// The lab's side of the checker: what it records of each operation at its
+// call, and the Memo it computes from what it recorded (judge.go).
+
+// Timeout bounds the checker's linearizability search.
+const Timeout = 10 * time.Second

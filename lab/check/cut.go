@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"cmp"
@@ -35,11 +35,11 @@ import (
 // judging them apart (the argument of segments.go: a clean restock is a
 // cut; a write that may have applied may still apply after it).
 
-// CheckCut says where the checker stopped judging one SKU because writes
+// Cut says where the checker stopped judging one SKU because writes
 // on it went unrecorded, and whether it resumed.
-type CheckCut struct {
-	SKU    string    `json:"sku"`
-	Reason GapReason `json:"reason"`
+type Cut struct {
+	SKU    string              `json:"sku"`
+	Reason inventory.GapReason `json:"reason"`
 	// At is the gap's start: the earliest call of an unrecorded write.
 	At time.Time `json:"at"`
 	// JudgedS: seconds of the SKU's recorded history judged before At,
@@ -77,10 +77,10 @@ const (
 )
 
 // gapSpan is one stretch without a record: [from, to], to zero = never
-// ended. reason and writes describe it; idx is the CheckCut it feeds.
+// ended. reason and writes describe it; idx is the Cut it feeds.
 type gapSpan struct {
 	from, to time.Time
-	reason   GapReason
+	reason   inventory.GapReason
 	writes   int
 }
 
@@ -88,7 +88,7 @@ func (g gapSpan) ended() bool { return !g.to.IsZero() }
 
 // mergeGaps keeps the gaps that can change something, merged where they
 // overlap, in time order.
-func mergeGaps(gaps []RecordingGap) []gapSpan {
+func mergeGaps(gaps []inventory.RecordingGap) []gapSpan {
 	var spans []gapSpan
 	for _, g := range gaps {
 		if g.Harmless() {
@@ -115,17 +115,17 @@ func mergeGaps(gaps []RecordingGap) []gapSpan {
 }
 
 // cutFates decides each item's fate given the merged gaps, and returns
-// one CheckCut per gap (SKU and JudgedS left to the caller) and, per
+// one Cut per gap (SKU and JudgedS left to the caller) and, per
 // item, the gap its fate is due to (-1: none).
-func cutFates(items []cutItem, spans []gapSpan) ([]fate, []CheckCut, []int) {
+func cutFates(items []cutItem, spans []gapSpan) ([]fate, []Cut, []int) {
 	fates := make([]fate, len(items))
 	due := make([]int, len(items))
 	for i := range due {
 		due[i] = -1
 	}
-	cuts := make([]CheckCut, len(spans))
+	cuts := make([]Cut, len(spans))
 	for i, s := range spans {
-		cuts[i] = CheckCut{Reason: s.reason, At: s.from, Writes: s.writes}
+		cuts[i] = Cut{Reason: s.reason, At: s.from, Writes: s.writes}
 	}
 	if len(spans) == 0 {
 		return fates, cuts, due
@@ -221,8 +221,8 @@ func cleanRestock(items []cutItem, after, end time.Time) int {
 
 // gapsFor picks the gaps that bear on store's SKU sku (its own and the
 // store-wide ones).
-func gapsFor(gaps []RecordingGap, store Store, sku string) []RecordingGap {
-	var out []RecordingGap
+func gapsFor(gaps []inventory.RecordingGap, store inventory.Store, sku string) []inventory.RecordingGap {
+	var out []inventory.RecordingGap
 	for _, g := range gaps {
 		if g.Store == store && (g.SKU == sku || g.SKU == "") {
 			out = append(out, g)
@@ -232,14 +232,14 @@ func gapsFor(gaps []RecordingGap, store Store, sku string) []RecordingGap {
 }
 
 // opCutItem describes an operation to the cut.
-func opCutItem(op Operation) cutItem {
+func opCutItem(op inventory.Operation) cutItem {
 	enters, indet := entersCheck(op)
-	write := op.Op == OpStock || op.Op == OpBuy
+	write := op.Op == inventory.OpStock || op.Op == inventory.OpBuy
 	return cutItem{
 		call: op.Call, ret: op.Return,
-		write: write, unknown: write && op.Outcome == Unavailable,
-		applied: write && op.Outcome == OK,
-		restock: op.Op == OpStock && op.Outcome == OK,
+		write: write, unknown: write && op.Outcome == inventory.Unavailable,
+		applied: write && op.Outcome == inventory.OK,
+		restock: op.Op == inventory.OpStock && op.Outcome == inventory.OK,
 		counts:  enters && !indet,
 	}
 }
@@ -248,7 +248,7 @@ func opCutItem(op Operation) cutItem {
 // the operations to judge (a write in flight at a gap's start that
 // applied now answers unavailable: it may have applied), the cuts per
 // SKU, and how many recorded operations were left out.
-func cutOperations(ops []Operation, store Store, gaps []RecordingGap) (judged []Operation, cuts []CheckCut, leftOut int) {
+func cutOperations(ops []inventory.Operation, store inventory.Store, gaps []inventory.RecordingGap) (judged []inventory.Operation, cuts []Cut, leftOut int) {
 	if len(gaps) == 0 {
 		return ops, nil, 0
 	}
@@ -285,24 +285,24 @@ func cutOperations(ops []Operation, store Store, gaps []RecordingGap) (judged []
 			cuts = append(cuts, c)
 		}
 	}
-	judged = make([]Operation, 0, len(ops))
+	judged = make([]inventory.Operation, 0, len(ops))
 	for i, op := range ops {
 		switch fates[i] {
 		case fateKeep:
 			judged = append(judged, op)
 		case fateUncertain:
-			op.Outcome = Unavailable
+			op.Outcome = inventory.Unavailable
 			judged = append(judged, op)
 		default:
 			leftOut++
 		}
 	}
-	slices.SortStableFunc(cuts, func(a, b CheckCut) int { return cmp.Or(cmp.Compare(a.SKU, b.SKU), a.At.Compare(b.At)) })
+	slices.SortStableFunc(cuts, func(a, b Cut) int { return cmp.Or(cmp.Compare(a.SKU, b.SKU), a.At.Compare(b.At)) })
 	return judged, cuts, leftOut
 }
 
 // geoCutItem describes a geo call to the cut.
-func geoCutItem(c GeoCall) cutItem {
+func geoCutItem(c inventory.GeoCall) cutItem {
 	write := c.Kind != inventory.GeoRead
 	return cutItem{
 		call: c.Call, ret: c.Return,
@@ -316,7 +316,7 @@ func geoCutItem(c GeoCall) cutItem {
 // cutGeoCalls applies the gaps of the geo store to its call log: per
 // (SKU, region) allocation, as cutOperations does per SKU. A write call in
 // flight at a gap's start that applied becomes unknown.
-func cutGeoCalls(calls []GeoCall, gaps []RecordingGap) (judged []GeoCall, leftOut int) {
+func cutGeoCalls(calls []inventory.GeoCall, gaps []inventory.RecordingGap) (judged []inventory.GeoCall, leftOut int) {
 	if len(gaps) == 0 {
 		return calls, 0
 	}
@@ -328,7 +328,7 @@ func cutGeoCalls(calls []GeoCall, gaps []RecordingGap) (judged []GeoCall, leftOu
 	}
 	fates := make([]fate, len(calls))
 	for k, idx := range by {
-		spans := mergeGaps(gapsFor(gaps, Geo, k.sku))
+		spans := mergeGaps(gapsFor(gaps, inventory.Geo, k.sku))
 		if len(spans) == 0 {
 			continue
 		}
@@ -341,7 +341,7 @@ func cutGeoCalls(calls []GeoCall, gaps []RecordingGap) (judged []GeoCall, leftOu
 			fates[i] = f[j]
 		}
 	}
-	judged = make([]GeoCall, 0, len(calls))
+	judged = make([]inventory.GeoCall, 0, len(calls))
 	for i, c := range calls {
 		switch fates[i] {
 		case fateKeep:

@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"caplab/lab/inventory"
 )
 
 // Visualize writes the checker's view of one store's history on one SKU
@@ -13,14 +15,14 @@ import (
 // timeline, the order of events the checker found (or how far it got),
 // the answer it could not place, and the operations left out of the check
 // as annotations.
-func Visualize(ops []Operation, store Store, sku string, w io.Writer) error {
+func Visualize(ops []inventory.Operation, store inventory.Store, sku string, w io.Writer) error {
 	return visualize(ops, nil, store, sku, w)
 }
 
 // visualize is Visualize with the history cut at gaps (cut.go): what the
 // picture shows is what the verdict judged.
-func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w io.Writer) error {
-	var mine []Operation
+func visualize(ops []inventory.Operation, gaps []inventory.RecordingGap, store inventory.Store, sku string, w io.Writer) error {
+	var mine []inventory.Operation
 	for _, op := range ops {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
 			mine = append(mine, op)
@@ -31,7 +33,7 @@ func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w 
 	for _, op := range judged {
 		kept[op.ID] = true
 	}
-	answered := map[int]Kind{}
+	answered := map[int]inventory.Kind{}
 	for _, op := range mine {
 		answered[op.ID] = op.Outcome
 	}
@@ -39,7 +41,7 @@ func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w 
 	model := inventoryModel(rankIndeterminate(in))
 	pops := toPorcupine(in)
 	for i, c := range in {
-		if answered[c.op.ID] == OK && c.op.Outcome == Unavailable {
+		if answered[c.op.ID] == inventory.OK && c.op.Outcome == inventory.Unavailable {
 			pops[i].Metadata = fmt.Sprintf("operation %d, %s store; answered ok, but it was in flight when writes on %s went unrecorded: judged as may-have-applied", c.op.ID, c.op.Store, c.op.SKU)
 		}
 	}
@@ -48,7 +50,7 @@ func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w 
 	var notes []porcupine.Annotation
 	for _, op := range left {
 		why := "it did not apply"
-		if op.Op == OpRead && op.Outcome == OK {
+		if op.Op == inventory.OpRead && op.Outcome == inventory.OK {
 			why = "serializable reads may return an old count by contract"
 		}
 		notes = append(notes, porcupine.Annotation{
@@ -106,14 +108,14 @@ func visualize(ops []Operation, gaps []RecordingGap, store Store, sku string, w 
 	return nil
 }
 
-func describeLeftOut(op Operation) string {
+func describeLeftOut(op inventory.Operation) string {
 	s := op.Region + " " + string(op.Op)
-	if op.Op != OpRead {
+	if op.Op != inventory.OpRead {
 		s += fmt.Sprintf(" %d", op.Qty)
 	} else if op.Consistency != "" {
 		s += " (" + string(op.Consistency) + ")"
 	}
-	if op.Op == OpRead && op.Outcome == OK {
+	if op.Op == inventory.OpRead && op.Outcome == inventory.OK {
 		return s + fmt.Sprintf(" → %d", op.Quantity)
 	}
 	return s + " → " + string(op.Outcome)

@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"testing"
@@ -12,21 +12,21 @@ import (
 func TestCheckGeoHistories(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	call := func(region string, kind GeoCallKind, delta, left, from, to int) GeoCall {
-		c := GeoCall{SKU: "S", Region: region, Kind: kind, Delta: delta, Left: left, Call: at(from), Return: at(to)}
+	call := func(region string, kind inventory.GeoCallKind, delta, left, from, to int) inventory.GeoCall {
+		c := inventory.GeoCall{SKU: "S", Region: region, Kind: kind, Delta: delta, Left: left, Call: at(from), Return: at(to)}
 		if kind == inventory.GeoSet {
 			c.Set, c.Delta = delta, 0
 		}
 		return c
 	}
-	unknown := func(c GeoCall) GeoCall { c.Unknown, c.Left = true, 0; return c }
+	unknown := func(c inventory.GeoCall) inventory.GeoCall { c.Unknown, c.Left = true, 0; return c }
 	regions := []string{"us-east-1", "eu-west-1"}
 	tests := []struct {
 		name  string
-		calls []GeoCall
+		calls []inventory.GeoCall
 		want  map[string]bool
 	}{
-		{"set, buys, a borrow out and in", []GeoCall{
+		{"set, buys, a borrow out and in", []inventory.GeoCall{
 			call("us-east-1", inventory.GeoSet, 2, 2, 0, 1),
 			call("eu-west-1", inventory.GeoSet, 1, 1, 0, 1),
 			call("eu-west-1", inventory.GeoBuy, -1, 0, 2, 3),
@@ -34,23 +34,23 @@ func TestCheckGeoHistories(t *testing.T) {
 			call("eu-west-1", inventory.GeoTransferIn, 0, 0, 6, 7), // credit 1 and sell 1
 			call("us-east-1", inventory.GeoRead, 0, 1, 8, 9),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
-		{"two overlapping buys both left 0 of 1 (a double sale)", []GeoCall{
+		{"two overlapping buys both left 0 of 1 (a double sale)", []inventory.GeoCall{
 			call("us-east-1", inventory.GeoSet, 1, 1, 0, 1),
 			call("us-east-1", inventory.GeoBuy, -1, 0, 2, 5),
 			call("us-east-1", inventory.GeoBuy, -1, 0, 3, 6),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},
-		{"a read that missed a finished buy (stale)", []GeoCall{
+		{"a read that missed a finished buy (stale)", []inventory.GeoCall{
 			call("eu-west-1", inventory.GeoSet, 3, 3, 0, 1),
 			call("eu-west-1", inventory.GeoBuy, -1, 2, 2, 3),
 			call("eu-west-1", inventory.GeoRead, 0, 3, 4, 5),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": false}},
-		{"a failed buy may or may not have applied", []GeoCall{
+		{"a failed buy may or may not have applied", []inventory.GeoCall{
 			call("us-east-1", inventory.GeoSet, 2, 2, 0, 1),
 			unknown(call("us-east-1", inventory.GeoBuy, -1, 0, 2, 3)),
 			call("us-east-1", inventory.GeoRead, 0, 1, 4, 5),
 			call("us-east-1", inventory.GeoRead, 0, 1, 6, 7),
 		}, map[string]bool{"us-east-1": true, "eu-west-1": true}},
-		{"the allocation never goes below zero", []GeoCall{
+		{"the allocation never goes below zero", []inventory.GeoCall{
 			call("us-east-1", inventory.GeoSet, 1, 1, 0, 1),
 			call("us-east-1", inventory.GeoTransferOut, -2, -1, 2, 3),
 		}, map[string]bool{"us-east-1": false, "eu-west-1": true}},
@@ -67,15 +67,5 @@ func TestCheckGeoHistories(t *testing.T) {
 				t.Errorf("Linearizable = %v, want %v", res.Linearizable, all)
 			}
 		})
-	}
-}
-
-func TestGeoSplit(t *testing.T) {
-	got := geoSplit(10, []string{"a", "b", "c"})
-	if got["a"] != 4 || got["b"] != 3 || got["c"] != 3 {
-		t.Fatalf("split 10 over 3: %v", got)
-	}
-	if got := geoSplit(0, []string{"a", "b"}); got["a"] != 0 || got["b"] != 0 {
-		t.Fatalf("split 0: %v", got)
 	}
 }

@@ -1,18 +1,22 @@
-package lab
+package check
 
-import "fmt"
+import (
+	"fmt"
+
+	"caplab/lab/inventory"
+)
 
 // noteCap tells a verdict that the in-memory history is full: the checker
 // then judged only the operations recorded before the cap
-// (MaxHistoryOperations), and says so in Unjudged and the explanation.
+// (inventory.MaxHistoryOperations), and says so in Unjudged and the explanation.
 // The audit log (OpenAudit) keeps every operation past the cap.
-func noteCap(res *CheckResult, dropped int) {
+func noteCap(res *Result, dropped int) {
 	if dropped <= 0 {
 		return
 	}
 	res.Unjudged = dropped
 	note := fmt.Sprintf("The lab's history is full: this verdict judges only the first %s operations recorded since the last reset; %s later (every store and SKU) were not kept and not judged. Reset the lab to start a fresh history.",
-		thousands(MaxHistoryOperations), thousands(dropped)+" "+checkPlural(dropped, "operation", "operations"))
+		thousands(inventory.MaxHistoryOperations), thousands(dropped)+" "+checkPlural(dropped, "operation", "operations"))
 	if res.Explanation == "" {
 		res.Explanation = note
 	} else {

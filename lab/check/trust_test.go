@@ -1,4 +1,4 @@
-package lab
+package check
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // Tests that the verdict can be trusted whatever bounds recording: a
@@ -25,7 +26,7 @@ import (
 
 // simOp is one simulated operation and its linearization point.
 type simOp struct {
-	op Operation
+	op inventory.Operation
 	at time.Time // linearization point; zero: an unavailable write that never applied
 }
 
@@ -56,27 +57,27 @@ func simulate(rng *rand.Rand, c simConfig) []simOp {
 			t = ops[0].op.Return.Add(time.Microsecond)
 		}
 		dur := time.Duration(1+rng.IntN(c.durMaxUs)) * time.Microsecond
-		o := Operation{Store: Consensus, SKU: "X", Region: simRegions[rng.IntN(len(simRegions))], Call: t, Return: t.Add(dur)}
+		o := inventory.Operation{Store: inventory.Consensus, SKU: "X", Region: simRegions[rng.IntN(len(simRegions))], Call: t, Return: t.Add(dur)}
 		r := rng.Float64()
 		switch {
 		case i == 0:
-			o.Op, o.Qty = OpStock, c.stock
+			o.Op, o.Qty = inventory.OpStock, c.stock
 		case r < c.pRestock:
-			o.Op, o.Qty = OpStock, c.stock
+			o.Op, o.Qty = inventory.OpStock, c.stock
 		case r < c.pRestock+c.pRead:
-			o.Op, o.Consistency = OpRead, Linearizable
+			o.Op, o.Consistency = inventory.OpRead, inventory.Linearizable
 			if rng.Float64() < c.pSerial {
-				o.Consistency = Serializable
+				o.Consistency = inventory.Serializable
 			}
 		default:
-			o.Op, o.Qty = OpBuy, 1+rng.IntN(2)/1 // mostly 1, sometimes 2
+			o.Op, o.Qty = inventory.OpBuy, 1+rng.IntN(2)/1 // mostly 1, sometimes 2
 			if rng.IntN(4) > 0 {
 				o.Qty = 1
 			}
 		}
 		at := t.Add(time.Duration(rng.Int64N(int64(dur) + 1)))
-		if o.Op != OpRead && i > 0 && rng.Float64() < c.pUnavail {
-			o.Outcome = Unavailable
+		if o.Op != inventory.OpRead && i > 0 && rng.Float64() < c.pUnavail {
+			o.Outcome = inventory.Unavailable
 			switch rng.IntN(3) {
 			case 0:
 				at = time.Time{} // never applied
@@ -103,28 +104,28 @@ func simulate(rng *rand.Rand, c simConfig) []simOp {
 	for _, i := range order {
 		o := &ops[i].op
 		switch o.Op {
-		case OpStock:
+		case inventory.OpStock:
 			q, rev = o.Qty, rev+1
-			o.Version = Version{Wall: rev}
-			if o.Outcome != Unavailable {
-				o.Outcome, o.Quantity = OK, q
+			o.Version = inventory.Version{Wall: rev}
+			if o.Outcome != inventory.Unavailable {
+				o.Outcome, o.Quantity = inventory.OK, q
 			}
-		case OpBuy:
+		case inventory.OpBuy:
 			base := rev
 			if q >= o.Qty {
 				q, rev = q-o.Qty, rev+1
-				if o.Outcome != Unavailable {
-					o.Outcome, o.Quantity = OK, q
-					o.Version, o.BaseVersion = Version{Wall: rev}, Version{Wall: base}
+				if o.Outcome != inventory.Unavailable {
+					o.Outcome, o.Quantity = inventory.OK, q
+					o.Version, o.BaseVersion = inventory.Version{Wall: rev}, inventory.Version{Wall: base}
 				}
-			} else if o.Outcome != Unavailable {
-				o.Outcome, o.Quantity, o.Version = SoldOut, q, Version{Wall: rev}
+			} else if o.Outcome != inventory.Unavailable {
+				o.Outcome, o.Quantity, o.Version = inventory.SoldOut, q, inventory.Version{Wall: rev}
 			}
-		case OpRead:
-			o.Outcome, o.Quantity, o.Version = OK, q, Version{Wall: rev}
-			if o.Consistency == Serializable && len(past) > 0 { // any older value is within its contract
+		case inventory.OpRead:
+			o.Outcome, o.Quantity, o.Version = inventory.OK, q, inventory.Version{Wall: rev}
+			if o.Consistency == inventory.Serializable && len(past) > 0 { // any older value is within its contract
 				p := past[rng.IntN(len(past))]
-				o.Quantity, o.Version = p.q, Version{Wall: p.rev}
+				o.Quantity, o.Version = p.q, inventory.Version{Wall: p.rev}
 			}
 		}
 		past = append(past, struct {
@@ -145,7 +146,7 @@ func simulate(rng *rand.Rand, c simConfig) []simOp {
 // returns in time order — recorded operations announce themselves at
 // their call, unrecorded writes begin at their call and end at their
 // return — and returns the recorded operations and the gaps.
-func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operation, []RecordingGap) {
+func simGaps(ops []simOp, unrecorded func(i int) bool, why inventory.GapReason) ([]inventory.Operation, []inventory.RecordingGap) {
 	g := history.NewGaps(nil)
 	type ev struct {
 		at   time.Time
@@ -155,10 +156,10 @@ func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operati
 	}
 	var evs []ev
 	toks := make([]history.GapToken, len(ops))
-	var recorded []Operation
+	var recorded []inventory.Operation
 	for i, s := range ops {
 		if unrecorded(i) {
-			if s.op.Op == OpRead {
+			if s.op.Op == inventory.OpRead {
 				continue
 			}
 			evs = append(evs, ev{at: s.op.Call, i: i}, ev{at: s.op.Return, end: true, i: i})
@@ -191,27 +192,31 @@ func simGaps(ops []simOp, unrecorded func(i int) bool, why GapReason) ([]Operati
 			g.End(toks[e.i], op.Return, wrote, mayLand)
 		}
 	}
-	slices.SortStableFunc(recorded, func(a, b Operation) int { return cmp.Compare(a.ID, b.ID) })
-	return recorded, g.Snapshot(Consensus, "X")
+	slices.SortStableFunc(recorded, func(a, b inventory.Operation) int { return cmp.Compare(a.ID, b.ID) })
+	return recorded, g.Snapshot(inventory.Consensus, "X")
 }
 
 // simTruncations are the ways recording is bounded, each a choice of the
 // operations left unrecorded.
 var simTruncations = []struct {
 	name string
-	why  GapReason
+	why  inventory.GapReason
 	pick func(rng *rand.Rand, ops []simOp) func(i int) bool
 }{
-	{"load budget (decided a moment before the call)", GapSkipped, func(rng *rand.Rand, ops []simOp) func(int) bool {
-		return firstK(rng, ops, func(o Operation) time.Time { return o.Call.Add(-time.Duration(rng.IntN(3000)) * time.Microsecond) })
+	{"load budget (decided a moment before the call)", inventory.GapSkipped, func(rng *rand.Rand, ops []simOp) func(int) bool {
+		return firstK(rng, ops, func(o inventory.Operation) time.Time {
+			return o.Call.Add(-time.Duration(rng.IntN(3000)) * time.Microsecond)
+		})
 	}},
-	{"history cap (reserved at the call)", GapHistoryFull, func(rng *rand.Rand, ops []simOp) func(int) bool {
-		return firstK(rng, ops, func(o Operation) time.Time { return o.Call.Add(time.Duration(rng.IntN(50)) * time.Microsecond) })
+	{"history cap (reserved at the call)", inventory.GapHistoryFull, func(rng *rand.Rand, ops []simOp) func(int) bool {
+		return firstK(rng, ops, func(o inventory.Operation) time.Time {
+			return o.Call.Add(time.Duration(rng.IntN(50)) * time.Microsecond)
+		})
 	}},
-	{"decided at the return", GapHistoryFull, func(rng *rand.Rand, ops []simOp) func(int) bool {
-		return firstK(rng, ops, func(o Operation) time.Time { return o.Return })
+	{"decided at the return", inventory.GapHistoryFull, func(rng *rand.Rand, ops []simOp) func(int) bool {
+		return firstK(rng, ops, func(o inventory.Operation) time.Time { return o.Return })
 	}},
-	{"bursts left out", GapSkipped, func(rng *rand.Rand, ops []simOp) func(int) bool {
+	{"bursts left out", inventory.GapSkipped, func(rng *rand.Rand, ops []simOp) func(int) bool {
 		out := map[int]bool{}
 		for range 1 + rng.IntN(3) {
 			from := rng.IntN(len(ops))
@@ -224,7 +229,7 @@ var simTruncations = []struct {
 }
 
 // firstK records the first K operations by key (K random) and none after.
-func firstK(rng *rand.Rand, ops []simOp, key func(Operation) time.Time) func(int) bool {
+func firstK(rng *rand.Rand, ops []simOp, key func(inventory.Operation) time.Time) func(int) bool {
 	idx := make([]int, len(ops))
 	keys := make([]time.Time, len(ops))
 	for i := range ops {
@@ -257,14 +262,14 @@ func TestTruncatedCorrectHistoriesAreLinearizable(t *testing.T) {
 				c := configs[run%len(configs)]
 				ops := simulate(rng, c)
 				recorded, gaps := simGaps(ops, tr.pick(rng, ops), tr.why)
-				res := Judge(Recorded{Operations: recorded, Gaps: gaps}, Consensus, "X", time.Minute)
+				res := Judge(Recorded{Operations: recorded, Gaps: gaps}, inventory.Consensus, "X", time.Minute)
 				if !res.Linearizable {
 					t.Fatalf("run %d: a correct store's truncated history judged not linearizable: %s\ngaps %+v\n%s", run, res.Explanation, gaps, ckDumpOps(recorded))
 				}
 				if len(res.Cuts) > 0 {
 					cut++
 				}
-				if naive := Judge(Recorded{Operations: recorded}, Consensus, "X", time.Minute); !naive.Linearizable {
+				if naive := Judge(Recorded{Operations: recorded}, inventory.Consensus, "X", time.Minute); !naive.Linearizable {
 					naiveFails++
 				}
 			}
@@ -304,13 +309,13 @@ func TestUnsampledSKUClickedLater(t *testing.T) {
 		// learner's history then cannot be judged on its own.
 		landsLate := false
 		for _, s := range a {
-			landsLate = landsLate || s.op.Outcome == Unavailable && s.op.Op != OpRead
+			landsLate = landsLate || s.op.Outcome == inventory.Unavailable && s.op.Op != inventory.OpRead
 		}
 		for i := range ops {
 			ops[i].op.ID = i + 1
 		}
-		recorded, gaps := simGaps(ops, func(i int) bool { return i < len(a) }, GapSkipped)
-		res := Judge(Recorded{Operations: recorded, Gaps: gaps}, Consensus, "X", time.Minute)
+		recorded, gaps := simGaps(ops, func(i int) bool { return i < len(a) }, inventory.GapSkipped)
+		res := Judge(Recorded{Operations: recorded, Gaps: gaps}, inventory.Consensus, "X", time.Minute)
 		if !res.Linearizable {
 			t.Fatalf("run %d: not linearizable: %s\n%+v\n%s", run, res.Explanation, gaps, ckDumpOps(recorded))
 		}
@@ -336,19 +341,19 @@ func TestUnsampledSKUClickedLater(t *testing.T) {
 // gap it looks like a vanished unit; with it, the recorded buy counts as
 // "may have applied", and what was recorded after the cut is left out.
 func TestBudgetCutWithWriteInFlight(t *testing.T) {
-	ops := []Operation{
-		ckOp(1, OpStock, OK, 10, 10, 0, 10, ckVersion(1)),
-		ckOp(2, OpBuy, OK, 1, 9, 20, 30, ckVersion(2), ckBase(1)),
-		ckOp(3, OpBuy, OK, 1, 8, 32, 40, ckVersion(3), ckBase(2), ckRegion("eu-west-1")),
+	ops := []inventory.Operation{
+		ckOp(1, inventory.OpStock, inventory.OK, 10, 10, 0, 10, ckVersion(1)),
+		ckOp(2, inventory.OpBuy, inventory.OK, 1, 9, 20, 30, ckVersion(2), ckBase(1)),
+		ckOp(3, inventory.OpBuy, inventory.OK, 1, 8, 32, 40, ckVersion(3), ckBase(2), ckRegion("eu-west-1")),
 		// In flight when the budget ran out; the unrecorded buy below
 		// (called at 55, 8 → 7) landed before it.
-		ckOp(5, OpBuy, OK, 1, 6, 50, 80, ckVersion(5), ckBase(4), ckRegion("eu-west-1")),
+		ckOp(5, inventory.OpBuy, inventory.OK, 1, 6, 50, 80, ckVersion(5), ckBase(4), ckRegion("eu-west-1")),
 		// Called after the unrecorded buy: sees its effect.
-		ckOp(4, OpRead, OK, 0, 7, 57, 58, ckVersion(4)),
+		ckOp(4, inventory.OpRead, inventory.OK, 0, 7, 57, 58, ckVersion(4)),
 	}
-	unrecorded := Operation{Store: Consensus, SKU: "X", Region: "ap-southeast-1", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 7, Call: ckMs(55), Return: ckMs(60)}
+	unrecorded := inventory.Operation{Store: inventory.Consensus, SKU: "X", Region: "ap-southeast-1", Op: inventory.OpBuy, Qty: 1, Outcome: inventory.OK, Quantity: 7, Call: ckMs(55), Return: ckMs(60)}
 
-	naive := Judge(Recorded{Operations: ops}, Consensus, "X", time.Minute)
+	naive := Judge(Recorded{Operations: ops}, inventory.Consensus, "X", time.Minute)
 	if naive.Linearizable || naive.Unplaced == nil || naive.Unplaced.Anomaly != AnomalyVanished {
 		t.Fatalf("without the gap: %+v — want the false accusation the gap prevents (a vanished unit)", naive)
 	}
@@ -357,16 +362,16 @@ func TestBudgetCutWithWriteInFlight(t *testing.T) {
 	for _, op := range ops[:3] {
 		g.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 	}
-	g.RecordedBegin(Consensus, "X", OpBuy, ckMs(50))
-	tok := g.Begin(Consensus, "X", unrecorded.Call, GapSkipped)
-	g.RecordedBegin(Consensus, "X", OpRead, ckMs(57))
+	g.RecordedBegin(inventory.Consensus, "X", inventory.OpBuy, ckMs(50))
+	tok := g.Begin(inventory.Consensus, "X", unrecorded.Call, inventory.GapSkipped)
+	g.RecordedBegin(inventory.Consensus, "X", inventory.OpRead, ckMs(57))
 	wrote, mayLand := history.MayWrite(unrecorded)
 	g.End(tok, unrecorded.Return, wrote, mayLand)
-	gaps := g.Snapshot(Consensus, "X")
+	gaps := g.Snapshot(inventory.Consensus, "X")
 	if len(gaps) != 1 || !gaps[0].From.Equal(ckMs(55)) || !gaps[0].To.Equal(ckMs(60)) || gaps[0].Writes != 1 {
 		t.Fatalf("gaps %+v, want one from 55 ms to 60 ms with one write", gaps)
 	}
-	res := Judge(Recorded{Operations: ops, Gaps: gaps}, Consensus, "X", time.Minute)
+	res := Judge(Recorded{Operations: ops, Gaps: gaps}, inventory.Consensus, "X", time.Minute)
 	if !res.Linearizable {
 		t.Fatalf("with the gap: %s", res.Explanation)
 	}
@@ -388,48 +393,50 @@ type simAnomaly struct {
 	// inject changes recorded (judged: keep) and returns it, or nil when
 	// this execution offers no place for the anomaly. before bounds the
 	// returns of operations it may touch.
-	inject func(rng *rand.Rand, recorded []Operation, keep map[int]bool, order []int, before time.Time) []Operation
+	inject func(rng *rand.Rand, recorded []inventory.Operation, keep map[int]bool, order []int, before time.Time) []inventory.Operation
 }
 
 var simAnomalies = []simAnomaly{
-	{"a vanished unit", AnomalyVanished, "vanished", 1_000_000, func(rng *rand.Rand, rec []Operation, keep map[int]bool, order []int, before time.Time) []Operation {
-		c := candidates(rec, keep, before, func(o Operation) bool { return o.Op == OpBuy && o.Outcome == OK && o.Quantity > 0 })
+	{"a vanished unit", AnomalyVanished, "vanished", 1_000_000, func(rng *rand.Rand, rec []inventory.Operation, keep map[int]bool, order []int, before time.Time) []inventory.Operation {
+		c := candidates(rec, keep, before, func(o inventory.Operation) bool {
+			return o.Op == inventory.OpBuy && o.Outcome == inventory.OK && o.Quantity > 0
+		})
 		if len(c) == 0 {
 			return nil
 		}
 		rec[c[rng.IntN(len(c))]].Quantity--
 		return rec
 	}},
-	{"a double sale", AnomalyDoubleSale, "the same unit", 3, func(rng *rand.Rand, rec []Operation, keep map[int]bool, order []int, before time.Time) []Operation {
+	{"a double sale", AnomalyDoubleSale, "the same unit", 3, func(rng *rand.Rand, rec []inventory.Operation, keep map[int]bool, order []int, before time.Time) []inventory.Operation {
 		// A "sold out" called after the last unit's sale returned: it
 		// now sells a unit that was not there.
 		var soldLast time.Time
 		for _, o := range rec {
-			if o.Op == OpBuy && o.Outcome == OK && o.Quantity == 0 && keep[o.ID] && (soldLast.IsZero() || o.Return.Before(soldLast)) {
+			if o.Op == inventory.OpBuy && o.Outcome == inventory.OK && o.Quantity == 0 && keep[o.ID] && (soldLast.IsZero() || o.Return.Before(soldLast)) {
 				soldLast = o.Return
 			}
 		}
-		c := candidates(rec, keep, before, func(o Operation) bool {
-			return !soldLast.IsZero() && o.Call.After(soldLast) && o.Op == OpBuy && o.Outcome == SoldOut && o.Qty == 1 && o.Quantity == 0
+		c := candidates(rec, keep, before, func(o inventory.Operation) bool {
+			return !soldLast.IsZero() && o.Call.After(soldLast) && o.Op == inventory.OpBuy && o.Outcome == inventory.SoldOut && o.Qty == 1 && o.Quantity == 0
 		})
 		if len(c) == 0 {
 			return nil
 		}
 		o := &rec[c[rng.IntN(len(c))]]
-		o.Outcome, o.Quantity = OK, 0
+		o.Outcome, o.Quantity = inventory.OK, 0
 		return rec
 	}},
-	{"a stale linearizable read", AnomalyStaleRead, "a stale read", 1_000_000, func(rng *rand.Rand, rec []Operation, keep map[int]bool, order []int, before time.Time) []Operation {
-		c := candidates(rec, keep, before.Add(-10*time.Microsecond), func(o Operation) bool { return o.Op == OpBuy && o.Outcome == OK })
+	{"a stale linearizable read", AnomalyStaleRead, "a stale read", 1_000_000, func(rng *rand.Rand, rec []inventory.Operation, keep map[int]bool, order []int, before time.Time) []inventory.Operation {
+		c := candidates(rec, keep, before.Add(-10*time.Microsecond), func(o inventory.Operation) bool { return o.Op == inventory.OpBuy && o.Outcome == inventory.OK })
 		if len(c) == 0 {
 			return nil
 		}
 		w := rec[c[rng.IntN(len(c))]]
-		r := Operation{ID: len(rec) + 1000, Store: Consensus, SKU: "X", Region: "ap-southeast-1", Op: OpRead, Consistency: Linearizable,
-			Outcome: OK, Quantity: w.Quantity + w.Qty, Version: w.BaseVersion, Call: w.Return.Add(time.Microsecond), Return: w.Return.Add(5 * time.Microsecond)}
+		r := inventory.Operation{ID: len(rec) + 1000, Store: inventory.Consensus, SKU: "X", Region: "ap-southeast-1", Op: inventory.OpRead, Consistency: inventory.Linearizable,
+			Outcome: inventory.OK, Quantity: w.Quantity + w.Qty, Version: w.BaseVersion, Call: w.Return.Add(time.Microsecond), Return: w.Return.Add(5 * time.Microsecond)}
 		return append(rec, r)
 	}},
-	{"a lost update", AnomalyLostUpdate, "lost update", 1_000_000, func(rng *rand.Rand, rec []Operation, keep map[int]bool, order []int, before time.Time) []Operation {
+	{"a lost update", AnomalyLostUpdate, "lost update", 1_000_000, func(rng *rand.Rand, rec []inventory.Operation, keep map[int]bool, order []int, before time.Time) []inventory.Operation {
 		// Two buys in a row in the order of events, both judged: the
 		// second answers what the first did (it wrote over the first's
 		// sale), and every later answer is one unit higher.
@@ -442,7 +449,7 @@ var simAnomalies = []simAnomaly{
 			a, b := order[k], order[k+1]
 			ok := func(i int) bool {
 				o := rec[i]
-				return keep[o.ID] && o.Op == OpBuy && o.Outcome == OK && o.Qty == 1 && o.Return.Before(before)
+				return keep[o.ID] && o.Op == inventory.OpBuy && o.Outcome == inventory.OK && o.Qty == 1 && o.Return.Before(before)
 			}
 			if ok(a) && ok(b) {
 				pairs = append(pairs, [2]int{a, b})
@@ -455,7 +462,7 @@ var simAnomalies = []simAnomaly{
 		first, second := rec[p[0]], &rec[p[1]]
 		second.Quantity, second.BaseVersion = first.Quantity, first.BaseVersion
 		for i := range rec {
-			if pk, ok := pos[i]; ok && pk > pos[p[1]] && rec[i].Outcome == OK && rec[i].Op != OpStock && rec[i].Consistency != Serializable {
+			if pk, ok := pos[i]; ok && pk > pos[p[1]] && rec[i].Outcome == inventory.OK && rec[i].Op != inventory.OpStock && rec[i].Consistency != inventory.Serializable {
 				rec[i].Quantity++
 			}
 		}
@@ -465,7 +472,7 @@ var simAnomalies = []simAnomaly{
 
 // candidates are the indices of judged operations returned before before
 // that match.
-func candidates(rec []Operation, keep map[int]bool, before time.Time, match func(Operation) bool) []int {
+func candidates(rec []inventory.Operation, keep map[int]bool, before time.Time, match func(inventory.Operation) bool) []int {
 	var out []int
 	for i, o := range rec {
 		if keep[o.ID] && o.Return.Before(before) && match(o) {
@@ -487,12 +494,12 @@ func TestInjectedAnomaliesAreCaught(t *testing.T) {
 				ops := simulate(rng, simConfig{n: 50, stock: an.stock, pRead: 0.25, gapMeanUs: 300, durMaxUs: 2000})
 				trunc := simTruncations[run%2] // budget or cap
 				recorded, gaps := simGaps(ops, trunc.pick(rng, ops), trunc.why)
-				judged, _, _ := cutOperations(recorded, Consensus, gapsFor(gaps, Consensus, "X"))
+				judged, _, _ := cutOperations(recorded, inventory.Consensus, gapsFor(gaps, inventory.Consensus, "X"))
 				keep := map[int]bool{}
 				before := checkEpoch.Add(1000 * time.Hour)
 				for _, o := range judged {
-					keep[o.ID] = o.Outcome != Unavailable
-					if o.Outcome == Unavailable && o.Call.Before(before) {
+					keep[o.ID] = o.Outcome != inventory.Unavailable
+					if o.Outcome == inventory.Unavailable && o.Call.Before(before) {
 						before = o.Call // a write that may have applied could explain what follows
 					}
 				}
@@ -518,7 +525,7 @@ func TestInjectedAnomaliesAreCaught(t *testing.T) {
 					continue
 				}
 				caught++
-				res := Judge(Recorded{Operations: bad, Gaps: gaps}, Consensus, "X", time.Minute)
+				res := Judge(Recorded{Operations: bad, Gaps: gaps}, inventory.Consensus, "X", time.Minute)
 				desc := fmt.Sprintf("run %d (%s): %s\n%s", run, trunc.name, res.Explanation, ckDumpOps(bad))
 				switch {
 				case res.Linearizable:
