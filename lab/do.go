@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"caplab/lab/guard"
 	"caplab/lab/inventory"
 )
 
@@ -55,14 +56,14 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 // do runs one operation through the region's breaker and the store,
 // records it and publishes it.
 func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
-	if err := l.enter(ctx); err != nil {
+	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		if errors.Is(err, ErrClosed) {
 			return Outcome{}, err
 		}
 		return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
 			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
 	}
-	defer l.gate.leave()
+	defer l.gate.Leave()
 	quorum := l.Quorum()
 	op.Client = l.sessionOf(op.Region, op.Store)
 	l.shareStrings(&op)
@@ -81,8 +82,8 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
 	// queue for a partition.
-	if g := l.admission.admit(op.Region, op.Store); g == nil {
-		out = l.admission.overloaded(op)
+	if g := l.admission.Admit(op.Region, op.Store); g == nil {
+		out = l.admission.Overloaded(op)
 	} else {
 		out = execute(op.Region, op.Store, func() Outcome {
 			if !l.cluster.IsUp(op.Region) {
@@ -90,7 +91,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 			}
 			// The answer comes within the deadline plus answerGrace, even
 			// when the call itself overruns its context (deadline.go).
-			return withinDeadline(ctx, op, l.cfg.RequestTimeout, func(ctx context.Context) Outcome {
+			return guard.WithinDeadline(ctx, op, l.cfg.RequestTimeout, cityOf, func(ctx context.Context) Outcome {
 				switch op.Store {
 				case Consensus:
 					return l.consensus.run(ctx, op)
@@ -100,7 +101,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 				return l.replicated.run(ctx, op, quorum)
 			})
 		})
-		l.admission.done(g, time.Since(op.Call), out.Outcome)
+		l.admission.Done(g, time.Since(op.Call), out.Outcome)
 	}
 	op.Return = time.Now()
 	out.Store, out.Region, out.SKU, out.Op = op.Store, op.Region, op.SKU, op.Op
@@ -155,24 +156,4 @@ func (l *Lab) shareStrings(op *Operation) {
 // ids, since one gateway serves concurrent buyers.)
 func (l *Lab) sessionOf(region string, store Store) int {
 	return slices.Index(l.regions, region)*len(Stores) + slices.Index(Stores, store)
-}
-
-// enter takes one unit of the gate, waiting at most the request deadline
-// (a reset holds the whole gate), or fails once the lab is closed.
-func (l *Lab) enter(ctx context.Context) error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	if !l.gate.tryEnter() {
-		ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-		defer cancel()
-		if err := l.gate.enter(ctx); err != nil {
-			return fmt.Errorf("%w: the lab is being reset", ErrUnavailable)
-		}
-	}
-	if l.closed.Load() {
-		l.gate.leave()
-		return ErrClosed
-	}
-	return nil
 }

@@ -327,14 +327,8 @@ func (s *geoStore) sortRegions(rs []string) {
 // others (from, geo>to), so a partition that stops borrowing never opens
 // the breaker of local buys.
 func (s *geoStore) guard(br *Breakers, from, to string, fn func() Outcome) Outcome {
-	if from == to {
-		return br.Execute(from, Geo, fn)
-	}
-	return br.Execute(from, geoPath(to), fn)
+	return br.ExecutePath(from, Geo, to, fn)
 }
-
-// geoPath names the breaker of a gateway's calls into another region's group.
-func geoPath(to string) Store { return Store(string(Geo) + ">" + to) }
 
 // buy decrements the buyer's own allocation: one Txn in the local group.
 // When the allocation is short it borrows (geo_transfer.go).

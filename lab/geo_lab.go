@@ -67,13 +67,13 @@ func (l *Lab) startGeo() {
 			case <-l.geo.kick:
 				minAge = 0 // after a restart
 			}
-			if !l.gate.tryEnter() {
+			if !l.gate.TryEnter() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*l.cfg.RequestTimeout)
 			l.geo.recover(ctx, minAge)
 			cancel()
-			l.gate.leave()
+			l.gate.Leave()
 		}
 	}()
 }
@@ -89,10 +89,10 @@ func (s *geoStore) kickRecovery() {
 // whatever its age: each is completed (credited at its destination) or
 // refunded. Regions that cannot be reached keep theirs pending.
 func (l *Lab) RecoverTransfers(ctx context.Context) (GeoRecovery, error) {
-	if err := l.enter(ctx); err != nil {
+	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return GeoRecovery{}, err
 	}
-	defer l.gate.leave()
+	defer l.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, 2*l.cfg.RequestTimeout)
 	defer cancel()
 	return l.geo.recover(ctx, 0), nil
@@ -104,10 +104,10 @@ func (l *Lab) GeoAudit(ctx context.Context, sku string) (GeoAudit, error) {
 	if err := CheckSKU(sku); err != nil {
 		return GeoAudit{}, err
 	}
-	if err := l.enter(ctx); err != nil {
+	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return GeoAudit{}, err
 	}
-	defer l.gate.leave()
+	defer l.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 	defer cancel()
 	return l.geo.audit(ctx, sku)
@@ -226,10 +226,10 @@ func (l *Lab) GeoAllocations(ctx context.Context, sku, region string) (Outcome, 
 	if err := l.checkOp(Geo, sku, region); err != nil {
 		return Outcome{}, err
 	}
-	if err := l.enter(ctx); err != nil {
+	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return Outcome{}, err
 	}
-	defer l.gate.leave()
+	defer l.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
 	defer cancel()
 	o := l.geo.readAll(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead}, false)

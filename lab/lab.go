@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"caplab/lab/check"
+	"caplab/lab/guard"
 	"caplab/lab/history"
 	"caplab/nodes"
 )
@@ -106,9 +107,8 @@ type Lab struct {
 	// and Close hold it exclusively, so a reset never interleaves with a
 	// store call. Waiting for it honours the caller's deadline: a buy
 	// during a reset answers unavailable instead of waiting the reset out.
-	gate      *gate
-	closed    atomic.Bool
-	admission *admission
+	gate      *guard.Gate
+	admission *guard.Admission
 
 	quorum      atomic.Pointer[QuorumState]
 	counters    map[Store]*storeCounts // fixed at New; the counts are atomic
@@ -157,11 +157,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		cfg: cfg, cluster: cl, regions: cl.Regions(), history: NewHistory(),
 		subs:  map[chan Event]*atomic.Int64{},
 		stop:  make(chan struct{}),
-		gate:  newGate(),
+		gate:  guard.NewGate(),
 		tally: check.NewTally(),
 	}
 	l.quorum.Store(new(GlobalTables(len(cfg.Regions))))
-	l.admission = newAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4)
+	l.admission = guard.NewAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4, cityOf)
 	l.counters = map[Store]*storeCounts{}
 	for _, s := range Stores {
 		l.counters[s] = &storeCounts{}
@@ -228,11 +228,11 @@ func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
 		l.pauses.clear() // frozen shops wake and finish
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
-		drained := l.gate.lock(ctx) == nil
+		drained := l.gate.Lock(ctx) == nil
 		cancel()
-		l.closed.Store(true)
+		l.gate.Close()
 		if drained {
-			l.gate.unlock()
+			l.gate.Unlock()
 		}
 		close(l.stop)
 		l.replicated.close()

@@ -141,7 +141,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 	if err := l.checkOp(Consensus, sku, region); err != nil {
 		return nil, err
 	}
-	if err := l.enter(ctx); err != nil {
+	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return nil, err
 	}
 	done := make(chan Outcome, 1)
@@ -151,7 +151,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 	l.bg.Add(1)
 	go func() {
 		defer l.bg.Done()
-		defer l.gate.leave()
+		defer l.gate.Leave()
 		defer freeze()
 		op := Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1, Client: l.sessionOf(region, Consensus), Call: time.Now()}
 		rr := l.beginRecord(OpRecording{}, op) // verdict.go

@@ -26,18 +26,18 @@ func (l *Lab) WaitLeader(ctx context.Context) error {
 // regions restarted, every store emptied, quorum back to W=1 R=1, breakers
 // closed, history and counters cleared.
 func (l *Lab) Reset(ctx context.Context) error {
-	if l.closed.Load() {
+	if l.gate.Closed() {
 		return ErrClosed
 	}
 	l.pauses.clear() // frozen shops wake, so that the reset need not wait for them
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := l.gate.lock(wctx)
+	err := l.gate.Lock(wctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", ErrUnavailable, err)
 	}
-	defer l.gate.unlock()
-	if l.closed.Load() {
+	defer l.gate.Unlock()
+	if l.gate.Closed() {
 		return ErrClosed
 	}
 	// Whatever part of the reset happens, the epochs it reached are where a
@@ -120,12 +120,12 @@ func (l *Lab) replicate() {
 			return
 		case <-t.C:
 		}
-		if !l.gate.tryEnter() { // a reset or Close: skip this round
+		if !l.gate.TryEnter() { // a reset or Close: skip this round
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
 		l.replicated.antiEntropy(ctx)
 		cancel()
-		l.gate.leave()
+		l.gate.Leave()
 	}
 }

@@ -1,4 +1,4 @@
-package lab
+package guard
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"caplab/lab/inventory"
 )
 
 // Breaker states as State and the API spell them.
@@ -31,7 +33,7 @@ type BreakerSettings struct {
 	// "closed", "open" or "half-open"), in order, after the breaker's own
 	// lock is released: it may call back into Breakers. It runs on the
 	// goroutine whose call caused the change. Reset reports no changes.
-	OnChange func(region string, store Store, from, to string)
+	OnChange func(region string, store inventory.Store, from, to string)
 }
 
 func (s BreakerSettings) withDefaults() BreakerSettings {
@@ -45,7 +47,9 @@ func (s BreakerSettings) withDefaults() BreakerSettings {
 }
 
 // Breakers holds one circuit breaker per (region, store), in front of every
-// request a region's gateway sends to a store. A breaker opens after
+// request a region's gateway sends to a store, and one per (region, store,
+// destination) for a store that calls several groups (the geo store:
+// ExecutePath). A breaker opens after
 // Threshold consecutive unavailable answers; while open, calls fail fast
 // without reaching the store; after Cooldown it lets one trial call through
 // (half-open) and closes on its success or opens again on its failure.
@@ -57,11 +61,11 @@ type Breakers struct {
 
 	mu       sync.Mutex
 	gen      uint64 // bumped by Reset; changes of older breakers are not reported
-	breakers map[breakerKey]*gobreaker.CircuitBreaker[Outcome]
+	breakers map[breakerKey]*gobreaker.CircuitBreaker[inventory.Outcome]
 	// known is the lab's own regions' breakers of the current generation,
 	// never mutated once published: the hot path looks its breaker up
 	// without a lock.
-	known atomic.Pointer[map[breakerKey]*gobreaker.CircuitBreaker[Outcome]]
+	known atomic.Pointer[map[breakerKey]*gobreaker.CircuitBreaker[inventory.Outcome]]
 
 	changesMu sync.Mutex
 	changes   []breakerChange
@@ -69,9 +73,21 @@ type Breakers struct {
 	flushing  bool
 }
 
+// breakerKey names a breaker: to is "" for the (region, store) breaker, or
+// the destination group's region of a path.
 type breakerKey struct {
 	region string
-	store  Store
+	store  inventory.Store
+	to     string
+}
+
+// name is how messages and change reports spell the breaker's store: the
+// store, or store>to for a path ("geo>eu-west-1").
+func (k breakerKey) name() inventory.Store {
+	if k.to == "" {
+		return k.store
+	}
+	return k.store + ">" + inventory.Store(k.to)
 }
 
 type breakerChange struct {
@@ -92,20 +108,20 @@ func NewBreakers(regions []string, s BreakerSettings) *Breakers {
 	return b
 }
 
-func (b *Breakers) fresh(gen uint64) map[breakerKey]*gobreaker.CircuitBreaker[Outcome] {
-	m := make(map[breakerKey]*gobreaker.CircuitBreaker[Outcome], len(b.regions)*len(Stores))
+func (b *Breakers) fresh(gen uint64) map[breakerKey]*gobreaker.CircuitBreaker[inventory.Outcome] {
+	m := make(map[breakerKey]*gobreaker.CircuitBreaker[inventory.Outcome], len(b.regions)*len(inventory.Stores))
 	for _, r := range b.regions {
-		for _, s := range Stores {
-			m[breakerKey{r, s}] = b.newBreaker(gen, breakerKey{r, s})
+		for _, s := range inventory.Stores {
+			m[breakerKey{r, s, ""}] = b.newBreaker(gen, breakerKey{r, s, ""})
 		}
 	}
 	return m
 }
 
-func (b *Breakers) newBreaker(gen uint64, key breakerKey) *gobreaker.CircuitBreaker[Outcome] {
+func (b *Breakers) newBreaker(gen uint64, key breakerKey) *gobreaker.CircuitBreaker[inventory.Outcome] {
 	threshold := b.settings.Threshold
-	return gobreaker.NewCircuitBreaker[Outcome](gobreaker.Settings{
-		Name:        key.region + "/" + string(key.store),
+	return gobreaker.NewCircuitBreaker[inventory.Outcome](gobreaker.Settings{
+		Name:        key.region + "/" + string(key.name()),
 		MaxRequests: 1,
 		Timeout:     b.settings.Cooldown,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
@@ -119,13 +135,12 @@ func (b *Breakers) newBreaker(gen uint64, key breakerKey) *gobreaker.CircuitBrea
 	})
 }
 
-func (b *Breakers) breaker(region string, store Store) *gobreaker.CircuitBreaker[Outcome] {
-	if cb, ok := (*b.known.Load())[breakerKey{region, store}]; ok {
+func (b *Breakers) breaker(key breakerKey) *gobreaker.CircuitBreaker[inventory.Outcome] {
+	if cb, ok := (*b.known.Load())[key]; ok {
 		return cb
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	key := breakerKey{region, store}
 	cb, ok := b.breakers[key]
 	if !ok {
 		cb = b.newBreaker(b.gen, key)
@@ -162,7 +177,7 @@ func (b *Breakers) flush() {
 		b.mu.Unlock()
 		for _, c := range batch {
 			if c.gen == gen && b.settings.OnChange != nil {
-				b.settings.OnChange(c.key.region, c.key.store, c.from, c.to)
+				b.settings.OnChange(c.key.region, c.key.name(), c.from, c.to)
 			}
 		}
 		b.changesMu.Lock()
@@ -176,12 +191,29 @@ func (b *Breakers) flush() {
 // call still running — Execute does not call fn and returns at once a
 // fail_fast Outcome with Store, Region, Message and LatencyMs set (the
 // caller fills in SKU, Op and the rest).
-func (b *Breakers) Execute(region string, store Store, fn func() Outcome) Outcome {
+func (b *Breakers) Execute(region string, store inventory.Store, fn func() inventory.Outcome) inventory.Outcome {
+	return b.execute(breakerKey{region, store, ""}, fn)
+}
+
+// ExecutePath is Execute through the breaker of the path from region's
+// gateway to the group in region to (to == region: the (region, store)
+// breaker itself). A store that calls several groups for one operation
+// guards each call this way, so that one unreachable group does not fail
+// the calls to the others.
+func (b *Breakers) ExecutePath(region string, store inventory.Store, to string, fn func() inventory.Outcome) inventory.Outcome {
+	if to == region {
+		to = ""
+	}
+	return b.execute(breakerKey{region, store, to}, fn)
+}
+
+func (b *Breakers) execute(key breakerKey, fn func() inventory.Outcome) inventory.Outcome {
+	region := key.region
 	start := time.Now()
 	defer b.flush()
-	out, err := b.breaker(region, store).Execute(func() (Outcome, error) {
+	out, err := b.breaker(key).Execute(func() (inventory.Outcome, error) {
 		o := fn()
-		if o.Outcome == Unavailable {
+		if o.Outcome == inventory.Unavailable {
 			return o, errCountsAsFailure
 		}
 		return o, nil
@@ -189,15 +221,15 @@ func (b *Breakers) Execute(region string, store Store, fn func() Outcome) Outcom
 	var why string
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState):
-		why = fmt.Sprintf("the circuit breaker for %s in %s is open after %d failed calls.", store, region, b.settings.Threshold)
+		why = fmt.Sprintf("the circuit breaker for %s in %s is open after %d failed calls.", key.name(), region, b.settings.Threshold)
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
-		why = fmt.Sprintf("the circuit breaker for %s in %s is half-open and already trying one call.", store, region)
+		why = fmt.Sprintf("the circuit breaker for %s in %s is half-open and already trying one call.", key.name(), region)
 	default:
 		return out
 	}
-	return Outcome{
-		Outcome:    FailFast,
-		Store:      store,
+	return inventory.Outcome{
+		Outcome:    inventory.FailFast,
+		Store:      key.name(),
 		Region:     region,
 		LatencyMs:  float64(time.Since(start).Microseconds()) / 1000,
 		AnsweredBy: []string{},
@@ -208,16 +240,16 @@ func (b *Breakers) Execute(region string, store Store, fn func() Outcome) Outcom
 // State returns the state of the breaker of (region, store): "closed",
 // "open" or "half-open". An open breaker whose cooldown has passed turns
 // half-open when asked (and OnChange hears of it).
-func (b *Breakers) State(region string, store Store) string {
-	s := b.breaker(region, store).State()
+func (b *Breakers) State(region string, store inventory.Store) string {
+	s := b.breaker(breakerKey{region, store, ""}).State()
 	b.flush()
 	return breakerStateName(s)
 }
 
 // States returns the state of region's breaker for every store.
-func (b *Breakers) States(region string) map[Store]string {
-	m := make(map[Store]string, len(Stores))
-	for _, s := range Stores {
+func (b *Breakers) States(region string) map[inventory.Store]string {
+	m := make(map[inventory.Store]string, len(inventory.Stores))
+	for _, s := range inventory.Stores {
 		m[s] = b.State(region, s)
 	}
 	return m

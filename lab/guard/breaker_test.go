@@ -1,4 +1,4 @@
-package lab
+package guard_test
 
 import (
 	"fmt"
@@ -8,6 +8,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 )
 
 // brkRecorder records OnChange calls.
@@ -16,7 +19,7 @@ type brkRecorder struct {
 	changes []string
 }
 
-func (r *brkRecorder) onChange(region string, store Store, from, to string) {
+func (r *brkRecorder) onChange(region string, store inventory.Store, from, to string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.changes = append(r.changes, region+"/"+string(store)+" "+from+"→"+to)
@@ -32,26 +35,26 @@ func (r *brkRecorder) got() []string {
 // counts its calls.
 type brkStore struct {
 	calls int
-	kind  Kind
+	kind  inventory.Kind
 	delay time.Duration
 }
 
-func (s *brkStore) call() Outcome {
+func (s *brkStore) call() inventory.Outcome {
 	s.calls++
 	time.Sleep(s.delay)
-	return Outcome{Outcome: s.kind, LatencyMs: float64(s.delay.Milliseconds())}
+	return inventory.Outcome{Outcome: s.kind, LatencyMs: float64(s.delay.Milliseconds())}
 }
 
 func TestBreakerSettingsDefaults(t *testing.T) {
 	tests := []struct {
-		in, want BreakerSettings
+		in, want guard.BreakerSettings
 	}{
-		{BreakerSettings{}, BreakerSettings{Threshold: 3, Cooldown: 5 * time.Second}},
-		{BreakerSettings{Threshold: 1, Cooldown: time.Second}, BreakerSettings{Threshold: 1, Cooldown: time.Second}},
-		{BreakerSettings{Cooldown: -1}, BreakerSettings{Threshold: 3, Cooldown: 5 * time.Second}},
+		{guard.BreakerSettings{}, guard.BreakerSettings{Threshold: 3, Cooldown: 5 * time.Second}},
+		{guard.BreakerSettings{Threshold: 1, Cooldown: time.Second}, guard.BreakerSettings{Threshold: 1, Cooldown: time.Second}},
+		{guard.BreakerSettings{Cooldown: -1}, guard.BreakerSettings{Threshold: 3, Cooldown: 5 * time.Second}},
 	}
 	for _, tt := range tests {
-		got := tt.in.withDefaults()
+		got := guard.WithDefaults(tt.in)
 		if got.Threshold != tt.want.Threshold || got.Cooldown != tt.want.Cooldown {
 			t.Errorf("%+v.withDefaults() = %+v, want %+v", tt.in, got, tt.want)
 		}
@@ -63,19 +66,19 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 		t.Run(fmt.Sprintf("threshold %d", threshold), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rec := &brkRecorder{}
-				b := NewBreakers([]string{"us-east-1", "ap-southeast-1"}, BreakerSettings{Threshold: threshold, OnChange: rec.onChange})
-				store := &brkStore{kind: Unavailable, delay: 2 * time.Second}
+				b := guard.NewBreakers([]string{"us-east-1", "ap-southeast-1"}, guard.BreakerSettings{Threshold: threshold, OnChange: rec.onChange})
+				store := &brkStore{kind: inventory.Unavailable, delay: 2 * time.Second}
 				for i := range threshold {
-					if got := b.Execute("ap-southeast-1", Replicated, store.call); got.Outcome != Unavailable {
+					if got := b.Execute("ap-southeast-1", inventory.Replicated, store.call); got.Outcome != inventory.Unavailable {
 						t.Fatalf("call %d: %s, want unavailable passed through", i, got.Outcome)
 					}
 				}
-				if s := b.State("ap-southeast-1", Replicated); s != BreakerOpen {
+				if s := b.State("ap-southeast-1", inventory.Replicated); s != guard.BreakerOpen {
 					t.Fatalf("after %d unavailable: %s, want open", threshold, s)
 				}
 
 				start := time.Now()
-				got := b.Execute("ap-southeast-1", Replicated, store.call)
+				got := b.Execute("ap-southeast-1", inventory.Replicated, store.call)
 				if elapsed := time.Since(start); elapsed != 0 {
 					t.Errorf("fail-fast took %v of fake time, want none", elapsed)
 				}
@@ -83,16 +86,16 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 					t.Errorf("store called %d times, want %d: an open breaker must not call it", store.calls, threshold)
 				}
 				wantMsg := fmt.Sprintf("Service temporarily unavailable — retry later: the circuit breaker for replicated in ap-southeast-1 is open after %d failed calls.", threshold)
-				if got.Outcome != FailFast || got.Store != Replicated || got.Region != "ap-southeast-1" || got.Message != wantMsg || got.LatencyMs >= 1 {
+				if got.Outcome != inventory.FailFast || got.Store != inventory.Replicated || got.Region != "ap-southeast-1" || got.Message != wantMsg || got.LatencyMs >= 1 {
 					t.Errorf("fail-fast outcome = %+v", got)
 				}
 
 				// Other breakers are untouched.
 				for _, other := range []struct {
 					region string
-					store  Store
-				}{{"ap-southeast-1", Consensus}, {"us-east-1", Replicated}} {
-					if s := b.State(other.region, other.store); s != BreakerClosed {
+					store  inventory.Store
+				}{{"ap-southeast-1", inventory.Consensus}, {"us-east-1", inventory.Replicated}} {
+					if s := b.State(other.region, other.store); s != guard.BreakerClosed {
 						t.Errorf("%s/%s is %s, want closed", other.region, other.store, s)
 					}
 				}
@@ -107,33 +110,33 @@ func TestBreakerOpensAndFailsFast(t *testing.T) {
 func TestBreakerRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &brkRecorder{}
-		b := NewBreakers([]string{"eu-west-1"}, BreakerSettings{OnChange: rec.onChange})
-		down := &brkStore{kind: Unavailable, delay: time.Second}
+		b := guard.NewBreakers([]string{"eu-west-1"}, guard.BreakerSettings{OnChange: rec.onChange})
+		down := &brkStore{kind: inventory.Unavailable, delay: time.Second}
 		for range 3 {
-			b.Execute("eu-west-1", Consensus, down.call)
+			b.Execute("eu-west-1", inventory.Consensus, down.call)
 		}
 		time.Sleep(4 * time.Second)
-		if s := b.State("eu-west-1", Consensus); s != BreakerOpen {
+		if s := b.State("eu-west-1", inventory.Consensus); s != guard.BreakerOpen {
 			t.Fatalf("before the cooldown: %s, want open", s)
 		}
 		time.Sleep(2 * time.Second)
-		if s := b.State("eu-west-1", Consensus); s != BreakerHalfOpen {
+		if s := b.State("eu-west-1", inventory.Consensus); s != guard.BreakerHalfOpen {
 			t.Fatalf("after the cooldown: %s, want half-open", s)
 		}
 
 		// A failed trial opens it again; the next cooldown and a success close it.
-		if got := b.Execute("eu-west-1", Consensus, down.call); got.Outcome != Unavailable || down.calls != 4 {
+		if got := b.Execute("eu-west-1", inventory.Consensus, down.call); got.Outcome != inventory.Unavailable || down.calls != 4 {
 			t.Fatalf("trial call: %s after %d calls", got.Outcome, down.calls)
 		}
-		if s := b.State("eu-west-1", Consensus); s != BreakerOpen {
+		if s := b.State("eu-west-1", inventory.Consensus); s != guard.BreakerOpen {
 			t.Fatalf("after a failed trial: %s, want open", s)
 		}
 		time.Sleep(5*time.Second + time.Millisecond)
-		up := &brkStore{kind: OK, delay: 80 * time.Millisecond}
-		if got := b.Execute("eu-west-1", Consensus, up.call); got.Outcome != OK || up.calls != 1 {
+		up := &brkStore{kind: inventory.OK, delay: 80 * time.Millisecond}
+		if got := b.Execute("eu-west-1", inventory.Consensus, up.call); got.Outcome != inventory.OK || up.calls != 1 {
 			t.Fatalf("trial call: %s after %d calls", got.Outcome, up.calls)
 		}
-		if s := b.State("eu-west-1", Consensus); s != BreakerClosed {
+		if s := b.State("eu-west-1", inventory.Consensus); s != guard.BreakerClosed {
 			t.Fatalf("after a good trial: %s, want closed", s)
 		}
 		want := []string{
@@ -152,20 +155,20 @@ func TestBreakerRecovers(t *testing.T) {
 // TestBreakerOutcomesThatCountAsSuccess: only unavailable is a failure, so
 // sold_out, conflict and ok between unavailable answers keep it closed.
 func TestBreakerOutcomesThatCountAsSuccess(t *testing.T) {
-	for _, kind := range []Kind{OK, SoldOut, Conflict, FailFast} {
+	for _, kind := range []inventory.Kind{inventory.OK, inventory.SoldOut, inventory.Conflict, inventory.FailFast} {
 		t.Run(string(kind), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := NewBreakers([]string{"us-east-1"}, BreakerSettings{})
-				down := &brkStore{kind: Unavailable}
+				b := guard.NewBreakers([]string{"us-east-1"}, guard.BreakerSettings{})
+				down := &brkStore{kind: inventory.Unavailable}
 				other := &brkStore{kind: kind}
 				for range 4 {
-					b.Execute("us-east-1", Replicated, down.call)
-					b.Execute("us-east-1", Replicated, down.call)
-					if got := b.Execute("us-east-1", Replicated, other.call); got.Outcome != kind {
+					b.Execute("us-east-1", inventory.Replicated, down.call)
+					b.Execute("us-east-1", inventory.Replicated, down.call)
+					if got := b.Execute("us-east-1", inventory.Replicated, other.call); got.Outcome != kind {
 						t.Fatalf("outcome %s, want %s passed through", got.Outcome, kind)
 					}
 				}
-				if s := b.State("us-east-1", Replicated); s != BreakerClosed || down.calls != 8 {
+				if s := b.State("us-east-1", inventory.Replicated); s != guard.BreakerClosed || down.calls != 8 {
 					t.Errorf("state %s after %d unavailable calls, want closed after 8", s, down.calls)
 				}
 			})
@@ -176,24 +179,24 @@ func TestBreakerOutcomesThatCountAsSuccess(t *testing.T) {
 // TestBreakerHalfOpenBusy: while the one trial call runs, others fail fast.
 func TestBreakerHalfOpenBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := NewBreakers([]string{"us-east-1"}, BreakerSettings{Threshold: 1, Cooldown: time.Second})
-		b.Execute("us-east-1", Consensus, (&brkStore{kind: Unavailable}).call)
+		b := guard.NewBreakers([]string{"us-east-1"}, guard.BreakerSettings{Threshold: 1, Cooldown: time.Second})
+		b.Execute("us-east-1", inventory.Consensus, (&brkStore{kind: inventory.Unavailable}).call)
 		time.Sleep(time.Second + time.Millisecond)
 
-		slow := &brkStore{kind: OK, delay: 300 * time.Millisecond}
-		done := make(chan Outcome)
-		go func() { done <- b.Execute("us-east-1", Consensus, slow.call) }()
+		slow := &brkStore{kind: inventory.OK, delay: 300 * time.Millisecond}
+		done := make(chan inventory.Outcome)
+		go func() { done <- b.Execute("us-east-1", inventory.Consensus, slow.call) }()
 		synctest.Wait() // the trial call is sleeping inside the store
 
-		other := &brkStore{kind: OK}
-		got := b.Execute("us-east-1", Consensus, other.call)
-		if got.Outcome != FailFast || other.calls != 0 || !strings.Contains(got.Message, "half-open") {
+		other := &brkStore{kind: inventory.OK}
+		got := b.Execute("us-east-1", inventory.Consensus, other.call)
+		if got.Outcome != inventory.FailFast || other.calls != 0 || !strings.Contains(got.Message, "half-open") {
 			t.Errorf("concurrent call during the trial: %+v (store called %d times)", got, other.calls)
 		}
-		if trial := <-done; trial.Outcome != OK {
+		if trial := <-done; trial.Outcome != inventory.OK {
 			t.Errorf("trial call: %s, want ok", trial.Outcome)
 		}
-		if s := b.State("us-east-1", Consensus); s != BreakerClosed {
+		if s := b.State("us-east-1", inventory.Consensus); s != guard.BreakerClosed {
 			t.Errorf("after the trial: %s, want closed", s)
 		}
 	})
@@ -202,21 +205,21 @@ func TestBreakerHalfOpenBusy(t *testing.T) {
 func TestBreakerResetAndStates(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &brkRecorder{}
-		b := NewBreakers([]string{"us-east-1"}, BreakerSettings{Threshold: 1, OnChange: rec.onChange})
-		b.Execute("us-east-1", Replicated, (&brkStore{kind: Unavailable}).call)
-		want := map[Store]string{Consensus: BreakerClosed, Replicated: BreakerOpen}
-		if got := b.States("us-east-1"); len(got) != len(Stores) || got[Consensus] != want[Consensus] || got[Replicated] != want[Replicated] {
+		b := guard.NewBreakers([]string{"us-east-1"}, guard.BreakerSettings{Threshold: 1, OnChange: rec.onChange})
+		b.Execute("us-east-1", inventory.Replicated, (&brkStore{kind: inventory.Unavailable}).call)
+		want := map[inventory.Store]string{inventory.Consensus: guard.BreakerClosed, inventory.Replicated: guard.BreakerOpen}
+		if got := b.States("us-east-1"); len(got) != len(inventory.Stores) || got[inventory.Consensus] != want[inventory.Consensus] || got[inventory.Replicated] != want[inventory.Replicated] {
 			t.Errorf("States = %v, want %v", got, want)
 		}
 		b.Reset()
-		if got := b.States("us-east-1"); got[Replicated] != BreakerClosed {
+		if got := b.States("us-east-1"); got[inventory.Replicated] != guard.BreakerClosed {
 			t.Errorf("after Reset: %v, want all closed", got)
 		}
 		if len(rec.got()) != 1 {
 			t.Errorf("changes = %v: Reset must not report", rec.got())
 		}
 		// A region the lab did not list gets a closed breaker on first use.
-		if s := b.State("sa-east-1", Consensus); s != BreakerClosed {
+		if s := b.State("sa-east-1", inventory.Consensus); s != guard.BreakerClosed {
 			t.Errorf("new region: %s", s)
 		}
 	})
@@ -226,16 +229,16 @@ func TestBreakerResetAndStates(t *testing.T) {
 // so it can read states (as the lab does to publish them).
 func TestBreakerOnChangeMayCallBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var b *Breakers
-		var seen []map[Store]string
-		b = NewBreakers([]string{"us-east-1"}, BreakerSettings{Threshold: 1, Cooldown: time.Second,
-			OnChange: func(region string, store Store, from, to string) {
+		var b *guard.Breakers
+		var seen []map[inventory.Store]string
+		b = guard.NewBreakers([]string{"us-east-1"}, guard.BreakerSettings{Threshold: 1, Cooldown: time.Second,
+			OnChange: func(region string, store inventory.Store, from, to string) {
 				seen = append(seen, b.States(region))
 			}})
-		b.Execute("us-east-1", Consensus, (&brkStore{kind: Unavailable}).call)
+		b.Execute("us-east-1", inventory.Consensus, (&brkStore{kind: inventory.Unavailable}).call)
 		time.Sleep(2 * time.Second)
-		b.State("us-east-1", Consensus) // open → half-open, reported from inside State
-		if len(seen) != 2 || seen[0][Consensus] != BreakerOpen || seen[1][Consensus] != BreakerHalfOpen {
+		b.State("us-east-1", inventory.Consensus) // open → half-open, reported from inside State
+		if len(seen) != 2 || seen[0][inventory.Consensus] != guard.BreakerOpen || seen[1][inventory.Consensus] != guard.BreakerHalfOpen {
 			t.Errorf("states seen from OnChange = %v", seen)
 		}
 	})

@@ -1,9 +1,12 @@
-package lab
+package guard
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // DefaultMaxInFlight is the most requests a region's gateway lets into one
@@ -16,7 +19,7 @@ const (
 	initialInFlight = 24
 )
 
-// admission bounds the requests each region's gateway has in flight per
+// Admission bounds the requests each region's gateway has in flight per
 // store, with a limit that adapts to latency (additive increase,
 // multiplicative decrease, in the spirit of Netflix's concurrency-limits).
 // The gateway keeps a moving average of its answers' latency (weight 1/16
@@ -31,14 +34,22 @@ const (
 // A request past the limit is answered at once with outcome overloaded:
 // it reaches no store and no breaker. Admitting and finishing take a few
 // atomic operations on the (region, store) gateway — no lock.
-type admission struct {
+type Admission struct {
 	ceiling int64
 	target  time.Duration
-	gates   map[breakerKey]*gateway // fixed at construction
+	gates   map[gatewayKey]*Slot // fixed at construction
+	place   func(region string) string
 }
 
-// gateway is one region's admission state for one store.
-type gateway struct {
+// gatewayKey names one region's gateway to one store.
+type gatewayKey struct {
+	region string
+	store  inventory.Store
+}
+
+// Slot is one region's gateway to one store: Admit hands it out as a
+// request's slot, Done gives the slot back.
+type Slot struct {
 	inFlight atomic.Int64
 	limit    atomic.Int64
 	credit   atomic.Int64 // fast answers since the limit last grew
@@ -46,22 +57,26 @@ type gateway struct {
 	avgNs    atomic.Int64 // moving average of answers' latency
 }
 
-func newAdmission(regions []string, ceiling int, target time.Duration) *admission {
-	a := &admission{ceiling: int64(ceiling), target: target, gates: map[breakerKey]*gateway{}}
+// NewAdmission returns the gateways of regions to every store, each with
+// the limit's ceiling and latency target given; place names a region for
+// a person in an overloaded answer ("Singapore (ap-southeast-1)").
+func NewAdmission(regions []string, ceiling int, target time.Duration, place func(region string) string) *Admission {
+	a := &Admission{ceiling: int64(ceiling), target: target, gates: map[gatewayKey]*Slot{}, place: place}
 	for _, r := range regions {
-		for _, s := range Stores {
-			g := &gateway{}
+		for _, s := range inventory.Stores {
+			g := &Slot{}
 			g.limit.Store(min(int64(initialInFlight), a.ceiling))
-			a.gates[breakerKey{r, s}] = g
+			a.gates[gatewayKey{r, s}] = g
 		}
 	}
 	return a
 }
 
-// admit takes a slot of (region, store)'s gateway, or returns nil when it
-// is at its limit. The caller passes the slot to done.
-func (a *admission) admit(region string, store Store) *gateway {
-	g, ok := a.gates[breakerKey{region, store}]
+// Admit takes a slot of (region, store)'s gateway, or returns nil when it
+// is at its limit (or the region is not one of the gateways'). The caller
+// passes the slot to Done.
+func (a *Admission) Admit(region string, store inventory.Store) *Slot {
+	g, ok := a.gates[gatewayKey{region, store}]
 	if !ok { // regions are checked before we get here
 		return nil
 	}
@@ -72,10 +87,10 @@ func (a *admission) admit(region string, store Store) *gateway {
 	return g
 }
 
-// done frees the slot and adapts the limit to how the request went.
-func (a *admission) done(g *gateway, took time.Duration, out Kind) {
+// Done frees the slot and adapts the limit to how the request went.
+func (a *Admission) Done(g *Slot, took time.Duration, out inventory.Kind) {
 	g.inFlight.Add(-1)
-	if out == Unavailable && took >= a.target {
+	if out == inventory.Unavailable && took >= a.target {
 		took = max(took, 4*a.target) // a timeout weighs like a long queue
 	}
 	var avg int64
@@ -114,19 +129,33 @@ func (a *admission) done(g *gateway, took time.Duration, out Kind) {
 	}
 }
 
-// limits reports the current limit and requests in flight of (region,
+// Limits reports the current limit and requests in flight of (region,
 // store).
-func (a *admission) limits(region string, store Store) (limit, inFlight int) {
-	if g, ok := a.gates[breakerKey{region, store}]; ok {
+func (a *Admission) Limits(region string, store inventory.Store) (limit, inFlight int) {
+	if g, ok := a.gates[gatewayKey{region, store}]; ok {
 		return int(g.limit.Load()), int(g.inFlight.Load())
 	}
 	return 0, 0
 }
 
-// overloaded is the answer to a request the gateway had no room for.
-func (a *admission) overloaded(op Operation) Outcome {
-	limit, _ := a.limits(op.Region, op.Store)
-	return Outcome{Outcome: Overloaded, AnsweredBy: []string{},
+// Overloaded is the answer to a request the gateway had no room for.
+func (a *Admission) Overloaded(op inventory.Operation) inventory.Outcome {
+	limit, _ := a.Limits(op.Region, op.Store)
+	return inventory.Outcome{Outcome: inventory.Overloaded, AnsweredBy: []string{},
 		Message: fmt.Sprintf("Overloaded: %s's gateway already has %d %s requests in flight (its limit now), so this one was not sent — nothing changed; try again in a moment. Shedding the excess keeps the store fast for the requests it takes.",
-			cityOf(op.Region), limit, op.Store)}
+			a.place(op.Region), limit, op.Store)}
+}
+
+// Hold fills (region, store)'s gateway as requests in flight at its limit
+// would, until release is called: what tests use to see overloaded
+// answers without a queue.
+func (a *Admission) Hold(region string, store inventory.Store) (release func()) {
+	g, ok := a.gates[gatewayKey{region, store}]
+	if !ok {
+		return func() {}
+	}
+	n := g.limit.Load()
+	g.inFlight.Add(n)
+	var once sync.Once
+	return func() { once.Do(func() { g.inFlight.Add(-n) }) }
 }
