@@ -22,6 +22,7 @@ import (
 // unavailable there — consistency over availability.
 type consensusStore struct {
 	cluster    *nodes.Cluster
+	regions    []string
 	maxRetries int
 	epoch      atomic.Int64 // bumped by every reset: keys live under it
 	leader     leaderCache
@@ -70,9 +71,22 @@ func (s *consensusStore) key(sku string) string {
 	return fmt.Sprintf("%s%d/%s", consensusPrefix, s.epoch.Load(), sku)
 }
 
-// run executes one operation through the region's member. ctx carries the
+// Epoch is the reset epoch the store's keys live under.
+func (s *consensusStore) Epoch() int64 { return s.epoch.Load() }
+
+// SetEpoch resumes an earlier run's epoch.
+func (s *consensusStore) SetEpoch(e int64) { s.epoch.Store(e) }
+
+// Close does nothing: the store writes nothing in the background.
+func (s *consensusStore) Close() {}
+
+// LeaderChanged makes the next answer ask the cluster for the leader (a
+// fault or a leadership move just happened).
+func (s *consensusStore) LeaderChanged() { s.leader.refresh(s.cluster) }
+
+// Run executes one operation through the region's member. ctx carries the
 // request deadline.
-func (s *consensusStore) run(ctx context.Context, op Operation) Outcome {
+func (s *consensusStore) Run(ctx context.Context, op Operation, _ storeEnv) Outcome {
 	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
@@ -219,14 +233,14 @@ func soldOutMessage(left, asked int) string {
 	return fmt.Sprintf("Sold out: only %d left, you asked for %d.", left, asked)
 }
 
-// clear moves to a new epoch and deletes every SKU of the old ones, through the leader's own member first (a
+// Clear moves to a new epoch and deletes every SKU of the old ones, through the leader's own member first (a
 // follower's forwarded proposal can be lost while a just-healed link
 // reconnects, and would then cost a whole timeout), then any other.
-func (s *consensusStore) clear(ctx context.Context, regions []string) error {
+func (s *consensusStore) Clear(ctx context.Context) error {
 	s.epoch.Add(1)
-	order := regions
+	order := s.regions
 	if l := s.cluster.Leader(); l != "" {
-		order = append([]string{l}, slices.DeleteFunc(slices.Clone(regions), func(r string) bool { return r == l })...)
+		order = append([]string{l}, slices.DeleteFunc(slices.Clone(s.regions), func(r string) bool { return r == l })...)
 	}
 	var last error
 	for _, r := range order {

@@ -64,7 +64,8 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
 	}
 	defer l.gate.Leave()
-	quorum := l.Quorum()
+	st := l.stores[op.Store]
+	env := storeEnv{Quorum: l.replicated.Quorum()}
 	op.Client = l.sessionOf(op.Region, op.Store)
 	l.shareStrings(&op)
 	op.Call = time.Now()
@@ -74,10 +75,6 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
 	}
 	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
-	execute := l.breakers.Execute
-	if op.Store == Geo {
-		execute = geoExecute // the geo store picks a breaker per group it calls (geo_lab.go)
-	}
 	var out Outcome
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
@@ -85,22 +82,21 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	if g := l.admission.Admit(op.Region, op.Store); g == nil {
 		out = l.admission.Overloaded(op)
 	} else {
-		out = execute(op.Region, op.Store, func() Outcome {
+		call := func() Outcome {
 			if !l.cluster.IsUp(op.Region) {
 				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
 			}
-			// The answer comes within the deadline plus answerGrace, even
-			// when the call itself overruns its context (deadline.go).
+			// The answer comes within the deadline plus AnswerGrace, even
+			// when the call itself overruns its context (guard/deadline.go).
 			return guard.WithinDeadline(ctx, op, l.cfg.RequestTimeout, cityOf, func(ctx context.Context) Outcome {
-				switch op.Store {
-				case Consensus:
-					return l.consensus.run(ctx, op)
-				case Geo:
-					return l.geo.run(ctx, op, l.breakers)
-				}
-				return l.replicated.run(ctx, op, quorum)
+				return st.api.Run(ctx, op, env)
 			})
-		})
+		}
+		if st.selfGuarded { // the store picks a breaker per group it calls
+			out = call()
+		} else {
+			out = l.breakers.Execute(op.Region, op.Store, call)
+		}
 		l.admission.Done(g, time.Since(op.Call), out.Outcome)
 	}
 	op.Return = time.Now()
@@ -114,10 +110,10 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
 	op, kept := l.endRecord(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
-		l.ownWrites.note(op, l.consensus.epoch.Load())
+		l.ownWrites.note(op, l.consensus.Epoch())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
-		l.recordOp(ctx, op, quorum)
+		l.recordOp(ctx, op, env.Quorum)
 	}
 	out.OpID = op.ID
 	l.count(op)

@@ -51,7 +51,7 @@ func (l *Lab) awaitStreams() {
 // HealAll brings every link up; latencies are kept.
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
-	l.healZoneLinks() // geo_lab.go
+	l.healZoneLinks()
 	l.fault(FaultHeal, nil, "all links up")
 	l.actions.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
@@ -61,7 +61,7 @@ func (l *Lab) HealAll() error {
 // SetLink cuts or heals one link, both ways unless oneWay.
 func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
-		return l.setZoneLink(from, to, up, oneWay) // geo_lab.go
+		return l.setZoneLink(from, to, up, oneWay)
 	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
@@ -86,7 +86,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 // from → to gets rttMs/2 of one-way delay).
 func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
-		return l.setZoneLatency(from, to, rttMs, oneWay) // geo_lab.go
+		return l.setZoneLatency(from, to, rttMs, oneWay)
 	}
 	if err := l.CheckRegion(from); err != nil {
 		return err
@@ -128,7 +128,7 @@ func (l *Lab) Restart(region string) error {
 
 // regionFault applies a fault to one region and records it.
 func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string) error {
-	zones := kind == FaultCrash || kind == FaultRestart // geo_lab.go: zones crash too
+	zones := kind == FaultCrash || kind == FaultRestart // zones crash and restart too
 	if !zones || !l.cluster.IsZone(region) {
 		if err := l.CheckRegion(region); err != nil {
 			if zones {
@@ -176,14 +176,14 @@ func (l *Lab) SetQuorum(w, r int) error {
 	if err := ValidateQuorum(len(l.regions), w, r); err != nil {
 		return err
 	}
-	l.quorum.Store(&QuorumState{N: len(l.regions), W: w, R: r})
+	l.replicated.SetQuorum(QuorumState{N: len(l.regions), W: w, R: r})
 	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
 	l.actions.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
 // Quorum is the replicated store's configuration.
-func (l *Lab) Quorum() QuorumState { return *l.quorum.Load() }
+func (l *Lab) Quorum() QuorumState { return l.replicated.Quorum() }
 
 // linkFault records a link (region or zone) cut or healed, one way or both.
 func (l *Lab) linkFault(from, to string, up, oneWay bool) {

@@ -37,6 +37,7 @@ import (
 // round trip to the local group when the cached row is current.
 type geoStore struct {
 	cluster    *nodes.Cluster
+	breakers   *Breakers // each call into a group goes through its path's
 	regions    []string
 	maxRetries int
 	timeout    time.Duration // background calls' deadline
@@ -86,9 +87,9 @@ type geoSeen struct {
 
 const geoPrefix = "/geo/"
 
-func newGeoStore(cl *nodes.Cluster, regions []string, maxRetries int, timeout time.Duration) *geoStore {
+func newGeoStore(cl *nodes.Cluster, regions []string, maxRetries int, timeout time.Duration, br *Breakers) *geoStore {
 	return &geoStore{
-		cluster: cl, regions: slices.Clone(regions), maxRetries: maxRetries, timeout: timeout,
+		cluster: cl, regions: slices.Clone(regions), maxRetries: maxRetries, timeout: timeout, breakers: br,
 		idPrefix: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff),
 		cache:    map[geoKey]geoSeen{}, kick: make(chan struct{}, 1),
 	}
@@ -228,7 +229,10 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind Ge
 var errGeoConflict = errors.New("optimistic-lock retries exhausted")
 
 // run executes one geo operation as region op.Region's gateway.
-func (s *geoStore) run(ctx context.Context, op Operation, br *Breakers) Outcome {
+// Run executes one operation as op.Region's gateway; each call into a
+// regional group goes through that path's breaker.
+func (s *geoStore) Run(ctx context.Context, op Operation, _ storeEnv) Outcome {
+	br := s.breakers
 	switch op.Op {
 	case OpStock:
 		return s.stock(ctx, op, br)
@@ -467,7 +471,10 @@ func shortErr(err error) string {
 
 // clear moves to a new epoch (old keys are left where nobody reads) and
 // deletes the old rows, transfers and markers in every group.
-func (s *geoStore) clear(ctx context.Context) error {
+// Clear waits for the transfers completing in the background, moves to a
+// new epoch, forgets what it cached, logged and counted, and empties every
+// regional group.
+func (s *geoStore) Clear(ctx context.Context) error {
 	s.inflight.Wait()
 	s.epoch.Add(1)
 	s.cacheMu.Lock()
@@ -493,4 +500,20 @@ func (s *geoStore) clear(ctx context.Context) error {
 	return last
 }
 
-func (s *geoStore) close() { s.inflight.Wait() }
+// Close waits for the transfers completing in the background.
+func (s *geoStore) Close() { s.inflight.Wait() }
+
+// Epoch is the reset epoch the store's keys live under.
+func (s *geoStore) Epoch() int64 { return s.epoch.Load() }
+
+// SetEpoch resumes an earlier run's epoch.
+func (s *geoStore) SetEpoch(e int64) { s.epoch.Store(e) }
+
+// Stranded counts buys refused because the only units left were in
+// regions that could not be reached, since the last reset.
+func (s *geoStore) Stranded() int { return int(s.stranded.Load()) }
+
+// Borrowed counts units moved between regions since the last reset.
+func (s *geoStore) Borrowed() int { return int(s.borrowed.Load()) }
+
+func (s *geoStore) selfGuarded() {}

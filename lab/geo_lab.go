@@ -43,11 +43,6 @@ func zoneLinkStates(s nodes.Snapshot) []LinkState {
 	return out
 }
 
-// geoExecute runs a geo operation without the (region, store) breaker
-// around it: the geo store calls each regional group through that path's
-// own breaker (geoStore.guard).
-func geoExecute(_ string, _ Store, fn func() Outcome) Outcome { return fn() }
-
 // geoRecoverEvery is how often pending transfers are looked at; a transfer
 // younger than two request deadlines is left to the buy that started it.
 const geoRecoverEvery = time.Second
@@ -144,7 +139,7 @@ func (l *Lab) resetGeo(ctx context.Context) error {
 	if err := l.cluster.WaitRegionalLeaders(ctx); err != nil {
 		return err
 	}
-	return l.geo.clear(ctx)
+	return l.geo.Clear(ctx)
 }
 
 func (l *Lab) healZoneLinks() {

@@ -99,9 +99,12 @@ type Lab struct {
 	history  *History
 	breakers *Breakers
 
+	// The three stores, by their own types for what only one of them does,
+	// and behind storeAPI (store.go) for what every operation does.
 	consensus  *consensusStore
 	replicated *replicatedStore
-	geo        *geoStore // geo_lab.go
+	geo        *geoStore
+	stores     map[Store]storeSlot // fixed at New
 
 	// gate: operations and the background replication enter it, Reset
 	// and Close hold it exclusively, so a reset never interleaves with a
@@ -110,7 +113,6 @@ type Lab struct {
 	gate      *guard.Gate
 	admission *guard.Admission
 
-	quorum      atomic.Pointer[QuorumState]
 	counters    map[Store]*storeCounts // fixed at New; the counts are atomic
 	version     atomic.Int64           // bumped by every change viewers see
 	tallyMu     sync.Mutex             // the counting goroutine's recount against Reset
@@ -160,30 +162,34 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		gate:  guard.NewGate(),
 		tally: check.NewTally(),
 	}
-	l.quorum.Store(new(GlobalTables(len(cfg.Regions))))
 	l.admission = guard.NewAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4, cityOf)
 	l.counters = map[Store]*storeCounts{}
 	for _, s := range Stores {
 		l.counters[s] = &storeCounts{}
 	}
-	l.actions.start(true, l.Quorum())
 	bs := cfg.Breaker
 	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
 	l.breakers = NewBreakers(l.regions, bs)
-	l.consensus = &consensusStore{cluster: cl, maxRetries: cfg.MaxRetries}
+	l.consensus = &consensusStore{cluster: cl, regions: l.regions, maxRetries: cfg.MaxRetries}
 	l.clocks = nodes.NewClocks(l.regions)
 	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
-	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout)
+	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout, l.breakers)
+	l.stores = map[Store]storeSlot{}
+	for s, api := range map[Store]storeAPI{Consensus: l.consensus, Replicated: l.replicated, Geo: l.geo} {
+		_, guarded := api.(selfGuarded)
+		l.stores[s] = storeSlot{api: api, selfGuarded: guarded}
+	}
+	l.actions.start(true, l.Quorum())
 	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
 	l.geo.gaps = l.gaps
 	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
 	if err := l.resumeEpochs(); err != nil {
-		l.replicated.close()
+		l.replicated.Close()
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
-		l.replicated.close()
+		l.replicated.Close()
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
@@ -213,7 +219,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		defer l.bg.Done()
 		l.watchOutside()
 	}()
-	l.startGeo() // geo_lab.go
+	l.startGeo() // the geo store's transfer recovery
 	return l, nil
 }
 
@@ -235,8 +241,8 @@ func (l *Lab) Close() error {
 			l.gate.Unlock()
 		}
 		close(l.stop)
-		l.replicated.close()
-		l.geo.close()
+		l.replicated.Close()
+		l.geo.Close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
 		l.subMu.Lock()

@@ -57,7 +57,7 @@ func (l *Lab) watchOutside() {
 		next    int64 // revision to resume from; 0: from the watch's start
 		pending []seenWrite
 		used    = map[int]bool{} // unconfirmed lab writes already taken as an explanation
-		epoch   = l.consensus.epoch.Load()
+		epoch   = l.consensus.Epoch()
 		turn    int
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -114,7 +114,7 @@ func (l *Lab) watchOutside() {
 				if !l.cluster.IsUp(region) { // crashed under the watch: use another member
 					break watching
 				}
-				if now := l.consensus.epoch.Load(); now != epoch { // a reset: new history, new keys
+				if now := l.consensus.Epoch(); now != epoch { // a reset: new history, new keys
 					epoch = now
 					clear(used)
 				}

@@ -53,6 +53,8 @@ type replicatedStore struct {
 	changedKeysRead atomic.Int64
 
 	epoch atomic.Int64 // bumped by every reset: keys live under it (see consensusStore.key)
+
+	quorum atomic.Pointer[QuorumState] // W and R, N the regions
 }
 
 func newReplicatedStore(cl *nodes.Cluster, regions []string, clocks *nodes.Clocks) *replicatedStore {
@@ -60,14 +62,27 @@ func newReplicatedStore(cl *nodes.Cluster, regions []string, clocks *nodes.Clock
 		scanned: map[string]int64{}, pending: map[string]map[string]Item{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.fullScanEvery.Store(defaultFullScanEvery)
+	s.quorum.Store(new(GlobalTables(len(regions))))
 	for _, r := range regions {
 		s.clocks[r] = NewClock(r, clocks.Reader(r)) // the region's own wall clock: skew moves its versions
 	}
 	return s
 }
 
-// close cancels background writes and waits for them.
-func (s *replicatedStore) close() {
+// Quorum is the store's W and R.
+func (s *replicatedStore) Quorum() QuorumState { return *s.quorum.Load() }
+
+// SetQuorum sets W and R (checked by the caller: ValidateQuorum).
+func (s *replicatedStore) SetQuorum(q QuorumState) { s.quorum.Store(&q) }
+
+// Epoch is the reset epoch the store's keys live under.
+func (s *replicatedStore) Epoch() int64 { return s.epoch.Load() }
+
+// SetEpoch resumes an earlier run's epoch.
+func (s *replicatedStore) SetEpoch(e int64) { s.epoch.Store(e) }
+
+// Close cancels background writes and waits for them. Safe twice.
+func (s *replicatedStore) Close() {
 	s.cancel()
 	s.inflight.Wait()
 }
@@ -203,8 +218,10 @@ func (s *replicatedStore) writeQuorum(ctx context.Context, from, sku string, it 
 	return regionsOf(replies), ok
 }
 
-// run executes one operation as the coordinator in op.Region.
-func (s *replicatedStore) run(ctx context.Context, op Operation, q QuorumState) Outcome {
+// Run executes one operation as the coordinator in op.Region, with the W
+// and R the operation began with.
+func (s *replicatedStore) Run(ctx context.Context, op Operation, env storeEnv) Outcome {
+	q := env.Quorum
 	clock := s.clocks[op.Region]
 	switch op.Op {
 	case OpStock:
@@ -382,12 +399,12 @@ func itemsOf(prefix string, resp *clientv3.GetResponse) map[string]Item {
 	return items
 }
 
-// antiEntropy pushes every up region's newest values to every other
+// AntiEntropy pushes every up region's newest values to every other
 // replica it can reach that has not had them yet. It reads only what
 // changed on each replica since the last round (and keeps what it could
 // not push yet for the next round), so an idle store costs one small read
 // per replica a round however many SKUs it holds.
-func (s *replicatedStore) antiEntropy(ctx context.Context) {
+func (s *replicatedStore) AntiEntropy(ctx context.Context) {
 	s.rounds++
 	full := s.rounds%int(max(1, s.fullScanEvery.Load())) == 0
 	var wg sync.WaitGroup
@@ -473,9 +490,9 @@ func (s *replicatedStore) markPushed(from, to, sku string, v Version) {
 	}
 }
 
-// converged reports whether every running replica holds the same newest
+// Converged reports whether every running replica holds the same newest
 // item for every SKU.
-func (s *replicatedStore) converged(ctx context.Context) (bool, error) {
+func (s *replicatedStore) Converged(ctx context.Context) (bool, error) {
 	var first map[string]Item
 	for _, r := range s.regions {
 		if !s.cluster.IsUp(r) {
@@ -503,13 +520,13 @@ func (s *replicatedStore) converged(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// Converged reports whether the replicas agree now (for tests and tools).
-func (l *Lab) Converged(ctx context.Context) (bool, error) { return l.replicated.converged(ctx) }
-
-// clear moves to a new epoch, empties every replica (each through its own
-// region) and forgets what was pushed.
-func (s *replicatedStore) clear(ctx context.Context) error {
+// Clear waits for late background writes (they must not outlive the
+// reset), moves to a new epoch, empties every replica (each through its
+// own region), forgets what was pushed and goes back to W=1 R=1.
+func (s *replicatedStore) Clear(ctx context.Context) error {
+	s.inflight.Wait()
 	s.epoch.Add(1)
+	s.SetQuorum(GlobalTables(len(s.regions)))
 	for _, r := range s.regions {
 		cli, err := s.cluster.ReplicaClient(r, r)
 		if err != nil {

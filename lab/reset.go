@@ -66,17 +66,15 @@ func (l *Lab) Reset(ctx context.Context) error {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
 	l.awaitStreams()
-	if err := l.consensus.clear(ctx, l.regions); err != nil {
+	if err := l.consensus.Clear(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	l.replicated.inflight.Wait() // late background writes must not outlive the reset
-	if err := l.replicated.clear(ctx); err != nil {
+	if err := l.replicated.Clear(ctx); err != nil { // W=1 R=1 again
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	if err := l.resetGeo(ctx); err != nil { // geo_lab.go
+	if err := l.resetGeo(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	l.quorum.Store(new(GlobalTables(len(l.regions))))
 	l.breakers.Reset()
 	l.history.Clear()
 	l.gaps.Clear()
@@ -98,7 +96,7 @@ func (l *Lab) WaitConverged(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		ok, err := l.replicated.converged(ctx)
+		ok, err := l.replicated.Converged(ctx)
 		if err == nil && ok && l.cluster.CaughtUp() {
 			return nil
 		}
@@ -124,7 +122,7 @@ func (l *Lab) replicate() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
-		l.replicated.antiEntropy(ctx)
+		l.replicated.AntiEntropy(ctx)
 		cancel()
 		l.gate.Leave()
 	}

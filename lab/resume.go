@@ -30,15 +30,15 @@ func (l *Lab) resumeEpochs() error {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return fmt.Errorf("the data dir's %s note is damaged (%v): move the directory away or start with another data dir", epochsNote, err)
 	}
-	l.consensus.epoch.Store(e.Consensus)
-	l.replicated.epoch.Store(e.Replicated)
-	l.geo.epoch.Store(e.Geo)
+	l.consensus.SetEpoch(e.Consensus)
+	l.replicated.SetEpoch(e.Replicated)
+	l.geo.SetEpoch(e.Geo)
 	return nil
 }
 
 // saveEpochs records the stores' epochs (after a reset moved them).
 func (l *Lab) saveEpochs() error {
-	raw, _ := json.Marshal(epochs{Consensus: l.consensus.epoch.Load(), Replicated: l.replicated.epoch.Load(), Geo: l.geo.epoch.Load()})
+	raw, _ := json.Marshal(epochs{Consensus: l.consensus.Epoch(), Replicated: l.replicated.Epoch(), Geo: l.geo.Epoch()})
 	return l.cluster.SaveNote(epochsNote, raw)
 }
 

@@ -29,7 +29,7 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			Zones:      zoneStates(s, r.Name),
 		})
 	}
-	st.ZoneLinks = zoneLinkStates(s) // geo (geo_lab.go)
+	st.ZoneLinks = zoneLinkStates(s) // the geo store's zones
 	for _, k := range s.Links {
 		state := "up"
 		if !k.Up {
@@ -45,8 +45,8 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 		st.Counters = append(st.Counters, l.counters[store].snapshot(store))
 	}
 	for i := range st.Counters {
-		if st.Counters[i].Store == Geo { // geo_lab.go
-			st.Counters[i].Stranded = int(l.geo.stranded.Load())
+		if st.Counters[i].Store == Geo {
+			st.Counters[i].Stranded = l.geo.Stranded()
 		}
 	}
 	return st
@@ -123,7 +123,7 @@ func (l *Lab) publishState() { l.publish(Event{Type: EventState}) }
 // cluster closes the channel.
 func (l *Lab) forwardSnapshots(snaps <-chan nodes.Snapshot) {
 	for s := range snaps {
-		l.consensus.leader.refresh(l.cluster)
+		l.consensus.LeaderChanged()
 		st := l.stateFrom(s)
 		l.snap.Store(&st)
 		l.publish(Event{Type: EventState, State: &st})
@@ -157,7 +157,7 @@ func (l *Lab) coalesceState() {
 // fault records a fault or configuration change and publishes it.
 func (l *Lab) fault(kind FaultKind, regions []string, detail string) {
 	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
-	l.consensus.leader.refresh(l.cluster) // answers name the leader as it is after the fault
+	l.consensus.LeaderChanged() // answers name the leader as it is after the fault
 	l.version.Add(1)
 	l.publish(Event{Type: EventFault, Fault: &f})
 }

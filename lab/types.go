@@ -31,7 +31,7 @@ type RegionState struct {
 	// (outside.go).
 	ClientURLs ClientURLs       `json:"clientUrls"`
 	Clock      nodes.ClockState `json:"clock"` // extension: the region's wall clock (offset, drift, skew now)
-	Zones      []ZoneState      `json:"zones"` // geo store: the region's zones (geo_lab.go)
+	Zones      []ZoneState      `json:"zones"` // geo store: the region's zones
 }
 
 // MemberState is a region's member of the consensus group.

@@ -89,7 +89,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 	}
 	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, CheckTimeout)
 	if store == Geo {
-		l.auditGeo(&res) // geo_lab.go
+		l.auditGeo(&res)
 	}
 	return res, nil
 }
@@ -112,7 +112,7 @@ func (l *Lab) auditGeo(r *CheckResult) {
 	if r.Geo == nil {
 		r.Geo = &GeoCheck{}
 	}
-	r.Geo.Stranded, r.Geo.Borrowed = int(l.geo.stranded.Load()), int(l.geo.borrowed.Load())
+	r.Geo.Stranded, r.Geo.Borrowed = l.geo.Stranded(), l.geo.Borrowed()
 	if r.SKU == "" {
 		return
 	}
