@@ -22,7 +22,7 @@ func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quanti
 	if err := inventory.CheckStockQuantity(quantity); err != nil {
 		return Outcome{}, err
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity})
+	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity}})
 }
 
 // Buy buys qty units of a SKU from region.
@@ -33,7 +33,7 @@ func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int)
 	if err := CheckQty(qty); err != nil {
 		return Outcome{}, err
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty})
+	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty}})
 }
 
 // Read reads a SKU's stock from region. Consistency applies to the
@@ -50,20 +50,51 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	if store == Replicated || store == Geo {
 		c = ""
 	}
-	return l.do(ctx, Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c})
+	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c}})
 }
 
-// do runs one operation through the region's breaker and the store,
-// records it and publishes it.
-func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
-	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
-		if errors.Is(err, ErrClosed) {
-			return Outcome{}, err
+// command is one operation on its way through the lab: what do needs
+// besides the operation itself. The zero extras are a plain stock, buy or
+// read.
+type command struct {
+	op Operation
+	// run, if set, is the store call instead of the store's Run (a
+	// reservation: the lock-and-fencing flow of the consensus store).
+	run func(ctx context.Context, op Operation, env storeEnv) Outcome
+	// budget is the store call's deadline; 0: the request timeout.
+	budget time.Duration
+	// freezes: the call freezes in its shop's pause itself, mid-flight (a
+	// reservation, between its read and its write), so do does not freeze
+	// it before the call.
+	freezes bool
+	// entered: the caller already holds a unit of the gate (ReserveAsync,
+	// which must hold it before Close can wait for it).
+	entered bool
+	// action is the recorded action's kind; "": from op.Op.
+	action ActionKind
+	fenced bool // a reservation with a fencing token
+}
+
+// do is the one command path: every operation — stock, buy, read, a geo
+// split stock, a reservation — goes through it, in this order: the gate
+// (a reset holds operations out), the decision to record it (History or
+// recording gap, at its call), the shop's pause, admission, the
+// (region, store) breaker (a self-guarded store picks its own per call),
+// the up-check, the deadline, the store; then the History or the ledger of
+// unrecorded writes, the lesson recording, the counters and the event
+// stream.
+func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
+	op := c.op
+	if !c.entered {
+		if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return Outcome{}, err
+			}
+			return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
+				Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
 		}
-		return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
-			Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
+		defer l.gate.Leave()
 	}
-	defer l.gate.Leave()
 	st := l.stores[op.Store]
 	env := storeEnv{Quorum: l.replicated.Quorum()}
 	op.Client = l.sessionOf(op.Region, op.Store)
@@ -74,7 +105,13 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 	if !rr.keep && !rec.SkipHistory { // past the History's cap: its geo calls go unlogged too
 		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
 	}
-	l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+	if !c.freezes {
+		l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+	}
+	budget := c.budget
+	if budget <= 0 {
+		budget = l.cfg.RequestTimeout
+	}
 	var out Outcome
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
@@ -88,7 +125,10 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 			}
 			// The answer comes within the deadline plus AnswerGrace, even
 			// when the call itself overruns its context (guard/deadline.go).
-			return guard.WithinDeadline(ctx, op, l.cfg.RequestTimeout, cityOf, func(ctx context.Context) Outcome {
+			return guard.WithinDeadline(ctx, op, budget, cityOf, func(ctx context.Context) Outcome {
+				if c.run != nil {
+					return c.run(ctx, op, env)
+				}
 				return st.api.Run(ctx, op, env)
 			})
 		}
@@ -113,7 +153,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		l.ownWrites.note(op, l.consensus.Epoch())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
-		l.recordOp(ctx, op, env.Quorum)
+		l.recordOp(ctx, op, env.Quorum, c.action, c.fenced)
 	}
 	out.OpID = op.ID
 	l.count(op)

@@ -30,8 +30,7 @@ func (l *Lab) Partition(groups [][]string) error {
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
-	l.fault(FaultPartition, nil, strings.Join(parts, " | "))
-	l.actions.add(RecordedAction{Kind: ActPartition, Groups: groups})
+	l.faultHappened(FaultPartition, nil, strings.Join(parts, " | "), &RecordedAction{Kind: ActPartition, Groups: groups})
 	l.awaitStreams()
 	return nil
 }
@@ -52,8 +51,7 @@ func (l *Lab) awaitStreams() {
 func (l *Lab) HealAll() error {
 	l.cluster.Fabric().HealAll()
 	l.healZoneLinks()
-	l.fault(FaultHeal, nil, "all links up")
-	l.actions.add(RecordedAction{Kind: ActHeal})
+	l.faultHappened(FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
 	return nil
 }
@@ -77,8 +75,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 			l.awaitStreams() // after the fault is recorded and published
 		}
 	}()
-	l.linkFault(from, to, up, oneWay)
-	l.actions.add(RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
+	l.linkFault(from, to, up, oneWay, &RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
 
@@ -101,33 +98,34 @@ func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 	if oneWay {
 		arrow = "->"
 	}
-	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs))
-	l.actions.add(RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
+	l.faultHappened(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs),
+		&RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
 // Isolate cuts every link of one region.
 func (l *Lab) Isolate(region string) error {
-	return l.recorded(l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated"), ActIsolate, region)
+	return l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated", ActIsolate)
 }
 
 // Bridge leaves the other regions able to talk only through via.
 func (l *Lab) Bridge(via string) error {
-	return l.recorded(l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via), ActBridge, via)
+	return l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via, ActBridge)
 }
 
 // Crash stops a region abruptly.
 func (l *Lab) Crash(region string) error {
-	return l.recorded(l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed"), ActCrash, region)
+	return l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed", ActCrash)
 }
 
 // Restart brings a crashed region back from its data directory.
 func (l *Lab) Restart(region string) error {
-	return l.recorded(l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted"), ActRestart, region)
+	return l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted", ActRestart)
 }
 
-// regionFault applies a fault to one region and records it.
-func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string) error {
+// regionFault applies a fault to one region (or zone) and records it, as
+// action act.
+func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string, act ActionKind) error {
 	zones := kind == FaultCrash || kind == FaultRestart // zones crash and restart too
 	if !zones || !l.cluster.IsZone(region) {
 		if err := l.CheckRegion(region); err != nil {
@@ -140,7 +138,18 @@ func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKin
 	if err := apply(region); err != nil {
 		return wrapNodes(err)
 	}
-	l.fault(kind, []string{region}, detail)
+	a := RecordedAction{Kind: act, Regions: []string{region}}
+	if act == ActBridge { // the links left cut
+		f := l.cluster.Fabric()
+		for _, from := range l.regions {
+			for _, to := range l.regions {
+				if from != to && !f.Up(from, to) {
+					a.Cuts = append(a.Cuts, [2]string{from, to})
+				}
+			}
+		}
+	}
+	l.faultHappened(kind, []string{region}, detail, &a)
 	if kind == FaultRestart {
 		l.geo.kickRecovery() // pending transfers are settled after a restart
 	}
@@ -166,8 +175,7 @@ func (l *Lab) Lead(ctx context.Context, region string) error {
 	if err := l.cluster.MoveLeader(ctx, region); err != nil {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
-	l.fault(FaultLead, []string{region}, region+" leads")
-	l.actions.add(RecordedAction{Kind: ActLead, Regions: []string{region}})
+	l.faultHappened(FaultLead, []string{region}, region+" leads", &RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
@@ -177,16 +185,16 @@ func (l *Lab) SetQuorum(w, r int) error {
 		return err
 	}
 	l.replicated.SetQuorum(QuorumState{N: len(l.regions), W: w, R: r})
-	l.fault(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)))
-	l.actions.add(RecordedAction{Kind: ActQuorum, W: w, R: r})
+	l.faultHappened(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)), &RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
 // Quorum is the replicated store's configuration.
 func (l *Lab) Quorum() QuorumState { return l.replicated.Quorum() }
 
-// linkFault records a link (region or zone) cut or healed, one way or both.
-func (l *Lab) linkFault(from, to string, up, oneWay bool) {
+// linkFault records a link (region or zone) cut or healed, one way or
+// both, as action act (nil: none, a zone link).
+func (l *Lab) linkFault(from, to string, up, oneWay bool, act *RecordedAction) {
 	arrow := "<->"
 	if oneWay {
 		arrow = "->"
@@ -195,5 +203,5 @@ func (l *Lab) linkFault(from, to string, up, oneWay bool) {
 	if up {
 		kind = FaultHeal
 	}
-	l.fault(kind, []string{from, to}, from+" "+arrow+" "+to)
+	l.faultHappened(kind, []string{from, to}, from+" "+arrow+" "+to, act)
 }

@@ -119,7 +119,7 @@ func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, 
 	if err != nil {
 		return Outcome{}, err
 	}
-	return l.do(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc})
+	return l.do(ctx, command{op: Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc}})
 }
 
 // resetGeo restarts crashed zones, puts zone links back to their model
@@ -189,7 +189,7 @@ func (l *Lab) setZoneLink(from, to string, up, oneWay bool) error {
 	if err := zf.SetLink(from, to, up, oneWay); err != nil {
 		return wrapNodes(err)
 	}
-	l.linkFault(from, to, up, oneWay)
+	l.linkFault(from, to, up, oneWay, nil) // zone links are no lesson actions
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (l *Lab) setZoneLatency(from, to string, rttMs float64, oneWay bool) error 
 	if err := zf.SetRTT(from, to, rttMs, oneWay); err != nil {
 		return wrapNodes(err)
 	}
-	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs))
+	l.faultHappened(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs), nil)
 	return nil
 }
 

@@ -133,6 +133,11 @@ type Lab struct {
 	ownWrites unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
 	gaps      *history.Gaps    // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
 
+	// reserveBudget is a reservation's deadline: the longest pause, the
+	// lock wait (three lease TTLs, as the flow allows) and three request
+	// deadlines (grant, read, write).
+	reserveBudget time.Duration
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -180,6 +185,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		l.stores[s] = storeSlot{api: api, selfGuarded: guarded}
 	}
 	l.actions.start(true, l.Quorum())
+	l.reserveBudget = MaxPause + 3*time.Duration(reserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
 	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
 	l.geo.gaps = l.gaps
 	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -192,21 +193,23 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 			unconfirmed[w.sku] = ids[1:]
 			continue
 		}
-		l.fault(FaultOutsideWrite, nil, fmt.Sprintf(
+		l.faultHappened(FaultOutsideWrite, nil, fmt.Sprintf(
 			"%s was set to %q at etcd revision %d by a client outside the lab (not one of its operations); the checker judges only the lab's own operations",
-			w.sku, clipValue(w.value, 20), w.rev))
+			w.sku, clipValue(w.value, 20), w.rev), nil)
 	}
 	return keep
 }
 
 // parseConsensusKey splits a consensus store key, /inventory/<epoch>/<sku>.
+// Other keys under the prefix are no SKU's stock (a reservation's fencing
+// token lives at /inventory/<epoch>/<sku>/fence): ok is false for them.
 func parseConsensusKey(key string) (epoch int64, sku string, ok bool) {
 	rest, found := strings.CutPrefix(key, consensusPrefix)
 	if !found {
 		return 0, "", false
 	}
 	e, sku, found := strings.Cut(rest, "/")
-	if !found || sku == "" {
+	if !found || !inventory.ValidSKU(sku) {
 		return 0, "", false
 	}
 	epoch, err := strconv.ParseInt(e, 10, 64)

@@ -121,7 +121,8 @@ func TestParseConsensusKey(t *testing.T) {
 		ok    bool
 	}{
 		{"/inventory/3/IPHONE", 3, "IPHONE", true},
-		{"/inventory/0/A/B", 0, "A/B", true},
+		{"/inventory/0/A/fence", 0, "", false}, // a reservation's fencing token: no SKU
+		{"/inventory/0/A-1.b_2", 0, "A-1.b_2", true},
 		{"/inventory/x/IPHONE", 0, "", false},
 		{"/inventory/3/", 0, "", false},
 		{"/inventory/3", 0, "", false},

@@ -216,33 +216,19 @@ func WithoutRecording(ctx context.Context) context.Context {
 
 // ---- hooks the action methods call (one line each) ----
 
-// recorded records a region action when err is nil and returns err.
-func (l *Lab) recorded(err error, kind ActionKind, region string) error {
-	if err != nil {
-		return err
-	}
-	a := RecordedAction{Kind: kind, Regions: []string{region}}
-	if kind == ActBridge {
-		f := l.cluster.Fabric()
-		for _, from := range l.regions {
-			for _, to := range l.regions {
-				if from != to && !f.Up(from, to) {
-					a.Cuts = append(a.Cuts, [2]string{from, to})
-				}
-			}
-		}
-	}
-	l.actions.add(a)
-	return nil
-}
-
-// recordOp records a stock, buy or read as it returned, unless its
-// context says not to (WithoutRecording).
-func (l *Lab) recordOp(ctx context.Context, op Operation, quorum QuorumState) {
+// recordOp records an operation as it returned, unless its context says
+// not to (WithoutRecording): a stock, buy or read with the replicated
+// store's W and R as it began (kind ""), or a reservation (ActReserve,
+// fenced or not).
+func (l *Lab) recordOp(ctx context.Context, op Operation, quorum QuorumState, kind ActionKind, fenced bool) {
 	if ctx.Value(noRecording{}) != nil {
 		return
 	}
-	kind := ActBuy
+	if kind == ActReserve {
+		l.actions.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Fenced: fenced})
+		return
+	}
+	kind = ActBuy
 	switch op.Op {
 	case OpStock:
 		kind = ActStock

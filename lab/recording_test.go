@@ -44,8 +44,8 @@ func BenchmarkRecorderAdd(b *testing.B) {
 func TestWithoutRecording(t *testing.T) {
 	l := &Lab{}
 	l.actions.start(true, QuorumState{})
-	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{})
-	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{})
+	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{}, "", false)
+	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{}, "", false)
 	if n := len(l.actions.snapshot().Actions); n != 1 {
 		t.Fatalf("recorded %d operations, want only the one without WithoutRecording", n)
 	}

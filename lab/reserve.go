@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"caplab/lab/inventory"
+	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -96,8 +97,7 @@ func (l *Lab) Pause(region string, seconds float64) error {
 	}
 	d := time.Duration(seconds * float64(time.Second))
 	l.pauses.set(region, time.Now().Add(d))
-	l.fault(FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d))
-	l.actions.add(RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
+	l.faultHappened(FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d), &RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
 	return nil
 }
 
@@ -137,10 +137,25 @@ func (l *Lab) Reserve(ctx context.Context, sku, region string, fenced bool) (Out
 // ReserveAsync starts a reservation and returns once it has finished or
 // frozen in a pause holding (it believes) the lock; the channel delivers
 // the outcome when it is done. Close waits for it.
+//
+// A reservation is an operation like any other and takes the one command
+// path (do): it passes admission and the (region, store) breaker of the
+// consensus store — an open breaker fails it fast, a full gateway answers
+// it overloaded, and its unavailable answers count toward opening the
+// breaker (a half-open breaker's one trial call may be a reservation, and
+// while it waits for the lock or sits frozen, that region's other
+// consensus requests fail fast) — and it is recorded like a buy: in the
+// History, or, left out (WithOpRecording, the History's cap), as a gap and
+// in the ledger of the lab's own unrecorded writes. Its store call has a
+// deadline long enough for the lock wait and the longest pause
+// (reserveBudget).
 func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan Outcome, error) {
 	if err := l.checkOp(Consensus, sku, region); err != nil {
 		return nil, err
 	}
+	// The gate is entered here, before bg.Add: that orders bg.Add before
+	// Close's bg.Wait. do must then not enter again (a nested enter behind
+	// a reset's Lock would wait the reset out).
 	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return nil, err
 	}
@@ -153,21 +168,13 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 		defer l.bg.Done()
 		defer l.gate.Leave()
 		defer freeze()
-		op := Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1, Client: l.sessionOf(region, Consensus), Call: time.Now()}
-		rr := l.beginRecord(OpRecording{}, op) // verdict.go
-		out := l.reserve(context.WithoutCancel(ctx), op, fenced, freeze)
-		op.Return = time.Now()
-		out.Store, out.Region, out.SKU, out.Op, out.Qty = Consensus, region, sku, OpBuy, 1
-		out.LatencyMs = math.Round(float64(op.Return.Sub(op.Call).Microseconds())/10) / 100
-		if out.AnsweredBy == nil {
-			out.AnsweredBy = []string{}
-		}
-		op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-		op, _ = l.endRecord(rr, OpRecording{}, op)
-		out.OpID = op.ID
-		l.count(op)
-		l.actions.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{region}, Op: &op, Fenced: fenced})
-		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out})
+		out, _ := l.do(context.WithoutCancel(ctx), command{
+			op:      Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1},
+			entered: true, freezes: true, action: ActReserve, fenced: fenced, budget: l.reserveBudget,
+			run: func(ctx context.Context, op Operation, _ storeEnv) Outcome {
+				return l.reserve(ctx, op, fenced, freeze)
+			},
+		})
 		done <- out
 	}()
 	select {
@@ -175,6 +182,12 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 	case <-l.stop:
 	}
 	return done, nil
+}
+
+// reserveTTL is the lease TTL (seconds) a reservation's lock gets: LockTTL,
+// or etcd's minimum (1.5 × the election timeout) when that is larger.
+func reserveTTL(t nodes.Timing) int64 {
+	return max(LockTTL, int64(math.Ceil(1.5*float64(t.ElectionMs)/1000)))
 }
 
 // reserve runs the flow; freeze is called when the shop freezes.

@@ -154,12 +154,19 @@ func (l *Lab) coalesceState() {
 	}
 }
 
-// fault records a fault or configuration change and publishes it.
-func (l *Lab) fault(kind FaultKind, regions []string, detail string) {
+// faultHappened records a fault or configuration change everywhere it
+// must go: the History, the consensus store's leader (answers name the
+// leader as it is after the fault), the version viewers see, the event
+// stream and the recorders (the audit log) — and, when act is not nil,
+// the lesson recording, as that action.
+func (l *Lab) faultHappened(kind FaultKind, regions []string, detail string, act *RecordedAction) {
 	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
-	l.consensus.LeaderChanged() // answers name the leader as it is after the fault
+	l.consensus.LeaderChanged()
 	l.version.Add(1)
 	l.publish(Event{Type: EventFault, Fault: &f})
+	if act != nil {
+		l.actions.add(*act)
+	}
 }
 
 // cityOf names a region for a person: "Singapore (ap-southeast-1)".

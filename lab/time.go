@@ -22,16 +22,14 @@ func (l *Lab) SetClock(region string, offsetMs, driftPpm float64) error {
 	if driftPpm != 0 {
 		detail += fmt.Sprintf(", drift %g ppm", driftPpm)
 	}
-	l.fault(FaultClock, []string{region}, detail)
-	l.actions.add(RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
+	l.faultHappened(FaultClock, []string{region}, detail, &RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
 	return nil
 }
 
 // ResetClocks puts every region's clock back to true time.
 func (l *Lab) ResetClocks() error {
 	l.clocks.Reset()
-	l.fault(FaultClock, nil, "every clock at true time")
-	l.actions.add(RecordedAction{Kind: ActClock})
+	l.faultHappened(FaultClock, nil, "every clock at true time", &RecordedAction{Kind: ActClock})
 	return nil
 }
 
