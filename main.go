@@ -159,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	base := "http://" + displayHost(ln.Addr().String())
 	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present,
-		Lessons: web.LessonsFrom(catalog, l), AllowedHosts: loopbackHosts(ln.Addr())})
+		Lessons: web.LessonsFrom(catalog, lessons.LabOf(l)), AllowedHosts: loopbackHosts(ln.Addr())})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -170,7 +170,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	if l.Resumed() {
+	if l.Cluster().Resumed() {
 		fmt.Fprintf(stdout, "caplab: resumed from %s: the stores hold what the last run there acknowledged\n", *dataDir)
 	}
 	t := l.Cluster().Timing()
@@ -215,7 +215,7 @@ func newLessonLab(ctx context.Context, scale float64, regions []string) (lessons
 	if err != nil {
 		return nil, nil, err
 	}
-	return l, l.Close, nil
+	return lessons.LabOf(l), l.Close, nil
 }
 
 // parseRegions takes a count (first N of the catalogue) or a list.

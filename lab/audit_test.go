@@ -119,7 +119,7 @@ func TestAuditAndExportWithLab(t *testing.T) {
 	stock(t, l, Consensus, "us-east-1", 3)
 	stock(t, l, Replicated, "us-east-1", 3)
 	buy(t, l, Consensus, "eu-west-1")
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {"ap-southeast-1"}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {"ap-southeast-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	minority := buy(t, l, Consensus, "ap-southeast-1") // unavailable: indeterminate
@@ -128,7 +128,7 @@ func TestAuditAndExportWithLab(t *testing.T) {
 	if _, err := l.Read(ctxT(t, 10*time.Second), Consensus, "IPHONE", "ap-southeast-1", Serializable); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	buy(t, l, Consensus, "ap-southeast-1")

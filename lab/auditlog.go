@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -462,72 +461,3 @@ func readAuditFile(name string, last bool, fn func(AuditRecord) error) error {
 		}
 	}
 }
-
-// ---- the hook between the lab and its recorders
-
-// recorders are the functions called for every recorded operation, fault
-// and reset. The list is copied on write, so calling them takes no lock.
-type hooks struct {
-	fns   atomic.Pointer[[]*func(Event)]
-	mu    sync.Mutex // serialises changes
-	audit atomic.Pointer[AuditLog]
-}
-
-func (rs *hooks) call(e Event) {
-	switch e.Type {
-	case EventOperation, EventFault, EventReset, EventGap, EventGeoCall:
-	default:
-		return
-	}
-	if p := rs.fns.Load(); p != nil {
-		for _, fn := range *p {
-			(*fn)(e)
-		}
-	}
-}
-
-// Record calls fn for every operation, fault and reset the lab records
-// from now on, on the goroutine that records it and in the order it is
-// recorded there; fn must return quickly and must not call the lab. Unlike
-// a Subscribe channel, a recorder misses nothing. cancel stops the calls.
-func (l *Lab) Record(fn func(Event)) (cancel func()) {
-	rs := &l.hooks
-	p := &fn
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	var cur []*func(Event)
-	if old := rs.fns.Load(); old != nil {
-		cur = *old
-	}
-	next := append(slices.Clone(cur), p)
-	rs.fns.Store(&next)
-	return func() {
-		rs.mu.Lock()
-		defer rs.mu.Unlock()
-		var cur []*func(Event)
-		if old := rs.fns.Load(); old != nil {
-			cur = *old
-		}
-		next := slices.DeleteFunc(slices.Clone(cur), func(q *func(Event)) bool { return q == p })
-		rs.fns.Store(&next)
-	}
-}
-
-// OpenAudit opens the audit log in dir and records every operation, fault
-// and reset of l into it; exports (Lab.Export) then read the log. Close the
-// log after the lab.
-func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
-	a, err := OpenAuditLog(dir, l.Regions(), opts)
-	if err != nil {
-		return nil, err
-	}
-	l.Record(a.Append)
-	l.hooks.audit.Store(a)
-	return a, nil
-}
-
-// AuditLog is the log OpenAudit attached to l, nil when none.
-func (l *Lab) AuditLog() *AuditLog { return l.hooks.audit.Load() }
-
-// AuditDir is where a lab with a data directory keeps its audit log.
-func AuditDir(dataDir string) string { return filepath.Join(dataDir, "audit") }

@@ -143,7 +143,7 @@ func BenchmarkFailFast(b *testing.B) {
 		b.Fatal(o.Message)
 	}
 	minority := "ap-southeast-1"
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
 		b.Fatal(err)
 	}
 	// Before the member notices it lost the leader: the deadline answers.
@@ -184,7 +184,7 @@ func BenchmarkReplicatedBuys(b *testing.B) {
 	regions := l.Regions()
 	for _, q := range []QuorumState{GlobalTables(3), StrictQuorum(3)} {
 		name := fmt.Sprintf("W%dR%d", q.W, q.R)
-		if err := l.SetQuorum(q.W, q.R); err != nil {
+		if err := l.Faults().SetQuorum(q.W, q.R); err != nil {
 			b.Fatal(err)
 		}
 		for i := range buyers {
@@ -211,7 +211,7 @@ func BenchmarkBuyFidelity(b *testing.B) {
 	ctx := context.Background()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := l.Lead(lctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(lctx, "us-east-1"); err != nil {
 		b.Fatal(err)
 	}
 	if o, _ := l.Stock(ctx, Consensus, "FID", "us-east-1", 1000); o.Outcome != OK {

@@ -24,7 +24,8 @@ type consensusStore struct {
 	cluster    *nodes.Cluster
 	regions    []string
 	maxRetries int
-	epoch      atomic.Int64 // bumped by every reset: keys live under it
+	timeout    time.Duration // a reservation's calls' deadline
+	epoch      atomic.Int64  // bumped by every reset: keys live under it
 	leader     leaderCache
 }
 

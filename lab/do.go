@@ -16,7 +16,7 @@ import (
 
 // Stock sets a SKU's stock in one store, as a write from region.
 func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quantity int) (Outcome, error) {
-	if err := l.checkOp(store, sku, region); err != nil {
+	if err := checkOp(l.regions, store, sku, region); err != nil {
 		return Outcome{}, err
 	}
 	if err := inventory.CheckStockQuantity(quantity); err != nil {
@@ -27,7 +27,7 @@ func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quanti
 
 // Buy buys qty units of a SKU from region.
 func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int) (Outcome, error) {
-	if err := l.checkOp(store, sku, region); err != nil {
+	if err := checkOp(l.regions, store, sku, region); err != nil {
 		return Outcome{}, err
 	}
 	if err := CheckQty(qty); err != nil {
@@ -40,7 +40,7 @@ func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int)
 // consensus store ("" means linearizable); the replicated store reads R
 // replicas.
 func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consistency) (Outcome, error) {
-	if err := l.checkOp(store, sku, region); err != nil {
+	if err := checkOp(l.regions, store, sku, region); err != nil {
 		return Outcome{}, err
 	}
 	c, err := inventory.ParseConsistency(c)
@@ -97,16 +97,16 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 	}
 	st := l.stores[op.Store]
 	env := storeEnv{Quorum: l.replicated.Quorum()}
-	op.Client = l.sessionOf(op.Region, op.Store)
-	l.shareStrings(&op)
+	op.Client = sessionOf(l.regions, op.Region, op.Store)
+	shareStrings(l.regions, &op)
 	op.Call = time.Now()
 	rec := opRecordingOf(ctx) // oprecording.go: a load records and publishes less
-	rr := l.beginRecord(rec, op)
+	rr := l.records.begin(rec, op)
 	if !rr.keep && !rec.SkipHistory { // past the History's cap: its geo calls go unlogged too
 		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
 	}
 	if !c.freezes {
-		l.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+		l.time.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
 	}
 	budget := c.budget
 	if budget <= 0 {
@@ -148,17 +148,17 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
-	op, kept := l.endRecord(rr, rec, op)
+	op, kept := l.records.end(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.ownWrites.note(op, l.consensus.Epoch())
 	}
 	if !rec.SkipPublish { // a load's operations are no actions to record
-		l.recordOp(ctx, op, env.Quorum, c.action, c.fenced)
+		l.recorder.op(ctx, op, env.Quorum, c.action, c.fenced)
 	}
 	out.OpID = op.ID
-	l.count(op)
+	l.counters.count(op)
 	if !rec.SkipPublish {
-		l.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.snap.Load()})
+		l.events.publish(Event{Type: EventOperation, Operation: &op, Outcome: &out, State: l.events.snap.Load()})
 	} else if kept { // the audit log keeps what the History keeps
 		l.hooks.call(Event{Type: EventOperation, Operation: &op})
 	}
@@ -168,9 +168,9 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 // shareStrings points op's region, store, op and consistency at the lab's
 // own strings: a request decoded from JSON carries fresh copies, which the
 // history would otherwise keep, one set per operation, up to its cap.
-func (l *Lab) shareStrings(op *Operation) {
-	if i := slices.Index(l.regions, op.Region); i >= 0 {
-		op.Region = l.regions[i]
+func shareStrings(regions []string, op *Operation) {
+	if i := slices.Index(regions, op.Region); i >= 0 {
+		op.Region = regions[i]
 	}
 	if i := slices.Index(Stores, op.Store); i >= 0 {
 		op.Store = Stores[i]
@@ -190,6 +190,6 @@ func (l *Lab) shareStrings(op *Operation) {
 // sessionOf numbers the (region, store) gateway sessions from 0: the
 // Operation.Client of the history. (The checker assigns its own client
 // ids, since one gateway serves concurrent buyers.)
-func (l *Lab) sessionOf(region string, store Store) int {
-	return slices.Index(l.regions, region)*len(Stores) + slices.Index(Stores, store)
+func sessionOf(regions []string, region string, store Store) int {
+	return slices.Index(regions, region)*len(Stores) + slices.Index(Stores, store)
 }

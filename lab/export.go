@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"caplab/lab/check"
+	"caplab/lab/history"
 	"caplab/lab/inventory"
 )
 
@@ -109,14 +110,14 @@ func (l *Lab) Export(w io.Writer, format ExportFormat, f ExportFilter) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	if a := l.AuditLog(); a != nil {
+	if a := l.hooks.log(); a != nil {
 		l.gaps.All(true) // the log hears of every gap change before it is read
 		if err := a.Flush(); err != nil {
 			return err
 		}
 		return ExportAudit(a.Dir(), w, format, f)
 	}
-	return exportRecords(w, format, f, l.memoryRecords())
+	return exportRecords(w, format, f, memoryRecords(l.history, l.geoLog, l.gaps, l.regions))
 }
 
 // ExportAudit writes the audit log in dir in format.
@@ -132,11 +133,11 @@ func ExportAudit(dir string, w io.Writer, format ExportFormat, f ExportFilter) e
 // and gaps merged in time order. Read in that order (the History, the
 // geo log, the gaps last), every gap a recorded answer could have seen is
 // in it.
-func (l *Lab) memoryRecords() func(func(AuditRecord) error) error {
-	v := l.history.View("")
-	dropped, _ := l.history.Dropped()
-	calls := l.geo.log.Calls("")
-	gaps := l.gaps.All(false)
+func memoryRecords(h *History, geoLog *history.GeoLog, g *history.Gaps, regions []string) func(func(AuditRecord) error) error {
+	v := h.View("")
+	dropped, _ := h.Dropped()
+	calls := geoLog.Calls("")
+	gaps := g.All(false)
 	recs := make([]AuditRecord, 0, len(v.Operations)+len(v.Faults)+len(calls)+len(gaps)+2)
 	for i := range v.Operations {
 		recs = append(recs, AuditRecord{Type: AuditOperation, At: v.Operations[i].Return, Operation: &v.Operations[i]})
@@ -151,7 +152,7 @@ func (l *Lab) memoryRecords() func(func(AuditRecord) error) error {
 		recs = append(recs, AuditRecord{Type: AuditGap, At: gaps[i].From, Gap: &gaps[i]})
 	}
 	slices.SortStableFunc(recs, func(a, b AuditRecord) int { return a.At.Compare(b.At) })
-	recs = slices.Insert(recs, 0, AuditRecord{Type: AuditStart, At: l.history.StartedAt(), Regions: l.Regions()})
+	recs = slices.Insert(recs, 0, AuditRecord{Type: AuditStart, At: h.StartedAt(), Regions: slices.Clone(regions)})
 	if dropped > 0 {
 		recs = append(recs, AuditRecord{Type: AuditDropped, At: time.Now(), Dropped: dropped})
 	}

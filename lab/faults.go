@@ -3,35 +3,56 @@ package lab
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
-// ---- network and region faults ----
+// Faults is the lab's room for faults and configuration changes: links
+// between regions and between a region's zones (cut, heal, latency,
+// partitions, bridges), crashes and restarts of regions and zones, the
+// consensus group's leader and the replicated store's W and R. Each change
+// is recorded once, everywhere it must go (Lab.faultHappened).
+type Faults struct {
+	cluster    *nodes.Cluster
+	regions    []string
+	timeout    time.Duration // the request deadline
+	logger     *slog.Logger
+	replicated *replicatedStore // W and R
+	geo        *geoStore        // its transfer recovery, kicked after a restart
+	happened   func(kind FaultKind, regions []string, detail string, act *RecordedAction)
+}
+
+// Faults is the lab's room for faults and configuration changes.
+func (l *Lab) Faults() *Faults { return l.faults }
+
+func (f *Faults) checkRegion(name string) error { return inventory.CheckRegion(f.regions, name) }
 
 // MaxRTTMs bounds a link's round-trip time (the fabric's rule).
 const MaxRTTMs = nodes.MaxRTTMs
 
 // Partition splits the regions into groups (every region in exactly one).
-func (l *Lab) Partition(groups [][]string) error {
+func (f *Faults) Partition(groups [][]string) error {
 	for _, g := range groups {
 		for _, r := range g {
-			if err := l.CheckRegion(r); err != nil {
+			if err := f.checkRegion(r); err != nil {
 				return err
 			}
 		}
 	}
-	if err := l.cluster.Fabric().Partition(groups); err != nil {
+	if err := f.cluster.Fabric().Partition(groups); err != nil {
 		return wrapNodes(err)
 	}
 	parts := make([]string, len(groups))
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
-	l.faultHappened(FaultPartition, nil, strings.Join(parts, " | "), &RecordedAction{Kind: ActPartition, Groups: groups})
-	l.awaitStreams()
+	f.happened(FaultPartition, nil, strings.Join(parts, " | "), &RecordedAction{Kind: ActPartition, Groups: groups})
+	f.awaitStreams()
 	return nil
 }
 
@@ -39,98 +60,98 @@ func (l *Lab) Partition(groups [][]string) error {
 // moment to reconnect (bounded), so that the next write through a follower
 // does not fall into the gap and wait out its deadline. See
 // nodes.Cluster.AwaitStreams.
-func (l *Lab) awaitStreams() {
-	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Second, l.cfg.RequestTimeout))
+func (f *Faults) awaitStreams() {
+	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Second, f.timeout))
 	defer cancel()
-	if err := l.cluster.AwaitStreams(ctx); err != nil {
-		l.cfg.Logger.Warn("links came up but raft streams are slow to reconnect", "err", err)
+	if err := f.cluster.AwaitStreams(ctx); err != nil {
+		f.logger.Warn("links came up but raft streams are slow to reconnect", "err", err)
 	}
 }
 
 // HealAll brings every link up; latencies are kept.
-func (l *Lab) HealAll() error {
-	l.cluster.Fabric().HealAll()
-	l.healZoneLinks()
-	l.faultHappened(FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
-	l.awaitStreams()
+func (f *Faults) HealAll() error {
+	f.cluster.Fabric().HealAll()
+	f.healZoneLinks()
+	f.happened(FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
+	f.awaitStreams()
 	return nil
 }
 
 // SetLink cuts or heals one link, both ways unless oneWay.
-func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
-	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
-		return l.setZoneLink(from, to, up, oneWay)
+func (f *Faults) SetLink(from, to string, up, oneWay bool) error {
+	if f.cluster.IsZone(from) || f.cluster.IsZone(to) {
+		return f.setZoneLink(from, to, up, oneWay)
 	}
-	if err := l.CheckRegion(from); err != nil {
+	if err := f.checkRegion(from); err != nil {
 		return err
 	}
-	if err := l.CheckRegion(to); err != nil {
+	if err := f.checkRegion(to); err != nil {
 		return err
 	}
-	if err := l.cluster.Fabric().SetLink(from, to, up, oneWay); err != nil {
+	if err := f.cluster.Fabric().SetLink(from, to, up, oneWay); err != nil {
 		return wrapNodes(err)
 	}
 	defer func() {
 		if up {
-			l.awaitStreams() // after the fault is recorded and published
+			f.awaitStreams() // after the fault is recorded and published
 		}
 	}()
-	l.linkFault(from, to, up, oneWay, &RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
+	f.linkFault(from, to, up, oneWay, &RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
 	return nil
 }
 
 // SetLatency sets the round-trip time between two regions (oneWay: only
 // from → to gets rttMs/2 of one-way delay).
-func (l *Lab) SetLatency(from, to string, rttMs float64, oneWay bool) error {
-	if l.cluster.IsZone(from) || l.cluster.IsZone(to) {
-		return l.setZoneLatency(from, to, rttMs, oneWay)
+func (f *Faults) SetLatency(from, to string, rttMs float64, oneWay bool) error {
+	if f.cluster.IsZone(from) || f.cluster.IsZone(to) {
+		return f.setZoneLatency(from, to, rttMs, oneWay)
 	}
-	if err := l.CheckRegion(from); err != nil {
+	if err := f.checkRegion(from); err != nil {
 		return err
 	}
-	if err := l.CheckRegion(to); err != nil {
+	if err := f.checkRegion(to); err != nil {
 		return err
 	}
-	if err := l.cluster.Fabric().SetRTT(from, to, rttMs, oneWay); err != nil {
+	if err := f.cluster.Fabric().SetRTT(from, to, rttMs, oneWay); err != nil {
 		return wrapNodes(err)
 	}
 	arrow := "<->"
 	if oneWay {
 		arrow = "->"
 	}
-	l.faultHappened(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs),
+	f.happened(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs),
 		&RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
 // Isolate cuts every link of one region.
-func (l *Lab) Isolate(region string) error {
-	return l.regionFault(region, l.cluster.Fabric().Isolate, FaultPartition, region+" isolated", ActIsolate)
+func (f *Faults) Isolate(region string) error {
+	return f.regionFault(region, f.cluster.Fabric().Isolate, FaultPartition, region+" isolated", ActIsolate)
 }
 
 // Bridge leaves the other regions able to talk only through via.
-func (l *Lab) Bridge(via string) error {
-	return l.regionFault(via, l.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via, ActBridge)
+func (f *Faults) Bridge(via string) error {
+	return f.regionFault(via, f.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via, ActBridge)
 }
 
 // Crash stops a region abruptly.
-func (l *Lab) Crash(region string) error {
-	return l.regionFault(region, l.cluster.Crash, FaultCrash, region+" crashed", ActCrash)
+func (f *Faults) Crash(region string) error {
+	return f.regionFault(region, f.cluster.Crash, FaultCrash, region+" crashed", ActCrash)
 }
 
 // Restart brings a crashed region back from its data directory.
-func (l *Lab) Restart(region string) error {
-	return l.regionFault(region, l.cluster.Restart, FaultRestart, region+" restarted", ActRestart)
+func (f *Faults) Restart(region string) error {
+	return f.regionFault(region, f.cluster.Restart, FaultRestart, region+" restarted", ActRestart)
 }
 
 // regionFault applies a fault to one region (or zone) and records it, as
 // action act.
-func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKind, detail string, act ActionKind) error {
+func (f *Faults) regionFault(region string, apply func(string) error, kind FaultKind, detail string, act ActionKind) error {
 	zones := kind == FaultCrash || kind == FaultRestart // zones crash and restart too
-	if !zones || !l.cluster.IsZone(region) {
-		if err := l.CheckRegion(region); err != nil {
+	if !zones || !f.cluster.IsZone(region) {
+		if err := f.checkRegion(region); err != nil {
 			if zones {
-				return l.unknownRegionOrZone(region)
+				return f.unknownRegionOrZone(region)
 			}
 			return err
 		}
@@ -140,18 +161,18 @@ func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKin
 	}
 	a := RecordedAction{Kind: act, Regions: []string{region}}
 	if act == ActBridge { // the links left cut
-		f := l.cluster.Fabric()
-		for _, from := range l.regions {
-			for _, to := range l.regions {
-				if from != to && !f.Up(from, to) {
+		fab := f.cluster.Fabric()
+		for _, from := range f.regions {
+			for _, to := range f.regions {
+				if from != to && !fab.Up(from, to) {
 					a.Cuts = append(a.Cuts, [2]string{from, to})
 				}
 			}
 		}
 	}
-	l.faultHappened(kind, []string{region}, detail, &a)
+	f.happened(kind, []string{region}, detail, &a)
 	if kind == FaultRestart {
-		l.geo.kickRecovery() // pending transfers are settled after a restart
+		f.geo.kickRecovery() // pending transfers are settled after a restart
 	}
 	return nil
 }
@@ -163,38 +184,38 @@ func (l *Lab) regionFault(region string, apply func(string) error, kind FaultKin
 // max(5 s, 4 × RequestTimeout) when ctx has no deadline: a lesson's
 // "lead" gives it the lesson's wait (30 s), which a busy machine may need
 // after a reset.
-func (l *Lab) Lead(ctx context.Context, region string) error {
-	if err := l.CheckRegion(region); err != nil {
+func (f *Faults) Lead(ctx context.Context, region string) error {
+	if err := f.checkRegion(region); err != nil {
 		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, max(5*time.Second, 4*l.cfg.RequestTimeout))
+		ctx, cancel = context.WithTimeout(ctx, max(5*time.Second, 4*f.timeout))
 		defer cancel()
 	}
-	if err := l.cluster.MoveLeader(ctx, region); err != nil {
+	if err := f.cluster.MoveLeader(ctx, region); err != nil {
 		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
-	l.faultHappened(FaultLead, []string{region}, region+" leads", &RecordedAction{Kind: ActLead, Regions: []string{region}})
+	f.happened(FaultLead, []string{region}, region+" leads", &RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
 // SetQuorum configures the replicated store's W and R.
-func (l *Lab) SetQuorum(w, r int) error {
-	if err := ValidateQuorum(len(l.regions), w, r); err != nil {
+func (f *Faults) SetQuorum(w, r int) error {
+	if err := ValidateQuorum(len(f.regions), w, r); err != nil {
 		return err
 	}
-	l.replicated.SetQuorum(QuorumState{N: len(l.regions), W: w, R: r})
-	l.faultHappened(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(l.regions)), &RecordedAction{Kind: ActQuorum, W: w, R: r})
+	f.replicated.SetQuorum(QuorumState{N: len(f.regions), W: w, R: r})
+	f.happened(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(f.regions)), &RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
 // Quorum is the replicated store's configuration.
-func (l *Lab) Quorum() QuorumState { return l.replicated.Quorum() }
+func (f *Faults) Quorum() QuorumState { return f.replicated.Quorum() }
 
 // linkFault records a link (region or zone) cut or healed, one way or
 // both, as action act (nil: none, a zone link).
-func (l *Lab) linkFault(from, to string, up, oneWay bool, act *RecordedAction) {
+func (f *Faults) linkFault(from, to string, up, oneWay bool, act *RecordedAction) {
 	arrow := "<->"
 	if oneWay {
 		arrow = "->"
@@ -203,5 +224,94 @@ func (l *Lab) linkFault(from, to string, up, oneWay bool, act *RecordedAction) {
 	if up {
 		kind = FaultHeal
 	}
-	l.faultHappened(kind, []string{from, to}, from+" "+arrow+" "+to, act)
+	f.happened(kind, []string{from, to}, from+" "+arrow+" "+to, act)
 }
+
+// resetZones restarts crashed zones, puts zone links back to their model
+// latencies and waits for every regional group's leader. Called by Reset
+// with the gate held, before it empties the geo store.
+func (f *Faults) resetZones(ctx context.Context) error {
+	f.cluster.ResetZoneLinks()
+	for _, r := range f.regions {
+		for _, z := range f.cluster.Zones(r) {
+			if !f.cluster.ZoneUp(z) {
+				if err := f.cluster.Restart(z); err != nil {
+					return wrapNodes(err)
+				}
+			}
+		}
+	}
+	if err := f.cluster.WaitRegionalLeaders(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *Faults) healZoneLinks() {
+	for _, r := range f.regions {
+		if zf, err := f.cluster.ZoneFabric(r); err == nil {
+			zf.HealAll()
+		}
+	}
+}
+
+// checkZonePair checks that a and b are zones of one region.
+func (f *Faults) checkZonePair(a, b string) (*nodes.Fabric, error) {
+	for _, n := range []string{a, b} {
+		if !f.cluster.IsZone(n) && f.checkRegion(n) != nil {
+			return nil, f.unknownRegionOrZone(n)
+		}
+	}
+	ra, rb := f.cluster.ZoneRegion(a), f.cluster.ZoneRegion(b)
+	if ra == "" || rb == "" || ra != rb {
+		return nil, fmt.Errorf("%w: a zone link joins two zones of one region (got %s and %s); between regions, name the regions", ErrBadInput, a, b)
+	}
+	zf, err := f.cluster.ZoneFabric(ra)
+	if err != nil {
+		return nil, wrapNodes(err)
+	}
+	return zf, nil
+}
+
+func (f *Faults) unknownRegionOrZone(n string) error {
+	return fmt.Errorf("%w: region %s is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, Echo(n),
+		strings.Join(f.regions, ", "), strings.Join(f.allZones(), ", "))
+}
+
+func (f *Faults) allZones() []string {
+	var out []string
+	for _, r := range f.regions {
+		out = append(out, f.cluster.Zones(r)...)
+	}
+	return out
+}
+
+func (f *Faults) setZoneLink(from, to string, up, oneWay bool) error {
+	zf, err := f.checkZonePair(from, to)
+	if err != nil {
+		return err
+	}
+	if err := zf.SetLink(from, to, up, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	f.linkFault(from, to, up, oneWay, nil) // zone links are no lesson actions
+	return nil
+}
+
+func (f *Faults) setZoneLatency(from, to string, rttMs float64, oneWay bool) error {
+	zf, err := f.checkZonePair(from, to)
+	if err != nil {
+		return err
+	}
+	if err := zf.SetRTT(from, to, rttMs, oneWay); err != nil {
+		return wrapNodes(err)
+	}
+	f.happened(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs), nil)
+	return nil
+}
+
+// IsZone reports whether name is a zone of this lab (us-east-1a).
+func (f *Faults) IsZone(name string) bool { return f.cluster.IsZone(name) }
+
+// Zones lists a region's zones.
+func (f *Faults) Zones(region string) []string { return slices.Clone(f.cluster.Zones(region)) }

@@ -48,7 +48,7 @@ type geoStore struct {
 	cacheMu sync.Mutex
 	cache   map[geoKey]geoSeen // last row seen per (sku, region)
 
-	log history.GeoLog // every call to a regional group, for the checker
+	log *history.GeoLog // every call to a regional group, for the checker
 
 	// gaps notes write calls the log has no room for; onCall hands each
 	// logged call to the lab's recorders (the audit log). Set by New.

@@ -27,7 +27,7 @@ func BenchmarkGeoLatency(b *testing.B) {
 	tm := nodes.DeriveTiming(nodes.DefaultRegions, 1)
 	l := benchLab(b, Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
 	ctx := context.Background()
-	if err := l.Lead(ctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(ctx, "us-east-1"); err != nil {
 		b.Fatal(err)
 	}
 	const n = 40

@@ -27,7 +27,7 @@ func TestGeoLocalBuyBeatsTheOcean(t *testing.T) {
 	}
 	tm := nodes.DeriveTiming(nodes.DefaultRegions, 1)
 	l := newLab(t, Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
-	if err := l.Lead(ctxT(t, 30*time.Second), "us-east-1"); err != nil {
+	if err := l.Faults().Lead(ctxT(t, 30*time.Second), "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	const sku, n = "LATENCY", 30

@@ -31,23 +31,23 @@ func geoNemesisSchedule(seed uint64, l *Lab, n int) []nemesisStep {
 		switch rng.IntN(6) {
 		case 0:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.SetLink(a, b, false, false) }})
+			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.Faults().SetLink(a, b, false, false) }})
 		case 1:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.SetLink(a, b, false, true) }})
+			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.Faults().SetLink(a, b, false, true) }})
 		case 2:
 			v := pick()
-			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Isolate(v) }})
+			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Faults().Isolate(v) }})
 		case 3:
-			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.Faults().HealAll() }})
 		case 4:
-			z := l.Zones(pick())[rng.IntN(3)]
+			z := l.Faults().Zones(pick())[rng.IntN(3)]
 			steps = append(steps, nemesisStep{"crash+restart zone " + z, func(l *Lab) error {
-				if err := l.Crash(z); err != nil {
+				if err := l.Faults().Crash(z); err != nil {
 					return nil // its region is down, or it is already down
 				}
 				time.Sleep(150 * time.Millisecond)
-				if err := l.Restart(z); err != nil && !errors.Is(err, ErrConflict) {
+				if err := l.Faults().Restart(z); err != nil && !errors.Is(err, ErrConflict) {
 					return err // a conflict: its region crashed meanwhile
 				}
 				return nil
@@ -55,15 +55,15 @@ func geoNemesisSchedule(seed uint64, l *Lab, n int) []nemesisStep {
 		case 5:
 			v := pick()
 			steps = append(steps, nemesisStep{"crash+restart " + v, func(l *Lab) error {
-				if err := l.Crash(v); err != nil {
+				if err := l.Faults().Crash(v); err != nil {
 					return nil // down already (the mid-transfer crash)
 				}
 				time.Sleep(300 * time.Millisecond)
-				return l.Restart(v)
+				return l.Faults().Restart(v)
 			}})
 		}
 	}
-	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.Faults().HealAll() }})
 }
 
 // TestGeoNemesis: buyers in every region drain small allocations (so they
@@ -100,7 +100,7 @@ func TestGeoNemesis(t *testing.T) {
 				if seed%2 == 1 {
 					victim = tr.From
 				}
-				if err := l.Crash(victim); err == nil {
+				if err := l.Faults().Crash(victim); err == nil {
 					crashed.Store(victim, true)
 					t.Logf("crashed %s between the debit of %s and its credit", victim, tr.ID)
 					restarts.Add(1)
@@ -109,7 +109,7 @@ func TestGeoNemesis(t *testing.T) {
 						// Past the buy's deadline: a crashed destination
 						// leaves the transfer pending for recovery.
 						time.Sleep(l.RequestTimeout() + 300*time.Millisecond)
-						_ = l.Restart(victim)
+						_ = l.Faults().Restart(victim)
 					}()
 				}
 			}
@@ -156,7 +156,7 @@ func TestGeoNemesis(t *testing.T) {
 			restarts.Wait()
 			crashed.Range(func(k, _ any) bool {
 				if !l.cluster.IsUp(k.(string)) {
-					if err := l.Restart(k.(string)); err != nil {
+					if err := l.Faults().Restart(k.(string)); err != nil {
 						t.Errorf("restart %s: %v", k, err)
 					}
 				}
@@ -172,11 +172,11 @@ func TestGeoNemesis(t *testing.T) {
 			// before its group answers again).
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				rec, err := l.RecoverTransfers(ctxT(t, 10*time.Second))
+				rec, err := l.Geo().RecoverTransfers(ctxT(t, 10*time.Second))
 				if err != nil {
 					t.Fatal(err)
 				}
-				a, aerr := l.GeoAudit(ctxT(t, 10*time.Second), sku)
+				a, aerr := l.Geo().Conservation(ctxT(t, 10*time.Second), sku)
 				if aerr == nil && rec.Pending == 0 && a.PendingTransfers == 0 {
 					break
 				}

@@ -24,7 +24,7 @@ func buyGeo(t *testing.T, l *Lab, sku, region string, qty int) Outcome {
 
 func conserved(t *testing.T, l *Lab, sku string, stocked int) GeoAudit {
 	t.Helper()
-	a, err := l.GeoAudit(ctxT(t, 10*time.Second), sku)
+	a, err := l.Geo().Conservation(ctxT(t, 10*time.Second), sku)
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}
@@ -55,7 +55,7 @@ func TestGeoLocalBuyBorrowAndPartition(t *testing.T) {
 	conserved(t, l, sku, 6)
 
 	geoStock(t, l, sku, map[string]int{"us-east-1": 3, "eu-west-1": 3, "ap-southeast-1": 1})
-	if err := l.Isolate("ap-southeast-1"); err != nil {
+	if err := l.Faults().Isolate("ap-southeast-1"); err != nil {
 		t.Fatal(err)
 	}
 	o = buyGeo(t, l, sku, "ap-southeast-1", 1)
@@ -84,7 +84,7 @@ func TestGeoLocalBuyBorrowAndPartition(t *testing.T) {
 	if st := l.State(); st.Counters[2].Store != Geo || st.Counters[2].Stranded < 1 {
 		t.Fatalf("stranded not counted: %+v", st.Counters)
 	}
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -133,9 +133,9 @@ func TestGeoBadInput(t *testing.T) {
 			_, err := l.StockSplit(ctx, sku, "us-east-1", 10, map[string]int{"us-east-1": 4, "eu-west-1": 4})
 			return err
 		}},
-		{"unknown zone crash", ErrUnknownRegion, func() error { return l.Crash("us-east-1z") }},
-		{"zone link across regions", ErrBadInput, func() error { return l.SetLink("us-east-1a", "eu-west-1a", false, false) }},
-		{"zone link to unknown zone", ErrUnknownRegion, func() error { return l.SetLink("us-east-1a", "us-east-1q", false, false) }},
+		{"unknown zone crash", ErrUnknownRegion, func() error { return l.Faults().Crash("us-east-1z") }},
+		{"zone link across regions", ErrBadInput, func() error { return l.Faults().SetLink("us-east-1a", "eu-west-1a", false, false) }},
+		{"zone link to unknown zone", ErrUnknownRegion, func() error { return l.Faults().SetLink("us-east-1a", "us-east-1q", false, false) }},
 	}
 	for _, c := range cases {
 		if err := c.do(); !errors.Is(err, c.err) {

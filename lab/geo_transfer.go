@@ -475,3 +475,12 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 	}
 	return a, nil
 }
+
+// kickRecovery asks the recovery loop to settle every pending transfer now
+// (after a restart).
+func (s *geoStore) kickRecovery() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}

@@ -129,7 +129,7 @@ func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
 			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: OpBuy, Qty: 1,
 				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(j)}, BaseVersion: Version{Wall: int64(j - 1)}, Call: at, Return: at})
 		}
-		l.recount() // the auditor reads the filler once, as it would
+		l.counters.recount() // the auditor reads the filler once, as it would
 	}
 	if n := len(labs[1].History("").Operations); n < 90_000 {
 		t.Fatalf("history holds %d operations", n)
@@ -173,33 +173,37 @@ func TestRecountFollowsHistory(t *testing.T) {
 		l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2 - i,
 			Version: Version{Wall: int64(i + 2)}, BaseVersion: Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
 	}
-	if !l.recount() {
+	if !l.counters.recount() {
 		t.Fatal("recount saw no change")
 	}
 	if c := l.State().Counters[1]; c.Oversold != 1 {
 		t.Fatalf("replicated counters %+v, want 1 oversold", c)
 	}
-	if l.recount() {
+	if l.counters.recount() {
 		t.Fatal("a second recount with nothing new changed something")
 	}
 	// Work per recount is what is new, however long the history.
 	for range 20_000 {
 		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
 	}
-	l.recount()
-	read := func() int { l.tallyMu.Lock(); defer l.tallyMu.Unlock(); return l.tally.Read() }
+	l.counters.recount()
+	read := func() int {
+		l.counters.tallyMu.Lock()
+		defer l.counters.tallyMu.Unlock()
+		return l.counters.tally.Read()
+	}
 	before := read()
 	for range 3 {
 		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
 	}
-	l.recount()
+	l.counters.recount()
 	if n := read() - before; n != 3 {
 		t.Fatalf("the recount after 3 new operations read %d", n)
 	}
 	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	l.recount()
+	l.counters.recount()
 	if c := l.State().Counters[1]; c.Oversold != 0 {
 		t.Fatalf("after reset: %+v", c)
 	}

@@ -9,14 +9,12 @@ import (
 	"caplab/nodes"
 )
 
-// CheckRegion returns an error naming the valid regions unless name is one.
-func (l *Lab) CheckRegion(name string) error { return inventory.CheckRegion(l.regions, name) }
-
-func (l *Lab) checkOp(store Store, sku, region string) error {
+// checkOp checks an operation's store, region (one of regions) and SKU.
+func checkOp(regions []string, store Store, sku, region string) error {
 	if _, err := ParseStore(string(store)); err != nil {
 		return err
 	}
-	if err := l.CheckRegion(region); err != nil {
+	if err := inventory.CheckRegion(regions, region); err != nil {
 		return err
 	}
 	return CheckSKU(sku)

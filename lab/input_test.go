@@ -25,17 +25,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"qty 1001", func() error { _, err := l.Buy(ctx, Consensus, "X", "us-east-1", 1001); return err }, ErrBadInput, "1 to 1000"},
 		{"negative stock", func() error { _, err := l.Stock(ctx, Replicated, "X", "us-east-1", -1); return err }, ErrBadInput, "0 to"},
 		{"bad consistency", func() error { _, err := l.Read(ctx, Consensus, "X", "us-east-1", "eventual"); return err }, ErrBadInput, "linearizable or serializable"},
-		{"quorum w 0", func() error { return l.SetQuorum(0, 1) }, ErrBadInput, "w must be between 1 and 3"},
-		{"quorum r 4", func() error { return l.SetQuorum(1, 4) }, ErrBadInput, "r must be between 1 and 3"},
+		{"quorum w 0", func() error { return l.Faults().SetQuorum(0, 1) }, ErrBadInput, "w must be between 1 and 3"},
+		{"quorum r 4", func() error { return l.Faults().SetQuorum(1, 4) }, ErrBadInput, "r must be between 1 and 3"},
 		{"partition overlap", func() error {
-			return l.Partition([][]string{{"us-east-1", "eu-west-1"}, {"eu-west-1", "ap-southeast-1"}})
+			return l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {"eu-west-1", "ap-southeast-1"}})
 		}, ErrBadInput, "exactly one group"},
-		{"partition missing", func() error { return l.Partition([][]string{{"us-east-1"}, {"eu-west-1"}}) }, ErrBadInput, "missing: ap-southeast-1"},
-		{"partition unknown", func() error { return l.Partition([][]string{{"us-east-1", "eu-west-1"}, {"mars-1"}}) }, ErrUnknownRegion, "mars-1"},
-		{"self link", func() error { return l.SetLink("us-east-1", "us-east-1", false, false) }, ErrBadInput, "two different regions"},
-		{"latency too big", func() error { return l.SetLatency("us-east-1", "eu-west-1", 5001, false) }, ErrBadInput, "between 0 and 5000"},
-		{"crash unknown", func() error { return l.Crash("mars-1") }, ErrUnknownRegion, "mars-1"},
-		{"restart running", func() error { return l.Restart("us-east-1") }, ErrConflict, "already running"},
+		{"partition missing", func() error { return l.Faults().Partition([][]string{{"us-east-1"}, {"eu-west-1"}}) }, ErrBadInput, "missing: ap-southeast-1"},
+		{"partition unknown", func() error { return l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {"mars-1"}}) }, ErrUnknownRegion, "mars-1"},
+		{"self link", func() error { return l.Faults().SetLink("us-east-1", "us-east-1", false, false) }, ErrBadInput, "two different regions"},
+		{"latency too big", func() error { return l.Faults().SetLatency("us-east-1", "eu-west-1", 5001, false) }, ErrBadInput, "between 0 and 5000"},
+		{"crash unknown", func() error { return l.Faults().Crash("mars-1") }, ErrUnknownRegion, "mars-1"},
+		{"restart running", func() error { return l.Faults().Restart("us-east-1") }, ErrConflict, "already running"},
 		{"check unknown store", func() error { _, err := l.Check("mongo", "X"); return err }, ErrUnknownStore, "consensus"},
 	}
 	for _, tc := range cases {

@@ -87,17 +87,18 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// Lab is the domain: one inventory in three stores over a cluster of regions,
-// a circuit breaker per (region, store), the history of every operation and
-// fault, and the checker. Every action — a click, a lesson step, a script's
-// request — goes through these methods, so there is one command path and
-// one event stream.
+// Lab is the domain: one inventory in three stores over a cluster of
+// regions, and everything around them. It is a facade over rooms with one
+// job each: the commands (Stock, Buy, Read, StockSplit, Reserve) run
+// through do, the one command path; faults and configuration belong to
+// Faults(), clocks and shop pauses to Time(), the geo store's reads that
+// are not operations to Geo(), the lesson recording to Recorder(). Every
+// action — a click, a lesson step, a script's request — goes through these,
+// so there is one command path and one event stream.
 type Lab struct {
-	cfg      Config
-	cluster  *nodes.Cluster
-	regions  []string
-	history  *History
-	breakers *Breakers
+	cfg     Config
+	cluster *nodes.Cluster
+	regions []string
 
 	// The three stores, by their own types for what only one of them does,
 	// and behind storeAPI (store.go) for what every operation does.
@@ -106,32 +107,34 @@ type Lab struct {
 	geo        *geoStore
 	stores     map[Store]storeSlot // fixed at New
 
-	// gate: operations and the background replication enter it, Reset
-	// and Close hold it exclusively, so a reset never interleaves with a
-	// store call. Waiting for it honours the caller's deadline: a buy
-	// during a reset answers unavailable instead of waiting the reset out.
+	// The request path (package guard). gate: operations and the
+	// background loops enter it, Reset and Close hold it exclusively, so a
+	// reset never interleaves with a store call; waiting for it honours the
+	// caller's deadline.
 	gate      *guard.Gate
 	admission *guard.Admission
+	breakers  *Breakers
 
-	counters    map[Store]*storeCounts // fixed at New; the counts are atomic
-	version     atomic.Int64           // bumped by every change viewers see
-	tallyMu     sync.Mutex             // the counting goroutine's recount against Reset
-	tally       *check.Tally           // the counting goroutine's own state (under tallyMu)
-	tallyCursor HistoryCursor          // how far the tally has read the History (under tallyMu)
-	actions     recorder               // what Recording exports (recording.go)
-	clocks      *nodes.Clocks          // per-region wall clocks (time.go)
-	pauses      pauses                 // paused shops (reserve.go)
+	// What is recorded: the History, the geo call log and the gaps between
+	// them (records); the lab's own writes left out of the History, for
+	// the outside-write watcher (ownWrites); the remembered verdicts of
+	// segments that no longer change (verdicts).
+	history   *History
+	geoLog    *history.GeoLog
+	gaps      *history.Gaps
+	records   records
+	ownWrites unrecordedWrites
+	verdicts  check.Memo
 
-	snap     atomic.Pointer[State] // the newest State published; operation events carry it
-	verdicts check.Memo            // the checker's remembered segment verdicts (Check)
-
-	subMu  sync.RWMutex
-	subs   map[chan Event]*atomic.Int64 // each subscriber's events missed since its last delivery
-	missed atomic.Int64                 // events lost by any subscriber, ever (MissedEvents)
-
-	hooks     hooks            // auditlog.go: hooks that miss no operation, fault or reset
-	ownWrites unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
-	gaps      *history.Gaps    // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
+	// The rooms.
+	faults   *Faults
+	time     *Time
+	geoRoom  *GeoStore
+	recorder *Recorder
+	events   *events
+	counters *storeCounters
+	outside  *outsideWatcher
+	hooks    hooks // hooks.go: recorders that miss no operation, fault or reset
 
 	// reserveBudget is a reservation's deadline: the longest pause, the
 	// lock wait (three lease TTLs, as the flow allows) and three request
@@ -160,36 +163,47 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
-	l := &Lab{
-		cfg: cfg, cluster: cl, regions: cl.Regions(), history: NewHistory(),
-		subs:  map[chan Event]*atomic.Int64{},
-		stop:  make(chan struct{}),
-		gate:  guard.NewGate(),
-		tally: check.NewTally(),
-	}
-	l.admission = guard.NewAdmission(l.regions, cfg.MaxInFlight, cfg.RequestTimeout/4, cityOf)
-	l.counters = map[Store]*storeCounts{}
-	for _, s := range Stores {
-		l.counters[s] = &storeCounts{}
-	}
+	regions := cl.Regions()
+	l := &Lab{cfg: cfg, cluster: cl, regions: regions, stop: make(chan struct{}),
+		gate: guard.NewGate(), history: NewHistory(), geoLog: &history.GeoLog{}}
+	l.admission = guard.NewAdmission(regions, cfg.MaxInFlight, cfg.RequestTimeout/4, cityOf)
+	l.events = &events{cluster: cl, hooks: &l.hooks, stop: l.stop, subs: map[chan Event]*atomic.Int64{}}
 	bs := cfg.Breaker
-	bs.OnChange = func(region string, store Store, from, to string) { l.publishState() }
-	l.breakers = NewBreakers(l.regions, bs)
-	l.consensus = &consensusStore{cluster: cl, regions: l.regions, maxRetries: cfg.MaxRetries}
-	l.clocks = nodes.NewClocks(l.regions)
-	l.replicated = newReplicatedStore(cl, l.regions, l.clocks)
-	l.geo = newGeoStore(cl, l.regions, cfg.MaxRetries, cfg.RequestTimeout, l.breakers)
+	bs.OnChange = func(region string, store Store, from, to string) { l.events.publishState() }
+	l.breakers = NewBreakers(regions, bs)
+	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
+	l.records = records{history: l.history, geoLog: l.geoLog, gaps: l.gaps, regions: regions}
+
+	// The stores.
+	clocks := nodes.NewClocks(regions)
+	l.consensus = &consensusStore{cluster: cl, regions: regions, maxRetries: cfg.MaxRetries, timeout: cfg.RequestTimeout}
+	l.replicated = newReplicatedStore(cl, regions, clocks)
+	l.geo = newGeoStore(cl, regions, cfg.MaxRetries, cfg.RequestTimeout, l.breakers)
+	l.geo.log, l.geo.gaps = l.geoLog, l.gaps
+	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
 	l.stores = map[Store]storeSlot{}
 	for s, api := range map[Store]storeAPI{Consensus: l.consensus, Replicated: l.replicated, Geo: l.geo} {
 		_, guarded := api.(selfGuarded)
 		l.stores[s] = storeSlot{api: api, selfGuarded: guarded}
 	}
-	l.actions.start(true, l.Quorum())
 	l.reserveBudget = MaxPause + 3*time.Duration(reserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
-	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
-	l.geo.gaps = l.gaps
-	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
-	if err := l.resumeEpochs(); err != nil {
+
+	// The rooms. Each gets what it needs, and faultHappened to report a
+	// change; none sees the Lab.
+	l.counters = newStoreCounters(l.history, l.gaps, &l.events.version, l.stop)
+	l.events.breakers, l.events.clocks, l.events.counters = l.breakers, clocks, l.counters
+	l.events.replicated, l.events.geo = l.replicated, l.geo
+	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
+		replicated: l.replicated, geo: l.geo, happened: l.faultHappened}
+	l.time = &Time{clocks: clocks, regions: regions, stop: l.stop, happened: l.faultHappened}
+	l.geoRoom = &GeoStore{gate: l.gate, store: l.geo, regions: regions, timeout: cfg.RequestTimeout}
+	l.recorder = &Recorder{regions: regions, latencyScale: cfg.LatencyScale, breaker: cfg.Breaker,
+		quorum: l.replicated.Quorum, check: l.Check}
+	l.recorder.start(true, l.replicated.Quorum())
+	l.outside = &outsideWatcher{cluster: cl, regions: regions, consensus: l.consensus, history: l.history,
+		ownWrites: &l.ownWrites, settle: cfg.RequestTimeout + time.Second, stop: l.stop, happened: l.faultHappened}
+
+	if err := loadEpochs(cl, l.consensus, l.replicated, l.geo); err != nil {
 		l.replicated.Close()
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
@@ -199,33 +213,40 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	// The outside-write watcher judges every write from here on, including
+	// those made before its first watch is up.
+	rctx, rcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	l.outside.from = startRevision(rctx, cl, regions)
+	rcancel()
 	snaps, cancel := cl.Subscribe()
 	st := l.State()
-	l.snap.Store(&st)
-	l.bg.Add(4)
+	l.events.snap.Store(&st)
+	l.bg.Add(6)
 	go func() {
 		defer l.bg.Done()
-		l.counting()
+		l.counters.run()
 	}()
 	go func() {
 		defer l.bg.Done()
 		defer cancel()
-		l.forwardSnapshots(snaps)
+		l.events.forward(snaps, l.consensus.LeaderChanged)
 	}()
 	go func() {
 		defer l.bg.Done()
-		l.replicate()
+		replicate(l.stop, l.gate, l.replicated, cfg.SyncInterval, cfg.RequestTimeout)
 	}()
 	go func() {
 		defer l.bg.Done()
-		l.coalesceState()
+		l.events.coalesce()
 	}()
-	l.bg.Add(1)
 	go func() { // outside.go: flag writes no operation of the lab made
 		defer l.bg.Done()
-		l.watchOutside()
+		l.outside.run()
 	}()
-	l.startGeo() // the geo store's transfer recovery
+	go func() { // the geo store's transfer recovery
+		defer l.bg.Done()
+		recoverTransfers(l.stop, l.gate, l.geo, cfg.RequestTimeout)
+	}()
 	return l, nil
 }
 
@@ -238,7 +259,7 @@ const closeWait = 10 * time.Second
 // after Close fail with ErrClosed. Safe to call twice.
 func (l *Lab) Close() error {
 	l.closeOnce.Do(func() {
-		l.pauses.clear() // frozen shops wake and finish
+		l.time.pauses.clear() // frozen shops wake and finish
 		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 		drained := l.gate.Lock(ctx) == nil
 		cancel()
@@ -251,12 +272,7 @@ func (l *Lab) Close() error {
 		l.geo.Close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
-		l.subMu.Lock()
-		for ch := range l.subs {
-			close(ch)
-		}
-		clear(l.subs)
-		l.subMu.Unlock()
+		l.events.closeAll()
 	})
 	return l.closeErr
 }
@@ -267,8 +283,7 @@ func (l *Lab) Regions() []string { return slices.Clone(l.regions) }
 // RequestTimeout is the deadline of every store call.
 func (l *Lab) RequestTimeout() time.Duration { return l.cfg.RequestTimeout }
 
-// LatencyScale is the factor every delay is multiplied by.
-func (l *Lab) LatencyScale() float64 { return l.cfg.LatencyScale }
-
-// Cluster is the underlying cluster (for benchmarks and tests).
+// Cluster is the underlying cluster (for benchmarks, tests and the
+// things a lab's user may ask of the regions themselves: its latency
+// scale, whether it resumed an earlier run's data).
 func (l *Lab) Cluster() *nodes.Cluster { return l.cluster }

@@ -63,7 +63,7 @@ func stock(t *testing.T, l *Lab, store Store, region string, n int) {
 // another region off knows which side keeps the leader.
 func leadFrom(t *testing.T, l *Lab, region string) {
 	t.Helper()
-	if err := l.Lead(ctxT(t, 20*time.Second), region); err != nil {
+	if err := l.Faults().Lead(ctxT(t, 20*time.Second), region); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -93,7 +93,7 @@ func TestLastUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	leadFrom(t, l, "us-east-1")
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -121,14 +121,14 @@ func TestLastUnit(t *testing.T) {
 	}
 
 	// Majorities: the minority cannot sell.
-	if err := l.SetQuorum(2, 2); err != nil {
+	if err := l.Faults().SetQuorum(2, 2); err != nil {
 		t.Fatal(err)
 	}
 	if o := buy(t, l, Replicated, minority); o.Outcome != Unavailable {
 		t.Fatalf("replicated majority buy in the minority: %s (%s), want unavailable", o.Outcome, o.Message)
 	}
 
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
@@ -161,7 +161,7 @@ func TestStaleSerializableRead(t *testing.T) {
 		t.Fatalf("read before the cut: %+v", o)
 	}
 	leadFrom(t, l, "us-east-1")
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
 		t.Fatal(err)
 	}
 	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != OK {
@@ -180,7 +180,7 @@ func TestStaleSerializableRead(t *testing.T) {
 	if cr.StaleReads != 1 || !cr.Linearizable {
 		t.Fatalf("verdict %+v, want 1 stale read, still linearizable", cr)
 	}
-	l.recount() // the auditor does this within AuditEvery
+	l.counters.recount() // the auditor does this within AuditEvery
 	if c := l.State().Counters[0]; c.StaleReads != 1 {
 		t.Fatalf("counter stale reads = %d, want 1", c.StaleReads)
 	}
@@ -191,7 +191,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	stock(t, l, Consensus, "us-east-1", 10)
 	minority := "ap-southeast-1"
 	leadFrom(t, l, "us-east-1")
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
 		t.Fatal(err)
 	}
 	waitNoLeader(t, l, minority)
@@ -211,7 +211,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	if got := l.State().Regions[2].Breakers[Consensus]; got != "open" {
 		t.Fatalf("breaker state %q, want open", got)
 	}
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.WaitLeader(ctxT(t, 10*time.Second)); err != nil {
@@ -247,10 +247,10 @@ func TestResetAfterHeal(t *testing.T) {
 			}
 		}
 		stock(t, l, Consensus, follower, i+1)
-		if err := l.SetLink(leader, follower, false, false); err != nil {
+		if err := l.Faults().SetLink(leader, follower, false, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := l.SetLink(leader, follower, true, false); err != nil {
+		if err := l.Faults().SetLink(leader, follower, true, false); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
@@ -277,12 +277,12 @@ func TestWriteThroughFollowerRightAfterHeal(t *testing.T) {
 				break
 			}
 		}
-		if err := l.SetLink(leader, follower, false, false); err != nil {
+		if err := l.Faults().SetLink(leader, follower, false, false); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(pause) // how long the link stays cut
 		start := time.Now()
-		if err := l.SetLink(leader, follower, true, false); err != nil {
+		if err := l.Faults().SetLink(leader, follower, true, false); err != nil {
 			t.Fatal(err)
 		}
 		healTook := time.Since(start)
@@ -303,7 +303,7 @@ func TestLateWriteDoesNotSurviveReset(t *testing.T) {
 	l := newLab(t, Config{LatencyScale: 1, TickMs: 0, ElectionMs: 0})
 	leadFrom(t, l, "us-east-1")
 	// Singapore's messages to the leader take 2.5 s; its write gives up at 2 s.
-	if err := l.SetLatency("ap-southeast-1", "us-east-1", 5000, true); err != nil {
+	if err := l.Faults().SetLatency("ap-southeast-1", "us-east-1", 5000, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, store := range Stores {
@@ -339,7 +339,7 @@ func TestLateWriteDoesNotSurviveReset(t *testing.T) {
 func TestOperationsAfterCloseFail(t *testing.T) {
 	l := newLab(t, Config{LatencyScale: 0})
 	r := l.Regions()[0]
-	if err := l.Crash(r); err != nil {
+	if err := l.Faults().Crash(r); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
@@ -348,7 +348,7 @@ func TestOperationsAfterCloseFail(t *testing.T) {
 	if _, err := l.Buy(ctxT(t, 5*time.Second), Consensus, "X", r, 1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("buy after Close: %v, want ErrClosed", err)
 	}
-	if err := l.Restart(r); !errors.Is(err, ErrClosed) {
+	if err := l.Faults().Restart(r); !errors.Is(err, ErrClosed) {
 		t.Fatalf("restart after Close: %v, want ErrClosed", err)
 	}
 	if err := l.Reset(ctxT(t, 5*time.Second)); !errors.Is(err, ErrClosed) {

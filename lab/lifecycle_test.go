@@ -52,11 +52,11 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 			defer cancel()
 			switch s.op { // errors are expected: crash of a crashed region, …
 			case "crash":
-				_ = l.Crash(s.region)
+				_ = l.Faults().Crash(s.region)
 			case "restart":
-				_ = l.Restart(s.region)
+				_ = l.Faults().Restart(s.region)
 			case "lead":
-				_ = l.Lead(ctx, s.region)
+				_ = l.Faults().Lead(ctx, s.region)
 			case "reset":
 				_ = l.Reset(ctx)
 			}
@@ -86,7 +86,7 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 	}
 	// Strict quorum: with W=1 R=1 a buy may read another replica before
 	// the stock reaches it, and rightly answer sold out.
-	if err := l.SetQuorum(2, 2); err != nil {
+	if err := l.Faults().SetQuorum(2, 2); err != nil {
 		t.Fatal(err)
 	}
 	stock(t, l, Replicated, "ap-southeast-1", 3)

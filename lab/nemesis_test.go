@@ -38,39 +38,39 @@ func nemesisSchedule(seed uint64, regions []string, n int) []nemesisStep {
 		switch rng.IntN(7) {
 		case 0:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.SetLink(a, b, false, false) }})
+			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.Faults().SetLink(a, b, false, false) }})
 		case 1:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.SetLink(a, b, false, true) }})
+			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.Faults().SetLink(a, b, false, true) }})
 		case 2:
 			v := pick()
-			steps = append(steps, nemesisStep{"bridge via " + v, func(l *Lab) error { return l.Bridge(v) }})
+			steps = append(steps, nemesisStep{"bridge via " + v, func(l *Lab) error { return l.Faults().Bridge(v) }})
 		case 3:
 			v := pick()
-			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Isolate(v) }})
+			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Faults().Isolate(v) }})
 		case 4:
-			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.Faults().HealAll() }})
 		case 5:
 			if down != "" {
 				continue
 			}
 			v := pick()
 			down = v
-			steps = append(steps, nemesisStep{"crash " + v, func(l *Lab) error { return l.Crash(v) }})
+			steps = append(steps, nemesisStep{"crash " + v, func(l *Lab) error { return l.Faults().Crash(v) }})
 		case 6:
 			if down == "" {
 				continue
 			}
 			v := down
 			down = ""
-			steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Restart(v) }})
+			steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Faults().Restart(v) }})
 		}
 	}
 	if down != "" {
 		v := down
-		steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Restart(v) }})
+		steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Faults().Restart(v) }})
 	}
-	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.Faults().HealAll() }})
 }
 
 // TestNemesis runs concurrent buyers in every region against both stores

@@ -54,7 +54,7 @@ func TestWithOpRecording(t *testing.T) {
 func TestGeoLogFollowsOpRecording(t *testing.T) {
 	l := newLab(t, Config{})
 	stock(t, l, Geo, "us-east-1", 9)
-	logged := func() int { return len(l.geo.log.Calls("IPHONE")) }
+	logged := func() int { return len(l.geoLog.Calls("IPHONE")) }
 	before := logged()
 	quiet := WithOpRecording(ctxT(t, 30*time.Second), OpRecording{SkipHistory: true, SkipPublish: true})
 	if o, err := l.Buy(quiet, Geo, "IPHONE", "eu-west-1", 1); mustOutcome(t, o, err).Outcome != OK {

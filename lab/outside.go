@@ -38,10 +38,28 @@ import (
 // replicated store's replicas are not flagged (the replicas keep no record
 // of who wrote: every write there is a put of a versioned value).
 
-// outsideSettle is how long after seeing a revision the watcher waits for
-// the lab to record the operation that wrote it: one request deadline and
-// a margin.
-func (l *Lab) outsideSettle() time.Duration { return l.cfg.RequestTimeout + time.Second }
+// outsideWatcher watches the consensus store's keys for writes no
+// operation of the lab made (see above). Its goroutine (run) starts in New
+// and ends when the lab stops.
+type outsideWatcher struct {
+	cluster   *nodes.Cluster
+	regions   []string
+	consensus *consensusStore
+	history   *History
+	ownWrites *unrecordedWrites
+	// settle is how long after seeing a revision the watcher waits for
+	// the lab to record the operation that wrote it: one request deadline
+	// and a margin.
+	settle time.Duration
+	// from is the first revision to watch: the one after the consensus
+	// group's revision when the lab started (startRevision), so that a
+	// write made before the first watch is up is not missed; 0: from the
+	// first watch's start.
+	from int64
+	stop <-chan struct{}
+	// happened records a write it flags (Lab.faultHappened).
+	happened func(kind FaultKind, regions []string, detail string, act *RecordedAction)
+}
 
 // seenWrite is one write to a SKU key the watcher saw.
 type seenWrite struct {
@@ -52,23 +70,23 @@ type seenWrite struct {
 	seen  time.Time
 }
 
-// watchOutside runs until the lab closes.
-func (l *Lab) watchOutside() {
+// run watches until the lab closes.
+func (w *outsideWatcher) run() {
 	var (
-		next    int64 // revision to resume from; 0: from the watch's start
+		next    = w.from // revision to resume from; 0: from the watch's start
 		pending []seenWrite
 		used    = map[int]bool{} // unconfirmed lab writes already taken as an explanation
-		epoch   = l.consensus.Epoch()
+		epoch   = w.consensus.Epoch()
 		turn    int
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		region := l.regions[turn%len(l.regions)]
+		region := w.regions[turn%len(w.regions)]
 		turn++
-		cli, err := l.cluster.MemberClient(region)
-		if err != nil || !l.cluster.IsUp(region) {
-			if !l.pause(100 * time.Millisecond) {
+		cli, err := w.cluster.MemberClient(region)
+		if err != nil || !w.cluster.IsUp(region) {
+			if !w.wait(100 * time.Millisecond) {
 				return
 			}
 			continue
@@ -85,7 +103,7 @@ func (l *Lab) watchOutside() {
 	watching:
 		for {
 			select {
-			case <-l.stop:
+			case <-w.stop:
 				cancel()
 				return
 			case resp, ok := <-wch:
@@ -112,29 +130,47 @@ func (l *Lab) watchOutside() {
 					}
 				}
 			case <-tick.C:
-				if !l.cluster.IsUp(region) { // crashed under the watch: use another member
+				if !w.cluster.IsUp(region) { // crashed under the watch: use another member
 					break watching
 				}
-				if now := l.consensus.Epoch(); now != epoch { // a reset: new history, new keys
+				if now := w.consensus.Epoch(); now != epoch { // a reset: new history, new keys
 					epoch = now
 					clear(used)
 				}
-				pending = l.attribute(pending, epoch, used)
+				pending = w.attribute(pending, epoch, used)
 			}
 		}
 		cancel()
-		if !l.pause(100 * time.Millisecond) {
+		if !w.wait(100 * time.Millisecond) {
 			return
 		}
 	}
 }
 
-// pause waits d; false once the lab is stopping.
-func (l *Lab) pause(d time.Duration) bool {
+// startRevision is the revision after the consensus group's newest, read
+// through any region's member within ctx: where the outside-write watcher
+// starts (0 when no member answers; the watcher then starts from its first
+// watch).
+func startRevision(ctx context.Context, cl *nodes.Cluster, regions []string) int64 {
+	for _, r := range regions {
+		cli, err := cl.MemberClient(r)
+		if err != nil {
+			continue
+		}
+		resp, err := cli.Get(clientv3.WithRequireLeader(ctx), consensusPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil {
+			return resp.Header.Revision + 1
+		}
+	}
+	return 0
+}
+
+// wait waits d; false once the lab is stopping.
+func (w *outsideWatcher) wait(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-l.stop:
+	case <-w.stop:
 		return false
 	case <-t.C:
 		return true
@@ -146,17 +182,16 @@ func (l *Lab) pause(d time.Duration) bool {
 // unconfirmed lab write of the same SKU, or flagged. Writes of an older
 // epoch are dropped: nothing reads them any more. The history is read
 // once per call, and only when some write is ready to judge.
-func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
-	settle := l.outsideSettle()
+func (w *outsideWatcher) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
 	var keep, ready []seenWrite
-	for _, w := range pending {
+	for _, sw := range pending {
 		switch {
-		case w.epoch != epoch:
-		case time.Since(w.seen) < settle:
-			keep = append(keep, w)
-		case l.ownWrites.explain(w): // a load's write, left out of the History
+		case sw.epoch != epoch:
+		case time.Since(sw.seen) < w.settle:
+			keep = append(keep, sw)
+		case w.ownWrites.explain(sw): // a load's write, left out of the History
 		default:
-			ready = append(ready, w)
+			ready = append(ready, sw)
 		}
 	}
 	if len(ready) == 0 {
@@ -167,11 +202,11 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 	// ready writes.
 	own := map[int64]bool{} // revisions of ready writes that the lab's confirmed writes produced
 	skus := map[string]bool{}
-	for _, w := range ready {
-		own[w.rev], skus[w.sku] = false, true
+	for _, sw := range ready {
+		own[sw.rev], skus[sw.sku] = false, true
 	}
 	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
-	l.history.Scan(func(op *Operation) {
+	w.history.Scan(func(op *Operation) {
 		if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
 			return
 		}
@@ -184,18 +219,18 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
 		}
 	})
-	for _, w := range ready {
-		if own[w.rev] {
+	for _, sw := range ready {
+		if own[sw.rev] {
 			continue
 		}
-		if ids := unconfirmed[w.sku]; len(ids) > 0 { // perhaps the lab's own late write
+		if ids := unconfirmed[sw.sku]; len(ids) > 0 { // perhaps the lab's own late write
 			used[ids[0]] = true
-			unconfirmed[w.sku] = ids[1:]
+			unconfirmed[sw.sku] = ids[1:]
 			continue
 		}
-		l.faultHappened(FaultOutsideWrite, nil, fmt.Sprintf(
+		w.happened(FaultOutsideWrite, nil, fmt.Sprintf(
 			"%s was set to %q at etcd revision %d by a client outside the lab (not one of its operations); the checker judges only the lab's own operations",
-			w.sku, clipValue(w.value, 20), w.rev), nil)
+			sw.sku, clipValue(sw.value, 20), sw.rev), nil)
 	}
 	return keep
 }

@@ -59,7 +59,7 @@ func TestOutsideWriteIsFlagged(t *testing.T) {
 		}
 	}
 	// Wait past the settle time: the lab's own writes must not be flagged.
-	time.Sleep(l.outsideSettle() + 500*time.Millisecond)
+	time.Sleep(l.outside.settle + 500*time.Millisecond)
 	if f := outsideFaults(l); len(f) != 0 {
 		t.Fatalf("the lab's own writes were flagged as outside writes: %+v", f)
 	}
@@ -85,7 +85,7 @@ func TestOutsideWriteIsFlagged(t *testing.T) {
 		t.Fatalf("outside put: %v", err)
 	}
 
-	deadline := time.Now().Add(l.outsideSettle() + 5*time.Second)
+	deadline := time.Now().Add(l.outside.settle + 5*time.Second)
 	for len(outsideFaults(l)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("an outside write to a SKU was not flagged")
@@ -151,7 +151,7 @@ func TestNoOutsideWriteAcrossReset(t *testing.T) {
 	if _, err := l.Buy(ctxT(t, 5*time.Second), Consensus, "R", "us-east-1", 1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(l.outsideSettle() + 500*time.Millisecond)
+	time.Sleep(l.outside.settle + 500*time.Millisecond)
 	if f := outsideFaults(l); len(f) != 0 {
 		t.Fatalf("flagged without an outside client: %+v", f)
 	}
@@ -180,7 +180,7 @@ func TestFullHistoryWritesAreNotOutsideWrites(t *testing.T) {
 	if n, _ := l.history.Dropped(); n < len(l.Regions()) {
 		t.Fatalf("%d operations dropped past the cap, want the %d buys", n, len(l.Regions()))
 	}
-	time.Sleep(l.outsideSettle() + 1500*time.Millisecond) // the watcher judges every 500 ms
+	time.Sleep(l.outside.settle + 1500*time.Millisecond) // the watcher judges every 500 ms
 	if f := outsideFaults(l); len(f) != 0 {
 		t.Fatalf("buys past the History's cap were flagged as outside writes: %d faults, first %+v", len(f), f[0])
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRecorderIsBounded(t *testing.T) {
-	var r recorder
+	var r Recorder
 	r.start(true, QuorumState{N: 3, W: 1, R: 1})
 	for range MaxRecordedActions + 5 {
 		r.add(RecordedAction{Kind: ActHeal})
@@ -15,9 +15,7 @@ func TestRecorderIsBounded(t *testing.T) {
 	if len(rec.Actions) != MaxRecordedActions || rec.Dropped != 5 || rec.Actions[999].Seq != 1000 {
 		t.Fatalf("kept %d, dropped %d; want %d and 5", len(rec.Actions), rec.Dropped, MaxRecordedActions)
 	}
-	l := &Lab{}
-	l.actions.rec = r.rec
-	if st := l.RecordingStatus(); !strings.Contains(st.Message, "full") || !strings.Contains(st.Message, "5 actions") {
+	if st := r.Status(); !strings.Contains(st.Message, "full") || !strings.Contains(st.Message, "5 actions") {
 		t.Fatalf("status message %q does not say the recording is full", st.Message)
 	}
 	r.start(false, QuorumState{})
@@ -29,7 +27,7 @@ func TestRecorderIsBounded(t *testing.T) {
 // BenchmarkRecorderAdd is the recorder's cost on an operation's path (one
 // lock, one append); past 1,000 actions it only counts.
 func BenchmarkRecorderAdd(b *testing.B) {
-	var r recorder
+	var r Recorder
 	r.start(true, QuorumState{N: 3, W: 1, R: 1})
 	op := Operation{Store: Consensus, SKU: "X", Region: "us-east-1", Op: OpBuy, Qty: 1, Outcome: OK}
 	q := QuorumState{N: 3, W: 1, R: 1}
@@ -42,11 +40,11 @@ func BenchmarkRecorderAdd(b *testing.B) {
 }
 
 func TestWithoutRecording(t *testing.T) {
-	l := &Lab{}
-	l.actions.start(true, QuorumState{})
-	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{}, "", false)
-	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{}, "", false)
-	if n := len(l.actions.snapshot().Actions); n != 1 {
+	var r Recorder
+	r.start(true, QuorumState{})
+	r.op(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{}, "", false)
+	r.op(t.Context(), Operation{Op: OpBuy}, QuorumState{}, "", false)
+	if n := len(r.snapshot().Actions); n != 1 {
 		t.Fatalf("recorded %d operations, want only the one without WithoutRecording", n)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"caplab/lab/inventory"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,90 +18,6 @@ import (
 // it to its minimum (1.5 × the election timeout) when that is larger; the
 // outcome's message says which TTL the lease got.
 const LockTTL = 2
-
-// pauses holds, per region, until when the region's shop is paused. A
-// paused shop freezes at its next step — mid-flight — until then: a
-// reservation between reading the stock and writing the sale, any other
-// request before it reaches the store. Like a long GC pause or a VM
-// migration, a frozen shop ignores deadlines and keeps no lease alive.
-type pauses struct {
-	mu    sync.Mutex
-	until map[string]time.Time
-	wake  chan struct{} // closed (and replaced) by clear: every frozen shop wakes
-}
-
-func (p *pauses) set(region string, until time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.until == nil {
-		p.until = map[string]time.Time{}
-	}
-	p.until[region] = until
-}
-
-// clear ends every pause at once (a reset, Close).
-func (p *pauses) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	clear(p.until)
-	if p.wake != nil {
-		close(p.wake)
-		p.wake = nil
-	}
-}
-
-func (p *pauses) wakeup() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.wake == nil {
-		p.wake = make(chan struct{})
-	}
-	return p.wake
-}
-
-// remaining is how long region's shop stays frozen from now (0: it runs).
-func (p *pauses) remaining(region string) time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return max(0, time.Until(p.until[region]))
-}
-
-// hold freezes the calling shop of region until its pause ends, the
-// pauses are cleared or the lab closes. It reports how long it froze.
-func (p *pauses) hold(region string, stop <-chan struct{}) time.Duration {
-	d := p.remaining(region)
-	if d <= 0 {
-		return 0
-	}
-	wake := p.wakeup()
-	start := time.Now()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-wake:
-	case <-stop:
-	}
-	return time.Since(start)
-}
-
-// Pause freezes region's shop for seconds (0 < seconds ≤ 60) from now: its
-// requests stop mid-flight and resume when the pause ends.
-func (l *Lab) Pause(region string, seconds float64) error {
-	if err := l.CheckRegion(region); err != nil {
-		return err
-	}
-	if err := inventory.CheckPause(seconds); err != nil {
-		return err
-	}
-	d := time.Duration(seconds * float64(time.Second))
-	l.pauses.set(region, time.Now().Add(d))
-	l.faultHappened(FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d), &RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
-	return nil
-}
-
-// Paused is how long region's shop stays paused from now.
-func (l *Lab) Paused(region string) time.Duration { return l.pauses.remaining(region) }
 
 // lockKey and fenceKey live in the consensus group, in the current epoch
 // (a reset forgets them with the stock).
@@ -150,7 +65,7 @@ func (l *Lab) Reserve(ctx context.Context, sku, region string, fenced bool) (Out
 // deadline long enough for the lock wait and the longest pause
 // (reserveBudget).
 func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan Outcome, error) {
-	if err := l.checkOp(Consensus, sku, region); err != nil {
+	if err := checkOp(l.regions, Consensus, sku, region); err != nil {
 		return nil, err
 	}
 	// The gate is entered here, before bg.Add: that orders bg.Add before
@@ -172,7 +87,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 			op:      Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1},
 			entered: true, freezes: true, action: ActReserve, fenced: fenced, budget: l.reserveBudget,
 			run: func(ctx context.Context, op Operation, _ storeEnv) Outcome {
-				return l.reserve(ctx, op, fenced, freeze)
+				return l.consensus.reserve(ctx, op, fenced, shopPauses{&l.time.pauses, l.stop}, freeze)
 			},
 		})
 		done <- out
@@ -190,21 +105,30 @@ func reserveTTL(t nodes.Timing) int64 {
 	return max(LockTTL, int64(math.Ceil(1.5*float64(t.ElectionMs)/1000)))
 }
 
-// reserve runs the flow; freeze is called when the shop freezes.
-func (l *Lab) reserve(ctx context.Context, op Operation, fenced bool, freeze func()) Outcome {
-	s := l.consensus
-	cli, err := l.cluster.PooledMemberClient(op.Region)
+// freezer is how a reservation's shop freezes in its pause, mid-flight.
+type freezer interface {
+	// Paused is how long region's shop stays paused from now.
+	Paused(region string) time.Duration
+	// Hold freezes the calling shop of region until its pause ends (or the
+	// lab stops) and reports how long it froze.
+	Hold(region string) time.Duration
+}
+
+// reserve runs the flow as op.Region's shop; freeze is called when the
+// shop freezes.
+func (s *consensusStore) reserve(ctx context.Context, op Operation, fenced bool, shop freezer, freeze func()) Outcome {
+	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
 	}
-	gctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), l.cfg.RequestTimeout)
+	gctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.timeout)
 	lease, err := cli.Grant(gctx, LockTTL)
 	cancel()
 	if err != nil {
 		return unavailable(op, err)
 	}
 	ttl := lease.TTL // etcd may raise it to its minimum
-	ttlWait := time.Duration(ttl)*time.Second*3 + l.cfg.RequestTimeout
+	ttlWait := time.Duration(ttl)*time.Second*3 + s.timeout
 	sctx, cancelSession := context.WithCancel(ctx)
 	defer cancelSession()
 	session, err := concurrency.NewSession(cli, concurrency.WithLease(lease.ID), concurrency.WithContext(sctx))
@@ -213,7 +137,7 @@ func (l *Lab) reserve(ctx context.Context, op Operation, fenced bool, freeze fun
 	}
 	defer func() {
 		session.Orphan()
-		cctx, cancel := context.WithTimeout(context.Background(), l.cfg.RequestTimeout)
+		cctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		defer cancel()
 		_, _ = cli.Revoke(cctx, lease.ID) // releases the lock if it is still ours
 	}()
@@ -226,7 +150,7 @@ func (l *Lab) reserve(ctx context.Context, op Operation, fenced bool, freeze fun
 		o.Message = fmt.Sprintf("Unavailable: %s could not take the lock on %s within %v (%v).", cityOf(op.Region), op.SKU, ttlWait, err)
 		return o
 	}
-	rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), l.cfg.RequestTimeout)
+	rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.timeout)
 	kr, err := cli.Get(rctx, m.Key())
 	if err != nil || len(kr.Kvs) == 0 {
 		cancel()
@@ -244,16 +168,16 @@ func (l *Lab) reserve(ctx context.Context, op Operation, fenced bool, freeze fun
 	// sends no keep-alives: its lease runs out after the TTL and etcd
 	// deletes the lock key, so another shop can take the lock.
 	paused := time.Duration(0)
-	if l.pauses.remaining(op.Region) > 0 {
+	if shop.Paused(op.Region) > 0 {
 		session.Orphan()
 		freeze()
-		paused = l.pauses.hold(op.Region, l.stop)
+		paused = shop.Hold(op.Region)
 	}
 	if qty < op.Qty {
 		return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: []string{op.Region},
 			Message: fmt.Sprintf("Sold out: %s held the lock (token %d) and read %d left.", cityOf(op.Region), token, qty)}
 	}
-	wctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	key, fence := s.key(op.SKU), s.fenceKey(op.SKU)
 	pausedNote := ""

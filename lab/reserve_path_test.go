@@ -17,7 +17,7 @@ import (
 func waitOutsideFault(t *testing.T, l *Lab, rev int64) []Fault {
 	t.Helper()
 	want := "revision " + strconv.FormatInt(rev, 10) + " "
-	deadline := time.Now().Add(l.outsideSettle() + 20*time.Second)
+	deadline := time.Now().Add(l.outside.settle + 20*time.Second)
 	for {
 		faults := outsideFaults(l)
 		for _, f := range faults {
@@ -81,7 +81,7 @@ func TestReservationPastCapIsTheLabsOwn(t *testing.T) {
 		t.Errorf("consensus ok counter %d → %d, want +3", okBefore, n)
 	}
 	kinds := map[ActionKind]int{}
-	for _, a := range l.Recording().Actions {
+	for _, a := range l.Recorder().Recording().Actions {
 		kinds[a.Kind]++
 	}
 	if kinds[ActReserve] != 2 || kinds[ActBuy] != 1 {
@@ -146,7 +146,7 @@ func TestReservationFailsFastBehindOpenBreaker(t *testing.T) {
 	if o := must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 5)); o.Outcome != OK {
 		t.Fatalf("stock: %s", o.Message)
 	}
-	if err := l.Isolate(minority); err != nil {
+	if err := l.Faults().Isolate(minority); err != nil {
 		t.Fatal(err)
 	}
 	waitNoLeader(t, l, minority)
@@ -164,7 +164,7 @@ func TestReservationFailsFastBehindOpenBreaker(t *testing.T) {
 	if n := l.State().Counters[0].FailFast; n != failFast+1 {
 		t.Errorf("fail_fast counter %d → %d, want +1", failFast, n)
 	}
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	cli := outsideClient(t, l, "us-east-1", "us-east-1")
@@ -176,7 +176,7 @@ func TestReservationFailsFastBehindOpenBreaker(t *testing.T) {
 		t.Errorf("%d lock keys after a reservation that failed fast, want none", locks.Count)
 	}
 
-	if err := l.Crash("eu-west-1"); err != nil {
+	if err := l.Faults().Crash("eu-west-1"); err != nil {
 		t.Fatal(err)
 	}
 	if o := must(t)(l.Reserve(ctx, sku, "eu-west-1", false)); o.Outcome != Unavailable || !strings.Contains(o.Message, "is down (crashed)") {

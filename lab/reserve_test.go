@@ -22,14 +22,14 @@ func TestLockAndFencing(t *testing.T) {
 			sku = "LAST-FENCED"
 		}
 		must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 1))
-		if err := l.Pause("ap-southeast-1", 4); err != nil {
+		if err := l.Time().Pause("ap-southeast-1", 4); err != nil {
 			t.Fatal(err)
 		}
 		late, err := l.ReserveAsync(ctx, sku, "ap-southeast-1", fenced) // returns once it froze holding the lock
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l.Paused("ap-southeast-1") <= 0 {
+		if l.Time().Paused("ap-southeast-1") <= 0 {
 			t.Fatal("the reservation returned before the pause: it did not freeze")
 		}
 		first := must(t)(l.Reserve(ctx, sku, "us-east-1", fenced))
@@ -65,11 +65,11 @@ func TestPauseBadInputChangesNothing(t *testing.T) {
 		{"ap-southeast-1", 61, ErrBadInput},
 		{"mars-1", 8, ErrUnknownRegion},
 	} {
-		if err := l.Pause(c.region, c.seconds); !errors.Is(err, c.want) {
+		if err := l.Time().Pause(c.region, c.seconds); !errors.Is(err, c.want) {
 			t.Errorf("Pause(%s, %g) = %v, want %v", c.region, c.seconds, err, c.want)
 		}
 	}
-	if d := l.Paused("ap-southeast-1"); d != 0 {
+	if d := l.Time().Paused("ap-southeast-1"); d != 0 {
 		t.Fatalf("a refused pause paused the shop for %v", d)
 	}
 }
@@ -79,7 +79,7 @@ func TestResetWakesPausedShops(t *testing.T) {
 	l := newLab(t, Config{})
 	ctx := ctxT(t, 60*time.Second)
 	must(t)(l.Stock(ctx, Consensus, "P", "us-east-1", 1))
-	if err := l.Pause("eu-west-1", 60); err != nil {
+	if err := l.Time().Pause("eu-west-1", 60); err != nil {
 		t.Fatal(err)
 	}
 	late, err := l.ReserveAsync(ctx, "P", "eu-west-1", false)
@@ -91,7 +91,7 @@ func TestResetWakesPausedShops(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-late
-	if d := l.Paused("eu-west-1"); d != 0 {
+	if d := l.Time().Paused("eu-west-1"); d != 0 {
 		t.Fatalf("after the reset the shop is still paused for %v", d)
 	}
 }

@@ -29,7 +29,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if l.gate.Closed() {
 		return ErrClosed
 	}
-	l.pauses.clear() // frozen shops wake, so that the reset need not wait for them
+	l.time.pauses.clear() // frozen shops wake, so that the reset need not wait for them
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := l.gate.Lock(wctx)
 	cancel()
@@ -42,7 +42,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	}
 	// Whatever part of the reset happens, the epochs it reached are where a
 	// lab resumed on this data must look.
-	defer func() { _ = l.saveEpochs() }()
+	defer func() { _ = saveEpochs(l.cluster, l.consensus, l.replicated, l.geo) }()
 	f := l.cluster.Fabric()
 	f.HealAll()
 	for _, a := range l.regions {
@@ -65,26 +65,27 @@ func (l *Lab) Reset(ctx context.Context) error {
 	if _, err := l.cluster.WaitLeader(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	l.awaitStreams()
+	l.faults.awaitStreams()
 	if err := l.consensus.Clear(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
 	if err := l.replicated.Clear(ctx); err != nil { // W=1 R=1 again
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
-	if err := l.resetGeo(ctx); err != nil {
+	if err := l.faults.resetZones(ctx); err != nil {
+		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+	}
+	if err := l.geo.Clear(ctx); err != nil {
 		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
 	}
 	l.breakers.Reset()
 	l.history.Clear()
 	l.gaps.Clear()
-	l.clocks.Reset()
-	l.actions.start(true, l.Quorum())
+	l.time.clocks.Reset()
+	l.recorder.start(true, l.replicated.Quorum())
 	l.verdicts.Clear()
-	l.resetCounters()
-	st := l.State()
-	l.snap.Store(&st)
-	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.NextID()})
+	l.counters.reset()
+	l.events.publishNew(Event{Type: EventReset, FirstOpID: l.history.NextID()})
 	return nil
 }
 
@@ -105,25 +106,5 @@ func (l *Lab) WaitConverged(ctx context.Context) error {
 			return fmt.Errorf("%w: replicas did not converge: %v", ErrUnavailable, ctx.Err())
 		case <-t.C:
 		}
-	}
-}
-
-// replicate runs the replicated store's background replication until Close.
-func (l *Lab) replicate() {
-	t := time.NewTicker(l.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-		}
-		if !l.gate.TryEnter() { // a reset or Close: skip this round
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.SyncInterval, l.cfg.RequestTimeout))
-		l.replicated.AntiEntropy(ctx)
-		cancel()
-		l.gate.Leave()
 	}
 }

@@ -3,6 +3,8 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
+
+	"caplab/nodes"
 )
 
 // A lab started again on the data directory of an earlier run (see
@@ -19,10 +21,10 @@ type epochs struct {
 	Geo        int64 `json:"geo"` // absent in a note older than the geo store: 0
 }
 
-// resumeEpochs sets the stores' epochs to those the earlier run on this
+// loadEpochs sets the stores' epochs to those the earlier run on this
 // data directory last used (nothing for new data).
-func (l *Lab) resumeEpochs() error {
-	raw, err := l.cluster.LoadNote(epochsNote)
+func loadEpochs(cl *nodes.Cluster, consensus, replicated, geo storeAPI) error {
+	raw, err := cl.LoadNote(epochsNote)
 	if err != nil || raw == nil {
 		return err
 	}
@@ -30,17 +32,14 @@ func (l *Lab) resumeEpochs() error {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return fmt.Errorf("the data dir's %s note is damaged (%v): move the directory away or start with another data dir", epochsNote, err)
 	}
-	l.consensus.SetEpoch(e.Consensus)
-	l.replicated.SetEpoch(e.Replicated)
-	l.geo.SetEpoch(e.Geo)
+	consensus.SetEpoch(e.Consensus)
+	replicated.SetEpoch(e.Replicated)
+	geo.SetEpoch(e.Geo)
 	return nil
 }
 
 // saveEpochs records the stores' epochs (after a reset moved them).
-func (l *Lab) saveEpochs() error {
-	raw, _ := json.Marshal(epochs{Consensus: l.consensus.Epoch(), Replicated: l.replicated.Epoch(), Geo: l.geo.Epoch()})
-	return l.cluster.SaveNote(epochsNote, raw)
+func saveEpochs(cl *nodes.Cluster, consensus, replicated, geo storeAPI) error {
+	raw, _ := json.Marshal(epochs{Consensus: consensus.Epoch(), Replicated: replicated.Epoch(), Geo: geo.Epoch()})
+	return cl.SaveNote(epochsNote, raw)
 }
-
-// Resumed reports whether the lab started on the data of an earlier run.
-func (l *Lab) Resumed() bool { return l.cluster.Resumed() }

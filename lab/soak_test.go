@@ -240,11 +240,11 @@ func TestSoakPartitionHeal(t *testing.T) {
 				rest = append(rest, r)
 			}
 		}
-		if err := l.Partition([][]string{{cut}, rest}); err != nil {
+		if err := l.Faults().Partition([][]string{{cut}, rest}); err != nil {
 			t.Fatalf("cycle %d: partition: %v", c, err)
 		}
 		time.Sleep(cutFor)
-		if err := l.HealAll(); err != nil {
+		if err := l.Faults().HealAll(); err != nil {
 			t.Fatalf("cycle %d: heal: %v", c, err)
 		}
 		time.Sleep(healedFor)

@@ -23,13 +23,13 @@ func TestSkewedClockWinsLastWriterWins(t *testing.T) {
 	if err := l.WaitConverged(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetClock("eu-west-1", 5000, 0); err != nil {
+	if err := l.Time().SetClock("eu-west-1", 5000, 0); err != nil {
 		t.Fatal(err)
 	}
 	if st := l.State(); st.Regions[1].Clock.OffsetMs != 5000 {
 		t.Fatalf("State shows eu-west-1's clock as %+v, want offset 5000 ms", st.Regions[1].Clock)
 	}
-	if err := l.Partition([][]string{{"eu-west-1"}, {"us-east-1", "ap-southeast-1"}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"eu-west-1"}, {"us-east-1", "ap-southeast-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	// eu-west-1 sells 1 (writes 4), then us-east-1 sells 2 (writes 3).
@@ -38,7 +38,7 @@ func TestSkewedClockWinsLastWriterWins(t *testing.T) {
 	if eu.Outcome != OK || us.Outcome != OK {
 		t.Fatalf("buys: eu-west-1 %s, us-east-1 %s; want both ok with W=1", eu.Outcome, us.Outcome)
 	}
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.WaitConverged(ctx); err != nil {
@@ -60,7 +60,7 @@ func TestSkewedClockWinsLastWriterWins(t *testing.T) {
 
 	// The consensus store, same skew, same schedule (eu-west-1 is the
 	// minority now, so it refuses; the majority sells).
-	if err := l.Partition([][]string{{"eu-west-1"}, {"us-east-1", "ap-southeast-1"}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"eu-west-1"}, {"us-east-1", "ap-southeast-1"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.WaitLeader(ctx); err != nil {
@@ -68,7 +68,7 @@ func TestSkewedClockWinsLastWriterWins(t *testing.T) {
 	}
 	_, _ = l.Buy(ctx, Consensus, "PHONE", "eu-west-1", 1)
 	must(t)(l.Buy(ctx, Consensus, "PHONE", "us-east-1", 2))
-	if err := l.HealAll(); err != nil {
+	if err := l.Faults().HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := l.Check(Consensus, "PHONE")
@@ -89,7 +89,7 @@ func TestClockBadInputChangesNothing(t *testing.T) {
 		{"eu-west-1", 0, 1e6, ErrBadInput},
 		{"mars-1", 1000, 0, ErrUnknownRegion},
 	} {
-		if err := l.SetClock(c.region, c.offset, c.drift); !errors.Is(err, c.want) {
+		if err := l.Time().SetClock(c.region, c.offset, c.drift); !errors.Is(err, c.want) {
 			t.Errorf("SetClock(%s, %g, %g) = %v, want %v", c.region, c.offset, c.drift, err, c.want)
 		}
 	}

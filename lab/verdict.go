@@ -1,12 +1,21 @@
 package lab
 
 import (
-	"context"
 	"io"
+	"slices"
 
 	"caplab/lab/check"
 	"caplab/lab/history"
 )
+
+// records is what the lab records for its verdicts: the History, the geo
+// store's call log and the recording gaps between them.
+type records struct {
+	history *History
+	geoLog  *history.GeoLog
+	gaps    *history.Gaps
+	regions []string
+}
 
 // opRecord is what the lab decided at an operation's call about recording
 // it: keep it in the History, or — a write left out (WithOpRecording, or
@@ -18,11 +27,11 @@ type opRecord struct {
 	tok  history.GapToken
 }
 
-// beginRecord decides, at op's call (op.Call set, nothing sent yet),
+// begin decides, at op's call (op.Call set, nothing sent yet),
 // whether op will be recorded.
-func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
-	if !rec.SkipHistory && l.history.Reserve() {
-		l.gaps.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
+func (rs *records) begin(rec OpRecording, op Operation) opRecord {
+	if !rec.SkipHistory && rs.history.Reserve() {
+		rs.gaps.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 		return opRecord{keep: true}
 	}
 	if op.Op != OpStock && op.Op != OpBuy {
@@ -32,22 +41,22 @@ func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
 	if !rec.SkipHistory {
 		why = GapHistoryFull
 	}
-	return opRecord{gap: true, tok: l.gaps.Begin(op.Store, op.SKU, op.Call, why)}
+	return opRecord{gap: true, tok: rs.gaps.Begin(op.Store, op.SKU, op.Call, why)}
 }
 
-// endRecord records op as beginRecord decided (with its answer and return
+// end records op as begin decided (with its answer and return
 // time) and reports whether the History kept it; an operation dropped at
 // the cap still gets an ID.
-func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
+func (rs *records) end(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
 	if r.gap {
 		wrote, mayLand := history.MayWrite(op)
-		l.gaps.End(r.tok, op.Return, wrote, mayLand)
+		rs.gaps.End(r.tok, op.Return, wrote, mayLand)
 	}
 	switch {
 	case r.keep:
-		return l.history.AddReserved(op)
+		return rs.history.AddReserved(op)
 	case !rec.SkipHistory:
-		return l.history.Drop(op), false
+		return rs.history.Drop(op), false
 	}
 	return op, false
 }
@@ -57,17 +66,18 @@ func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, b
 // first, the gaps last, so that every gap a recorded answer could have
 // seen is in it (gaps are noted before their writes are sent).
 func (l *Lab) Recorded(store Store, sku string) Recorded {
-	return l.recordedOf(store, sku, check.Relevant)
+	return l.records.of(store, sku, check.Relevant)
 }
 
-func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Recorded {
-	ops := l.history.Select(store, sku, keep)
-	dropped, _ := l.history.Dropped()
-	rec := Recorded{Operations: ops, Regions: l.Regions(), Dropped: dropped}
+// of is what was recorded of store's SKU, of the operations keep keeps.
+func (rs *records) of(store Store, sku string, keep func(*Operation) bool) Recorded {
+	ops := rs.history.Select(store, sku, keep)
+	dropped, _ := rs.history.Dropped()
+	rec := Recorded{Operations: ops, Regions: slices.Clone(rs.regions), Dropped: dropped}
 	if store == Geo {
-		rec.GeoCalls = l.geo.log.Calls(sku)
+		rec.GeoCalls = rs.geoLog.Calls(sku)
 	}
-	rec.Gaps = l.gaps.Snapshot(store, sku)
+	rec.Gaps = rs.gaps.Snapshot(store, sku)
 	return rec
 }
 
@@ -89,7 +99,7 @@ func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
 	}
 	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, CheckTimeout)
 	if store == Geo {
-		l.auditGeo(&res)
+		l.geoRoom.live(&res)
 	}
 	return res, nil
 }
@@ -103,25 +113,7 @@ func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
 		return err
 	}
 	all := func(*Operation) bool { return true } // the picture shows what was left out too
-	return VisualizeRecorded(l.recordedOf(store, sku, all), store, sku, w)
-}
-
-// auditGeo adds the live part of the geo verdict: the stores' counters of
-// stranded and borrowed units, and (one SKU) the conservation audit.
-func (l *Lab) auditGeo(r *CheckResult) {
-	if r.Geo == nil {
-		r.Geo = &GeoCheck{}
-	}
-	r.Geo.Stranded, r.Geo.Borrowed = l.geo.Stranded(), l.geo.Borrowed()
-	if r.SKU == "" {
-		return
-	}
-	a, err := l.GeoAudit(context.Background(), r.SKU)
-	if err != nil {
-		r.Geo.AuditError = err.Error()
-		return
-	}
-	r.Geo.Conservation = &a
+	return VisualizeRecorded(l.records.of(store, sku, all), store, sku, w)
 }
 
 // History returns the recorded operations (of one SKU, "" for all) and

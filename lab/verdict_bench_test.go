@@ -51,9 +51,9 @@ func BenchmarkVerdictAfterSoak(b *testing.B) {
 				rest = append(rest, r)
 			}
 		}
-		_ = l.Partition([][]string{rest, {minority}})
+		_ = l.Faults().Partition([][]string{rest, {minority}})
 		time.Sleep(400 * time.Millisecond)
-		_ = l.HealAll()
+		_ = l.Faults().HealAll()
 		if c == 4 {
 			for _, s := range Stores {
 				l.Stock(ctx, s, "IPHONE", "us-east-1", 300)

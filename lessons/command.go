@@ -300,7 +300,7 @@ func (lp *lineParser) clock() Clock {
 	c := Clock{Region: lp.region()}
 	t := lp.next("OFFSET (like +5s or -200ms)")
 	d, err := time.ParseDuration(t.text)
-	if err != nil || d > time.Hour || d < -time.Hour {
+	if err != nil || d > lab.MaxClockOffset || d < -lab.MaxClockOffset {
 		lp.fail("clock: offset must be a duration within ±1h, like +5s or -200ms, got %s", t.show())
 	}
 	c.Offset = d
@@ -308,8 +308,8 @@ func (lp *lineParser) clock() Clock {
 		lp.i++
 		p := lp.next("PPM")
 		v, err := strconv.ParseFloat(strings.TrimSuffix(p.text, "ppm"), 64)
-		if err != nil || v < -100000 || v > 100000 {
-			lp.fail("clock: drift must be a number of ppm from -100000 to 100000, got %s", p.show())
+		if err != nil || v < -lab.MaxClockDrift || v > lab.MaxClockDrift {
+			lp.fail("clock: drift must be a number of ppm from %d to %d, got %s", -lab.MaxClockDrift, lab.MaxClockDrift, p.show())
 		}
 		c.DriftPpm = v
 	}

@@ -248,16 +248,16 @@ func (lp *lineParser) expectLoad() Action {
 }
 
 // loader is the runner's load controller: Runner.Load, or one of its own
-// for a *lab.Lab (closed by Close).
+// for a real lab (LabOf; closed by Close).
 func (r *Runner) loader() (*load.Controller, error) {
 	if r.Load != nil {
 		return r.Load, nil
 	}
-	l, ok := r.lab.(*lab.Lab)
+	u, ok := r.lab.(interface{ Unwrap() *lab.Lab })
 	if !ok {
 		return nil, errors.New("this lab has no load generator")
 	}
-	r.Load, r.ownLoad = load.NewController(load.LabTarget{Lab: l}), true
+	r.Load, r.ownLoad = load.NewController(load.LabTarget{Lab: u.Unwrap()}), true
 	return r.Load, nil
 }
 

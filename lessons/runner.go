@@ -13,8 +13,9 @@ import (
 	"caplab/lab/load"
 )
 
-// Lab is what the runner needs from the lab. *lab.Lab satisfies it; tests
-// may use something smaller that behaves the same.
+// Lab is what the runner needs from the lab: the lesson vocabulary.
+// LabOf(l) satisfies it for a *lab.Lab; tests may use something smaller
+// that behaves the same.
 type Lab interface {
 	State() lab.State
 	Partition(groups [][]string) error

@@ -8,7 +8,7 @@ import (
 	"caplab/lab"
 )
 
-// clocker is what "clock" needs from the lab; *lab.Lab has it.
+// clocker is what "clock" needs from the lab; LabOf's adapter has it.
 type clocker interface {
 	SetClock(region string, offsetMs, driftPpm float64) error
 	ResetClocks() error
@@ -32,7 +32,8 @@ func (r *Runner) clock(a Clock, labErr func(error) (CommandResult, error), done 
 	return done("")
 }
 
-// reserver is what "pause" and "reserve" need from the lab; *lab.Lab has it.
+// reserver is what "pause" and "reserve" need from the lab; LabOf's
+// adapter has it.
 type reserver interface {
 	Pause(region string, seconds float64) error
 	Paused(region string) time.Duration

@@ -38,7 +38,7 @@ func (s *Server) handlePartition(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.answerState(w, r, s.lab.Partition(req.Groups))
+	s.answerState(w, r, s.lab.Faults().Partition(req.Groups))
 }
 
 func (s *Server) handleHeal(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +47,7 @@ func (s *Server) handleHeal(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.answerState(w, r, s.lab.HealAll())
+	s.answerState(w, r, s.lab.Faults().HealAll())
 }
 
 // handleBridge (extension): the other regions split into two halves that
@@ -68,7 +68,7 @@ func (s *Server) handleBridge(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("A bridge needs at least 3 regions; this lab has %d.", n))
 		return
 	}
-	s.answerState(w, r, s.lab.Bridge(req.Via))
+	s.answerState(w, r, s.lab.Faults().Bridge(req.Via))
 }
 
 func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +90,7 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("\"state\" must be \"up\" or \"cut\", not %s.", lab.Echo(req.State)))
 		return
 	}
-	s.answerState(w, r, s.lab.SetLink(req.From, req.To, req.State == "up", req.OneWay))
+	s.answerState(w, r, s.lab.Faults().SetLink(req.From, req.To, req.State == "up", req.OneWay))
 }
 
 func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +116,7 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("\"rttMs\" must be from 0 to %d milliseconds, not %s.", maxRTTMs, lab.EchoNumber(rtt)))
 		return
 	}
-	s.answerState(w, r, s.lab.SetLatency(req.From, req.To, *req.RTTMs, req.OneWay))
+	s.answerState(w, r, s.lab.Faults().SetLatency(req.From, req.To, *req.RTTMs, req.OneWay))
 }
 
 // regionAction decodes the (empty) body and the {region} path value.
@@ -136,13 +136,13 @@ func (s *Server) regionAction(w http.ResponseWriter, r *http.Request) (string, b
 
 func (s *Server) handleCrash(w http.ResponseWriter, r *http.Request) {
 	if name, ok := s.regionOrZoneAction(w, r); ok {
-		s.answerState(w, r, s.lab.Crash(name))
+		s.answerState(w, r, s.lab.Faults().Crash(name))
 	}
 }
 
 func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 	if name, ok := s.regionOrZoneAction(w, r); ok {
-		s.answerState(w, r, s.lab.Restart(name))
+		s.answerState(w, r, s.lab.Faults().Restart(name))
 	}
 }
 
@@ -169,7 +169,7 @@ func (s *Server) handleLead(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r, 5)
 	defer cancel()
-	err := s.lab.Lead(ctx, name)
+	err := s.lab.Faults().Lead(ctx, name)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Whatever stopped the move (a cut, a crash), the region cannot lead now.
 		err = &apiError{http.StatusServiceUnavailable, fmt.Sprintf("Region %s did not become the leader in time; it may be cut off from the majority or crashed.", lab.Echo(name))}
@@ -201,7 +201,7 @@ func (s *Server) handleQuorum(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.answerState(w, r, s.lab.SetQuorum(*req.W, *req.R))
+	s.answerState(w, r, s.lab.Faults().SetQuorum(*req.W, *req.R))
 }
 
 func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,7 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 		f.Fatal(errs)
 	}
 	l := startLab(f, lab.Config{LatencyScale: 0.02})
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l))})
 	f.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	f.Cleanup(srv.Close)

@@ -26,6 +26,6 @@ func (s *Server) handleGeoAllocations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r, 1)
 	defer cancel()
-	o, err := s.lab.GeoAllocations(ctx, sku, region)
+	o, err := s.lab.Geo().Allocations(ctx, sku, region)
 	s.answerOutcome(w, r, o, err)
 }

@@ -56,7 +56,7 @@ func oneScreen(t *testing.T, shots string) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l), JoinURL: "http://192.168.1.20:8080/"})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l)), JoinURL: "http://192.168.1.20:8080/"})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

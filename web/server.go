@@ -21,18 +21,14 @@ import (
 type Lab interface {
 	State() lab.State
 	Regions() []string
-	Partition(groups [][]string) error
-	Bridge(via string) error
-	HealAll() error
-	SetLink(from, to string, up, oneWay bool) error
-	SetLatency(from, to string, rttMs float64, oneWay bool) error
-	Crash(region string) error
-	Restart(region string) error
-	Lead(ctx context.Context, region string) error
+	// Faults: links, partitions, crashes, leadership, W and R; Time: clocks
+	// and shop pauses; Recorder: "Save as lesson" (lab/recording.go).
+	Faults() *lab.Faults
+	Time() *lab.Time
+	Recorder() *lab.Recorder
 	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
 	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
 	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
-	SetQuorum(w, r int) error
 	History(sku string) lab.HistoryView
 	Export(w io.Writer, format lab.ExportFormat, f lab.ExportFilter) error
 	Check(store lab.Store, sku string) (lab.CheckResult, error)
@@ -40,10 +36,11 @@ type Lab interface {
 	Reset(ctx context.Context) error
 	Subscribe() (<-chan lab.Event, func())
 	RequestTimeout() time.Duration
-	// Geo store (geo issue): a split stock, and zone names.
+	// The lock-based reservation (lab/reserve.go).
+	Reserve(ctx context.Context, sku, region string, fenced bool) (lab.Outcome, error)
+	// Geo store (geo issue): a split stock; Geo: its allocations (geo_alloc.go).
 	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
-	IsZone(name string) bool
-	GeoAllocations(ctx context.Context, sku, region string) (lab.Outcome, error) // geo_alloc.go
+	Geo() *lab.GeoStore
 }
 
 // Lessons feeds the lesson panel. It may be nil: the panel then says that no

@@ -52,7 +52,7 @@ func checkQty(field string, q *int, lo, hi int) error {
 }
 
 func (s *Server) checkPair(from, to string) error {
-	if from != to && (s.lab.IsZone(from) || s.lab.IsZone(to)) {
+	if from != to && (s.lab.Faults().IsZone(from) || s.lab.Faults().IsZone(to)) {
 		return nil // a zone link: the lab checks both zones (geo issue)
 	}
 	if err := s.region(from); err != nil {

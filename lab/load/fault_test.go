@@ -78,7 +78,7 @@ func TestCutDuringLoad(t *testing.T) {
 	l := newLab(t, lab.Config{RequestTimeout: deadline})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := l.Lead(ctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	c := newController(t, l)
@@ -90,7 +90,7 @@ func TestCutDuringLoad(t *testing.T) {
 	}
 	waitState(t, c, StateRunning)
 	time.Sleep(500 * time.Millisecond)
-	if err := l.Isolate("ap-southeast-1"); err != nil {
+	if err := l.Faults().Isolate("ap-southeast-1"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, c, StateFinished, StateStopped, StateFailed)

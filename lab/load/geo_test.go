@@ -25,7 +25,7 @@ func TestGeoUnderCut(t *testing.T) {
 	}
 	waitState(t, c, StateRunning)
 	time.Sleep(300 * time.Millisecond)
-	if err := l.Isolate("ap-southeast-1"); err != nil {
+	if err := l.Faults().Isolate("ap-southeast-1"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, c, StateFinished, StateStopped, StateFailed)
