@@ -92,6 +92,8 @@ func TestResumedLabJudgesFromRestock(t *testing.T) {
 	}
 	l := start()
 	stock(t, l, Consensus, "us-east-1", 10)
+	stock(t, l, Geo, "us-east-1", 9) // 3 units in each region's allocation
+	buy(t, l, Geo, "eu-west-1")
 	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != OK || o.Quantity != 9 {
 		t.Fatalf("first run's buy: %+v", o)
 	}
@@ -112,6 +114,13 @@ func TestResumedLabJudgesFromRestock(t *testing.T) {
 	}
 	if !r.Linearizable || r.Oversold != 0 || r.NotJudged != 1 || !strings.Contains(r.Explanation, "restock IPHONE to judge it again") {
 		t.Fatalf("resumed lab, buy without a restock: %+v — a correct store must not be accused, and the verdict must say what it covers", r)
+	}
+
+	if o := buy(t, l, Geo, "eu-west-1"); o.Outcome != OK {
+		t.Fatalf("the resumed lab's geo buy: %+v", o)
+	}
+	if r, _ := l.Check(Geo, "IPHONE"); !r.Linearizable || r.Oversold != 0 {
+		t.Errorf("resumed lab, geo buy without a restock: %+v — a correct store must not be accused", r)
 	}
 
 	stock(t, l, Consensus, "us-east-1", 3)
