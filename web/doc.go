@@ -39,6 +39,11 @@
 // serializable. Bodies: at most 64 KiB (413), exactly one JSON value (400
 // for malformed, truncated or trailing data, and for wrong types); unknown
 // fields are ignored because the API may grow; an empty body reads as {}.
+// Every mutating route reads its body so, those that take nothing ({})
+// included: "hello", "[]" or "{}{}" is 400, a body over 64 KiB 413. PUT
+// /api/lesson needs "lesson" ("" closes the lesson; missing or null is
+// 400). A handler that panics (a bug) answers 500 with a sentence and is
+// logged.
 // Every error is {"error": "<sentence>"}. Lab errors map as: ErrUnknownRegion
 // and ErrUnknownStore 404, ErrBadInput 400, ErrUnavailable and ErrClosed 503
 // with Retry-After. Outcomes: 200 ok and sold_out, 503 + Retry-After
@@ -55,7 +60,7 @@
 //	GET  /api/lessons/{id}                      Lesson with "stepList"
 //	POST /api/lessons/{id}/steps/{step}/run     {"lesson","step","report","results","failed"}; token; see Lessons
 //	GET  /api/lesson                            {"lesson":lessonView|null,"poll":pollView|null,"vote":"<your vote>"}
-//	PUT  /api/lesson                            {"lesson":"id","step":0} moves every page there ("lesson":"" closes); token
+//	PUT  /api/lesson                            {"lesson":"id","step":0} moves every page there ("lesson":"" closes; no "lesson" is 400); token
 //	POST /api/poll/vote                         {"option":"X"}: the audience's vote; no token (see Lessons)
 //	POST /api/poll/reveal                       the open question's tally and answer to everyone; token
 //	POST /api/poll/next                         the step's next question; token

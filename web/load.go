@@ -133,5 +133,10 @@ func (s *Server) handleLoadStop(w http.ResponseWriter, r *http.Request) {
 	if ctl == nil {
 		return
 	}
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, ctl.Stop())
 }
