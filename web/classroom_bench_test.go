@@ -580,7 +580,14 @@ func BenchmarkClassroomHeavy(b *testing.B) {
 	classroomPoll(b, 200, 50, `{"rate":200,"duration":"20s"}`)
 }
 
+// classroomPace false runs the loads with "pace":false: every arrival
+// sent however busy the machine (the comparison for the pacer).
+var classroomPace = flag.Bool("classroom.pace", true, "BenchmarkClassroomPoll/Heavy: pace the load (false: \"pace\":false)")
+
 func classroomPoll(b *testing.B, polls, ws int, cfg string) {
+	if !*classroomPace {
+		cfg = strings.TrimSuffix(cfg, "}") + `,"pace":false}`
+	}
 	c := newClassroom(b)
 	v := startClassroom(b, c.srv.URL, ws, "delta=1&panels=", polls)
 	stopIdle := c.controlDuring(b, v, "idle")

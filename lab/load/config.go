@@ -113,6 +113,11 @@ type Config struct {
 	SampleSKUs *int `json:"sampleSKUs,omitempty"`
 	// Seed makes the arrivals reproducible (0: random).
 	Seed uint64 `json:"seed,omitempty"`
+	// Pace (default true) keeps room for the lab's own control plane:
+	// while the machine's cores are too busy for it, arrivals beyond what
+	// it takes are held back at the source and counted as shed (pace.go).
+	// false sends every arrival, for measuring how far a lab goes.
+	Pace *bool `json:"pace,omitempty"`
 }
 
 var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -239,6 +244,9 @@ func (c Config) Normalize(regions, stores []string) (Config, error) {
 	}
 	if *c.SampleSKUs < 0 || *c.SampleSKUs > MaxSampleSKUs || *c.SampleSKUs > c.SKUs {
 		return bad("\"sampleSKUs\" must be from 0 to %d and at most \"skus\" (got %d)", MaxSampleSKUs, *c.SampleSKUs)
+	}
+	if c.Pace == nil {
+		c.Pace = ptr(true)
 	}
 	if total := c.OpsPerSecond() * float64(len(c.Stores)); total > MaxOpsPerSecond {
 		return bad("\"rate\" × (1 + \"readsPerBuy\") × regions × stores is %.0f operations a second, more than this lab's limit of %d; lower the rate or the mix", total, MaxOpsPerSecond)

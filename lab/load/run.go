@@ -87,6 +87,8 @@ type Run struct {
 	faults    []FaultMark
 	checks    map[string]*CheckSummary
 	lastFrame *Frame
+
+	pace *pacer // nil: every arrival goes (Config.Pace false); pace.go
 }
 
 // Frame is what subscribers get once a second: the status without the
@@ -99,6 +101,9 @@ func newRun(cfg Config, target Target, onFrame func(Frame)) *Run {
 		done: make(chan struct{}), state: StateStocking, checks: map[string]*CheckSummary{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hard, r.abort = context.WithCancel(context.Background())
+	if cfg.Pace == nil || *cfg.Pace {
+		r.pace = &pacer{}
+	}
 	r.names = make([]string, cfg.SKUs+1)
 	r.checked = make([]bool, cfg.SKUs+1)
 	levels := make([]int64, cfg.SKUs+1)
@@ -200,6 +205,9 @@ func (r *Run) main() {
 			defer arrivals.Done()
 			r.arrivals(runCtx, ri, r.cfg.RatePerRegion[reg])
 		}()
+	}
+	if r.pace != nil {
+		arrivals.Go(func() { r.pace.run(runCtx) })
 	}
 	if r.cfg.RestockEvery > 0 {
 		arrivals.Add(1)
@@ -389,6 +397,14 @@ func (r *Run) arrivals(ctx context.Context, ri int, buysPerSecond float64) {
 // dispatch sends one arrival to every store, each with the same intended
 // time.
 func (r *Run) dispatch(at time.Time, ri, sku int, read bool) {
+	if r.pace != nil && !r.pace.admit() { // the machine is busy: held back for every store (pace.go)
+		for si := range r.stores {
+			c := r.cells[si][ri]
+			c.arrive(read)
+			c.answer(read, KindShed, -1, false)
+		}
+		return
+	}
 	for si := range r.stores {
 		c := r.cells[si][ri]
 		c.arrive(read)
