@@ -669,7 +669,7 @@ func BenchmarkClassroomLesson(b *testing.B) {
 				_ = json.Unmarshal(st, &status)
 				var mix []string
 				for _, smp := range status.Samples {
-					if smp.T >= status.ElapsedS-3 {
+					if smp.T >= status.ElapsedS-7 {
 						mix = append(mix, fmt.Sprintf("%s/%s@%.0fs %v p99 %.0f", smp.Store, smp.Region, smp.T, smp.Outcomes, smp.P99Ms))
 					}
 				}

@@ -42,7 +42,12 @@ const (
 	recordBudget  = 10_000
 	readRecordPS  = 50 // checked reads recorded a second per store
 	stockWorkers  = 16
-	stockAttempts = 5
+	// A stock write that fails is tried again after 0.5, 1, … 3.5 s: 14 s
+	// in all, past a breaker's cool-down (5 s at latency scale 1) and its
+	// trial, so that a busy machine's few timeouts — which open the
+	// breaker — do not fail the start (5 attempts, 5 s, did on a machine
+	// four times oversubscribed).
+	stockAttempts = 8
 	stockBackoff  = 500 * time.Millisecond
 	drainTimeout  = 30 * time.Second
 )
