@@ -39,9 +39,9 @@ const (
 	// kept it growing for five minutes (+28 %). What follows the budget
 	// is counted and audited, not checked for linearizability, and the
 	// status says from when (Status.Checked).
-	recordBudget  = 10_000
-	readRecordPS  = 50 // checked reads recorded a second per store
-	stockWorkers  = 16
+	recordBudget = 10_000
+	readRecordPS = 50 // checked reads recorded a second per store
+	stockWorkers = 16
 	// A stock write that fails is tried again after 0.5, 1, … 3.5 s: 14 s
 	// in all, past a breaker's cool-down (5 s at latency scale 1) and its
 	// trial, so that a busy machine's few timeouts — which open the
