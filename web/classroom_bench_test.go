@@ -521,11 +521,18 @@ func TestClassroomViewers(t *testing.T) {
 // watchLoad is issue 19's "modest load" that 50 phones watched.
 const watchLoad = `{"rate":50,"readsPerBuy":40,"skus":1000,"stock":1000000,"duration":"15s","stores":["consensus"]}`
 
+// classroomLoad replaces the load of BenchmarkClassroomWatch, e.g. a
+// small one that leaves the cores free, so that the lab's CPU with and
+// without viewers tells what the viewers cost.
+var classroomLoad = flag.String("classroom.load", watchLoad, "BenchmarkClassroomWatch: the load's config (POST /api/load body)")
+
 // BenchmarkClassroomWatch: the load above three times — nobody watching,
 // 50 viewers connected as the page connects, 50 plain viewers — with the
-// bytes and frames each viewer gets, and the load's figures each time.
+// bytes and frames each viewer gets, and the load's figures and the lab
+// process's CPU each time.
 func BenchmarkClassroomWatch(b *testing.B) {
 	c := newClassroom(b)
+	watchLoad := *classroomLoad
 	alone, cpu := c.runLoad(b, watchLoad, nil)
 	reportLoad(b, "alone", alone)
 	b.ReportMetric(cpu, "alone-lab-cpu-cores")
