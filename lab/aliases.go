@@ -112,6 +112,9 @@ const GapGeoLogFull = inventory.GapGeoLogFull
 const GapHistoryFull = inventory.GapHistoryFull
 
 //go:fix inline
+const GapResumed = inventory.GapResumed
+
+//go:fix inline
 const GapSkipped = inventory.GapSkipped
 
 //go:fix inline

@@ -83,7 +83,10 @@ type renderer struct {
 
 func newRenderer(rec lab.Recording) *renderer {
 	r := &renderer{rec: rec, down: map[string]bool{}, cut: map[[2]string]bool{},
-		writers: map[lab.Store]map[string]bool{lab.Consensus: {}, lab.Replicated: {}}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
+		writers: map[lab.Store]map[string]bool{}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
+	for _, s := range lab.Stores { // every store the lab records, the geo store's too
+		r.writers[s] = map[string]bool{}
+	}
 	first := &recStep{}
 	first.lines = append(first.lines, "reset")
 	if q := rec.Quorum; q.W != 0 && (q.W != 1 || q.R != 1) {

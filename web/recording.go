@@ -28,8 +28,14 @@ func (s *Server) handleRecordingStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRecordingStart answers POST /api/recording/start (token): forget
-// the recording and record from now on.
+// the recording and record from now on. The body is {} (or empty); anything
+// else is refused and the recording kept.
 func (s *Server) handleRecordingStart(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	rec := s.lab.Recorder()
 	rec.Start()
 	writeJSON(w, http.StatusOK, rec.Status())

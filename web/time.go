@@ -41,6 +41,11 @@ func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
 // handleClocksReset answers POST /api/clocks/reset (token): every region's
 // clock back to true time.
 func (s *Server) handleClocksReset(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.answerState(w, r, s.lab.Time().ResetClocks())
 }
 

@@ -299,6 +299,24 @@ func (g *Gaps) All(flush bool) []inventory.RecordingGap {
 	return out
 }
 
+// Resumed notes, for every store, a store-wide gap at start: the stores
+// hold what an earlier run wrote, which this history does not (New, on a
+// resumed lab, before any operation). It ended at once: nothing of the
+// earlier run is still in flight in this process.
+func (g *Gaps) Resumed(stores []inventory.Store, start time.Time) {
+	for _, s := range stores {
+		g.End(g.Begin(s, "", start, inventory.GapResumed), start, true, false)
+		// Only this run's History lacks the earlier run: an audit log
+		// that spans both holds it (and knows a killed run by its
+		// missing stop record), so the gap is not sent to recorders.
+		k := gapKey{s, ""}
+		sh := g.shard(k)
+		sh.mu.Lock()
+		sh.m[k].dirty = false
+		sh.mu.Unlock()
+	}
+}
+
 // Clear forgets every gap (Reset, with no operation in flight).
 func (g *Gaps) Clear() {
 	for i := range g.shards {

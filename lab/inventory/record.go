@@ -49,6 +49,12 @@ const (
 	// GapTooManySKUs: the lab tracks gaps for at most maxGapKeys
 	// (store, SKU)s; past that, one gap covers every SKU of the store.
 	GapTooManySKUs GapReason = "too-many-skus"
+	// GapResumed: the lab started on the data an earlier run left (see
+	// nodes' LayoutFile), or a history file holds a run that did not end
+	// cleanly: what the stores held before is not in this history. One
+	// store-wide gap per store; a SKU is judged again from its first
+	// clean restock after it.
+	GapResumed GapReason = "resumed"
 )
 
 // RecordingGap is a stretch of one store's SKU (SKU "": every SKU of the
