@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"caplab/lab/guard"
+	"caplab/lab/store/geo"
+	"caplab/lab/store/replicated"
 )
 
 // The lab's background loops, started in New and ended by Close: each
@@ -12,7 +14,7 @@ import (
 
 // replicate runs the replicated store's background replication every
 // every until stop, skipping a round while a reset or Close holds the gate.
-func replicate(stop <-chan struct{}, gate *guard.Gate, s *replicatedStore, every, timeout time.Duration) {
+func replicate(stop <-chan struct{}, gate *guard.Gate, s *replicated.Store, every, timeout time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -38,7 +40,7 @@ const geoRecoverEvery = time.Second
 // recoverTransfers completes or refunds the geo store's pending transfers
 // every geoRecoverEvery (those older than two request deadlines), and all
 // of them at once when the store is kicked (after a restart), until stop.
-func recoverTransfers(stop <-chan struct{}, gate *guard.Gate, s *geoStore, timeout time.Duration) {
+func recoverTransfers(stop <-chan struct{}, gate *guard.Gate, s *geo.Store, timeout time.Duration) {
 	t := time.NewTicker(geoRecoverEvery)
 	defer t.Stop()
 	for {
@@ -47,14 +49,14 @@ func recoverTransfers(stop <-chan struct{}, gate *guard.Gate, s *geoStore, timeo
 		case <-stop:
 			return
 		case <-t.C:
-		case <-s.kick:
+		case <-s.Kicked():
 			minAge = 0 // after a restart
 		}
 		if !gate.TryEnter() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-		s.recover(ctx, minAge)
+		s.Recover(ctx, minAge)
 		cancel()
 		gate.Leave()
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab/store/consensus"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -98,7 +100,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 	// serializable read, then Txn with the current value in its Else.
 	rawRate, rawLat := hammer(buyers, buys, func(w, i int) {
 		cli, _ := l.cluster.MemberClient(regions[w%len(regions)])
-		key := l.consensus.key("SKU" + strconv.Itoa(w))
+		key := l.consensus.Key("SKU" + strconv.Itoa(w))
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		resp, err := cli.Get(cctx, key, clientv3.WithSerializable())
@@ -106,7 +108,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 			notOK.Add(1)
 			return
 		}
-		q, v := decodeConsensus(resp)
+		q, v := consensus.Decode(resp)
 		for {
 			t, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.Wall)).
 				Then(clientv3.OpPut(key, strconv.Itoa(q-1))).Else(clientv3.OpGet(key)).Commit()
@@ -117,7 +119,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 			if t.Succeeded {
 				return
 			}
-			q, v = decodeKVs(t.Responses[0].GetResponseRange().GetKvs())
+			q, v = consensus.DecodeKVs(t.Responses[0].GetResponseRange().GetKvs())
 		}
 	})
 	if notOK.Load() > 0 {

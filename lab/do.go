@@ -10,6 +10,7 @@ import (
 
 	"caplab/lab/guard"
 	"caplab/lab/inventory"
+	"caplab/lab/store"
 )
 
 // ---- store operations ----
@@ -53,6 +54,12 @@ func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consi
 	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c}})
 }
 
+// storeSlot is one store as do runs it.
+type storeSlot struct {
+	api         store.Store
+	selfGuarded bool // the store guards its own calls (store.SelfGuarded)
+}
+
 // command is one operation on its way through the lab: what do needs
 // besides the operation itself. The zero extras are a plain stock, buy or
 // read.
@@ -60,7 +67,7 @@ type command struct {
 	op Operation
 	// run, if set, is the store call instead of the store's Run (a
 	// reservation: the lock-and-fencing flow of the consensus store).
-	run func(ctx context.Context, op Operation, env storeEnv) Outcome
+	run func(ctx context.Context, op Operation, env store.Env) Outcome
 	// budget is the store call's deadline; 0: the request timeout.
 	budget time.Duration
 	// freezes: the call freezes in its shop's pause itself, mid-flight (a
@@ -96,7 +103,7 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 		defer l.gate.Leave()
 	}
 	st := l.stores[op.Store]
-	env := storeEnv{Quorum: l.replicated.Quorum()}
+	env := store.Env{Quorum: l.replicated.Quorum()}
 	op.Client = sessionOf(l.regions, op.Region, op.Store)
 	shareStrings(l.regions, &op)
 	op.Call = time.Now()

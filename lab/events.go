@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/store/geo"
+	"caplab/lab/store/replicated"
 	"caplab/nodes"
 )
 
@@ -23,8 +25,8 @@ type events struct {
 	breakers   *Breakers
 	clocks     *nodes.Clocks
 	counters   *storeCounters
-	replicated *replicatedStore // W and R
-	geo        *geoStore        // stranded buys
+	replicated *replicated.Store // W and R
+	geo        *geo.Store        // stranded buys
 
 	version atomic.Int64          // bumped by every change viewers see
 	snap    atomic.Pointer[State] // the newest State published; operation events carry it

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"caplab/lab/inventory"
+	"caplab/lab/store/geo"
+	"caplab/lab/store/replicated"
 	"caplab/nodes"
 )
 
@@ -22,8 +24,8 @@ type Faults struct {
 	regions    []string
 	timeout    time.Duration // the request deadline
 	logger     *slog.Logger
-	replicated *replicatedStore // W and R
-	geo        *geoStore        // its transfer recovery, kicked after a restart
+	replicated *replicated.Store // W and R
+	geo        *geo.Store        // its transfer recovery, kicked after a restart
 	happened   func(kind FaultKind, regions []string, detail string, act *RecordedAction)
 }
 
@@ -172,7 +174,7 @@ func (f *Faults) regionFault(region string, apply func(string) error, kind Fault
 	}
 	f.happened(kind, []string{region}, detail, &a)
 	if kind == FaultRestart {
-		f.geo.kickRecovery() // pending transfers are settled after a restart
+		f.geo.Kick() // pending transfers are settled after a restart
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"caplab/lab/guard"
 	"caplab/lab/inventory"
+	"caplab/lab/store/geo"
 	"caplab/nodes"
 )
 
@@ -49,7 +50,7 @@ func zoneLinkStates(s nodes.Snapshot) []LinkState {
 // Each reads through the lab's gate, within the request deadline.
 type GeoStore struct {
 	gate    *guard.Gate
-	store   *geoStore
+	store   *geo.Store
 	regions []string
 	timeout time.Duration
 }
@@ -61,14 +62,14 @@ func (l *Lab) Geo() *GeoStore { return l.geoRoom }
 // RecoverTransfers runs one recovery pass now over every pending transfer,
 // whatever its age: each is completed (credited at its destination) or
 // refunded. Regions that cannot be reached keep theirs pending.
-func (g *GeoStore) RecoverTransfers(ctx context.Context) (GeoRecovery, error) {
+func (g *GeoStore) RecoverTransfers(ctx context.Context) (geo.Recovery, error) {
 	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
-		return GeoRecovery{}, err
+		return geo.Recovery{}, err
 	}
 	defer g.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, 2*g.timeout)
 	defer cancel()
-	return g.store.recover(ctx, 0), nil
+	return g.store.Recover(ctx, 0), nil
 }
 
 // Conservation audits one geo SKU across every regional group: stocked =
@@ -84,7 +85,7 @@ func (g *GeoStore) Conservation(ctx context.Context, sku string) (GeoAudit, erro
 	defer g.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	return g.store.audit(ctx, sku)
+	return g.store.Conservation(ctx, sku)
 }
 
 // Allocations is every region's allocation of a geo SKU as seen from
@@ -103,7 +104,7 @@ func (g *GeoStore) Allocations(ctx context.Context, sku, region string) (Outcome
 	defer g.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	o := g.store.readAll(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead}, false)
+	o := g.store.Allocations(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead})
 	o.Store, o.SKU, o.Region, o.Op = Geo, sku, region, OpRead
 	return o, nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab/store/geo"
 )
 
 // geoNemesisSchedule draws cuts, one-way cuts, isolations, zone crashes and
@@ -92,7 +94,7 @@ func TestGeoNemesis(t *testing.T) {
 			var midCrashes atomic.Int32
 			var crashed sync.Map
 			var restarts sync.WaitGroup
-			l.geo.afterDebit = func(tr geoTransfer) {
+			l.geo.SetAfterDebit(func(tr geo.Transfer) {
 				if midCrashes.Add(1) != 1 {
 					return
 				}
@@ -112,8 +114,8 @@ func TestGeoNemesis(t *testing.T) {
 						_ = l.Faults().Restart(victim)
 					}()
 				}
-			}
-			t.Cleanup(func() { l.geo.afterDebit = nil })
+			})
+			t.Cleanup(func() { l.geo.SetAfterDebit(nil) })
 
 			var okUnits atomic.Int64
 			// One unit local, one borrowed from eu-west-1: the crash hits here.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"caplab/lab/store/geo"
 )
 
 func geoStock(t *testing.T, l *Lab, sku string, alloc map[string]int) {
@@ -155,11 +157,11 @@ func TestGeoBadInput(t *testing.T) {
 }
 
 func TestGeoSplit(t *testing.T) {
-	got := geoSplit(10, []string{"a", "b", "c"})
+	got := geo.Split(10, []string{"a", "b", "c"})
 	if got["a"] != 4 || got["b"] != 3 || got["c"] != 3 {
 		t.Fatalf("split 10 over 3: %v", got)
 	}
-	if got := geoSplit(0, []string{"a", "b"}); got["a"] != 0 || got["b"] != 0 {
+	if got := geo.Split(0, []string{"a", "b"}); got["a"] != 0 || got["b"] != 0 {
 		t.Fatalf("split 0: %v", got)
 	}
 }

@@ -229,27 +229,27 @@ func TestReplicationReadsOnlyChanges(t *testing.T) {
 	// The pushes' echoes settle within a few rounds; then rounds read nothing.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		before := s.changedKeysRead.Load()
+		before := s.ChangedKeysRead()
 		time.Sleep(5 * l.cfg.SyncInterval)
-		if s.changedKeysRead.Load() == before {
+		if s.ChangedKeysRead() == before {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing written for 10 s, yet the rounds kept reading keys (%d)", s.changedKeysRead.Load()-before)
+			t.Fatalf("nothing written for 10 s, yet the rounds kept reading keys (%d)", s.ChangedKeysRead()-before)
 		}
 	}
-	before := s.changedKeysRead.Load()
+	before := s.ChangedKeysRead()
 	if o, err := l.Buy(ctxT(t, 30*time.Second), Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != OK {
 		t.Fatalf("buy: %v %+v", err, o)
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	for wait := time.Now().Add(5 * time.Second); s.changedKeysRead.Load() == before && time.Now().Before(wait); {
+	for wait := time.Now().Add(5 * time.Second); s.ChangedKeysRead() == before && time.Now().Before(wait); {
 		time.Sleep(l.cfg.SyncInterval) // a busy machine may delay the next round
 	}
 	time.Sleep(5 * l.cfg.SyncInterval) // and the echoes' rounds
-	if n := s.changedKeysRead.Load() - before; n < 1 || n > 12 {
+	if n := s.ChangedKeysRead() - before; n < 1 || n > 12 {
 		t.Fatalf("after one buy the rounds read %d keys; want 1–12 (the SKU on each replica and its echoes), not the store's %d SKUs per replica", n, skus)
 	}
 }

@@ -13,6 +13,10 @@ import (
 	"caplab/lab/check"
 	"caplab/lab/guard"
 	"caplab/lab/history"
+	"caplab/lab/store"
+	"caplab/lab/store/consensus"
+	"caplab/lab/store/geo"
+	"caplab/lab/store/replicated"
 	"caplab/nodes"
 )
 
@@ -101,10 +105,10 @@ type Lab struct {
 	regions []string
 
 	// The three stores, by their own types for what only one of them does,
-	// and behind storeAPI (store.go) for what every operation does.
-	consensus  *consensusStore
-	replicated *replicatedStore
-	geo        *geoStore
+	// and behind store.Store (store.go) for what every operation does.
+	consensus  *consensus.Store
+	replicated *replicated.Store
+	geo        *geo.Store
 	stores     map[Store]storeSlot // fixed at New
 
 	// The request path (package guard). gate: operations and the
@@ -176,17 +180,18 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 
 	// The stores.
 	clocks := nodes.NewClocks(regions)
-	l.consensus = &consensusStore{cluster: cl, regions: regions, maxRetries: cfg.MaxRetries, timeout: cfg.RequestTimeout}
-	l.replicated = newReplicatedStore(cl, regions, clocks)
-	l.geo = newGeoStore(cl, regions, cfg.MaxRetries, cfg.RequestTimeout, l.breakers)
-	l.geo.log, l.geo.gaps = l.geoLog, l.gaps
-	l.geo.onCall = func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) }
+	l.consensus = consensus.New(cl, regions, cfg.MaxRetries, cfg.RequestTimeout)
+	l.replicated = replicated.New(cl, regions, clocks)
+	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
+		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
+		OnCall:   func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) },
+		Unlogged: func(ctx context.Context) bool { return opRecordingOf(ctx).SkipHistory }})
 	l.stores = map[Store]storeSlot{}
-	for s, api := range map[Store]storeAPI{Consensus: l.consensus, Replicated: l.replicated, Geo: l.geo} {
-		_, guarded := api.(selfGuarded)
+	for s, api := range map[Store]store.Store{Consensus: l.consensus, Replicated: l.replicated, Geo: l.geo} {
+		_, guarded := api.(store.SelfGuarded)
 		l.stores[s] = storeSlot{api: api, selfGuarded: guarded}
 	}
-	l.reserveBudget = MaxPause + 3*time.Duration(reserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
+	l.reserveBudget = MaxPause + 3*time.Duration(consensus.ReserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
 
 	// The rooms. Each gets what it needs, and faultHappened to report a
 	// change; none sees the Lab.

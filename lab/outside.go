@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 	"caplab/nodes"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -44,7 +45,7 @@ import (
 type outsideWatcher struct {
 	cluster   *nodes.Cluster
 	regions   []string
-	consensus *consensusStore
+	consensus *consensus.Store
 	history   *History
 	ownWrites *unrecordedWrites
 	// settle is how long after seeing a revision the watcher waits for
@@ -99,7 +100,7 @@ func (w *outsideWatcher) run() {
 		if next > 0 {
 			opts = append(opts, clientv3.WithRev(next))
 		}
-		wch := cli.Watch(ctx, consensusPrefix, opts...)
+		wch := cli.Watch(ctx, consensus.Prefix, opts...)
 	watching:
 		for {
 			select {
@@ -157,7 +158,7 @@ func startRevision(ctx context.Context, cl *nodes.Cluster, regions []string) int
 		if err != nil {
 			continue
 		}
-		resp, err := cli.Get(clientv3.WithRequireLeader(ctx), consensusPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		resp, err := cli.Get(clientv3.WithRequireLeader(ctx), consensus.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 		if err == nil {
 			return resp.Header.Revision + 1
 		}
@@ -239,7 +240,7 @@ func (w *outsideWatcher) attribute(pending []seenWrite, epoch int64, used map[in
 // Other keys under the prefix are no SKU's stock (a reservation's fencing
 // token lives at /inventory/<epoch>/<sku>/fence): ok is false for them.
 func parseConsensusKey(key string) (epoch int64, sku string, ok bool) {
-	rest, found := strings.CutPrefix(key, consensusPrefix)
+	rest, found := strings.CutPrefix(key, consensus.Prefix)
 	if !found {
 		return 0, "", false
 	}

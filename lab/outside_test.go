@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab/store/consensus"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -67,7 +69,7 @@ func TestOutsideWriteIsFlagged(t *testing.T) {
 	cli := outsideClient(t, l, "ap-southeast-1", "us-east-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	keys, err := cli.Get(ctx, consensusPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	keys, err := cli.Get(ctx, consensus.Prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		t.Fatalf("outside get: %v", err)
 	}

@@ -43,7 +43,7 @@ func BenchmarkIdleReplication(b *testing.B) {
 		time.Sleep(2 * time.Second) // the pushes' echoes settle
 		cpu := map[int64][]float64{}
 		for _, every := range []int64{1, 50, 50, 1} {
-			l.replicated.fullScanEvery.Store(every)
+			l.replicated.SetFullScanEvery(every)
 			c0 := processCPU()
 			time.Sleep(3 * time.Second)
 			cpu[every] = append(cpu[every], (processCPU()-c0)/3)

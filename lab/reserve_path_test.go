@@ -90,7 +90,7 @@ func TestReservationPastCapIsTheLabsOwn(t *testing.T) {
 
 	// The positive control: a write no operation of the lab made.
 	cli := outsideClient(t, l, "us-east-1", "us-east-1")
-	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.key(sku), "7")
+	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.Key(sku), "7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestReservationLeftOutIsTheLabsOwn(t *testing.T) {
 		t.Errorf("the History grew from %d to %d operations; the reservations were to be left out", stored, n)
 	}
 	cli := outsideClient(t, l, "us-east-1", "us-east-1")
-	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.key(sku), "7")
+	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.Key(sku), "7")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"caplab/lab/store"
 	"caplab/nodes"
 )
 
@@ -23,7 +24,7 @@ type epochs struct {
 
 // loadEpochs sets the stores' epochs to those the earlier run on this
 // data directory last used (nothing for new data).
-func loadEpochs(cl *nodes.Cluster, consensus, replicated, geo storeAPI) error {
+func loadEpochs(cl *nodes.Cluster, consensus, replicated, geo store.Store) error {
 	raw, err := cl.LoadNote(epochsNote)
 	if err != nil || raw == nil {
 		return err
@@ -39,7 +40,7 @@ func loadEpochs(cl *nodes.Cluster, consensus, replicated, geo storeAPI) error {
 }
 
 // saveEpochs records the stores' epochs (after a reset moved them).
-func saveEpochs(cl *nodes.Cluster, consensus, replicated, geo storeAPI) error {
+func saveEpochs(cl *nodes.Cluster, consensus, replicated, geo store.Store) error {
 	raw, _ := json.Marshal(epochs{Consensus: consensus.Epoch(), Replicated: replicated.Epoch(), Geo: geo.Epoch()})
 	return cl.SaveNote(epochsNote, raw)
 }

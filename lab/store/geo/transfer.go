@@ -1,4 +1,4 @@
-package lab
+package geo
 
 import (
 	"context"
@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"caplab/lab/check"
+	"caplab/lab/guard"
 	"caplab/lab/inventory"
+	"caplab/lab/store"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,8 +34,8 @@ import (
 // n, delete the record, one Txn). A credit and an abort cannot both win, so
 // no unit is created or lost whichever step a crash or a cut interrupts.
 
-// geoTransfer is a transfer record, stored at the source.
-type geoTransfer struct {
+// Transfer is a transfer record, stored at the source.
+type Transfer struct {
 	ID   string    `json:"id"`
 	SKU  string    `json:"sku"`
 	From string    `json:"from"`
@@ -46,24 +49,24 @@ const (
 	markerAborted  = "aborted"
 )
 
-func (s *geoStore) pendingKey(sku, id string) string {
+func (s *Store) pendingKey(sku, id string) string {
 	return fmt.Sprintf("%s%d/out/%s/%s", geoPrefix, s.epoch.Load(), sku, id)
 }
 
-func (s *geoStore) pendingPrefix() string {
+func (s *Store) pendingPrefix() string {
 	return fmt.Sprintf("%s%d/out/", geoPrefix, s.epoch.Load())
 }
 
-func (s *geoStore) markerKey(sku, id string) string {
+func (s *Store) markerKey(sku, id string) string {
 	return fmt.Sprintf("%s%d/in/%s/%s", geoPrefix, s.epoch.Load(), sku, id)
 }
 
-func (s *geoStore) newID() string {
+func (s *Store) newID() string {
 	return fmt.Sprintf("t%s-%d", s.idPrefix, s.ids.Add(1))
 }
 
 // sources lists the other regions, nearest first.
-func (s *geoStore) sources(region string) []string {
+func (s *Store) sources(region string) []string {
 	out := slices.DeleteFunc(slices.Clone(s.regions), func(r string) bool { return r == region })
 	slices.SortStableFunc(out, func(a, b string) int {
 		ra, _ := nodes.ModelRTT(region, a)
@@ -82,20 +85,20 @@ func (s *geoStore) sources(region string) []string {
 // borrowAndBuy runs when the buyer's own allocation (local, just confirmed)
 // is short: it debits the missing units from other regions, nearest
 // first, then credits them and sells in one Txn at home.
-func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers, local geoRow) Outcome {
+func (s *Store) borrowAndBuy(ctx context.Context, op inventory.Operation, br *guard.Breakers, local geoRow) inventory.Outcome {
 	need := op.Qty - local.Quantity
-	var moved []geoTransfer
+	var moved []Transfer
 	var unreachable []string
 	failFast := 0
 	for _, src := range s.sources(op.Region) {
 		if need <= 0 {
 			break
 		}
-		var tr geoTransfer
+		var tr Transfer
 		id := s.newID()
-		o := s.guard(br, op.Region, src, func() Outcome {
+		o := s.guard(br, op.Region, src, func() inventory.Outcome {
 			if why := s.refused(op.Region, src); why != "" {
-				return Outcome{Outcome: Unavailable, Message: why}
+				return inventory.Outcome{Outcome: inventory.Unavailable, Message: why}
 			}
 			// A reachable source gets most of what is left of the deadline;
 			// a quarter stays for the credit at home (local and quick).
@@ -109,27 +112,27 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 				if got <= 0 {
 					return r, false, nil
 				}
-				tr = geoTransfer{ID: id, SKU: op.SKU, From: src, To: op.Region, Qty: got, At: time.Now()}
+				tr = Transfer{ID: id, SKU: op.SKU, From: src, To: op.Region, Qty: got, At: time.Now()}
 				raw, _ := json.Marshal(tr)
 				r.Quantity -= got
 				r.Out += got
 				return r, true, []clientv3.Op{clientv3.OpPut(s.pendingKey(op.SKU, id), string(raw))}
 			})
 			if err != nil && !errors.Is(err, errGeoConflict) {
-				return Outcome{Outcome: Unavailable, Message: shortErr(err)}
+				return inventory.Outcome{Outcome: inventory.Unavailable, Message: shortErr(err)}
 			}
 			if !wrote {
-				tr = geoTransfer{}
+				tr = Transfer{}
 			}
-			return Outcome{Outcome: OK}
+			return inventory.Outcome{Outcome: inventory.OK}
 		})
 		switch o.Outcome {
-		case OK:
+		case inventory.OK:
 			if tr.Qty > 0 {
 				moved = append(moved, tr)
 				need -= tr.Qty
 			}
-		case FailFast:
+		case inventory.FailFast:
 			failFast++
 			unreachable = append(unreachable, src)
 		default:
@@ -138,21 +141,21 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	}
 	if len(moved) == 0 {
 		if len(unreachable) == 0 {
-			return Outcome{Outcome: SoldOut, Quantity: local.Quantity, AnsweredBy: s.answered(op.Region, nil),
-				Message: fmt.Sprintf("Sold out: %s has %d and no other region has any to lend.", cityOf(op.Region), local.Quantity)}
+			return inventory.Outcome{Outcome: inventory.SoldOut, Quantity: local.Quantity, AnsweredBy: s.answered(op.Region, nil),
+				Message: fmt.Sprintf("Sold out: %s has %d and no other region has any to lend.", store.City(op.Region), local.Quantity)}
 		}
 		s.stranded.Add(1)
 		units := 0
 		for _, r := range unreachable {
 			units += s.seen(op.SKU, r).row.Quantity
 		}
-		kind := Unavailable
+		kind := inventory.Unavailable
 		if failFast == len(unreachable) {
-			kind = FailFast
+			kind = inventory.FailFast
 		}
-		return Outcome{Outcome: kind, Quantity: local.Quantity, Unreachable: unreachable, Stranded: units, AnsweredBy: []string{op.Region},
+		return inventory.Outcome{Outcome: kind, Quantity: local.Quantity, Unreachable: unreachable, Stranded: units, AnsweredBy: []string{op.Region},
 			Message: fmt.Sprintf("Stranded: %s's own allocation has %d, and borrowing from %s is impossible now (cut off or down) — %d units last seen there are stranded. Local allocations keep selling; nothing was moved.",
-				cityOf(op.Region), local.Quantity, strings.Join(unreachable, ", "), units)}
+				store.City(op.Region), local.Quantity, strings.Join(unreachable, ", "), units)}
 	}
 	for _, tr := range moved {
 		if s.afterDebit != nil {
@@ -161,20 +164,20 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 	}
 	row, sold, credited, err := s.credit(ctx, op.Region, op.SKU, moved, op.Qty)
 	if err != nil {
-		return Outcome{Outcome: Unavailable, AnsweredBy: s.answered(op.Region, moved),
+		return inventory.Outcome{Outcome: inventory.Unavailable, AnsweredBy: s.answered(op.Region, moved),
 			Message: fmt.Sprintf("Unavailable: %d units were debited at %s for this buy, but the credit in %s did not complete (%s). They are in a pending transfer: recovery completes or refunds it, so no unit is lost. The buy may still apply.",
-				sumQty(moved), fromList(moved), cityOf(op.Region), shortErr(err))}
+				sumQty(moved), fromList(moved), store.City(op.Region), shortErr(err))}
 	}
 	for _, tr := range credited {
 		s.borrowed.Add(int64(tr.Qty))
 		s.complete(tr, op.Region)
 	}
 	if !sold {
-		return Outcome{Outcome: SoldOut, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
+		return inventory.Outcome{Outcome: inventory.SoldOut, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
 			Message: fmt.Sprintf("Sold out: only %d could be gathered in %s (borrowed %d from %s), you asked for %d. The borrowed units stay in %s's allocation.",
-				row.Quantity, cityOf(op.Region), sumQty(credited), fromList(credited), op.Qty, op.Region)}
+				row.Quantity, store.City(op.Region), sumQty(credited), fromList(credited), op.Qty, op.Region)}
 	}
-	return Outcome{Outcome: OK, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: row.Quantity, AnsweredBy: s.answered(op.Region, credited),
 		Message: fmt.Sprintf("Sold — borrowed %d from %s (debit and transfer record there, then credit here by transfer id), %d left in %s's allocation.",
 			sumQty(credited), fromList(credited), row.Quantity, op.Region)}
 }
@@ -184,7 +187,7 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 // connection needs both) or the region is down — or "" if it would not.
 // A real client hears that from the refused connect right away; the etcd
 // client here would instead wait for a connection until its deadline.
-func (s *geoStore) refused(from, to string) string {
+func (s *Store) refused(from, to string) string {
 	f := s.cluster.Fabric()
 	switch {
 	case !s.cluster.IsUp(to):
@@ -195,7 +198,7 @@ func (s *geoStore) refused(from, to string) string {
 	return ""
 }
 
-func (s *geoStore) answered(region string, trs []geoTransfer) []string {
+func (s *Store) answered(region string, trs []Transfer) []string {
 	out := []string{region}
 	for _, t := range trs {
 		if !slices.Contains(out, t.From) {
@@ -205,7 +208,7 @@ func (s *geoStore) answered(region string, trs []geoTransfer) []string {
 	return out
 }
 
-func sumQty(trs []geoTransfer) int {
+func sumQty(trs []Transfer) int {
 	n := 0
 	for _, t := range trs {
 		n += t.Qty
@@ -213,7 +216,7 @@ func sumQty(trs []geoTransfer) int {
 	return n
 }
 
-func fromList(trs []geoTransfer) string {
+func fromList(trs []Transfer) string {
 	var out []string
 	for _, t := range trs {
 		out = append(out, fmt.Sprintf("%s (%d, %s)", t.From, t.Qty, t.ID))
@@ -226,7 +229,7 @@ func fromList(trs []geoTransfer) string {
 // whose marker is absent (a transfer recovery already aborted is dropped:
 // it refunds the source). It returns the row after, whether it sold, and
 // the transfers it credited.
-func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTransfer, take int) (geoRow, bool, []geoTransfer, error) {
+func (s *Store) credit(ctx context.Context, region, sku string, trs []Transfer, take int) (geoRow, bool, []Transfer, error) {
 	cli, err := s.client(ctx, region, region)
 	if err != nil {
 		return geoRow{}, false, nil, err
@@ -260,21 +263,21 @@ func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTran
 		call := time.Now()
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).If(cmps...).Then(then...).Else(elses...).Commit()
 		if err != nil {
-			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Unknown: true, Call: call, Return: time.Now()})
 			return geoRow{}, false, nil, err
 		}
 		ret := time.Now()
 		if resp.Succeeded {
 			mod := resp.Header.Revision
-			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: inventory.GeoTransferIn, Delta: next.Quantity - cur.row.Quantity, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, sold, live, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
-		var still []geoTransfer
+		var still []Transfer
 		for i, t := range live {
 			if rr := resp.Responses[i+1].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
 				continue // decided already (aborted by recovery)
@@ -288,7 +291,7 @@ func (s *geoStore) credit(ctx context.Context, region, sku string, trs []geoTran
 
 // complete deletes a credited transfer's record at its source, in the
 // background (a buy need not wait for it; recovery finishes what fails).
-func (s *geoStore) complete(tr geoTransfer, gateway string) {
+func (s *Store) complete(tr Transfer, gateway string) {
 	s.inflight.Add(1)
 	go func() {
 		defer s.inflight.Done()
@@ -302,8 +305,8 @@ func (s *geoStore) complete(tr geoTransfer, gateway string) {
 	}()
 }
 
-// GeoRecovery is what one recovery pass over the pending transfers did.
-type GeoRecovery struct {
+// Recovery is what one recovery pass over the pending transfers did.
+type Recovery struct {
 	Completed int `json:"completed"` // credited at the destination; record deleted
 	Refunded  int `json:"refunded"`  // aborted at the destination; units back at the source
 	Pending   int `json:"pending"`   // still pending (too young, or a group unreachable)
@@ -313,8 +316,8 @@ type GeoRecovery struct {
 // old: the destination's marker decides (an absent one becomes
 // "aborted"), then the record at the source is deleted — with a refund when
 // aborted, in one Txn.
-func (s *geoStore) recover(ctx context.Context, minAge time.Duration) GeoRecovery {
-	var res GeoRecovery
+func (s *Store) Recover(ctx context.Context, minAge time.Duration) Recovery {
+	var res Recovery
 	for _, src := range s.regions {
 		if !s.cluster.IsUp(src) {
 			continue
@@ -328,7 +331,7 @@ func (s *geoStore) recover(ctx context.Context, minAge time.Duration) GeoRecover
 			continue
 		}
 		for _, kv := range resp.Kvs {
-			var tr geoTransfer
+			var tr Transfer
 			if json.Unmarshal(kv.Value, &tr) != nil {
 				continue
 			}
@@ -351,7 +354,7 @@ func (s *geoStore) recover(ctx context.Context, minAge time.Duration) GeoRecover
 
 // settle decides one transfer at its destination and finishes it at its
 // source; it returns the decision, or "" if it could not finish.
-func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
+func (s *Store) settle(ctx context.Context, tr Transfer) string {
 	dst, err := s.client(ctx, tr.From, tr.To)
 	if err != nil {
 		return ""
@@ -396,17 +399,17 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 			Then(clientv3.OpPut(key, encodeRow(next)), clientv3.OpDelete(pk)).
 			Else(clientv3.OpGet(key), clientv3.OpGet(pk)).Commit()
 		if err != nil {
-			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
+			s.endCall(rc, inventory.GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Unknown: true, Call: call, Return: time.Now()})
 			return ""
 		}
 		ret := time.Now()
 		if resp.Succeeded {
-			s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
+			s.endCall(rc, inventory.GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRefund, Delta: tr.Qty, Left: next.Quantity, Call: call, Return: ret})
 			s.remember(tr.SKU, tr.From, next, resp.Header.Revision)
 			return decision
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, inventory.GeoCall{SKU: tr.SKU, Region: tr.From, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(tr.SKU, tr.From, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 		if rr := resp.Responses[1].GetResponseRange(); rr == nil || len(rr.Kvs) == 0 {
@@ -418,29 +421,29 @@ func (s *geoStore) settle(ctx context.Context, tr geoTransfer) string {
 
 // audit reads every region's row, transfer records and markers of sku and
 // checks conservation. Every group must answer.
-func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
-	a := GeoAudit{SKU: sku, Regions: map[string]GeoRowState{}}
+func (s *Store) Conservation(ctx context.Context, sku string) (check.GeoConservation, error) {
+	a := check.GeoConservation{SKU: sku, Regions: map[string]check.GeoRow{}}
 	markers := map[string]string{}
-	var pending []geoTransfer
+	var pending []Transfer
 	inPrefix := fmt.Sprintf("%s%d/in/%s/", geoPrefix, s.epoch.Load(), sku)
 	outPrefix := fmt.Sprintf("%s%d/out/%s/", geoPrefix, s.epoch.Load(), sku)
 	for _, r := range s.regions {
 		if !s.cluster.IsUp(r) {
-			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s is down", ErrUnavailable, r)
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s is down", inventory.ErrUnavailable, r)
 		}
 		cli, err := s.client(ctx, r, r)
 		if err != nil {
-			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's has no leader", ErrUnavailable, r)
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's has no leader", inventory.ErrUnavailable, r)
 		}
 		resp, err := cli.Txn(clientv3.WithRequireLeader(ctx)).Then(
 			clientv3.OpGet(s.rowKey(sku)),
 			clientv3.OpGet(outPrefix, clientv3.WithPrefix()),
 			clientv3.OpGet(inPrefix, clientv3.WithPrefix())).Commit()
 		if err != nil {
-			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's did not answer: %s", ErrUnavailable, r, shortErr(err))
+			return a, fmt.Errorf("%w: the conservation audit needs every regional group; %s's did not answer: %s", inventory.ErrUnavailable, r, shortErr(err))
 		}
 		row, _ := rowFrom(resp, 0)
-		a.Regions[r] = GeoRowState(row)
+		a.Regions[r] = check.GeoRow(row)
 		a.Stocked += row.Stocked
 		a.Sold += row.Sold
 		a.Remaining += row.Quantity
@@ -451,7 +454,7 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 			a.Explanation += fmt.Sprintf("%s's row does not balance (stocked %d + in %d − out %d ≠ left %d + sold %d). ", r, row.Stocked, row.In, row.Out, row.Quantity, row.Sold)
 		}
 		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-			var tr geoTransfer
+			var tr Transfer
 			if json.Unmarshal(kv.Value, &tr) == nil {
 				pending = append(pending, tr)
 			}
@@ -476,11 +479,19 @@ func (s *geoStore) audit(ctx context.Context, sku string) (GeoAudit, error) {
 	return a, nil
 }
 
-// kickRecovery asks the recovery loop to settle every pending transfer now
+// Kick asks the recovery loop to settle every pending transfer now
 // (after a restart).
-func (s *geoStore) kickRecovery() {
+func (s *Store) Kick() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
 }
+
+// Kicked delivers a value when the recovery loop should run now (Kick).
+func (s *Store) Kicked() <-chan struct{} { return s.kick }
+
+// SetAfterDebit makes every transfer call f between its debit at the
+// source and its credit at the destination (nil: nothing). A knob for
+// tests that break the network exactly there.
+func (s *Store) SetAfterDebit(f func(Transfer)) { s.afterDebit = f }

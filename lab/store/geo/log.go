@@ -1,4 +1,4 @@
-package lab
+package geo
 
 import (
 	"context"
@@ -20,22 +20,22 @@ type geoCallRecord struct {
 // of the History (lab.WithOpRecording: a load's unchecked SKUs and its
 // reads past the sample — the operation's own gap covers its calls), nor
 // past the log's cap, where a write call opens a gap of its own.
-func (s *geoStore) startCall(ctx context.Context, sku string, write bool) geoCallRecord {
-	if opRecordingOf(ctx).SkipHistory {
+func (s *Store) startCall(ctx context.Context, sku string, write bool) geoCallRecord {
+	if s.unlogged(ctx) {
 		return geoCallRecord{}
 	}
 	if s.log.Reserve() {
 		return geoCallRecord{logged: true}
 	}
 	if write && s.gaps != nil {
-		return geoCallRecord{gap: true, tok: s.gaps.Begin(Geo, sku, time.Now(), GapGeoLogFull)}
+		return geoCallRecord{gap: true, tok: s.gaps.Begin(inventory.Geo, sku, time.Now(), inventory.GapGeoLogFull)}
 	}
 	return geoCallRecord{}
 }
 
 // endCall logs c as startCall decided (and tells the recorders), or ends
 // its gap.
-func (s *geoStore) endCall(r geoCallRecord, c GeoCall) {
+func (s *Store) endCall(r geoCallRecord, c inventory.GeoCall) {
 	switch {
 	case r.logged:
 		s.log.Add(c)

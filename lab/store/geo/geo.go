@@ -1,4 +1,4 @@
-package lab
+package geo
 
 import (
 	"context"
@@ -11,14 +11,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/guard"
 	"caplab/lab/history"
 	"caplab/lab/inventory"
+	"caplab/lab/store"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// geoStore is the geo-partitioned store: the brief's regional_stock row per
+// Store is the geo-partitioned store: the brief's regional_stock row per
 // (sku, region), pinned to its region. Each region's allocation of a SKU
 // lives in that region's own regional Raft group (one etcd member per
 // zone), so a buy from region R commits with a quorum of R's zones — no
@@ -35,9 +37,9 @@ import (
 // seen (optimistic locking, the brief's version token); its Else branch
 // returns the current row, so a retry needs no extra read: a buy is one
 // round trip to the local group when the cached row is current.
-type geoStore struct {
+type Store struct {
 	cluster    *nodes.Cluster
-	breakers   *Breakers // each call into a group goes through its path's
+	breakers   *guard.Breakers // each call into a group goes through its path's
 	regions    []string
 	maxRetries int
 	timeout    time.Duration // background calls' deadline
@@ -51,9 +53,11 @@ type geoStore struct {
 	log *history.GeoLog // every call to a regional group, for the checker
 
 	// gaps notes write calls the log has no room for; onCall hands each
-	// logged call to the lab's recorders (the audit log). Set by New.
-	gaps   *history.Gaps
-	onCall func(GeoCall)
+	// logged call to the lab's recorders (the audit log); unlogged says
+	// the operation a call serves is left out of the History.
+	gaps     *history.Gaps
+	onCall   func(inventory.GeoCall)
+	unlogged func(context.Context) bool
 
 	// stranded counts buys refused because the only units left were in
 	// regions that could not be reached; borrowed counts units moved.
@@ -65,7 +69,7 @@ type geoStore struct {
 
 	// afterDebit, if set (tests), runs between a transfer's debit at the
 	// source and its credit at the destination.
-	afterDebit func(t geoTransfer)
+	afterDebit func(t Transfer)
 }
 
 type geoKey struct{ sku, region string }
@@ -87,25 +91,58 @@ type geoSeen struct {
 
 const geoPrefix = "/geo/"
 
-func newGeoStore(cl *nodes.Cluster, regions []string, maxRetries int, timeout time.Duration, br *Breakers) *geoStore {
-	return &geoStore{
-		cluster: cl, regions: slices.Clone(regions), maxRetries: maxRetries, timeout: timeout, breakers: br,
+// Config is what the store needs from the lab.
+type Config struct {
+	Cluster    *nodes.Cluster
+	Regions    []string
+	MaxRetries int             // a write's optimistic-lock retries
+	Timeout    time.Duration   // the deadline of calls made in the background (transfers' completions, recovery)
+	Breakers   *guard.Breakers // each call into a group goes through its path's breaker
+	// Log keeps every call into a regional group (the records the geo
+	// verdict is computed from), and Gaps the write calls it has no room
+	// for; OnCall, if set, hears of each logged call (the audit log).
+	Log    *history.GeoLog
+	Gaps   *history.Gaps
+	OnCall func(inventory.GeoCall)
+	// Unlogged, if set, reports whether the operation ctx serves is left
+	// out of the History (its calls are then left out of the log: the
+	// operation's own gap covers them).
+	Unlogged func(context.Context) bool
+}
+
+// New returns the store over c.Cluster's regions.
+func New(c Config) *Store {
+	s := &Store{
+		cluster: c.Cluster, regions: slices.Clone(c.Regions), maxRetries: c.MaxRetries, timeout: c.Timeout, breakers: c.Breakers,
+		log: c.Log, gaps: c.Gaps, onCall: c.OnCall, unlogged: c.Unlogged,
 		idPrefix: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffffffff),
 		cache:    map[geoKey]geoSeen{}, kick: make(chan struct{}, 1),
 	}
+	if s.log == nil {
+		s.log = &history.GeoLog{}
+	}
+	if s.unlogged == nil {
+		s.unlogged = func(context.Context) bool { return false }
+	}
+	return s
 }
 
-func (s *geoStore) rowKey(sku string) string {
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.SelfGuarded = (*Store)(nil)
+)
+
+func (s *Store) rowKey(sku string) string {
 	return fmt.Sprintf("%s%d/row/%s", geoPrefix, s.epoch.Load(), sku)
 }
 
-func (s *geoStore) seen(sku, region string) geoSeen {
+func (s *Store) seen(sku, region string) geoSeen {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	return s.cache[geoKey{sku, region}]
 }
 
-func (s *geoStore) remember(sku, region string, row geoRow, mod int64) {
+func (s *Store) remember(sku, region string, row geoRow, mod int64) {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	k := geoKey{sku, region}
@@ -140,7 +177,7 @@ func rowFrom(resp *clientv3.TxnResponse, i int) (geoRow, int64) {
 
 // client is the gateway in from's client of region to's group, connected
 // to the group's leader zone (it waits for one until ctx ends).
-func (s *geoStore) client(ctx context.Context, from, to string) (*clientv3.Client, error) {
+func (s *Store) client(ctx context.Context, from, to string) (*clientv3.Client, error) {
 	cli, _, err := s.cluster.RegionalLeaderClient(ctx, from, to)
 	return cli, err
 }
@@ -176,7 +213,7 @@ func waitBriefly(ctx context.Context) bool {
 // returns the row after, its ModRevision and whether it wrote. Each attempt
 // is one Txn: compare the ModRevision last seen; Else returns the current
 // row for the next attempt.
-func (s *geoStore) update(ctx context.Context, from, region, sku string, kind GeoCallKind, f func(geoRow) (geoRow, bool, []clientv3.Op)) (geoRow, int64, bool, error) {
+func (s *Store) update(ctx context.Context, from, region, sku string, kind inventory.GeoCallKind, f func(geoRow) (geoRow, bool, []clientv3.Op)) (geoRow, int64, bool, error) {
 	key := s.rowKey(sku)
 	cur := s.seen(sku, region)
 	for range s.maxRetries + 1 {
@@ -197,7 +234,7 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind Ge
 			Else(clientv3.OpGet(key)).Commit()
 		if err != nil {
 			if write {
-				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+				s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 					Unknown: true, Call: call, Return: time.Now()})
 			}
 			if retryNoLeader(err) && waitBriefly(ctx) {
@@ -208,18 +245,18 @@ func (s *geoStore) update(ctx context.Context, from, region, sku string, kind Ge
 		ret := time.Now()
 		if resp.Succeeded {
 			if !write {
-				s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: cur.row.Quantity, Call: call, Return: ret})
+				s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: cur.row.Quantity, Call: call, Return: ret})
 				s.remember(sku, region, cur.row, cur.mod)
 				return cur.row, cur.mod, false, nil
 			}
 			mod := resp.Header.Revision
-			s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
+			s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: kind, Delta: next.Quantity - cur.row.Quantity, Set: next.Quantity,
 				Left: next.Quantity, Call: call, Return: ret})
 			s.remember(sku, region, next, mod)
 			return next, mod, true, nil
 		}
 		row, mod := rowFrom(resp, 0)
-		s.endCall(rc, GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
+		s.endCall(rc, inventory.GeoCall{SKU: sku, Region: region, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: ret})
 		s.remember(sku, region, row, mod)
 		cur = geoSeen{row: row, mod: mod}
 	}
@@ -231,12 +268,12 @@ var errGeoConflict = errors.New("optimistic-lock retries exhausted")
 // run executes one geo operation as region op.Region's gateway.
 // Run executes one operation as op.Region's gateway; each call into a
 // regional group goes through that path's breaker.
-func (s *geoStore) Run(ctx context.Context, op Operation, _ storeEnv) Outcome {
+func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) inventory.Outcome {
 	br := s.breakers
 	switch op.Op {
-	case OpStock:
+	case inventory.OpStock:
 		return s.stock(ctx, op, br)
-	case OpRead:
+	case inventory.OpRead:
 		return s.read(ctx, op)
 	default:
 		return s.buy(ctx, op, br)
@@ -244,7 +281,7 @@ func (s *geoStore) Run(ctx context.Context, op Operation, _ storeEnv) Outcome {
 }
 
 // Split divides quantity evenly across regions, the remainder to the first.
-func geoSplit(quantity int, regions []string) map[string]int {
+func Split(quantity int, regions []string) map[string]int {
 	out := map[string]int{}
 	for i, r := range regions {
 		out[r] = quantity / len(regions)
@@ -259,10 +296,10 @@ func geoSplit(quantity int, regions []string) map[string]int {
 // evenly), each in its own group: one write per group, in parallel. Groups
 // are independent, so a region that cannot be reached keeps its old
 // allocation while the others change — the answer says which.
-func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcome {
+func (s *Store) stock(ctx context.Context, op inventory.Operation, br *guard.Breakers) inventory.Outcome {
 	alloc := op.Allocations
 	if len(alloc) == 0 {
-		alloc = geoSplit(op.Qty, s.regions)
+		alloc = Split(op.Qty, s.regions)
 	}
 	type res struct {
 		region string
@@ -272,19 +309,19 @@ func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcom
 	for _, r := range s.regions {
 		go func() {
 			want := alloc[r]
-			o := s.guard(br, op.Region, r, func() Outcome {
+			o := s.guard(br, op.Region, r, func() inventory.Outcome {
 				_, _, _, err := s.update(ctx, op.Region, r, op.SKU, inventory.GeoSet, func(row geoRow) (geoRow, bool, []clientv3.Op) {
 					row.Stocked += want - row.Quantity
 					row.Quantity = want
 					return row, true, nil
 				})
 				if err != nil {
-					return Outcome{Outcome: Unavailable, Message: err.Error()}
+					return inventory.Outcome{Outcome: inventory.Unavailable, Message: err.Error()}
 				}
-				return Outcome{Outcome: OK}
+				return inventory.Outcome{Outcome: inventory.OK}
 			})
 			var err error
-			if o.Outcome != OK {
+			if o.Outcome != inventory.OK {
 				err = errors.New(o.Message)
 			}
 			results <- res{r, err}
@@ -307,22 +344,22 @@ func (s *geoStore) stock(ctx context.Context, op Operation, br *Breakers) Outcom
 		parts = append(parts, fmt.Sprintf("%s %d", r, alloc[r]))
 	}
 	if len(failed) > 0 {
-		return Outcome{Outcome: Unavailable, AnsweredBy: answered, Unreachable: failed, Allocations: allocMap(alloc),
+		return inventory.Outcome{Outcome: inventory.Unavailable, AnsweredBy: answered, Unreachable: failed, Allocations: allocMap(alloc),
 			Message: fmt.Sprintf("Unavailable: could not reach the regional group of %s, so its allocation is unchanged (and the write may still apply); the others were set. Each region's allocation lives in its own group: there is no single transaction across them.", strings.Join(failed, ", "))}
 	}
-	return Outcome{Outcome: OK, Quantity: op.Qty, AnsweredBy: answered, Allocations: allocMap(alloc),
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: op.Qty, AnsweredBy: answered, Allocations: allocMap(alloc),
 		Message: fmt.Sprintf("Stocked %d, split %s — each allocation committed by its own region's zones.", op.Qty, strings.Join(parts, ", "))}
 }
 
-func allocMap(a map[string]int) map[string]Allocation {
-	out := map[string]Allocation{}
+func allocMap(a map[string]int) map[string]inventory.Allocation {
+	out := map[string]inventory.Allocation{}
 	for r, q := range a {
-		out[r] = Allocation{Quantity: q}
+		out[r] = inventory.Allocation{Quantity: q}
 	}
 	return out
 }
 
-func (s *geoStore) sortRegions(rs []string) {
+func (s *Store) sortRegions(rs []string) {
 	slices.SortFunc(rs, func(a, b string) int { return slices.Index(s.regions, a) - slices.Index(s.regions, b) })
 }
 
@@ -330,16 +367,16 @@ func (s *geoStore) sortRegions(rs []string) {
 // breaker of that path: the gateway's own group uses (from, geo), the
 // others (from, geo>to), so a partition that stops borrowing never opens
 // the breaker of local buys.
-func (s *geoStore) guard(br *Breakers, from, to string, fn func() Outcome) Outcome {
-	return br.ExecutePath(from, Geo, to, fn)
+func (s *Store) guard(br *guard.Breakers, from, to string, fn func() inventory.Outcome) inventory.Outcome {
+	return br.ExecutePath(from, inventory.Geo, to, fn)
 }
 
 // buy decrements the buyer's own allocation: one Txn in the local group.
 // When the allocation is short it borrows (geo_transfer.go).
-func (s *geoStore) buy(ctx context.Context, op Operation, br *Breakers) Outcome {
+func (s *Store) buy(ctx context.Context, op inventory.Operation, br *guard.Breakers) inventory.Outcome {
 	var row geoRow
 	var wrote bool
-	local := s.guard(br, op.Region, op.Region, func() Outcome {
+	local := s.guard(br, op.Region, op.Region, func() inventory.Outcome {
 		var err error
 		row, _, wrote, err = s.update(ctx, op.Region, op.Region, op.SKU, inventory.GeoBuy, func(r geoRow) (geoRow, bool, []clientv3.Op) {
 			if r.Quantity < op.Qty {
@@ -351,17 +388,17 @@ func (s *geoStore) buy(ctx context.Context, op Operation, br *Breakers) Outcome 
 		})
 		switch {
 		case errors.Is(err, errGeoConflict):
-			return Outcome{Outcome: Conflict, Message: fmt.Sprintf("Conflict: other buyers in %s changed the allocation %d times while this buy tried; nothing was sold — try again.", cityOf(op.Region), s.maxRetries)}
+			return inventory.Outcome{Outcome: inventory.Conflict, Message: fmt.Sprintf("Conflict: other buyers in %s changed the allocation %d times while this buy tried; nothing was sold — try again.", store.City(op.Region), s.maxRetries)}
 		case err != nil:
-			return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s's own regional group did not answer (%s): a majority of its zones is down or cut off. The write may still be applied later.", cityOf(op.Region), shortErr(err))}
+			return inventory.Outcome{Outcome: inventory.Unavailable, Message: fmt.Sprintf("Unavailable: %s's own regional group did not answer (%s): a majority of its zones is down or cut off. The write may still be applied later.", store.City(op.Region), shortErr(err))}
 		}
-		return Outcome{Outcome: OK}
+		return inventory.Outcome{Outcome: inventory.OK}
 	})
-	if local.Outcome != OK {
+	if local.Outcome != inventory.OK {
 		return local
 	}
 	if wrote {
-		return Outcome{Outcome: OK, Quantity: row.Quantity, AnsweredBy: []string{op.Region},
+		return inventory.Outcome{Outcome: inventory.OK, Quantity: row.Quantity, AnsweredBy: []string{op.Region},
 			Message: fmt.Sprintf("Sold — %d left in %s's allocation. Committed by a quorum of %s's zones: no ocean crossed.", row.Quantity, op.Region, op.Region)}
 	}
 	return s.borrowAndBuy(ctx, op, br, row)
@@ -370,15 +407,23 @@ func (s *geoStore) buy(ctx context.Context, op Operation, br *Breakers) Outcome 
 // read gathers every region's allocation, each from its own group (in
 // parallel, linearizable per group). The total is not one atomic snapshot:
 // each allocation is read at its own group's revision.
-func (s *geoStore) read(ctx context.Context, op Operation) Outcome { return s.readAll(ctx, op, true) }
+func (s *Store) read(ctx context.Context, op inventory.Operation) inventory.Outcome {
+	return s.readAll(ctx, op, true)
+}
+
+// Allocations is every region's allocation as a read from op.Region sees
+// it, without logging the calls: no operation, no checker sees it.
+func (s *Store) Allocations(ctx context.Context, op inventory.Operation) inventory.Outcome {
+	return s.readAll(ctx, op, false)
+}
 
 // readAll reads every region's row from op.Region; logged puts each answer
 // in the checker's log (a recorded read), else nothing is kept but the
 // rows last seen.
-func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outcome {
+func (s *Store) readAll(ctx context.Context, op inventory.Operation, logged bool) inventory.Outcome {
 	type res struct {
 		region string
-		a      Allocation
+		a      inventory.Allocation
 		err    error
 	}
 	ch := make(chan res, len(s.regions))
@@ -408,12 +453,12 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 			if len(resp.Kvs) > 0 {
 				row, mod = decodeRow(resp.Kvs[0].Value), resp.Kvs[0].ModRevision
 			}
-			s.endCall(rc, GeoCall{SKU: op.SKU, Region: r, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: time.Now()})
+			s.endCall(rc, inventory.GeoCall{SKU: op.SKU, Region: r, Kind: inventory.GeoRead, Left: row.Quantity, Call: call, Return: time.Now()})
 			s.remember(op.SKU, r, row, mod)
-			ch <- res{region: r, a: Allocation{Quantity: row.Quantity, Sold: row.Sold, Revision: resp.Header.Revision, ModRevision: mod}}
+			ch <- res{region: r, a: inventory.Allocation{Quantity: row.Quantity, Sold: row.Sold, Revision: resp.Header.Revision, ModRevision: mod}}
 		}()
 	}
-	allocs := map[string]Allocation{}
+	allocs := map[string]inventory.Allocation{}
 	var unreachable []string
 	answered := []string{}
 	total, stranded := 0, 0
@@ -422,7 +467,7 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 		if x.err != nil {
 			unreachable = append(unreachable, x.region)
 			last := s.seen(op.SKU, x.region)
-			allocs[x.region] = Allocation{Quantity: last.row.Quantity, Unreachable: true, Stranded: last.row.Quantity}
+			allocs[x.region] = inventory.Allocation{Quantity: last.row.Quantity, Unreachable: true, Stranded: last.row.Quantity}
 			stranded += last.row.Quantity
 			continue
 		}
@@ -443,13 +488,13 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 	}
 	msg := fmt.Sprintf("%d in total: %s. Not one atomic snapshot — each region's allocation was read from its own group at its own revision.", total, strings.Join(parts, ", "))
 	if len(unreachable) > 0 {
-		msg += fmt.Sprintf(" %d units are stranded where %s cannot reach them.", stranded, cityOf(op.Region))
+		msg += fmt.Sprintf(" %d units are stranded where %s cannot reach them.", stranded, store.City(op.Region))
 		if len(unreachable) == len(s.regions) {
-			return Outcome{Outcome: Unavailable, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered,
+			return inventory.Outcome{Outcome: inventory.Unavailable, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered,
 				Message: "Unavailable: no regional group could be reached. " + msg}
 		}
 	}
-	return Outcome{Outcome: OK, Quantity: total, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered, Message: msg}
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: total, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered, Message: msg}
 }
 
 // shortErr is an etcd/gRPC error as a short phrase.
@@ -474,7 +519,7 @@ func shortErr(err error) string {
 // Clear waits for the transfers completing in the background, moves to a
 // new epoch, forgets what it cached, logged and counted, and empties every
 // regional group.
-func (s *geoStore) Clear(ctx context.Context) error {
+func (s *Store) Clear(ctx context.Context) error {
 	s.inflight.Wait()
 	s.epoch.Add(1)
 	s.cacheMu.Lock()
@@ -501,19 +546,20 @@ func (s *geoStore) Clear(ctx context.Context) error {
 }
 
 // Close waits for the transfers completing in the background.
-func (s *geoStore) Close() { s.inflight.Wait() }
+func (s *Store) Close() { s.inflight.Wait() }
 
 // Epoch is the reset epoch the store's keys live under.
-func (s *geoStore) Epoch() int64 { return s.epoch.Load() }
+func (s *Store) Epoch() int64 { return s.epoch.Load() }
 
 // SetEpoch resumes an earlier run's epoch.
-func (s *geoStore) SetEpoch(e int64) { s.epoch.Store(e) }
+func (s *Store) SetEpoch(e int64) { s.epoch.Store(e) }
 
 // Stranded counts buys refused because the only units left were in
 // regions that could not be reached, since the last reset.
-func (s *geoStore) Stranded() int { return int(s.stranded.Load()) }
+func (s *Store) Stranded() int { return int(s.stranded.Load()) }
 
 // Borrowed counts units moved between regions since the last reset.
-func (s *geoStore) Borrowed() int { return int(s.borrowed.Load()) }
+func (s *Store) Borrowed() int { return int(s.borrowed.Load()) }
 
-func (s *geoStore) selfGuarded() {}
+// SelfGuarded: the store guards each call into a group itself.
+func (s *Store) SelfGuarded() {}

@@ -1,4 +1,4 @@
-package lab
+package consensus
 
 import (
 	"context"
@@ -10,17 +10,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"caplab/lab/inventory"
+	"caplab/lab/store"
 	"caplab/nodes"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// consensusStore keeps the inventory in the one Raft group that spans every
+// Store keeps the inventory in the one Raft group that spans every
 // region (Spanner-like). A region's gateway talks to its own member; a
 // member cut off from the majority cannot commit, so the store answers
 // unavailable there — consistency over availability.
-type consensusStore struct {
+type Store struct {
 	cluster    *nodes.Cluster
 	regions    []string
 	maxRetries int
@@ -62,32 +65,42 @@ func (c *leaderCache) refresh(cl *nodes.Cluster) {
 	c.at.Store(time.Now().UnixNano())
 }
 
-const consensusPrefix = "/inventory/"
+// Prefix is where the store's keys live: /inventory/<epoch>/<sku>.
+const Prefix = "/inventory/"
 
-// key is a SKU's key in the current epoch. Each reset moves to a new
+// Key is a SKU's key in the current epoch. Each reset moves to a new
 // epoch, so a write that answered unavailable but is still on its way
 // (held in a slow link) lands where nobody reads any more, instead of
 // resurrecting a value in the fresh store.
-func (s *consensusStore) key(sku string) string {
-	return fmt.Sprintf("%s%d/%s", consensusPrefix, s.epoch.Load(), sku)
+func (s *Store) Key(sku string) string {
+	return fmt.Sprintf("%s%d/%s", Prefix, s.epoch.Load(), sku)
 }
 
+// New returns the store over cl's regions: a buy retries its
+// compare-and-swap at most maxRetries times; a reservation's calls each
+// have timeout.
+func New(cl *nodes.Cluster, regions []string, maxRetries int, timeout time.Duration) *Store {
+	return &Store{cluster: cl, regions: regions, maxRetries: maxRetries, timeout: timeout}
+}
+
+var _ store.Store = (*Store)(nil)
+
 // Epoch is the reset epoch the store's keys live under.
-func (s *consensusStore) Epoch() int64 { return s.epoch.Load() }
+func (s *Store) Epoch() int64 { return s.epoch.Load() }
 
 // SetEpoch resumes an earlier run's epoch.
-func (s *consensusStore) SetEpoch(e int64) { s.epoch.Store(e) }
+func (s *Store) SetEpoch(e int64) { s.epoch.Store(e) }
 
 // Close does nothing: the store writes nothing in the background.
-func (s *consensusStore) Close() {}
+func (s *Store) Close() {}
 
 // LeaderChanged makes the next answer ask the cluster for the leader (a
 // fault or a leadership move just happened).
-func (s *consensusStore) LeaderChanged() { s.leader.refresh(s.cluster) }
+func (s *Store) LeaderChanged() { s.leader.refresh(s.cluster) }
 
 // Run executes one operation through the region's member. ctx carries the
 // request deadline.
-func (s *consensusStore) Run(ctx context.Context, op Operation, _ storeEnv) Outcome {
+func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) inventory.Outcome {
 	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
@@ -96,35 +109,35 @@ func (s *consensusStore) Run(ctx context.Context, op Operation, _ storeEnv) Outc
 	// member knows it has none, instead of waiting for the deadline. A
 	// serializable read must not: answering from the local copy without a
 	// leader is its whole point.
-	if op.Op != OpRead || op.Consistency != Serializable {
+	if op.Op != inventory.OpRead || op.Consistency != inventory.Serializable {
 		ctx = clientv3.WithRequireLeader(ctx)
 	}
-	key := s.key(op.SKU)
+	key := s.Key(op.SKU)
 	leader := s.leader.get(s.cluster)
 	switch op.Op {
-	case OpStock:
+	case inventory.OpStock:
 		resp, err := cli.Put(ctx, key, strconv.Itoa(op.Qty))
 		if err != nil {
 			return unavailable(op, err)
 		}
-		v := Version{Wall: resp.Header.Revision}
-		return Outcome{Outcome: OK, Quantity: op.Qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
+		v := inventory.Version{Wall: resp.Header.Revision}
+		return inventory.Outcome{Outcome: inventory.OK, Quantity: op.Qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
 			Message: fmt.Sprintf("Stocked %d. Committed by a majority of regions%s.", op.Qty, leaderPhrase(leader))}
-	case OpRead:
+	case inventory.OpRead:
 		var opts []clientv3.OpOption
-		if op.Consistency == Serializable {
+		if op.Consistency == inventory.Serializable {
 			opts = append(opts, clientv3.WithSerializable())
 		}
 		resp, err := cli.Get(ctx, key, opts...)
 		if err != nil {
 			return unavailable(op, err)
 		}
-		qty, v := decodeConsensus(resp)
-		if op.Consistency == Serializable {
-			return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: []string{op.Region},
-				Message: fmt.Sprintf("%d left, read from %s's own copy without asking the majority — fast, but it may be stale.", qty, cityOf(op.Region))}
+		qty, v := Decode(resp)
+		if op.Consistency == inventory.Serializable {
+			return inventory.Outcome{Outcome: inventory.OK, Quantity: qty, Version: v, AnsweredBy: []string{op.Region},
+				Message: fmt.Sprintf("%d left, read from %s's own copy without asking the majority — fast, but it may be stale.", qty, store.City(op.Region))}
 		}
-		return Outcome{Outcome: OK, Quantity: qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
+		return inventory.Outcome{Outcome: inventory.OK, Quantity: qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
 			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, leaderPhrase(leader))}
 	default:
 		return s.buy(ctx, cli, op, leader)
@@ -146,13 +159,13 @@ func (s *consensusStore) Run(ctx context.Context, op Operation, _ storeEnv) Outc
 // Txn compares and reads (read-only, so etcd answers it with one
 // ReadIndex round instead of a log entry). BaseVersion is the revision the
 // buy's decision was made on.
-func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Operation, leader string) Outcome {
-	key := s.key(op.SKU)
+func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Operation, leader string) inventory.Outcome {
+	key := s.Key(op.SKU)
 	local, err := cli.Get(ctx, key, clientv3.WithSerializable())
 	if err != nil {
 		return unavailable(op, err)
 	}
-	qty, base := decodeKVs(local.Kvs)
+	qty, base := DecodeKVs(local.Kvs)
 	for range s.maxRetries {
 		selling := qty >= op.Qty
 		then := clientv3.OpGet(key)
@@ -168,29 +181,32 @@ func (s *consensusStore) buy(ctx context.Context, cli *clientv3.Client, op Opera
 			return unavailable(op, err)
 		}
 		if !txn.Succeeded { // the copy was stale or another buyer won: retry on what the Else read
-			qty, base = decodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
+			qty, base = DecodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
 			continue
 		}
 		if !selling {
-			return Outcome{Outcome: SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: quorumOf(op.Region, leader),
-				Message: soldOutMessage(qty, op.Qty)}
+			return inventory.Outcome{Outcome: inventory.SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: quorumOf(op.Region, leader),
+				Message: store.SoldOut(qty, op.Qty)}
 		}
-		return Outcome{Outcome: OK, Quantity: qty - op.Qty, Version: Version{Wall: txn.Header.Revision}, BaseVersion: base,
+		return inventory.Outcome{Outcome: inventory.OK, Quantity: qty - op.Qty, Version: inventory.Version{Wall: txn.Header.Revision}, BaseVersion: base,
 			AnsweredBy: quorumOf(op.Region, leader),
 			Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, leaderPhrase(leader))}
 	}
-	return Outcome{Outcome: Conflict, AnsweredBy: quorumOf(op.Region, leader),
+	return inventory.Outcome{Outcome: inventory.Conflict, AnsweredBy: quorumOf(op.Region, leader),
 		Message: fmt.Sprintf("Conflict: other buyers changed the stock %d times while this buy tried; nothing was sold — try again.", s.maxRetries)}
 }
 
-func decodeConsensus(resp *clientv3.GetResponse) (int, Version) { return decodeKVs(resp.Kvs) }
+// Decode is the stock and version a Get of a SKU's key read.
+func Decode(resp *clientv3.GetResponse) (int, inventory.Version) { return DecodeKVs(resp.Kvs) }
 
-func decodeKVs(kvs []*mvccpb.KeyValue) (int, Version) {
+// DecodeKVs is the stock and version of a SKU's key as kvs hold it (none:
+// 0, never written).
+func DecodeKVs(kvs []*mvccpb.KeyValue) (int, inventory.Version) {
 	if len(kvs) == 0 {
-		return 0, Version{}
+		return 0, inventory.Version{}
 	}
 	q, _ := strconv.Atoi(string(kvs[0].Value))
-	return q, Version{Wall: kvs[0].ModRevision}
+	return q, inventory.Version{Wall: kvs[0].ModRevision}
 }
 
 // quorumOf names the regions that took part in a committed operation: the
@@ -212,7 +228,7 @@ func leaderPhrase(leader string) string {
 }
 
 // unavailable explains why a store call did not complete.
-func unavailable(op Operation, err error) Outcome {
+func unavailable(op inventory.Operation, err error) inventory.Outcome {
 	why := "the request timed out"
 	switch msg := err.Error(); {
 	case strings.Contains(msg, "no leader"):
@@ -220,24 +236,17 @@ func unavailable(op Operation, err error) Outcome {
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline exceeded"):
 		why = "no answer came before the deadline"
 	}
-	m := fmt.Sprintf("Unavailable: %s cannot reach a majority of regions (%s). The consensus store chose consistency over availability.", cityOf(op.Region), why)
-	if op.Op == OpBuy || op.Op == OpStock {
+	m := fmt.Sprintf("Unavailable: %s cannot reach a majority of regions (%s). The consensus store chose consistency over availability.", store.City(op.Region), why)
+	if op.Op == inventory.OpBuy || op.Op == inventory.OpStock {
 		m += " The write may still be applied later."
 	}
-	return Outcome{Outcome: Unavailable, Message: m}
-}
-
-func soldOutMessage(left, asked int) string {
-	if left == 0 {
-		return "Sold out: none left."
-	}
-	return fmt.Sprintf("Sold out: only %d left, you asked for %d.", left, asked)
+	return inventory.Outcome{Outcome: inventory.Unavailable, Message: m}
 }
 
 // Clear moves to a new epoch and deletes every SKU of the old ones, through the leader's own member first (a
 // follower's forwarded proposal can be lost while a just-healed link
 // reconnects, and would then cost a whole timeout), then any other.
-func (s *consensusStore) Clear(ctx context.Context) error {
+func (s *Store) Clear(ctx context.Context) error {
 	s.epoch.Add(1)
 	order := s.regions
 	if l := s.cluster.Leader(); l != "" {
@@ -250,7 +259,7 @@ func (s *consensusStore) Clear(ctx context.Context) error {
 			return err
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = cli.Delete(clientv3.WithRequireLeader(cctx), consensusPrefix, clientv3.WithPrefix())
+		_, err = cli.Delete(clientv3.WithRequireLeader(cctx), Prefix, clientv3.WithPrefix())
 		cancel()
 		if err == nil {
 			return nil
