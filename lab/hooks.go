@@ -1,10 +1,11 @@
 package lab
 
 import (
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"caplab/lab/audit"
 )
 
 // ---- the hook between the lab and its recorders
@@ -62,17 +63,27 @@ func (l *Lab) Record(fn func(Event)) (cancel func()) {
 // and reset of l into it; exports (Lab.Export) then read the log. Close the
 // log after the lab.
 func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
-	a, err := OpenAuditLog(dir, l.Regions(), opts)
+	a, err := audit.Open(dir, l.Regions(), opts)
 	if err != nil {
 		return nil, err
 	}
-	l.Record(a.Append)
+	l.Record(func(e Event) {
+		switch {
+		case e.Type == EventOperation && e.Operation != nil:
+			a.AppendOperation(*e.Operation)
+		case e.Type == EventFault && e.Fault != nil:
+			a.AppendFault(*e.Fault)
+		case e.Type == EventReset:
+			a.AppendReset()
+		case e.Type == EventGap && e.Gap != nil:
+			a.AppendGap(*e.Gap)
+		case e.Type == EventGeoCall && e.GeoCall != nil:
+			a.AppendGeoCall(*e.GeoCall)
+		}
+	})
 	l.hooks.audit.Store(a)
 	return a, nil
 }
 
 // log is the audit log OpenAudit attached, nil when none.
 func (rs *hooks) log() *AuditLog { return rs.audit.Load() }
-
-// AuditDir is where a lab with a data directory keeps its audit log.
-func AuditDir(dataDir string) string { return filepath.Join(dataDir, "audit") }

@@ -1,4 +1,4 @@
-package lab
+package audit
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"caplab/lab/check"
 	"caplab/lab/inventory"
 )
 
@@ -26,17 +27,17 @@ const MaxHistoryLine = 1 << 20
 // HistoryFile is a history read from a file: what followed its last reset.
 type HistoryFile struct {
 	// Format is the file's: jsonl or porcupine.
-	Format ExportFormat
+	Format Format
 	// Regions: the lab's, from the last start record (jsonl).
 	Regions    []string
-	Operations []Operation
-	Faults     []Fault
-	GeoCalls   []GeoCall
+	Operations []inventory.Operation
+	Faults     []inventory.Fault
+	GeoCalls   []inventory.GeoCall
 	// Dropped counts operations the lab's History did not keep (a memory
 	// export past the cap says so).
 	Dropped int
 
-	gaps     map[gapID]RecordingGap
+	gaps     map[gapID]inventory.RecordingGap
 	gapOrder []gapID
 	// runOpen: a run started (a start record) and has not stopped
 	// cleanly (a stop record).
@@ -51,20 +52,20 @@ type gapID struct {
 }
 
 // add takes one record in.
-func (h *HistoryFile) add(r AuditRecord) {
+func (h *HistoryFile) add(r Record) {
 	switch r.Type {
-	case AuditStart:
+	case RecordStart:
 		if h.runOpen {
 			h.killed(r)
 		}
 		h.runOpen = true
 		h.Regions = slices.Clone(r.Regions)
-	case AuditStop:
+	case RecordStop:
 		h.runOpen = false
-	case AuditReset:
+	case RecordReset:
 		h.Operations, h.Faults, h.GeoCalls, h.Dropped = nil, nil, nil, 0
 		h.gaps, h.gapOrder = nil, nil
-	case AuditDropped:
+	case RecordDropped:
 		h.Dropped = r.Dropped
 	}
 	switch {
@@ -76,7 +77,7 @@ func (h *HistoryFile) add(r AuditRecord) {
 		h.GeoCalls = append(h.GeoCalls, *r.GeoCall)
 	case r.Gap != nil:
 		if h.gaps == nil {
-			h.gaps = map[gapID]RecordingGap{}
+			h.gaps = map[gapID]inventory.RecordingGap{}
 		}
 		k := gapID{r.Run, r.Gap.ID}
 		if _, ok := h.gaps[k]; !ok {
@@ -92,7 +93,7 @@ func (h *HistoryFile) add(r AuditRecord) {
 // it. Nothing since the last reset is judged, per store, before the
 // first clean restock after the restart (a store-wide gap from the
 // earliest recorded call to the restart; cut.go).
-func (h *HistoryFile) killed(r AuditRecord) {
+func (h *HistoryFile) killed(r Record) {
 	var from time.Time
 	for _, op := range h.Operations {
 		if from.IsZero() || op.Call.Before(from) {
@@ -108,15 +109,15 @@ func (h *HistoryFile) killed(r AuditRecord) {
 		return // nothing recorded since the last reset: nothing to doubt
 	}
 	h.restarts++
-	for i, s := range Stores {
-		g := RecordingGap{ID: h.restarts*int64(len(Stores)) + int64(i), Store: s, Reason: GapResumed, From: from, To: r.At, Writes: 1}
-		h.add(AuditRecord{Type: AuditGap, Run: "restart:" + r.Run, At: r.At, Gap: &g})
+	for i, s := range inventory.Stores {
+		g := inventory.RecordingGap{ID: h.restarts*int64(len(inventory.Stores)) + int64(i), Store: s, Reason: inventory.GapResumed, From: from, To: r.At, Writes: 1}
+		h.add(Record{Type: RecordGap, Run: "restart:" + r.Run, At: r.At, Gap: &g})
 	}
 }
 
 // Gaps are the file's recording gaps (the latest record of each).
-func (h *HistoryFile) Gaps() []RecordingGap {
-	out := make([]RecordingGap, 0, len(h.gapOrder))
+func (h *HistoryFile) Gaps() []inventory.RecordingGap {
+	out := make([]inventory.RecordingGap, 0, len(h.gapOrder))
 	for _, k := range h.gapOrder {
 		out = append(out, h.gaps[k])
 	}
@@ -124,14 +125,14 @@ func (h *HistoryFile) Gaps() []RecordingGap {
 }
 
 // Recorded is what Judge needs for one store's SKU ("" = every SKU).
-func (h *HistoryFile) Recorded(store Store, sku string) Recorded {
-	rec := Recorded{Regions: h.Regions, Dropped: h.Dropped}
+func (h *HistoryFile) Recorded(store inventory.Store, sku string) check.Recorded {
+	rec := check.Recorded{Regions: h.Regions, Dropped: h.Dropped}
 	for _, op := range h.Operations {
 		if op.Store == store && (sku == "" || op.SKU == sku) {
 			rec.Operations = append(rec.Operations, op)
 		}
 	}
-	if store == Geo {
+	if store == inventory.Geo {
 		for _, c := range h.GeoCalls {
 			if sku == "" || c.SKU == sku {
 				rec.GeoCalls = append(rec.GeoCalls, c)
@@ -154,30 +155,30 @@ func (h *HistoryFile) Subjects() []CheckSubject {
 		seen[CheckSubject{op.Store, op.SKU}] = true
 	}
 	for _, c := range h.GeoCalls {
-		seen[CheckSubject{Geo, c.SKU}] = true
+		seen[CheckSubject{inventory.Geo, c.SKU}] = true
 	}
 	out := make([]CheckSubject, 0, len(seen))
 	for s := range seen {
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b CheckSubject) int {
-		return cmp.Or(cmp.Compare(slices.Index(Stores, a.Store), slices.Index(Stores, b.Store)), cmp.Compare(a.SKU, b.SKU))
+		return cmp.Or(cmp.Compare(slices.Index(inventory.Stores, a.Store), slices.Index(inventory.Stores, b.Store)), cmp.Compare(a.SKU, b.SKU))
 	})
 	return out
 }
 
 // CheckSubject is one store's SKU.
 type CheckSubject struct {
-	Store Store
+	Store inventory.Store
 	SKU   string
 }
 
 // ReadHistory reads a history file; name is for errors ("FILE:LINE: …").
 // store says which store a porcupine log is of (its lines do not say; a
 // log of geo calls is always the geo store's).
-func ReadHistory(r io.Reader, name string, store Store) (*HistoryFile, error) {
+func ReadHistory(r io.Reader, name string, store inventory.Store) (*HistoryFile, error) {
 	if store == "" {
-		store = Consensus
+		store = inventory.Consensus
 	}
 	rd := bufio.NewReaderSize(r, 64<<10)
 	h := &HistoryFile{}
@@ -197,10 +198,10 @@ func ReadHistory(r io.Reader, name string, store Store) (*HistoryFile, error) {
 		if h.Format == "" {
 			h.Format = sniffFormat(line)
 			if h.Format == "" {
-				return nil, fmt.Errorf("%s:%d is neither a caplab history record (JSON Lines, as GET /api/history/export writes) nor a porcupine operation: %s", name, n, Echo(string(line)))
+				return nil, fmt.Errorf("%s:%d is neither a caplab history record (JSON Lines, as GET /api/history/export writes) nor a porcupine operation: %s", name, n, inventory.Echo(string(line)))
 			}
 		}
-		if h.Format == ExportJSONL {
+		if h.Format == FormatJSONL {
 			rec, err := parseRecord(line)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %v", name, n, err)
@@ -217,7 +218,7 @@ func ReadHistory(r io.Reader, name string, store Store) (*HistoryFile, error) {
 	if h.Format == "" {
 		return nil, fmt.Errorf("%s holds no history: it is empty", name)
 	}
-	if h.Format == ExportPorcupine {
+	if h.Format == FormatPorcupine {
 		h.fromPorcupine(porc, store)
 	}
 	return h, nil
@@ -241,75 +242,75 @@ func readLine(rd *bufio.Reader) ([]byte, error) {
 
 // sniffFormat tells a caplab record ({"type":…}) from a porcupine
 // operation ({"clientId":…,"input":…}).
-func sniffFormat(line []byte) ExportFormat {
+func sniffFormat(line []byte) Format {
 	var probe map[string]json.RawMessage
 	if json.Unmarshal(line, &probe) != nil {
 		return ""
 	}
 	if _, ok := probe["type"]; ok {
-		return ExportJSONL
+		return FormatJSONL
 	}
 	_, in := probe["input"]
 	_, call := probe["call"]
 	if in && call {
-		return ExportPorcupine
+		return FormatPorcupine
 	}
 	return ""
 }
 
 // parseRecord reads and checks one JSON Lines record.
-func parseRecord(line []byte) (AuditRecord, error) {
-	var r AuditRecord
+func parseRecord(line []byte) (Record, error) {
+	var r Record
 	if err := json.Unmarshal(line, &r); err != nil {
 		return r, fmt.Errorf("not a history record: %v", err)
 	}
 	switch r.Type {
-	case AuditStart, AuditReset, AuditStop:
-	case AuditDropped:
+	case RecordStart, RecordReset, RecordStop:
+	case RecordDropped:
 		if r.Dropped < 0 {
 			return r, fmt.Errorf("a dropped record with %d operations", r.Dropped)
 		}
-	case AuditOperation:
+	case RecordOperation:
 		if r.Operation == nil {
 			return r, fmt.Errorf("an operation record without its operation")
 		}
 		return r, checkFileOperation(*r.Operation)
-	case AuditFault:
+	case RecordFault:
 		if r.Fault == nil {
 			return r, fmt.Errorf("a fault record without its fault")
 		}
-	case AuditGap:
+	case RecordGap:
 		if r.Gap == nil {
 			return r, fmt.Errorf("a gap record without its gap")
 		}
-		if _, err := ParseStore(string(r.Gap.Store)); err != nil {
-			return r, fmt.Errorf("a gap of store %s, which is no store of the lab", Echo(string(r.Gap.Store)))
+		if _, err := inventory.ParseStore(string(r.Gap.Store)); err != nil {
+			return r, fmt.Errorf("a gap of store %s, which is no store of the lab", inventory.Echo(string(r.Gap.Store)))
 		}
 		if r.Gap.Ended() && r.Gap.To.Before(r.Gap.From) {
 			return r, fmt.Errorf("a gap that ends before it begins")
 		}
-	case AuditGeoCall:
+	case RecordGeoCall:
 		if r.GeoCall == nil {
 			return r, fmt.Errorf("a geo_call record without its call")
 		}
 		return r, checkFileGeoCall(*r.GeoCall)
 	default:
-		return r, fmt.Errorf("a record of type %s, which the lab does not write (types: start, operation, fault, reset, dropped, gap, geo_call, stop)", Echo(string(r.Type)))
+		return r, fmt.Errorf("a record of type %s, which the lab does not write (types: start, operation, fault, reset, dropped, gap, geo_call, stop)", inventory.Echo(string(r.Type)))
 	}
 	return r, nil
 }
 
-func checkFileOperation(op Operation) error {
-	if _, err := ParseStore(string(op.Store)); err != nil {
-		return fmt.Errorf("operation %d: store %s is no store of the lab (stores: consensus, replicated, geo)", op.ID, Echo(string(op.Store)))
+func checkFileOperation(op inventory.Operation) error {
+	if _, err := inventory.ParseStore(string(op.Store)); err != nil {
+		return fmt.Errorf("operation %d: store %s is no store of the lab (stores: consensus, replicated, geo)", op.ID, inventory.Echo(string(op.Store)))
 	}
 	switch op.Op {
-	case OpStock, OpBuy, OpRead:
+	case inventory.OpStock, inventory.OpBuy, inventory.OpRead:
 	default:
-		return fmt.Errorf("operation %d: op %s is none of stock, buy, read", op.ID, Echo(string(op.Op)))
+		return fmt.Errorf("operation %d: op %s is none of stock, buy, read", op.ID, inventory.Echo(string(op.Op)))
 	}
-	if !slices.Contains(Kinds, op.Outcome) {
-		return fmt.Errorf("operation %d: outcome %s is none of %v", op.ID, Echo(string(op.Outcome)), Kinds)
+	if !slices.Contains(inventory.Kinds, op.Outcome) {
+		return fmt.Errorf("operation %d: outcome %s is none of %v", op.ID, inventory.Echo(string(op.Outcome)), inventory.Kinds)
 	}
 	if op.SKU == "" {
 		return fmt.Errorf("operation %d has no SKU", op.ID)
@@ -320,11 +321,11 @@ func checkFileOperation(op Operation) error {
 	return nil
 }
 
-func checkFileGeoCall(c GeoCall) error {
+func checkFileGeoCall(c inventory.GeoCall) error {
 	switch c.Kind {
 	case inventory.GeoSet, inventory.GeoBuy, inventory.GeoTransferOut, inventory.GeoTransferIn, inventory.GeoRefund, inventory.GeoRead:
 	default:
-		return fmt.Errorf("a geo call of kind %s (kinds: set, buy, transfer-out, transfer-in, refund, read)", Echo(string(c.Kind)))
+		return fmt.Errorf("a geo call of kind %s (kinds: set, buy, transfer-out, transfer-in, refund, read)", inventory.Echo(string(c.Kind)))
 	}
 	if c.SKU == "" || c.Region == "" {
 		return fmt.Errorf("a geo call without its SKU or region")
@@ -338,8 +339,8 @@ func checkFileGeoCall(c GeoCall) error {
 // porcupineLine is one line of a porcupine log: an inventory operation or
 // a geo call.
 type porcupineLine struct {
-	op   *PorcupineOperation
-	geo  *PorcupineGeoCall
+	op   *check.PorcupineOperation
+	geo  *check.PorcupineGeoCall
 	call int64
 	ret  int64
 }
@@ -349,14 +350,14 @@ func parsePorcupineLine(line []byte) (porcupineLine, error) {
 		Input map[string]json.RawMessage `json:"input"`
 	}
 	if err := json.Unmarshal(line, &probe); err != nil || probe.Input == nil {
-		return porcupineLine{}, fmt.Errorf("not a porcupine operation (%s)", Echo(string(line)))
+		return porcupineLine{}, fmt.Errorf("not a porcupine operation (%s)", inventory.Echo(string(line)))
 	}
 	if _, geo := probe.Input["kind"]; geo {
-		var g PorcupineGeoCall
+		var g check.PorcupineGeoCall
 		if err := json.Unmarshal(line, &g); err != nil {
 			return porcupineLine{}, fmt.Errorf("not a porcupine geo call: %v", err)
 		}
-		c := GeoCall{SKU: g.Input.SKU, Region: g.Input.Region, Kind: g.Input.Kind}
+		c := inventory.GeoCall{SKU: g.Input.SKU, Region: g.Input.Region, Kind: g.Input.Kind}
 		if err := checkFileGeoCall(c); err != nil {
 			return porcupineLine{}, err
 		}
@@ -365,17 +366,17 @@ func parsePorcupineLine(line []byte) (porcupineLine, error) {
 		}
 		return porcupineLine{geo: &g, call: g.Call, ret: g.Return}, nil
 	}
-	var p PorcupineOperation
+	var p check.PorcupineOperation
 	if err := json.Unmarshal(line, &p); err != nil {
 		return porcupineLine{}, fmt.Errorf("not a porcupine operation: %v", err)
 	}
 	switch {
 	case p.Input.SKU == "":
 		return porcupineLine{}, fmt.Errorf("an operation without its SKU (input.sku)")
-	case p.Input.Op != OpStock && p.Input.Op != OpBuy && p.Input.Op != OpRead:
-		return porcupineLine{}, fmt.Errorf("input.op %s is none of stock, buy, read", Echo(string(p.Input.Op)))
-	case !p.Output.Unknown && p.Output.Outcome != OK && p.Output.Outcome != SoldOut:
-		return porcupineLine{}, fmt.Errorf("output.outcome %s: an operation the inventory model judges answered ok or sold_out, or is unknown", Echo(string(p.Output.Outcome)))
+	case p.Input.Op != inventory.OpStock && p.Input.Op != inventory.OpBuy && p.Input.Op != inventory.OpRead:
+		return porcupineLine{}, fmt.Errorf("input.op %s is none of stock, buy, read", inventory.Echo(string(p.Input.Op)))
+	case !p.Output.Unknown && p.Output.Outcome != inventory.OK && p.Output.Outcome != inventory.SoldOut:
+		return porcupineLine{}, fmt.Errorf("output.outcome %s: an operation the inventory model judges answered ok or sold_out, or is unknown", inventory.Echo(string(p.Output.Outcome)))
 	case !p.Output.Unknown && p.Return < p.Call:
 		return porcupineLine{}, fmt.Errorf("an operation that returns before it is called")
 	}
@@ -386,24 +387,24 @@ func parsePorcupineLine(line []byte) (porcupineLine, error) {
 // calls): times are nanoseconds from an origin the lines share. Class,
 // rank and client ids are the checker's own business and computed anew,
 // so a log written by another service need not get them right.
-func (h *HistoryFile) fromPorcupine(lines []porcupineLine, store Store) {
+func (h *HistoryFile) fromPorcupine(lines []porcupineLine, store inventory.Store) {
 	origin := time.Unix(0, 0).UTC()
 	for i, l := range lines {
 		call, ret := origin.Add(time.Duration(l.call)), origin.Add(time.Duration(max(l.ret, l.call)))
 		if l.geo != nil {
 			in := l.geo.Input
-			h.GeoCalls = append(h.GeoCalls, GeoCall{SKU: in.SKU, Region: in.Region, Kind: in.Kind, Delta: in.Delta, Set: in.Set,
+			h.GeoCalls = append(h.GeoCalls, inventory.GeoCall{SKU: in.SKU, Region: in.Region, Kind: in.Kind, Delta: in.Delta, Set: in.Set,
 				Left: in.Left, Unknown: in.Unknown, Call: call, Return: ret})
 			continue
 		}
 		p := l.op
-		op := Operation{ID: cmp.Or(p.ID, i+1), Store: store, SKU: p.Input.SKU, Region: p.Input.Region, Op: p.Input.Op, Qty: p.Input.Qty,
+		op := inventory.Operation{ID: cmp.Or(p.ID, i+1), Store: store, SKU: p.Input.SKU, Region: p.Input.Region, Op: p.Input.Op, Qty: p.Input.Qty,
 			Outcome: p.Output.Outcome, Quantity: p.Output.Quantity, Call: call, Return: ret}
 		if p.Output.Unknown {
-			op.Outcome = Unavailable
+			op.Outcome = inventory.Unavailable
 		}
-		if op.Op == OpRead {
-			op.Consistency, op.Qty = Linearizable, 0
+		if op.Op == inventory.OpRead {
+			op.Consistency, op.Qty = inventory.Linearizable, 0
 		}
 		h.Operations = append(h.Operations, op)
 	}

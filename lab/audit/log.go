@@ -1,4 +1,4 @@
-package lab
+package audit
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // The audit log: every operation, fault and reset the lab records,
@@ -32,39 +34,39 @@ import (
 // machine crash loses none either. A disk that does not answer delays an
 // operation by at most auditWait, never hangs it.
 
-// AuditRecordType names what an AuditRecord holds.
-type AuditRecordType string
+// RecordType names what an Record holds.
+type RecordType string
 
 const (
-	AuditStart     AuditRecordType = "start"     // a lab opened the log (Regions, Run)
-	AuditOperation AuditRecordType = "operation" // Operation
-	AuditFault     AuditRecordType = "fault"     // Fault
-	AuditReset     AuditRecordType = "reset"     // the lab was reset: stores emptied
-	AuditDropped   AuditRecordType = "dropped"   // memory export only: Dropped operations past the history cap were not kept
-	AuditGap       AuditRecordType = "gap"       // Gap: writes on a SKU went unrecorded from Gap.From (the latest record of a gap ID stands)
-	AuditGeoCall   AuditRecordType = "geo_call"  // GeoCall: a call of the geo store's log, what its verdict is computed from
-	AuditStop      AuditRecordType = "stop"      // the lab closed the log cleanly: no operation of its run was left unrecorded
+	RecordStart     RecordType = "start"     // a lab opened the log (Regions, Run)
+	RecordOperation RecordType = "operation" // Operation
+	RecordFault     RecordType = "fault"     // Fault
+	RecordReset     RecordType = "reset"     // the lab was reset: stores emptied
+	RecordDropped   RecordType = "dropped"   // memory export only: Dropped operations past the history cap were not kept
+	RecordGap       RecordType = "gap"       // Gap: writes on a SKU went unrecorded from Gap.From (the latest record of a gap ID stands)
+	RecordGeoCall   RecordType = "geo_call"  // GeoCall: a call of the geo store's log, what its verdict is computed from
+	RecordStop      RecordType = "stop"      // the lab closed the log cleanly: no operation of its run was left unrecorded
 )
 
-// AuditRecord is one line of the audit log.
-type AuditRecord struct {
+// Record is one line of the audit log.
+type Record struct {
 	// Seq numbers the records of a log from 1, across restarts.
-	Seq  int64           `json:"seq"`
-	Type AuditRecordType `json:"type"`
+	Seq  int64      `json:"seq"`
+	Type RecordType `json:"type"`
 	// Run identifies the lab process that wrote the record (its start
 	// time): operation and fault IDs restart at 1 in every run.
-	Run       string        `json:"run,omitempty"`
-	At        time.Time     `json:"at"`
-	Regions   []string      `json:"regions,omitempty"`
-	Operation *Operation    `json:"operation,omitempty"`
-	Fault     *Fault        `json:"fault,omitempty"`
-	Dropped   int           `json:"dropped,omitempty"`
-	Gap       *RecordingGap `json:"gap,omitempty"`
-	GeoCall   *GeoCall      `json:"geoCall,omitempty"`
+	Run       string                  `json:"run,omitempty"`
+	At        time.Time               `json:"at"`
+	Regions   []string                `json:"regions,omitempty"`
+	Operation *inventory.Operation    `json:"operation,omitempty"`
+	Fault     *inventory.Fault        `json:"fault,omitempty"`
+	Dropped   int                     `json:"dropped,omitempty"`
+	Gap       *inventory.RecordingGap `json:"gap,omitempty"`
+	GeoCall   *inventory.GeoCall      `json:"geoCall,omitempty"`
 }
 
-// AuditOptions configure an AuditLog.
-type AuditOptions struct {
+// Options configure an Log.
+type Options struct {
 	// MaxFileBytes rotates to a new file once a file would grow past it;
 	// default 16 MiB.
 	MaxFileBytes int64
@@ -76,18 +78,18 @@ type AuditOptions struct {
 
 const defaultAuditFileBytes = 16 << 20
 
-// AuditLog appends records to the JSON Lines files of one directory. It is
+// Log appends records to the JSON Lines files of one directory. It is
 // safe for concurrent use. Close it after the lab, so that the lab's last
 // records are written.
-type AuditLog struct {
+type Log struct {
 	dir  string
-	opts AuditOptions
+	opts Options
 	run  string
 
 	mu         sync.Mutex
 	cond       *sync.Cond    // signals queue growth to the writer
 	written    chan struct{} // closed (and replaced) whenever writtenSeq grows
-	queue      []AuditRecord
+	queue      []Record
 	seq        int64 // last assigned
 	writtenSeq int64 // last written to the file
 	err        error // first write error; the log stops there
@@ -126,17 +128,17 @@ func auditFiles(dir string) ([]string, []int, error) {
 	return names, idx, nil
 }
 
-// OpenAuditLog opens (creating it when needed) the audit log in dir and
+// Open opens (creating it when needed) the audit log in dir and
 // writes a start record naming regions. A last line cut short by a killed
 // process is cut off, so the log stays one record per line.
-func OpenAuditLog(dir string, regions []string, opts AuditOptions) (*AuditLog, error) {
+func Open(dir string, regions []string, opts Options) (*Log, error) {
 	if opts.MaxFileBytes <= 0 {
 		opts.MaxFileBytes = defaultAuditFileBytes
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("lab: audit log: %w", err)
 	}
-	a := &AuditLog{dir: dir, opts: opts, run: time.Now().UTC().Format(time.RFC3339Nano), done: make(chan struct{})}
+	a := &Log{dir: dir, opts: opts, run: time.Now().UTC().Format(time.RFC3339Nano), done: make(chan struct{})}
 	a.cond = sync.NewCond(&a.mu)
 	a.written = make(chan struct{})
 	_, idx, err := auditFiles(dir)
@@ -155,7 +157,7 @@ func OpenAuditLog(dir string, regions []string, opts AuditOptions) (*AuditLog, e
 		return nil, err
 	}
 	go a.writer()
-	a.wait(a.append(AuditRecord{Type: AuditStart, At: time.Now(), Regions: slices.Clone(regions)}), auditWait)
+	a.wait(a.append(Record{Type: RecordStart, At: time.Now(), Regions: slices.Clone(regions)}), auditWait)
 	return a, nil
 }
 
@@ -184,7 +186,7 @@ func repairLastFile(path string) (int64, error) {
 	return 0, nil
 }
 
-func (a *AuditLog) openFile() error {
+func (a *Log) openFile() error {
 	f, err := os.OpenFile(filepath.Join(a.dir, auditName(a.index)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("lab: audit log: %w", err)
@@ -199,47 +201,37 @@ func (a *AuditLog) openFile() error {
 }
 
 // Dir is the directory of the log.
-func (a *AuditLog) Dir() string { return a.dir }
+func (a *Log) Dir() string { return a.dir }
 
-// Append queues e's record (operations, faults and resets; other events
-// are ignored) and returns at once.
-func (a *AuditLog) Append(e Event) {
-	r := AuditRecord{At: time.Now()}
-	switch e.Type {
-	case EventOperation:
-		if e.Operation == nil {
-			return
-		}
-		op := *e.Operation
-		r.Type, r.Operation, r.At = AuditOperation, &op, op.Return
-	case EventFault:
-		if e.Fault == nil {
-			return
-		}
-		f := *e.Fault
-		f.Regions = slices.Clone(f.Regions)
-		r.Type, r.Fault, r.At = AuditFault, &f, f.At
-	case EventReset:
-		r.Type = AuditReset
-	case EventGap, EventGeoCall:
-		// What the checker needs besides operations. No wait: the
-		// operation they belong to is queued after them and waits for
-		// its own record, which is written after theirs.
-		if e.Gap != nil {
-			g := *e.Gap
-			r.Type, r.Gap, r.At = AuditGap, &g, g.From
-		} else if e.GeoCall != nil {
-			c := *e.GeoCall
-			r.Type, r.GeoCall, r.At = AuditGeoCall, &c, c.Return
-		} else {
-			return
-		}
-		a.append(r)
-		return
-	default:
-		return
-	}
-	a.wait(a.append(r), auditWait)
+// AppendOperation appends op and waits (at most auditWait) until it is
+// written: an operation's answer goes out only once the log holds it.
+func (a *Log) AppendOperation(op inventory.Operation) {
+	a.wait(a.append(Record{Type: RecordOperation, At: op.Return, Operation: &op}), auditWait)
+}
+
+// AppendFault appends f and waits (at most auditWait) until it is written.
+func (a *Log) AppendFault(f inventory.Fault) {
+	f.Regions = slices.Clone(f.Regions)
+	a.wait(a.append(Record{Type: RecordFault, At: f.At, Fault: &f}), auditWait)
+}
+
+// AppendReset appends a reset and waits (at most auditWait) until it is
+// written.
+func (a *Log) AppendReset() {
+	a.wait(a.append(Record{Type: RecordReset, At: time.Now()}), auditWait)
+}
+
+// AppendGap appends a recording gap as it began or changed. It does not
+// wait: the operation it belongs to is queued after it and waits for its
+// own record, which is written after this one.
+func (a *Log) AppendGap(g inventory.RecordingGap) {
+	a.append(Record{Type: RecordGap, At: g.From, Gap: &g})
+}
+
+// AppendGeoCall appends a call of the geo store's log (what its verdict is
+// computed from). It does not wait, like AppendGap.
+func (a *Log) AppendGeoCall(c inventory.GeoCall) {
+	a.append(Record{Type: RecordGeoCall, At: c.Return, GeoCall: &c})
 }
 
 // auditWait bounds how long Append waits for its record to be written:
@@ -251,7 +243,7 @@ func (a *AuditLog) Append(e Event) {
 const auditWait = 250 * time.Millisecond
 
 // append queues r and returns its Seq (0 when the log is closed).
-func (a *AuditLog) append(r AuditRecord) int64 {
+func (a *Log) append(r Record) int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -266,7 +258,7 @@ func (a *AuditLog) append(r AuditRecord) int64 {
 
 // wait waits until record seq is written, the log failed or closed, or d
 // passed; it reports whether seq was written.
-func (a *AuditLog) wait(seq int64, d time.Duration) bool {
+func (a *Log) wait(seq int64, d time.Duration) bool {
 	var timeout <-chan time.Time
 	for {
 		a.mu.Lock()
@@ -297,7 +289,7 @@ func (a *AuditLog) wait(seq int64, d time.Duration) bool {
 
 // Flush waits until every record appended so far is written (and synced,
 // with Sync) and returns the first write error, if any.
-func (a *AuditLog) Flush() error {
+func (a *Log) Flush() error {
 	a.mu.Lock()
 	target := a.seq
 	a.mu.Unlock()
@@ -313,7 +305,7 @@ func (a *AuditLog) Flush() error {
 }
 
 // Close writes what is queued, syncs and closes the file. Safe twice.
-func (a *AuditLog) Close() error {
+func (a *Log) Close() error {
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -324,7 +316,7 @@ func (a *AuditLog) Close() error {
 	// then knows no operation of this run was cut off unrecorded (a run
 	// without it was killed; see HistoryFile).
 	a.seq++
-	a.queue = append(a.queue, AuditRecord{Seq: a.seq, Run: a.run, Type: AuditStop, At: time.Now()})
+	a.queue = append(a.queue, Record{Seq: a.seq, Run: a.run, Type: RecordStop, At: time.Now()})
 	a.closed = true
 	a.cond.Broadcast()
 	a.mu.Unlock()
@@ -335,7 +327,7 @@ func (a *AuditLog) Close() error {
 }
 
 // writer is the only goroutine that touches the file.
-func (a *AuditLog) writer() {
+func (a *Log) writer() {
 	defer close(a.done)
 	defer func() {
 		err := a.file.Sync()
@@ -375,7 +367,7 @@ func (a *AuditLog) writer() {
 }
 
 // write appends batch, one line per record, rotating between records.
-func (a *AuditLog) write(batch []AuditRecord) error {
+func (a *Log) write(batch []Record) error {
 	a.buf.Reset()
 	for _, r := range batch {
 		line, err := json.Marshal(r)
@@ -396,7 +388,7 @@ func (a *AuditLog) write(batch []AuditRecord) error {
 	return a.flushBuf()
 }
 
-func (a *AuditLog) flushBuf() error {
+func (a *Log) flushBuf() error {
 	if a.buf.Len() == 0 {
 		return nil
 	}
@@ -409,7 +401,7 @@ func (a *AuditLog) flushBuf() error {
 	return err
 }
 
-func (a *AuditLog) rotate() error {
+func (a *Log) rotate() error {
 	if err := a.file.Sync(); err != nil {
 		return err
 	}
@@ -420,10 +412,10 @@ func (a *AuditLog) rotate() error {
 	return a.openFile()
 }
 
-// ReadAuditLog calls fn for every record of the log in dir, in order. A
+// Read calls fn for every record of the log in dir, in order. A
 // last line cut short (a process killed while writing) is skipped; any
 // other line that is not a record is an error naming its file and line.
-func ReadAuditLog(dir string, fn func(AuditRecord) error) error {
+func Read(dir string, fn func(Record) error) error {
 	names, _, err := auditFiles(dir)
 	if err != nil {
 		return fmt.Errorf("lab: audit log: %w", err)
@@ -439,7 +431,7 @@ func ReadAuditLog(dir string, fn func(AuditRecord) error) error {
 	return nil
 }
 
-func readAuditFile(name string, last bool, fn func(AuditRecord) error) error {
+func readAuditFile(name string, last bool, fn func(Record) error) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return fmt.Errorf("lab: audit log: %w", err)
@@ -458,12 +450,15 @@ func readAuditFile(name string, last bool, fn func(AuditRecord) error) error {
 		if len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
-		var r AuditRecord
+		var r Record
 		if err := json.Unmarshal(b, &r); err != nil || r.Type == "" {
-			return fmt.Errorf("lab: audit log %s:%d is not a record (%s)", name, line, Echo(string(bytes.TrimSpace(b))))
+			return fmt.Errorf("lab: audit log %s:%d is not a record (%s)", name, line, inventory.Echo(string(bytes.TrimSpace(b))))
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 }
+
+// Dir is where a lab with a data directory keeps its audit log.
+func Dir(dataDir string) string { return filepath.Join(dataDir, "audit") }

@@ -1,33 +1,39 @@
-package lab
+// Package edntest reads EDN for tests: enough of it for the Jepsen
+// histories the lab exports, and a check of such a history against
+// Jepsen's rules. Tests of package lab and package audit share it.
+package edntest
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-	"unicode/utf8"
 )
+
+// NewReader reads s.
+func NewReader(s string) *Reader { return &Reader{s: s} }
 
 // A small EDN reader, enough for Jepsen histories: maps, vectors,
 // keywords, strings, integers, floats, nil, true/false. It is strict: a
 // line that Clojure's reader would refuse fails here too.
 
-type ednKW string
+// KW is an EDN keyword (without its colon).
+type KW string
 
-type ednReader struct {
+// Reader reads EDN values from a string.
+type Reader struct {
 	s string
 	i int
 }
 
-func (r *ednReader) ws() {
+func (r *Reader) ws() {
 	for r.i < len(r.s) && (r.s[r.i] == ' ' || r.s[r.i] == ',' || r.s[r.i] == '\n' || r.s[r.i] == '\t') {
 		r.i++
 	}
 }
 
-func (r *ednReader) read() (any, error) {
+// Read reads the next value.
+func (r *Reader) Read() (any, error) {
 	r.ws()
 	if r.i >= len(r.s) {
 		return nil, fmt.Errorf("unexpected end")
@@ -35,25 +41,25 @@ func (r *ednReader) read() (any, error) {
 	switch c := r.s[r.i]; {
 	case c == '{':
 		r.i++
-		m := map[ednKW]any{}
+		m := map[KW]any{}
 		for {
 			r.ws()
 			if r.i < len(r.s) && r.s[r.i] == '}' {
 				r.i++
 				return m, nil
 			}
-			k, err := r.read()
+			k, err := r.Read()
 			if err != nil {
 				return nil, err
 			}
-			kw, ok := k.(ednKW)
+			kw, ok := k.(KW)
 			if !ok {
 				return nil, fmt.Errorf("map key %v is not a keyword", k)
 			}
 			if _, dup := m[kw]; dup {
 				return nil, fmt.Errorf("duplicate key %s", kw)
 			}
-			v, err := r.read()
+			v, err := r.Read()
 			if err != nil {
 				return nil, err
 			}
@@ -68,7 +74,7 @@ func (r *ednReader) read() (any, error) {
 				r.i++
 				return v, nil
 			}
-			x, err := r.read()
+			x, err := r.Read()
 			if err != nil {
 				return nil, err
 			}
@@ -90,7 +96,7 @@ func (r *ednReader) read() (any, error) {
 			}
 		}
 		r.i = j
-		return ednKW(name), nil
+		return KW(name), nil
 	case c == '"':
 		var b strings.Builder
 		r.i++
@@ -157,7 +163,7 @@ func (r *ednReader) read() (any, error) {
 	}
 }
 
-// checkEDNHistory parses an EDN export line by line and checks it against
+// CheckHistory parses an EDN export line by line and checks it against
 // Jepsen's rules for histories (jepsen-io/history README): every line one
 // map; :type one of :invoke :ok :fail :info; :index 0, 1, 2, …; :time in
 // nanoseconds, never decreasing; client processes are integers, each
@@ -165,10 +171,10 @@ func (r *ednReader) read() (any, error) {
 // before its next invoke), and a process whose operation ended :info never
 // invokes again; the nemesis uses :info for both halves. It wants ops
 // client operations (each an invoke + completion) and faults nemesis pairs.
-func checkEDNHistory(t *testing.T, history string, ops, faults int) []map[ednKW]any {
+func CheckHistory(t testing.TB, history string, ops, faults int) []map[KW]any {
 	t.Helper()
-	var out []map[ednKW]any
-	open := map[int64]map[ednKW]any{} // process → its invocation
+	var out []map[KW]any
+	open := map[int64]map[KW]any{} // process → its invocation
 	crashed := map[int64]bool{}
 	var lastTime int64 = -1
 	invokes, completions, nemesis := 0, 0, 0
@@ -176,15 +182,15 @@ func checkEDNHistory(t *testing.T, history string, ops, faults int) []map[ednKW]
 		if line == "" {
 			t.Fatalf("line %d is empty", n+1)
 		}
-		r := &ednReader{s: line}
-		v, err := r.read()
+		r := NewReader(line)
+		v, err := r.Read()
 		if err != nil {
 			t.Fatalf("line %d: %v: %s", n+1, err, line)
 		}
 		if r.ws(); r.i != len(line) {
 			t.Fatalf("line %d has more after its map: %s", n+1, line)
 		}
-		m, ok := v.(map[ednKW]any)
+		m, ok := v.(map[KW]any)
 		if !ok {
 			t.Fatalf("line %d is not a map: %s", n+1, line)
 		}
@@ -197,14 +203,14 @@ func checkEDNHistory(t *testing.T, history string, ops, faults int) []map[ednKW]
 			t.Errorf("line %d: :time %v after %d", n+1, m["time"], lastTime)
 		}
 		lastTime = tm
-		typ, _ := m["type"].(ednKW)
+		typ, _ := m["type"].(KW)
 		if typ != "invoke" && typ != "ok" && typ != "fail" && typ != "info" {
 			t.Fatalf("line %d: :type %v", n+1, m["type"])
 		}
-		if _, ok := m["f"].(ednKW); !ok {
+		if _, ok := m["f"].(KW); !ok {
 			t.Errorf("line %d: :f %v is not a keyword", n+1, m["f"])
 		}
-		if m["process"] == ednKW("nemesis") {
+		if m["process"] == KW("nemesis") {
 			if typ != "info" {
 				t.Errorf("line %d: a nemesis op of type %s, want info", n+1, typ)
 			}
@@ -253,98 +259,4 @@ func checkEDNHistory(t *testing.T, history string, ops, faults int) []map[ednKW]
 		t.Errorf("%d invocations, %d completions, %d nemesis lines; want %d, %d and %d", invokes, completions, nemesis, ops, ops, 2*faults)
 	}
 	return out
-}
-
-// TestEDNShape builds a history by hand — overlapping buys, a buy that
-// may have applied, a sold-out, a read, a fault, operations of another
-// store and a reset before them — and checks every line.
-func TestEDNShape(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	op := func(id int, o Op, outcome Kind, call, ret, qty, quantity int) *Operation {
-		return &Operation{ID: id, Store: Consensus, SKU: "IPHONE", Region: "us-east-1", Op: o, Qty: qty, Outcome: outcome, Quantity: quantity, Call: at(call), Return: at(ret)}
-	}
-	recs := []AuditRecord{
-		{Type: AuditOperation, Operation: op(90, OpStock, OK, 0, 1, 9, 0)}, // before the reset: left out
-		{Type: AuditReset},
-		{Type: AuditOperation, Operation: op(1, OpStock, OK, 10, 12, 2, 0)},
-		{Type: AuditOperation, Operation: op(2, OpBuy, OK, 20, 40, 1, 1)},
-		{Type: AuditOperation, Operation: op(3, OpBuy, Unavailable, 25, 30, 1, 0)},
-		{Type: AuditOperation, Operation: op(4, OpBuy, OK, 30, 50, 1, 0)}, // calls when 3 returns: overlaps
-		{Type: AuditFault, Fault: &Fault{ID: 1, Kind: FaultPartition, Regions: []string{"ap-southeast-1"}, Detail: "cut \"off\"\n", At: at(26)}},
-		{Type: AuditOperation, Operation: op(5, OpBuy, SoldOut, 60, 61, 1, 0)},
-		{Type: AuditOperation, Operation: op(6, OpRead, OK, 70, 71, 0, 0)},
-		{Type: AuditOperation, Operation: &Operation{ID: 7, Store: Replicated, SKU: "IPHONE", Op: OpBuy, Qty: 1, Outcome: OK, Call: at(72), Return: at(73)}},
-	}
-	var b bytes.Buffer
-	each := func(fn func(AuditRecord) error) error {
-		for _, r := range recs {
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := exportRecords(&b, ExportEDN, ExportFilter{}, each); err != nil {
-		t.Fatal(err)
-	}
-	lines := checkEDNHistory(t, b.String(), 6, 1)
-	byID := map[int64][]map[ednKW]any{}
-	for _, m := range lines {
-		if id, ok := m["id"].(int64); ok && m["process"] != ednKW("nemesis") {
-			byID[id] = append(byID[id], m)
-		}
-	}
-	if _, ok := byID[90]; ok {
-		t.Error("an operation before the reset is in the history")
-	}
-	if _, ok := byID[7]; ok {
-		t.Error("a replicated operation is in the consensus history")
-	}
-	want := map[int64]string{1: "ok", 2: "ok", 3: "info", 4: "ok", 5: "fail", 6: "ok"}
-	for id, typ := range want {
-		if got := byID[id]; len(got) != 2 || got[1]["type"] != ednKW(typ) {
-			t.Errorf("operation %d: %v, want invoke + %s", id, got, typ)
-		}
-	}
-	// 2 and 3 overlap: two processes; 3 crashed, so 4 (which overlaps 2)
-	// needs a third; 5 comes after both and reuses the lowest free one.
-	p := func(id int64) int64 { return byID[id][0]["process"].(int64) }
-	if p(2) == p(3) || p(4) == p(2) || p(4) == p(3) || p(5) != p(1) {
-		t.Errorf("processes: 1→%d 2→%d 3→%d 4→%d 5→%d", p(1), p(2), p(3), p(4), p(5))
-	}
-	if v := byID[2][1]["value"].([]any); v[0] != "IPHONE" || fmt.Sprint(v[1]) != "[1 1]" {
-		t.Errorf("buy 2 ok value %v, want [\"IPHONE\" [1 1]]", v)
-	}
-	if v := byID[2][0]["value"].([]any); fmt.Sprint(v[1]) != "[1 <nil>]" {
-		t.Errorf("buy 2 invoke value %v, want [\"IPHONE\" [1 nil]]", v)
-	}
-	if byID[5][1]["error"] != ednKW("sold-out") || byID[3][1]["error"] != ednKW("unavailable") {
-		t.Errorf("errors: %v, %v", byID[5][1], byID[3][1])
-	}
-	if v := byID[6][1]["value"].([]any); v[1] != int64(0) {
-		t.Errorf("read value %v", v)
-	}
-	if !strings.Contains(b.String(), `:detail "cut \"off\"\n"`) {
-		t.Errorf("fault detail not escaped: %s", b.String())
-	}
-	if lines[0]["time"] != int64(0) {
-		t.Errorf("first :time %v, want 0", lines[0]["time"])
-	}
-	t.Log("\n" + b.String())
-}
-
-func TestEDNString(t *testing.T) {
-	for _, s := range []string{"", "plain", "quote\" back\\ nl\n tab\t cr\r", "ctl\x01\x7f", "日本", "bad\xff"} {
-		enc := ednString(s)
-		r := &ednReader{s: enc}
-		v, err := r.read()
-		want := strings.ToValidUTF8(s, "\ufffd")
-		if err != nil || v != want || !utf8.ValidString(enc) {
-			t.Errorf("ednString(%q) = %s → %q, %v", s, enc, v, err)
-		}
-	}
-	if ednKeyword("sold_out") != "sold-out" || ednKeyword("a b") != "a-b" || ednKeyword("") != "none" || ednKeyword("9x") != "x9x" {
-		t.Error("ednKeyword")
-	}
 }
