@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "caplab: %v\n", err)
 		return 1
 	}
-	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/auditlog.go)
+	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/audit)
 		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{Sync: *fsync}) // --fsync: the log survives a machine crash too
 		if err != nil {
 			_ = l.Close()

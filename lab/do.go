@@ -113,7 +113,7 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 		ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: rec.SkipPublish})
 	}
 	if !c.freezes {
-		l.time.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (reserve.go)
+		l.time.pauses.hold(op.Region, l.stop) // a paused shop freezes mid-flight (time.go)
 	}
 	budget := c.budget
 	if budget <= 0 {

@@ -1,10 +1,15 @@
-package lab
+package lab_test
 
 import (
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 )
 
 // TestConsensusBuyIsOneRoundTrip: at real latencies (scale 1) with the
@@ -16,9 +21,9 @@ func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real latencies")
 	}
-	l := newLab(t, Config{LatencyScale: 1})
+	l := newLab(t, lab.Config{LatencyScale: 1})
 	leadFrom(t, l, "us-east-1")
-	stock(t, l, Consensus, "us-east-1", 1000)
+	stock(t, l, inventory.Consensus, "us-east-1", 1000)
 	if err := l.WaitConverged(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -27,13 +32,13 @@ func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
 	// fails (two rounds per buy would fail both by far: 2× the bound).
 	const buys = 7
 	for _, r := range l.Regions() {
-		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
+		bound := consensus.CommitBoundMs(l.Regions(), "us-east-1", r)
 		var tries []float64
 		for range 2 {
 			var took []float64
 			for range buys {
-				o := buy(t, l, Consensus, r)
-				if o.Outcome != OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
+				o := buy(t, l, inventory.Consensus, r)
+				if o.Outcome != inventory.OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
 					t.Fatalf("buy from %s: %s (%s), read %v wrote %v", r, o.Outcome, o.Message, o.BaseVersion, o.Version)
 				}
 				took = append(took, o.LatencyMs)
@@ -57,7 +62,7 @@ func TestCommitBound(t *testing.T) {
 		from string
 		want float64
 	}{{"us-east-1", 76}, {"eu-west-1", 152}, {"ap-southeast-1", 303}} {
-		if got := CommitBoundMs(regions, "us-east-1", c.from); got != c.want {
+		if got := consensus.CommitBoundMs(regions, "us-east-1", c.from); got != c.want {
 			t.Errorf("bound from %s = %v, want %v", c.from, got, c.want)
 		}
 	}
@@ -67,20 +72,20 @@ func TestCommitBound(t *testing.T) {
 // at once without reaching the store; the breaker does not count it, the
 // counters and the history do, and the checker leaves it out.
 func TestOverloadedAnsweredAtOnce(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0, Breaker: BreakerSettings{Threshold: 1}})
+	l := newLab(t, lab.Config{LatencyScale: 0, Breaker: guard.BreakerSettings{Threshold: 1}})
 	leadFrom(t, l, "us-east-1")
-	stock(t, l, Consensus, "us-east-1", 100)
+	stock(t, l, inventory.Consensus, "us-east-1", 100)
 	// Fill ap-southeast-1's consensus gateway by hand: what in-flight
 	// requests would do.
-	release := l.admission.Hold("ap-southeast-1", Consensus)
-	var answers []Outcome
+	release := lab.HoldGateway(l, "ap-southeast-1", inventory.Consensus)
+	var answers []inventory.Outcome
 	for range 20 {
-		answers = append(answers, buy(t, l, Consensus, "ap-southeast-1"))
+		answers = append(answers, buy(t, l, inventory.Consensus, "ap-southeast-1"))
 	}
 	release()
 	var took []float64
 	for _, o := range answers {
-		if o.Outcome != Overloaded || o.OpID == 0 {
+		if o.Outcome != inventory.Overloaded || o.OpID == 0 {
 			t.Fatalf("buy at the limit: %s in %.2f ms (op %d): %s", o.Outcome, o.LatencyMs, o.OpID, o.Message)
 		}
 		took = append(took, o.LatencyMs)
@@ -90,18 +95,18 @@ func TestOverloadedAnsweredAtOnce(t *testing.T) {
 	}
 	st := l.State()
 	for _, r := range st.Regions {
-		if r.Breakers[Consensus] != BreakerClosed {
-			t.Errorf("%s's breaker is %s after overloaded answers", r.Name, r.Breakers[Consensus])
+		if r.Breakers[inventory.Consensus] != guard.BreakerClosed {
+			t.Errorf("%s's breaker is %s after overloaded answers", r.Name, r.Breakers[inventory.Consensus])
 		}
 	}
 	if c := st.Counters[0]; c.Overloaded != 20 || c.Unavailable != 0 || c.FailFast != 0 {
 		t.Errorf("counters %+v, want 20 overloaded", c)
 	}
 	// Room again: the next buy goes through, and nothing was sold before.
-	if o := buy(t, l, Consensus, "ap-southeast-1"); o.Outcome != OK || o.Quantity != 99 {
+	if o := buy(t, l, inventory.Consensus, "ap-southeast-1"); o.Outcome != inventory.OK || o.Quantity != 99 {
 		t.Fatalf("buy after the overload: %s, %d left (%s)", o.Outcome, o.Quantity, o.Message)
 	}
-	res, err := l.Check(Consensus, "IPHONE")
+	res, err := l.Check(inventory.Consensus, "IPHONE")
 	if err != nil || !res.Linearizable || res.SoldUnits != 1 || res.Operations != 2 {
 		t.Errorf("check: %+v %v (overloaded buys must be left out)", res, err)
 	}
@@ -114,7 +119,7 @@ func TestOverloadedAnsweredAtOnce(t *testing.T) {
 // are compared. (Both share one process, hence one garbage collector: the
 // test is about the work an operation does, not the heap's size.)
 func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
-	labs := []*Lab{newLab(t, Config{LatencyScale: 0}), newLab(t, Config{LatencyScale: 0})}
+	labs := []*lab.Lab{newLab(t, lab.Config{LatencyScale: 0}), newLab(t, lab.Config{LatencyScale: 0})}
 	for i, l := range labs {
 		events, cancel := l.Subscribe()
 		t.Cleanup(cancel)
@@ -123,13 +128,13 @@ func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
 			}
 		}()
 		leadFrom(t, l, "us-east-1") // both buy through the leader's own member
-		stock(t, l, Consensus, "us-east-1", MaxStock)
+		stock(t, l, inventory.Consensus, "us-east-1", inventory.MaxStock)
 		at := time.Now()
 		for j := range []int{1_000, 90_000}[i] {
-			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: OpBuy, Qty: 1,
-				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(j)}, BaseVersion: Version{Wall: int64(j - 1)}, Call: at, Return: at})
+			lab.HistoryOf(l).AddOperation(inventory.Operation{Region: "eu-west-1", Store: inventory.Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: inventory.OpBuy, Qty: 1,
+				Outcome: inventory.OK, Quantity: 1, Version: inventory.Version{Wall: int64(j)}, BaseVersion: inventory.Version{Wall: int64(j - 1)}, Call: at, Return: at})
 		}
-		l.counters.recount() // the auditor reads the filler once, as it would
+		lab.Recount(l) // the auditor reads the filler once, as it would
 	}
 	if n := len(labs[1].History("").Operations); n < 90_000 {
 		t.Fatalf("history holds %d operations", n)
@@ -137,8 +142,8 @@ func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
 	var took [2][]float64
 	for range 300 {
 		for i, l := range labs {
-			o := buy(t, l, Consensus, "us-east-1")
-			if o.Outcome != OK {
+			o := buy(t, l, inventory.Consensus, "us-east-1")
+			if o.Outcome != inventory.OK {
 				t.Fatalf("buy: %s (%s)", o.Outcome, o.Message)
 			}
 			took[i] = append(took[i], o.LatencyMs)
@@ -163,47 +168,43 @@ func median(f []float64) float64 {
 // TestRecountSeesOnlyNew: the auditor's recount after a burst reads what
 // is new, and its counters follow the history.
 func TestRecountFollowsHistory(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	at := time.Now()
 	// An oversold replicated SKU the linearizability search cannot clear:
 	// 3 stocked, 4 sold one after the other.
-	l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpStock, Qty: 3, Outcome: OK, Version: Version{Wall: 1}, Call: at, Return: at.Add(time.Millisecond)})
+	lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Replicated, SKU: "Z", Op: inventory.OpStock, Qty: 3, Outcome: inventory.OK, Version: inventory.Version{Wall: 1}, Call: at, Return: at.Add(time.Millisecond)})
 	for i := range 4 {
 		t0 := at.Add(time.Duration(10*(i+1)) * time.Millisecond)
-		l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2 - i,
-			Version: Version{Wall: int64(i + 2)}, BaseVersion: Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Replicated, SKU: "Z", Op: inventory.OpBuy, Qty: 1, Outcome: inventory.OK, Quantity: 2 - i,
+			Version: inventory.Version{Wall: int64(i + 2)}, BaseVersion: inventory.Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
 	}
-	if !l.counters.recount() {
+	if !lab.Recount(l) {
 		t.Fatal("recount saw no change")
 	}
 	if c := l.State().Counters[1]; c.Oversold != 1 {
 		t.Fatalf("replicated counters %+v, want 1 oversold", c)
 	}
-	if l.counters.recount() {
+	if lab.Recount(l) {
 		t.Fatal("a second recount with nothing new changed something")
 	}
 	// Work per recount is what is new, however long the history.
 	for range 20_000 {
-		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Consensus, SKU: "Y", Op: inventory.OpRead, Outcome: inventory.Unavailable, Call: at, Return: at})
 	}
-	l.counters.recount()
-	read := func() int {
-		l.counters.tallyMu.Lock()
-		defer l.counters.tallyMu.Unlock()
-		return l.counters.tally.Read()
-	}
+	lab.Recount(l)
+	read := func() int { return lab.TallyReads(l) }
 	before := read()
 	for range 3 {
-		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Consensus, SKU: "Y", Op: inventory.OpRead, Outcome: inventory.Unavailable, Call: at, Return: at})
 	}
-	l.counters.recount()
+	lab.Recount(l)
 	if n := read() - before; n != 3 {
 		t.Fatalf("the recount after 3 new operations read %d", n)
 	}
 	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	l.counters.recount()
+	lab.Recount(l)
 	if c := l.State().Counters[1]; c.Oversold != 0 {
 		t.Fatalf("after reset: %+v", c)
 	}
@@ -213,24 +214,24 @@ func TestRecountFollowsHistory(t *testing.T) {
 // with nothing written it reads no SKU at all, and after one buy a few
 // keys (the SKU and its echoes), however many SKUs the store holds.
 func TestReplicationReadsOnlyChanges(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	regions := l.Regions()
 	const skus = 60
 	for i := range skus {
-		o, err := l.Stock(ctxT(t, 30*time.Second), Replicated, "SKU"+strconv.Itoa(i), regions[0], 5)
-		if o = mustOutcome(t, o, err); o.Outcome != OK {
+		o, err := l.Stock(ctxT(t, 30*time.Second), inventory.Replicated, "SKU"+strconv.Itoa(i), regions[0], 5)
+		if o = mustOutcome(t, o, err); o.Outcome != inventory.OK {
 			t.Fatalf("stock: %s (%s)", o.Outcome, o.Message)
 		}
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	s := l.replicated
+	s := lab.ReplicatedOf(l)
 	// The pushes' echoes settle within a few rounds; then rounds read nothing.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		before := s.ChangedKeysRead()
-		time.Sleep(5 * l.cfg.SyncInterval)
+		time.Sleep(5 * lab.SyncInterval(l))
 		if s.ChangedKeysRead() == before {
 			break
 		}
@@ -239,16 +240,16 @@ func TestReplicationReadsOnlyChanges(t *testing.T) {
 		}
 	}
 	before := s.ChangedKeysRead()
-	if o, err := l.Buy(ctxT(t, 30*time.Second), Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != OK {
+	if o, err := l.Buy(ctxT(t, 30*time.Second), inventory.Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != inventory.OK {
 		t.Fatalf("buy: %v %+v", err, o)
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	for wait := time.Now().Add(5 * time.Second); s.ChangedKeysRead() == before && time.Now().Before(wait); {
-		time.Sleep(l.cfg.SyncInterval) // a busy machine may delay the next round
+		time.Sleep(lab.SyncInterval(l)) // a busy machine may delay the next round
 	}
-	time.Sleep(5 * l.cfg.SyncInterval) // and the echoes' rounds
+	time.Sleep(5 * lab.SyncInterval(l)) // and the echoes' rounds
 	if n := s.ChangedKeysRead() - before; n < 1 || n > 12 {
 		t.Fatalf("after one buy the rounds read %d keys; want 1–12 (the SKU on each replica and its echoes), not the store's %d SKUs per replica", n, skus)
 	}

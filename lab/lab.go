@@ -105,7 +105,7 @@ type Lab struct {
 	regions []string
 
 	// The three stores, by their own types for what only one of them does,
-	// and behind store.Store (store.go) for what every operation does.
+	// and behind store.Store (package lab/store) for what every operation does.
 	consensus  *consensus.Store
 	replicated *replicated.Store
 	geo        *geo.Store
@@ -215,7 +215,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	if cl.Resumed() {
 		// The stores hold what the earlier run wrote; the History starts
-		// empty: judge each SKU from its first restock (gaps.go).
+		// empty: judge each SKU from its first restock (history.Gaps.Resumed).
 		l.gaps.Resumed(Stores, time.Now())
 	}
 	if _, err := cl.WaitLeader(ctx); err != nil {

@@ -1,10 +1,15 @@
-package lab
+package lab_test
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -14,10 +19,10 @@ import (
 // control), and returns every outside_write fault recorded by then. The
 // watcher judges writes in revision order, so by then it has judged every
 // write before rev.
-func waitOutsideFault(t *testing.T, l *Lab, rev int64) []Fault {
+func waitOutsideFault(t *testing.T, l *lab.Lab, rev int64) []inventory.Fault {
 	t.Helper()
 	want := "revision " + strconv.FormatInt(rev, 10) + " "
-	deadline := time.Now().Add(l.outside.settle + 20*time.Second)
+	deadline := time.Now().Add(lab.OutsideSettle(l) + 20*time.Second)
 	for {
 		faults := outsideFaults(l)
 		for _, f := range faults {
@@ -34,9 +39,9 @@ func waitOutsideFault(t *testing.T, l *Lab, rev int64) []Fault {
 
 // fillHistory fills the History to its cap with reads of another SKU, as a
 // long session would.
-func fillHistory(l *Lab) {
-	for l.history.Stored() < MaxHistoryOperations {
-		l.history.AddOperation(Operation{Store: Consensus, SKU: "FILLER", Region: "us-east-1", Op: OpRead, Outcome: OK})
+func fillHistory(l *lab.Lab) {
+	for lab.HistoryOf(l).Stored() < history.MaxOperations {
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Consensus, SKU: "FILLER", Region: "us-east-1", Op: inventory.OpRead, Outcome: inventory.OK})
 	}
 }
 
@@ -46,26 +51,26 @@ func fillHistory(l *Lab) {
 // (the sale, and the fencing token's) are the lab's own: the outside-write
 // watcher flags only the write an outside client made.
 func TestReservationPastCapIsTheLabsOwn(t *testing.T) {
-	l := newLab(t, Config{})
+	l := newLab(t, lab.Config{})
 	ctx := ctxT(t, 60*time.Second)
 	leadFrom(t, l, "us-east-1")
 	const sku = "PASTCAP"
-	if o := must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 10)); o.Outcome != OK {
+	if o := must(t)(l.Stock(ctx, inventory.Consensus, sku, "us-east-1", 10)); o.Outcome != inventory.OK {
 		t.Fatalf("stock: %s", o.Message)
 	}
 	fillHistory(l)
-	before, _ := l.history.Dropped()
+	before, _ := lab.HistoryOf(l).Dropped()
 	okBefore := l.State().Counters[0].OK
-	var got []Outcome
+	var got []inventory.Outcome
 	for _, fenced := range []bool{false, true} {
 		o := must(t)(l.Reserve(ctx, sku, "us-east-1", fenced))
-		if o.Outcome != OK {
+		if o.Outcome != inventory.OK {
 			t.Fatalf("reservation (fenced %v) past the cap: %s (%s)", fenced, o.Outcome, o.Message)
 		}
 		got = append(got, o)
 	}
-	b := must(t)(l.Buy(ctx, Consensus, sku, "eu-west-1", 1))
-	if b.Outcome != OK {
+	b := must(t)(l.Buy(ctx, inventory.Consensus, sku, "eu-west-1", 1))
+	if b.Outcome != inventory.OK {
 		t.Fatalf("buy past the cap: %s (%s)", b.Outcome, b.Message)
 	}
 	got = append(got, b)
@@ -74,23 +79,23 @@ func TestReservationPastCapIsTheLabsOwn(t *testing.T) {
 			t.Errorf("%s past the cap got OpID %d, want one after every stored operation", o.Op, o.OpID)
 		}
 	}
-	if after, _ := l.history.Dropped(); after != before+3 {
+	if after, _ := lab.HistoryOf(l).Dropped(); after != before+3 {
 		t.Errorf("dropped %d → %d, want the two reservations and the buy (+3)", before, after)
 	}
 	if n := l.State().Counters[0].OK; n != okBefore+3 {
 		t.Errorf("consensus ok counter %d → %d, want +3", okBefore, n)
 	}
-	kinds := map[ActionKind]int{}
+	kinds := map[lab.ActionKind]int{}
 	for _, a := range l.Recorder().Recording().Actions {
 		kinds[a.Kind]++
 	}
-	if kinds[ActReserve] != 2 || kinds[ActBuy] != 1 {
+	if kinds[lab.ActReserve] != 2 || kinds[lab.ActBuy] != 1 {
 		t.Errorf("recorded actions %v, want 2 reservations and 1 buy", kinds)
 	}
 
 	// The positive control: a write no operation of the lab made.
 	cli := outsideClient(t, l, "us-east-1", "us-east-1")
-	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.Key(sku), "7")
+	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), lab.ConsensusOf(l).Key(sku), "7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,26 +110,26 @@ func TestReservationPastCapIsTheLabsOwn(t *testing.T) {
 // ID, nothing dropped — and its writes are in the ledger of the lab's own
 // unrecorded writes, so the watcher flags only the outside client's.
 func TestReservationLeftOutIsTheLabsOwn(t *testing.T) {
-	l := newLab(t, Config{})
+	l := newLab(t, lab.Config{})
 	ctx := ctxT(t, 60*time.Second)
 	leadFrom(t, l, "us-east-1")
 	const sku = "SKIPPED"
-	if o := must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 10)); o.Outcome != OK {
+	if o := must(t)(l.Stock(ctx, inventory.Consensus, sku, "us-east-1", 10)); o.Outcome != inventory.OK {
 		t.Fatalf("stock: %s", o.Message)
 	}
-	stored := l.history.Stored()
-	skip := WithOpRecording(ctx, OpRecording{SkipHistory: true})
+	stored := lab.HistoryOf(l).Stored()
+	skip := lab.WithOpRecording(ctx, lab.OpRecording{SkipHistory: true})
 	for _, fenced := range []bool{false, true} {
 		o := must(t)(l.Reserve(skip, sku, "eu-west-1", fenced))
-		if o.Outcome != OK || o.OpID != 0 {
+		if o.Outcome != inventory.OK || o.OpID != 0 {
 			t.Fatalf("reservation (fenced %v) left out: %s, op %d (%s); want ok and no ID", fenced, o.Outcome, o.OpID, o.Message)
 		}
 	}
-	if n := l.history.Stored(); n != stored {
+	if n := lab.HistoryOf(l).Stored(); n != stored {
 		t.Errorf("the History grew from %d to %d operations; the reservations were to be left out", stored, n)
 	}
 	cli := outsideClient(t, l, "us-east-1", "us-east-1")
-	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), l.consensus.Key(sku), "7")
+	resp, err := cli.Put(clientv3.WithRequireLeader(ctx), lab.ConsensusOf(l).Key(sku), "7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,26 +144,26 @@ func TestReservationLeftOutIsTheLabsOwn(t *testing.T) {
 // fails fast, takes no lock and is counted as fail_fast; and it answers
 // from a crashed region at once that the region is down.
 func TestReservationFailsFastBehindOpenBreaker(t *testing.T) {
-	l := newLab(t, Config{Breaker: BreakerSettings{Threshold: 1, Cooldown: time.Minute}})
+	l := newLab(t, lab.Config{Breaker: guard.BreakerSettings{Threshold: 1, Cooldown: time.Minute}})
 	ctx := ctxT(t, 60*time.Second)
 	const minority, sku = "ap-southeast-1", "BREAKER"
 	leadFrom(t, l, "us-east-1")
-	if o := must(t)(l.Stock(ctx, Consensus, sku, "us-east-1", 5)); o.Outcome != OK {
+	if o := must(t)(l.Stock(ctx, inventory.Consensus, sku, "us-east-1", 5)); o.Outcome != inventory.OK {
 		t.Fatalf("stock: %s", o.Message)
 	}
 	if err := l.Faults().Isolate(minority); err != nil {
 		t.Fatal(err)
 	}
 	waitNoLeader(t, l, minority)
-	if o := must(t)(l.Buy(ctx, Consensus, sku, minority, 1)); o.Outcome != Unavailable {
+	if o := must(t)(l.Buy(ctx, inventory.Consensus, sku, minority, 1)); o.Outcome != inventory.Unavailable {
 		t.Fatalf("buy in the minority: %s (%s), want unavailable", o.Outcome, o.Message)
 	}
-	if st := l.State().Regions[2].Breakers[Consensus]; st != BreakerOpen {
+	if st := l.State().Regions[2].Breakers[inventory.Consensus]; st != guard.BreakerOpen {
 		t.Fatalf("breaker %s after an unavailable buy with threshold 1, want open", st)
 	}
 	failFast := l.State().Counters[0].FailFast
 	o := must(t)(l.Reserve(ctx, sku, minority, true))
-	if o.Outcome != FailFast || !strings.Contains(o.Message, "Service temporarily unavailable") {
+	if o.Outcome != inventory.FailFast || !strings.Contains(o.Message, "Service temporarily unavailable") {
 		t.Fatalf("reservation behind an open breaker: %s (%s), want fail_fast", o.Outcome, o.Message)
 	}
 	if n := l.State().Counters[0].FailFast; n != failFast+1 {
@@ -179,7 +184,7 @@ func TestReservationFailsFastBehindOpenBreaker(t *testing.T) {
 	if err := l.Faults().Crash("eu-west-1"); err != nil {
 		t.Fatal(err)
 	}
-	if o := must(t)(l.Reserve(ctx, sku, "eu-west-1", false)); o.Outcome != Unavailable || !strings.Contains(o.Message, "is down (crashed)") {
+	if o := must(t)(l.Reserve(ctx, sku, "eu-west-1", false)); o.Outcome != inventory.Unavailable || !strings.Contains(o.Message, "is down (crashed)") {
 		t.Fatalf("reservation from a crashed region: %s (%s), want unavailable: down", o.Outcome, o.Message)
 	}
 }

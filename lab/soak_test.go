@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"bufio"
@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab"
+	"caplab/lab/check"
 	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 var (
@@ -74,14 +77,14 @@ func TestSoakPartitionHeal(t *testing.T) {
 		healedFor = 100 * time.Millisecond
 		buyPause  = 25 * time.Millisecond // per buyer, between an answer and its next buy
 	)
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	deadline := l.RequestTimeout()
 	slack := 500 * time.Millisecond // scheduling on a loaded 2-core machine
 	sku := func(i int) string { return fmt.Sprintf("SOAK-%d", i) }
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		for i := range skus {
 			o, err := l.Stock(ctxT(t, 30*time.Second), st, sku(i), "us-east-1", units)
-			if err != nil || o.Outcome != OK {
+			if err != nil || o.Outcome != inventory.OK {
 				t.Fatalf("stock %s %s: %v %+v", st, sku(i), err, o)
 			}
 		}
@@ -152,7 +155,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { stopWatch(); <-watchDone })
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		for ri, region := range l.Regions() {
 			wg.Add(1)
 			go func() {
@@ -187,7 +190,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 					} else if took > deadline+slack {
 						lateN.Add(1)
 						select {
-						case late <- fmt.Sprintf("%s buy from %s took %v (%s; the lab measured %.0f ms inside; %q), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, o.LatencyMs, clipValue(o.Message, 120), deadline):
+						case late <- fmt.Sprintf("%s buy from %s took %v (%s; the lab measured %.0f ms inside; %q), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, o.LatencyMs, lab.ClipValue(o.Message, 120), deadline):
 						default:
 						}
 					}
@@ -226,7 +229,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := soakSample{cycle: cycle, goroutines: runtime.NumGoroutine(), rss: rssBytes(), heap: ms.HeapInuse, live: ms.HeapAlloc, ops: ops.Load(),
-			recorded: l.history.Stored()}
+			recorded: lab.HistoryOf(l).Stored()}
 		samples = append(samples, s)
 		t.Logf("cycle %4d: %5d goroutines, RSS %6.1f MB, Go heap %6.1f MB (live %6.1f MB), %6d buys so far, %6d operations in the history",
 			cycle, s.goroutines, float64(s.rss)/(1<<20), float64(s.heap)/(1<<20), float64(s.live)/(1<<20), s.ops, s.recorded)
@@ -263,7 +266,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 	}
 	elapsed := time.Since(started)
 	stopBuyers()
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		if w, ok := worst.Load(st); ok {
 			t.Logf("%s: slowest answer %v (deadline %v)", st, w.(time.Duration).Round(time.Millisecond), deadline)
 		}
@@ -358,13 +361,13 @@ func TestSoakPartitionHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := time.Now()
-	hist := l.history.Operations(Consensus, "")
-	res, _ := Check(hist, Consensus, "", time.Minute)
+	hist := lab.HistoryOf(l).Operations(inventory.Consensus, "")
+	res, _ := check.Operations(hist, inventory.Consensus, "", time.Minute)
 	t.Logf("consensus: %d operations checked in %v: linearizable %v, indeterminate %d", res.Operations, time.Since(checked).Round(time.Millisecond), res.Linearizable, res.Indeterminate)
 	if !res.Linearizable {
 		t.Errorf("the consensus store is not linearizable after the soak: %+v", res)
 	}
-	if dropped, _ := l.history.Dropped(); dropped > 0 {
+	if dropped, _ := lab.HistoryOf(l).Dropped(); dropped > 0 {
 		t.Errorf("the history dropped %d operations: the soak outgrew the cap", dropped)
 	}
 }

@@ -28,7 +28,7 @@ type RegionState struct {
 	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
 	// ClientURLs (extension): etcd v3 client URLs of this region's member
 	// and replica for outside clients, by the region the client stands in
-	// (outside.go).
+	// (lab/outside.go).
 	ClientURLs ClientURLs       `json:"clientUrls"`
 	Clock      nodes.ClockState `json:"clock"` // extension: the region's wall clock (offset, drift, skew now)
 	Zones      []ZoneState      `json:"zones"` // geo store: the region's zones

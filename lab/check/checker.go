@@ -489,8 +489,5 @@ func countWindow(r *Result, ops []inventory.Operation, store inventory.Store, sk
 	}
 }
 
-// The lab's side of the checker: what it records of each operation at its
-// call, and the Memo it computes from what it recorded (judge.go).
-
 // Timeout bounds the checker's linearizability search.
 const Timeout = 10 * time.Second

@@ -8,7 +8,7 @@ import (
 	"caplab/lab/inventory"
 )
 
-// Cutting a SKU's recorded history at its recording gaps (gaps.go), so
+// Cutting a SKU's recorded history at its recording gaps (history.Gaps), so
 // that what the checker judges is a history some correct store could have
 // produced. Pure functions over recorded data.
 //

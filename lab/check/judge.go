@@ -11,7 +11,7 @@ import (
 )
 
 // Recorded is everything a verdict is computed from — nothing live: the
-// recorded operations, the gaps in the record (gaps.go), and the geo
+// recorded operations, the gaps in the record (history.Gaps), and the geo
 // store's call log. The lab's Check and "caplab history check" (a history
 // read back from an export) hand the same Recorded to Judge and get the
 // same verdict.
@@ -31,7 +31,7 @@ type Recorded struct {
 // on its own) from recorded data alone: the history is cut at its gaps
 // (cut.go), judged segment by segment (segments.go) with porcupine, and
 // explained from the evidence (evidence.go). The geo store's verdict is
-// its allocation histories' (geo_check.go). A timeout of 0 means no limit.
+// its allocation histories' (geo.go). A timeout of 0 means no limit.
 func Judge(rec Recorded, store inventory.Store, sku string, timeout time.Duration) Result {
 	return judge(rec, store, sku, timeout, &Memo{})
 }

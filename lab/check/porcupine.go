@@ -11,7 +11,7 @@ import (
 
 // PorcupineInput and PorcupineOutput are the Input and Output of one
 // operation of a porcupine export: what the lab's inventory model reads.
-// Class and Rank group indeterminate operations (see Check).
+// Class and Rank group indeterminate operations (see Operations).
 type PorcupineInput struct {
 	SKU    string       `json:"sku"`
 	Region string       `json:"region"`

@@ -84,7 +84,7 @@ func (t *Tally) Counts(store inventory.Store) (oversold, staleReads int) {
 	return oversold, staleReads
 }
 
-// skuTally counts one store's SKU by the rules of countWindow (see Check),
+// skuTally counts one store's SKU by the rules of countWindow (see Operations),
 // incrementally: an operation that cannot change what was already counted
 // is added in O(log n); one that can (an ok stock, which may move the
 // window, or a write that returned before something already counted) marks

@@ -59,7 +59,7 @@ type opLog struct {
 	// reserved counts operations promised a slot when they were called
 	// (Reserve): the lab decides at the call whether an operation will be
 	// kept, so that one past the cap is known as unrecorded before it can
-	// reach a store (gaps.go).
+	// reach a store (gaps.go in this package).
 	reserved atomic.Int64
 	chunks   [MaxOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }

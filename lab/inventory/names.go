@@ -10,7 +10,7 @@ const (
 	// Replicated is the AP / tunable-quorum store over per-region replicas.
 	Replicated Store = "replicated"
 	// Geo is the geo-partitioned store: one allocation per (sku, region)
-	// in the region's own regional Raft group (geo.go).
+	// in the region's own regional Raft group (lab/store/geo).
 	Geo Store = "geo"
 )
 

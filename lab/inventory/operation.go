@@ -47,7 +47,7 @@ type Outcome struct {
 	BaseVersion Version     `json:"baseVersion"`           // version a buy read before writing
 	OpID        int         `json:"opId"`                  // index in the history
 
-	// Geo store (geo.go): every region's allocation (stock, read), regions
+	// Geo store (lab/store/geo): every region's allocation (stock, read), regions
 	// that could not be reached, units stranded there (last seen).
 	Allocations map[string]Allocation `json:"allocations,omitempty"`
 	Unreachable []string              `json:"unreachable,omitempty"`

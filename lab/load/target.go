@@ -107,7 +107,7 @@ func (t LabTarget) Buy(ctx context.Context, store, sku, region string, record bo
 	out, err := t.Lab.Buy(recordCtx(ctx, record), lab.Store(store), sku, region, 1)
 	r := resultOf(out, err)
 	// Only a geo buy refused for want of reachable units names unreachable
-	// regions (lab/geo_transfer.go).
+	// regions (lab/store/geo/transfer.go).
 	r.Stranded = err == nil && out.Outcome != lab.OK && len(out.Unreachable) > 0
 	return r
 }

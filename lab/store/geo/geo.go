@@ -25,7 +25,7 @@ import (
 // lives in that region's own regional Raft group (one etcd member per
 // zone), so a buy from region R commits with a quorum of R's zones — no
 // ocean crossing. When R's allocation runs out, units are borrowed from
-// another region's allocation by a recoverable transfer (geo_transfer.go).
+// another region's allocation by a recoverable transfer (transfer.go).
 //
 // The row is one key per (sku, region) in the region's group; its value
 // holds the allocation and the counters that make conservation checkable
@@ -372,7 +372,7 @@ func (s *Store) guard(br *guard.Breakers, from, to string, fn func() inventory.O
 }
 
 // buy decrements the buyer's own allocation: one Txn in the local group.
-// When the allocation is short it borrows (geo_transfer.go).
+// When the allocation is short it borrows (transfer.go).
 func (s *Store) buy(ctx context.Context, op inventory.Operation, br *guard.Breakers) inventory.Outcome {
 	var row geoRow
 	var wrote bool
