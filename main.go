@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
 	"caplab/lab/load"
 	"caplab/lessons"
 	"caplab/nodes"
@@ -148,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/audit)
-		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{Sync: *fsync}) // --fsync: the log survives a machine crash too
+		audit, err := lab.OpenAudit(l, audit.Dir(*dataDir), audit.Options{Sync: *fsync}) // --fsync: the log survives a machine crash too
 		if err != nil {
 			_ = l.Close()
 			ln.Close()

@@ -7,6 +7,7 @@ import (
 
 	"caplab/lab/check"
 	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // The counters of State: outcomes per store, counted as each operation
@@ -21,7 +22,7 @@ type storeCounts struct {
 	oversold, staleReads                                     atomic.Int64
 }
 
-func (c *storeCounts) snapshot(store Store) StoreCounter {
+func (c *storeCounts) snapshot(store inventory.Store) StoreCounter {
 	return StoreCounter{
 		Store: store, OK: int(c.ok.Load()), SoldOut: int(c.soldOut.Load()),
 		Unavailable: int(c.unavailable.Load()), FailFast: int(c.failFast.Load()),
@@ -39,20 +40,20 @@ func (c *storeCounts) zero() {
 // storeCounters is every store's counters and the goroutine that keeps
 // their oversold and stale-read counts.
 type storeCounters struct {
-	m       map[Store]*storeCounts // fixed at construction; the counts are atomic
-	version *atomic.Int64          // the events' version: bumped when a count changes
-	history *History
+	m       map[inventory.Store]*storeCounts // fixed at construction; the counts are atomic
+	version *atomic.Int64                    // the events' version: bumped when a count changes
+	history *history.History
 	gaps    *history.Gaps
 	stop    <-chan struct{}
 
-	tallyMu sync.Mutex    // the recount against a reset
-	tally   *check.Tally  // under tallyMu
-	cursor  HistoryCursor // how far the tally has read the History (under tallyMu)
+	tallyMu sync.Mutex     // the recount against a reset
+	tally   *check.Tally   // under tallyMu
+	cursor  history.Cursor // how far the tally has read the History (under tallyMu)
 }
 
-func newStoreCounters(h *History, gaps *history.Gaps, version *atomic.Int64, stop <-chan struct{}) *storeCounters {
-	c := &storeCounters{m: map[Store]*storeCounts{}, version: version, history: h, gaps: gaps, stop: stop, tally: check.NewTally()}
-	for _, s := range Stores {
+func newStoreCounters(h *history.History, gaps *history.Gaps, version *atomic.Int64, stop <-chan struct{}) *storeCounters {
+	c := &storeCounters{m: map[inventory.Store]*storeCounts{}, version: version, history: h, gaps: gaps, stop: stop, tally: check.NewTally()}
+	for _, s := range inventory.Stores {
 		c.m[s] = &storeCounts{}
 	}
 	return c
@@ -60,8 +61,8 @@ func newStoreCounters(h *History, gaps *history.Gaps, version *atomic.Int64, sto
 
 // snapshot is every store's counters, in display order.
 func (c *storeCounters) snapshot() []StoreCounter {
-	out := make([]StoreCounter, 0, len(Stores))
-	for _, store := range Stores {
+	out := make([]StoreCounter, 0, len(inventory.Stores))
+	for _, store := range inventory.Stores {
 		out = append(out, c.m[store].snapshot(store))
 	}
 	return out
@@ -69,20 +70,20 @@ func (c *storeCounters) snapshot() []StoreCounter {
 
 // count updates the outcome counters at once; oversold and stale reads
 // follow from the counting goroutine.
-func (c *storeCounters) count(op Operation) {
+func (c *storeCounters) count(op inventory.Operation) {
 	n := c.m[op.Store]
 	switch op.Outcome {
-	case OK:
+	case inventory.OK:
 		n.ok.Add(1)
-	case SoldOut:
+	case inventory.SoldOut:
 		n.soldOut.Add(1)
-	case Unavailable:
+	case inventory.Unavailable:
 		n.unavailable.Add(1)
-	case FailFast:
+	case inventory.FailFast:
 		n.failFast.Add(1)
-	case Conflict:
+	case inventory.Conflict:
 		n.conflict.Add(1)
-	case Overloaded:
+	case inventory.Overloaded:
 		n.overloaded.Add(1)
 	}
 	c.version.Add(1)
@@ -93,7 +94,7 @@ func (c *storeCounters) count(op Operation) {
 func (c *storeCounters) reset() {
 	c.tallyMu.Lock()
 	defer c.tallyMu.Unlock()
-	c.tally, c.cursor = check.NewTally(), HistoryCursor{}
+	c.tally, c.cursor = check.NewTally(), history.Cursor{}
 	for _, n := range c.m {
 		n.zero()
 	}
@@ -132,7 +133,7 @@ func (c *storeCounters) recount() bool {
 	c.tallyMu.Lock()
 	t := c.tally
 	ops, cur, fresh := c.history.SinceShared(c.cursor)
-	if fresh && c.cursor != (HistoryCursor{}) { // a Clear came in between
+	if fresh && c.cursor != (history.Cursor{}) { // a Clear came in between
 		t = check.NewTally()
 		c.tally = t
 	}
@@ -163,7 +164,7 @@ func (c *storeCounters) recount() bool {
 		t.Confirm(u, results[i])
 	}
 	changed := false
-	for _, store := range Stores {
+	for _, store := range inventory.Stores {
 		oversold, stale := t.Counts(store)
 		n := c.m[store]
 		if n.oversold.Swap(int64(oversold)) != int64(oversold) {

@@ -16,42 +16,42 @@ import (
 // ---- store operations ----
 
 // Stock sets a SKU's stock in one store, as a write from region.
-func (l *Lab) Stock(ctx context.Context, store Store, sku, region string, quantity int) (Outcome, error) {
+func (l *Lab) Stock(ctx context.Context, store inventory.Store, sku, region string, quantity int) (inventory.Outcome, error) {
 	if err := checkOp(l.regions, store, sku, region); err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
 	if err := inventory.CheckStockQuantity(quantity); err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
-	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpStock, Qty: quantity}})
+	return l.do(ctx, command{op: inventory.Operation{Store: store, SKU: sku, Region: region, Op: inventory.OpStock, Qty: quantity}})
 }
 
 // Buy buys qty units of a SKU from region.
-func (l *Lab) Buy(ctx context.Context, store Store, sku, region string, qty int) (Outcome, error) {
+func (l *Lab) Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error) {
 	if err := checkOp(l.regions, store, sku, region); err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
-	if err := CheckQty(qty); err != nil {
-		return Outcome{}, err
+	if err := inventory.CheckQty(qty); err != nil {
+		return inventory.Outcome{}, err
 	}
-	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpBuy, Qty: qty}})
+	return l.do(ctx, command{op: inventory.Operation{Store: store, SKU: sku, Region: region, Op: inventory.OpBuy, Qty: qty}})
 }
 
 // Read reads a SKU's stock from region. Consistency applies to the
 // consensus store ("" means linearizable); the replicated store reads R
 // replicas.
-func (l *Lab) Read(ctx context.Context, store Store, sku, region string, c Consistency) (Outcome, error) {
+func (l *Lab) Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error) {
 	if err := checkOp(l.regions, store, sku, region); err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
 	c, err := inventory.ParseConsistency(c)
 	if err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
-	if store == Replicated || store == Geo {
+	if store == inventory.Replicated || store == inventory.Geo {
 		c = ""
 	}
-	return l.do(ctx, command{op: Operation{Store: store, SKU: sku, Region: region, Op: OpRead, Consistency: c}})
+	return l.do(ctx, command{op: inventory.Operation{Store: store, SKU: sku, Region: region, Op: inventory.OpRead, Consistency: c}})
 }
 
 // storeSlot is one store as do runs it.
@@ -64,10 +64,10 @@ type storeSlot struct {
 // besides the operation itself. The zero extras are a plain stock, buy or
 // read.
 type command struct {
-	op Operation
+	op inventory.Operation
 	// run, if set, is the store call instead of the store's Run (a
 	// reservation: the lock-and-fencing flow of the consensus store).
-	run func(ctx context.Context, op Operation, env store.Env) Outcome
+	run func(ctx context.Context, op inventory.Operation, env store.Env) inventory.Outcome
 	// budget is the store call's deadline; 0: the request timeout.
 	budget time.Duration
 	// freezes: the call freezes in its shop's pause itself, mid-flight (a
@@ -90,14 +90,14 @@ type command struct {
 // the up-check, the deadline, the store; then the History or the ledger of
 // unrecorded writes, the lesson recording, the counters and the event
 // stream.
-func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
+func (l *Lab) do(ctx context.Context, c command) (inventory.Outcome, error) {
 	op := c.op
 	if !c.entered {
 		if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
-			if errors.Is(err, ErrClosed) {
-				return Outcome{}, err
+			if errors.Is(err, inventory.ErrClosed) {
+				return inventory.Outcome{}, err
 			}
-			return Outcome{Outcome: Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
+			return inventory.Outcome{Outcome: inventory.Unavailable, Store: op.Store, Region: op.Region, SKU: op.SKU, Op: op.Op, AnsweredBy: []string{},
 				Message: "Unavailable: the lab is being reset — try again in a moment. Nothing was sent to the store."}, nil
 		}
 		defer l.gate.Leave()
@@ -119,20 +119,20 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 	if budget <= 0 {
 		budget = l.cfg.RequestTimeout
 	}
-	var out Outcome
+	var out inventory.Outcome
 	// Admission before the breaker: a request the gateway has no room for
 	// reaches neither the store nor the breaker, which must not take a
 	// queue for a partition.
 	if g := l.admission.Admit(op.Region, op.Store); g == nil {
 		out = l.admission.Overloaded(op)
 	} else {
-		call := func() Outcome {
+		call := func() inventory.Outcome {
 			if !l.cluster.IsUp(op.Region) {
-				return Outcome{Outcome: Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
+				return inventory.Outcome{Outcome: inventory.Unavailable, Message: fmt.Sprintf("Unavailable: %s is down (crashed) — its shop cannot serve anyone until it restarts.", cityOf(op.Region))}
 			}
 			// The answer comes within the deadline plus AnswerGrace, even
 			// when the call itself overruns its context (guard/deadline.go).
-			return guard.WithinDeadline(ctx, op, budget, cityOf, func(ctx context.Context) Outcome {
+			return guard.WithinDeadline(ctx, op, budget, cityOf, func(ctx context.Context) inventory.Outcome {
 				if c.run != nil {
 					return c.run(ctx, op, env)
 				}
@@ -175,19 +175,19 @@ func (l *Lab) do(ctx context.Context, c command) (Outcome, error) {
 // shareStrings points op's region, store, op and consistency at the lab's
 // own strings: a request decoded from JSON carries fresh copies, which the
 // history would otherwise keep, one set per operation, up to its cap.
-func shareStrings(regions []string, op *Operation) {
+func shareStrings(regions []string, op *inventory.Operation) {
 	if i := slices.Index(regions, op.Region); i >= 0 {
 		op.Region = regions[i]
 	}
-	if i := slices.Index(Stores, op.Store); i >= 0 {
-		op.Store = Stores[i]
+	if i := slices.Index(inventory.Stores, op.Store); i >= 0 {
+		op.Store = inventory.Stores[i]
 	}
-	for _, o := range [...]Op{OpBuy, OpStock, OpRead} {
+	for _, o := range [...]inventory.Op{inventory.OpBuy, inventory.OpStock, inventory.OpRead} {
 		if op.Op == o {
 			op.Op = o
 		}
 	}
-	for _, c := range [...]Consistency{Linearizable, Serializable} {
+	for _, c := range [...]inventory.Consistency{inventory.Linearizable, inventory.Serializable} {
 		if op.Consistency == c {
 			op.Consistency = c
 		}
@@ -197,6 +197,6 @@ func shareStrings(regions []string, op *Operation) {
 // sessionOf numbers the (region, store) gateway sessions from 0: the
 // Operation.Client of the history. (The checker assigns its own client
 // ids, since one gateway serves concurrent buyers.)
-func sessionOf(regions []string, region string, store Store) int {
-	return slices.Index(regions, region)*len(Stores) + slices.Index(Stores, store)
+func sessionOf(regions []string, region string, store inventory.Store) int {
+	return slices.Index(regions, region)*len(inventory.Stores) + slices.Index(inventory.Stores, store)
 }

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 	"caplab/lab/store/geo"
 	"caplab/lab/store/replicated"
 	"caplab/nodes"
@@ -22,7 +24,7 @@ type events struct {
 	hooks   *hooks
 	stop    <-chan struct{}
 	// What a State adds to the cluster's snapshot.
-	breakers   *Breakers
+	breakers   *guard.Breakers
 	clocks     *nodes.Clocks
 	counters   *storeCounters
 	replicated *replicated.Store // W and R
@@ -72,7 +74,7 @@ func (ev *events) state(s nodes.Snapshot) State {
 	st.Version = ev.version.Load() + int64(s.Seq)
 	st.Counters = ev.counters.snapshot()
 	for i := range st.Counters {
-		if st.Counters[i].Store == Geo {
+		if st.Counters[i].Store == inventory.Geo {
 			st.Counters[i].Stranded = ev.geo.Stranded()
 		}
 	}
@@ -210,8 +212,8 @@ func (ev *events) coalesce() {
 // stream and the recorders (the audit log) — and, when act is not nil,
 // the lesson recording, as that action. Every room that changes the lab
 // reports through it.
-func (l *Lab) faultHappened(kind FaultKind, regions []string, detail string, act *RecordedAction) {
-	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
+func (l *Lab) faultHappened(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction) {
+	f := l.history.AddFault(inventory.Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
 	l.consensus.LeaderChanged()
 	l.events.version.Add(1)
 	l.events.publish(Event{Type: EventFault, Fault: &f})

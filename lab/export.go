@@ -11,7 +11,7 @@ import (
 // is attached (OpenAudit; everything since the log began), else from
 // memory (since the last reset, at most MaxHistoryOperations operations; a
 // jsonl export then ends with a "dropped" record when some were not kept).
-func (l *Lab) Export(w io.Writer, format ExportFormat, f ExportFilter) error {
+func (l *Lab) Export(w io.Writer, format audit.Format, f audit.Filter) error {
 	if err := f.Check(); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ type Faults struct {
 	logger     *slog.Logger
 	replicated *replicated.Store // W and R
 	geo        *geo.Store        // its transfer recovery, kicked after a restart
-	happened   func(kind FaultKind, regions []string, detail string, act *RecordedAction)
+	happened   func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
 }
 
 // Faults is the lab's room for faults and configuration changes.
@@ -53,7 +53,7 @@ func (f *Faults) Partition(groups [][]string) error {
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
-	f.happened(FaultPartition, nil, strings.Join(parts, " | "), &RecordedAction{Kind: ActPartition, Groups: groups})
+	f.happened(inventory.FaultPartition, nil, strings.Join(parts, " | "), &RecordedAction{Kind: ActPartition, Groups: groups})
 	f.awaitStreams()
 	return nil
 }
@@ -74,7 +74,7 @@ func (f *Faults) awaitStreams() {
 func (f *Faults) HealAll() error {
 	f.cluster.Fabric().HealAll()
 	f.healZoneLinks()
-	f.happened(FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
+	f.happened(inventory.FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
 	f.awaitStreams()
 	return nil
 }
@@ -121,35 +121,35 @@ func (f *Faults) SetLatency(from, to string, rttMs float64, oneWay bool) error {
 	if oneWay {
 		arrow = "->"
 	}
-	f.happened(FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs),
+	f.happened(inventory.FaultLatency, []string{from, to}, fmt.Sprintf("%s %s %s: %g ms round trip", from, arrow, to, rttMs),
 		&RecordedAction{Kind: ActLatency, Regions: []string{from, to}, RTTMs: rttMs, OneWay: oneWay})
 	return nil
 }
 
 // Isolate cuts every link of one region.
 func (f *Faults) Isolate(region string) error {
-	return f.regionFault(region, f.cluster.Fabric().Isolate, FaultPartition, region+" isolated", ActIsolate)
+	return f.regionFault(region, f.cluster.Fabric().Isolate, inventory.FaultPartition, region+" isolated", ActIsolate)
 }
 
 // Bridge leaves the other regions able to talk only through via.
 func (f *Faults) Bridge(via string) error {
-	return f.regionFault(via, f.cluster.Fabric().Bridge, FaultPartition, "bridge through "+via, ActBridge)
+	return f.regionFault(via, f.cluster.Fabric().Bridge, inventory.FaultPartition, "bridge through "+via, ActBridge)
 }
 
 // Crash stops a region abruptly.
 func (f *Faults) Crash(region string) error {
-	return f.regionFault(region, f.cluster.Crash, FaultCrash, region+" crashed", ActCrash)
+	return f.regionFault(region, f.cluster.Crash, inventory.FaultCrash, region+" crashed", ActCrash)
 }
 
 // Restart brings a crashed region back from its data directory.
 func (f *Faults) Restart(region string) error {
-	return f.regionFault(region, f.cluster.Restart, FaultRestart, region+" restarted", ActRestart)
+	return f.regionFault(region, f.cluster.Restart, inventory.FaultRestart, region+" restarted", ActRestart)
 }
 
 // regionFault applies a fault to one region (or zone) and records it, as
 // action act.
-func (f *Faults) regionFault(region string, apply func(string) error, kind FaultKind, detail string, act ActionKind) error {
-	zones := kind == FaultCrash || kind == FaultRestart // zones crash and restart too
+func (f *Faults) regionFault(region string, apply func(string) error, kind inventory.FaultKind, detail string, act ActionKind) error {
+	zones := kind == inventory.FaultCrash || kind == inventory.FaultRestart // zones crash and restart too
 	if !zones || !f.cluster.IsZone(region) {
 		if err := f.checkRegion(region); err != nil {
 			if zones {
@@ -173,7 +173,7 @@ func (f *Faults) regionFault(region string, apply func(string) error, kind Fault
 		}
 	}
 	f.happened(kind, []string{region}, detail, &a)
-	if kind == FaultRestart {
+	if kind == inventory.FaultRestart {
 		f.geo.Kick() // pending transfers are settled after a restart
 	}
 	return nil
@@ -196,24 +196,24 @@ func (f *Faults) Lead(ctx context.Context, region string) error {
 		defer cancel()
 	}
 	if err := f.cluster.MoveLeader(ctx, region); err != nil {
-		return fmt.Errorf("%w: %s cannot lead now: %s", ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
+		return fmt.Errorf("%w: %s cannot lead now: %s", inventory.ErrUnavailable, region, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
-	f.happened(FaultLead, []string{region}, region+" leads", &RecordedAction{Kind: ActLead, Regions: []string{region}})
+	f.happened(inventory.FaultLead, []string{region}, region+" leads", &RecordedAction{Kind: ActLead, Regions: []string{region}})
 	return nil
 }
 
 // SetQuorum configures the replicated store's W and R.
 func (f *Faults) SetQuorum(w, r int) error {
-	if err := ValidateQuorum(len(f.regions), w, r); err != nil {
+	if err := inventory.ValidateQuorum(len(f.regions), w, r); err != nil {
 		return err
 	}
-	f.replicated.SetQuorum(QuorumState{N: len(f.regions), W: w, R: r})
-	f.happened(FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(f.regions)), &RecordedAction{Kind: ActQuorum, W: w, R: r})
+	f.replicated.SetQuorum(inventory.QuorumState{N: len(f.regions), W: w, R: r})
+	f.happened(inventory.FaultQuorum, nil, fmt.Sprintf("W=%d R=%d (N=%d)", w, r, len(f.regions)), &RecordedAction{Kind: ActQuorum, W: w, R: r})
 	return nil
 }
 
 // Quorum is the replicated store's configuration.
-func (f *Faults) Quorum() QuorumState { return f.replicated.Quorum() }
+func (f *Faults) Quorum() inventory.QuorumState { return f.replicated.Quorum() }
 
 // linkFault records a link (region or zone) cut or healed, one way or
 // both, as action act (nil: none, a zone link).
@@ -222,9 +222,9 @@ func (f *Faults) linkFault(from, to string, up, oneWay bool, act *RecordedAction
 	if oneWay {
 		arrow = "->"
 	}
-	kind := FaultCut
+	kind := inventory.FaultCut
 	if up {
-		kind = FaultHeal
+		kind = inventory.FaultHeal
 	}
 	f.happened(kind, []string{from, to}, from+" "+arrow+" "+to, act)
 }
@@ -266,7 +266,7 @@ func (f *Faults) checkZonePair(a, b string) (*nodes.Fabric, error) {
 	}
 	ra, rb := f.cluster.ZoneRegion(a), f.cluster.ZoneRegion(b)
 	if ra == "" || rb == "" || ra != rb {
-		return nil, fmt.Errorf("%w: a zone link joins two zones of one region (got %s and %s); between regions, name the regions", ErrBadInput, a, b)
+		return nil, fmt.Errorf("%w: a zone link joins two zones of one region (got %s and %s); between regions, name the regions", inventory.ErrBadInput, a, b)
 	}
 	zf, err := f.cluster.ZoneFabric(ra)
 	if err != nil {
@@ -276,7 +276,7 @@ func (f *Faults) checkZonePair(a, b string) (*nodes.Fabric, error) {
 }
 
 func (f *Faults) unknownRegionOrZone(n string) error {
-	return fmt.Errorf("%w: region %s is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, Echo(n),
+	return fmt.Errorf("%w: region %s is not in this lab (regions: %s) and is no zone either (zones: %s)", inventory.ErrUnknownRegion, inventory.Echo(n),
 		strings.Join(f.regions, ", "), strings.Join(f.allZones(), ", "))
 }
 
@@ -308,7 +308,7 @@ func (f *Faults) setZoneLatency(from, to string, rttMs float64, oneWay bool) err
 	if err := zf.SetRTT(from, to, rttMs, oneWay); err != nil {
 		return wrapNodes(err)
 	}
-	f.happened(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs), nil)
+	f.happened(inventory.FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs), nil)
 	return nil
 }
 

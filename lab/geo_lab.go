@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"caplab/lab/check"
 	"caplab/lab/guard"
 	"caplab/lab/inventory"
 	"caplab/lab/store/geo"
@@ -75,12 +76,12 @@ func (g *GeoStore) RecoverTransfers(ctx context.Context) (geo.Recovery, error) {
 // Conservation audits one geo SKU across every regional group: stocked =
 // sold + remaining allocations + units in pending transfers. It reads the
 // groups now (it is no part of a verdict: see GeoCheck).
-func (g *GeoStore) Conservation(ctx context.Context, sku string) (GeoAudit, error) {
-	if err := CheckSKU(sku); err != nil {
-		return GeoAudit{}, err
+func (g *GeoStore) Conservation(ctx context.Context, sku string) (check.GeoConservation, error) {
+	if err := inventory.CheckSKU(sku); err != nil {
+		return check.GeoConservation{}, err
 	}
 	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
-		return GeoAudit{}, err
+		return check.GeoConservation{}, err
 	}
 	defer g.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
@@ -94,27 +95,27 @@ func (g *GeoStore) Conservation(ctx context.Context, sku string) (GeoAudit, erro
 // published, and no checker sees it — what the page's allocation bars
 // fetch after every geo event without filling the timeline with reads.
 // Each group is read within the request deadline.
-func (g *GeoStore) Allocations(ctx context.Context, sku, region string) (Outcome, error) {
-	if err := checkOp(g.regions, Geo, sku, region); err != nil {
-		return Outcome{}, err
+func (g *GeoStore) Allocations(ctx context.Context, sku, region string) (inventory.Outcome, error) {
+	if err := checkOp(g.regions, inventory.Geo, sku, region); err != nil {
+		return inventory.Outcome{}, err
 	}
 	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
 	defer g.gate.Leave()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	o := g.store.Allocations(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead})
-	o.Store, o.SKU, o.Region, o.Op = Geo, sku, region, OpRead
+	o := g.store.Allocations(ctx, inventory.Operation{Store: inventory.Geo, SKU: sku, Region: region, Op: inventory.OpRead})
+	o.Store, o.SKU, o.Region, o.Op = inventory.Geo, sku, region, inventory.OpRead
 	return o, nil
 }
 
 // live adds to a geo verdict what is read from the stores, not judged from
 // the record: the counters of stranded and borrowed units, and (one SKU)
 // the conservation audit.
-func (g *GeoStore) live(r *CheckResult) {
+func (g *GeoStore) live(r *check.Result) {
 	if r.Geo == nil {
-		r.Geo = &GeoCheck{}
+		r.Geo = &check.GeoResult{}
 	}
 	r.Geo.Stranded, r.Geo.Borrowed = g.store.Stranded(), g.store.Borrowed()
 	if r.SKU == "" {
@@ -131,13 +132,13 @@ func (g *GeoStore) live(r *CheckResult) {
 // StockSplit sets a geo SKU's allocations as a write from region: the
 // given units per region (regions not listed get 0), or quantity split
 // evenly when allocations is empty. Given both, they must add up.
-func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (Outcome, error) {
-	if err := checkOp(l.regions, Geo, sku, region); err != nil {
-		return Outcome{}, err
+func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (inventory.Outcome, error) {
+	if err := checkOp(l.regions, inventory.Geo, sku, region); err != nil {
+		return inventory.Outcome{}, err
 	}
 	alloc, total, err := inventory.CheckAllocations(l.regions, quantity, allocations)
 	if err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
-	return l.do(ctx, command{op: Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc}})
+	return l.do(ctx, command{op: inventory.Operation{Store: inventory.Geo, SKU: sku, Region: region, Op: inventory.OpStock, Qty: total, Allocations: alloc}})
 }

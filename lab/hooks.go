@@ -16,7 +16,7 @@ import (
 type hooks struct {
 	fns   atomic.Pointer[[]*func(Event)]
 	mu    sync.Mutex // serialises changes
-	audit atomic.Pointer[AuditLog]
+	audit atomic.Pointer[audit.Log]
 }
 
 func (rs *hooks) call(e Event) {
@@ -62,7 +62,7 @@ func (l *Lab) Record(fn func(Event)) (cancel func()) {
 // OpenAudit opens the audit log in dir and records every operation, fault
 // and reset of l into it; exports (Lab.Export) then read the log. Close the
 // log after the lab.
-func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
+func OpenAudit(l *Lab, dir string, opts audit.Options) (*audit.Log, error) {
 	a, err := audit.Open(dir, l.Regions(), opts)
 	if err != nil {
 		return nil, err
@@ -86,4 +86,4 @@ func OpenAudit(l *Lab, dir string, opts AuditOptions) (*AuditLog, error) {
 }
 
 // log is the audit log OpenAudit attached, nil when none.
-func (rs *hooks) log() *AuditLog { return rs.audit.Load() }
+func (rs *hooks) log() *audit.Log { return rs.audit.Load() }

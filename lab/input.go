@@ -10,14 +10,14 @@ import (
 )
 
 // checkOp checks an operation's store, region (one of regions) and SKU.
-func checkOp(regions []string, store Store, sku, region string) error {
-	if _, err := ParseStore(string(store)); err != nil {
+func checkOp(regions []string, store inventory.Store, sku, region string) error {
+	if _, err := inventory.ParseStore(string(store)); err != nil {
 		return err
 	}
 	if err := inventory.CheckRegion(regions, region); err != nil {
 		return err
 	}
-	return CheckSKU(sku)
+	return inventory.CheckSKU(sku)
 }
 
 // wrapNodes maps a nodes error to the lab's sentinels.
@@ -27,15 +27,15 @@ func wrapNodes(err error) error {
 		return nil
 	case errors.Is(err, nodes.ErrBadOperation): // region names are checked before nodes is called
 		msg := strings.TrimPrefix(err.Error(), "nodes: ")
-		return fmt.Errorf("%w: %s", ErrBadInput, cleanNodesMsg(msg))
+		return fmt.Errorf("%w: %s", inventory.ErrBadInput, cleanNodesMsg(msg))
 	case errors.Is(err, nodes.ErrClosed):
-		return ErrClosed
+		return inventory.ErrClosed
 	case errors.Is(err, nodes.ErrRegionDown), errors.Is(err, nodes.ErrRegionUp):
-		return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(err.Error(), "nodes: "))
+		return fmt.Errorf("%w: %s", inventory.ErrConflict, strings.TrimPrefix(err.Error(), "nodes: "))
 	case errors.Is(err, nodes.ErrNoLeader):
-		return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
+		return fmt.Errorf("%w: %s", inventory.ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
 	}
-	return fmt.Errorf("%w: %s", ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
+	return fmt.Errorf("%w: %s", inventory.ErrUnavailable, strings.TrimPrefix(err.Error(), "nodes: "))
 }
 
 // cleanNodesMsg drops the "bad operation: " inside a nodes message.

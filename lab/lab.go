@@ -13,6 +13,7 @@ import (
 	"caplab/lab/check"
 	"caplab/lab/guard"
 	"caplab/lab/history"
+	"caplab/lab/inventory"
 	"caplab/lab/store"
 	"caplab/lab/store/consensus"
 	"caplab/lab/store/geo"
@@ -39,7 +40,7 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Breaker configures the circuit breakers; the default cooldown is
 	// 5 s × latency scale, at least 1 s.
-	Breaker BreakerSettings
+	Breaker guard.BreakerSettings
 	// MaxRetries bounds a consensus buy's optimistic-lock retries (default 5).
 	MaxRetries int
 	// MaxInFlight is the ceiling of each region gateway's adaptive limit of
@@ -60,7 +61,7 @@ type Config struct {
 
 func (c *Config) validate() error {
 	if c.LatencyScale < 0 || math.IsNaN(c.LatencyScale) || c.LatencyScale > 100 {
-		return fmt.Errorf("%w: latency scale must be between 0 and 100 (got %v)", ErrBadInput, c.LatencyScale)
+		return fmt.Errorf("%w: latency scale must be between 0 and 100 (got %v)", inventory.ErrBadInput, c.LatencyScale)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -75,7 +76,7 @@ func (c *Config) validate() error {
 		c.MaxRetries = 5
 	}
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = DefaultMaxInFlight
+		c.MaxInFlight = guard.DefaultMaxInFlight
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = 100 * time.Millisecond
@@ -109,7 +110,7 @@ type Lab struct {
 	consensus  *consensus.Store
 	replicated *replicated.Store
 	geo        *geo.Store
-	stores     map[Store]storeSlot // fixed at New
+	stores     map[inventory.Store]storeSlot // fixed at New
 
 	// The request path (package guard). gate: operations and the
 	// background loops enter it, Reset and Close hold it exclusively, so a
@@ -117,13 +118,13 @@ type Lab struct {
 	// caller's deadline.
 	gate      *guard.Gate
 	admission *guard.Admission
-	breakers  *Breakers
+	breakers  *guard.Breakers
 
 	// What is recorded: the History, the geo call log and the gaps between
 	// them (records); the lab's own writes left out of the History, for
 	// the outside-write watcher (ownWrites); the remembered verdicts of
 	// segments that no longer change (verdicts).
-	history   *History
+	history   *history.History
 	geoLog    *history.GeoLog
 	gaps      *history.Gaps
 	records   records
@@ -169,13 +170,13 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 	regions := cl.Regions()
 	l := &Lab{cfg: cfg, cluster: cl, regions: regions, stop: make(chan struct{}),
-		gate: guard.NewGate(), history: NewHistory(), geoLog: &history.GeoLog{}}
+		gate: guard.NewGate(), history: history.New(), geoLog: &history.GeoLog{}}
 	l.admission = guard.NewAdmission(regions, cfg.MaxInFlight, cfg.RequestTimeout/4, cityOf)
 	l.events = &events{cluster: cl, hooks: &l.hooks, stop: l.stop, subs: map[chan Event]*atomic.Int64{}}
 	bs := cfg.Breaker
-	bs.OnChange = func(region string, store Store, from, to string) { l.events.publishState() }
-	l.breakers = NewBreakers(regions, bs)
-	l.gaps = history.NewGaps(func(g RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
+	bs.OnChange = func(region string, store inventory.Store, from, to string) { l.events.publishState() }
+	l.breakers = guard.NewBreakers(regions, bs)
+	l.gaps = history.NewGaps(func(g inventory.RecordingGap) { l.hooks.call(Event{Type: EventGap, Gap: &g}) })
 	l.records = records{history: l.history, geoLog: l.geoLog, gaps: l.gaps, regions: regions}
 
 	// The stores.
@@ -184,14 +185,14 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.replicated = replicated.New(cl, regions, clocks)
 	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
-		OnCall:   func(c GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) },
+		OnCall:   func(c inventory.GeoCall) { l.hooks.call(Event{Type: EventGeoCall, GeoCall: &c}) },
 		Unlogged: func(ctx context.Context) bool { return opRecordingOf(ctx).SkipHistory }})
-	l.stores = map[Store]storeSlot{}
-	for s, api := range map[Store]store.Store{Consensus: l.consensus, Replicated: l.replicated, Geo: l.geo} {
+	l.stores = map[inventory.Store]storeSlot{}
+	for s, api := range map[inventory.Store]store.Store{inventory.Consensus: l.consensus, inventory.Replicated: l.replicated, inventory.Geo: l.geo} {
 		_, guarded := api.(store.SelfGuarded)
 		l.stores[s] = storeSlot{api: api, selfGuarded: guarded}
 	}
-	l.reserveBudget = MaxPause + 3*time.Duration(consensus.ReserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
+	l.reserveBudget = inventory.MaxPause + 3*time.Duration(consensus.ReserveTTL(cl.Timing()))*time.Second + 3*cfg.RequestTimeout
 
 	// The rooms. Each gets what it needs, and faultHappened to report a
 	// change; none sees the Lab.
@@ -216,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	if cl.Resumed() {
 		// The stores hold what the earlier run wrote; the History starts
 		// empty: judge each SKU from its first restock (history.Gaps.Resumed).
-		l.gaps.Resumed(Stores, time.Now())
+		l.gaps.Resumed(inventory.Stores, time.Now())
 	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.Close()

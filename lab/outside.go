@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"caplab/lab/history"
 	"caplab/lab/inventory"
 	"caplab/lab/store/consensus"
 	"caplab/nodes"
@@ -46,7 +47,7 @@ type outsideWatcher struct {
 	cluster   *nodes.Cluster
 	regions   []string
 	consensus *consensus.Store
-	history   *History
+	history   *history.History
 	ownWrites *unrecordedWrites
 	// settle is how long after seeing a revision the watcher waits for
 	// the lab to record the operation that wrote it: one request deadline
@@ -59,7 +60,7 @@ type outsideWatcher struct {
 	from int64
 	stop <-chan struct{}
 	// happened records a write it flags (Lab.faultHappened).
-	happened func(kind FaultKind, regions []string, detail string, act *RecordedAction)
+	happened func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
 }
 
 // seenWrite is one write to a SKU key the watcher saw.
@@ -207,16 +208,16 @@ func (w *outsideWatcher) attribute(pending []seenWrite, epoch int64, used map[in
 		own[sw.rev], skus[sw.sku] = false, true
 	}
 	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
-	w.history.Scan(func(op *Operation) {
-		if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
+	w.history.Scan(func(op *inventory.Operation) {
+		if op.Store != inventory.Consensus || (op.Op != inventory.OpStock && op.Op != inventory.OpBuy) {
 			return
 		}
 		switch {
-		case op.Outcome == OK:
+		case op.Outcome == inventory.OK:
 			if _, ok := own[op.Version.Wall]; ok {
 				own[op.Version.Wall] = true
 			}
-		case op.Outcome == Unavailable && skus[op.SKU] && !used[op.ID]:
+		case op.Outcome == inventory.Unavailable && skus[op.SKU] && !used[op.ID]:
 			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
 		}
 	})
@@ -229,7 +230,7 @@ func (w *outsideWatcher) attribute(pending []seenWrite, epoch int64, used map[in
 			unconfirmed[sw.sku] = ids[1:]
 			continue
 		}
-		w.happened(FaultOutsideWrite, nil, fmt.Sprintf(
+		w.happened(inventory.FaultOutsideWrite, nil, fmt.Sprintf(
 			"%s was set to %q at etcd revision %d by a client outside the lab (not one of its operations); the checker judges only the lab's own operations",
 			sw.sku, clipValue(sw.value, 20), sw.rev), nil)
 	}

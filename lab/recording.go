@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab/check"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -53,14 +56,14 @@ type RecordedAction struct {
 	OneWay  bool        `json:"oneWay,omitempty"`
 	RTTMs   float64     `json:"rttMs,omitempty"`
 	// OffsetMs and DriftPpm: a clock setting.
-	OffsetMs float64      `json:"offsetMs,omitempty"`
-	DriftPpm float64      `json:"driftPpm,omitempty"`
-	Seconds  float64      `json:"seconds,omitempty"` // a pause
-	Fenced   bool         `json:"fenced,omitempty"`  // a reservation with a fencing token
-	W        int          `json:"w,omitempty"`
-	R        int          `json:"r,omitempty"`
-	Op       *Operation   `json:"operation,omitempty"` // stock, buy, read
-	Quorum   *QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
+	OffsetMs float64                `json:"offsetMs,omitempty"`
+	DriftPpm float64                `json:"driftPpm,omitempty"`
+	Seconds  float64                `json:"seconds,omitempty"` // a pause
+	Fenced   bool                   `json:"fenced,omitempty"`  // a reservation with a fencing token
+	W        int                    `json:"w,omitempty"`
+	R        int                    `json:"r,omitempty"`
+	Op       *inventory.Operation   `json:"operation,omitempty"` // stock, buy, read
+	Quorum   *inventory.QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
 }
 
 // Recording is what the lab did since the last reset or StartRecording.
@@ -74,13 +77,13 @@ type Recording struct {
 	BreakerCooldown time.Duration     `json:"breakerCooldown"`
 	BreakerTrips    int               `json:"breakerTrips"` // consecutive unavailable answers that open a breaker
 	// Quorum is the replicated store's W and R when the recording began.
-	Quorum  QuorumState      `json:"quorum"`
-	Actions []RecordedAction `json:"actions"`
+	Quorum  inventory.QuorumState `json:"quorum"`
+	Actions []RecordedAction      `json:"actions"`
 	// Dropped counts actions past MaxRecordedActions, which were not kept.
 	Dropped int `json:"dropped"`
 	// Checks is the checker's verdict, at the time Recording was called,
 	// for every (store, SKU) the recorded operations touched.
-	Checks []CheckResult `json:"checks,omitempty"`
+	Checks []check.Result `json:"checks,omitempty"`
 }
 
 // Recorder is the lab's room for the lesson recording: every action taken
@@ -95,15 +98,15 @@ type Recorder struct {
 	// What a Recording says of the lab it was made on.
 	regions      []string
 	latencyScale float64
-	breaker      BreakerSettings
-	quorum       func() QuorumState                       // the replicated store's W and R now
-	check        func(Store, string) (CheckResult, error) // Lab.Check
+	breaker      guard.BreakerSettings
+	quorum       func() inventory.QuorumState                        // the replicated store's W and R now
+	check        func(inventory.Store, string) (check.Result, error) // Lab.Check
 }
 
 // Recorder is the lab's room for the lesson recording.
 func (l *Lab) Recorder() *Recorder { return l.recorder }
 
-func (r *Recorder) start(fromReset bool, quorum QuorumState) {
+func (r *Recorder) start(fromReset bool, quorum inventory.QuorumState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rec.Started, r.rec.FromReset, r.rec.Quorum = time.Now(), fromReset, quorum
@@ -162,7 +165,7 @@ func (r *Recorder) Recording() Recording {
 		rec.BreakerTrips = 3
 	}
 	type key struct {
-		store Store
+		store inventory.Store
 		sku   string
 	}
 	var seen []key
@@ -231,7 +234,7 @@ func WithoutRecording(ctx context.Context) context.Context {
 // not to (WithoutRecording): a stock, buy or read with the replicated
 // store's W and R as it began (kind ""), or a reservation (ActReserve,
 // fenced or not).
-func (r *Recorder) op(ctx context.Context, op Operation, quorum QuorumState, kind ActionKind, fenced bool) {
+func (r *Recorder) op(ctx context.Context, op inventory.Operation, quorum inventory.QuorumState, kind ActionKind, fenced bool) {
 	if ctx.Value(noRecording{}) != nil {
 		return
 	}
@@ -241,9 +244,9 @@ func (r *Recorder) op(ctx context.Context, op Operation, quorum QuorumState, kin
 	}
 	kind = ActBuy
 	switch op.Op {
-	case OpStock:
+	case inventory.OpStock:
 		kind = ActStock
-	case OpRead:
+	case inventory.OpRead:
 		kind = ActRead
 	}
 	r.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"caplab/lab/inventory"
 	"caplab/lab/store"
 )
 
@@ -16,16 +17,16 @@ import (
 // The sale is recorded as a buy of 1 on the consensus store, so the
 // checker judges it. A paused shop freezes between the read and the write
 // and lets its lease lapse; see ReserveAsync.
-func (l *Lab) Reserve(ctx context.Context, sku, region string, fenced bool) (Outcome, error) {
+func (l *Lab) Reserve(ctx context.Context, sku, region string, fenced bool) (inventory.Outcome, error) {
 	ch, err := l.ReserveAsync(ctx, sku, region, fenced)
 	if err != nil {
-		return Outcome{}, err
+		return inventory.Outcome{}, err
 	}
 	select {
 	case o := <-ch:
 		return o, nil
 	case <-l.stop:
-		return Outcome{}, ErrClosed
+		return inventory.Outcome{}, inventory.ErrClosed
 	}
 }
 
@@ -44,8 +45,8 @@ func (l *Lab) Reserve(ctx context.Context, sku, region string, fenced bool) (Out
 // in the ledger of the lab's own unrecorded writes. Its store call has a
 // deadline long enough for the lock wait and the longest pause
 // (reserveBudget).
-func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan Outcome, error) {
-	if err := checkOp(l.regions, Consensus, sku, region); err != nil {
+func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan inventory.Outcome, error) {
+	if err := checkOp(l.regions, inventory.Consensus, sku, region); err != nil {
 		return nil, err
 	}
 	// The gate is entered here, before bg.Add: that orders bg.Add before
@@ -54,7 +55,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 	if err := l.gate.EnterWithin(ctx, l.cfg.RequestTimeout); err != nil {
 		return nil, err
 	}
-	done := make(chan Outcome, 1)
+	done := make(chan inventory.Outcome, 1)
 	frozen := make(chan struct{})
 	var once sync.Once
 	freeze := func() { once.Do(func() { close(frozen) }) }
@@ -64,9 +65,9 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 		defer l.gate.Leave()
 		defer freeze()
 		out, _ := l.do(context.WithoutCancel(ctx), command{
-			op:      Operation{Store: Consensus, SKU: sku, Region: region, Op: OpBuy, Qty: 1},
+			op:      inventory.Operation{Store: inventory.Consensus, SKU: sku, Region: region, Op: inventory.OpBuy, Qty: 1},
 			entered: true, freezes: true, action: ActReserve, fenced: fenced, budget: l.reserveBudget,
-			run: func(ctx context.Context, op Operation, _ store.Env) Outcome {
+			run: func(ctx context.Context, op inventory.Operation, _ store.Env) inventory.Outcome {
 				return l.consensus.Reserve(ctx, op, fenced, shopPauses{&l.time.pauses, l.stop}, freeze)
 			},
 		})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -17,7 +18,7 @@ func (l *Lab) Leader() string { return l.cluster.Leader() }
 func (l *Lab) WaitLeader(ctx context.Context) error {
 	_, err := l.cluster.WaitLeader(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %v", inventory.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -27,18 +28,18 @@ func (l *Lab) WaitLeader(ctx context.Context) error {
 // closed, history and counters cleared.
 func (l *Lab) Reset(ctx context.Context) error {
 	if l.gate.Closed() {
-		return ErrClosed
+		return inventory.ErrClosed
 	}
 	l.time.pauses.clear() // frozen shops wake, so that the reset need not wait for them
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := l.gate.Lock(wctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: operations in flight did not finish: %v", inventory.ErrUnavailable, err)
 	}
 	defer l.gate.Unlock()
 	if l.gate.Closed() {
-		return ErrClosed
+		return inventory.ErrClosed
 	}
 	// Whatever part of the reset happens, the epochs it reached are where a
 	// lab resumed on this data must look.
@@ -63,20 +64,20 @@ func (l *Lab) Reset(ctx context.Context) error {
 	ctx, cancelReset := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelReset()
 	if _, err := l.cluster.WaitLeader(ctx); err != nil {
-		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: %v", inventory.ErrUnavailable, err)
 	}
 	l.faults.awaitStreams()
 	if err := l.consensus.Clear(ctx); err != nil {
-		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: %v", inventory.ErrUnavailable, err)
 	}
 	if err := l.replicated.Clear(ctx); err != nil { // W=1 R=1 again
-		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: %v", inventory.ErrUnavailable, err)
 	}
 	if err := l.faults.resetZones(ctx); err != nil {
-		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: %v", inventory.ErrUnavailable, err)
 	}
 	if err := l.geo.Clear(ctx); err != nil {
-		return fmt.Errorf("%w: reset: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: reset: %v", inventory.ErrUnavailable, err)
 	}
 	l.breakers.Reset()
 	l.history.Clear()
@@ -103,7 +104,7 @@ func (l *Lab) WaitConverged(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: replicas did not converge: %v", ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: replicas did not converge: %v", inventory.ErrUnavailable, ctx.Err())
 		case <-t.C:
 		}
 	}

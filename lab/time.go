@@ -26,7 +26,7 @@ type Time struct {
 	pauses  pauses
 	stop    <-chan struct{}
 	// happened records a change (Lab.faultHappened).
-	happened func(kind FaultKind, regions []string, detail string, act *RecordedAction)
+	happened func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
 }
 
 // Time is the lab's room for clocks and shop pauses.
@@ -47,14 +47,14 @@ func (t *Time) SetClock(region string, offsetMs, driftPpm float64) error {
 	if driftPpm != 0 {
 		detail += fmt.Sprintf(", drift %g ppm", driftPpm)
 	}
-	t.happened(FaultClock, []string{region}, detail, &RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
+	t.happened(inventory.FaultClock, []string{region}, detail, &RecordedAction{Kind: ActClock, Regions: []string{region}, OffsetMs: offsetMs, DriftPpm: driftPpm})
 	return nil
 }
 
 // ResetClocks puts every region's clock back to true time.
 func (t *Time) ResetClocks() error {
 	t.clocks.Reset()
-	t.happened(FaultClock, nil, "every clock at true time", &RecordedAction{Kind: ActClock})
+	t.happened(inventory.FaultClock, nil, "every clock at true time", &RecordedAction{Kind: ActClock})
 	return nil
 }
 
@@ -146,7 +146,7 @@ func (t *Time) Pause(region string, seconds float64) error {
 	}
 	d := time.Duration(seconds * float64(time.Second))
 	t.pauses.set(region, time.Now().Add(d))
-	t.happened(FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d), &RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
+	t.happened(inventory.FaultPause, []string{region}, fmt.Sprintf("%s's shop paused for %v", region, d), &RecordedAction{Kind: ActPause, Regions: []string{region}, Seconds: seconds})
 	return nil
 }
 

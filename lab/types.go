@@ -1,31 +1,32 @@
 package lab
 
 import (
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
 // State is the whole lab as GET /api/state answers it (API.md).
 type State struct {
-	Regions      []RegionState  `json:"regions"`
-	Links        []LinkState    `json:"links"`
-	Replicated   QuorumState    `json:"replicated"`
-	LatencyScale float64        `json:"latencyScale"`
-	Version      int64          `json:"version"`  // extension: increases with every change
-	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+	Regions      []RegionState         `json:"regions"`
+	Links        []LinkState           `json:"links"`
+	Replicated   inventory.QuorumState `json:"replicated"`
+	LatencyScale float64               `json:"latencyScale"`
+	Version      int64                 `json:"version"`  // extension: increases with every change
+	Counters     []StoreCounter        `json:"counters"` // extension: outcome counts per store
 
 	ZoneLinks []LinkState `json:"zoneLinks"` // extension (geo): links between the zones of each region
 }
 
 // RegionState is one region in State.
 type RegionState struct {
-	Name      string           `json:"name"`
-	City      string           `json:"city"`
-	Lat       float64          `json:"lat"`
-	Lon       float64          `json:"lon"`
-	Up        bool             `json:"up"`
-	Consensus MemberState      `json:"consensus"`
-	Replica   ReplicaState     `json:"replica"`
-	Breakers  map[Store]string `json:"breakers"` // closed, open, half-open
+	Name      string                     `json:"name"`
+	City      string                     `json:"city"`
+	Lat       float64                    `json:"lat"`
+	Lon       float64                    `json:"lon"`
+	Up        bool                       `json:"up"`
+	Consensus MemberState                `json:"consensus"`
+	Replica   ReplicaState               `json:"replica"`
+	Breakers  map[inventory.Store]string `json:"breakers"` // closed, open, half-open
 	// ClientURLs (extension): etcd v3 client URLs of this region's member
 	// and replica for outside clients, by the region the client stands in
 	// (lab/outside.go).
@@ -62,15 +63,15 @@ type LinkState struct {
 
 // StoreCounter counts outcomes per store since the last reset.
 type StoreCounter struct {
-	Store       Store `json:"store"`
-	OK          int   `json:"ok"`
-	SoldOut     int   `json:"soldOut"`
-	Unavailable int   `json:"unavailable"`
-	FailFast    int   `json:"failFast"`
-	Conflict    int   `json:"conflict"`
-	Overloaded  int   `json:"overloaded"` // extension: answered at once by a gateway at its limit
-	Oversold    int   `json:"oversold"`
-	StaleReads  int   `json:"staleReads"`
+	Store       inventory.Store `json:"store"`
+	OK          int             `json:"ok"`
+	SoldOut     int             `json:"soldOut"`
+	Unavailable int             `json:"unavailable"`
+	FailFast    int             `json:"failFast"`
+	Conflict    int             `json:"conflict"`
+	Overloaded  int             `json:"overloaded"` // extension: answered at once by a gateway at its limit
+	Oversold    int             `json:"oversold"`
+	StaleReads  int             `json:"staleReads"`
 
 	Stranded int `json:"stranded,omitempty"` // geo: buys refused because the units left were unreachable
 }
@@ -93,11 +94,11 @@ const (
 // subscriber that missed some (slow readers lose events, never block the
 // lab) is whole again at the next one.
 type Event struct {
-	Type      EventType  `json:"type"`
-	State     *State     `json:"state,omitempty"`
-	Operation *Operation `json:"operation,omitempty"`
-	Outcome   *Outcome   `json:"outcome,omitempty"`
-	Fault     *Fault     `json:"fault,omitempty"`
+	Type      EventType            `json:"type"`
+	State     *State               `json:"state,omitempty"`
+	Operation *inventory.Operation `json:"operation,omitempty"`
+	Outcome   *inventory.Outcome   `json:"outcome,omitempty"`
+	Fault     *inventory.Fault     `json:"fault,omitempty"`
 	// FirstOpID (reset): the ID the first operation after the reset gets.
 	// An answer that overtook the reset's frame (its OpID is at least
 	// this) belongs to the fresh lab and stays on the page.
@@ -108,6 +109,6 @@ type Event struct {
 	Missed int64 `json:"missed,omitempty"`
 	// Gap and GeoCall: what the checker needs besides operations, for
 	// recorders (EventGap, EventGeoCall).
-	Gap     *RecordingGap `json:"gap,omitempty"`
-	GeoCall *GeoCall      `json:"geoCall,omitempty"`
+	Gap     *inventory.RecordingGap `json:"gap,omitempty"`
+	GeoCall *inventory.GeoCall      `json:"geoCall,omitempty"`
 }

@@ -6,12 +6,13 @@ import (
 
 	"caplab/lab/check"
 	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // records is what the lab records for its verdicts: the History, the geo
 // store's call log and the recording gaps between them.
 type records struct {
-	history *History
+	history *history.History
 	geoLog  *history.GeoLog
 	gaps    *history.Gaps
 	regions []string
@@ -29,17 +30,17 @@ type opRecord struct {
 
 // begin decides, at op's call (op.Call set, nothing sent yet),
 // whether op will be recorded.
-func (rs *records) begin(rec OpRecording, op Operation) opRecord {
+func (rs *records) begin(rec OpRecording, op inventory.Operation) opRecord {
 	if !rec.SkipHistory && rs.history.Reserve() {
 		rs.gaps.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 		return opRecord{keep: true}
 	}
-	if op.Op != OpStock && op.Op != OpBuy {
+	if op.Op != inventory.OpStock && op.Op != inventory.OpBuy {
 		return opRecord{} // a read changes nothing: leaving it out is harmless
 	}
-	why := GapSkipped
+	why := inventory.GapSkipped
 	if !rec.SkipHistory {
-		why = GapHistoryFull
+		why = inventory.GapHistoryFull
 	}
 	return opRecord{gap: true, tok: rs.gaps.Begin(op.Store, op.SKU, op.Call, why)}
 }
@@ -47,7 +48,7 @@ func (rs *records) begin(rec OpRecording, op Operation) opRecord {
 // end records op as begin decided (with its answer and return
 // time) and reports whether the History kept it; an operation dropped at
 // the cap still gets an ID.
-func (rs *records) end(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
+func (rs *records) end(r opRecord, rec OpRecording, op inventory.Operation) (inventory.Operation, bool) {
 	if r.gap {
 		wrote, mayLand := history.MayWrite(op)
 		rs.gaps.End(r.tok, op.Return, wrote, mayLand)
@@ -65,16 +66,16 @@ func (rs *records) end(r opRecord, rec OpRecording, op Operation) (Operation, bo
 // since the last reset: the input of its verdict. The History is read
 // first, the gaps last, so that every gap a recorded answer could have
 // seen is in it (gaps are noted before their writes are sent).
-func (l *Lab) Recorded(store Store, sku string) Recorded {
+func (l *Lab) Recorded(store inventory.Store, sku string) check.Recorded {
 	return l.records.of(store, sku, check.Relevant)
 }
 
 // of is what was recorded of store's SKU, of the operations keep keeps.
-func (rs *records) of(store Store, sku string, keep func(*Operation) bool) Recorded {
+func (rs *records) of(store inventory.Store, sku string, keep func(*inventory.Operation) bool) check.Recorded {
 	ops := rs.history.Select(store, sku, keep)
 	dropped, _ := rs.history.Dropped()
-	rec := Recorded{Operations: ops, Regions: slices.Clone(rs.regions), Dropped: dropped}
-	if store == Geo {
+	rec := check.Recorded{Operations: ops, Regions: slices.Clone(rs.regions), Dropped: dropped}
+	if store == inventory.Geo {
 		rec.GeoCalls = rs.geoLog.Calls(sku)
 	}
 	rec.Gaps = rs.gaps.Snapshot(store, sku)
@@ -88,34 +89,34 @@ func (rs *records) of(store Store, sku string, keep func(*Operation) bool) Recor
 // segment takes. For the geo store it adds the live conservation audit of
 // the regional groups (GeoCheck.Conservation), which reads the stores and
 // so is no part of the verdict a recorded history reproduces.
-func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
-	if _, err := ParseStore(string(store)); err != nil {
-		return CheckResult{}, err
+func (l *Lab) Check(store inventory.Store, sku string) (check.Result, error) {
+	if _, err := inventory.ParseStore(string(store)); err != nil {
+		return check.Result{}, err
 	}
 	if sku != "" {
-		if err := CheckSKU(sku); err != nil {
-			return CheckResult{}, err
+		if err := inventory.CheckSKU(sku); err != nil {
+			return check.Result{}, err
 		}
 	}
-	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, CheckTimeout)
-	if store == Geo {
+	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, check.Timeout)
+	if store == inventory.Geo {
 		l.geoRoom.live(&res)
 	}
 	return res, nil
 }
 
 // Visualize writes the checker's HTML view of one store and SKU.
-func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
-	if _, err := ParseStore(string(store)); err != nil {
+func (l *Lab) Visualize(store inventory.Store, sku string, w io.Writer) error {
+	if _, err := inventory.ParseStore(string(store)); err != nil {
 		return err
 	}
-	if err := CheckSKU(sku); err != nil {
+	if err := inventory.CheckSKU(sku); err != nil {
 		return err
 	}
-	all := func(*Operation) bool { return true } // the picture shows what was left out too
-	return VisualizeRecorded(l.records.of(store, sku, all), store, sku, w)
+	all := func(*inventory.Operation) bool { return true } // the picture shows what was left out too
+	return check.VisualizeRecorded(l.records.of(store, sku, all), store, sku, w)
 }
 
 // History returns the recorded operations (of one SKU, "" for all) and
 // every fault.
-func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
+func (l *Lab) History(sku string) history.View { return l.history.View(sku) }

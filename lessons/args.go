@@ -5,14 +5,13 @@ import (
 	"strconv"
 	"strings"
 
-	"caplab/lab"
 	"caplab/lab/inventory"
 )
 
 // --- the arguments commands share: store, SKU, region, zone, numbers,
 // links, region lists, consistency.
 
-func (lp *lineParser) store() lab.Store {
+func (lp *lineParser) store() inventory.Store {
 	t := lp.next("STORE (consensus, replicated or geo)")
 	if s := inventory.Store(t.text); slices.Contains(inventory.Stores, s) {
 		return s
@@ -131,10 +130,10 @@ func (lp *lineParser) regionList(stop string) []string {
 	return out
 }
 
-func (lp *lineParser) consistency() lab.Consistency {
+func (lp *lineParser) consistency() inventory.Consistency {
 	if t, ok := lp.peek(); ok {
-		switch c := lab.Consistency(t.text); c {
-		case lab.Linearizable, lab.Serializable:
+		switch c := inventory.Consistency(t.text); c {
+		case inventory.Linearizable, inventory.Serializable:
 			lp.i++
 			return c
 		}

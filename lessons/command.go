@@ -111,7 +111,7 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 	if name.quoted || !slices.Contains(commandNames(), name.text) {
 		msg := fmt.Sprintf("unknown command %s (expected one of: %s)", name.show(), strings.Join(commandNames(), ", "))
 		if s := closest(name.text, commandNames()); s != "" {
-			msg += fmt.Sprintf("; did you mean %s?", lab.Echo(s))
+			msg += fmt.Sprintf("; did you mean %s?", inventory.Echo(s))
 		}
 		lp.fail("%s", msg)
 	}
@@ -129,9 +129,9 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 			lp.keyword("split", "the store")
 			st.Split = lp.split(st.Quantity)
 			if st.Store == "" {
-				st.Store = lab.Geo
+				st.Store = inventory.Geo
 			}
-			if st.Store != lab.Geo {
+			if st.Store != inventory.Geo {
 				lp.fail("stock: only the geo store takes a split (got on %s)", st.Store)
 			}
 		}
@@ -210,7 +210,7 @@ func (lp *lineParser) partition() Partition {
 	for _, g := range groups {
 		for _, r := range g {
 			if seen[r] {
-				lp.fail("partition: region %s is in more than one group (expected every lesson region in exactly one group)", lab.Echo(r))
+				lp.fail("partition: region %s is in more than one group (expected every lesson region in exactly one group)", inventory.Echo(r))
 			}
 			seen[r] = true
 		}
@@ -241,7 +241,7 @@ func (lp *lineParser) buy() Buy {
 		case t.is("expect") && !seenExpect:
 			seenExpect = true
 			o := lp.next("OUTCOME")
-			k := lab.Kind(o.text)
+			k := inventory.Kind(o.text)
 			if !slices.Contains(outcomeKinds(), k) {
 				lp.fail("unknown outcome %s (expected one of: %s)", o.show(), kindList())
 			}
@@ -282,7 +282,7 @@ func (lp *lineParser) read() Read {
 	if t, ok := lp.peek(); ok && t.is("expect") {
 		lp.i++
 		o := lp.next("OUTCOME")
-		k := lab.Kind(o.text)
+		k := inventory.Kind(o.text)
 		if !slices.Contains(outcomeKinds(), k) {
 			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
 		}
@@ -322,8 +322,8 @@ func (lp *lineParser) pause() PauseShop {
 	p := PauseShop{Region: lp.region()}
 	t := lp.next("DURATION (like 8s)")
 	d, err := time.ParseDuration(t.text)
-	if err != nil || d <= 0 || d > lab.MaxPause {
-		lp.fail("pause: duration must be more than 0 and at most %v, like 8s, got %s", lab.MaxPause, t.show())
+	if err != nil || d <= 0 || d > inventory.MaxPause {
+		lp.fail("pause: duration must be more than 0 and at most %v, like 8s, got %s", inventory.MaxPause, t.show())
 	}
 	p.Duration = d
 	return p
@@ -341,7 +341,7 @@ func (lp *lineParser) reserve() Reserve {
 	if t, ok := lp.peek(); ok && t.is("expect") {
 		lp.i++
 		o := lp.next("OUTCOME")
-		k := lab.Kind(o.text)
+		k := inventory.Kind(o.text)
 		if !slices.Contains(outcomeKinds(), k) {
 			lp.fail("unknown outcome %s (expected one of: ok, sold_out, unavailable, fail_fast, conflict)", o.show())
 		}

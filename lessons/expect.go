@@ -4,19 +4,19 @@ import (
 	"slices"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- expect lines and ask blocks, and the "did you mean" suggestions.
 
-func outcomeKinds() []lab.Kind {
-	return lab.Kinds
+func outcomeKinds() []inventory.Kind {
+	return inventory.Kinds
 }
 
 // kindList spells the outcomes for an error: "ok, sold_out, …".
 func kindList() string {
-	names := make([]string, len(lab.Kinds))
-	for i, k := range lab.Kinds {
+	names := make([]string, len(inventory.Kinds))
+	for i, k := range inventory.Kinds {
 		names[i] = string(k)
 	}
 	return strings.Join(names, ", ")
@@ -112,7 +112,7 @@ func (lp *lineParser) ask(line int) Ask {
 				lp.fail("ask: empty option (expected options separated by |, like options yes|no|maybe)")
 			}
 			if slices.Contains(poll.Options, o) {
-				lp.fail("ask: option %s is listed twice", lab.Echo(o))
+				lp.fail("ask: option %s is listed twice", inventory.Echo(o))
 			}
 			poll.Options = append(poll.Options, o)
 			if t, ok := lp.peek(); !ok || !t.is("|") {
@@ -121,7 +121,7 @@ func (lp *lineParser) ask(line int) Ask {
 			lp.i++
 		}
 		if len(poll.Options) < 2 {
-			lp.fail("ask: needs at least two options separated by | (got %s)", lab.Echo(poll.Options[0]))
+			lp.fail("ask: needs at least two options separated by | (got %s)", inventory.Echo(poll.Options[0]))
 		}
 	}
 	lp.keyword("answer", "the question and options")
@@ -130,7 +130,7 @@ func (lp *lineParser) ask(line int) Ask {
 		lp.fail("ask: missing answer (usage: %s)", usage("ask"))
 	}
 	if !slices.Contains(poll.Options, poll.Answer) {
-		lp.fail("ask: answer %s is not one of the options (options: %s)", lab.Echo(poll.Answer), strings.Join(poll.Options, " | "))
+		lp.fail("ask: answer %s is not one of the options (options: %s)", inventory.Echo(poll.Answer), strings.Join(poll.Options, " | "))
 	}
 	return Ask{Poll: poll}
 }

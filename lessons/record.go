@@ -7,10 +7,11 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // ErrNothingRecorded is returned by Record when the recording holds no
-// action; it wraps lab.ErrConflict (the API answers 409).
+// action; it wraps inventory.ErrConflict (the API answers 409).
 var ErrNothingRecorded error = nothingRecorded{}
 
 type nothingRecorded struct{}
@@ -19,7 +20,7 @@ func (nothingRecorded) Error() string {
 	return "Nothing was recorded since the last reset or \"Start recording\": act in the lab (stock, cut, buy …), then save the lesson."
 }
 
-func (nothingRecorded) Unwrap() error { return lab.ErrConflict }
+func (nothingRecorded) Unwrap() error { return inventory.ErrConflict }
 
 // StepPause is the pause between two actions that starts a new step.
 const StepPause = 5 * time.Second
@@ -55,7 +56,7 @@ func Record(rec lab.Recording) ([]byte, error) {
 type recStep struct {
 	title string // "" until known: then named after its operations
 	lines []string
-	ops   []*lab.Operation
+	ops   []*inventory.Operation
 	notes []string // what the recording saw, for the prose placeholder
 }
 
@@ -73,9 +74,9 @@ type renderer struct {
 	down map[string]bool
 	cut  map[[2]string]bool
 
-	leaderUnsure bool                          // the topology changed since the lesson last waited for a leader
-	writers      map[lab.Store]map[string]bool // per store, regions that wrote since replicas last agreed
-	split        bool                          // replicas were apart since they last agreed
+	leaderUnsure bool                                // the topology changed since the lesson last waited for a leader
+	writers      map[inventory.Store]map[string]bool // per store, regions that wrote since replicas last agreed
+	split        bool                                // replicas were apart since they last agreed
 	breakers     map[string]*breakerModel
 	leftOut      int // outcomes left out of the replay (as comments)
 	counts       map[string]int
@@ -83,8 +84,8 @@ type renderer struct {
 
 func newRenderer(rec lab.Recording) *renderer {
 	r := &renderer{rec: rec, down: map[string]bool{}, cut: map[[2]string]bool{},
-		writers: map[lab.Store]map[string]bool{}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
-	for _, s := range lab.Stores { // every store the lab records, the geo store's too
+		writers: map[inventory.Store]map[string]bool{}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
+	for _, s := range inventory.Stores { // every store the lab records, the geo store's too
 		r.writers[s] = map[string]bool{}
 	}
 	first := &recStep{}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // ---- actions: each recorded action as the lesson lines that replay it ----
@@ -194,12 +195,12 @@ func (r *renderer) operation(actions []lab.RecordedAction, i int) int {
 	op := actions[i].Op
 	r.cur.ops = append(r.cur.ops, op)
 	switch op.Op {
-	case lab.OpStock:
+	case inventory.OpStock:
 		return r.stock(actions, i)
-	case lab.OpBuy:
+	case inventory.OpBuy:
 		r.counts["buy"]++
 		r.buy(actions[i])
-	case lab.OpRead:
+	case inventory.OpRead:
 		r.counts["read"]++
 		r.read(actions[i])
 	}
@@ -209,7 +210,7 @@ func (r *renderer) operation(actions []lab.RecordedAction, i int) int {
 func (r *renderer) stock(actions []lab.RecordedAction, i int) int {
 	op := actions[i].Op
 	r.counts["stock"]++
-	if op.Outcome != lab.OK {
+	if op.Outcome != inventory.OK {
 		r.leave("stock %s %d on %s from %s answered %s; a replay can only go on from a stocked shelf", op.SKU, op.Qty, op.Store, op.Region, op.Outcome)
 		return 0
 	}
@@ -220,7 +221,7 @@ func (r *renderer) stock(actions []lab.RecordedAction, i int) int {
 	// "stock SKU N" stocks the consensus and the replicated store (the
 	// geo store only when named): two such stocks in a row are one line.
 	if i+1 < len(actions) {
-		if n := actions[i+1].Op; n != nil && n.Op == lab.OpStock && n.Outcome == lab.OK && n.SKU == op.SKU && n.Qty == op.Qty && bothStores(op.Store, n.Store) {
+		if n := actions[i+1].Op; n != nil && n.Op == inventory.OpStock && n.Outcome == inventory.OK && n.SKU == op.SKU && n.Qty == op.Qty && bothStores(op.Store, n.Store) {
 			r.cur.ops = append(r.cur.ops, n)
 			r.noteWriter(n.Store, n.Region)
 			r.last = actions[i+1].Done
@@ -236,14 +237,14 @@ func (r *renderer) stock(actions []lab.RecordedAction, i int) int {
 
 // bothStores reports whether a and b are the two stores a plain "stock"
 // line writes.
-func bothStores(a, b lab.Store) bool {
-	return (a == lab.Consensus && b == lab.Replicated) || (a == lab.Replicated && b == lab.Consensus)
+func bothStores(a, b inventory.Store) bool {
+	return (a == inventory.Consensus && b == inventory.Replicated) || (a == inventory.Replicated && b == inventory.Consensus)
 }
 
 // noteWriter remembers that region wrote to store since replicas last
 // agreed; a store the renderer has no map for (one a newer lab adds) gets
 // one rather than a panic.
-func (r *renderer) noteWriter(store lab.Store, region string) {
+func (r *renderer) noteWriter(store inventory.Store, region string) {
 	if r.writers[store] == nil {
 		r.writers[store] = map[string]bool{}
 	}
@@ -267,7 +268,7 @@ func (r *renderer) breaker(a lab.RecordedAction) bool {
 		r.breakers[key] = b
 	}
 	trips := max(r.rec.BreakerTrips, 1)
-	if op.Outcome == lab.FailFast {
+	if op.Outcome == inventory.FailFast {
 		return b.open
 	}
 	if b.open {
@@ -276,11 +277,11 @@ func (r *renderer) breaker(a lab.RecordedAction) bool {
 		d := time.Duration(float64(r.rec.BreakerCooldown)/math.Max(r.rec.LatencyScale, 1)) + 500*time.Millisecond
 		r.emit("wait %s # the circuit breaker's cooldown", d.Round(100*time.Millisecond))
 		b.open = false
-		if op.Outcome == lab.Unavailable {
+		if op.Outcome == inventory.Unavailable {
 			b.failures = trips - 1
 		}
 	}
-	if op.Outcome == lab.Unavailable {
+	if op.Outcome == inventory.Unavailable {
 		b.failures++
 		b.open = b.failures >= trips
 	} else {
@@ -291,17 +292,17 @@ func (r *renderer) breaker(a lab.RecordedAction) bool {
 
 func (r *renderer) storeOp(a lab.RecordedAction, command string) (emit bool) {
 	op := a.Op
-	local := op.Store == lab.Replicated || op.Consistency == lab.Serializable
+	local := op.Store == inventory.Replicated || op.Consistency == inventory.Serializable
 	if local {
 		r.caughtUp(op.Store, op.Region)
 	}
-	if op.Store == lab.Consensus && op.Consistency != lab.Serializable && op.Outcome != lab.FailFast {
+	if op.Store == inventory.Consensus && op.Consistency != inventory.Serializable && op.Outcome != inventory.FailFast {
 		switch c := r.commits(op.Region); {
-		case op.Outcome == lab.Unavailable && c == "yes" && r.leaderUnsure:
+		case op.Outcome == inventory.Unavailable && c == "yes" && r.leaderUnsure:
 			r.leave("%s answered unavailable while the majority was still electing a leader; a replay waits for the leader, so it would not", command)
 			r.waitLeader()
 			return false
-		case op.Outcome != lab.Unavailable:
+		case op.Outcome != inventory.Unavailable:
 			r.waitLeader()
 		}
 	}
@@ -321,7 +322,7 @@ func (r *renderer) buy(a lab.RecordedAction) {
 	if !r.storeOp(a, cmd) {
 		return
 	}
-	if op.Outcome == lab.OK || op.Outcome == lab.Unavailable {
+	if op.Outcome == inventory.OK || op.Outcome == inventory.Unavailable {
 		r.noteWriter(op.Store, op.Region)
 	}
 	r.emit("%s expect %s", cmd, op.Outcome)
@@ -330,13 +331,13 @@ func (r *renderer) buy(a lab.RecordedAction) {
 func (r *renderer) read(a lab.RecordedAction) {
 	op := a.Op
 	cmd := fmt.Sprintf("read %s %s from %s", op.Store, op.SKU, op.Region)
-	if op.Store == lab.Consensus && op.Consistency == lab.Serializable {
+	if op.Store == inventory.Consensus && op.Consistency == inventory.Serializable {
 		cmd += " serializable"
 	}
 	if !r.storeOp(a, cmd) {
 		return
 	}
-	if op.Outcome == lab.OK {
+	if op.Outcome == inventory.OK {
 		r.emit("expect %s = %d", cmd, op.Quantity)
 		return
 	}
@@ -350,6 +351,6 @@ func (r *renderer) reserve(a lab.RecordedAction) {
 	r.cur.ops = append(r.cur.ops, op)
 	r.waitLeader()
 	cmd := Reserve{SKU: op.SKU, Region: op.Region, Fenced: a.Fenced, Expect: op.Outcome}
-	r.noteWriter(lab.Consensus, op.Region)
+	r.noteWriter(inventory.Consensus, op.Region)
 	r.emit("%s", cmd.String())
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // ---- the lesson file: the checker's last step, step titles, the summary
@@ -46,13 +47,13 @@ func (r *renderer) stepTitle(s *recStep, i int) string {
 	var buyers, readers []string
 	for _, op := range s.ops {
 		switch op.Op {
-		case lab.OpStock:
+		case inventory.OpStock:
 			stock = true
-		case lab.OpBuy:
+		case inventory.OpBuy:
 			if !slices.Contains(buyers, op.Region) {
 				buyers = append(buyers, op.Region)
 			}
-		case lab.OpRead:
+		case inventory.OpRead:
 			if !slices.Contains(readers, op.Region) {
 				readers = append(readers, op.Region)
 			}

@@ -3,7 +3,7 @@ package lessons
 import (
 	"slices"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // ---- the network model: what the replay's topology is at each point ----
@@ -82,19 +82,19 @@ func (r *renderer) waitLeader() {
 }
 
 func (r *renderer) wrote() bool {
-	return len(r.writers[lab.Consensus]) > 0 || len(r.writers[lab.Replicated]) > 0
+	return len(r.writers[inventory.Consensus]) > 0 || len(r.writers[inventory.Replicated]) > 0
 }
 
 func (r *renderer) converged() {
 	r.emit("wait converged")
 	r.split = false
-	clear(r.writers[lab.Consensus])
-	clear(r.writers[lab.Replicated])
+	clear(r.writers[inventory.Consensus])
+	clear(r.writers[inventory.Replicated])
 }
 
 // caughtUp waits, before an operation on store from region x that reads
 // local data, until writes from other regions it can reach have reached it.
-func (r *renderer) caughtUp(store lab.Store, x string) {
+func (r *renderer) caughtUp(store inventory.Store, x string) {
 	other := false
 	for w := range r.writers[store] {
 		if w != x && r.linked(w, x) && !r.down[w] {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	verdict "caplab/lab/check"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 )
 
@@ -25,12 +27,12 @@ type Lab interface {
 	Crash(region string) error
 	Restart(region string) error
 	Lead(ctx context.Context, region string) error
-	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
-	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
-	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
-	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
+	Stock(ctx context.Context, store inventory.Store, sku, region string, quantity int) (inventory.Outcome, error)
+	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (inventory.Outcome, error)
+	Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error)
+	Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error)
 	SetQuorum(w, r int) error
-	Check(store lab.Store, sku string) (lab.CheckResult, error)
+	Check(store inventory.Store, sku string) (verdict.Result, error)
 	Reset(ctx context.Context) error
 	WaitLeader(ctx context.Context) error
 	WaitConverged(ctx context.Context) error
@@ -56,12 +58,12 @@ const (
 type CommandResult struct {
 	Command  Command
 	Status   Status
-	Outcomes []lab.Outcome    // stock (one per store), buy, read, expect read
-	Check    *lab.CheckResult // expect check
-	Leader   string           // expect leader: the leader found ("" for none)
-	Poll     *Poll            // ask
-	Expected string           // expectations: what the lesson expected
-	Got      string           // expectations and errors: what happened
+	Outcomes []inventory.Outcome // stock (one per store), buy, read, expect read
+	Check    *verdict.Result     // expect check
+	Leader   string              // expect leader: the leader found ("" for none)
+	Poll     *Poll               // ask
+	Expected string              // expectations: what the lesson expected
+	Got      string              // expectations and errors: what happened
 	Elapsed  time.Duration
 	// Text is the progress line as printed, without indentation.
 	Text string
@@ -247,9 +249,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		}
 		return done("")
 	case Stock:
-		stores := []lab.Store{a.Store}
+		stores := []inventory.Store{a.Store}
 		if a.Store == "" {
-			stores = []lab.Store{lab.Consensus, lab.Replicated} // geo only when named (LESSONS.md: "both stores")
+			stores = []inventory.Store{inventory.Consensus, inventory.Replicated} // geo only when named (LESSONS.md: "both stores")
 		}
 		region := r.lab.Leader()
 		if !slices.Contains(r.lesson.Regions, region) {
@@ -258,7 +260,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		var parts []string
 		for _, s := range stores {
 			o, err := r.lab.Stock(ctx, s, a.SKU, region, a.Quantity)
-			if s == lab.Geo {
+			if s == inventory.Geo {
 				o, err = r.lab.StockSplit(ctx, a.SKU, region, a.Quantity, a.Split)
 			}
 			if err != nil {
@@ -266,7 +268,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			}
 			cr.Outcomes = append(cr.Outcomes, o)
 			parts = append(parts, string(s)+" "+r.outcome(o))
-			if o.Outcome != lab.OK {
+			if o.Outcome != inventory.OK {
 				cr.Text = at + what + " → " + strings.Join(parts, ", ")
 				return fail("", fmt.Sprintf("stocking %s from %s answered %s; a lesson can only go on from a stocked shelf", s, region, r.outcome(o)), nil)
 			}
@@ -325,7 +327,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		if a.Expect == "" {
 			return done(" → " + r.outcome(o))
 		}
@@ -341,7 +343,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		if a.Expect == "" {
 			return done(" → " + r.readValue(o))
 		}
@@ -401,9 +403,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		want := strings.TrimPrefix(what, "expect ")
-		if o.Outcome != lab.OK || o.Quantity != a.Quantity {
+		if o.Outcome != inventory.OK || o.Quantity != a.Quantity {
 			return fail(want, r.readValue(o), nil)
 		}
 		cr.Status = StatusPassed
@@ -508,34 +510,34 @@ func caughtUp(st lab.State) bool {
 	return true
 }
 
-func consistencyOrDefault(c lab.Consistency) lab.Consistency {
+func consistencyOrDefault(c inventory.Consistency) inventory.Consistency {
 	if c == "" {
-		return lab.Linearizable
+		return inventory.Linearizable
 	}
 	return c
 }
 
 // outcome describes a stock or buy outcome: "ok (0 left, 3 ms)".
-func (r *Runner) outcome(o lab.Outcome) string {
+func (r *Runner) outcome(o inventory.Outcome) string {
 	var details []string
-	if o.Outcome == lab.OK || o.Outcome == lab.SoldOut {
+	if o.Outcome == inventory.OK || o.Outcome == inventory.SoldOut {
 		details = append(details, fmt.Sprintf("%d left", o.Quantity))
 	}
 	return r.describe(o, details)
 }
 
 // readValue describes a read: "1 (2 ms)" or "unavailable (2001 ms)".
-func (r *Runner) readValue(o lab.Outcome) string {
-	if o.Outcome == lab.OK {
+func (r *Runner) readValue(o inventory.Outcome) string {
+	if o.Outcome == inventory.OK {
 		return fmt.Sprint(o.Quantity) + r.took(time.Duration(o.LatencyMs*float64(time.Millisecond)))
 	}
 	return r.describe(o, nil)
 }
 
-func (r *Runner) describe(o lab.Outcome, details []string) string {
+func (r *Runner) describe(o inventory.Outcome, details []string) string {
 	if !r.NoTiming {
 		details = append(details, formatMs(o.LatencyMs))
-		if o.Outcome != lab.OK && o.Message != "" {
+		if o.Outcome != inventory.OK && o.Message != "" {
 			details = append(details, o.Message)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // A Session is a classroom's shared lesson: which lesson is open and at
@@ -303,7 +303,7 @@ func (s *Session) Vote(voter, option string) (int, error) {
 		for k, o := range p.poll.Options {
 			quoted[k] = strconv.Quote(o)
 		}
-		return 0, refuse(BadInput, "%s is not an option; vote for one of %s.", lab.Echo(option), strings.Join(quoted, ", "))
+		return 0, refuse(BadInput, "%s is not an option; vote for one of %s.", inventory.Echo(option), strings.Join(quoted, ", "))
 	}
 	limit := s.MaxVoters
 	if limit <= 0 {

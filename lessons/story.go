@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Story tells what one command visibly did, in one line for a learner
@@ -121,18 +121,18 @@ func Story(cr CommandResult, city func(region string) string) string {
 }
 
 // outcomeStory is how a buy ended, in words.
-func outcomeStory(o lab.Outcome) string {
+func outcomeStory(o inventory.Outcome) string {
 	took := durationWords(o.LatencyMs)
 	switch o.Outcome {
-	case lab.OK:
+	case inventory.OK:
 		return fmt.Sprintf("sold after %s; %d left.", took, o.Quantity)
-	case lab.SoldOut:
+	case inventory.SoldOut:
 		return "sold out after " + took + "; nothing changed."
-	case lab.Unavailable:
+	case inventory.Unavailable:
 		return "refused after " + took + ": " + why(o.Message)
-	case lab.FailFast:
+	case inventory.FailFast:
 		return "refused at once (" + took + "): the circuit breaker is open, nothing was sent."
-	case lab.Conflict:
+	case inventory.Conflict:
 		return "gave up after " + took + ": other buyers kept changing the stock."
 	}
 	s := strings.ReplaceAll(string(o.Outcome), "_", " ") + " after " + took
@@ -142,8 +142,8 @@ func outcomeStory(o lab.Outcome) string {
 	return s
 }
 
-func readStory(o lab.Outcome) string {
-	if o.Outcome != lab.OK {
+func readStory(o inventory.Outcome) string {
+	if o.Outcome != inventory.OK {
 		return strings.ReplaceAll(string(o.Outcome), "_", " ") + " after " + durationWords(o.LatencyMs) + ": " + why(o.Message)
 	}
 	return fmt.Sprintf("%d in stock (%s).", o.Quantity, durationWords(o.LatencyMs))

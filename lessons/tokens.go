@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- a command line as tokens, and the line parser's primitives.
@@ -31,7 +31,7 @@ func (t token) punct() bool {
 }
 
 // show quotes a token for an error message.
-func (t token) show() string { return lab.Echo(t.text) }
+func (t token) show() string { return inventory.Echo(t.text) }
 
 // tokenize splits a command line. It returns the tokens and the line without
 // its comment.

@@ -74,13 +74,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &mbe):
 		status = http.StatusRequestEntityTooLarge
 		msg = fmt.Sprintf("The request body is larger than %d KiB; send less.", maxBodyBytes>>10)
-	case errors.Is(err, lab.ErrUnknownRegion), errors.Is(err, lab.ErrUnknownStore):
+	case errors.Is(err, inventory.ErrUnknownRegion), errors.Is(err, inventory.ErrUnknownStore):
 		status = http.StatusNotFound
-	case errors.Is(err, lab.ErrBadInput):
+	case errors.Is(err, inventory.ErrBadInput):
 		status = http.StatusBadRequest
-	case errors.Is(err, lab.ErrConflict):
+	case errors.Is(err, inventory.ErrConflict):
 		status = http.StatusConflict
-	case errors.Is(err, lab.ErrUnavailable), errors.Is(err, lab.ErrClosed):
+	case errors.Is(err, inventory.ErrUnavailable), errors.Is(err, inventory.ErrClosed):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
@@ -145,7 +145,7 @@ func jsonProblem(err error) string {
 		if field == "" {
 			return fmt.Sprintf("The request body must be a JSON object, not %s.", echoValue(te.Value))
 		}
-		return fmt.Sprintf("%s must be %s, not %s.", lab.Echo(field), jsonTypeName(te.Type.String()), echoValue(te.Value))
+		return fmt.Sprintf("%s must be %s, not %s.", inventory.Echo(field), jsonTypeName(te.Type.String()), echoValue(te.Value))
 	case errors.As(err, &se):
 		return fmt.Sprintf("The request body is not valid JSON (at byte %d: %v).", se.Offset, se.Error())
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):

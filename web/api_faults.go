@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- handlers of the network, regions, quorum and reset: each answers the
@@ -87,7 +87,7 @@ func (s *Server) handleLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.State != "up" && req.State != "cut" {
-		s.fail(w, r, badRequest("\"state\" must be \"up\" or \"cut\", not %s.", lab.Echo(req.State)))
+		s.fail(w, r, badRequest("\"state\" must be \"up\" or \"cut\", not %s.", inventory.Echo(req.State)))
 		return
 	}
 	s.answerState(w, r, s.lab.Faults().SetLink(req.From, req.To, req.State == "up", req.OneWay))
@@ -113,7 +113,7 @@ func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rtt := *req.RTTMs; rtt < 0 || rtt > maxRTTMs {
-		s.fail(w, r, badRequest("\"rttMs\" must be from 0 to %d milliseconds, not %s.", maxRTTMs, lab.EchoNumber(rtt)))
+		s.fail(w, r, badRequest("\"rttMs\" must be from 0 to %d milliseconds, not %s.", maxRTTMs, inventory.EchoNumber(rtt)))
 		return
 	}
 	s.answerState(w, r, s.lab.Faults().SetLatency(req.From, req.To, *req.RTTMs, req.OneWay))
@@ -172,7 +172,7 @@ func (s *Server) handleLead(w http.ResponseWriter, r *http.Request) {
 	err := s.lab.Faults().Lead(ctx, name)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Whatever stopped the move (a cut, a crash), the region cannot lead now.
-		err = &apiError{http.StatusServiceUnavailable, fmt.Sprintf("Region %s did not become the leader in time; it may be cut off from the majority or crashed.", lab.Echo(name))}
+		err = &apiError{http.StatusServiceUnavailable, fmt.Sprintf("Region %s did not become the leader in time; it may be cut off from the majority or crashed.", inventory.Echo(name))}
 	}
 	s.answerState(w, r, err)
 }
@@ -187,7 +187,7 @@ func (s *Server) handleQuorum(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := parseStore(r.PathValue("store"))
-	if err == nil && st != lab.Replicated {
+	if err == nil && st != inventory.Replicated {
 		err = badRequest("Only the replicated store has W and R; the %s store always uses a majority.", st)
 	}
 	n := len(s.lab.Regions())

@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // --- handlers of the history and the checker's verdicts.
@@ -26,8 +27,8 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	last := 0
 	if v := r.URL.Query().Get("last"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > lab.MaxHistoryOperations {
-			s.fail(w, r, fmt.Errorf("%w: last must be a whole number from 1 to %d (the newest operations and faults to return), got %s", lab.ErrBadInput, lab.MaxHistoryOperations, lab.Echo(v)))
+		if err != nil || n < 1 || n > history.MaxOperations {
+			s.fail(w, r, fmt.Errorf("%w: last must be a whole number from 1 to %d (the newest operations and faults to return), got %s", inventory.ErrBadInput, history.MaxOperations, inventory.Echo(v)))
 			return
 		}
 		last = n
@@ -38,20 +39,20 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		h.Faults = h.Faults[max(0, len(h.Faults)-last):]
 	}
 	if h.Operations == nil {
-		h.Operations = []lab.Operation{}
+		h.Operations = []inventory.Operation{}
 	}
 	if h.Faults == nil {
-		h.Faults = []lab.Fault{}
+		h.Faults = []inventory.Fault{}
 	}
 	writeJSON(w, http.StatusOK, h)
 }
 
 // checkQuery reads ?store= and ?sku=; store defaults to consensus.
-func checkQuery(r *http.Request) (lab.Store, string, error) {
+func checkQuery(r *http.Request) (inventory.Store, string, error) {
 	q := r.URL.Query()
 	name := q.Get("store")
 	if name == "" {
-		name = string(lab.Consensus)
+		name = string(inventory.Consensus)
 	}
 	st, err := parseStore(name)
 	if err != nil {
@@ -103,8 +104,8 @@ func (s *Server) handleCheckVisual(w http.ResponseWriter, r *http.Request) {
 // ("number 1e308", "string"), which repeats a number literal whole.
 func echoValue(v string) string {
 	if kind, lit, ok := strings.Cut(v, " "); ok {
-		if len(lit) > lab.MaxEcho {
-			return kind + " " + lab.Echo(lit)
+		if len(lit) > inventory.MaxEcho {
+			return kind + " " + inventory.Echo(lit)
 		}
 	}
 	return v

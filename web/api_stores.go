@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/http"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // --- handlers of store operations: stock, buy, read.
 
 // skuAction reads {store} and {sku} from the path.
-func (s *Server) skuAction(r *http.Request) (lab.Store, string, error) {
+func (s *Server) skuAction(r *http.Request) (inventory.Store, string, error) {
 	st, err := parseStore(r.PathValue("store"))
 	if err != nil {
 		return "", "", err
@@ -23,7 +23,7 @@ func (s *Server) skuAction(r *http.Request) (lab.Store, string, error) {
 }
 
 // answerOutcome answers an Outcome with the status API.md gives its kind.
-func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Outcome, err error) {
+func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o inventory.Outcome, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -33,10 +33,10 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Out
 	}
 	status := http.StatusOK
 	switch o.Outcome {
-	case lab.Unavailable, lab.FailFast, lab.Overloaded:
+	case inventory.Unavailable, inventory.FailFast, inventory.Overloaded:
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
-	case lab.Conflict:
+	case inventory.Conflict:
 		status = http.StatusConflict
 	}
 	writeJSON(w, status, o)
@@ -52,7 +52,7 @@ func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if st := lab.Store(r.PathValue("store")); st == lab.Geo || len(req.Allocations) > 0 {
+	if st := inventory.Store(r.PathValue("store")); st == inventory.Geo || len(req.Allocations) > 0 {
 		s.stockGeo(w, r, req.Region, req.Quantity, req.Allocations)
 		return
 	}
@@ -63,7 +63,7 @@ func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
 // evenly (the lab checks that they add up and names bad regions).
 func (s *Server) stockGeo(w http.ResponseWriter, r *http.Request, region string, quantity *int, alloc map[string]int) {
 	st, sku, err := s.skuAction(r)
-	if err == nil && st != lab.Geo {
+	if err == nil && st != inventory.Geo {
 		err = badRequest("Only the geo store takes \"allocations\"; the %s store holds one stock count per SKU.", st)
 	}
 	if err == nil {
@@ -104,7 +104,7 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) {
 // region, then the amount (amountErr, from checkQty), and answers the
 // Outcome of op.
 func (s *Server) write(w http.ResponseWriter, r *http.Request, region string, amountErr error, amount *int,
-	op func(context.Context, lab.Store, string, string, int) (lab.Outcome, error)) {
+	op func(context.Context, inventory.Store, string, string, int) (inventory.Outcome, error)) {
 	st, sku, err := s.skuAction(r)
 	if err == nil {
 		err = s.region(region)
@@ -128,12 +128,12 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.region(q.Get("region"))
 	}
-	c := lab.Consistency(q.Get("consistency"))
+	c := inventory.Consistency(q.Get("consistency"))
 	if c == "" {
-		c = lab.Linearizable
+		c = inventory.Linearizable
 	}
-	if err == nil && c != lab.Linearizable && c != lab.Serializable {
-		err = badRequest("\"consistency\" must be linearizable or serializable, not %s.", lab.Echo(string(c)))
+	if err == nil && c != inventory.Linearizable && c != inventory.Serializable {
+		err = badRequest("\"consistency\" must be linearizable or serializable, not %s.", inventory.Echo(string(c)))
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestEveryMutationRefusesBadBodies: every mutating route reads its body
@@ -28,7 +28,7 @@ func TestEveryMutationRefusesBadBodies(t *testing.T) {
 		st := f.lab.State()
 		var clocks []string
 		for _, r := range st.Regions {
-			clocks = append(clocks, r.Name+"="+lab.EchoNumber(r.Clock.OffsetMs))
+			clocks = append(clocks, r.Name+"="+inventory.EchoNumber(r.Clock.OffsetMs))
 		}
 		return shape(st) + " clocks " + strings.Join(clocks, ",")
 	}

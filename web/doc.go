@@ -219,7 +219,7 @@
 // The page works without a build step and without third-party code. The
 // element ids below are stable; each interactive one has the same
 // data-testid. {r} is a region name (us-east-1), {a}--{b} an unordered pair
-// of regions in State order, {store} a store in lab.Stores (consensus,
+// of regions in State order, {store} a store in inventory.Stores (consensus,
 // replicated, geo).
 //
 //	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open

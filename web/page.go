@@ -9,9 +9,10 @@ import (
 	"net/url"
 	"time"
 
-	qrcode "github.com/skip2/go-qrcode"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
+
+	qrcode "github.com/skip2/go-qrcode"
 )
 
 // handlePage serves the lab page. GET /?token=… with the lab's token sets
@@ -94,8 +95,8 @@ func stateFragments(st lab.State) []fragment {
 // one-line verdicts (id "verdict") and the whole verdict (id
 // "verdict-full").
 func renderVerdict(l Lab, sku string) (line, full string) {
-	rows := make([]verdictRow, 0, len(lab.Stores))
-	for _, st := range lab.Stores {
+	rows := make([]verdictRow, 0, len(inventory.Stores))
+	for _, st := range inventory.Stores {
 		res, err := l.Check(st, sku)
 		row := verdictRow{Store: st, Result: res}
 		if err != nil {
@@ -249,7 +250,7 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 		l, ok = lc.viewerLesson(id) // no spoilers for viewers
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
+		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
 		return
 	}
 	if l.StepList == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lessons"
 
 	"github.com/chromedp/chromedp"
@@ -145,7 +146,7 @@ func TestRecordedGeoSessionReplays(t *testing.T) {
 	}
 	path := func(store string) string { return "/api/stores/" + store + "/skus/IPHONE" }
 	must("POST", "/api/regions/us-east-1/lead", "{}", 200)
-	for _, s := range lab.Stores {
+	for _, s := range inventory.Stores {
 		must("PUT", path(string(s)), `{"region":"us-east-1","quantity":3}`, 200)
 	}
 	must("PUT", "/api/stores/geo/skus/CASE", `{"region":"us-east-1","allocations":{"us-east-1":1,"eu-west-1":0,"ap-southeast-1":2}}`, 200)

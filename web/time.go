@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // handleClock answers POST /api/regions/{region}/clock
@@ -65,7 +66,7 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Seconds == nil {
-		s.fail(w, r, badRequest("Say how long to pause the shop, e.g. {\"seconds\":8} (more than 0, at most %g).", lab.MaxPause.Seconds()))
+		s.fail(w, r, badRequest("Say how long to pause the shop, e.g. {\"seconds\":8} (more than 0, at most %g).", inventory.MaxPause.Seconds()))
 		return
 	}
 	s.answerState(w, r, s.lab.Time().Pause(name, *req.Seconds))
@@ -85,7 +86,7 @@ func (s *Server) handleReserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, sku, err := s.skuAction(r)
-	if err == nil && st != lab.Consensus {
+	if err == nil && st != inventory.Consensus {
 		err = badRequest("Reservations take an etcd lock and write to the consensus store; use /api/stores/consensus/skus/%s/reserve.", sku)
 	}
 	if err == nil {

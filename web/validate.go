@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	"caplab/lab"
 	"caplab/lab/inventory"
 )
 
@@ -17,26 +16,26 @@ func (s *Server) region(name string) error {
 		return badRequest("Say which region, e.g. \"region\": %q (regions: %s).", first(regions), strings.Join(regions, ", "))
 	}
 	if !slices.Contains(regions, name) {
-		return notFound("region %s is not in this lab (regions: %s)", lab.Echo(name), strings.Join(regions, ", "))
+		return notFound("region %s is not in this lab (regions: %s)", inventory.Echo(name), strings.Join(regions, ", "))
 	}
 	return nil
 }
 
-func parseStore(name string) (lab.Store, error) {
-	st := lab.Store(name)
-	if !slices.Contains(lab.Stores, st) {
-		names := make([]string, len(lab.Stores))
-		for i, x := range lab.Stores {
+func parseStore(name string) (inventory.Store, error) {
+	st := inventory.Store(name)
+	if !slices.Contains(inventory.Stores, st) {
+		names := make([]string, len(inventory.Stores))
+		for i, x := range inventory.Stores {
 			names[i] = string(x)
 		}
-		return "", notFound("store %s is not in this lab (stores: %s)", lab.Echo(name), strings.Join(names, ", "))
+		return "", notFound("store %s is not in this lab (stores: %s)", inventory.Echo(name), strings.Join(names, ", "))
 	}
 	return st, nil
 }
 
 func checkSKU(sku string) error {
 	if !inventory.ValidSKU(sku) {
-		return badRequest("SKU %s is not valid: use 1 to 64 letters, digits, '.', '_' or '-', e.g. IPHONE-15-PRO.", lab.Echo(sku))
+		return badRequest("SKU %s is not valid: use 1 to 64 letters, digits, '.', '_' or '-', e.g. IPHONE-15-PRO.", inventory.Echo(sku))
 	}
 	return nil
 }
@@ -62,7 +61,7 @@ func (s *Server) checkPair(from, to string) error {
 		return err
 	}
 	if from == to {
-		return badRequest("A link joins two different regions; from and to are both %s.", lab.Echo(from))
+		return badRequest("A link joins two different regions; from and to are both %s.", inventory.Echo(from))
 	}
 	return nil
 }
@@ -84,9 +83,9 @@ func (s *Server) checkGroups(groups [][]string) error {
 			}
 			if j, dup := seen[name]; dup {
 				if j == i {
-					return badRequest("Region %s appears twice in group %d; put every region in exactly one group.", lab.Echo(name), i+1)
+					return badRequest("Region %s appears twice in group %d; put every region in exactly one group.", inventory.Echo(name), i+1)
 				}
-				return badRequest("Region %s is in group %d and group %d; put every region in exactly one group.", lab.Echo(name), j+1, i+1)
+				return badRequest("Region %s is in group %d and group %d; put every region in exactly one group.", inventory.Echo(name), j+1, i+1)
 			}
 			seen[name] = i
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // waitState waits until the controller's run is in state want.
@@ -97,7 +98,7 @@ func TestCutDuringLoad(t *testing.T) {
 	if st.State != StateFinished {
 		t.Fatalf("state %s: %s", st.State, st.Reason)
 	}
-	if len(st.Faults) == 0 || st.Faults[0].Kind != string(lab.FaultPartition) || st.Faults[0].T < 0.3 {
+	if len(st.Faults) == 0 || st.Faults[0].Kind != string(inventory.FaultPartition) || st.Faults[0].T < 0.3 {
 		t.Errorf("faults %+v, want the isolation at about 0.5 s", st.Faults)
 	}
 
