@@ -622,6 +622,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	keepWords(&op, out, rec.SkipPublish) // sentence.go
 	op, kept := l.endRecord(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.unrecorded.note(op, l.consensus.epoch.Load())

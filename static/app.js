@@ -13,7 +13,7 @@
   const body = document.body;
   const presenter = body.dataset.role === 'presenter';
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⏳' };
+  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⧗' };
   const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict', overloaded: 'overloaded' };
   // what a buy's outcome means for the shopper, shown in the shop
   const buyWords = { ok: 'Sold', sold_out: 'Sold out', unavailable: 'Refused', fail_fast: 'Refused at once', conflict: 'Gave up', overloaded: 'Too busy — try again' };
@@ -84,66 +84,55 @@
   }
 
   // ---------- outcomes
-  function outcomeSentence(o) {
-    let msg = (o.message || '').trim();
-    if (!msg) {
-      if (o.op === 'read' && o.outcome === 'ok') msg = o.quantity + ' in stock.';
-      else msg = kindWord(o.outcome);
-    }
-    if (!/[.!?]$/.test(msg)) msg += '.';
-    const ms = Math.round(o.latencyMs || 0) + ' ms';
-    let who;
-    if (o.outcome === 'fail_fast') who = 'nothing was sent';
-    else if (o.answeredBy && o.answeredBy.length) who = (o.outcome === 'ok' ? 'confirmed by ' : 'answered by ') + joinAnd(o.answeredBy);
-    else who = 'no region answered';
-    return msg + ' ' + ms + ', ' + who + '.';
+  // The words of an outcome come from the server (lab.Say), with live
+  // frames and with the history alike, so a late viewer reads what a live
+  // one read. Without them (an old server), the kind's own word.
+  function wordsOf(o, said) {
+    if (said && said.tag) return said;
+    const tag = o.op === 'read' ? 'Read ' + kindWord(o.outcome) : (buyWords[o.outcome] || kindWord(o.outcome));
+    return { tag, why: '', text: tag + '.' };
   }
-  // why: the reason in a few words, for the shop cell (the full sentence is
-  // its title and is read by screen readers).
-  function shortWhy(o) {
-    const m = (o.message || '').toLowerCase();
-    if (o.op === 'read' && o.outcome === 'ok') return o.quantity + ' in stock' + (o.consistency === 'serializable' ? ' (local copy)' : '');
-    if (o.outcome === 'ok') return (o.quantity !== undefined ? o.quantity + ' left' : 'done') + (o.answeredBy && o.answeredBy.length ? ' · ' + o.answeredBy.length + ' confirmed' : '');
-    if (o.outcome === 'sold_out') return 'nothing left to sell';
-    if (o.outcome === 'fail_fast') return 'breaker open: nothing sent';
-    if (o.outcome === 'conflict') return 'stock kept changing';
-    if (m.includes('majority')) return 'cannot reach a majority';
-    if (m.includes('crashed') || m.includes(' is down')) return 'this region is down';
-    if (m.includes('being reset')) return 'the lab is resetting';
-    if (o.outcome === 'unavailable' && !m) return 'no quorum in time';
-    if (m.includes('replica') || m.includes('acknowledg')) return 'too few replicas answered';
-    return (o.message || kindWord(o.outcome)).replace(/^[A-Za-z ]+: /, '');
-  }
-  function showOutcome(o) {
+  // stepOf names the lesson step an operation belongs to ('' when none):
+  // lessons.js tells which steps ran when.
+  let stepOf = () => '';
+  function showOutcome(o, said) {
     if (o.op === 'stock') {
       if (o.outcome !== 'ok') toast('Stocking ' + o.sku + ' on ' + o.store + ': ' + kindWord(o.outcome) + '. ' + (o.message || ''), true);
       return;
     }
     const el = $('outcome-' + o.store + '-' + o.region);
     if (!el) return;
+    const w = wordsOf(o, said);
     const kind = knownKind(o.outcome) ? o.outcome : 'other';
     el.className = 'outcome o-' + kind;
     el.dataset.outcome = o.outcome;
+    el.dataset.sku = o.sku || '';
     if (o.opId) el.dataset.opId = String(o.opId); else delete el.dataset.opId;
     if (!o.fromHistory) el.dataset.shownAt = String(performance.now());
     el.textContent = '';
+    const head = document.createElement('span');
+    head.className = 'o-head';
     const tag = document.createElement('span');
     tag.className = 'tag';
-    const word = o.op === 'read' ? 'Read ' + kindWord(o.outcome) : (buyWords[o.outcome] || kindWord(o.outcome));
-    tag.textContent = kindIcon(o.outcome) + ' ' + word;
-    el.appendChild(tag);
-    // the history keeps an unavailable buy open (it may still apply): its
-    // latency is only known live
-    if (!(o.fromHistory && o.outcome === 'unavailable')) el.appendChild(document.createTextNode(' · ' + secs(o.latencyMs || 0)));
+    tag.textContent = kindIcon(o.outcome) + ' ' + w.tag;
+    head.appendChild(tag);
+    head.appendChild(document.createTextNode(' · ' + secs(o.latencyMs || 0)));
+    // which product (and lesson step) this answer belongs to
+    const ctx = document.createElement('span');
+    ctx.className = 'o-ctx';
+    const step = stepOf(o.callMs);
+    ctx.textContent = (o.sku || '') + (step ? ' · ' + step : '');
+    head.appendChild(ctx);
+    el.appendChild(head);
     const why = document.createElement('span');
     why.className = 'o-why';
-    why.textContent = shortWhy(o);
+    why.textContent = w.why;
     el.appendChild(why);
     const full = document.createElement('span');
     full.className = 'sr-only';
-    full.textContent = ' ' + storeTitle(o.store) + ', ' + o.op + ': ' + outcomeSentence(o);
+    full.textContent = ' ' + storeTitle(o.store) + ', ' + (o.sku || '') + ': ' + w.text;
     el.appendChild(full);
-    el.title = outcomeSentence(o);
+    el.title = (o.sku ? o.sku + (step ? ', ' + step : '') + ': ' : '') + w.text;
     el.classList.remove('fresh'); void el.offsetWidth; el.classList.add('fresh');
   }
   // clearOutcomes empties every shop's outcome but those keep(el) says are
@@ -153,7 +142,7 @@
     document.querySelectorAll('.outcome').forEach((el) => {
       if (keep && keep(el)) return;
       el.className = 'outcome'; el.title = '';
-      delete el.dataset.outcome; delete el.dataset.opId; delete el.dataset.shownAt;
+      delete el.dataset.outcome; delete el.dataset.opId; delete el.dataset.shownAt; delete el.dataset.sku;
       el.innerHTML = '<span class="o-none">no buy yet</span>';
     });
   }
@@ -432,7 +421,7 @@
       if (row < 0) continue;
       rowEnd[row] = x + 3 + w;
       const label = svg('text', { class: healing ? 'heal-label' : 'fault-label', x: x + 3, y: 11 + row * 12 }, text);
-      label.appendChild(svg('title', {}, f.kind + ': ' + (f.detail || '') + ' at ' + new Date(f.atMs).toLocaleTimeString()));
+      label.appendChild(svg('title', {}, (f.said && f.said.text ? f.said.text : f.kind + ': ' + (f.detail || '')) + ' (' + new Date(f.atMs).toLocaleTimeString() + ')'));
       el.appendChild(label);
     }
     for (const g of sc.gaps) el.appendChild(svg('text', { class: 'tick-label', x: g.x - 12, y: height - 2 }, '⋯ ' + Math.round(g.s) + ' s'));
@@ -457,7 +446,7 @@
         labelEnd[key] = lx + text.length * 6.2 + 6;
         g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW_H + 21 }, text));
       }
-      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms'));
+      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + (o.said && o.said.text ? o.said.text : o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms')));
       el.appendChild(g);
     }
     if (!ops.length && !faults.length) el.appendChild(svg('text', { class: 'empty', x: LEFT + 10, y: TOP + 20 }, 'Nothing yet for ' + sku + ': buy, read or cut a link and it appears here.'));
@@ -467,10 +456,10 @@
     return {
       id: o.id, region: o.region, store: o.store, sku: o.sku, op: o.op, qty: o.qty, quantity: o.quantity,
       outcome: o.outcome || (outcome && outcome.outcome), consistency: o.consistency,
-      callMs: Date.parse(o.call), returnMs: Date.parse(o.return),
+      callMs: Date.parse(o.call), returnMs: Date.parse(o.return), said: o.said,
     };
   }
-  function normFault(f) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at) }; }
+  function normFault(f, said) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at), said: f.said || said }; }
   async function loadHistory() {
     const asked = performance.now();
     const res = await fetch('/api/history?sku=' + encodeURIComponent(sku) + '&last=500', { credentials: 'same-origin' }); // it keeps the newest 500
@@ -484,7 +473,7 @@
       const el = $('outcome-' + o.store + '-' + o.region);
       if (o.op === 'stock' || (el && newer(el))) continue;
       showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
-        consistency: o.consistency, latencyMs: o.returnMs - o.callMs, message: '', fromHistory: true });
+        consistency: o.consistency, latencyMs: o.returnMs - o.callMs, callMs: o.callMs, opId: o.id, fromHistory: true }, o.said);
     }
     document.querySelectorAll('.outcome.fresh').forEach((e) => e.classList.remove('fresh'));
     faults = (h.faults || []).map(normFault).slice(-200);
@@ -531,7 +520,7 @@
       switch (f.type) {
         case 'state': if (f.state) applyState(f.state); break;
         case 'operation': {
-          if (f.outcome) showOutcome(f.outcome);
+          if (f.outcome) showOutcome(Object.assign({}, f.outcome, { callMs: f.operation ? Date.parse(f.operation.call) : Date.now() }), f.said);
           const o = f.operation;
           if (o && o.sku === sku && !ops.some((x) => x.id === o.id)) {
             ops.push(normOp(o, f.outcome));
@@ -539,11 +528,11 @@
             queueDraw();
             drawScore();
           }
-          if (f.outcome) addSR(f.outcome.region + ': ' + outcomeSentence(f.outcome));
+          if (f.outcome) addSR(f.outcome.region + ': ' + wordsOf(f.outcome, f.said).text);
           break;
         }
         case 'fault':
-          if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault)); queueDraw(); addSR('Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
+          if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault, f.said)); queueDraw(); addSR(f.said ? f.said.text : 'Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
           break;
         case 'reset':
           ops = []; faults = [];
@@ -563,12 +552,12 @@
   function qtyOf(id) { const e = $(id); if (!e) return 1; const v = e.value.trim(); return v === '' ? null : Number(v); }
   async function buy(store, region, btn) {
     const r = await busy(btn, () => api('POST', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '/buy', { region, qty: qtyOf('buy-qty-' + region) }));
-    if (r.data && r.data.outcome) showOutcome(r.data);
+    if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
   async function read(store, region, btn) {
     const c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
     const r = await busy(btn, () => api('GET', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
-    if (r.data && r.data.outcome) showOutcome(r.data);
+    if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
   function stockRegion() {
     if (!state) return null;
@@ -583,7 +572,7 @@
       const done = [];
       for (const s of stores) {
         const r = await api('PUT', '/api/stores/' + s + '/skus/' + encodeURIComponent(sku), { region, quantity });
-        if (r.data && r.data.outcome) { showOutcome(r.data); if (r.data.outcome === 'ok') done.push(s); }
+        if (r.data && r.data.outcome) { showOutcome(r.data, r.data.said); if (r.data.outcome === 'ok') done.push(s); }
         if (!r.ok && r.status !== 503 && r.status !== 409) return;
       }
       if (quantity !== null && done.length) toast('Stocked ' + quantity + ' × ' + sku + ' in ' + joinAnd(done) + ' (written from ' + region + ').');
@@ -778,6 +767,7 @@
     if (e.key === 'p') return setPresent(!body.classList.contains('present'));
     if (e.key === 'n') { emit('lesson-next', {}); return; }
     if (e.key === 'v') { emit('lesson-reveal', {}); return; }
+    if (e.key === 'q') { emit('lesson-question', {}); return; }
     if (e.key === 'b') { emit('lesson-back', {}); return; }
     if (!presenter) return;
     if (/^[1-7]$/.test(e.key)) { const name = regionNames()[+e.key - 1]; if (name) isolate(name); return; }
@@ -791,13 +781,24 @@
       updateQuorumIndicator();
     });
   }
-  $('sku').addEventListener('change', (e) => {
-    const v = e.target.value.trim();
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) { toast('A SKU is 1 to 64 letters, digits, ".", "_" or "-", e.g. IPHONE-15-PRO.', true); e.target.value = sku; return; }
+  // setProduct makes v the page's product: its history, score and checker.
+  function setProduct(v) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v) || v === sku) return false;
     sku = v;
+    body.dataset.sku = v;
+    const input = $('sku');
+    if (input && document.activeElement !== input) input.value = v;
+    ops = [];
+    for (const id of ['verdict', 'verdict-full']) { const e = $(id); if (e) e.dataset.sku = v; }
     loadHistory();
     refreshVerdict();
     drawScore();
+    return true;
+  }
+  $('sku').addEventListener('change', (e) => {
+    const v = e.target.value.trim();
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) { toast('A SKU is 1 to 64 letters, digits, ".", "_" or "-", e.g. IPHONE-15-PRO.', true); e.target.value = sku; return; }
+    setProduct(v);
   });
   window.addEventListener('resize', queueDraw);
 
@@ -810,6 +811,12 @@
     busy,
     selectTab,
     presenter,
+    // story mode (lessons.js): the page follows the lesson's product, and
+    // names the step each answer belongs to
+    product() { return sku; },
+    setProduct,
+    setStepOf(fn) { stepOf = fn; },
+    redrawOutcomes() { loadHistory(); },
   };
 
   // ---------- start

@@ -62,9 +62,10 @@
     // details: the raw commands; an expectation is held back until the
     // step ran (viewers get it blanked; the projector hides it too)
     const held = cur.held || [];
+    const results = cur.results.filter((r) => !r.woke); // a paused shop's late outcome is a story line, not a command
     cur.commands.forEach((c, i) => {
-      const r = cur.results[i];
-      const st = r ? r.status : (cur.running && i === cur.results.length ? 'running' : 'pending');
+      const r = results[i];
+      const st = r ? r.status : (cur.running && i === results.length ? 'running' : 'pending');
       const li = el('li', 'cmd s-' + st + (held[i] && !r ? ' held' : ''));
       li.id = 'lesson-command-' + i;
       li.dataset.testid = 'lesson-command-' + i;
@@ -87,6 +88,7 @@
       if (expectation) li.appendChild(el('span', 'verdict-word', r.status === 'passed' ? 'as expected' : 'not as expected'));
       effects.appendChild(li);
     }
+    renderCaption();
     if (cur.running) status.textContent = 'Running step ' + (cur.step + 1) + '…';
     else if (cur.ran) status.textContent = (cur.failed ? '✗ ' : '✓ ') + (cur.report || 'Done.');
     else if (poll && !poll.revealed) status.textContent = presenter ? 'The audience is voting: reveal the answer (v) or run the step (n).' : 'Vote, then watch the lab.';
@@ -96,6 +98,38 @@
     if ($('lesson-next')) $('lesson-next').disabled = cur.running || cur.step >= cur.steps - 1;
     if ($('lesson-run')) $('lesson-run').disabled = cur.running;
   }
+
+  // Captions on the stage: the step's newest story lines, as they happen.
+  function renderCaption() {
+    const box = $('stage-caption');
+    if (!box) return;
+    const lines = cur ? cur.results.map((r) => r.story).filter(Boolean) : [];
+    const show = lines.slice(-2);
+    const key = (cur ? cur.id + '/' + cur.step : '') + '|' + show.join('|');
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.textContent = '';
+    box.hidden = !show.length;
+    show.forEach((line, i) => box.appendChild(el('p', i === show.length - 1 ? 'newest' : 'older', line)));
+  }
+  // story mode: the page's product follows the lesson's, and each answer
+  // in the shops names the step it belongs to
+  let followed = '';
+  function followLesson() {
+    if (!cur) { followed = ''; return; }
+    if (cur.product && cur.product !== followed) {
+      followed = cur.product;
+      caplab.setProduct(cur.product);
+    }
+  }
+  caplab.setStepOf((t) => {
+    if (!cur || !cur.spans || !t) return '';
+    for (const sp of cur.spans) {
+      const from = Date.parse(sp.from), to = sp.to ? Date.parse(sp.to) : Infinity;
+      if (t >= from - 5 && t <= to + 5) return 'step ' + (sp.step + 1);
+    }
+    return '';
+  });
 
   function renderPoll() {
     const card = $('poll');
@@ -209,11 +243,17 @@
   });
   caplab.on('lesson-next', advance);
   caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}); });
+  caplab.on('lesson-question', () => {
+    if (!presenter || !poll) return;
+    if (!poll.revealed) { toast('Reveal this answer first (v), then go on to the next question (q).'); return; }
+    if (poll.index + 1 >= poll.count) { toast('This step asks no further question: n runs it or goes on.'); return; }
+    api('POST', '/api/poll/next', {});
+  });
   caplab.on('lesson-back', () => { if (presenter && cur && !cur.running && cur.step > 0) setLesson(cur.id, cur.step - 1); });
   // a lesson opening (or moving on) brings its tab forward
   let shownKey = '';
   const showLessonTab = () => { const k = cur ? cur.id + '/' + cur.step : ''; if (k && k !== shownKey) { shownKey = k; selectTab('lesson'); } };
-  caplab.on('lesson', (f) => { framed = true; cur = f.lesson || null; renderLesson(); showLessonTab(); });
+  caplab.on('lesson', (f) => { framed = true; cur = f.lesson || null; renderLesson(); showLessonTab(); followLesson(); });
   caplab.on('poll', (f) => { poll = f.poll || null; renderPoll(); renderLesson(); });
   caplab.on('present', () => { renderPoll(); renderLesson(); });
   // This browser's vote survives a reload: the server knows it by cookie.
@@ -221,6 +261,7 @@
     if (!r.ok || !r.data) return;
     if (!framed) { cur = r.data.lesson || null; poll = r.data.poll || null; }
     if (r.data.poll && keyOf(r.data.poll) === keyOf(poll)) { pollKey = keyOf(poll); myVote = r.data.vote || ''; }
-    renderPoll(); renderLesson(); showLessonTab();
+    renderPoll(); renderLesson(); showLessonTab(); followLesson();
+    if (cur && cur.spans && cur.spans.length) caplab.redrawOutcomes(); // name the steps of what the history showed
   });
 })();

@@ -498,7 +498,28 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Out
 	case lab.Conflict:
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, o)
+	writeJSON(w, status, saidOutcome{o, lab.SayOutcome(o)})
+}
+
+// saidOutcome is an Outcome with its words (lab.Say), as operation frames
+// and the history carry them.
+type saidOutcome struct {
+	lab.Outcome
+	Said lab.Words `json:"said"`
+}
+
+// saidFault is a recorded fault with its sentence (lab.SayFault).
+type saidFault struct {
+	lab.Fault
+	Said lab.Words `json:"said"`
+}
+
+// saidOperation is a recorded operation with its words (lab.Say): what
+// GET /api/history answers, so a page that reads the history shows the
+// sentences a live page showed.
+type saidOperation struct {
+	lab.Operation
+	Said lab.Words `json:"said"`
 }
 
 func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
@@ -667,13 +688,15 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		h.Operations = h.Operations[max(0, len(h.Operations)-last):]
 		h.Faults = h.Faults[max(0, len(h.Faults)-last):]
 	}
-	if h.Operations == nil {
-		h.Operations = []lab.Operation{}
+	ops := make([]saidOperation, len(h.Operations))
+	for i, o := range h.Operations {
+		ops[i] = saidOperation{o, lab.Say(o)}
 	}
-	if h.Faults == nil {
-		h.Faults = []lab.Fault{}
+	faults := make([]saidFault, len(h.Faults))
+	for i, f := range h.Faults {
+		faults[i] = saidFault{f, lab.Words{Text: lab.SayFault(f)}}
 	}
-	writeJSON(w, http.StatusOK, h)
+	writeJSON(w, http.StatusOK, map[string]any{"operations": ops, "faults": faults})
 }
 
 // checkQuery reads ?store= and ?sku=; store defaults to consensus.
