@@ -200,8 +200,8 @@ type State struct {
 	Replicated   QuorumState    `json:"replicated"`
 	LatencyScale float64        `json:"latencyScale"`
 	Speed        float64        `json:"speed,omitempty"` // extension: every link's delay × this (SetSpeed; 1 at the start)
-	Version      int64          `json:"version"`  // extension: increases with every change
-	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+	Version      int64          `json:"version"`         // extension: increases with every change
+	Counters     []StoreCounter `json:"counters"`        // extension: outcome counts per store
 
 	ZoneLinks []LinkState `json:"zoneLinks"` // extension (geo): links between the zones of each region
 }
