@@ -267,6 +267,8 @@
       }
     }
     updateQuorumIndicator();
+    const sp = $('speed');
+    if (sp && document.activeElement !== sp && st.speed) sp.value = String(st.speed);
     emit('state', st);
   }
 
@@ -678,7 +680,7 @@
   function setPresent(on) {
     body.classList.toggle('present', on);
     $('present-toggle').setAttribute('aria-pressed', String(on));
-    try { localStorage.setItem('caplab.present', on ? '1' : '0'); } catch (e) { /* private mode */ }
+    try { sessionStorage.setItem('caplab.present', on ? '1' : '0'); } catch (e) { /* private mode */ }
     queueDraw();
     emit('present', {});
   }
@@ -768,11 +770,17 @@
     if (e.key === 'n') { emit('lesson-next', {}); return; }
     if (e.key === 'v') { emit('lesson-reveal', {}); return; }
     if (e.key === 'q') { emit('lesson-question', {}); return; }
+    if (e.key === 'g') { emit('group-reset', {}); return; }
     if (e.key === 'b') { emit('lesson-back', {}); return; }
     if (!presenter) return;
     if (/^[1-7]$/.test(e.key)) { const name = regionNames()[+e.key - 1]; if (name) isolate(name); return; }
     if (e.key === 'h') return heal();
     if (e.key === 'r') return reset($('reset'));
+  });
+  if ($('speed')) $('speed').addEventListener('change', async (e) => {
+    const factor = Number(e.target.value);
+    const r = await api('PUT', '/api/network/speed', { factor });
+    if (r.ok) toast(factor === 1 ? 'Every link is back to the delays the lab started with.' : 'Every link now takes ' + factor + ' × the delay the lab started with.');
   });
   for (const k of ['w', 'r']) {
     $('quorum-' + k).addEventListener('input', (e) => {
@@ -820,7 +828,7 @@
   };
 
   // ---------- start
-  try { if (localStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
+  try { if (sessionStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
   const firstTab = document.querySelector('.tabs [role=tab][aria-selected=true]');
   if (firstTab) selectTab(firstTab.id.replace(/^tab-/, ''));
   if (new URLSearchParams(location.search).get('present') === '1') setPresent(true);

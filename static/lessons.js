@@ -24,6 +24,10 @@
   function renderLesson() {
     const sel = $('lesson-select');
     if (document.activeElement !== sel) sel.value = cur ? cur.id : '';
+    body.classList.toggle('lesson-open', !!cur);
+    if ($('lesson-name')) $('lesson-name').textContent = cur ? cur.title + (cur.minutes ? ' · ~' + cur.minutes + ' min' : '') : '';
+    const handout = $('lesson-handout');
+    if (handout) { handout.hidden = !cur; if (cur) handout.href = '/api/lessons/' + encodeURIComponent(cur.id) + '/handout'; }
     $('lesson-progress').textContent = cur ? 'Step ' + (cur.step + 1) + ' of ' + cur.steps : '';
     const list = $('lesson-steps');
     list.textContent = '';
@@ -241,6 +245,17 @@
       case 'poll-next': return api('POST', '/api/poll/next', {});
     }
   });
+  // g (or the New group button): the next group starts afresh
+  async function newGroup(btn) {
+    if (!presenter) return;
+    const r = await busy(btn, () => api('POST', '/api/class/reset', {}));
+    if (r.ok) toast('A new group: the lab is fresh, the votes and the recording cleared' + (cur ? ', back at step 1 of ' + cur.title : '') + '.');
+  }
+  document.addEventListener('click', (e) => {
+    const t = e.target.closest('#group-reset');
+    if (t && !t.disabled) newGroup(t);
+  });
+  caplab.on('group-reset', () => newGroup($('group-reset')));
   caplab.on('lesson-next', advance);
   caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}); });
   caplab.on('lesson-question', () => {

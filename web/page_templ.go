@@ -167,7 +167,7 @@ func page(v pageView) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<label for=\"stock-both-qty\" class=\"sr-only\">Units to stock</label> <input type=\"number\" id=\"stock-both-qty\" data-testid=\"stock-both-qty\" min=\"0\" max=\"1000000\" value=\"1\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"stock-both\" data-testid=\"stock-both\" title=\"Set the stock of this product in every store, written from the leader's region\">Stock every store</button> <button type=\"button\" class=\"btn danger\" id=\"reset\" data-testid=\"reset\" title=\"Fresh stores, all links up, history cleared (key r)\">Reset lab</button>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "<label for=\"stock-both-qty\" class=\"sr-only\">Units to stock</label> <input type=\"number\" id=\"stock-both-qty\" data-testid=\"stock-both-qty\" min=\"0\" max=\"1000000\" value=\"3\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"stock-both\" data-testid=\"stock-both\" title=\"Set the stock of this product in every store, written from the leader's region\">Stock every store</button> <button type=\"button\" class=\"btn danger\" id=\"reset\" data-testid=\"reset\" title=\"Fresh stores, all links up, history cleared (key r)\">Reset lab</button>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
