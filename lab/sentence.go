@@ -26,6 +26,7 @@ type Words struct {
 	Tag  string `json:"tag"`
 	Why  string `json:"why"`
 	Text string `json:"text"`
+	Took string `json:"took,omitempty"` // how long it took ("8 ms", "2.0 s")
 }
 
 // keepWords keeps on op what Say needs of the store's answer: its message
@@ -66,7 +67,8 @@ func Say(op Operation) Words {
 	if !strings.HasSuffix(full, ".") && !strings.HasSuffix(full, "!") && !strings.HasSuffix(full, "?") {
 		full += "."
 	}
-	w.Text = full + " " + took(op) + ", " + whoAnswered(op) + "."
+	w.Took = took(op)
+	w.Text = full + " " + w.Took + ", " + whoAnswered(op) + "."
 	return w
 }
 
@@ -290,6 +292,8 @@ func SayFault(f Fault) string {
 			s += " (" + strings.TrimSpace(drift) + ")"
 		}
 		return s + ": every timestamp it writes is off by that much, and nothing else notices."
+	case FaultMerge:
+		return f.Detail
 	case FaultSpeed:
 		return "The network runs faster: " + f.Detail + "."
 	case FaultPause:

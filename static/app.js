@@ -116,7 +116,7 @@
     tag.className = 'tag';
     tag.textContent = kindIcon(o.outcome) + ' ' + w.tag;
     head.appendChild(tag);
-    head.appendChild(document.createTextNode(' · ' + secs(o.latencyMs || 0)));
+    head.appendChild(document.createTextNode(' · ' + (w.took || secs(o.latencyMs || 0))));
     // which product (and lesson step) this answer belongs to
     const ctx = document.createElement('span');
     ctx.className = 'o-ctx';
@@ -415,9 +415,9 @@
     const rowEnd = [-1e9, -1e9];
     for (const f of faults) {
       const x = sc.map(f.atMs);
-      const healing = f.kind === 'heal' || f.kind === 'restart' || f.kind === 'reset';
+      const healing = f.kind === 'heal' || f.kind === 'restart' || f.kind === 'reset' || f.kind === 'merge';
       el.appendChild(svg('line', { class: healing ? 'heal-line' : 'fault-line', x1: x, y1: TOP - 4, x2: x, y2: height - 6 }));
-      const text = (healing ? '✚ ' : '✂ ') + f.kind;
+      const text = (f.kind === 'merge' ? '⇄ ' : healing ? '✚ ' : '✂ ') + f.kind;
       const w = text.length * 6.4 + 6;
       let row = rowEnd.findIndex((end) => end < x + 3);
       if (row < 0) continue;
@@ -462,12 +462,17 @@
     };
   }
   function normFault(f, said) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at), said: f.said || said }; }
+  let historyGen = 0; // a reset or another product makes a history on its way stale
   async function loadHistory() {
-    const asked = performance.now();
+    const asked = performance.now(), gen = historyGen, forSku = sku;
     const res = await fetch('/api/history?sku=' + encodeURIComponent(sku) + '&last=500', { credentials: 'same-origin' }); // it keeps the newest 500
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
-    ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
+    if (gen !== historyGen || forSku !== sku) return;
+    // operations the stream brought while the history was on its way stay
+    const hist = (h.operations || []).map((o) => normOp(o));
+    const newest = hist.length ? hist[hist.length - 1].id : 0;
+    ops = hist.concat(ops.filter((o) => o.sku === sku && o.id > newest)).slice(-500);
     const newer = (el) => Number(el.dataset.shownAt) > asked; // shown while the history was on its way
     clearOutcomes(newer);
     // each shop shows its last buy or read on each store
@@ -478,9 +483,38 @@
         consistency: o.consistency, latencyMs: o.returnMs - o.callMs, callMs: o.callMs, opId: o.id, fromHistory: true }, o.said);
     }
     document.querySelectorAll('.outcome.fresh').forEach((e) => e.classList.remove('fresh'));
-    faults = (h.faults || []).map(normFault).slice(-200);
+    faults = (h.faults || []).map((f) => normFault(f)).slice(-200);
+    const last = faults[faults.length - 1];
+    if (last && last.kind === 'merge' && Date.now() - last.atMs < 15000) tellMerge(last.said && last.said.text);
     queueDraw();
     drawScore();
+  }
+  // ---------- captions over the map: a lesson step's story (lessons.js)
+  // and, outside a step, the replicated store's merge after a heal
+  // A merge shows for 15 s, over a step's story; the story comes back.
+  let captionOwner = '', lessonLines = [];
+  function caption(lines, owner) {
+    const box = $('stage-caption');
+    if (!box) return;
+    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge') return; }
+    captionOwner = lines.length ? owner : '';
+    const key = owner + '|' + lines.join('|');
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.textContent = '';
+    box.hidden = !lines.length;
+    lines.forEach((line, i) => {
+      const p = document.createElement('p');
+      p.className = i === lines.length - 1 ? 'newest' : 'older';
+      p.textContent = line;
+      box.appendChild(p);
+    });
+  }
+  function tellMerge(text) {
+    if (!text) return;
+    caption([text], 'merge');
+    clearTimeout(tellMerge.timer);
+    tellMerge.timer = setTimeout(() => { if (captionOwner === 'merge') { captionOwner = ''; caption(lessonLines, 'lesson'); } }, 15000);
   }
   function addSR(text) {
     const list = $('timeline-list');
@@ -535,9 +569,10 @@
         }
         case 'fault':
           if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault, f.said)); queueDraw(); addSR(f.said ? f.said.text : 'Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
+          if (f.fault && f.fault.kind === 'merge') tellMerge(f.said ? f.said.text : f.fault.detail);
           break;
         case 'reset':
-          ops = []; faults = [];
+          ops = []; faults = []; historyGen++;
           clearOutcomes(f.firstOpId ? (el) => Number(el.dataset.opId) >= f.firstOpId : null);
           queueDraw();
           drawScore();
@@ -796,7 +831,7 @@
     body.dataset.sku = v;
     const input = $('sku');
     if (input && document.activeElement !== input) input.value = v;
-    ops = [];
+    ops = []; historyGen++;
     for (const id of ['verdict', 'verdict-full']) { const e = $(id); if (e) e.dataset.sku = v; }
     loadHistory();
     refreshVerdict();
@@ -824,6 +859,7 @@
     product() { return sku; },
     setProduct,
     setStepOf(fn) { stepOf = fn; },
+    caption,
     redrawOutcomes() { loadHistory(); },
   };
 

@@ -105,16 +105,8 @@
 
   // Captions on the stage: the step's newest story lines, as they happen.
   function renderCaption() {
-    const box = $('stage-caption');
-    if (!box) return;
     const lines = cur ? cur.results.map((r) => r.story).filter(Boolean) : [];
-    const show = lines.slice(-2);
-    const key = (cur ? cur.id + '/' + cur.step : '') + '|' + show.join('|');
-    if (box.dataset.key === key) return;
-    box.dataset.key = key;
-    box.textContent = '';
-    box.hidden = !show.length;
-    show.forEach((line, i) => box.appendChild(el('p', i === show.length - 1 ? 'newest' : 'older', line)));
+    caplab.caption(lines.slice(-2), 'lesson');
   }
   // story mode: the page's product follows the lesson's, and each answer
   // in the shops names the step it belongs to
@@ -128,11 +120,13 @@
   }
   caplab.setStepOf((t) => {
     if (!cur || !cur.spans || !t) return '';
+    // the latest run that began at or before t and had not ended
+    let best = null;
     for (const sp of cur.spans) {
-      const from = Date.parse(sp.from), to = sp.to ? Date.parse(sp.to) : Infinity;
-      if (t >= from - 5 && t <= to + 5) return 'step ' + (sp.step + 1);
+      const from = Math.floor(Date.parse(sp.from)), to = sp.to ? Date.parse(sp.to) + 1 : Infinity;
+      if (t >= from && t <= to && (!best || from > best.from)) best = { from, step: sp.step };
     }
-    return '';
+    return best ? 'step ' + (best.step + 1) : '';
   });
 
   function renderPoll() {

@@ -129,5 +129,112 @@ func TestPresenterLayout(t *testing.T) {
 	axeClean(t, presenter, "presenter mode, a lesson's answer revealed")
 }
 
-// unused until the next tests use it
-var _ = time.Second
+// runStep runs a lesson step through the API, as the page's Run does.
+func runStep(t *testing.T, b *browserLab, lesson string, step int) {
+	t.Helper()
+	b.mustCall(t, "PUT", "/api/lesson", fmt.Sprintf(`{"lesson":%q,"step":%d}`, lesson, step), 200)
+	body := b.mustCall(t, "POST", fmt.Sprintf("/api/lessons/%s/steps/%d/run", lesson, step), `{}`, 200)
+	if strings.Contains(string(body), `"failed":true`) {
+		t.Fatalf("%s step %d failed: %s", lesson, step+1, body)
+	}
+}
+
+// The page follows the lesson: a step on another product switches the
+// product, the score and the checker to it, on the presenter's page and
+// on a viewer's; each shop answer names its product and step.
+func TestStoryModeFollowsTheProduct(t *testing.T) {
+	b, _ := newCourseBrowser(t, 0.05)
+	presenter := b.presenterTab(t, "")
+	viewer := b.viewerTab(t, "/")
+	for _, tab := range []context.Context{presenter, viewer} {
+		if got := evalJS[string](t, tab, `document.getElementById('sku').value`); got != "IPHONE-15-PRO" {
+			t.Fatalf("the page starts on %q", got)
+		}
+	}
+	runStep(t, b, "stale-reads", 0)
+	runStep(t, b, "stale-reads", 1)
+	for name, tab := range map[string]context.Context{"presenter": presenter, "viewer": viewer} {
+		waitJS(t, tab, name+": the product follows the lesson", `document.getElementById('sku').value + ' ' + document.getElementById('score-sku').textContent`, textIs("TICKET TICKET"))
+		waitJS(t, tab, name+": the score counts TICKET's sale", `document.getElementById('score-consensus-sold').textContent`, textIs("2"))
+		waitJS(t, tab, name+": the checker judges TICKET", `(() => { const v = document.getElementById('verdict'); return v.dataset.sku + ' ' + (document.getElementById('verdict-consensus') || {}).textContent; })()`,
+			func(s string) bool { return strings.HasPrefix(s, "TICKET ") && strings.Contains(s, "linearizable") })
+		waitJS(t, tab, name+": the shop names the product and step", `document.querySelector('#outcome-consensus-us-east-1 .o-ctx')?.textContent || ''`, textIs("TICKET · step 2"))
+	}
+}
+
+// The newest lessons narrate their punchlines in the learner's words, on
+// the stage and in the story, and a viewer who joins late reads the same
+// sentences as one who watched.
+func TestNarratedPunchlines(t *testing.T) {
+	b, _ := newCourseBrowser(t, 0.05)
+	presenter := b.presenterTab(t, "")
+	live := b.viewerTab(t, "/")
+	story := func(tab context.Context) string {
+		return evalJS[string](t, tab, `document.getElementById('lesson-effects').innerText`)
+	}
+	cells := func(tab context.Context) string {
+		return evalJS[string](t, tab, `[...document.querySelectorAll('.outcome')].map(e => e.id + ': ' + e.textContent.replace(/\s+/g, ' ').trim() + ' | ' + e.title).join('\n')`)
+	}
+	lateSees := func(what string) {
+		t.Helper()
+		late := b.viewerTab(t, "/")
+		waitJS(t, late, "the late viewer has the lesson", `document.getElementById('lesson-effects').innerText`, func(s string) bool { return s == story(live) })
+		waitUntil(t, 20*time.Second, what+": a late viewer's shops say what the live viewer's say", func() (bool, string) {
+			l, k := cells(live), cells(late)
+			return l == k, "live:\n" + l + "\nlate:\n" + k
+		})
+		if got := cells(live); !strings.Contains(got, " · step ") {
+			t.Errorf("%s: no shop answer names its step:\n%s", what, got)
+		}
+	}
+
+	t.Run("locks-and-fencing: the fenced late write is refused", func(t *testing.T) {
+		for step := range 5 {
+			runStep(t, b, "locks-and-fencing", step)
+		}
+		waitJS(t, live, "the woken shop's refusal is told", `document.getElementById('lesson-effects').innerText`, textHas("Singapore wakes up and writes its sale of FENCED-PHONE with its fencing token → refused: the storage has already seen a newer token, so nothing is sold twice."))
+		waitJS(t, live, "the shop says it was fenced off", `document.getElementById('outcome-consensus-ap-southeast-1').textContent`, textHas("Fenced off"))
+		if s := story(live); strings.Contains(s, "line ") || strings.Contains(s, "reserve FENCED-PHONE") {
+			t.Errorf("a story line falls back to a raw command:\n%s", s)
+		}
+		lateSees("locks-and-fencing")
+	})
+	t.Run("clocks-lie: the checker blames the skew", func(t *testing.T) {
+		for step := range 3 {
+			runStep(t, b, "clocks-lie", step)
+		}
+		s := story(live)
+		for _, want := range []string{"stamped by Ireland's clock, running", "ahead of real time, so last-writer-wins kept it"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("the merge step's story lacks %q:\n%s", want, s)
+			}
+		}
+		b.mustCall(t, "PUT", "/api/lesson", `{"lesson":"clocks-lie","step":1}`, 200)
+		waitJS(t, live, "the skew is told", `document.getElementById('lesson-effects').innerText`, textHas("Ireland's clock jumps 5.0 s ahead of true time"))
+		waitJS(t, live, "the merge that lost a sale is told over the map", `document.getElementById('stage-caption').innerText`, textHas("Last writer wins kept Ireland's write"))
+		lateSees("clocks-lie")
+	})
+	t.Run("geo-partitioning: stranded units", func(t *testing.T) {
+		for step := range 2 {
+			runStep(t, b, "geo-partitioning", step)
+		}
+		waitJS(t, live, "the stranded unit is told", `document.getElementById('lesson-effects').innerText`, textHas("Ireland tried to buy on the geo store → stranded after"))
+		waitJS(t, live, "…naming where", `document.getElementById('lesson-effects').innerText`, textHas("1 unit stranded in Singapore"))
+		waitJS(t, live, "the shop says stranded", `document.getElementById('outcome-geo-eu-west-1').textContent`, textHas("Stranded"))
+		if s := story(live); strings.Contains(s, "N.\n") || strings.Contains(s, ": N.") {
+			t.Errorf("a line is cut at an abbreviation:\n%s", s)
+		}
+		lateSees("geo-partitioning")
+	})
+	t.Run("black-friday: the SLO missed", func(t *testing.T) {
+		for step := range 3 {
+			runStep(t, b, "black-friday", step)
+		}
+		t.Cleanup(func() { b.call(t, "DELETE", "/api/load", "", nil) })
+		waitJS(t, live, "the p99 against the SLO is told", `document.getElementById('lesson-effects').innerText`, textHas("it misses the 150 ms SLO"))
+		if s := story(live); !strings.Contains(s, "The consensus store's slowest buys (p99 in the last 8.0 s): Singapore") {
+			t.Errorf("the SLO line does not name the store and region:\n%s", s)
+		}
+	})
+	_ = presenter
+}
