@@ -78,8 +78,8 @@ func sayRead(op Operation, low string) Words {
 		switch {
 		case op.Consistency == Serializable || strings.Contains(low, "own copy"):
 			why += " (local copy, may be stale)"
-		case op.Store == Geo && strings.Contains(low, "could not be reached"):
-			why += " (some regions unreachable)"
+		case op.Store == Geo && strings.Contains(low, "stranded"):
+			why += " here; the rest is out of reach"
 		}
 		return Words{Tag: "Read", Why: why}
 	}
@@ -113,7 +113,7 @@ func sayBuy(op Operation, low string) Words {
 		switch {
 		case strings.Contains(low, "borrowed"):
 			if m := borrowedRe.FindStringSubmatch(op.Message); m != nil {
-				why += " · borrowed " + m[1] + " from " + m[2]
+				why += " · borrowed " + m[1] + " from " + CityName(strings.TrimSpace(m[2]))
 			} else {
 				why += " · borrowed from another region"
 			}
