@@ -13,7 +13,7 @@
   const body = document.body;
   const presenter = body.dataset.role === 'presenter';
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⧗' };
+  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '◷' };
   const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict', overloaded: 'overloaded' };
   // what a buy's outcome means for the shopper, shown in the shop
   const buyWords = { ok: 'Sold', sold_out: 'Sold out', unavailable: 'Refused', fail_fast: 'Refused at once', conflict: 'Gave up', overloaded: 'Too busy — try again' };

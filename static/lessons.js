@@ -133,7 +133,8 @@
     const card = $('poll');
     const k = keyOf(poll);
     if (k !== pollKey) { pollKey = k; myVote = ''; }
-    body.classList.toggle('poll-open', !!poll && !poll.revealed);
+    body.classList.toggle('poll-open', !!poll); // a phone keeps the question (and then its answer) first
+    body.classList.toggle('poll-voting', !!poll && !poll.revealed); // verdicts that would give the answer away wait
     if (!poll) { card.hidden = true; return; }
     card.hidden = false;
     card.classList.toggle('revealed', !!poll.revealed);

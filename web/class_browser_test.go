@@ -236,3 +236,72 @@ func TestNarratedPunchlines(t *testing.T) {
 	})
 	_ = presenter
 }
+
+// docWidth is how wide the document is against the viewport.
+func docWidth(t *testing.T, tab context.Context) (doc, view int) {
+	t.Helper()
+	raw := evalJS[string](t, tab, `document.documentElement.scrollWidth + ' ' + innerWidth`)
+	if _, err := fmt.Sscan(raw, &doc, &view); err != nil {
+		t.Fatal(err)
+	}
+	return doc, view
+}
+
+// A viewer on a phone (390×844): nothing wider than the screen on the
+// main page or during a poll, the whole map on screen, the answer and
+// "you predicted it" beside the question, no control a viewer cannot use,
+// no empty glyph boxes; axe-core clean. The presenter's main page is axe
+// clean too (presenter mode: TestPresenterLayout).
+func TestPhone(t *testing.T) {
+	b, _ := newCourseBrowser(t, 0.05)
+	presenter := b.presenterTab(t, "")
+	axeClean(t, presenter, "the presenter's main page")
+	phone := b.viewerTab(t, "/")
+	runActions(t, phone, "phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	evalJS[bool](t, phone, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+	noOverflow := func(where string) {
+		t.Helper()
+		if doc, view := docWidth(t, phone); doc > view {
+			wide := evalJS[string](t, phone, `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1 && !e.closest('.sr-only')).slice(0, 8).map(e => (e.id || e.className || e.tagName) + ' ' + Math.round(e.getBoundingClientRect().right)).join('; ')`)
+			t.Errorf("%s: the document is %d px wide in a %d px viewport; too wide: %s", where, doc, view, wide)
+		}
+	}
+	noOverflow("main page")
+	if got := evalJS[string](t, phone, `(() => { const r = document.getElementById('map').getBoundingClientRect(); return Math.round(r.left) + ',' + Math.round(r.right); })()`); got == "" {
+		t.Fatal("no map")
+	} else {
+		var left, right int
+		fmt.Sscanf(strings.Replace(got, ",", " ", 1), "%d %d", &left, &right)
+		if left < 0 || right > 390 {
+			t.Errorf("the map spans %s px of a 390 px screen", got)
+		}
+	}
+	for _, id := range []string{"verdict-refresh", "lesson-select", "lesson-run", "buy-consensus-us-east-1"} {
+		if shown := evalJS[bool](t, phone, `(() => { const e = document.getElementById('`+id+`'); return !!e && e.getClientRects().length > 0; })()`); shown {
+			t.Errorf("a viewer's phone shows %s, which a viewer cannot use", id)
+		}
+	}
+	// The glyphs the page uses render (no empty boxes): the outcome icons.
+	if missing := evalJS[string](t, phone, `['✓','∅','⊘','⚡','↺','◷','♛','✂'].filter(c => !document.fonts.check('16px system-ui', c) ).join('')`); missing != "" {
+		t.Logf("glyphs the fonts may lack: %s", missing)
+	}
+
+	// A poll: the question first, the page no wider.
+	b.mustCall(t, "PUT", "/api/lesson", `{"lesson":"last-iphone","step":1}`, 200)
+	waitJS(t, phone, "the phone shows the poll", `document.getElementById('poll').hidden`, textIs("false"))
+	noOverflow("poll open")
+	assertInView(t, phone, "phone, poll open", []string{"poll-question", "poll-option-0", "poll-option-1", "poll-option-2"})
+	clickWhenClear(t, phone, "vote", "poll-option-2")
+	waitJS(t, phone, "the vote is taken", `document.getElementById('poll-status').textContent`, textHas("Your vote"))
+	b.mustCall(t, "POST", "/api/poll/reveal", `{}`, 200)
+	waitJS(t, phone, "the answer", `document.getElementById('poll-answer').textContent`, textHas("You predicted it"))
+	noOverflow("answer revealed")
+	assertInView(t, phone, "phone, answer revealed", []string{"poll-question", "poll-answer"})
+	classShot(t, phone, "phone-revealed.png")
+	axeClean(t, phone, "a viewer's phone, answer revealed")
+	b.mustCall(t, "PUT", "/api/lesson", `{"lesson":""}`, 200)
+	waitJS(t, phone, "the lesson closes", `document.getElementById('poll').hidden`, textIs("true"))
+	classShot(t, phone, "phone-main.png")
+	noOverflow("lesson closed")
+	axeClean(t, phone, "a viewer's phone, main page")
+}
