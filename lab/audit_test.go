@@ -22,8 +22,9 @@ func readAll(t *testing.T, dir string) []AuditRecord {
 }
 
 // TestAuditLogRotatesAndSurvivesRestart: records land in size-rotated
-// files, a second open appends after them (numbering on), and a last line
-// a killed writer left half-written is cut off, not glued to the next.
+// files, a clean close ends them with a stop record, a second open
+// appends after them (numbering on), and a last line a killed writer left
+// half-written is cut off, not glued to the next.
 func TestAuditLogRotatesAndSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	a, err := OpenAuditLog(dir, []string{"us-east-1"}, AuditOptions{MaxFileBytes: 4 << 10, Sync: true})
@@ -55,8 +56,8 @@ func TestAuditLogRotatesAndSurvivesRestart(t *testing.T) {
 		}
 	}
 	recs := readAll(t, dir)
-	if len(recs) != 1+200+4 || recs[0].Type != AuditStart || recs[0].Regions[0] != "us-east-1" {
-		t.Fatalf("%d records, first %+v; want start + 200 operations + 4 faults", len(recs), recs[0])
+	if len(recs) != 1+200+4+1 || recs[0].Type != AuditStart || recs[0].Regions[0] != "us-east-1" || recs[len(recs)-1].Type != AuditStop {
+		t.Fatalf("%d records, first %+v, last %+v; want start + 200 operations + 4 faults + stop", len(recs), recs[0], recs[len(recs)-1])
 	}
 	for i, r := range recs {
 		if r.Seq != int64(i+1) {
@@ -83,11 +84,11 @@ func TestAuditLogRotatesAndSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := readAll(t, dir)
-	if len(again) != len(recs)+3 {
-		t.Fatalf("after a restart: %d records, want %d", len(again), len(recs)+3)
+	if len(again) != len(recs)+4 {
+		t.Fatalf("after a restart: %d records, want %d", len(again), len(recs)+4)
 	}
 	tail := again[len(recs):]
-	if tail[0].Type != AuditStart || tail[0].Seq != int64(len(recs)+1) || tail[1].Operation.SKU != "B" || tail[2].Type != AuditReset || tail[0].Run == recs[0].Run {
+	if tail[0].Type != AuditStart || tail[0].Seq != int64(len(recs)+1) || tail[1].Operation.SKU != "B" || tail[2].Type != AuditReset || tail[3].Type != AuditStop || tail[0].Run == recs[0].Run {
 		t.Errorf("records of the second run: %+v", tail)
 	}
 

@@ -44,6 +44,7 @@ const (
 	AuditDropped   AuditRecordType = "dropped"   // memory export only: Dropped operations past the history cap were not kept
 	AuditGap       AuditRecordType = "gap"       // Gap: writes on a SKU went unrecorded from Gap.From (the latest record of a gap ID stands)
 	AuditGeoCall   AuditRecordType = "geo_call"  // GeoCall: a call of the geo store's log, what its verdict is computed from
+	AuditStop      AuditRecordType = "stop"      // the lab closed the log cleanly: no operation of its run was left unrecorded
 )
 
 // AuditRecord is one line of the audit log.
@@ -320,6 +321,11 @@ func (a *AuditLog) Close() error {
 		<-a.done
 		return a.err
 	}
+	// The last record says the run ended cleanly: a reader of the log
+	// then knows no operation of this run was cut off unrecorded (a run
+	// without it was killed; see HistoryFile).
+	a.seq++
+	a.queue = append(a.queue, AuditRecord{Seq: a.seq, Run: a.run, Type: AuditStop, At: time.Now()})
 	a.closed = true
 	a.cond.Broadcast()
 	a.mu.Unlock()

@@ -19,12 +19,21 @@ func explainCheck(r CheckResult) string {
 		}
 		return fmt.Sprintf("%d units", n)
 	}
+	// "1 unit was sold", "3 units were sold".
+	wereSold := func(n int) string {
+		if n == 1 {
+			return "1 unit was sold"
+		}
+		return units(n) + " were sold"
+	}
 	unplaced := ""
 	if r.Unplaced != nil {
 		unplaced = " " + r.Unplaced.Sentence
 	}
 	var s string
 	switch {
+	case r.Operations == 0 && r.NotJudged > 0 && len(r.Cuts) > 0 && r.Cuts[0].Reason == GapResumed:
+		s = "Nothing judged yet."
 	case r.Operations == 0 && r.NotJudged > 0:
 		s = "Nothing judged: every recorded answer on it came after writes the lab did not record."
 	case r.Operations == 0 && r.SoldUnits == 0 && r.StaleReads == 0:
@@ -32,12 +41,12 @@ func explainCheck(r CheckResult) string {
 	case r.TimedOut:
 		s = fmt.Sprintf("Undecided: the checker ran out of time on %d operations, so it cannot say whether one order of events explains them.", r.Operations)
 		if r.Oversold > 0 {
-			s += fmt.Sprintf(" Still, %s were sold but only %s stocked.", units(r.SoldUnits), units(r.InitialUnits))
+			s += fmt.Sprintf(" Still, %s but only %s stocked.", wereSold(r.SoldUnits), units(r.InitialUnits))
 		}
 	case !r.Linearizable && r.Oversold == 1:
-		s = fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold the same unit twice.", units(r.SoldUnits), units(r.InitialUnits)) + unplaced
+		s = fmt.Sprintf("Not linearizable: %s but only %s stocked — the store sold the same unit twice.", wereSold(r.SoldUnits), units(r.InitialUnits)) + unplaced
 	case !r.Linearizable && r.Oversold > 1:
-		s = fmt.Sprintf("Not linearizable: %s were sold but only %s stocked — the store sold %s it did not have.", units(r.SoldUnits), units(r.InitialUnits), units(r.Oversold)) + unplaced
+		s = fmt.Sprintf("Not linearizable: %s but only %s stocked — the store sold %s it did not have.", wereSold(r.SoldUnits), units(r.InitialUnits), units(r.Oversold)) + unplaced
 	case !r.Linearizable && r.LostUpdates > 0:
 		s = fmt.Sprintf("Not linearizable: buys succeeded from the same stock count, so %d of them overwrote another's write — a lost update. Nothing was oversold, but the count is wrong.", r.LostUpdates) + unplaced
 	case !r.Linearizable && r.Unplaced != nil:
@@ -77,6 +86,9 @@ func explainCuts(r CheckResult) string {
 		return ""
 	}
 	c := r.Cuts[0]
+	if c.Reason == GapResumed {
+		return explainResumed(r, c)
+	}
 	why := "writes on it were left out of the history (a load records only the SKUs it checks, within a budget)"
 	switch c.Reason {
 	case GapHistoryFull:
@@ -102,6 +114,31 @@ func explainCuts(r CheckResult) string {
 		s += fmt.Sprintf(" (%d SKUs were cut like this.)", skus)
 	}
 	return s
+}
+
+// explainResumed says what a verdict covers on a lab that started on an
+// earlier run's data: nothing before the first restock since.
+func explainResumed(r CheckResult, c CheckCut) string {
+	s := fmt.Sprintf("The lab started on data an earlier run left, so what %s held before is not in this history", c.SKU)
+	if c.SKU == "" {
+		s = "The lab started on data an earlier run left, so what its SKUs held before is not in this history"
+	}
+	if c.Resumed.IsZero() {
+		s += fmt.Sprintf(": restock %s to judge it again.", orThisSKU(c.SKU))
+	} else {
+		s += ": judged from its first restock since."
+	}
+	if r.NotJudged > 0 {
+		s += fmt.Sprintf(" %s recorded %s before that %s not judged.", thousands(r.NotJudged), checkPlural(r.NotJudged, "operation", "operations"), checkPlural(r.NotJudged, "was", "were"))
+	}
+	return s
+}
+
+func orThisSKU(sku string) string {
+	if sku == "" {
+		return "a SKU"
+	}
+	return sku
 }
 
 func inFlightAtCuts(cuts []CheckCut) int {

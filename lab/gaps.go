@@ -37,6 +37,12 @@ const (
 	// GapTooManySKUs: the lab tracks gaps for at most maxGapKeys
 	// (store, SKU)s; past that, one gap covers every SKU of the store.
 	GapTooManySKUs GapReason = "too-many-skus"
+	// GapResumed: the lab started on the data an earlier run left (see
+	// nodes' LayoutFile), or a history file holds a run that did not end
+	// cleanly: what the stores held before is not in this history. One
+	// store-wide gap per store; a SKU is judged again from its first
+	// clean restock after it.
+	GapResumed GapReason = "resumed"
 )
 
 // RecordingGap is a stretch of one store's SKU (SKU "": every SKU of the
@@ -336,6 +342,24 @@ func (g *recordingGaps) all(flush bool) []RecordingGap {
 	g.send(unheard)
 	slices.SortFunc(out, func(a, b RecordingGap) int { return a.From.Compare(b.From) })
 	return out
+}
+
+// resumed notes, for every store, a store-wide gap at start: the stores
+// hold what an earlier run wrote, which this history does not (New, on a
+// resumed lab, before any operation). It ended at once: nothing of the
+// earlier run is still in flight in this process.
+func (g *recordingGaps) resumed(stores []Store, start time.Time) {
+	for _, s := range stores {
+		g.end(g.begin(s, "", start, GapResumed), start, true, false)
+		// Only this run's History lacks the earlier run: an audit log
+		// that spans both holds it (and knows a killed run by its
+		// missing stop record), so the gap is not sent to recorders.
+		k := gapKey{s, ""}
+		sh := g.shard(k)
+		sh.mu.Lock()
+		sh.m[k].dirty = false
+		sh.mu.Unlock()
+	}
 }
 
 // clear forgets every gap (Reset, with no operation in flight).

@@ -36,6 +36,10 @@ type HistoryFile struct {
 
 	gaps     map[gapID]RecordingGap
 	gapOrder []gapID
+	// runOpen: a run started (a start record) and has not stopped
+	// cleanly (a stop record).
+	runOpen  bool
+	restarts int64
 }
 
 // gapID names a gap across a log's runs (IDs restart with every run).
@@ -48,7 +52,13 @@ type gapID struct {
 func (h *HistoryFile) add(r AuditRecord) {
 	switch r.Type {
 	case AuditStart:
+		if h.runOpen {
+			h.killed(r)
+		}
+		h.runOpen = true
 		h.Regions = slices.Clone(r.Regions)
+	case AuditStop:
+		h.runOpen = false
 	case AuditReset:
 		h.Operations, h.Faults, h.GeoCalls, h.Dropped = nil, nil, nil, 0
 		h.gaps, h.gapOrder = nil, nil
@@ -71,6 +81,34 @@ func (h *HistoryFile) add(r AuditRecord) {
 			h.gapOrder = append(h.gapOrder, k)
 		}
 		h.gaps[k] = *r.Gap // the latest record of a gap stands
+	}
+}
+
+// killed notes that the run before start r ended without a stop record:
+// the process was killed, and operations it had in flight then were
+// never recorded — some may have applied, and recorded answers may show
+// it. Nothing since the last reset is judged, per store, before the
+// first clean restock after the restart (a store-wide gap from the
+// earliest recorded call to the restart; cut.go).
+func (h *HistoryFile) killed(r AuditRecord) {
+	var from time.Time
+	for _, op := range h.Operations {
+		if from.IsZero() || op.Call.Before(from) {
+			from = op.Call
+		}
+	}
+	for _, c := range h.GeoCalls {
+		if from.IsZero() || c.Call.Before(from) {
+			from = c.Call
+		}
+	}
+	if from.IsZero() || r.At.Before(from) {
+		return // nothing recorded since the last reset: nothing to doubt
+	}
+	h.restarts++
+	for i, s := range Stores {
+		g := RecordingGap{ID: h.restarts*int64(len(Stores)) + int64(i), Store: s, Reason: GapResumed, From: from, To: r.At, Writes: 1}
+		h.add(AuditRecord{Type: AuditGap, Run: "restart:" + r.Run, At: r.At, Gap: &g})
 	}
 }
 
@@ -224,7 +262,7 @@ func parseRecord(line []byte) (AuditRecord, error) {
 		return r, fmt.Errorf("not a history record: %v", err)
 	}
 	switch r.Type {
-	case AuditStart, AuditReset:
+	case AuditStart, AuditReset, AuditStop:
 	case AuditDropped:
 		if r.Dropped < 0 {
 			return r, fmt.Errorf("a dropped record with %d operations", r.Dropped)
@@ -254,7 +292,7 @@ func parseRecord(line []byte) (AuditRecord, error) {
 		}
 		return r, checkFileGeoCall(*r.GeoCall)
 	default:
-		return r, fmt.Errorf("a record of type %s, which the lab does not write (types: start, operation, fault, reset, dropped, gap, geo_call)", Echo(string(r.Type)))
+		return r, fmt.Errorf("a record of type %s, which the lab does not write (types: start, operation, fault, reset, dropped, gap, geo_call, stop)", Echo(string(r.Type)))
 	}
 	return r, nil
 }

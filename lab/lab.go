@@ -183,6 +183,11 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	if cl.Resumed() {
+		// The stores hold what the earlier run wrote; the History starts
+		// empty: judge each SKU from its first restock (gaps.go).
+		l.gaps.resumed(Stores, time.Now())
+	}
 	if _, err := cl.WaitLeader(ctx); err != nil {
 		l.replicated.close()
 		_ = cl.Close()
