@@ -2829,68 +2829,68 @@ func verdictFullPanel(sku string, rows []verdictRow) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 238, "</strong></li><li>maybe applied (unavailable): ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 238, "</strong></li>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				var templ_7745c5c3_Var172 string
-				templ_7745c5c3_Var172, templ_7745c5c3_Err = templ.JoinStringErrs(itoa(row.Result.Indeterminate))
-				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 314, Col: 72}
-				}
-				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var172))
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 239, "</li></ul>")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				if row.Result.Explanation != "" {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 240, "<p class=\"v-explain\">")
+				if row.Stranded > 0 {
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 239, "<li data-testid=\"")
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					var templ_7745c5c3_Var172 string
+					templ_7745c5c3_Var172, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-stranded-" + string(row.Store)).Resolve(ctx)
+					if templ_7745c5c3_Err != nil {
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 315, Col: 65}
+					}
+					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var172)
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 240, "\">stranded (refused, nothing moved): ")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var173 string
-					templ_7745c5c3_Var173, templ_7745c5c3_Err = templ.JoinStringErrs(row.Result.Explanation)
+					templ_7745c5c3_Var173, templ_7745c5c3_Err = templ.JoinStringErrs(itoa(row.Stranded))
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 317, Col: 52}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 315, Col: 123}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var173))
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 241, "</p>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 241, "</li>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 242, " ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 242, "<li>maybe applied (unavailable): ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if row.Result.Geo != nil && row.Result.Geo.Conservation != nil {
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 243, "<p class=\"v-audit\" data-testid=\"")
-					if templ_7745c5c3_Err != nil {
-						return templ_7745c5c3_Err
-					}
-					var templ_7745c5c3_Var174 string
-					templ_7745c5c3_Var174, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-audit-" + string(row.Store)).Resolve(ctx)
-					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 320, Col: 76}
-					}
-					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var174)
-					if templ_7745c5c3_Err != nil {
-						return templ_7745c5c3_Err
-					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 244, "\">Live audit of the regional groups (read now, not from the history): ")
+				var templ_7745c5c3_Var174 string
+				templ_7745c5c3_Var174, templ_7745c5c3_Err = templ.JoinStringErrs(itoa(max(0, row.Result.Indeterminate-row.StrandedUnavailable)))
+				if templ_7745c5c3_Err != nil {
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 317, Col: 104}
+				}
+				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var174))
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 243, "</li></ul>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				if row.Result.Explanation != "" {
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 244, "<p class=\"v-explain\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var175 string
-					templ_7745c5c3_Var175, templ_7745c5c3_Err = templ.JoinStringErrs(row.Result.Geo.Conservation.Explanation)
+					templ_7745c5c3_Var175, templ_7745c5c3_Err = templ.JoinStringErrs(row.Result.Explanation)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 320, Col: 188}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 320, Col: 52}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var175))
 					if templ_7745c5c3_Err != nil {
@@ -2901,65 +2901,101 @@ func verdictFullPanel(sku string, rows []verdictRow) templ.Component {
 						return templ_7745c5c3_Err
 					}
 				}
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 246, " ")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				if row.Result.Geo != nil && row.Result.Geo.Conservation != nil {
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 247, "<p class=\"v-audit\" data-testid=\"")
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					var templ_7745c5c3_Var176 string
+					templ_7745c5c3_Var176, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-audit-" + string(row.Store)).Resolve(ctx)
+					if templ_7745c5c3_Err != nil {
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 76}
+					}
+					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var176)
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 248, "\">Live audit of the regional groups (read now, not from the history): ")
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					var templ_7745c5c3_Var177 string
+					templ_7745c5c3_Var177, templ_7745c5c3_Err = templ.JoinStringErrs(row.Result.Geo.Conservation.Explanation)
+					if templ_7745c5c3_Err != nil {
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 188}
+					}
+					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var177))
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 249, "</p>")
+					if templ_7745c5c3_Err != nil {
+						return templ_7745c5c3_Err
+					}
+				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 246, "<a id=\"")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			var templ_7745c5c3_Var176 string
-			templ_7745c5c3_Var176, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-visual-" + string(row.Store)).Resolve(ctx)
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 50}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var176)
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 247, "\" data-testid=\"")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			var templ_7745c5c3_Var177 string
-			templ_7745c5c3_Var177, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-visual-" + string(row.Store)).Resolve(ctx)
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 104}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var177)
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 248, "\" href=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 250, "<a id=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var178 string
-			templ_7745c5c3_Var178, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(visualURL(row.Store, sku))).ResolveURL(ctx)
+			templ_7745c5c3_Var178, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-visual-" + string(row.Store)).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 150}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 326, Col: 50}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var178)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 249, "\" target=\"_blank\" rel=\"noopener\">See the checker's picture of ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 251, "\" data-testid=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var179 string
-			templ_7745c5c3_Var179, templ_7745c5c3_Err = templ.JoinStringErrs(storeTitle(row.Store))
+			templ_7745c5c3_Var179, templ_7745c5c3_Err = templruntime.NewAttributeExpression("verdict-visual-" + string(row.Store)).Resolve(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 323, Col: 236}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 326, Col: 104}
 			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var179))
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var179)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 250, "</a></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 252, "\" href=\"")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			var templ_7745c5c3_Var180 string
+			templ_7745c5c3_Var180, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(visualURL(row.Store, sku))).ResolveURL(ctx)
+			if templ_7745c5c3_Err != nil {
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 326, Col: 150}
+			}
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var180)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 253, "\" target=\"_blank\" rel=\"noopener\">See the checker's picture of ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			var templ_7745c5c3_Var181 string
+			templ_7745c5c3_Var181, templ_7745c5c3_Err = templ.JoinStringErrs(storeTitle(row.Store))
+			if templ_7745c5c3_Err != nil {
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 326, Col: 236}
+			}
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var181))
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 254, "</a></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 251, "</div></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 255, "</div></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -2984,7 +3020,7 @@ func menus(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 252, "<div id=\"link-menu\" data-testid=\"link-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Link options\" hidden><p class=\"popover-title\" id=\"link-menu-title\">Link</p><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"link-menu-cut-both\" data-testid=\"link-menu-cut-both\">Cut both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-heal-both\" data-testid=\"link-menu-heal-both\">Heal both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-fwd\" data-testid=\"link-menu-cut-fwd\">Cut one way</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-rev\" data-testid=\"link-menu-cut-rev\">Cut the other way</button> <label for=\"link-menu-rtt\">Round trip (ms, 0–5000)</label><div class=\"row\"><input type=\"number\" id=\"link-menu-rtt\" data-testid=\"link-menu-rtt\" min=\"0\" max=\"5000\" step=\"1\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"link-menu-rtt-apply\" data-testid=\"link-menu-rtt-apply\">Set latency</button></div><button type=\"button\" class=\"btn ghost\" id=\"link-menu-close\" data-testid=\"link-menu-close\">Close</button></div></div><div id=\"region-menu\" data-testid=\"region-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Region options\" hidden><div class=\"popover-head\"><p class=\"popover-title\" id=\"region-menu-title\">Region</p><button type=\"button\" class=\"btn ghost small\" id=\"region-menu-close\" data-testid=\"region-menu-close\" aria-label=\"Close this menu\">✕ Close</button></div><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"region-menu-lead\" data-testid=\"region-menu-lead\">Make leader</button> <button type=\"button\" class=\"btn\" id=\"region-menu-isolate\" data-testid=\"region-menu-isolate\">Isolate</button> <button type=\"button\" class=\"btn\" id=\"region-menu-restart\" data-testid=\"region-menu-restart\">Restart</button> <button type=\"button\" class=\"btn danger\" id=\"region-menu-crash\" data-testid=\"region-menu-crash\">Crash</button> <label for=\"region-menu-clock\">Clock offset (s, ±3600)</label><div class=\"row\"><input type=\"number\" id=\"region-menu-clock\" data-testid=\"region-menu-clock\" min=\"-3600\" max=\"3600\" step=\"0.1\" value=\"5\" inputmode=\"decimal\"> <button type=\"button\" class=\"btn\" id=\"region-menu-clock-apply\" data-testid=\"region-menu-clock-apply\">Set clock</button></div><button type=\"button\" class=\"btn\" id=\"region-menu-pause\" data-testid=\"region-menu-pause\">Pause its shop 8 s</button></div></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 256, "<div id=\"link-menu\" data-testid=\"link-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Link options\" hidden><p class=\"popover-title\" id=\"link-menu-title\">Link</p><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"link-menu-cut-both\" data-testid=\"link-menu-cut-both\">Cut both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-heal-both\" data-testid=\"link-menu-heal-both\">Heal both ways</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-fwd\" data-testid=\"link-menu-cut-fwd\">Cut one way</button> <button type=\"button\" class=\"btn\" id=\"link-menu-cut-rev\" data-testid=\"link-menu-cut-rev\">Cut the other way</button> <label for=\"link-menu-rtt\">Round trip (ms, 0–5000)</label><div class=\"row\"><input type=\"number\" id=\"link-menu-rtt\" data-testid=\"link-menu-rtt\" min=\"0\" max=\"5000\" step=\"1\" inputmode=\"numeric\"> <button type=\"button\" class=\"btn\" id=\"link-menu-rtt-apply\" data-testid=\"link-menu-rtt-apply\">Set latency</button></div><button type=\"button\" class=\"btn ghost\" id=\"link-menu-close\" data-testid=\"link-menu-close\">Close</button></div></div><div id=\"region-menu\" data-testid=\"region-menu\" class=\"popover\" role=\"dialog\" aria-label=\"Region options\" hidden><div class=\"popover-head\"><p class=\"popover-title\" id=\"region-menu-title\">Region</p><button type=\"button\" class=\"btn ghost small\" id=\"region-menu-close\" data-testid=\"region-menu-close\" aria-label=\"Close this menu\">✕ Close</button></div><div class=\"col\"><button type=\"button\" class=\"btn\" id=\"region-menu-lead\" data-testid=\"region-menu-lead\">Make leader</button> <button type=\"button\" class=\"btn\" id=\"region-menu-isolate\" data-testid=\"region-menu-isolate\">Isolate</button> <button type=\"button\" class=\"btn\" id=\"region-menu-restart\" data-testid=\"region-menu-restart\">Restart</button> <button type=\"button\" class=\"btn danger\" id=\"region-menu-crash\" data-testid=\"region-menu-crash\">Crash</button> <label for=\"region-menu-clock\">Clock offset (s, ±3600)</label><div class=\"row\"><input type=\"number\" id=\"region-menu-clock\" data-testid=\"region-menu-clock\" min=\"-3600\" max=\"3600\" step=\"0.1\" value=\"5\" inputmode=\"decimal\"> <button type=\"button\" class=\"btn\" id=\"region-menu-clock-apply\" data-testid=\"region-menu-clock-apply\">Set clock</button></div><button type=\"button\" class=\"btn\" id=\"region-menu-pause\" data-testid=\"region-menu-pause\">Pause its shop 8 s</button></div></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -3009,7 +3045,7 @@ func helpOverlay(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 253, "<div id=\"help\" data-testid=\"help\" class=\"overlay\" role=\"dialog\" aria-modal=\"true\" aria-labelledby=\"help-title\" hidden><div class=\"overlay-body\"><h2 id=\"help-title\">How to read and drive the lab</h2><ul><li><strong>Regions</strong> (circles) each run a shop and two databases: a member of the global consensus group and a local replica. <span class=\"crown\">♛</span> <strong>leader</strong> marks the member that orders every consensus write.</li><li><strong>Shops</strong>: one row per region, one <em>Buy</em> per store, so the same buy on both stores sits side by side. The <strong>score</strong> counts sales, refusals and oversold units per store; the <strong>checker</strong> says whether the history could have happened on one correct shelf.</li><li><strong>Links</strong> carry every byte between regions. A cut link carries nothing; dots show live traffic.</li><li><strong>Consensus (CP)</strong> stays correct and refuses on the minority side. <strong>Replicated (AP)</strong> stays open and may oversell unless W + R &gt; N.</li></ul>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 257, "<div id=\"help\" data-testid=\"help\" class=\"overlay\" role=\"dialog\" aria-modal=\"true\" aria-labelledby=\"help-title\" hidden><div class=\"overlay-body\"><h2 id=\"help-title\">How to read and drive the lab</h2><ul><li><strong>Regions</strong> (circles) each run a shop and two databases: a member of the global consensus group and a local replica. <span class=\"crown\">♛</span> <strong>leader</strong> marks the member that orders every consensus write.</li><li><strong>Shops</strong>: one row per region, one <em>Buy</em> per store, so the same buy on both stores sits side by side. The <strong>score</strong> counts sales, refusals and oversold units per store; the <strong>checker</strong> says whether the history could have happened on one correct shelf.</li><li><strong>Links</strong> carry every byte between regions. A cut link carries nothing; dots show live traffic.</li><li><strong>Consensus (CP)</strong> stays correct and refuses on the minority side. <strong>Replicated (AP)</strong> stays open and may oversell unless W + R &gt; N.</li></ul>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -3017,7 +3053,7 @@ func helpOverlay(v pageView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 254, "<h3>Keys</h3><dl class=\"keys\"><div><dt><kbd>1</kbd>…<kbd>7</kbd></dt><dd>isolate region 1…7 (presenter)</dd></div><div><dt><kbd>h</kbd></dt><dd>heal all links (presenter)</dd></div><div><dt><kbd>r</kbd></dt><dd>reset the lab (presenter)</dd></div><div><dt><kbd>n</kbd></dt><dd>lesson: run this step, or go on to the next and run it; a step with a question waits for votes (presenter)</dd></div><div><dt><kbd>v</kbd></dt><dd>reveal the answer to the open question (presenter)</dd></div><div><dt><kbd>q</kbd></dt><dd>next question of this step, once the answer is out (presenter)</dd></div><div><dt><kbd>g</kbd></dt><dd>new group: reset the lab, the votes and the recording, back to the lesson's first step (presenter)</dd></div><div><dt><kbd>b</kbd></dt><dd>back one lesson step (presenter)</dd></div><div><dt><kbd>p</kbd></dt><dd>presenter mode: large type, high contrast</dd></div><div><dt><kbd>?</kbd></dt><dd>this help; <kbd>Esc</kbd> closes it</dd></div></dl><button type=\"button\" class=\"btn primary\" id=\"help-close\" data-testid=\"help-close\">Close</button></div></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 258, "<h3>Keys</h3><dl class=\"keys\"><div><dt><kbd>1</kbd>…<kbd>7</kbd></dt><dd>isolate region 1…7 (presenter)</dd></div><div><dt><kbd>h</kbd></dt><dd>heal all links (presenter)</dd></div><div><dt><kbd>r</kbd></dt><dd>reset the lab (presenter)</dd></div><div><dt><kbd>n</kbd></dt><dd>lesson: run this step, or go on to the next and run it; a step with a question waits for votes (presenter)</dd></div><div><dt><kbd>v</kbd></dt><dd>reveal the answer to the open question (presenter)</dd></div><div><dt><kbd>q</kbd></dt><dd>next question of this step, once the answer is out (presenter)</dd></div><div><dt><kbd>g</kbd></dt><dd>new group: reset the lab, the votes and the recording, back to the lesson's first step (presenter)</dd></div><div><dt><kbd>b</kbd></dt><dd>back one lesson step (presenter)</dd></div><div><dt><kbd>p</kbd></dt><dd>presenter mode: large type, high contrast</dd></div><div><dt><kbd>?</kbd></dt><dd>this help; <kbd>Esc</kbd> closes it</dd></div></dl><button type=\"button\" class=\"btn primary\" id=\"help-close\" data-testid=\"help-close\">Close</button></div></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -3042,69 +3078,69 @@ func joinBox(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 255, "<aside id=\"join\" data-testid=\"join\" class=\"join\" aria-label=\"Audience join link\"><p>Follow along:</p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 259, "<aside id=\"join\" data-testid=\"join\" class=\"join\" aria-label=\"Audience join link\"><p>Follow along:</p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.QR != "" {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 256, "<img id=\"join-qr\" data-testid=\"join-qr\" src=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 260, "<img id=\"join-qr\" data-testid=\"join-qr\" src=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var183 string
-			templ_7745c5c3_Var183, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(v.QR)).ResolveURL(ctx)
+			var templ_7745c5c3_Var185 string
+			templ_7745c5c3_Var185, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.SafeURL(v.QR)).ResolveURL(ctx)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 399, Col: 68}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 402, Col: 68}
 			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var183)
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 257, "\" alt=\"")
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var185)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var184 string
-			templ_7745c5c3_Var184, templ_7745c5c3_Err = templruntime.NewAttributeExpression("QR code for " + v.JoinURL).Resolve(ctx)
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 399, Col: 103}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var184)
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 261, "\" alt=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 258, "\" width=\"160\" height=\"160\">")
+			var templ_7745c5c3_Var186 string
+			templ_7745c5c3_Var186, templ_7745c5c3_Err = templruntime.NewAttributeExpression("QR code for " + v.JoinURL).Resolve(ctx)
+			if templ_7745c5c3_Err != nil {
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 402, Col: 103}
+			}
+			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var186)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 262, "\" width=\"160\" height=\"160\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 259, "<p><a id=\"join-url\" data-testid=\"join-url\" href=\"")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 263, "<p><a id=\"join-url\" data-testid=\"join-url\" href=\"")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var185 string
-		templ_7745c5c3_Var185, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(v.JoinURL)).ResolveURL(ctx)
+		var templ_7745c5c3_Var187 string
+		templ_7745c5c3_Var187, templ_7745c5c3_Err = templruntime.NewAttributeExpression(templ.URL(v.JoinURL)).ResolveURL(ctx)
 		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 401, Col: 72}
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 404, Col: 72}
 		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var185)
-		if templ_7745c5c3_Err != nil {
-			return templ_7745c5c3_Err
-		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 260, "\">")
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var187)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		var templ_7745c5c3_Var186 string
-		templ_7745c5c3_Var186, templ_7745c5c3_Err = templ.JoinStringErrs(v.JoinURL)
-		if templ_7745c5c3_Err != nil {
-			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 401, Col: 86}
-		}
-		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var186))
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 264, "\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 261, "</a></p></aside>")
+		var templ_7745c5c3_Var188 string
+		templ_7745c5c3_Var188, templ_7745c5c3_Err = templ.JoinStringErrs(v.JoinURL)
+		if templ_7745c5c3_Err != nil {
+			return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/page.templ`, Line: 404, Col: 86}
+		}
+		_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var188))
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 265, "</a></p></aside>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
