@@ -1,6 +1,8 @@
 package main
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -42,6 +44,32 @@ func TestLoadBadFlags(t *testing.T) {
 		var out, errb strings.Builder
 		if code := run(args, &out, &errb); code != 2 || strings.Contains(errb.String(), "starting a lab") {
 			t.Errorf("%v: exit %d, want 2 without starting a lab; stderr:\n%s", args, code, errb.String())
+		}
+	}
+}
+
+// TestLoadSmallCatalogueAndPlainProgress: "caplab load --skus 3" runs (the
+// checked sample follows the catalogue instead of refusing a field the
+// user never set), and with stderr not a terminal progress is plain
+// lines: no carriage returns, shares within 0..100 %.
+func TestLoadSmallCatalogueAndPlainProgress(t *testing.T) {
+	var out, errb strings.Builder
+	code := run([]string{"load", "--latency-scale", "0", "--skus", "3", "--rate", "5", "--mix", "2", "--duration", "2s", "--seed", "7"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	progress := errb.String()
+	if strings.Contains(progress, "\r") {
+		t.Errorf("carriage returns in progress written to a file:\n%q", progress)
+	}
+	for _, want := range []string{"caplab load: running 0/2 s:", "caplab load: finished"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+	for _, m := range regexp.MustCompile(`(-?[0-9.]+)%`).FindAllStringSubmatch(progress, -1) {
+		if v, err := strconv.ParseFloat(m[1], 64); err != nil || v < 0 || v > 100 {
+			t.Errorf("progress shows %s%%:\n%s", m[1], progress)
 		}
 	}
 }

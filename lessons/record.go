@@ -85,7 +85,10 @@ type renderer struct {
 
 func newRenderer(rec lab.Recording) *renderer {
 	r := &renderer{rec: rec, down: map[string]bool{}, cut: map[[2]string]bool{},
-		writers: map[lab.Store]map[string]bool{lab.Consensus: {}, lab.Replicated: {}}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
+		writers: map[lab.Store]map[string]bool{}, breakers: map[string]*breakerModel{}, counts: map[string]int{}}
+	for _, s := range lab.Stores { // every store the lab records, the geo store's too
+		r.writers[s] = map[string]bool{}
+	}
 	first := &recStep{}
 	first.lines = append(first.lines, "reset")
 	if q := rec.Quorum; q.W != 0 && (q.W != 1 || q.R != 1) {
@@ -454,18 +457,38 @@ func (r *renderer) stock(actions []lab.RecordedAction, i int) int {
 	if r.leaderUnsure {
 		r.waitLeader()
 	}
-	r.writers[op.Store][op.Region] = true
+	r.noteWriter(op.Store, op.Region)
+	// "stock SKU N" stocks the consensus and the replicated store (the
+	// geo store only when named): two such stocks in a row are one line.
 	if i+1 < len(actions) {
-		if n := actions[i+1].Op; n != nil && n.Op == lab.OpStock && n.Outcome == lab.OK && n.SKU == op.SKU && n.Qty == op.Qty && n.Store != op.Store {
+		if n := actions[i+1].Op; n != nil && n.Op == lab.OpStock && n.Outcome == lab.OK && n.SKU == op.SKU && n.Qty == op.Qty && bothStores(op.Store, n.Store) {
 			r.cur.ops = append(r.cur.ops, n)
-			r.writers[n.Store][n.Region] = true
+			r.noteWriter(n.Store, n.Region)
 			r.last = actions[i+1].Done
 			r.emit("stock %s %d", op.SKU, op.Qty)
 			return 1
 		}
 	}
-	r.emit("stock %s %d on %s", op.SKU, op.Qty, op.Store)
+	// A geo stock given per region keeps its split; an even split is
+	// what "on geo" does by itself.
+	r.emit("%s", Stock{SKU: op.SKU, Quantity: op.Qty, Store: op.Store, Split: op.Allocations}.String())
 	return 0
+}
+
+// bothStores reports whether a and b are the two stores a plain "stock"
+// line writes.
+func bothStores(a, b lab.Store) bool {
+	return (a == lab.Consensus && b == lab.Replicated) || (a == lab.Replicated && b == lab.Consensus)
+}
+
+// noteWriter remembers that region wrote to store since replicas last
+// agreed; a store the renderer has no map for (one a newer lab adds) gets
+// one rather than a panic.
+func (r *renderer) noteWriter(store lab.Store, region string) {
+	if r.writers[store] == nil {
+		r.writers[store] = map[string]bool{}
+	}
+	r.writers[store][region] = true
 }
 
 // leave writes an outcome the replay cannot promise as a comment.
@@ -540,7 +563,7 @@ func (r *renderer) buy(a lab.RecordedAction) {
 		return
 	}
 	if op.Outcome == lab.OK || op.Outcome == lab.Unavailable {
-		r.writers[op.Store][op.Region] = true
+		r.noteWriter(op.Store, op.Region)
 	}
 	r.emit("%s expect %s", cmd, op.Outcome)
 }
@@ -674,6 +697,6 @@ func (r *renderer) reserve(a lab.RecordedAction) {
 	r.cur.ops = append(r.cur.ops, op)
 	r.waitLeader()
 	cmd := Reserve{SKU: op.SKU, Region: op.Region, Fenced: a.Fenced, Expect: op.Outcome}
-	r.writers[lab.Consensus][op.Region] = true
+	r.noteWriter(lab.Consensus, op.Region)
 	r.emit("%s", cmd.String())
 }

@@ -124,6 +124,31 @@ func TestRecordRules(t *testing.T) {
 			},
 			want: []string{"## Only N. Virginia links the others", "reset\nheal\ncut ap-southeast-1 eu-west-1\n"},
 		},
+		{
+			// The page's "Stock every store": consensus, replicated, geo.
+			name: "stocking every store is one line for two stores and one for geo; geo buys and reads keep their outcomes",
+			actions: []lab.RecordedAction{
+				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 3),
+				op(lab.Replicated, lab.OpStock, "us-east-1", lab.OK, 3),
+				op(lab.Geo, lab.OpStock, "us-east-1", lab.OK, 3),
+				op(lab.Geo, lab.OpBuy, "ap-southeast-1", lab.OK, 2),
+				{Kind: lab.ActIsolate, Regions: []string{"ap-southeast-1"}},
+				op(lab.Geo, lab.OpBuy, "ap-southeast-1", lab.SoldOut, 0),
+				op(lab.Geo, lab.OpRead, "eu-west-1", lab.OK, 2),
+			},
+			want: []string{"stock X 3\nstock X 3 on geo\n", "buy geo X from ap-southeast-1 expect ok\n",
+				"buy geo X from ap-southeast-1 expect sold_out\n", "expect read geo X from eu-west-1 = 2\n"},
+		},
+		{
+			name: "a geo stock split by region keeps its split; a replicated and a geo stock are not one line",
+			actions: []lab.RecordedAction{
+				op(lab.Replicated, lab.OpStock, "us-east-1", lab.OK, 6),
+				{Kind: lab.ActStock, Regions: []string{"us-east-1"}, Op: &lab.Operation{Store: lab.Geo, SKU: "X", Op: lab.OpStock, Region: "us-east-1",
+					Outcome: lab.OK, Qty: 6, Allocations: map[string]int{"us-east-1": 1, "eu-west-1": 5, "ap-southeast-1": 0}}},
+			},
+			want:  []string{"stock X 6 on replicated\nstock X 6 on geo split ap-southeast-1=0,eu-west-1=5,us-east-1=1\n"},
+			avoid: []string{"stock X 6\n"},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

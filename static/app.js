@@ -527,6 +527,34 @@
 
   // ---------- stream
   let ws = null, backoff = 500, opened = false;
+  // A delta frame says only what changed (web/delta.go): an object holds
+  // the members that changed (null: removed); an object where the State
+  // has an array holds the changed elements by index; anything else
+  // replaces the value. Nothing is changed in place.
+  function applyDelta(target, d) {
+    if (d === null || typeof d !== 'object' || Array.isArray(d)) return d;
+    if (Array.isArray(target)) {
+      const out = target.slice();
+      for (const k of Object.keys(d)) {
+        const i = Number(k);
+        if (Number.isInteger(i) && i >= 0 && i < out.length) out[i] = applyDelta(out[i], d[k]);
+      }
+      return out;
+    }
+    const out = target && typeof target === 'object' ? Object.assign({}, target) : {};
+    for (const k of Object.keys(d)) {
+      if (k === '__proto__') continue;
+      if (d[k] === null) delete out[k]; else out[k] = applyDelta(out[k], d[k]);
+    }
+    return out;
+  }
+  // The dock panels whose frames this page wants: the open tab's, if it
+  // is one of those the server spares a page that does not show them.
+  let openTab = '';
+  function panelsShown() { return openTab === 'checker' || openTab === 'load' ? [openTab] : []; }
+  function sendPanels() {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'panels', show: panelsShown() }));
+  }
   // catchUp reads what the stream could not bring: after a reconnect, or a
   // resync frame (the server's stream fell behind the lab and lost events).
   // At most one every 2 s (a starved machine under load may resync often;
@@ -539,7 +567,8 @@
   }
   function connect() {
     const conn = $('conn-status');
-    ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    // Deltas, and the frames of the dock panel that is open only (web/doc.go).
+    ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws?delta=1&panels=' + panelsShown().join(','));
     ws.onopen = () => {
       backoff = 500; conn.textContent = 'live'; conn.className = 'badge conn live';
       if (opened) catchUp(); // the start reads the history itself
@@ -555,6 +584,13 @@
       try { f = JSON.parse(ev.data); } catch (e) { return; }
       switch (f.type) {
         case 'state': if (f.state) applyState(f.state); break;
+        case 'delta':
+          // A delta turns the State we hold into the next; a gap (never
+          // expected) is mended by a fresh connection, which starts whole.
+          if (!state || f.base !== state.version) { ws.close(); return; }
+          f = { type: 'state', state: applyDelta(state, f.delta) };
+          applyState(f.state);
+          break;
         case 'operation': {
           if (f.outcome) showOutcome(Object.assign({}, f.outcome, { callMs: f.operation ? Date.parse(f.operation.call) : Date.now() }), f.said);
           const o = f.operation;
@@ -711,6 +747,7 @@
     });
     if (focus) tab.focus();
     if (id === 'timeline') queueDraw();
+    if (id !== openTab) { openTab = id; sendPanels(); emit('tab', { id }); }
   }
   function setPresent(on) {
     body.classList.toggle('present', on);

@@ -1,6 +1,7 @@
 // caplab load panel (web/load.templ). Our own script; plots with uPlot
-// (static/vendor/uplot/). It fills the panel from GET /api/load once and
-// then from the /ws "load" frames (one a second while a load runs), and
+// (static/vendor/uplot/). It fills the panel from GET /api/load at start
+// and whenever its tab opens, and then from the /ws "load" frames (one a
+// second while a load runs and the tab is open), and
 // lets the presenter start and stop a load (POST / DELETE /api/load).
 (() => {
   'use strict';
@@ -411,8 +412,14 @@
   cap.on('present', () => { if (run) { makePlots(); redraw(); resize(); } });
   // For tests and the curious: the uPlot instances and the band intervals.
   window.caplabLoad = { plots, bands };
-  fetch('/api/load', { credentials: 'same-origin' })
-    .then((r) => r.json())
-    .then((st) => apply(st, st.samples))
-    .catch(() => {});
+  // The whole run with its samples: at start, and when the tab opens —
+  // the stream sends load frames only while the tab is open.
+  function fetchRun() {
+    fetch('/api/load', { credentials: 'same-origin' })
+      .then((r) => r.json())
+      .then((st) => apply(st, st.samples))
+      .catch(() => {});
+  }
+  cap.on('tab', (t) => { if (t.id === 'load') fetchRun(); });
+  fetchRun();
 })();

@@ -39,6 +39,11 @@
 // serializable. Bodies: at most 64 KiB (413), exactly one JSON value (400
 // for malformed, truncated or trailing data, and for wrong types); unknown
 // fields are ignored because the API may grow; an empty body reads as {}.
+// Every mutating route reads its body so, those that take nothing ({})
+// included: "hello", "[]" or "{}{}" is 400, a body over 64 KiB 413. PUT
+// /api/lesson needs "lesson" ("" closes the lesson; missing or null is
+// 400). A handler that panics (a bug) answers 500 with a sentence and is
+// logged.
 // Every error is {"error": "<sentence>"}. Lab errors map as: ErrUnknownRegion
 // and ErrUnknownStore 404, ErrBadInput 400, ErrUnavailable and ErrClosed 503
 // with Retry-After. Outcomes: 200 ok and sold_out, 503 + Retry-After
@@ -55,7 +60,7 @@
 //	GET  /api/lessons/{id}                      Lesson with "stepList"
 //	POST /api/lessons/{id}/steps/{step}/run     {"lesson","step","report","results","failed"}; token; see Lessons
 //	GET  /api/lesson                            {"lesson":lessonView|null,"poll":pollView|null,"vote":"<your vote>"}
-//	PUT  /api/lesson                            {"lesson":"id","step":0} moves every page there ("lesson":"" closes); token
+//	PUT  /api/lesson                            {"lesson":"id","step":0} moves every page there ("lesson":"" closes; no "lesson" is 400); token
 //	POST /api/poll/vote                         {"option":"X"}: the audience's vote; no token (see Lessons)
 //	POST /api/poll/reveal                       the open question's tally and answer to everyone; token
 //	POST /api/poll/next                         the step's next question; token
@@ -146,9 +151,12 @@
 //
 // Same-origin upgrades only (an Origin header must name the request's Host;
 // no Origin is allowed for non-browser clients). Read limit 4 KiB — the
-// browser sends nothing but keep-alives; a ping every 20 s, pong extends the
-// 60 s read deadline; 10 s write deadline. One reader and one writer
-// goroutine per connection. Frames are JSON objects with "type":
+// browser sends keep-alives and which panels it shows (below); a ping every
+// 20 s, pong extends the 60 s read deadline; 10 s write deadline. One
+// reader and one writer goroutine per connection. permessage-deflate
+// (RFC 7692) when the client offers it, as browsers do: frames of 512
+// bytes or more are deflated, each once for every viewer. Frames are JSON
+// objects with "type":
 //
 //	{"type":"state",<State's fields>,"state":State}         the first message, at connect (the newest State the hub knows): also a State itself (API.md)
 //	{"type":"state","state":State}                          then on changes
@@ -156,7 +164,9 @@
 //	{"type":"fault","fault":Fault,"said":{"text":"…"}}
 //	{"type":"reset","firstOpId":N}                          N: the ID of the first operation after the reset
 //	{"type":"resync","missed":N}                            the hub lost N lab events (it fell behind on a busy machine): read /api/history again
-//	{"type":"fragment","id":"counters","html":"…"}          after every state frame
+//	{"type":"fragment","id":"counters","html":"…"}          after every state frame (panel "checker")
+//	{"type":"delta","base":B,"version":V,"delta":{…}}       instead of a state frame, to a viewer that asked (?delta=1): see below
+//	{"type":"load","load":Status}                           the Black Friday load (load.go; panel "load")
 //	{"type":"fragment","id":"verdict","html":"…"}           ~0.4 s after operations settle, for the SKU last operated on
 //	{"type":"fragment","id":"verdict-full","html":"…"}      with it: the whole verdict (the Checker tab)
 //	{"type":"lesson","lesson":{…}}                          at connect and on every change of the lesson session; no "lesson" when none is open
@@ -175,8 +185,36 @@
 //
 // The hub (one goroutine owns the viewer set) coalesces state: it keeps only
 // the newest State and sends at most one state frame per 50 ms (20 a
-// second) per viewer; operation, fault, reset, lesson and poll frames are
-// queued in order.
+// second) per viewer when the State changed in shape (a role, a term, a
+// leader, a link's state or latency, a breaker, a crash, a zone, a clock
+// setting, the quorum), and at most one per 250 ms (4 a second) when only
+// running totals moved: outcome counters, link traffic, the consensus
+// log's indexes, replica revisions, clock skew — during a load, all that
+// changes (delta.go, sameShape). Operation, fault, reset, lesson and poll
+// frames are queued in order.
+//
+// Two opt-ins make a viewer cheaper during a load; the page uses both
+// (/ws?delta=1&panels=…). Clients that use neither get the frames above,
+// unchanged.
+//
+//   - delta=1: after the first State (whole, as above), each State comes
+//     as {"type":"delta","base":B,"version":V,"delta":D}: D turns the State
+//     of version B — the last this viewer got — into the State of version
+//     V. D is a JSON merge patch (RFC 7396: an object holds the members
+//     that changed, null removes one, any other value replaces) with one
+//     addition: where the State holds an array and D an object, D's keys
+//     are indexes of the elements that changed ({"links":{"3":{"bytes":
+//     51200}}}). An array whose length changed comes whole. A State that no
+//     delta can say comes as a state frame; a viewer whose version is not
+//     B should reconnect (the hub never sends one).
+//   - panels=checker,load (names from: checker, load; empty: none), and
+//     later the message {"type":"panels","show":["load"]} from the viewer
+//     when its open tab changes: frames that only a panel shows — the
+//     counters fragment (checker) and load frames (load) — go to the viewer
+//     only while it shows that panel, and the newest of them at once when
+//     it opens it. A viewer that never says gets them all. Unknown names in
+//     a message are ignored; in the query they are a 400.
+//
 // Each viewer has a send buffer of 256 frames; a viewer whose buffer is full
 // is dropped, never waited for (the page reconnects and reads the history
 // again). The hub's own subscription to the lab holds 256 events; when it

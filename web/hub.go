@@ -41,33 +41,66 @@ type frame struct {
 // outMsg is one encoded frame for every viewer: presenter is what
 // presenters get instead (nil: the same as viewer). A sticky message is
 // also kept, under its key, and sent to every viewer who connects later, so
-// that a new page shows the open lesson and poll at once.
+// that a new page shows the open lesson and poll at once. A message with
+// a panel goes only to viewers that show that panel, or never said which
+// panels they show (see client.panels).
 type outMsg struct {
 	viewer    []byte
 	presenter []byte
 	sticky    string
+	panel     string
+	vw, pw    *wire // prepared by the hub
 }
 
-// bytesFor returns the bytes c gets.
-func (m outMsg) bytesFor(c *client) []byte {
-	if c.presenter && m.presenter != nil {
-		return m.presenter
+// prepare wraps the bytes for the wire, once for every viewer.
+func (m *outMsg) prepare() {
+	if m.vw == nil {
+		m.vw = newWire(m.viewer)
 	}
-	return m.viewer
+	if m.pw == nil && m.presenter != nil {
+		m.pw = newWire(m.presenter)
+	}
 }
 
-// fragment is server-rendered HTML for the element with id ID.
-type fragment struct {
-	ID   string
-	HTML string
+// wireFor returns what c gets.
+func (m *outMsg) wireFor(c *client) *wire {
+	if c.presenter && m.pw != nil {
+		return m.pw
+	}
+	return m.vw
 }
+
+// fragment is server-rendered HTML for the element with id ID. Panel, when
+// set, names the dock panel that shows it (panelChecker): viewers that
+// say they do not show it are spared it.
+type fragment struct {
+	ID    string
+	HTML  string
+	Panel string
+}
+
+// Panels a viewer can say it shows (client.panels): the dock tabs whose
+// frames are costly during a load.
+const (
+	panelChecker = "checker" // the counters fragment
+	panelLoad    = "load"    // load frames
+)
+
+// knownPanels are the panels a viewer may name.
+var knownPanels = []string{panelChecker, panelLoad}
 
 // hubConfig configures a hub; zero fields take defaults.
 type hubConfig struct {
 	Logger *slog.Logger
 	// Interval is the least time between two state frames to a viewer
-	// (default 50 ms: at most 20 state frames a second).
+	// (default 50 ms: at most 20 state frames a second) when the State
+	// changed in shape: a role, a term, a link, a breaker, a crash.
 	Interval time.Duration
+	// SummaryInterval is the least time between two state frames when
+	// only running totals changed (counters, link traffic, log indexes;
+	// sameShape): default 250 ms, 4 a second. During a load these are all
+	// that changes, many times a second.
+	SummaryInterval time.Duration
 	// SendBuffer is how many frames may wait for one viewer before the hub
 	// drops that viewer (default 256).
 	SendBuffer int
@@ -84,7 +117,9 @@ type hubConfig struct {
 // events from its input channel and fans them out:
 //
 //   - state changes are coalesced: the hub keeps only the newest State and
-//     sends it at most once per Interval, with the fragments rendered from it;
+//     sends it at most once per Interval — once per SummaryInterval when
+//     only running totals changed — with the fragments rendered from it,
+//     as a delta to viewers that asked for deltas;
 //   - operation, fault and reset events are queued to every viewer in order;
 //   - a viewer whose send buffer is full is dropped, never waited for.
 type hub struct {
@@ -93,11 +128,18 @@ type hub struct {
 	register   chan *client
 	unregister chan *client
 	broadcast  chan outMsg
+	panels     chan panelChange
 	count      chan chan int
 	viewers    atomic.Int64 // len of run's client set, published for the upgrade's cap check
 	stop       chan struct{}
 	done       chan struct{}
 	stopOnce   sync.Once
+}
+
+// panelChange is a viewer saying which panels it shows now.
+type panelChange struct {
+	c      *client
+	panels map[string]bool
 }
 
 func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
@@ -106,6 +148,9 @@ func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 50 * time.Millisecond
+	}
+	if cfg.SummaryInterval <= 0 {
+		cfg.SummaryInterval = max(cfg.Interval, 250*time.Millisecond)
 	}
 	if cfg.SendBuffer <= 0 {
 		cfg.SendBuffer = 256
@@ -119,6 +164,7 @@ func newHub(events <-chan lab.Event, cfg hubConfig) *hub {
 		register:   make(chan *client),
 		unregister: make(chan *client),
 		broadcast:  make(chan outMsg),
+		panels:     make(chan panelChange),
 		count:      make(chan chan int),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -151,6 +197,15 @@ func (h *hub) leave(c *client) {
 	}
 }
 
+// showPanels records which panels c shows now; frames of a panel it just
+// opened (the newest load frame, the counters) follow at once.
+func (h *hub) showPanels(c *client, panels map[string]bool) {
+	select {
+	case h.panels <- panelChange{c, panels}:
+	case <-h.done:
+	}
+}
+
 // send queues one encoded frame to every viewer (used for fragments that do
 // not come from the lab's event stream, such as the checker's verdict).
 func (h *hub) send(f frame) {
@@ -165,6 +220,7 @@ func (h *hub) send(f frame) {
 // sendMsg queues m to every viewer, in order with every other queued frame
 // (never coalesced); it returns at once when the hub has stopped.
 func (h *hub) sendMsg(m outMsg) {
+	m.prepare() // in the caller's goroutine, not the hub's
 	select {
 	case h.broadcast <- m:
 	case <-h.done:
@@ -190,11 +246,12 @@ func (h *hub) run() {
 	var stickyOrder []string      // keys in the order first seen
 	var (
 		latest    *lab.State // newest State seen
-		pending   bool       // latest not yet sent
-		lastFlush time.Time
 		timer     *time.Timer
 		timerC    <-chan time.Time
+		armedFor  time.Time // when timerC fires
+		lastFlush time.Time
 	)
+	flow := newStateFlow(h.cfg, h.cfg.Logger)
 	drop := func(c *client) {
 		if _, ok := clients[c]; ok {
 			delete(clients, c)
@@ -202,10 +259,13 @@ func (h *hub) run() {
 			h.viewers.Store(int64(len(clients)))
 		}
 	}
-	deliver := func(c *client, msgs [][]byte) {
+	deliver := func(c *client, msgs ...*outMsg) {
 		for _, m := range msgs {
+			if !c.shows(m.panel) {
+				continue
+			}
 			select {
-			case c.send <- m:
+			case c.send <- m.wireFor(c):
 			default:
 				h.cfg.Logger.Info("web: dropping a viewer that does not keep up", "remote", c.remote)
 				drop(c)
@@ -213,17 +273,39 @@ func (h *hub) run() {
 			}
 		}
 	}
-	fanout := func(msgs ...[]byte) {
+	fanout := func(m *outMsg) {
 		for c := range clients {
-			deliver(c, msgs)
+			deliver(c, m)
 		}
 	}
 	flush := func() {
-		pending = false
 		lastFlush = time.Now()
-		if latest != nil {
-			fanout(h.stateFrames(*latest, false)...)
+		for c := range clients {
+			if _, still := clients[c]; still {
+				deliver(c, flow.framesFor(c, latest)...)
+			}
 		}
+		flow.sent(latest)
+	}
+	// schedule flushes latest now, or arms the timer for when it is due.
+	schedule := func() {
+		if latest == nil || flow.isSent(latest) {
+			return
+		}
+		at := lastFlush.Add(flow.gap(latest))
+		if now := time.Now(); !at.After(now) {
+			flush()
+			return
+		}
+		if timerC != nil && !at.Before(armedFor) {
+			return // armed for then or sooner
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(at))
+		} else {
+			timer.Reset(time.Until(at))
+		}
+		timerC, armedFor = timer.C, at
 	}
 	defer func() {
 		if timer != nil {
@@ -247,16 +329,37 @@ func (h *hub) run() {
 				st = latest
 			}
 			if st != nil {
-				deliver(c, h.stateFrames(*st, true))
+				deliver(c, flow.connectFrames(c, st)...)
 			}
 			for _, k := range stickyOrder {
 				if _, ok := clients[c]; ok {
-					deliver(c, [][]byte{sticky[k].bytesFor(c)})
+					m := sticky[k]
+					deliver(c, &m)
 				}
 			}
 
 		case c := <-h.unregister:
 			drop(c)
+
+		case p := <-h.panels:
+			if _, ok := clients[p.c]; !ok {
+				continue
+			}
+			var opened []string
+			for _, name := range knownPanels {
+				if p.panels[name] && !p.c.shows(name) {
+					opened = append(opened, name)
+				}
+			}
+			p.c.panels = p.panels
+			for _, name := range opened { // what the panel shows now
+				for _, k := range stickyOrder {
+					if m := sticky[k]; m.panel == name {
+						deliver(p.c, &m)
+					}
+				}
+				deliver(p.c, flow.lastFragments(name)...)
+			}
 
 		case ch := <-h.count:
 			ch <- len(clients)
@@ -268,18 +371,15 @@ func (h *hub) run() {
 				}
 				sticky[m.sticky] = m
 			}
-			for c := range clients {
-				deliver(c, [][]byte{m.bytesFor(c)})
-			}
+			fanout(&m)
 
 		case ev, ok := <-events:
 			if !ok {
 				events = nil // the lab stopped; keep serving viewers until close
 				continue
 			}
-			if ev.State != nil && (latest == nil || ev.State.Version >= latest.Version) {
+			if ev.State != nil && ev.State != latest && (latest == nil || ev.State.Version >= latest.Version) {
 				latest = ev.State
-				pending = true
 			}
 			if ev.Missed > 0 {
 				// The lab had no room for events the hub should have
@@ -287,60 +387,23 @@ func (h *hub) run() {
 				// timelines lack them, so they read the history again.
 				h.cfg.Logger.Info("web: the hub fell behind the lab; viewers resync", "missed", ev.Missed)
 				if b, err := json.Marshal(frame{Type: frameResync, Missed: ev.Missed}); err == nil {
-					fanout(b)
+					fanout(&outMsg{vw: newWire(b)})
 				}
 			}
 			if f, ok := eventFrame(ev); ok {
 				if b, err := json.Marshal(f); err == nil {
-					fanout(b)
+					fanout(&outMsg{vw: newWire(b)})
 				} else {
 					h.cfg.Logger.Error("web: encode frame", "type", f.Type, "err", err)
 				}
 			}
-			if pending && timerC == nil {
-				wait := h.cfg.Interval - time.Since(lastFlush)
-				if wait <= 0 {
-					flush()
-				} else {
-					if timer == nil {
-						timer = time.NewTimer(wait)
-					} else {
-						timer.Reset(wait)
-					}
-					timerC = timer.C
-				}
-			}
+			schedule()
 
 		case <-timerC:
 			timerC = nil
-			if pending {
-				flush()
-			}
+			schedule()
 		}
 	}
-}
-
-// stateFrames encodes a state frame and the fragments rendered from st.
-// The state frame a viewer gets at connect is a connectFrame.
-func (h *hub) stateFrames(st lab.State, atConnect bool) [][]byte {
-	var head any = frame{Type: frameState, State: &st}
-	if atConnect {
-		head = connectFrame{State: st, Type: frameState, Nested: &st}
-	}
-	var out [][]byte
-	if b, err := json.Marshal(head); err == nil {
-		out = append(out, b)
-	} else {
-		h.cfg.Logger.Error("web: encode state frame", "err", err)
-	}
-	if h.cfg.Fragments != nil {
-		for _, fr := range h.cfg.Fragments(st) {
-			if b, err := json.Marshal(frame{Type: frameFragment, ID: fr.ID, HTML: fr.HTML}); err == nil {
-				out = append(out, b)
-			}
-		}
-	}
-	return out
 }
 
 // connectFrame is the first message a viewer gets: a state frame whose top

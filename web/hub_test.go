@@ -430,7 +430,7 @@ func bubbleHub(t *testing.T, interval time.Duration) (*hub, chan lab.Event, *cli
 	h := newHub(events, hubConfig{Logger: quietLogger(), Interval: interval, SendBuffer: 100000})
 	go h.run()
 	t.Cleanup(h.close)
-	c := &client{send: make(chan []byte, 100000)}
+	c := &client{send: make(chan *wire, 100000)}
 	h.register <- c
 	return h, events, c
 }
@@ -440,9 +440,9 @@ func drain(t *testing.T, c *client) []frame {
 	var out []frame
 	for {
 		select {
-		case b := <-c.send:
+		case w := <-c.send:
 			var f frame
-			if err := json.Unmarshal(b, &f); err != nil {
+			if err := json.Unmarshal(w.data, &f); err != nil {
 				t.Fatal(err)
 			}
 			out = append(out, f)
@@ -459,7 +459,7 @@ func TestStateFramesAreCoalesced(t *testing.T) {
 			events <- stateEvent(v)
 		}
 		synctest.Wait()
-		time.Sleep(60 * time.Millisecond)
+		time.Sleep(260 * time.Millisecond) // running totals only: SummaryInterval
 		synctest.Wait()
 		got := drain(t, c)
 		var versions []int64
@@ -476,11 +476,18 @@ func TestStateFramesAreCoalesced(t *testing.T) {
 	})
 }
 
+// shapeEvent is a State whose shape changes with v: the leader moves.
+func shapeEvent(v int64) lab.Event {
+	st := testState(v)
+	st.Regions[v%3].Consensus.Role = "leader"
+	return lab.Event{Type: lab.EventState, State: &st}
+}
+
 func TestStateFramesAtMostTwentyPerSecond(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, events, c := bubbleHub(t, 50*time.Millisecond)
-		for v := int64(1); v <= 1000; v++ { // one change per millisecond for a second
-			events <- stateEvent(v)
+		for v := int64(1); v <= 1000; v++ { // one change of shape per millisecond for a second
+			events <- shapeEvent(v)
 			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(60 * time.Millisecond)
@@ -497,6 +504,43 @@ func TestStateFramesAtMostTwentyPerSecond(t *testing.T) {
 		}
 		if last != 1000 {
 			t.Fatalf("last state frame has version %d, want 1000", last)
+		}
+	})
+}
+
+// TestRunningTotalsAtMostFourPerSecond: when only running totals change
+// (a load: counters, traffic, indexes), state frames go out at most every
+// SummaryInterval (250 ms); a change of shape among them still goes out
+// within Interval (50 ms) of the last frame.
+func TestRunningTotalsAtMostFourPerSecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, events, c := bubbleHub(t, 50*time.Millisecond)
+		for v := int64(1); v <= 2000; v++ { // totals change every millisecond for two seconds
+			ev := stateEvent(v)
+			if v == 1300 {
+				ev = shapeEvent(v) // a crash, say: role "leader" appears
+			}
+			events <- ev
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		var versions []int64
+		for _, f := range drain(t, c) {
+			if f.Type == frameState {
+				versions = append(versions, f.State.Version)
+			}
+		}
+		// 2 s at 4 a second, plus the change of shape and the last one.
+		if n := len(versions); n < 8 || n > 11 {
+			t.Fatalf("%d state frames in two seconds of running totals (versions %v), want about 9", n, versions)
+		}
+		shape := slices.IndexFunc(versions, func(v int64) bool { return v >= 1300 })
+		if shape < 0 || versions[shape] > 1300+50 {
+			t.Fatalf("the change of shape at version 1300 went out as version %v (versions %v), want within 50 ms", versions[max(shape, 0)], versions)
+		}
+		if versions[len(versions)-1] != 2000 {
+			t.Fatalf("last state frame has version %d, want 2000", versions[len(versions)-1])
 		}
 	})
 }
@@ -545,8 +589,8 @@ func TestFullSendBufferDropsTheViewer(t *testing.T) {
 		h := newHub(events, hubConfig{Logger: quietLogger(), SendBuffer: 4})
 		go h.run()
 		defer h.close()
-		stuck := &client{send: make(chan []byte, 4)}
-		ok := &client{send: make(chan []byte, 1000)}
+		stuck := &client{send: make(chan *wire, 4)}
+		ok := &client{send: make(chan *wire, 1000)}
 		h.register <- stuck
 		h.register <- ok
 		for id := 1; id <= 10; id++ {

@@ -280,8 +280,8 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 // page moves to that step; "lesson":"" closes the lesson.
 func (s *Server) handleSetLesson(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		Lesson string `json:"lesson"`
-		Step   *int   `json:"step"`
+		Lesson *string `json:"lesson"`
+		Step   *int    `json:"step"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
@@ -290,15 +290,21 @@ func (s *Server) handleSetLesson(w http.ResponseWriter, r *http.Request) {
 	if s.noLessons(w) {
 		return
 	}
+	// Closing the lesson closes it on every page: only a request that
+	// says so does it, never an empty body, null or a lost field.
+	if req.Lesson == nil {
+		s.fail(w, r, badRequest("Say which lesson: {\"lesson\":\"ID\",\"step\":0} (GET /api/lessons lists them), or {\"lesson\":\"\"} to close the open one."))
+		return
+	}
 	step := 0
 	if req.Step != nil {
 		step = *req.Step
 	}
-	if len(req.Lesson) > 200 {
+	if len(*req.Lesson) > 200 {
 		s.fail(w, r, badRequest("A lesson id is at most 200 characters; GET /api/lessons lists them."))
 		return
 	}
-	if err := s.session.set(req.Lesson, step); err != nil {
+	if err := s.session.set(*req.Lesson, step); err != nil {
 		s.fail(w, r, err)
 		return
 	}

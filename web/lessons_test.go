@@ -364,6 +364,24 @@ func TestLessonSessionAndPolls(t *testing.T) {
 		late.await(t, "the current lesson", frameLesson, func(f lessonFrame) bool { return f.Lesson != nil && f.Lesson.Step == 2 && f.Lesson.Failed })
 		late.await(t, "no open poll", framePoll, func(f lessonFrame) bool { return f.Poll == nil })
 	})
+	t.Run("a move that names no lesson closes nothing", func(t *testing.T) {
+		for _, body := range []string{"", "null", "{}", `{"step":1}`, `{"lesson":null}`, "[]", "hello", `{}{}`} {
+			resp, b := f.call(t, "PUT", "/api/lesson", body, nil)
+			if resp.StatusCode != 400 {
+				t.Errorf("PUT /api/lesson %q: %d %s, want 400", body, resp.StatusCode, b)
+			}
+		}
+		if resp, b := f.call(t, "PUT", "/api/lesson", `{"pad":"`+strings.Repeat("x", 65<<10)+`"}`, nil); resp.StatusCode != 413 {
+			t.Errorf("PUT /api/lesson with 65 KiB: %d %s, want 413", resp.StatusCode, b)
+		}
+		// Still open for a page that connects now, and in the session.
+		late := dialLessonStream(t, f, false)
+		late.await(t, "the lesson still open", frameLesson, func(f lessonFrame) bool { return f.Lesson != nil && f.Lesson.ID == "quiz" && f.Lesson.Step == 2 })
+		resp, b := f.call(t, "GET", "/api/lesson", "", nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"id":"quiz"`) {
+			t.Fatalf("GET /api/lesson after refused moves: %d %s", resp.StatusCode, b)
+		}
+	})
 	t.Run("closing the lesson", func(t *testing.T) {
 		if resp, b := f.call(t, "PUT", "/api/lesson", `{"lesson":""}`, nil); resp.StatusCode != 200 {
 			t.Fatalf("close: %d %s", resp.StatusCode, b)

@@ -13,7 +13,9 @@ import (
 // frameLoad is the WebSocket frame of the load: {"type":"load","load":Status}
 // once a second while a load runs (Status.Latest holds that second's
 // samples) and at every change of its state. It is sticky: a viewer who
-// connects later gets the newest one at once.
+// connects later gets the newest one at once. It belongs to the load
+// panel: a viewer that said which panels it shows gets it only while it
+// shows the load panel (and the newest one when it opens it).
 const frameLoad = "load"
 
 // loadFeed ties the server to the lab's load controller: the routes of
@@ -59,7 +61,7 @@ func (s *Server) startLoad() {
 				s.log.Error("web: encode load frame", "err", err)
 				continue
 			}
-			s.hub.sendMsg(outMsg{viewer: b, sticky: frameLoad})
+			s.hub.sendMsg(outMsg{viewer: b, sticky: frameLoad, panel: panelLoad})
 		}
 	}()
 }
@@ -131,6 +133,11 @@ func (s *Server) handleLoadStart(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLoadStop(w http.ResponseWriter, r *http.Request) {
 	ctl := s.loadController(w)
 	if ctl == nil {
+		return
+	}
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, ctl.Stop())

@@ -87,7 +87,7 @@ func stateFragments(st lab.State) []fragment {
 	if err := countersPanel(st).Render(context.Background(), &buf); err != nil {
 		return nil
 	}
-	return []fragment{{ID: "counters", HTML: buf.String()}}
+	return []fragment{{ID: "counters", HTML: buf.String(), Panel: panelChecker}}
 }
 
 // renderVerdict runs the checker on every store for sku and renders the

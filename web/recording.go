@@ -51,10 +51,18 @@ func (s *Server) handleRecordingStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleRecordingStart answers POST /api/recording/start (token): forget
-// the recording and record from now on.
+// the recording and record from now on. The body is {} (or empty); anything
+// else is refused and the recording kept.
 func (s *Server) handleRecordingStart(w http.ResponseWriter, r *http.Request) {
-	if rec, ok := s.recorder(w); ok {
-		rec.StartRecording()
-		writeJSON(w, http.StatusOK, rec.RecordingStatus())
+	rec, ok := s.recorder(w)
+	if !ok {
+		return
 	}
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rec.StartRecording()
+	writeJSON(w, http.StatusOK, rec.RecordingStatus())
 }

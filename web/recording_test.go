@@ -125,6 +125,73 @@ func TestRecordedSessionReplays(t *testing.T) {
 	}
 }
 
+// TestRecordedGeoSessionReplays is "Save as lesson" after the README's
+// first action, "Stock every store" (the page stocks consensus,
+// replicated and geo in turn), then geo buys on both sides of a
+// partition: the export answers 200 with a lesson that checks and replays
+// on a fresh lab. (It once panicked in the handler: the recorder knew two
+// stores.)
+func TestRecordedGeoSessionReplays(t *testing.T) {
+	f := newAPI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	must := func(method, p, body string, want int) []byte {
+		t.Helper()
+		resp, b := f.call(t, method, p, body, nil)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, p, resp.StatusCode, b, want)
+		}
+		return b
+	}
+	path := func(store string) string { return "/api/stores/" + store + "/skus/IPHONE" }
+	must("POST", "/api/regions/us-east-1/lead", "{}", 200)
+	for _, s := range lab.Stores {
+		must("PUT", path(string(s)), `{"region":"us-east-1","quantity":3}`, 200)
+	}
+	must("PUT", "/api/stores/geo/skus/CASE", `{"region":"us-east-1","allocations":{"us-east-1":1,"eu-west-1":0,"ap-southeast-1":2}}`, 200)
+	must("POST", path("geo")+"/buy", `{"region":"ap-southeast-1","qty":1}`, 200)
+	must("POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
+	must("POST", path("geo")+"/buy", `{"region":"ap-southeast-1","qty":1}`, 503)         // its own allocation is spent; the rest is stranded
+	must("POST", "/api/stores/geo/skus/CASE/buy", `{"region":"eu-west-1","qty":1}`, 200) // borrows from N. Virginia
+	must("GET", path("geo")+"?region=eu-west-1", "", 200)                                // Singapore's allocation unreachable
+	must("POST", "/api/network/heal", "{}", 200)
+	must("GET", path("geo")+"?region=eu-west-1", "", 200)
+
+	resp, md := f.call(t, "GET", "/api/recording/lesson", "", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("export: %d %s", resp.StatusCode, md)
+	}
+	t.Logf("exported lesson:\n%s", md)
+	for _, want := range []string{
+		"stock IPHONE 3\nstock IPHONE 3 on geo\n",
+		"stock CASE 3 on geo split ap-southeast-1=2,eu-west-1=0,us-east-1=1\n",
+		"buy geo IPHONE from ap-southeast-1 expect ok\n",
+		"buy geo IPHONE from ap-southeast-1 expect unavailable\n",
+		"buy geo CASE from eu-west-1 expect ok\n",
+		"expect read geo IPHONE from eu-west-1 = 2\n",
+	} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("exported lesson lacks %q", want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "recorded.md")
+	if err := os.WriteFile(file, md, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fresh := startLab(t, lab.Config{LatencyScale: 0.02})
+	l, errs := lessons.ParseFile(file)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var out bytes.Buffer
+	if _, err := lessons.NewRunner(l, fresh, &out).RunAll(ctx); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out.String())
+	}
+	if passed := strings.Count(out.String(), " ✓ "); passed < 6 {
+		t.Errorf("replay met %d expectations, want every one of at least 6:\n%s", passed, out.String())
+	}
+}
+
 // TestSaveAsLessonButton: the presenter sees the recording dot and the
 // button; saving with nothing recorded says so; the audience sees neither.
 func TestSaveAsLessonButton(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -190,14 +191,36 @@ func New(l Lab, opts Options) *Server {
 // static files and the page.
 func (s *Server) Handler() http.Handler {
 	if len(s.opts.AllowedHosts) == 0 {
-		return s.mux
+		return recoverPanics(s.mux, s.log)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(s.opts.AllowedHosts, strings.ToLower(r.Host)) {
 			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %s.", strings.Join(s.opts.AllowedHosts, " or "), lab.Echo(r.Host))
 			return
 		}
 		s.mux.ServeHTTP(w, r)
+	}), s.log)
+}
+
+// recoverPanics answers a request whose handler panicked with a 500 and a
+// sentence, and logs the panic with its stack, instead of net/http's
+// closed connection with no answer (the page would show nothing). A
+// handler that had already written its header cannot be answered again;
+// its connection ends as before. http.ErrAbortHandler passes through.
+func recoverPanics(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			log.Error("web: a handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "The lab hit a bug answering %s %s (it is logged; the lab keeps running). Please report it.", r.Method, lab.Echo(r.URL.Path))
+		}()
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -59,6 +59,11 @@ func (s *Server) handleClocksReset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "This lab has no per-region clocks.")
 		return
 	}
+	var req struct{}
+	if err := decode(w, r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.answerState(w, r, c.ResetClocks())
 }
 

@@ -1,8 +1,12 @@
 package web
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,13 +26,59 @@ const (
 // closes send to disconnect the viewer; the writer goroutine drains it.
 type client struct {
 	conn    *websocket.Conn
-	send    chan []byte
+	send    chan *wire
 	initial *lab.State
 	remote  string
 	// presenter is set when the upgrade request carried the lab token:
 	// such a viewer gets the presenter's version of role-specific frames
 	// (the live poll tally).
 	presenter bool
+	// delta: the viewer asked for delta frames (/ws?delta=1).
+	delta bool
+	// panels are the dock panels the viewer shows (?panels=, then
+	// {"type":"panels"} messages); nil until it says, which means every
+	// frame. Set before join, then owned by the hub's run goroutine.
+	panels map[string]bool
+	// base is the State the viewer holds (the last state or delta frame
+	// it was sent); owned by the hub's run goroutine.
+	base *lab.State
+}
+
+// shows reports whether frames of panel go to c.
+func (c *client) shows(panel string) bool {
+	return panel == "" || c.panels == nil || c.panels[panel]
+}
+
+// streamOptions reads /ws's query: delta=1 (or 0) and panels=a,b (names
+// from knownPanels; empty: none of them).
+func streamOptions(q url.Values) (delta bool, panels map[string]bool, err error) {
+	switch v := q.Get("delta"); v {
+	case "", "0", "false":
+	case "1", "true":
+		delta = true
+	default:
+		return false, nil, badRequest("delta must be 1 or 0, not %s.", lab.Echo(v))
+	}
+	if !q.Has("panels") {
+		return delta, nil, nil
+	}
+	panels = map[string]bool{}
+	for _, name := range strings.Split(q.Get("panels"), ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !slices.Contains(knownPanels, name) {
+			return false, nil, badRequest("panels names the dock panels a viewer shows (%s), not %s.", strings.Join(knownPanels, ", "), lab.Echo(name))
+		}
+		panels[name] = true
+	}
+	return delta, panels, nil
+}
+
+// clientMessage is what a viewer may send besides keep-alives.
+type clientMessage struct {
+	Type string   `json:"type"` // "panels"
+	Show []string `json:"show"`
 }
 
 // wsHandler upgrades GET /ws and attaches the connection to the hub.
@@ -55,7 +105,10 @@ func newWSHandler(h *hub, snapshot func() lab.State, log *slog.Logger) *wsHandle
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  1024,
 			WriteBufferSize: 8192,
-			CheckOrigin:     sameOriginUpgrade,
+			// permessage-deflate, when the viewer offers it (browsers do):
+			// each frame is deflated once for every viewer (wire).
+			EnableCompression: true,
+			CheckOrigin:       sameOriginUpgrade,
 			Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 				msg := "This address is the lab's live stream; open it with a WebSocket client (" + reason.Error() + ")."
 				if status == http.StatusForbidden {
@@ -80,6 +133,11 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "This lab already has %d viewers, its limit; try again later.", n)
 		return
 	}
+	delta, panels, err := streamOptions(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "%s", err.Error())
+		return
+	}
 	var initial *lab.State
 	if wh.snapshot != nil {
 		st := wh.snapshot()
@@ -95,9 +153,11 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &client{
 		conn:    conn,
-		send:    make(chan []byte, wh.hub.cfg.SendBuffer),
+		send:    make(chan *wire, wh.hub.cfg.SendBuffer),
 		initial: initial,
 		remote:  r.RemoteAddr,
+		delta:   delta,
+		panels:  panels,
 	}
 	if wh.presenter != nil {
 		c.presenter = wh.presenter(r)
@@ -111,8 +171,10 @@ func (wh *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.readPump(wh.hub)
 }
 
-// readPump is the connection's only reader. The browser sends nothing but
-// keep-alives; anything larger than maxClientFrame ends the connection.
+// readPump is the connection's only reader. The browser sends keep-alives
+// and, now and then, which panels it shows ({"type":"panels","show":
+// ["load"]}; unknown names are ignored); anything larger than
+// maxClientFrame ends the connection.
 func (c *client) readPump(h *hub) {
 	defer func() {
 		h.leave(c)
@@ -124,10 +186,21 @@ func (c *client) readPump(h *hub) {
 		return c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	})
 	for {
-		if _, _, err := c.conn.ReadMessage(); err != nil {
+		kind, msg, err := c.conn.ReadMessage()
+		if err != nil {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		var m clientMessage
+		if kind == websocket.TextMessage && json.Unmarshal(msg, &m) == nil && m.Type == "panels" {
+			show := map[string]bool{}
+			for _, name := range m.Show {
+				if slices.Contains(knownPanels, name) {
+					show[name] = true
+				}
+			}
+			h.showPanels(c, show)
+		}
 	}
 }
 
@@ -148,7 +221,15 @@ func (c *client) writePump() {
 				_ = c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "disconnected by the lab"))
 				return
 			}
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if msg.pm == nil {
+				err := c.conn.WriteMessage(websocket.TextMessage, msg.data)
+				if err != nil {
+					return
+				}
+				continue
+			}
+			c.conn.EnableWriteCompression(len(msg.data) >= compressMin) // when negotiated
+			if err := c.conn.WritePreparedMessage(msg.pm); err != nil {
 				return
 			}
 		case <-ticker.C:

@@ -108,10 +108,16 @@ type Config struct {
 	// (default 10,000); arrivals beyond it are counted as "shed".
 	MaxInFlight int `json:"maxInFlight,omitempty"`
 	// SampleSKUs is how many catalogue SKUs besides the doorbuster go to
-	// the lab's history for the linearizability check (default 4).
+	// the lab's history for the linearizability check (default 4, or
+	// SKUs when the catalogue is smaller).
 	SampleSKUs *int `json:"sampleSKUs,omitempty"`
 	// Seed makes the arrivals reproducible (0: random).
 	Seed uint64 `json:"seed,omitempty"`
+	// Pace (default true) keeps room for the lab's own control plane:
+	// while the machine's cores are too busy for it, arrivals beyond what
+	// it takes are held back at the source and counted as shed (pace.go).
+	// false sends every arrival, for measuring how far a lab goes.
+	Pace *bool `json:"pace,omitempty"`
 }
 
 var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -233,11 +239,14 @@ func (c Config) Normalize(regions, stores []string) (Config, error) {
 	if c.MaxInFlight < 1 || c.MaxInFlight > MaxInFlightLimit {
 		return bad("\"maxInFlight\" must be from 1 to %d (got %d)", MaxInFlightLimit, c.MaxInFlight)
 	}
-	if c.SampleSKUs == nil {
-		c.SampleSKUs = ptr(DefaultSampleSKUs)
+	if c.SampleSKUs == nil { // the default follows a smaller catalogue: --skus 3 samples all 3
+		c.SampleSKUs = ptr(min(DefaultSampleSKUs, c.SKUs))
 	}
 	if *c.SampleSKUs < 0 || *c.SampleSKUs > MaxSampleSKUs || *c.SampleSKUs > c.SKUs {
 		return bad("\"sampleSKUs\" must be from 0 to %d and at most \"skus\" (got %d)", MaxSampleSKUs, *c.SampleSKUs)
+	}
+	if c.Pace == nil {
+		c.Pace = ptr(true)
 	}
 	if total := c.OpsPerSecond() * float64(len(c.Stores)); total > MaxOpsPerSecond {
 		return bad("\"rate\" × (1 + \"readsPerBuy\") × regions × stores is %.0f operations a second, more than this lab's limit of %d; lower the rate or the mix", total, MaxOpsPerSecond)

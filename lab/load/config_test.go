@@ -26,6 +26,22 @@ func TestNormalizeDefaults(t *testing.T) {
 	if got := c.OpsPerSecond(); got != (DefaultRate+7)*(1+DefaultReadsPerBuy) {
 		t.Errorf("ops/s %v", got)
 	}
+	if *c.SampleSKUs != DefaultSampleSKUs {
+		t.Errorf("sampleSKUs %d, want %d", *c.SampleSKUs, DefaultSampleSKUs)
+	}
+	// Defaults follow the user's values: a catalogue smaller than the
+	// default sample is sampled whole, never refused for a field the user
+	// did not set.
+	for _, skus := range []int{1, 3, DefaultSampleSKUs} {
+		c, err := Config{SKUs: skus}.Normalize(regions, stores)
+		if err != nil || *c.SampleSKUs != skus {
+			t.Errorf("skus %d: sampleSKUs %v, %v; want %d", skus, c.SampleSKUs, err, skus)
+		}
+	}
+	// A sample the user did set is still checked against the catalogue.
+	if _, err := (Config{SKUs: 3, SampleSKUs: ptr(4)}).Normalize(regions, stores); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), `"sampleSKUs"`) {
+		t.Errorf("skus 3, sampleSKUs 4: %v, want ErrBadConfig naming sampleSKUs", err)
+	}
 }
 
 func TestNormalizeRefuses(t *testing.T) {

@@ -19,6 +19,16 @@
 // beyond that is counted with outcome "shed" — never dropped silently — so
 // offered always equals the sum of outcomes once the run has drained.
 //
+// # Room for the control plane
+//
+// The lab generates its own load on the cores its page, its API and its
+// viewers' stream run on, so the generator paces itself (pace.go): while
+// runnable goroutines wait longer than 10 ms for a core (the Go
+// scheduler's p99 over 250 ms, from runtime/metrics), fewer arrivals go
+// through; the rest are answered "shed" for every store alike, as the
+// in-flight cap's are. A load of at most 250 arrivals a second is never
+// held back. Config.Pace false turns it off (benchmarks of a lab's limits).
+//
 // # Statistics and memory
 //
 // Per (store, region) the run keeps counters by outcome (open-ended

@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 )
 
 // ---- driving a lab over HTTP ----
@@ -92,13 +90,7 @@ func drive(ctx context.Context, cl *client, cfg Config, sched schedule, progress
 		}
 		return Status{}, err
 	}
-	dur := time.Duration(cfg.Duration)
-	var bar *progressbar.ProgressBar
-	if !quiet {
-		bar = progressbar.NewOptions64(int64(dur/time.Second), progressbar.OptionSetWriter(progress),
-			progressbar.OptionSetDescription("stocking"), progressbar.OptionSetWidth(30), progressbar.OptionShowCount(),
-			progressbar.OptionSetItsString("s"), progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(false))
-	}
+	show := newProgress(progress, time.Duration(cfg.Duration), isTerminal(progress), quiet)
 	next := 0
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -108,7 +100,7 @@ func drive(ctx context.Context, cl *client, cfg Config, sched schedule, progress
 		case <-ctx.Done():
 			if !stopped {
 				stopped = true
-				fmt.Fprintln(progress, "\ncaplab load: stopping …")
+				show.note("stopping …")
 				_ = cl.do(context.Background(), "DELETE", "/api/load", nil, nil)
 			}
 		case <-tick.C:
@@ -116,18 +108,15 @@ func drive(ctx context.Context, cl *client, cfg Config, sched schedule, progress
 		if err := cl.do(context.Background(), "GET", "/api/load?samples=0", nil, &st); err != nil {
 			return Status{}, err
 		}
-		if bar != nil {
-			bar.Describe(progressLine(st))
-			_ = bar.Set64(int64(st.ElapsedS))
-		}
+		show.update(st)
 		if st.State == StateRunning {
 			for next < len(sched) && time.Duration(st.ElapsedS*float64(time.Second)) >= sched[next].at {
 				f := sched[next]
 				next++
 				if err := f.apply(ctx, cl, regions); err != nil {
-					fmt.Fprintf(progress, "\ncaplab load: fault %s refused: %v\n", f, err)
-				} else if bar != nil {
-					_, _ = progressbar.Bprintln(bar, "fault: "+f.String())
+					show.note(fmt.Sprintf("fault %s refused: %v", f, err))
+				} else {
+					show.note("fault: " + f.String())
 				}
 			}
 		}
@@ -135,38 +124,9 @@ func drive(ctx context.Context, cl *client, cfg Config, sched schedule, progress
 			break
 		}
 	}
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(progress)
-	}
+	show.finish()
 	if err := cl.do(context.Background(), "GET", "/api/load", nil, &st); err != nil {
 		return Status{}, err
 	}
 	return st, nil
-}
-
-func progressLine(st Status) string {
-	switch st.State {
-	case StateStocking:
-		return fmt.Sprintf("stocking %d/%d", st.Stocking, st.StockingTotal)
-	case StateRunning:
-		var parts []string
-		for _, s := range st.Stores {
-			var ok, off int64
-			for _, f := range s.Regions {
-				ok += f.OK + f.SoldOut
-				off += f.Offered - f.InFlight
-			}
-			parts = append(parts, fmt.Sprintf("%s %s oversold %d", s.Store, pct(percentf(ok, off)), s.Oversold))
-		}
-		return strings.Join(parts, " | ")
-	}
-	return st.State
-}
-
-func percentf(a, b int64) float64 {
-	if b == 0 {
-		return 100
-	}
-	return 100 * float64(a) / float64(b)
 }

@@ -39,10 +39,15 @@ const (
 	// kept it growing for five minutes (+28 %). What follows the budget
 	// is counted and audited, not checked for linearizability, and the
 	// status says from when (Status.Checked).
-	recordBudget  = 10_000
-	readRecordPS  = 50 // checked reads recorded a second per store
-	stockWorkers  = 16
-	stockAttempts = 5
+	recordBudget = 10_000
+	readRecordPS = 50 // checked reads recorded a second per store
+	stockWorkers = 16
+	// A stock write that fails is tried again after 0.5, 1, … 3.5 s: 14 s
+	// in all, past a breaker's cool-down (5 s at latency scale 1) and its
+	// trial, so that a busy machine's few timeouts — which open the
+	// breaker — do not fail the start (5 attempts, 5 s, did on a machine
+	// four times oversubscribed).
+	stockAttempts = 8
 	stockBackoff  = 500 * time.Millisecond
 	drainTimeout  = 30 * time.Second
 )
@@ -87,6 +92,8 @@ type Run struct {
 	faults    []FaultMark
 	checks    map[string]*CheckSummary
 	lastFrame *Frame
+
+	pace *pacer // nil: every arrival goes (Config.Pace false); pace.go
 }
 
 // Frame is what subscribers get once a second: the status without the
@@ -99,6 +106,9 @@ func newRun(cfg Config, target Target, onFrame func(Frame)) *Run {
 		done: make(chan struct{}), state: StateStocking, checks: map[string]*CheckSummary{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.hard, r.abort = context.WithCancel(context.Background())
+	if cfg.Pace == nil || *cfg.Pace {
+		r.pace = &pacer{}
+	}
 	r.names = make([]string, cfg.SKUs+1)
 	r.checked = make([]bool, cfg.SKUs+1)
 	levels := make([]int64, cfg.SKUs+1)
@@ -208,6 +218,9 @@ func (r *Run) main() {
 			defer arrivals.Done()
 			r.arrivals(runCtx, ri, r.cfg.RatePerRegion[reg])
 		}()
+	}
+	if r.pace != nil {
+		arrivals.Go(func() { r.pace.run(runCtx) })
 	}
 	if r.cfg.RestockEvery > 0 {
 		arrivals.Add(1)
@@ -397,6 +410,14 @@ func (r *Run) arrivals(ctx context.Context, ri int, buysPerSecond float64) {
 // dispatch sends one arrival to every store, each with the same intended
 // time.
 func (r *Run) dispatch(at time.Time, ri, sku int, read bool) {
+	if r.pace != nil && !r.pace.admit() { // the machine is busy: held back for every store (pace.go)
+		for si := range r.stores {
+			c := r.cells[si][ri]
+			c.arrive(read)
+			c.answer(read, KindShed, -1, false)
+		}
+		return
+	}
 	for si := range r.stores {
 		c := r.cells[si][ri]
 		c.arrive(read)

@@ -359,8 +359,12 @@ func verdict(regions []Figures, oversold int64, slo float64) string {
 	} else {
 		parts = append(parts, fmt.Sprintf("p99 %s ms misses the %g ms SLO", num(p99), slo))
 	}
-	if sh := shedShare(regions[shedWorst]); sh >= 1 {
-		parts = append(parts, fmt.Sprintf("the lab shed %s of buys in %s (overloaded: its gateway was full)", pct(sh), regions[shedWorst].Region))
+	if f := regions[shedWorst]; shedShare(f) >= 1 {
+		why := "overloaded: its gateway was full"
+		if f.Shed > f.Overloaded {
+			why = "the machine had no room: held back before they were sent"
+		}
+		parts = append(parts, fmt.Sprintf("the lab shed %s of buys in %s (%s)", pct(shedShare(f)), f.Region, why))
 	}
 	return strings.Join(parts, ", ")
 }
