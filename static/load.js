@@ -275,14 +275,15 @@
         const row = document.createElement('div');
         row.className = 'phase' + (pct < 99 ? ' bad' : '');
         const label = document.createElement('span');
-        label.textContent = name + (name === 'during' ? ' the cut' : '');
+        label.textContent = name;
+        row.title = pct + '% of the buys answered ' + name + (name === 'during' ? ' the cut' : ' it') + ' were served (ok or sold out)';
         const bar = document.createElement('span');
         bar.className = 'phase-bar';
         const fill = document.createElement('span');
         fill.style.width = pct + '%';
         bar.appendChild(fill);
         const n = document.createElement('span');
-        n.textContent = pct + '% served';
+        n.textContent = pct + '%';
         row.append(label, bar, n);
         el.appendChild(row);
       }
@@ -336,7 +337,8 @@
         const worst = Math.max(0, ...(ss.regions || []).map((f) => f.p99Ms || 0));
         const limit = (c && c.sloP99Ms) || 150;
         const met = ss.sloMet !== false && worst <= limit;
-        slo.textContent = worst ? 'p99 ' + Math.round(worst) + ' ms: ' + (met ? 'within' : 'misses') + ' the ' + limit + ' ms SLO' : '';
+        // said once: the verdict names the SLO when it has a p99 to judge
+        slo.textContent = worst && !/SLO/.test(line) ? 'p99 ' + Math.round(worst) + ' ms: ' + (met ? 'within' : 'misses') + ' the ' + limit + ' ms SLO' : '';
         slo.className = 'load-slo ' + (worst ? (met ? 'good' : 'bad') : '');
       }
     }

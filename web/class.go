@@ -208,6 +208,6 @@ var glossaryTerms = []glossaryTerm{
 	{"lww", "last writer wins", "When copies disagree the version with the newest timestamp stays — by the clock of the region that wrote it."},
 	{"skew", "clock skew", "A region's clock running ahead or behind true time."},
 	{"lease", "lease, lock", "An etcd lock is held for as long as its holder keeps its lease alive with heartbeats; a paused holder loses it without knowing."},
-	{"fencing", "fencing token", "A number that grows with every lock grant; the storage refuses a write with an older one than it has seen."},
+	{"fencing", "fencing token, fenced off", "A number that grows with every lock grant; the storage refuses (fences off) a write with an older one than it has seen."},
 	{"fault", "fault band", "In the timeline, the time the network was split or a region was down."},
 }

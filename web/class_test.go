@@ -144,3 +144,37 @@ func TestNetworkSpeed(t *testing.T) {
 		t.Errorf("a reset lost the speed: delay %v ms (start %v)", after, before)
 	}
 }
+
+// Every term the page shows a learner is in Help's glossary: the roles on
+// the map, the shops' words (lab.Say's tags), the load panel's and the
+// stores' jargon.
+func TestGlossaryCoversThePage(t *testing.T) {
+	var all strings.Builder
+	for _, g := range glossaryTerms {
+		all.WriteString(strings.ToLower(g.Term) + " | ")
+		if g.Means == "" || !strings.HasSuffix(g.Means, ".") {
+			t.Errorf("glossary %q: %q is no sentence", g.Term, g.Means)
+		}
+	}
+	terms := all.String()
+	for _, w := range []string{"leader", "follower", "candidate", "pre-candidate", "term", "majority", "quorum", "cp", "ap", "geo",
+		"w=1 r=1", "linearizable", "stale read", "lost update", "oversold", "unavailable", "fail fast", "breaker", "overloaded", "shed",
+		"conflict", "stranded", "allocation", "zone", "p99", "slo", "zipf", "open loop", "doorbuster", "last writer wins",
+		"clock skew", "lease", "fencing token", "fault band", "too busy", "gave up", "refused"} {
+		if !strings.Contains(terms, w) {
+			t.Errorf("the glossary does not explain %q", w)
+		}
+	}
+	// …and the shops' headlines are words it explains.
+	for _, tag := range []string{"Stranded", "Fenced off", "Too busy", "Gave up", "Refused at once"} {
+		found := false
+		for _, g := range glossaryTerms {
+			if strings.Contains(strings.ToLower(g.Term+" "+g.Means), strings.ToLower(strings.Fields(tag)[0])) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the shop word %q is not in the glossary", tag)
+		}
+	}
+}
