@@ -332,7 +332,7 @@
   }
 
   // ---------- space-time diagram
-  const ROW_H = 24, LANE_H = 12 + stores.length * ROW_H, LEFT = 0, TOP = 30, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46, MIN_BAR = 10;
+  const ROW_H = 24, LEFT = 0, TOP = 30, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46, MIN_BAR = 10;
   let drawQueued = false;
   function queueDraw() {
     if (drawQueued) return;
@@ -373,8 +373,19 @@
     for (const f of faults) times.push(f.atMs);
     const sc = timeScale(times);
     const scroller = $('timeline-scroll');
+    // Every region's lane in the dock's height: rows shrink (to 15 px) when
+    // the dock is short, and bars then go without their labels (titles stay).
+    const panel = $('panel-timeline');
+    let ROW = ROW_H;
+    if (panel && panel.clientHeight) {
+      const above = scroller.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
+      const legend = panel.querySelector('.legend-outcomes');
+      const avail = panel.clientHeight - above - (legend ? legend.offsetHeight + 8 : 0) - TOP - 22;
+      ROW = Math.max(15, Math.min(ROW_H, Math.floor((avail / Math.max(1, regions.length) - 12) / stores.length)));
+    }
+    const LANE = 12 + stores.length * ROW, compact = ROW < 22;
     const width = Math.max(scroller.clientWidth - 2, sc.end + 160);
-    const height = TOP + regions.length * LANE_H + 10;
+    const height = TOP + regions.length * LANE + 10;
     el.setAttribute('width', width);
     el.setAttribute('height', height);
     el.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
@@ -384,12 +395,12 @@
     lanes.setAttribute('width', 120);
     lanes.setAttribute('height', height);
     regions.forEach((r, i) => {
-      const y = TOP + i * LANE_H;
+      const y = TOP + i * LANE;
       laneY[r] = y;
-      el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE_H }));
-      lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE_H }));
+      el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE }));
+      lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE }));
       lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + 20 }, r));
-      lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
+      if (!compact) lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
     });
     // fault bands: network faults until the next heal, crashes until restart
     let netOpen = null;
@@ -408,7 +419,7 @@
     for (const r in crashOpen) bands.push({ from: crashOpen[r], to: endT, lanes: [r], open: true });
     for (const b of bands) {
       const x1 = sc.map(b.from), x2 = b.open ? width : Math.max(sc.map(b.to), x1 + 2);
-      for (const r of b.lanes) if (laneY[r] !== undefined) el.appendChild(svg('rect', { class: 'fault-band', x: x1, y: laneY[r], width: x2 - x1, height: LANE_H }));
+      for (const r of b.lanes) if (laneY[r] !== undefined) el.appendChild(svg('rect', { class: 'fault-band', x: x1, y: laneY[r], width: x2 - x1, height: LANE }));
     }
     // fault and heal markers; labels take the first of two rows where they
     // do not run into the previous label (else only the line and its title)
@@ -435,7 +446,7 @@
       const row = Math.max(0, stores.indexOf(o.store));
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
       const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
-      g.appendChild(svg('rect', { x: x1, y: y + 4 + row * ROW_H, width: x2 - x1, height: 11 }));
+      g.appendChild(svg('rect', { x: x1, y: y + 4 + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 4) }));
       const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where
       // bars crowd; nothing where even that would run into the last label
@@ -444,9 +455,9 @@
       let text = what + ' ' + kindIcon(o.outcome) + ' ' + kindWord(o.outcome);
       if (end > x1) text = kindIcon(o.outcome);
       const lx = Math.max(x1, end);
-      if (lx - x1 < 24) {
+      if (!compact && lx - x1 < 24) {
         labelEnd[key] = lx + text.length * 6.2 + 6;
-        g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW_H + 21 }, text));
+        g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW + 21 }, text));
       }
       g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + (o.said && o.said.text ? o.said.text : o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms')));
       el.appendChild(g);

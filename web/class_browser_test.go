@@ -161,6 +161,16 @@ func TestStoryModeFollowsTheProduct(t *testing.T) {
 			func(s string) bool { return strings.HasPrefix(s, "TICKET ") && strings.Contains(s, "linearizable") })
 		waitJS(t, tab, name+": the shop names the product and step", `document.querySelector('#outcome-consensus-us-east-1 .o-ctx')?.textContent || ''`, textIs("TICKET · step 2"))
 	}
+	// The timeline at 1440×900 shows every region's lane without scrolling.
+	runActions(t, presenter, "1440×900", chromedp.EmulateViewport(1440, 900))
+	clickWhenClear(t, presenter, "the timeline tab", "tab-timeline")
+	waitJS(t, presenter, "every lane in the dock", `(() => {
+		const p = document.getElementById('panel-timeline').getBoundingClientRect();
+		const lanes = [...document.querySelectorAll('#timeline-lanes .lane-bg')];
+		if (lanes.length < 3) return 'lanes: ' + lanes.length;
+		const last = lanes[lanes.length - 1].getBoundingClientRect();
+		return last.bottom <= p.bottom + 1 ? 'all' : 'last lane ends at ' + Math.round(last.bottom) + ', the panel at ' + Math.round(p.bottom);
+	})()`, textIs("all"))
 }
 
 // The newest lessons narrate their punchlines in the learner's words, on
