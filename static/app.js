@@ -120,8 +120,10 @@
     // which product (and lesson step) this answer belongs to
     const ctx = document.createElement('span');
     ctx.className = 'o-ctx';
+    // named in a lesson (story mode), or when it is not the page's product
     const step = stepOf(o.callMs);
-    ctx.textContent = (o.sku || '') + (step ? ' · ' + step : '');
+    const named = o.sku && (body.classList.contains('lesson-open') || o.sku !== sku) ? o.sku : '';
+    ctx.textContent = [named, step].filter(Boolean).join(' · ');
     head.appendChild(ctx);
     el.appendChild(head);
     const why = document.createElement('span');
@@ -373,17 +375,17 @@
     for (const f of faults) times.push(f.atMs);
     const sc = timeScale(times);
     const scroller = $('timeline-scroll');
-    // Every region's lane in the dock's height: rows shrink (to 15 px) when
+    // Every region's lane in the dock's height: rows shrink (to 11 px) when
     // the dock is short, and bars then go without their labels (titles stay).
     const panel = $('panel-timeline');
     let ROW = ROW_H;
     if (panel && panel.clientHeight) {
       const above = scroller.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
       const legend = panel.querySelector('.legend-outcomes');
-      const avail = panel.clientHeight - above - (legend ? legend.offsetHeight + 8 : 0) - TOP - 22;
-      ROW = Math.max(15, Math.min(ROW_H, Math.floor((avail / Math.max(1, regions.length) - 12) / stores.length)));
+      const avail = panel.clientHeight - above - (legend ? legend.offsetHeight + 8 : 0) - TOP - 40; // the svg's foot, a scrollbar, the panel's padding
+      ROW = Math.max(11, Math.min(ROW_H, Math.floor((avail / Math.max(1, regions.length) - 12) / stores.length)));
     }
-    const LANE = 12 + stores.length * ROW, compact = ROW < 22;
+    const compact = ROW < 22, LANE = (compact ? 4 : 12) + stores.length * ROW;
     const width = Math.max(scroller.clientWidth - 2, sc.end + 160);
     const height = TOP + regions.length * LANE + 10;
     el.setAttribute('width', width);
@@ -399,7 +401,7 @@
       laneY[r] = y;
       el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE }));
       lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE }));
-      lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + 20 }, r));
+      lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + (compact ? Math.min(20, LANE - 4) : 20) }, r));
       if (!compact) lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
     });
     // fault bands: network faults until the next heal, crashes until restart
@@ -446,7 +448,7 @@
       const row = Math.max(0, stores.indexOf(o.store));
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
       const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
-      g.appendChild(svg('rect', { x: x1, y: y + 4 + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 4) }));
+      g.appendChild(svg('rect', { x: x1, y: y + (compact ? 2 : 4) + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 3) }));
       const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where
       // bars crowd; nothing where even that would run into the last label
