@@ -102,3 +102,23 @@ func TestSayFault(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSay is the cost of an operation's words: paid per operation
+// frame and per operation in GET /api/history's answer (docs/benchmarks.md).
+//
+//	go test ./lab -run '^$' -bench 'BenchmarkSay' -benchmem
+func BenchmarkSay(b *testing.B) {
+	call := time.Now()
+	ops := []Operation{
+		{Store: Consensus, Region: "ap-southeast-1", Op: OpBuy, Qty: 1, Outcome: Unavailable, Call: call, Return: call.Add(time.Second),
+			Message: "Unavailable: Singapore (ap-southeast-1) cannot reach a majority of regions (no answer came before the deadline). The consensus store chose consistency over availability."},
+		{Store: Replicated, Region: "us-east-1", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2, AnsweredBy: []string{"us-east-1"}, Call: call, Return: call.Add(3 * time.Millisecond),
+			Message: "Sold — 2 left. W=1: one acknowledgement was enough; the other replicas catch up in the background."},
+		{Store: Geo, Region: "eu-west-1", Op: OpBuy, Qty: 1, Outcome: Unavailable, AnsweredBy: []string{"eu-west-1"}, Call: call, Return: call.Add(5 * time.Millisecond),
+			Message: "Stranded: Ireland (eu-west-1)'s own allocation has 0, and borrowing from ap-southeast-1 is impossible now (cut off or down) — 1 unit last seen there is stranded. Local allocations keep selling; nothing was moved."},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		_ = Say(ops[i%len(ops)])
+	}
+}

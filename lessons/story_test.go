@@ -73,3 +73,27 @@ func TestStory(t *testing.T) {
 		t.Errorf("no city names: %q", got)
 	}
 }
+
+// Every command of the built-in course tells a story line of its own, never
+// the runner's raw line ("line 32: clock eu-west-1 +5s").
+func TestEveryCommandNarrated(t *testing.T) {
+	ls, errs := Builtin()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for _, l := range ls {
+		for _, st := range l.Steps {
+			for _, c := range st.Commands {
+				raw := "line 1: " + c.Source
+				cr := CommandResult{Command: c, Status: StatusDone, Text: raw, Load: &LoadFacts{}, Check: &lab.CheckResult{}}
+				got := Story(cr, nil)
+				if _, ask := c.Action.(Ask); ask {
+					continue
+				}
+				if got == "" || got == raw || strings.HasPrefix(got, "line ") || strings.Contains(got, c.Source) {
+					t.Errorf("%s:%d %q tells %q", l.File, c.Line, c.Source, got)
+				}
+			}
+		}
+	}
+}

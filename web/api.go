@@ -690,7 +690,9 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	ops := make([]saidOperation, len(h.Operations))
 	for i, o := range h.Operations {
-		ops[i] = saidOperation{o, lab.Say(o)}
+		w := lab.Say(o)
+		o.Message, o.AnsweredBy = "", nil // in said.text: not sent twice
+		ops[i] = saidOperation{o, w}
 	}
 	faults := make([]saidFault, len(h.Faults))
 	for i, f := range h.Faults {
