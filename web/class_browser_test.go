@@ -299,7 +299,7 @@ func TestPhone(t *testing.T) {
 			t.Errorf("the map spans %s px of a 390 px screen", got)
 		}
 	}
-	for _, id := range []string{"verdict-refresh", "lesson-select", "lesson-run", "buy-consensus-us-east-1"} {
+	for _, id := range []string{"verdict-refresh", "lesson-select", "lesson-run", "group-reset", "speed", "buy-consensus-us-east-1"} {
 		if shown := evalJS[bool](t, phone, `(() => { const e = document.getElementById('`+id+`'); return !!e && e.getClientRects().length > 0; })()`); shown {
 			t.Errorf("a viewer's phone shows %s, which a viewer cannot use", id)
 		}

@@ -142,37 +142,47 @@ func lessonPanel(v pageView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "</span> <span class=\"lesson-class\"><a id=\"lesson-handout\" data-testid=\"lesson-handout\" class=\"btn ghost small\" href=\"/api/lessons\" target=\"_blank\" rel=\"noopener\" hidden title=\"A printable page of this lesson: its story and questions, and the answer key\">Handout</a> <button type=\"button\" class=\"btn ghost small\" id=\"group-reset\" data-testid=\"group-reset\" title=\"Next group: reset the lab, clear the votes and the recording, and go back to the lesson's first step (key g)\">New group</button></span>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "</span> <span class=\"lesson-class\"><a id=\"lesson-handout\" data-testid=\"lesson-handout\" class=\"btn ghost small\" href=\"/api/lessons\" target=\"_blank\" rel=\"noopener\" hidden title=\"A printable page of this lesson: its story and questions, and the answer key\">Handout</a> ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			if v.Presenter {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"button\" class=\"btn ghost small\" id=\"group-reset\" data-testid=\"group-reset\" title=\"Next group: reset the lab, clear the votes and the recording, and go back to the lesson's first step (key g)\">New group</button>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "</span>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "</div><div class=\"lesson-body\"><div class=\"lesson-text\"><div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "</div><div class=\"lesson-body\"><div class=\"lesson-text\"><div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<p>Pick a lesson: everyone watching follows you step by step. A step with a question lets the audience vote before you run it.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<p>Pick a lesson: everyone watching follows you step by step. A step with a question lets the audience vote before you run it.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "<p>When the presenter opens a lesson it appears here, and you can vote on its questions.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<p>When the presenter opens a lesson it appears here, and you can vote on its questions.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "</div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<details id=\"lesson-notes\" data-testid=\"lesson-notes\" class=\"lesson-notes\" hidden><summary>Presenter notes — the answer, hidden from the audience until the reveal</summary><div id=\"lesson-notes-body\" class=\"prose\"></div></details>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<details id=\"lesson-notes\" data-testid=\"lesson-notes\" class=\"lesson-notes\" hidden><summary>Presenter notes — the answer, hidden from the audience until the reveal</summary><div id=\"lesson-notes-body\" class=\"prose\"></div></details>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div><div class=\"lesson-side\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div><div class=\"lesson-side\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -180,7 +190,7 @@ func lessonPanel(v pageView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "</div></div></section>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "</div></div></section>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -207,17 +217,17 @@ func pollCard(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<div id=\"poll\" data-testid=\"poll\" class=\"poll\" role=\"region\" aria-labelledby=\"poll-question\" hidden><p id=\"poll-kicker\" class=\"poll-kicker\">Predict before the lab shows it</p><h3 id=\"poll-question\" data-testid=\"poll-question\" class=\"poll-question\"></h3><div id=\"poll-options\" data-testid=\"poll-options\" class=\"poll-options\" role=\"group\" aria-label=\"Your prediction\"></div><div id=\"poll-tally\" data-testid=\"poll-tally\" class=\"poll-tally\" aria-live=\"polite\"></div><p id=\"poll-answer\" data-testid=\"poll-answer\" class=\"poll-answer\" aria-live=\"assertive\" hidden></p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<div id=\"poll\" data-testid=\"poll\" class=\"poll\" role=\"region\" aria-labelledby=\"poll-question\" hidden><p id=\"poll-kicker\" class=\"poll-kicker\">Predict before the lab shows it</p><h3 id=\"poll-question\" data-testid=\"poll-question\" class=\"poll-question\"></h3><div id=\"poll-options\" data-testid=\"poll-options\" class=\"poll-options\" role=\"group\" aria-label=\"Your prediction\"></div><div id=\"poll-tally\" data-testid=\"poll-tally\" class=\"poll-tally\" aria-live=\"polite\"></div><p id=\"poll-answer\" data-testid=\"poll-answer\" class=\"poll-answer\" aria-live=\"assertive\" hidden></p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<div class=\"row\"><button type=\"button\" class=\"btn primary\" id=\"poll-reveal\" data-testid=\"poll-reveal\" title=\"Key v\">Reveal the answer</button> <button type=\"button\" class=\"btn\" id=\"poll-next\" data-testid=\"poll-next\" hidden>Next question</button></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<div class=\"row\"><button type=\"button\" class=\"btn primary\" id=\"poll-reveal\" data-testid=\"poll-reveal\" title=\"Key v\">Reveal the answer</button> <button type=\"button\" class=\"btn\" id=\"poll-next\" data-testid=\"poll-next\" hidden>Next question</button></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<p id=\"poll-status\" data-testid=\"poll-status\" class=\"poll-status\" role=\"status\"></p></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<p id=\"poll-status\" data-testid=\"poll-status\" class=\"poll-status\" role=\"status\"></p></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
