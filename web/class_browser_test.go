@@ -248,6 +248,13 @@ func TestNarratedPunchlines(t *testing.T) {
 		if st := string(b.mustCall(t, "GET", "/api/load", "", 200)); !strings.Contains(st, `"state":"idle"`) && !strings.Contains(st, `"state":"stopped"`) {
 			t.Errorf("a load runs while the audience predicts: %.200s", st)
 		}
+		// The presenter's keys: v reveals, q opens the step's next question.
+		waitJS(t, presenter, "the presenter has the question", `document.getElementById('poll-question').textContent`, textHas("Which store keeps selling in Singapore"))
+		evalJS[bool](t, presenter, `document.activeElement && document.activeElement.blur && document.activeElement.blur(), true`)
+		runActions(t, presenter, "key v", chromedp.KeyEvent("v"))
+		waitJS(t, live, "v revealed the answer", `document.getElementById('poll-answer').hidden`, textIs("false"))
+		runActions(t, presenter, "key q", chromedp.KeyEvent("q"))
+		waitJS(t, live, "q opened the next question", `document.getElementById('poll-question').textContent`, textHas("Which store will sell more units than it had?"))
 		for step := range 2 {
 			b.mustCall(t, "PUT", "/api/lesson", fmt.Sprintf(`{"lesson":"black-friday","step":%d}`, step), 200)
 			b.mustCall(t, "POST", fmt.Sprintf("/api/lessons/black-friday/steps/%d/run", step), `{}`, 200)
@@ -257,7 +264,6 @@ func TestNarratedPunchlines(t *testing.T) {
 			t.Errorf("the SLO line does not name the store and region:\n%s", s)
 		}
 	})
-	_ = presenter
 }
 
 // docWidth is how wide the document is against the viewport.
