@@ -161,6 +161,11 @@ func TestStoryModeFollowsTheProduct(t *testing.T) {
 			func(s string) bool { return strings.HasPrefix(s, "TICKET ") && strings.Contains(s, "linearizable") })
 		waitJS(t, tab, name+": the shop names the product and step", `document.querySelector('#outcome-consensus-us-east-1 .o-ctx')?.textContent || ''`, textIs("TICKET · step 2"))
 	}
+	// The step's newest story lines are captions over the map, for everyone.
+	for name, tab := range map[string]context.Context{"presenter": presenter, "viewer": viewer} {
+		waitJS(t, tab, name+": the step's story over the map", `document.getElementById('stage-caption').hidden ? '' : document.getElementById('stage-caption').innerText`,
+			textHas("Singapore reads the consensus store"))
+	}
 	// The timeline at 1440×900 shows every region's lane without scrolling.
 	runActions(t, presenter, "1440×900", chromedp.EmulateViewport(1440, 900))
 	clickWhenClear(t, presenter, "the timeline tab", "tab-timeline")
