@@ -350,8 +350,13 @@ func splitWords(a map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// unitWords is "1 unit", "3 units".
-func unitWords(n int) string { return units(n) }
+// unitsAre is "1 unit is", "3 units are".
+func unitsAre(n int) string {
+	if n == 1 {
+		return "1 unit is"
+	}
+	return units(n) + " are"
+}
 
 func units(n int) string {
 	if n == 1 {

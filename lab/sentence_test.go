@@ -23,7 +23,7 @@ func TestSayLiveAndRecordedAgree(t *testing.T) {
 			Message: "Sold — 2 left. W=1: one acknowledgement was enough; the other replicas catch up in the background."},
 			"Sold", "2 left · only Singapore confirmed"},
 		{"geo stranded", Outcome{Outcome: Unavailable, Store: Geo, Region: "eu-west-1", Op: OpBuy, Qty: 1, AnsweredBy: []string{"eu-west-1"},
-			Message: "Stranded: Ireland (eu-west-1)'s own allocation has 0, and borrowing from ap-southeast-1 is impossible now (cut off or down) — 1 unit last seen there is stranded. Local allocations keep selling; nothing was moved."},
+			Message: "Stranded: Ireland (eu-west-1)'s own allocation has 0, and borrowing from ap-southeast-1 is impossible now (cut off or down) — 1 unit is stranded there (as last seen). Local allocations keep selling; nothing was moved."},
 			"Stranded", "none left here; 1 unit stranded in Singapore"},
 		{"geo borrowed", Outcome{Outcome: OK, Store: Geo, Region: "eu-west-1", Op: OpBuy, Qty: 1, Quantity: 0,
 			Message: "Sold — borrowed 1 from N. Virginia (us-east-1) (debit and transfer record there, then credit here by transfer id), 0 left in Ireland (eu-west-1)'s allocation."},
@@ -115,7 +115,7 @@ func BenchmarkSay(b *testing.B) {
 		{Store: Replicated, Region: "us-east-1", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2, AnsweredBy: []string{"us-east-1"}, Call: call, Return: call.Add(3 * time.Millisecond),
 			Message: "Sold — 2 left. W=1: one acknowledgement was enough; the other replicas catch up in the background."},
 		{Store: Geo, Region: "eu-west-1", Op: OpBuy, Qty: 1, Outcome: Unavailable, AnsweredBy: []string{"eu-west-1"}, Call: call, Return: call.Add(5 * time.Millisecond),
-			Message: "Stranded: Ireland (eu-west-1)'s own allocation has 0, and borrowing from ap-southeast-1 is impossible now (cut off or down) — 1 unit last seen there is stranded. Local allocations keep selling; nothing was moved."},
+			Message: "Stranded: Ireland (eu-west-1)'s own allocation has 0, and borrowing from ap-southeast-1 is impossible now (cut off or down) — 1 unit is stranded there (as last seen). Local allocations keep selling; nothing was moved."},
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -501,27 +501,6 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o lab.Out
 	writeJSON(w, status, saidOutcome{o, lab.SayOutcome(o)})
 }
 
-// saidOutcome is an Outcome with its words (lab.Say), as operation frames
-// and the history carry them.
-type saidOutcome struct {
-	lab.Outcome
-	Said lab.Words `json:"said"`
-}
-
-// saidFault is a recorded fault with its sentence (lab.SayFault).
-type saidFault struct {
-	lab.Fault
-	Said lab.Words `json:"said"`
-}
-
-// saidOperation is a recorded operation with its words (lab.Say): what
-// GET /api/history answers, so a page that reads the history shows the
-// sentences a live page showed.
-type saidOperation struct {
-	lab.Operation
-	Said lab.Words `json:"said"`
-}
-
 func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Region      string         `json:"region"`
