@@ -21,11 +21,16 @@ import (
 // uses, the page following the lesson's product, the narrated punchlines,
 // phones, accessibility. Screenshots go to CAPLAB_CLASS_SHOTS when set.
 
-// newCourseBrowser is a browser lab with the built-in course.
+// newCourseBrowser is a browser lab with the built-in course. Its store
+// calls get 3 s instead of the 1 s a latency scale of 0.05 gives: these
+// tests are about what the page says, and on two cores shared with other
+// runs a lesson's geo borrow (a debit in one regional group, a credit in
+// another) was seen to take more than 1 s and stop the step before its
+// punchline.
 func newCourseBrowser(t *testing.T, scale float64) (*browserLab, *lab.Lab) {
 	t.Helper()
 	exe := chromiumPath(t)
-	l := startLab(t, lab.Config{LatencyScale: scale})
+	l := startLab(t, lab.Config{LatencyScale: scale, RequestTimeout: 3 * time.Second})
 	cat, errs := lessons.LoadCatalog("")
 	if len(errs) > 0 {
 		t.Fatal(errs)
