@@ -236,8 +236,8 @@
       case 'lesson-prev': return setLesson(cur.id, cur.step - 1);
       case 'lesson-next': return setLesson(cur.id, cur.step + 1);
       case 'lesson-run': return runStep();
-      case 'poll-reveal': return api('POST', '/api/poll/reveal', {});
-      case 'poll-next': return api('POST', '/api/poll/next', {});
+      case 'poll-reveal': return api('POST', '/api/poll/reveal', {}).then(pollAnswer);
+      case 'poll-next': return api('POST', '/api/poll/next', {}).then(pollAnswer);
     }
   });
   // g (or the New group button): the next group starts afresh
@@ -252,12 +252,15 @@
   });
   caplab.on('group-reset', () => newGroup($('group-reset')));
   caplab.on('lesson-next', advance);
-  caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}); });
+  // The presenter's page takes the poll from the answer at once (its poll
+  // frame may come later): v then q in quick succession both work.
+  const pollAnswer = (r) => { if (r.ok && r.data && r.data.poll) { poll = r.data.poll; renderPoll(); renderLesson(); } };
+  caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}).then(pollAnswer); });
   caplab.on('lesson-question', () => {
     if (!presenter || !poll) return;
     if (!poll.revealed) { toast('Reveal this answer first (v), then go on to the next question (q).'); return; }
     if (poll.index + 1 >= poll.count) { toast('This step asks no further question: n runs it or goes on.'); return; }
-    api('POST', '/api/poll/next', {});
+    api('POST', '/api/poll/next', {}).then(pollAnswer);
   });
   caplab.on('lesson-back', () => { if (presenter && cur && !cur.running && cur.step > 0) setLesson(cur.id, cur.step - 1); });
   // a lesson opening (or moving on) brings its tab forward

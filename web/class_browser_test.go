@@ -157,6 +157,10 @@ func TestStoryModeFollowsTheProduct(t *testing.T) {
 			t.Fatalf("the page starts on %q", got)
 		}
 	}
+	// The picker gives each lesson's length in minutes.
+	if got := evalJS[string](t, presenter, `[...document.querySelectorAll('#lesson-select option')].filter(o => o.value).map(o => o.textContent).filter(s => !/ · ~\d+ min\)$/.test(s)).join('; ')`); got != "" {
+		t.Errorf("lessons in the picker without minutes: %s", got)
+	}
 	runStep(t, b, "stale-reads", 0)
 	runStep(t, b, "stale-reads", 1)
 	for name, tab := range map[string]context.Context{"presenter": presenter, "viewer": viewer} {
@@ -263,6 +267,7 @@ func TestNarratedPunchlines(t *testing.T) {
 		evalJS[bool](t, presenter, `document.activeElement && document.activeElement.blur && document.activeElement.blur(), true`)
 		runActions(t, presenter, "key v", chromedp.KeyEvent("v"))
 		waitJS(t, live, "v revealed the answer", `document.getElementById('poll-answer').hidden`, textIs("false"))
+		waitJS(t, presenter, "the presenter's page has the answer", `document.getElementById('poll-answer').hidden`, textIs("false"))
 		runActions(t, presenter, "key q", chromedp.KeyEvent("q"))
 		waitJS(t, live, "q opened the next question", `document.getElementById('poll-question').textContent`, textHas("Which store will sell more units than it had?"))
 		for step := range 2 {
