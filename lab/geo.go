@@ -443,7 +443,7 @@ func (s *geoStore) readAll(ctx context.Context, op Operation, logged bool) Outco
 	}
 	msg := fmt.Sprintf("%d in total: %s. Not one atomic snapshot — each region's allocation was read from its own group at its own revision.", total, strings.Join(parts, ", "))
 	if len(unreachable) > 0 {
-		msg += fmt.Sprintf(" %d units are stranded where %s cannot reach them.", stranded, cityOf(op.Region))
+		msg += fmt.Sprintf(" %s stranded where %s cannot reach them.", unitsAre(stranded), cityOf(op.Region))
 		if len(unreachable) == len(s.regions) {
 			return Outcome{Outcome: Unavailable, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered,
 				Message: "Unavailable: no regional group could be reached. " + msg}

@@ -150,8 +150,8 @@ func (s *geoStore) borrowAndBuy(ctx context.Context, op Operation, br *Breakers,
 			kind = FailFast
 		}
 		return Outcome{Outcome: kind, Quantity: local.Quantity, Unreachable: unreachable, Stranded: units, AnsweredBy: []string{op.Region},
-			Message: fmt.Sprintf("Stranded: %s's own allocation has %d, and borrowing from %s is impossible now (cut off or down) — %d units last seen there are stranded. Local allocations keep selling; nothing was moved.",
-				cityOf(op.Region), local.Quantity, strings.Join(unreachable, ", "), units)}
+			Message: fmt.Sprintf("Stranded: %s's own allocation has %d, and borrowing from %s is impossible now (cut off or down) — %s stranded there (as last seen). Local allocations keep selling; nothing was moved.",
+				cityOf(op.Region), local.Quantity, strings.Join(unreachable, ", "), unitsAre(units))}
 	}
 	for _, tr := range moved {
 		if s.afterDebit != nil {

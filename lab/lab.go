@@ -130,6 +130,7 @@ type Lab struct {
 	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
 	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
 	gaps       *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
+	merges     mergeWatch       // merge.go: the replicated store's merges told after heals
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -382,6 +383,7 @@ func (l *Lab) HealAll() error {
 	l.fault(FaultHeal, nil, "all links up")
 	l.recorder.add(RecordedAction{Kind: ActHeal})
 	l.awaitStreams()
+	l.watchMerge() // merge.go
 	return nil
 }
 
@@ -402,6 +404,7 @@ func (l *Lab) SetLink(from, to string, up, oneWay bool) error {
 	defer func() {
 		if up {
 			l.awaitStreams() // after the fault is recorded and published
+			l.watchMerge()   // merge.go
 		}
 	}()
 	l.linkFault(from, to, up, oneWay)
@@ -627,6 +630,7 @@ func (l *Lab) do(ctx context.Context, op Operation) (Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	keepWords(&op, out, rec.SkipPublish) // sentence.go
 	op, kept := l.endRecord(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.unrecorded.note(op, l.consensus.epoch.Load())

@@ -164,6 +164,7 @@ func (l *Lab) ReserveAsync(ctx context.Context, sku, region string, fenced bool)
 			out.AnsweredBy = []string{}
 		}
 		op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+		keepWords(&op, out, false) // sentence.go
 		op, _ = l.endRecord(rr, OpRecording{}, op)
 		out.OpID = op.ID
 		l.count(op)

@@ -13,7 +13,7 @@ func (l *Lab) State() State {
 }
 
 func (l *Lab) stateFrom(s nodes.Snapshot) State {
-	st := State{LatencyScale: s.LatencyScale, Replicated: l.Quorum()}
+	st := State{LatencyScale: s.LatencyScale, Speed: l.Speed(), Replicated: l.Quorum()}
 	urls := clientURLs(l.cluster.Endpoints())
 	for _, r := range s.Regions {
 		st.Regions = append(st.Regions, RegionState{

@@ -123,6 +123,13 @@ type Operation struct {
 	Return      time.Time   `json:"return"`
 
 	Allocations map[string]int `json:"allocations,omitempty"` // geo stock: units per region
+
+	// Message and AnsweredBy are the store's answer in words and the
+	// regions that confirmed it (the Outcome's), kept so that the history
+	// says what the live answer said (Say, sentence.go). A load's
+	// operations leave them out.
+	Message    string   `json:"message,omitempty"`
+	AnsweredBy []string `json:"answeredBy,omitempty"`
 }
 
 // FaultKind names a recorded fault or configuration change.
@@ -192,8 +199,9 @@ type State struct {
 	Links        []LinkState    `json:"links"`
 	Replicated   QuorumState    `json:"replicated"`
 	LatencyScale float64        `json:"latencyScale"`
-	Version      int64          `json:"version"`  // extension: increases with every change
-	Counters     []StoreCounter `json:"counters"` // extension: outcome counts per store
+	Speed        float64        `json:"speed,omitempty"` // extension: every link's delay × this (SetSpeed; 1 at the start)
+	Version      int64          `json:"version"`         // extension: increases with every change
+	Counters     []StoreCounter `json:"counters"`        // extension: outcome counts per store
 
 	ZoneLinks []LinkState `json:"zoneLinks"` // extension (geo): links between the zones of each region
 }

@@ -501,6 +501,10 @@ type verdictRow struct {
 	Store  lab.Store
 	Result lab.CheckResult
 	Err    string
+	// Stranded counts the geo store's stranded refusals: definite (nothing
+	// moved), so not "maybe applied"; StrandedUnavailable those of them the
+	// checker counts as indeterminate (answered unavailable).
+	Stranded, StrandedUnavailable int
 }
 
 func visualURL(st lab.Store, sku string) string {
