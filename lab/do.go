@@ -155,6 +155,7 @@ func (l *Lab) do(ctx context.Context, c command) (inventory.Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	keepWords(&op, out, rec.SkipPublish) // sentence.go
 	op, kept := l.records.end(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
 		l.ownWrites.note(op, l.consensus.Epoch())

@@ -44,7 +44,7 @@ func (l *Lab) State() State { return l.events.state(l.cluster.State()) }
 // state is the State of snapshot s: the cluster's, with the lab's
 // breakers, clocks, counters and the replicated store's quorum.
 func (ev *events) state(s nodes.Snapshot) State {
-	st := State{LatencyScale: s.LatencyScale, Replicated: ev.replicated.Quorum()}
+	st := State{LatencyScale: s.LatencyScale, Speed: ev.cluster.Fabric().Speed(), Replicated: ev.replicated.Quorum()}
 	urls := clientURLs(ev.cluster.Endpoints())
 	for _, r := range s.Regions {
 		st.Regions = append(st.Regions, RegionState{

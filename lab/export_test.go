@@ -81,3 +81,10 @@ func RecorderSnapshot(r *Recorder) Recording { return r.snapshot() }
 
 // RecordOp records op through r as do does (kind "": a stock, buy or read).
 var RecordOp = (*Recorder).op
+
+// KeepWords keeps out's words in op as do does (load: a load's operation,
+// which keeps none).
+func KeepWords(op *inventory.Operation, out inventory.Outcome, load bool) { keepWords(op, out, load) }
+
+// FirstSentence is the first sentence of s, as the words give it.
+func FirstSentence(s string) string { return firstSentence(s) }

@@ -27,6 +27,9 @@ type Faults struct {
 	replicated *replicated.Store // W and R
 	geo        *geo.Store        // its transfer recovery, kicked after a restart
 	happened   func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
+	// healed is told when links came up (the replicated store's merges
+	// are then told once its copies agree: merge.go).
+	healed func()
 }
 
 // Faults is the lab's room for faults and configuration changes.
@@ -76,6 +79,7 @@ func (f *Faults) HealAll() error {
 	f.healZoneLinks()
 	f.happened(inventory.FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
 	f.awaitStreams()
+	f.healed()
 	return nil
 }
 
@@ -96,6 +100,7 @@ func (f *Faults) SetLink(from, to string, up, oneWay bool) error {
 	defer func() {
 		if up {
 			f.awaitStreams() // after the fault is recorded and published
+			f.healed()
 		}
 	}()
 	f.linkFault(from, to, up, oneWay, &RecordedAction{Kind: linkAction(up), Regions: []string{from, to}, OneWay: oneWay})
@@ -317,3 +322,18 @@ func (f *Faults) IsZone(name string) bool { return f.cluster.IsZone(name) }
 
 // Zones lists a region's zones.
 func (f *Faults) Zones(region string) []string { return slices.Clone(f.cluster.Zones(region)) }
+
+// SetSpeed makes every link between regions faster than the lab started:
+// each delay factor × its start (0 < factor ≤ 1; 1 is the start). Raft's
+// timers were set for the start's delays, so the lab never gets slower
+// than that. A reset keeps the factor. Bad input changes nothing.
+func (f *Faults) SetSpeed(factor float64) error {
+	if err := f.cluster.Fabric().SetSpeed(factor); err != nil {
+		return wrapNodes(err)
+	}
+	f.happened(inventory.FaultSpeed, nil, fmt.Sprintf("links at %g × their start delay", factor), nil)
+	return nil
+}
+
+// Speed is the factor SetSpeed set (1 at the start).
+func (f *Faults) Speed() float64 { return f.cluster.Fabric().Speed() }

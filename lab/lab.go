@@ -139,7 +139,8 @@ type Lab struct {
 	events   *events
 	counters *storeCounters
 	outside  *outsideWatcher
-	hooks    hooks // hooks.go: recorders that miss no operation, fault or reset
+	hooks    hooks       // hooks.go: recorders that miss no operation, fault or reset
+	merges   *mergeWatch // merge.go: the replicated store's merges told after heals
 
 	// reserveBudget is a reservation's deadline: the longest pause, the
 	// lock wait (three lease TTLs, as the flow allows) and three request
@@ -201,6 +202,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.events.replicated, l.events.geo = l.replicated, l.geo
 	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
 		replicated: l.replicated, geo: l.geo, happened: l.faultHappened}
+	l.merges = &mergeWatch{gate: l.gate, bg: &l.bg, stop: l.stop, timeout: cfg.RequestTimeout, history: l.history,
+		converge: l.WaitConverged, happened: l.faultHappened}
+	l.faults.healed = l.merges.watch
 	l.time = &Time{clocks: clocks, regions: regions, stop: l.stop, happened: l.faultHappened}
 	l.geoRoom = &GeoStore{gate: l.gate, store: l.geo, regions: regions, timeout: cfg.RequestTimeout}
 	l.recorder = &Recorder{regions: regions, latencyScale: cfg.LatencyScale, breaker: cfg.Breaker,

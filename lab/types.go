@@ -11,8 +11,9 @@ type State struct {
 	Links        []LinkState           `json:"links"`
 	Replicated   inventory.QuorumState `json:"replicated"`
 	LatencyScale float64               `json:"latencyScale"`
-	Version      int64                 `json:"version"`  // extension: increases with every change
-	Counters     []StoreCounter        `json:"counters"` // extension: outcome counts per store
+	Speed        float64               `json:"speed,omitempty"` // extension: every link's delay × this (Faults.SetSpeed; 1 at the start)
+	Version      int64                 `json:"version"`         // extension: increases with every change
+	Counters     []StoreCounter        `json:"counters"`        // extension: outcome counts per store
 
 	ZoneLinks []LinkState `json:"zoneLinks"` // extension (geo): links between the zones of each region
 }

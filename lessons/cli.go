@@ -165,9 +165,12 @@ func list(opts cliOptions, stdout, stderr io.Writer) int {
 		case !l.Builtin:
 			origin = " (" + l.File + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t(%d steps, %d regions)%s\n", l.Name, l.Title, len(l.Steps), len(l.Regions), origin)
+		fmt.Fprintf(tw, "%s\t%s\t~%d min\t(%d steps, %d regions)%s\n", l.Name, l.Title, l.Minutes(), len(l.Steps), len(l.Regions), origin)
 	}
 	tw.Flush()
+	if len(cat.Lessons()) > 0 {
+		fmt.Fprintln(stderr, "(minutes: the prose read aloud, 90 s per question, the lab's own waits, 2 s per other command)")
+	}
 	if len(errs) > 0 {
 		fmt.Fprintf(stderr, "\nskipped lesson files with errors (see caplab lessons check):\n%v\n", errs)
 		return ExitFail

@@ -3,6 +3,7 @@ package lessons
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,6 +151,9 @@ func TestListLinesStartWithRunnableName(t *testing.T) {
 		}
 		if !strings.HasPrefix(strings.TrimSpace(rest), l.Title) {
 			t.Errorf("line %d: title %q does not follow the name: %q", i+1, l.Title, line)
+		}
+		if want := fmt.Sprintf("~%d min", l.Minutes()); !strings.Contains(rest, want) || l.Minutes() < 3 {
+			t.Errorf("line %d: no duration %q (or an implausible one): %q", i+1, want, line)
 		}
 	}
 }

@@ -273,7 +273,20 @@ func (r *Runner) Close() {
 // runLoad carries out the load commands. It returns the text after the
 // command, or what was expected and what came (an unmet expectation), or a
 // lab error.
-func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got string, passed bool, err error) {
+// LoadFacts is what a load command saw, for its story line: the run's
+// configuration (start), each store's verdict (stop), the figures an
+// expectation judged and the SLO they are held against.
+type LoadFacts struct {
+	Config   *load.Config
+	Verdicts []string
+	Figures  []load.Figures
+	SLOMs    float64
+	Oversold int64
+	Sold     int64
+	Stocked  int64
+}
+
+func (r *Runner) runLoad(ctx context.Context, a Action, facts *LoadFacts) (suffix, expected, got string, passed bool, err error) {
 	ctl, err := r.loader()
 	if err != nil {
 		return "", "", "", false, err
@@ -304,6 +317,7 @@ func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got s
 			return "", "", "", false, fmt.Errorf("the load could not start: %s", st.Reason)
 		}
 		c := st.Config
+		facts.Config, facts.SLOMs = c, c.SLOP99Ms
 		return fmt.Sprintf(" → %s for %v: %g buys/s and %g reads/s per region on %s", st.State, time.Duration(c.Duration),
 			c.Rate, c.Rate**c.ReadsPerBuy, strings.Join(c.Stores, ", ")), "", "", false, nil
 	case LoadStop:
@@ -317,7 +331,9 @@ func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got s
 			var parts []string
 			for _, s := range st.Stores {
 				parts = append(parts, s.Store+": "+s.Verdict)
+				facts.Verdicts = append(facts.Verdicts, s.Verdict)
 			}
+			facts.Config, facts.SLOMs = st.Config, st.Config.SLOP99Ms
 			return " → " + strings.Join(parts, "; "), "", "", false, nil
 		}
 	case ExpectLoad:
@@ -335,6 +351,7 @@ func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got s
 			return "", "", "", false, fmt.Errorf("the load does not drive the %s store (it drives %s)", a.Store, strings.Join(st.Config.Stores, ", "))
 		}
 		want := strings.TrimPrefix(a.String(), "expect ")
+		facts.SLOMs, facts.Oversold, facts.Sold, facts.Stocked = st.Config.SLOP99Ms, ss.Oversold, ss.Sold, ss.Stocked
 		holds := func(v float64) bool {
 			switch a.Op {
 			case ">=":
@@ -370,6 +387,7 @@ func (r *Runner) runLoad(ctx context.Context, a Action) (suffix, expected, got s
 				g = fmt.Sprintf("%s %.1f ms", f.Region, v)
 			}
 			gots = append(gots, g)
+			facts.Figures = append(facts.Figures, f)
 			ok = ok && holds(v)
 		}
 		g := a.Metric + " " + strings.Join(gots, ", ")

@@ -61,9 +61,13 @@ type CommandResult struct {
 	Outcomes []inventory.Outcome // stock (one per store), buy, read, expect read
 	Check    *verdict.Result     // expect check
 	Leader   string              // expect leader: the leader found ("" for none)
-	Poll     *Poll               // ask
-	Expected string              // expectations: what the lesson expected
-	Got      string              // expectations and errors: what happened
+	Load     *LoadFacts          // load commands: what the load saw (load.go)
+	// Woke marks the outcome of a paused shop's reservation, settled
+	// before a later command (its Command is the reserve line).
+	Woke     bool
+	Poll     *Poll  // ask
+	Expected string // expectations: what the lesson expected
+	Got      string // expectations and errors: what happened
 	Elapsed  time.Duration
 	// Text is the progress line as printed, without indentation.
 	Text string
@@ -119,7 +123,11 @@ type Runner struct {
 	Load    *load.Controller
 	ownLoad bool
 
-	background []pending // reservations of paused shops still running (time.go)
+	background []pending       // reservations of paused shops still running (time.go)
+	woke       []CommandResult // their outcomes, settled before the next command's result
+	// Progress, when set, hears of each command's result as soon as it is
+	// known (a page shows the step's story as it happens).
+	Progress func(CommandResult)
 }
 
 // NewRunner returns a runner for l on lb that writes progress to out (nil:
@@ -179,7 +187,17 @@ func (r *Runner) RunStep(ctx context.Context, i int) (StepResult, error) {
 		start := time.Now()
 		cr, err := r.run(ctx, c)
 		cr.Elapsed = time.Since(start)
+		for _, w := range r.woke {
+			res.Commands = append(res.Commands, w)
+			if r.Progress != nil {
+				r.Progress(w)
+			}
+		}
+		r.woke = nil
 		res.Commands = append(res.Commands, cr)
+		if r.Progress != nil {
+			r.Progress(cr)
+		}
 		mark := "   "
 		switch cr.Status {
 		case StatusPassed:
@@ -446,7 +464,8 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		cr.Text = at + want + fmt.Sprintf(" (got %d; sold %d of %d)", res.Oversold, res.SoldUnits, res.InitialUnits)
 		return cr, nil
 	case LoadStart, LoadStop, ExpectLoad:
-		suffix, expected, got, passed, err := r.runLoad(ctx, a) // load.go
+		cr.Load = &LoadFacts{}
+		suffix, expected, got, passed, err := r.runLoad(ctx, a, cr.Load) // load.go
 		if err != nil {
 			return labErr(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"caplab/lab/inventory"
 )
@@ -31,6 +32,7 @@ type Session struct {
 	runs     map[int]StepRun // per step of the open lesson
 	revealed map[int]bool    // steps whose every question was revealed
 	running  bool
+	spans    map[int]StepSpan // when each step of the open lesson last ran
 	poll     *openPoll
 	// MaxVoters bounds the distinct voters one question counts; 0 means
 	// DefaultMaxVoters.
@@ -59,6 +61,13 @@ type CommandLine struct {
 	// Story is the one line a learner reads: what visibly happened
 	// (Story); "" for a command with nothing to show (an ask).
 	Story string `json:"story"`
+	// Woke marks the outcome of a paused shop's reservation that settled
+	// during this step (Command is its reserve line, maybe of an earlier
+	// step): a story line, not one of the step's commands.
+	Woke bool `json:"woke,omitempty"`
+	// SKU is the product the command worked on, if any: the page follows
+	// it (story mode).
+	SKU string `json:"sku,omitempty"`
 }
 
 // StepRun is what running one step did.
@@ -75,12 +84,17 @@ type StepRun struct {
 func Lines(res StepResult, city func(string) string) []CommandLine {
 	out := make([]CommandLine, 0, len(res.Commands))
 	for _, c := range res.Commands {
-		out = append(out, CommandLine{
-			Line: c.Command.Line, Command: DisplayLine(c.Command), Status: string(c.Status),
-			Text: c.Text, Story: Story(c, city),
-		})
+		out = append(out, Line(c, city))
 	}
 	return out
+}
+
+// Line is one command's result as a page shows it.
+func Line(c CommandResult, city func(string) string) CommandLine {
+	return CommandLine{
+		Line: c.Command.Line, Command: DisplayLine(c.Command), Status: string(c.Status),
+		Text: c.Text, Story: Story(c, city), Woke: c.Woke, SKU: SKUOf(c.Command),
+	}
 }
 
 // DisplayLine is a command as a page shows it: its source, or for an ask
@@ -144,6 +158,22 @@ type LessonView struct {
 	Running  bool          `json:"running"`
 	Failed   bool          `json:"failed"`
 	Report   string        `json:"report,omitempty"`
+	// Product is the product the step works on now: the SKU of the last
+	// command run that named one, else the step's own (Lesson.Product).
+	// Pages follow it: their product, score and checker (story mode).
+	Product string `json:"product,omitempty"`
+	// Minutes is how long a class spends on the lesson (Lesson.Minutes).
+	Minutes int `json:"minutes"`
+	// Spans say when each step that ran last ran (To is zero while it
+	// runs): a page names the step an operation belongs to by its call.
+	Spans []StepSpan `json:"spans,omitempty"`
+}
+
+// StepSpan is when one step ran: Step from 0, To zero while it runs.
+type StepSpan struct {
+	Step int       `json:"step"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to,omitzero"`
 }
 
 // PollView is the open question: the "poll" of a poll frame. Options are
@@ -209,12 +239,28 @@ func (s *Session) moveTo(l *Lesson, step int) {
 	if l == nil || s.lesson == nil || s.lesson.Name != l.Name {
 		s.runs = map[int]StepRun{}
 		s.revealed = map[int]bool{}
+		s.spans = map[int]StepSpan{}
 	}
 	s.lesson, s.step, s.poll = l, step, nil
 	if l != nil && len(l.Steps[step].Polls) > 0 {
 		_, ran := s.runs[step]
 		s.poll = &openPoll{step: step, poll: l.Steps[step].Polls[0], votes: map[string]int{}, revealed: ran}
 	}
+}
+
+// Restart puts the open lesson back at its first step and forgets what
+// its steps did and every vote (a new group in the same class); refused
+// while a step runs. With no lesson open it does nothing.
+func (s *Session) Restart() error {
+	if s.running {
+		return refuse(Conflict, errStepRunning)
+	}
+	l := s.lesson
+	s.moveTo(nil, 0)
+	if l != nil {
+		s.moveTo(l, 0)
+	}
+	return nil
 }
 
 // Current is the open lesson (nil when none) and its step.
@@ -245,6 +291,29 @@ func (s *Session) BeginRun(l *Lesson, step int) error {
 		s.poll.revealed = true
 	}
 	return nil
+}
+
+// Mark records when the running step began (to zero) or ended; the
+// session keeps no clock of its own.
+func (s *Session) Mark(from, to time.Time) {
+	if s.lesson == nil {
+		return
+	}
+	if s.spans == nil {
+		s.spans = map[int]StepSpan{}
+	}
+	s.spans[s.step] = StepSpan{Step: s.step, From: from, To: to}
+}
+
+// Progress adds one command's line to the running step's results, as it
+// happens; EndRun then records the whole run.
+func (s *Session) Progress(line CommandLine) {
+	if !s.running {
+		return
+	}
+	run := s.runs[s.step]
+	run.Results = append(run.Results, line)
+	s.runs[s.step] = run
 }
 
 // EndRun records what the running step did and ends the run.
@@ -356,6 +425,17 @@ func (s *Session) View(presenter bool) *LessonView {
 	if ran {
 		v.Ran = !s.running
 		v.Results, v.Failed, v.Report = run.Results, run.Failed, run.Report
+	}
+	v.Product, v.Minutes = l.Product(s.step), l.Minutes()
+	for i := range l.Steps {
+		if sp, ok := s.spans[i]; ok {
+			v.Spans = append(v.Spans, sp)
+		}
+	}
+	for _, r := range v.Results {
+		if r.SKU != "" {
+			v.Product = r.SKU
+		}
 	}
 	v.Revealed = s.stepRevealed()
 	pose, reveal := st.Pose.HTML, st.Reveal.HTML

@@ -131,14 +131,17 @@ func (r *Runner) settle(ctx context.Context, next Command) (CommandResult, error
 		if p.expect != "" && o.Outcome != p.expect {
 			b := a
 			b.Expect = ""
-			cr := CommandResult{Command: p.cmd, Status: StatusFailed, Outcomes: []inventory.Outcome{o}, Expected: b.String() + " → " + string(p.expect), Got: r.outcome(o)}
+			cr := CommandResult{Command: p.cmd, Status: StatusFailed, Outcomes: []inventory.Outcome{o}, Woke: true, Expected: b.String() + " → " + string(p.expect), Got: r.outcome(o)}
 			cr.Text = fmt.Sprintf("line %d: expected %s, got %s", p.cmd.Line, cr.Expected, cr.Got)
 			return cr, &Failure{File: r.lesson.File, Line: p.cmd.Line, Command: a.String(), Expected: cr.Expected, Got: cr.Got}
 		}
 		mark := "   "
+		woke := CommandResult{Command: p.cmd, Status: StatusDone, Outcomes: []inventory.Outcome{o}, Woke: true, Text: text + " (the paused shop woke)"}
 		if p.expect != "" {
 			mark = " ✓ "
+			woke.Status = StatusPassed
 		}
+		r.woke = append(r.woke, woke)
 		fmt.Fprintf(r.out, "%s%s (the paused shop woke)\n", mark, text)
 	}
 	return CommandResult{}, nil

@@ -24,6 +24,7 @@ type Fabric struct {
 	regions  []string
 	scale    float64
 	onChange func()
+	speed    float64 // SetSpeed's factor (speed.go); 0 means 1. Guarded by mu.
 
 	mu    sync.Mutex // serialises operations; links have their own locks for the data path
 	links map[[2]string]*link
@@ -239,7 +240,7 @@ func (f *Fabric) SetRTT(from, to string, rttMs float64, oneWay bool) error {
 	}
 	f.mu.Lock()
 	for _, l := range f.pairs(from, to, oneWay) {
-		l.setRTT(rttMs, f.scale)
+		l.setRTT(rttMs, f.effectiveScale())
 	}
 	f.mu.Unlock()
 	f.changed()
@@ -258,7 +259,7 @@ func (f *Fabric) SetJitter(from, to string, j time.Duration, oneWay bool) error 
 	}
 	f.mu.Lock()
 	for _, l := range f.pairs(from, to, oneWay) {
-		l.setJitter(time.Duration(float64(j) * f.scale))
+		l.setJitter(time.Duration(float64(j) * f.effectiveScale()))
 	}
 	f.mu.Unlock()
 	f.changed()

@@ -13,7 +13,7 @@
   const body = document.body;
   const presenter = body.dataset.role === 'presenter';
   const SVGNS = 'http://www.w3.org/2000/svg';
-  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '⏳' };
+  const icons = { ok: '✓', sold_out: '∅', unavailable: '⊘', fail_fast: '⚡', conflict: '↺', overloaded: '◷' };
   const words = { ok: 'ok', sold_out: 'sold out', unavailable: 'unavailable', fail_fast: 'fail fast', conflict: 'conflict', overloaded: 'overloaded' };
   // what a buy's outcome means for the shopper, shown in the shop
   const buyWords = { ok: 'Sold', sold_out: 'Sold out', unavailable: 'Refused', fail_fast: 'Refused at once', conflict: 'Gave up', overloaded: 'Too busy — try again' };
@@ -84,66 +84,57 @@
   }
 
   // ---------- outcomes
-  function outcomeSentence(o) {
-    let msg = (o.message || '').trim();
-    if (!msg) {
-      if (o.op === 'read' && o.outcome === 'ok') msg = o.quantity + ' in stock.';
-      else msg = kindWord(o.outcome);
-    }
-    if (!/[.!?]$/.test(msg)) msg += '.';
-    const ms = Math.round(o.latencyMs || 0) + ' ms';
-    let who;
-    if (o.outcome === 'fail_fast') who = 'nothing was sent';
-    else if (o.answeredBy && o.answeredBy.length) who = (o.outcome === 'ok' ? 'confirmed by ' : 'answered by ') + joinAnd(o.answeredBy);
-    else who = 'no region answered';
-    return msg + ' ' + ms + ', ' + who + '.';
+  // The words of an outcome come from the server (lab.Say), with live
+  // frames and with the history alike, so a late viewer reads what a live
+  // one read. Without them (an old server), the kind's own word.
+  function wordsOf(o, said) {
+    if (said && said.tag) return said;
+    const tag = o.op === 'read' ? 'Read ' + kindWord(o.outcome) : (buyWords[o.outcome] || kindWord(o.outcome));
+    return { tag, why: '', text: tag + '.' };
   }
-  // why: the reason in a few words, for the shop cell (the full sentence is
-  // its title and is read by screen readers).
-  function shortWhy(o) {
-    const m = (o.message || '').toLowerCase();
-    if (o.op === 'read' && o.outcome === 'ok') return o.quantity + ' in stock' + (o.consistency === 'serializable' ? ' (local copy)' : '');
-    if (o.outcome === 'ok') return (o.quantity !== undefined ? o.quantity + ' left' : 'done') + (o.answeredBy && o.answeredBy.length ? ' · ' + o.answeredBy.length + ' confirmed' : '');
-    if (o.outcome === 'sold_out') return 'nothing left to sell';
-    if (o.outcome === 'fail_fast') return 'breaker open: nothing sent';
-    if (o.outcome === 'conflict') return 'stock kept changing';
-    if (m.includes('majority')) return 'cannot reach a majority';
-    if (m.includes('crashed') || m.includes(' is down')) return 'this region is down';
-    if (m.includes('being reset')) return 'the lab is resetting';
-    if (o.outcome === 'unavailable' && !m) return 'no quorum in time';
-    if (m.includes('replica') || m.includes('acknowledg')) return 'too few replicas answered';
-    return (o.message || kindWord(o.outcome)).replace(/^[A-Za-z ]+: /, '');
-  }
-  function showOutcome(o) {
+  // stepOf names the lesson step an operation belongs to ('' when none):
+  // lessons.js tells which steps ran when.
+  let stepOf = () => '';
+  function showOutcome(o, said) {
     if (o.op === 'stock') {
       if (o.outcome !== 'ok') toast('Stocking ' + o.sku + ' on ' + o.store + ': ' + kindWord(o.outcome) + '. ' + (o.message || ''), true);
       return;
     }
     const el = $('outcome-' + o.store + '-' + o.region);
     if (!el) return;
+    const w = wordsOf(o, said);
     const kind = knownKind(o.outcome) ? o.outcome : 'other';
     el.className = 'outcome o-' + kind;
     el.dataset.outcome = o.outcome;
+    el.dataset.sku = o.sku || '';
     if (o.opId) el.dataset.opId = String(o.opId); else delete el.dataset.opId;
     if (!o.fromHistory) el.dataset.shownAt = String(performance.now());
     el.textContent = '';
+    const head = document.createElement('span');
+    head.className = 'o-head';
     const tag = document.createElement('span');
     tag.className = 'tag';
-    const word = o.op === 'read' ? 'Read ' + kindWord(o.outcome) : (buyWords[o.outcome] || kindWord(o.outcome));
-    tag.textContent = kindIcon(o.outcome) + ' ' + word;
-    el.appendChild(tag);
-    // the history keeps an unavailable buy open (it may still apply): its
-    // latency is only known live
-    if (!(o.fromHistory && o.outcome === 'unavailable')) el.appendChild(document.createTextNode(' · ' + secs(o.latencyMs || 0)));
+    tag.textContent = kindIcon(o.outcome) + ' ' + w.tag;
+    head.appendChild(tag);
+    head.appendChild(document.createTextNode(' · ' + (w.took || secs(o.latencyMs || 0))));
+    // which product (and lesson step) this answer belongs to
+    const ctx = document.createElement('span');
+    ctx.className = 'o-ctx';
+    // named in a lesson (story mode), or when it is not the page's product
+    const step = stepOf(o.callMs);
+    const named = o.sku && (body.classList.contains('lesson-open') || o.sku !== sku) ? o.sku : '';
+    ctx.textContent = [named, step].filter(Boolean).join(' · ');
+    head.appendChild(ctx);
+    el.appendChild(head);
     const why = document.createElement('span');
     why.className = 'o-why';
-    why.textContent = shortWhy(o);
+    why.textContent = w.why;
     el.appendChild(why);
     const full = document.createElement('span');
     full.className = 'sr-only';
-    full.textContent = ' ' + storeTitle(o.store) + ', ' + o.op + ': ' + outcomeSentence(o);
+    full.textContent = ' ' + storeTitle(o.store) + ', ' + (o.sku || '') + ': ' + w.text;
     el.appendChild(full);
-    el.title = outcomeSentence(o);
+    el.title = (o.sku ? o.sku + (step ? ', ' + step : '') + ': ' : '') + w.text;
     el.classList.remove('fresh'); void el.offsetWidth; el.classList.add('fresh');
   }
   // clearOutcomes empties every shop's outcome but those keep(el) says are
@@ -153,7 +144,7 @@
     document.querySelectorAll('.outcome').forEach((el) => {
       if (keep && keep(el)) return;
       el.className = 'outcome'; el.title = '';
-      delete el.dataset.outcome; delete el.dataset.opId; delete el.dataset.shownAt;
+      delete el.dataset.outcome; delete el.dataset.opId; delete el.dataset.shownAt; delete el.dataset.sku;
       el.innerHTML = '<span class="o-none">no buy yet</span>';
     });
   }
@@ -278,6 +269,8 @@
       }
     }
     updateQuorumIndicator();
+    const sp = $('speed');
+    if (sp && document.activeElement !== sp && st.speed) sp.value = String(st.speed);
     emit('state', st);
   }
 
@@ -341,7 +334,7 @@
   }
 
   // ---------- space-time diagram
-  const ROW_H = 24, LANE_H = 12 + stores.length * ROW_H, LEFT = 0, TOP = 30, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46, MIN_BAR = 10;
+  const ROW_H = 24, LEFT = 0, TOP = 30, PX_PER_S = 220, GAP_MAX_S = 2, GAP_PX = 46, MIN_BAR = 10;
   let drawQueued = false;
   function queueDraw() {
     if (drawQueued) return;
@@ -382,8 +375,19 @@
     for (const f of faults) times.push(f.atMs);
     const sc = timeScale(times);
     const scroller = $('timeline-scroll');
+    // Every region's lane in the dock's height: rows shrink (to 11 px) when
+    // the dock is short, and bars then go without their labels (titles stay).
+    const panel = $('panel-timeline');
+    let ROW = ROW_H;
+    if (panel && panel.clientHeight) {
+      const above = scroller.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
+      const legend = panel.querySelector('.legend-outcomes');
+      const avail = panel.clientHeight - above - (legend ? legend.offsetHeight + 8 : 0) - TOP - 40; // the svg's foot, a scrollbar, the panel's padding
+      ROW = Math.max(11, Math.min(ROW_H, Math.floor((avail / Math.max(1, regions.length) - 12) / stores.length)));
+    }
+    const compact = ROW < 22, LANE = (compact ? 4 : 12) + stores.length * ROW;
     const width = Math.max(scroller.clientWidth - 2, sc.end + 160);
-    const height = TOP + regions.length * LANE_H + 10;
+    const height = TOP + regions.length * LANE + 10;
     el.setAttribute('width', width);
     el.setAttribute('height', height);
     el.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
@@ -393,12 +397,12 @@
     lanes.setAttribute('width', 120);
     lanes.setAttribute('height', height);
     regions.forEach((r, i) => {
-      const y = TOP + i * LANE_H;
+      const y = TOP + i * LANE;
       laneY[r] = y;
-      el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE_H }));
-      lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE_H }));
-      lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + 20 }, r));
-      lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
+      el.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width, height: LANE }));
+      lanes.appendChild(svg('rect', { class: 'lane-bg' + (i % 2 ? ' alt' : ''), x: 0, y, width: 120, height: LANE }));
+      lanes.appendChild(svg('text', { class: 'lane-name', x: 8, y: y + (compact ? Math.min(20, LANE - 4) : 20) }, r));
+      if (!compact) lanes.appendChild(svg('text', { class: 'lane-sub', x: 8, y: y + 34 }, stores.map(storeShort).join(' · ') + ' rows'));
     });
     // fault bands: network faults until the next heal, crashes until restart
     let netOpen = null;
@@ -417,22 +421,22 @@
     for (const r in crashOpen) bands.push({ from: crashOpen[r], to: endT, lanes: [r], open: true });
     for (const b of bands) {
       const x1 = sc.map(b.from), x2 = b.open ? width : Math.max(sc.map(b.to), x1 + 2);
-      for (const r of b.lanes) if (laneY[r] !== undefined) el.appendChild(svg('rect', { class: 'fault-band', x: x1, y: laneY[r], width: x2 - x1, height: LANE_H }));
+      for (const r of b.lanes) if (laneY[r] !== undefined) el.appendChild(svg('rect', { class: 'fault-band', x: x1, y: laneY[r], width: x2 - x1, height: LANE }));
     }
     // fault and heal markers; labels take the first of two rows where they
     // do not run into the previous label (else only the line and its title)
     const rowEnd = [-1e9, -1e9];
     for (const f of faults) {
       const x = sc.map(f.atMs);
-      const healing = f.kind === 'heal' || f.kind === 'restart' || f.kind === 'reset';
+      const healing = f.kind === 'heal' || f.kind === 'restart' || f.kind === 'reset' || f.kind === 'merge';
       el.appendChild(svg('line', { class: healing ? 'heal-line' : 'fault-line', x1: x, y1: TOP - 4, x2: x, y2: height - 6 }));
-      const text = (healing ? '✚ ' : '✂ ') + f.kind;
+      const text = (f.kind === 'merge' ? '⇄ ' : healing ? '✚ ' : '✂ ') + f.kind;
       const w = text.length * 6.4 + 6;
       let row = rowEnd.findIndex((end) => end < x + 3);
       if (row < 0) continue;
       rowEnd[row] = x + 3 + w;
       const label = svg('text', { class: healing ? 'heal-label' : 'fault-label', x: x + 3, y: 11 + row * 12 }, text);
-      label.appendChild(svg('title', {}, f.kind + ': ' + (f.detail || '') + ' at ' + new Date(f.atMs).toLocaleTimeString()));
+      label.appendChild(svg('title', {}, (f.said && f.said.text ? f.said.text : f.kind + ': ' + (f.detail || '')) + ' (' + new Date(f.atMs).toLocaleTimeString() + ')'));
       el.appendChild(label);
     }
     for (const g of sc.gaps) el.appendChild(svg('text', { class: 'tick-label', x: g.x - 12, y: height - 2 }, '⋯ ' + Math.round(g.s) + ' s'));
@@ -444,7 +448,7 @@
       const row = Math.max(0, stores.indexOf(o.store));
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
       const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
-      g.appendChild(svg('rect', { x: x1, y: y + 4 + row * ROW_H, width: x2 - x1, height: 11 }));
+      g.appendChild(svg('rect', { x: x1, y: y + (compact ? 2 : 4) + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 3) }));
       const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where
       // bars crowd; nothing where even that would run into the last label
@@ -453,11 +457,11 @@
       let text = what + ' ' + kindIcon(o.outcome) + ' ' + kindWord(o.outcome);
       if (end > x1) text = kindIcon(o.outcome);
       const lx = Math.max(x1, end);
-      if (lx - x1 < 24) {
+      if (!compact && lx - x1 < 24) {
         labelEnd[key] = lx + text.length * 6.2 + 6;
-        g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW_H + 21 }, text));
+        g.appendChild(svg('text', { x: lx, y: y + 4 + row * ROW + 21 }, text));
       }
-      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms'));
+      g.appendChild(svg('title', {}, o.region + ', ' + o.store + ': ' + (o.said && o.said.text ? o.said.text : o.op + ' → ' + kindWord(o.outcome) + ', ' + Math.round(o.returnMs - o.callMs) + ' ms')));
       el.appendChild(g);
     }
     if (!ops.length && !faults.length) el.appendChild(svg('text', { class: 'empty', x: LEFT + 10, y: TOP + 20 }, 'Nothing yet for ' + sku + ': buy, read or cut a link and it appears here.'));
@@ -467,16 +471,21 @@
     return {
       id: o.id, region: o.region, store: o.store, sku: o.sku, op: o.op, qty: o.qty, quantity: o.quantity,
       outcome: o.outcome || (outcome && outcome.outcome), consistency: o.consistency,
-      callMs: Date.parse(o.call), returnMs: Date.parse(o.return),
+      callMs: Date.parse(o.call), returnMs: Date.parse(o.return), said: o.said,
     };
   }
-  function normFault(f) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at) }; }
+  function normFault(f, said) { return { id: f.id, kind: f.kind, regions: f.regions, detail: f.detail, atMs: Date.parse(f.at), said: f.said || said }; }
+  let historyGen = 0; // a reset or another product makes a history on its way stale
   async function loadHistory() {
-    const asked = performance.now();
+    const asked = performance.now(), gen = historyGen, forSku = sku;
     const res = await fetch('/api/history?sku=' + encodeURIComponent(sku) + '&last=500', { credentials: 'same-origin' }); // it keeps the newest 500
     const h = await res.json().catch(() => null);
     if (!h || h.error) { if (h && h.error) toast(h.error, true); return; }
-    ops = (h.operations || []).map((o) => normOp(o)).slice(-500);
+    if (gen !== historyGen || forSku !== sku) return;
+    // operations the stream brought while the history was on its way stay
+    const hist = (h.operations || []).map((o) => normOp(o));
+    const newest = hist.length ? hist[hist.length - 1].id : 0;
+    ops = hist.concat(ops.filter((o) => o.sku === sku && o.id > newest)).slice(-500);
     const newer = (el) => Number(el.dataset.shownAt) > asked; // shown while the history was on its way
     clearOutcomes(newer);
     // each shop shows its last buy or read on each store
@@ -484,12 +493,41 @@
       const el = $('outcome-' + o.store + '-' + o.region);
       if (o.op === 'stock' || (el && newer(el))) continue;
       showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
-        consistency: o.consistency, latencyMs: o.returnMs - o.callMs, message: '', fromHistory: true });
+        consistency: o.consistency, latencyMs: o.returnMs - o.callMs, callMs: o.callMs, opId: o.id, fromHistory: true }, o.said);
     }
     document.querySelectorAll('.outcome.fresh').forEach((e) => e.classList.remove('fresh'));
-    faults = (h.faults || []).map(normFault).slice(-200);
+    faults = (h.faults || []).map((f) => normFault(f)).slice(-200);
+    const last = faults[faults.length - 1];
+    if (last && last.kind === 'merge' && Date.now() - last.atMs < 15000) tellMerge(last.said && last.said.text);
     queueDraw();
     drawScore();
+  }
+  // ---------- captions over the map: a lesson step's story (lessons.js)
+  // and, outside a step, the replicated store's merge after a heal
+  // A merge shows for 15 s, over a step's story; the story comes back.
+  let captionOwner = '', lessonLines = [];
+  function caption(lines, owner) {
+    const box = $('stage-caption');
+    if (!box) return;
+    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge') return; }
+    captionOwner = lines.length ? owner : '';
+    const key = owner + '|' + lines.join('|');
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.textContent = '';
+    box.hidden = !lines.length;
+    lines.forEach((line, i) => {
+      const p = document.createElement('p');
+      p.className = i === lines.length - 1 ? 'newest' : 'older';
+      p.textContent = line;
+      box.appendChild(p);
+    });
+  }
+  function tellMerge(text) {
+    if (!text) return;
+    caption([text], 'merge');
+    clearTimeout(tellMerge.timer);
+    tellMerge.timer = setTimeout(() => { if (captionOwner === 'merge') { captionOwner = ''; caption(lessonLines, 'lesson'); } }, 15000);
   }
   function addSR(text) {
     const list = $('timeline-list');
@@ -567,7 +605,7 @@
           applyState(f.state);
           break;
         case 'operation': {
-          if (f.outcome) showOutcome(f.outcome);
+          if (f.outcome) showOutcome(Object.assign({}, f.outcome, { callMs: f.operation ? Date.parse(f.operation.call) : Date.now() }), f.said);
           const o = f.operation;
           if (o && o.sku === sku && !ops.some((x) => x.id === o.id)) {
             ops.push(normOp(o, f.outcome));
@@ -575,14 +613,15 @@
             queueDraw();
             drawScore();
           }
-          if (f.outcome) addSR(f.outcome.region + ': ' + outcomeSentence(f.outcome));
+          if (f.outcome) addSR(f.outcome.region + ': ' + wordsOf(f.outcome, f.said).text);
           break;
         }
         case 'fault':
-          if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault)); queueDraw(); addSR('Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
+          if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault, f.said)); queueDraw(); addSR(f.said ? f.said.text : 'Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
+          if (f.fault && f.fault.kind === 'merge') tellMerge(f.said ? f.said.text : f.fault.detail);
           break;
         case 'reset':
-          ops = []; faults = [];
+          ops = []; faults = []; historyGen++;
           clearOutcomes(f.firstOpId ? (el) => Number(el.dataset.opId) >= f.firstOpId : null);
           queueDraw();
           drawScore();
@@ -599,12 +638,12 @@
   function qtyOf(id) { const e = $(id); if (!e) return 1; const v = e.value.trim(); return v === '' ? null : Number(v); }
   async function buy(store, region, btn) {
     const r = await busy(btn, () => api('POST', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '/buy', { region, qty: qtyOf('buy-qty-' + region) }));
-    if (r.data && r.data.outcome) showOutcome(r.data);
+    if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
   async function read(store, region, btn) {
     const c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
     const r = await busy(btn, () => api('GET', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
-    if (r.data && r.data.outcome) showOutcome(r.data);
+    if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
   function stockRegion() {
     if (!state) return null;
@@ -619,7 +658,7 @@
       const done = [];
       for (const s of stores) {
         const r = await api('PUT', '/api/stores/' + s + '/skus/' + encodeURIComponent(sku), { region, quantity });
-        if (r.data && r.data.outcome) { showOutcome(r.data); if (r.data.outcome === 'ok') done.push(s); }
+        if (r.data && r.data.outcome) { showOutcome(r.data, r.data.said); if (r.data.outcome === 'ok') done.push(s); }
         if (!r.ok && r.status !== 503 && r.status !== 409) return;
       }
       if (quantity !== null && done.length) toast('Stocked ' + quantity + ' × ' + sku + ' in ' + joinAnd(done) + ' (written from ' + region + ').');
@@ -726,7 +765,7 @@
   function setPresent(on) {
     body.classList.toggle('present', on);
     $('present-toggle').setAttribute('aria-pressed', String(on));
-    try { localStorage.setItem('caplab.present', on ? '1' : '0'); } catch (e) { /* private mode */ }
+    try { sessionStorage.setItem('caplab.present', on ? '1' : '0'); } catch (e) { /* private mode */ }
     queueDraw();
     emit('present', {});
   }
@@ -815,11 +854,18 @@
     if (e.key === 'p') return setPresent(!body.classList.contains('present'));
     if (e.key === 'n') { emit('lesson-next', {}); return; }
     if (e.key === 'v') { emit('lesson-reveal', {}); return; }
+    if (e.key === 'q') { emit('lesson-question', {}); return; }
+    if (e.key === 'g') { emit('group-reset', {}); return; }
     if (e.key === 'b') { emit('lesson-back', {}); return; }
     if (!presenter) return;
     if (/^[1-7]$/.test(e.key)) { const name = regionNames()[+e.key - 1]; if (name) isolate(name); return; }
     if (e.key === 'h') return heal();
     if (e.key === 'r') return reset($('reset'));
+  });
+  if ($('speed')) $('speed').addEventListener('change', async (e) => {
+    const factor = Number(e.target.value);
+    const r = await api('PUT', '/api/network/speed', { factor });
+    if (r.ok) toast(factor === 1 ? 'Every link is back to the delays the lab started with.' : 'Every link now takes ' + factor + ' × the delay the lab started with.');
   });
   for (const k of ['w', 'r']) {
     $('quorum-' + k).addEventListener('input', (e) => {
@@ -828,13 +874,24 @@
       updateQuorumIndicator();
     });
   }
-  $('sku').addEventListener('change', (e) => {
-    const v = e.target.value.trim();
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) { toast('A SKU is 1 to 64 letters, digits, ".", "_" or "-", e.g. IPHONE-15-PRO.', true); e.target.value = sku; return; }
+  // setProduct makes v the page's product: its history, score and checker.
+  function setProduct(v) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v) || v === sku) return false;
     sku = v;
+    body.dataset.sku = v;
+    const input = $('sku');
+    if (input && document.activeElement !== input) input.value = v;
+    ops = []; historyGen++;
+    for (const id of ['verdict', 'verdict-full']) { const e = $(id); if (e) e.dataset.sku = v; }
     loadHistory();
     refreshVerdict();
     drawScore();
+    return true;
+  }
+  $('sku').addEventListener('change', (e) => {
+    const v = e.target.value.trim();
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) { toast('A SKU is 1 to 64 letters, digits, ".", "_" or "-", e.g. IPHONE-15-PRO.', true); e.target.value = sku; return; }
+    setProduct(v);
   });
   window.addEventListener('resize', queueDraw);
 
@@ -847,10 +904,17 @@
     busy,
     selectTab,
     presenter,
+    // story mode (lessons.js): the page follows the lesson's product, and
+    // names the step each answer belongs to
+    product() { return sku; },
+    setProduct,
+    setStepOf(fn) { stepOf = fn; },
+    caption,
+    redrawOutcomes() { loadHistory(); },
   };
 
   // ---------- start
-  try { if (localStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
+  try { if (sessionStorage.getItem('caplab.present') === '1') setPresent(true); } catch (e) { /* private mode */ }
   const firstTab = document.querySelector('.tabs [role=tab][aria-selected=true]');
   if (firstTab) selectTab(firstTab.id.replace(/^tab-/, ''));
   if (new URLSearchParams(location.search).get('present') === '1') setPresent(true);

@@ -24,6 +24,10 @@
   function renderLesson() {
     const sel = $('lesson-select');
     if (document.activeElement !== sel) sel.value = cur ? cur.id : '';
+    body.classList.toggle('lesson-open', !!cur);
+    if ($('lesson-name')) $('lesson-name').textContent = cur ? cur.title + (cur.minutes ? ' · ~' + cur.minutes + ' min' : '') : '';
+    const handout = $('lesson-handout');
+    if (handout) { handout.hidden = !cur; if (cur) handout.href = '/api/lessons/' + encodeURIComponent(cur.id) + '/handout'; }
     $('lesson-progress').textContent = cur ? 'Step ' + (cur.step + 1) + ' of ' + cur.steps : '';
     const list = $('lesson-steps');
     list.textContent = '';
@@ -62,9 +66,10 @@
     // details: the raw commands; an expectation is held back until the
     // step ran (viewers get it blanked; the projector hides it too)
     const held = cur.held || [];
+    const results = cur.results.filter((r) => !r.woke); // a paused shop's late outcome is a story line, not a command
     cur.commands.forEach((c, i) => {
-      const r = cur.results[i];
-      const st = r ? r.status : (cur.running && i === cur.results.length ? 'running' : 'pending');
+      const r = results[i];
+      const st = r ? r.status : (cur.running && i === results.length ? 'running' : 'pending');
       const li = el('li', 'cmd s-' + st + (held[i] && !r ? ' held' : ''));
       li.id = 'lesson-command-' + i;
       li.dataset.testid = 'lesson-command-' + i;
@@ -87,6 +92,7 @@
       if (expectation) li.appendChild(el('span', 'verdict-word', r.status === 'passed' ? 'as expected' : 'not as expected'));
       effects.appendChild(li);
     }
+    renderCaption();
     if (cur.running) status.textContent = 'Running step ' + (cur.step + 1) + '…';
     else if (cur.ran) status.textContent = (cur.failed ? '✗ ' : '✓ ') + (cur.report || 'Done.');
     else if (poll && !poll.revealed) status.textContent = presenter ? 'The audience is voting: reveal the answer (v) or run the step (n).' : 'Vote, then watch the lab.';
@@ -97,11 +103,38 @@
     if ($('lesson-run')) $('lesson-run').disabled = cur.running;
   }
 
+  // Captions on the stage: the step's newest story lines, as they happen.
+  function renderCaption() {
+    const lines = cur ? cur.results.map((r) => r.story).filter(Boolean) : [];
+    caplab.caption(lines.slice(-2), 'lesson');
+  }
+  // story mode: the page's product follows the lesson's, and each answer
+  // in the shops names the step it belongs to
+  let followed = '';
+  function followLesson() {
+    if (!cur) { followed = ''; return; }
+    if (cur.product && cur.product !== followed) {
+      followed = cur.product;
+      caplab.setProduct(cur.product);
+    }
+  }
+  caplab.setStepOf((t) => {
+    if (!cur || !cur.spans || !t) return '';
+    // the latest run that began at or before t and had not ended
+    let best = null;
+    for (const sp of cur.spans) {
+      const from = Math.floor(Date.parse(sp.from)), to = sp.to ? Date.parse(sp.to) + 1 : Infinity;
+      if (t >= from && t <= to && (!best || from > best.from)) best = { from, step: sp.step };
+    }
+    return best ? 'step ' + (best.step + 1) : '';
+  });
+
   function renderPoll() {
     const card = $('poll');
     const k = keyOf(poll);
     if (k !== pollKey) { pollKey = k; myVote = ''; }
-    body.classList.toggle('poll-open', !!poll && !poll.revealed);
+    body.classList.toggle('poll-open', !!poll); // a phone keeps the question (and then its answer) first
+    body.classList.toggle('poll-voting', !!poll && !poll.revealed); // verdicts that would give the answer away wait
     if (!poll) { card.hidden = true; return; }
     card.hidden = false;
     card.classList.toggle('revealed', !!poll.revealed);
@@ -203,17 +236,37 @@
       case 'lesson-prev': return setLesson(cur.id, cur.step - 1);
       case 'lesson-next': return setLesson(cur.id, cur.step + 1);
       case 'lesson-run': return runStep();
-      case 'poll-reveal': return api('POST', '/api/poll/reveal', {});
-      case 'poll-next': return api('POST', '/api/poll/next', {});
+      case 'poll-reveal': return api('POST', '/api/poll/reveal', {}).then(pollAnswer);
+      case 'poll-next': return api('POST', '/api/poll/next', {}).then(pollAnswer);
     }
   });
+  // g (or the New group button): the next group starts afresh
+  async function newGroup(btn) {
+    if (!presenter) return;
+    const r = await busy(btn, () => api('POST', '/api/class/reset', {}));
+    if (r.ok) toast('A new group: the lab is fresh, the votes and the recording cleared' + (cur ? ', back at step 1 of ' + cur.title : '') + '.');
+  }
+  document.addEventListener('click', (e) => {
+    const t = e.target.closest('#group-reset');
+    if (t && !t.disabled) newGroup(t);
+  });
+  caplab.on('group-reset', () => newGroup($('group-reset')));
   caplab.on('lesson-next', advance);
-  caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}); });
+  // The presenter's page takes the poll from the answer at once (its poll
+  // frame may come later): v then q in quick succession both work.
+  const pollAnswer = (r) => { if (r.ok && r.data && r.data.poll) { poll = r.data.poll; renderPoll(); renderLesson(); } };
+  caplab.on('lesson-reveal', () => { if (presenter && poll && !poll.revealed) api('POST', '/api/poll/reveal', {}).then(pollAnswer); });
+  caplab.on('lesson-question', () => {
+    if (!presenter || !poll) return;
+    if (!poll.revealed) { toast('Reveal this answer first (v), then go on to the next question (q).'); return; }
+    if (poll.index + 1 >= poll.count) { toast('This step asks no further question: n runs it or goes on.'); return; }
+    api('POST', '/api/poll/next', {}).then(pollAnswer);
+  });
   caplab.on('lesson-back', () => { if (presenter && cur && !cur.running && cur.step > 0) setLesson(cur.id, cur.step - 1); });
   // a lesson opening (or moving on) brings its tab forward
   let shownKey = '';
   const showLessonTab = () => { const k = cur ? cur.id + '/' + cur.step : ''; if (k && k !== shownKey) { shownKey = k; selectTab('lesson'); } };
-  caplab.on('lesson', (f) => { framed = true; cur = f.lesson || null; renderLesson(); showLessonTab(); });
+  caplab.on('lesson', (f) => { framed = true; cur = f.lesson || null; renderLesson(); showLessonTab(); followLesson(); });
   caplab.on('poll', (f) => { poll = f.poll || null; renderPoll(); renderLesson(); });
   caplab.on('present', () => { renderPoll(); renderLesson(); });
   // This browser's vote survives a reload: the server knows it by cookie.
@@ -221,6 +274,7 @@
     if (!r.ok || !r.data) return;
     if (!framed) { cur = r.data.lesson || null; poll = r.data.poll || null; }
     if (r.data.poll && keyOf(r.data.poll) === keyOf(poll)) { pollKey = keyOf(poll); myVote = r.data.vote || ''; }
-    renderPoll(); renderLesson(); showLessonTab();
+    renderPoll(); renderLesson(); showLessonTab(); followLesson();
+    if (cur && cur.spans && cur.spans.length) caplab.redrawOutcomes(); // name the steps of what the history showed
   });
 })();

@@ -19,7 +19,8 @@
     conflict: '#6a1b9a', overloaded: '#ad1457', shed: '#5d4037', other: '#212121',
   };
   const REGION_COLORS = ['#1565c0', '#00897b', '#f9a825', '#8e24aa', '#d84315', '#3949ab', '#43a047'];
-  const KEEP = 300; // seconds kept on the plots (as the server keeps)
+  const KEEP = 300; // seconds kept (as the server keeps)
+  const VIEW = 60;  // seconds the plots show: the newest minute, so a cut is not a sliver
   const OPENS = ['cut', 'partition', 'crash'];
   const CLOSES = ['heal', 'restart', 'reset'];
 
@@ -182,14 +183,16 @@
       })));
       const tput = new uPlot({
         title: 'Buys/s by outcome', width: width(tputEl), height: plotH, hooks, legend,
-        scales: { x: { time: false } }, axes: [axis(), axis({ label: 'buys/s', labelSize: px + 6 })],
+        scales: { x: { time: false } }, axes: [axis({ label: 's since the doors opened', labelSize: px + 6 }), axis({ label: 'buys/s', labelSize: px + 6 })],
         series: tputSeries,
       }, stackedData(s), tputEl);
+      plots[s] = { tput };
+      showKinds(s);
       const regions = run.regions;
       const p99 = new uPlot({
         title: 'p99 per region (ms), dashed: SLO', width: width(p99El), height: plotH, hooks, legend,
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, run.slo * 1.3)] } },
-        axes: [axis(), axis({ label: 'ms', labelSize: px + 6 })],
+        axes: [axis({ label: 's since the doors opened', labelSize: px + 6 }), axis({ label: 'ms', labelSize: px + 6 })],
         series: [x].concat(regions.map((g, i) => ({ label: g, stroke: REGION_COLORS[i % REGION_COLORS.length], width: 2, spanGaps: false })),
           [{ label: 'SLO', stroke: '#c62828', dash: [8, 6], width: 2, points: { show: false } }]),
       }, p99Data(s), p99El);
@@ -198,25 +201,93 @@
         scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(max || 0, 5)] } },
         axes: [axis(), axis()],
         series: [x, { label: 'oversold', stroke: '#b3261e', fill: '#b3261e33', width: 2 }],
-      }, [run.t, d.oversold], overEl);
+      }, overData(s), overEl);
       plots[s] = { tput, p99, over };
     }
   }
 
+  // from is the first index of the newest VIEW seconds.
+  function from() {
+    const last = run.t.length ? run.t[run.t.length - 1] : 0;
+    let i = 0;
+    while (i < run.t.length && run.t[i] <= last - VIEW) i++;
+    return i;
+  }
   function stackedData(s) {
-    const d = run.stores[s];
+    const d = run.stores[s], i0 = from();
+    const t = run.t.slice(i0);
     const cum = [];
-    let acc = run.t.map(() => 0);
+    let acc = t.map(() => 0);
     for (const k of KINDS) {
-      acc = acc.map((v, i) => v + d.kinds[k][i]);
+      acc = acc.map((v, i) => v + d.kinds[k][i0 + i]);
       cum.push(acc);
     }
-    return [run.t].concat(cum.slice().reverse());
+    return [t].concat(cum.slice().reverse());
   }
 
   function p99Data(s) {
+    const d = run.stores[s], i0 = from();
+    const t = run.t.slice(i0);
+    return [t].concat(run.regions.map((g) => d.p99[g].slice(i0)), [t.map(() => run.slo)]);
+  }
+  function overData(s) { const i0 = from(); return [run.t.slice(i0), run.stores[s].oversold.slice(i0)]; }
+
+  // Only the outcomes that happened have a legend entry (and a series).
+  function showKinds(s) {
+    const p = plots[s];
+    if (!p) return;
+    const d = run.stores[s], i0 = from();
+    const rev = KINDS.slice().reverse();
+    rev.forEach((k, i) => {
+      const any = d.kinds[k].slice(i0).some((n) => n > 0);
+      if (p.tput.series[i + 1].show !== any) p.tput.setSeries(i + 1, { show: any });
+    });
+  }
+
+  // phases is each store's share of buys answered (ok or sold out) before,
+  // during and after the first fault band, for the bars under its verdict.
+  function phases(s) {
+    const b = bands()[0];
+    if (!b) return null;
     const d = run.stores[s];
-    return [run.t].concat(run.regions.map((g) => d.p99[g]), [run.t.map(() => run.slo)]);
+    const out = { before: [0, 0], during: [0, 0], after: [0, 0] };
+    run.t.forEach((t, i) => {
+      const ph = t < b.t0 ? 'before' : (b.t1 == null || t <= b.t1) ? 'during' : 'after';
+      let all = 0;
+      for (const k of KINDS) if (k !== 'shed') all += d.kinds[k][i];
+      out[ph][0] += d.kinds.ok[i] + d.kinds.sold_out[i];
+      out[ph][1] += all;
+    });
+    return out;
+  }
+  function drawPhases() {
+    for (const s of stores) {
+      const el = $('load-phases-' + s);
+      if (!el) continue;
+      const ph = phases(s);
+      el.hidden = !ph;
+      if (!ph) continue;
+      el.textContent = '';
+      for (const name of ['before', 'during', 'after']) {
+        const [served, all] = ph[name];
+        if (!all) continue;
+        const pct = Math.round(100 * served / all);
+        const row = document.createElement('div');
+        row.className = 'phase' + (pct < 99 ? ' bad' : '');
+        const label = document.createElement('span');
+        label.textContent = name;
+        row.title = pct + '% of the buys answered ' + name + (name === 'during' ? ' the cut' : ' it') + ' were served (ok or sold out)';
+        const bar = document.createElement('span');
+        bar.className = 'phase-bar';
+        const fill = document.createElement('span');
+        fill.style.width = pct + '%';
+        bar.appendChild(fill);
+        const n = document.createElement('span');
+        n.textContent = pct + '%';
+        row.append(label, bar, n);
+        el.appendChild(row);
+      }
+    }
   }
 
   function redraw() {
@@ -225,8 +296,10 @@
       if (!p) continue;
       p.tput.setData(stackedData(s));
       p.p99.setData(p99Data(s));
-      p.over.setData([run.t, run.stores[s].oversold]);
+      p.over.setData(overData(s));
+      showKinds(s);
     }
+    drawPhases();
     panel.dataset.samples = String(run.t.length);
     panel.dataset.bands = String(bands().length);
   }
@@ -255,9 +328,29 @@
       v.textContent = line;
       v.title = line; // whole, where the verdict is clamped (a projector: one line)
       const refused = (ss.regions || []).some((f) => (f.admittedAvailability ?? f.availability) < 99); // as the verdict: shed buys apart
-      v.classList.toggle('bad', ss.oversold > 0 || refused);
-      v.classList.toggle('good', ss.oversold === 0 && !refused);
+      // the colour says what the verdict says: oversold, refused or the SLO missed is red
+      const bad = ss.oversold > 0 || refused || ss.sloMet === false;
+      v.classList.toggle('bad', bad);
+      v.classList.toggle('good', !bad);
+      const slo = $('load-slo-' + ss.store);
+      if (slo) {
+        const worst = Math.max(0, ...(ss.regions || []).map((f) => f.p99Ms || 0));
+        const limit = (c && c.sloP99Ms) || 150;
+        const met = ss.sloMet !== false && worst <= limit;
+        // said once: the verdict names the SLO when it has a p99 to judge
+        slo.textContent = worst && !/SLO/.test(line) ? 'p99 ' + Math.round(worst) + ' ms: ' + (met ? 'within' : 'misses') + ' the ' + limit + ' ms SLO' : '';
+        slo.className = 'load-slo ' + (worst ? (met ? 'good' : 'bad') : '');
+      }
     }
+    // The checker row judges the page's product (the doorbuster); what the
+    // load oversold over every SKU is said beside it.
+    const scope = $('verdict-scope');
+    if (scope) {
+      const over = (st.stores || []).filter((x) => x.oversold > 0).map((x) => x.store + ' ' + x.oversold);
+      scope.hidden = st.state === 'idle' || !over.length;
+      scope.textContent = over.length ? 'this product only; the load oversold ' + over.join(', ') + ' units over all its SKUs (Load tab)' : '';
+    }
+    document.body.classList.toggle('load-running', ['stocking', 'running', 'draining', 'checking'].includes(st.state));
     $('load-checked').textContent = st.checked || '';
     // A verdict that wraps to another line (a shed region named, say)
     // takes room from the plots: size them again, or the tab overflows.

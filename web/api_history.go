@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"caplab/lab"
 	"caplab/lab/history"
 	"caplab/lab/inventory"
 )
@@ -38,13 +39,17 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		h.Operations = h.Operations[max(0, len(h.Operations)-last):]
 		h.Faults = h.Faults[max(0, len(h.Faults)-last):]
 	}
-	if h.Operations == nil {
-		h.Operations = []inventory.Operation{}
+	ops := make([]saidOperation, len(h.Operations))
+	for i, o := range h.Operations {
+		w := lab.Say(o)
+		o.Message, o.AnsweredBy = "", nil // in said.text: not sent twice
+		ops[i] = saidOperation{o, w}
 	}
-	if h.Faults == nil {
-		h.Faults = []inventory.Fault{}
+	faults := make([]saidFault, len(h.Faults))
+	for i, f := range h.Faults {
+		faults[i] = saidFault{f, lab.Words{Text: lab.SayFault(f)}}
 	}
-	writeJSON(w, http.StatusOK, h)
+	writeJSON(w, http.StatusOK, map[string]any{"operations": ops, "faults": faults})
 }
 
 // checkQuery reads ?store= and ?sku=; store defaults to consensus.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 
+	"caplab/lab"
 	"caplab/lab/inventory"
 )
 
@@ -39,7 +40,7 @@ func (s *Server) answerOutcome(w http.ResponseWriter, r *http.Request, o invento
 	case inventory.Conflict:
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, o)
+	writeJSON(w, status, saidOutcome{o, lab.SayOutcome(o)})
 }
 
 func (s *Server) handleStock(w http.ResponseWriter, r *http.Request) {

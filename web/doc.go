@@ -71,6 +71,13 @@
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""; &last=N (1..100000): only the newest N operations and faults
 //	GET  /api/history/export                    ?format=jsonl|porcupine|edn&store=S&sku=S: the history for other checkers (export.go)
 //	GET  /api/check                             ?store defaults to consensus
+//	GET  /api/lessons/{id}/handout              the lesson on paper (text/html, printable; no script): story and questions;
+//	                                            with the token also the answering prose and the answer key (class.go)
+//	POST /api/class/reset                       {}: the next group — lab reset (stores, links, clocks, history, recording;
+//	                                            a load stops), the open lesson back at step 1 with no votes; 409 while a
+//	                                            step runs; token
+//	PUT  /api/network/speed                     {"factor":0.5}: every link's delay that share of the start (0 < factor ≤ 1;
+//	                                            Raft's timers were set for the start, so never slower); State.speed; token
 //
 // Unknown paths answer a JSON 404; a known path with another method a JSON
 // 405 with Allow.
@@ -84,7 +91,7 @@
 // is computed from: the recording gaps (jsonl type "gap") and the geo
 // store's call log (type "geo_call"); porcupine and edn are cut at the gaps.
 // "caplab history check FILE" (history_check.go) reads a JSON Lines export
-// or a porcupine log (lab.ReadHistory) and prints lab.Judge's verdict per
+// or a porcupine log (audit.ReadHistory) and prints check.Judge's verdict per
 // store and SKU — GET /api/check's on the same history; exit 1 when one is
 // not linearizable, 2 when the file is not a history.
 //
@@ -153,8 +160,8 @@
 //
 //	{"type":"state",<State's fields>,"state":State}         the first message, at connect (the newest State the hub knows): also a State itself (API.md)
 //	{"type":"state","state":State}                          then on changes
-//	{"type":"operation","operation":Operation,"outcome":Outcome}
-//	{"type":"fault","fault":Fault}
+//	{"type":"operation","operation":Operation,"outcome":Outcome,"said":Words}
+//	{"type":"fault","fault":Fault,"said":{"text":"…"}}
 //	{"type":"reset","firstOpId":N}                          N: the ID of the first operation after the reset
 //	{"type":"resync","missed":N}                            the hub lost N lab events (it fell behind on a busy machine): read /api/history again
 //	{"type":"fragment","id":"counters","html":"…"}          after every state frame (panel "checker")
@@ -214,6 +221,36 @@
 // falls behind, the lab drops events for it and says how many with the next
 // (lab.Event.Missed), and the hub sends every viewer a resync frame.
 //
+// # Story mode: one source of sentences (a-class issue)
+//
+// What an operation did is said in one place, lab.Say (lab/sentence.go), a
+// pure function of the recorded Operation — which keeps the store's
+// message and who answered, so the history says what the live answer
+// said. Words are {"tag" ("Sold", "Refused", "Stranded", "Fenced off"…),
+// "why" (a few words for a shop cell), "text" (the whole sentence),
+// "took"}. Operation frames, GET /api/history's operations and the API's
+// Outcome answers carry them as "said"; faults carry lab.SayFault's
+// sentence as "said":{"text"}. The page shows only these words, so a viewer
+// who joins late or reloads reads what a live viewer read. The lesson
+// runner's story lines use the same words (lessons.Story).
+//
+// The page follows the lesson: a lesson view names its "product" (the SKU
+// of the last command run that named one, else the step's own,
+// lessons.Lesson.Product) and "spans" (when each step ran); every page
+// switches its product, score and checker to it, each shop answer names its
+// product and step ("TICKET · step 2"), and a step's story lines appear as
+// captions over the map (stage-caption) as they happen: each command's
+// line is published as soon as it is known (a lesson frame per command).
+// After a heal the lab records a "merge" fault once the replicated store's
+// copies agree, naming the sales last-writer-wins lost; the page shows it
+// over the map too. A lesson view also carries "minutes" (lessons.Lesson.
+// Duration: measured from the steps).
+//
+// Keys for a class: q the step's next question (after the reveal), g a new
+// group (POST /api/class/reset). Presenter mode with a lesson open gives the
+// lesson the room it needs (question, options, tally and reveal whole at
+// 1920×1080 and 1440×900) and the map shrinks; it is remembered per tab.
+//
 // # Page, for test writers
 //
 // The page works without a build step and without third-party code. The
@@ -222,7 +259,8 @@
 // of regions in State order, {store} a store in inventory.Stores (consensus,
 // replicated, geo).
 //
-//	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open
+//	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open,
+//	                             body.poll-voting until its reveal; body.lesson-open while a lesson is open
 //	                             (data-stores: the stores in column order)
 //	role-badge, conn-status      who you are; "live" / "reconnecting…"
 //	present-toggle, help-open    presenter mode (key p), help (key ?)
@@ -248,10 +286,13 @@
 //	                             when open), outcome-{store}-{r} (data-outcome; "⊘ Refused · 1.0 s" and a reason; the
 //	                             full sentence in its title and for screen readers); buy-qty-{r}; read-consistency
 //	score-{store}                the product's score since its last stock: score-{store}-sold|refused|soldout|oversold
-//	verdict                      the checker's one line per store: verdict-{store}; verdict-refresh
+//	verdict                      the checker's one line per store: verdict-{store}; verdict-refresh (presenter)
+//	stage-caption                story mode: the running step's newest story lines (or a merge) over the map's foot
+//	                             outcome cells: .o-head (tag, time, .o-ctx "SKU · step N"), .o-why; data-sku
 //
 //	The dock (tabs below the stage): tab-{lesson|timeline|checker|stores|load} and panel-….
-//	lesson-panel                 the lesson: lesson-select (disabled for viewers: they follow), lesson-steps,
+//	lesson-panel                 the lesson: lesson-select (presenter; "Title (4 steps · ~7 min)"), lesson-name (viewers),
+//	                             lesson-handout (link to the handout), group-reset (key g), lesson-steps,
 //	                             lesson-progress ("Step 2 of 4"), lesson-step (title and the prose that may be
 //	                             shown), lesson-status (report), lesson-effects (the story: one line per effect,
 //	                             ✓ as expected / ✗ not), lesson-details with lesson-commands and lesson-command-{i}
@@ -268,7 +309,9 @@
 //	counters                     counters-table; counter-{store}-{ok|soldOut|unavailable|failFast|conflict|overloaded|oversold|staleReads}
 //	                             and a row for any other counter the lab reports
 //	store-explainer, quorum-panel  quorum-w, quorum-r (ranges), quorum-w-value, quorum-r-value, quorum-indicator,
-//	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge
+//	                             quorum-apply, quorum-preset-global, quorum-preset-strict; bridge-region, preset-bridge;
+//	                             speed (presenter: the network's speed, PUT /api/network/speed)
+//	glossary                     in help: every term the page shows (glossary-{id})
 //	load-slot                    where the load panel goes (tab-load): the stores side by side, each its verdict
 //	                             first, then its plots as tall as the dock allows (110–170 px, load-panel's
 //	                             data-plot-height; the tab scrolls to them when the dock is shorter)

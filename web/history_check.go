@@ -17,7 +17,7 @@ import (
 
 // "caplab history check FILE": the lab's checker on a history file — one
 // the lab exported, yesterday or now, or one another service wrote in
-// porcupine's format. The verdicts are lab.Judge's, the same the lab's
+// porcupine's format. The verdicts are check.Judge's, the same the lab's
 // GET /api/check gives on the same history.
 
 const historyCheckUsage = `usage: caplab history check [flags] FILE

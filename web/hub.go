@@ -29,6 +29,7 @@ type frame struct {
 	State     *lab.State           `json:"state,omitempty"`
 	Operation *inventory.Operation `json:"operation,omitempty"`
 	Outcome   *inventory.Outcome   `json:"outcome,omitempty"`
+	Said      *lab.Words           `json:"said,omitempty"` // operation: the outcome in words (lab.Say), as the history gives it
 	Fault     *inventory.Fault     `json:"fault,omitempty"`
 	ID        string               `json:"id,omitempty"`
 	HTML      string               `json:"html,omitempty"`
@@ -422,12 +423,17 @@ func eventFrame(ev lab.Event) (frame, bool) {
 		if ev.Operation == nil && ev.Outcome == nil {
 			return frame{}, false
 		}
-		return frame{Type: frameOperation, Operation: ev.Operation, Outcome: ev.Outcome}, true
+		f := frame{Type: frameOperation, Operation: ev.Operation, Outcome: ev.Outcome}
+		if ev.Operation != nil {
+			w := lab.Say(*ev.Operation)
+			f.Said = &w
+		}
+		return f, true
 	case lab.EventFault:
 		if ev.Fault == nil {
 			return frame{}, false
 		}
-		return frame{Type: frameFault, Fault: ev.Fault}, true
+		return frame{Type: frameFault, Fault: ev.Fault, Said: &lab.Words{Text: lab.SayFault(*ev.Fault)}}, true
 	case lab.EventReset:
 		return frame{Type: frameReset, FirstOpID: ev.FirstOpID}, true
 	}

@@ -86,7 +86,7 @@ func (lc *LessonCatalog) List() []LessonSummary {
 }
 
 func summaryOf(l *lessons.Lesson) LessonSummary {
-	return LessonSummary{ID: l.Name, Title: l.Title, Summary: l.Summary, Steps: len(l.Steps)}
+	return LessonSummary{ID: l.Name, Title: l.Title, Summary: l.Summary, Steps: len(l.Steps), Minutes: l.Minutes()}
 }
 
 // Lesson returns one lesson with its steps. The intro's prose, if any, opens
@@ -159,6 +159,19 @@ func (lc *LessonCatalog) RunStep(ctx context.Context, id string, step int) (stri
 // error is for an unknown lesson or step, regions the lab does not run, or
 // a run cut short by ctx.
 func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int) (LessonRun, error) {
+	return lc.RunStepWith(ctx, id, step, nil)
+}
+
+// LessonProgress is optionally implemented by a Lessons provider that can
+// tell each command's result as it happens (LessonCatalog does): the
+// pages then show a step's story line by line while it runs.
+type LessonProgress interface {
+	RunStepWith(ctx context.Context, id string, step int, progress func(LessonCommandResult)) (LessonRun, error)
+}
+
+// RunStepWith is RunStepResults that also calls progress (when not nil)
+// with each command's line as soon as it is known.
+func (lc *LessonCatalog) RunStepWith(ctx context.Context, id string, step int, progress func(LessonCommandResult)) (LessonRun, error) {
 	l, ok := lc.catalog.Lookup(id)
 	if !ok {
 		return LessonRun{}, notFound("There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
@@ -190,12 +203,18 @@ func (lc *LessonCatalog) RunStepResults(ctx context.Context, id string, step int
 		r.Load = lc.load
 		lc.runners[id] = r
 	}
-	res, err := r.RunStep(ctx, step)
 	cities := map[string]string{}
 	for _, rs := range lc.lab.State().Regions {
 		cities[rs.Name] = rs.City
 	}
-	run := LessonRun{Results: lessons.Lines(res, func(r string) string { return cities[r] })}
+	city := func(r string) string { return cities[r] }
+	r.Progress = nil
+	if progress != nil {
+		r.Progress = func(cr lessons.CommandResult) { progress(lessons.Line(cr, city)) }
+	}
+	res, err := r.RunStep(ctx, step)
+	r.Progress = nil
+	run := LessonRun{Results: lessons.Lines(res, city)}
 	passed := 0
 	for _, c := range res.Commands {
 		if c.Status == lessons.StatusPassed {

@@ -104,78 +104,85 @@ func lessonPanel(v pageView) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var5 string
-			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(l.Title)
+			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(lessonOption(l))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/lessons.templ`, Line: 21, Col: 57}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/lessons.templ`, Line: 21, Col: 65}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, " (")
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			var templ_7745c5c3_Var6 string
-			templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(itoa(l.Steps))
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/lessons.templ`, Line: 21, Col: 76}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
-			if templ_7745c5c3_Err != nil {
-				return templ_7745c5c3_Err
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, " steps)</option>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "</option>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "</select><ol id=\"lesson-steps\" data-testid=\"lesson-steps\" class=\"lesson-steps\" aria-label=\"Steps of this lesson\"></ol><span id=\"lesson-progress\" data-testid=\"lesson-progress\" class=\"lesson-progress\"></span> ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "</select> ")
+		if templ_7745c5c3_Err != nil {
+			return templ_7745c5c3_Err
+		}
+		if !v.Presenter {
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 13, "<span id=\"lesson-name\" data-testid=\"lesson-name\" class=\"lesson-name\"></span>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+		}
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<ol id=\"lesson-steps\" data-testid=\"lesson-steps\" class=\"lesson-steps\" aria-label=\"Steps of this lesson\"></ol><span id=\"lesson-progress\" data-testid=\"lesson-progress\" class=\"lesson-progress\"></span> ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<span class=\"lesson-nav\"><button type=\"button\" class=\"btn\" id=\"lesson-prev\" data-testid=\"lesson-prev\" disabled aria-label=\"Previous step (key b)\">←</button> <button type=\"button\" class=\"btn\" id=\"lesson-next\" data-testid=\"lesson-next\" disabled aria-label=\"Next step\">→</button> ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<span class=\"lesson-nav\"><button type=\"button\" class=\"btn\" id=\"lesson-prev\" data-testid=\"lesson-prev\" disabled aria-label=\"Previous step (key b)\">←</button> <button type=\"button\" class=\"btn\" id=\"lesson-next\" data-testid=\"lesson-next\" disabled aria-label=\"Next step\">→</button> ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			if v.CanRun {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<button type=\"button\" class=\"btn primary\" id=\"lesson-run\" data-testid=\"lesson-run\" disabled title=\"Run this step's lab block on the lab (key n runs it, then moves on)\">▶ Run step</button>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "<button type=\"button\" class=\"btn primary\" id=\"lesson-run\" data-testid=\"lesson-run\" disabled title=\"Run this step's lab block on the lab (key n runs it, then moves on)\">▶ Run step</button>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "</span>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "</span> <span class=\"lesson-class\"><a id=\"lesson-handout\" data-testid=\"lesson-handout\" class=\"btn ghost small\" href=\"/api/lessons\" target=\"_blank\" rel=\"noopener\" hidden title=\"A printable page of this lesson: its story and questions, and the answer key\">Handout</a> ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			if v.Presenter {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"button\" class=\"btn ghost small\" id=\"group-reset\" data-testid=\"group-reset\" title=\"Next group: reset the lab, clear the votes and the recording, and go back to the lesson's first step (key g)\">New group</button>")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "</span>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "</div><div class=\"lesson-body\"><div class=\"lesson-text\"><div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "</div><div class=\"lesson-body\"><div class=\"lesson-text\"><div id=\"lesson-step\" data-testid=\"lesson-step\" class=\"lesson-step\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<p>Pick a lesson: everyone watching follows you step by step. A step with a question lets the audience vote before you run it.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<p>Pick a lesson: everyone watching follows you step by step. A step with a question lets the audience vote before you run it.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		} else {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 19, "<p>When the presenter opens a lesson it appears here, and you can vote on its questions.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<p>When the presenter opens a lesson it appears here, and you can vote on its questions.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 20, "</div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 21, "<details id=\"lesson-notes\" data-testid=\"lesson-notes\" class=\"lesson-notes\" hidden><summary>Presenter notes — the answer, hidden from the audience until the reveal</summary><div id=\"lesson-notes-body\" class=\"prose\"></div></details>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<details id=\"lesson-notes\" data-testid=\"lesson-notes\" class=\"lesson-notes\" hidden><summary>Presenter notes — the answer, hidden from the audience until the reveal</summary><div id=\"lesson-notes-body\" class=\"prose\"></div></details>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div><div class=\"lesson-side\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<div id=\"lesson-story\" data-testid=\"lesson-story\" class=\"lesson-story\" aria-live=\"polite\"><p id=\"lesson-status\" data-testid=\"lesson-status\" class=\"lesson-status\" role=\"status\"></p><ol id=\"lesson-effects\" data-testid=\"lesson-effects\" class=\"lesson-effects\" aria-label=\"What this step did\"></ol><details id=\"lesson-details\" data-testid=\"lesson-details\" class=\"lesson-details\"><summary>Details: the step's commands</summary><ol id=\"lesson-commands\" data-testid=\"lesson-commands\" class=\"lesson-commands\" aria-label=\"What this step does to the lab\"></ol></details></div></div><div class=\"lesson-side\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -183,7 +190,7 @@ func lessonPanel(v pageView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 23, "</div></div></section>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "</div></div></section>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -210,17 +217,17 @@ func pollCard(v pageView) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "<div id=\"poll\" data-testid=\"poll\" class=\"poll\" role=\"region\" aria-labelledby=\"poll-question\" hidden><p id=\"poll-kicker\" class=\"poll-kicker\">Predict before the lab shows it</p><h3 id=\"poll-question\" data-testid=\"poll-question\" class=\"poll-question\"></h3><div id=\"poll-options\" data-testid=\"poll-options\" class=\"poll-options\" role=\"group\" aria-label=\"Your prediction\"></div><div id=\"poll-tally\" data-testid=\"poll-tally\" class=\"poll-tally\" aria-live=\"polite\"></div><p id=\"poll-answer\" data-testid=\"poll-answer\" class=\"poll-answer\" aria-live=\"assertive\" hidden></p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, "<div id=\"poll\" data-testid=\"poll\" class=\"poll\" role=\"region\" aria-labelledby=\"poll-question\" hidden><p id=\"poll-kicker\" class=\"poll-kicker\">Predict before the lab shows it</p><h3 id=\"poll-question\" data-testid=\"poll-question\" class=\"poll-question\"></h3><div id=\"poll-options\" data-testid=\"poll-options\" class=\"poll-options\" role=\"group\" aria-label=\"Your prediction\"></div><div id=\"poll-tally\" data-testid=\"poll-tally\" class=\"poll-tally\" aria-live=\"polite\"></div><p id=\"poll-answer\" data-testid=\"poll-answer\" class=\"poll-answer\" aria-live=\"assertive\" hidden></p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<div class=\"row\"><button type=\"button\" class=\"btn primary\" id=\"poll-reveal\" data-testid=\"poll-reveal\" title=\"Key v\">Reveal the answer</button> <button type=\"button\" class=\"btn\" id=\"poll-next\" data-testid=\"poll-next\" hidden>Next question</button></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "<div class=\"row\"><button type=\"button\" class=\"btn primary\" id=\"poll-reveal\" data-testid=\"poll-reveal\" title=\"Key v\">Reveal the answer</button> <button type=\"button\" class=\"btn\" id=\"poll-next\" data-testid=\"poll-next\" hidden>Next question</button></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "<p id=\"poll-status\" data-testid=\"poll-status\" class=\"poll-status\" role=\"status\"></p></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<p id=\"poll-status\" data-testid=\"poll-status\" class=\"poll-status\" role=\"status\"></p></div>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -102,6 +102,9 @@ func renderVerdict(l Lab, sku string) (line, full string) {
 		if err != nil {
 			row.Err = sentence(err.Error())
 		}
+		if st == inventory.Geo && res.Indeterminate > 0 {
+			row.Stranded, row.StrandedUnavailable = strandedRefusals(l, sku)
+		}
 		rows = append(rows, row)
 	}
 	var a, b bytes.Buffer
@@ -109,6 +112,21 @@ func renderVerdict(l Lab, sku string) (line, full string) {
 		return "", ""
 	}
 	return a.String(), b.String()
+}
+
+// strandedRefusals counts the geo store's buys of sku refused as stranded
+// (their own allocation empty, the rest out of reach: nothing moved), and
+// those of them answered unavailable.
+func strandedRefusals(l Lab, sku string) (all, unavailable int) {
+	for _, op := range l.History(sku).Operations {
+		if op.Store == inventory.Geo && op.Op == inventory.OpBuy && lab.Say(op).Tag == "Stranded" {
+			all++
+			if op.Outcome == inventory.Unavailable {
+				unavailable++
+			}
+		}
+	}
+	return all, unavailable
 }
 
 // handleVerdictFragment answers the one-line verdicts for ?sku= as a

@@ -75,6 +75,9 @@ type LessonSummary struct {
 	Title   string `json:"title"`
 	Summary string `json:"summary"`
 	Steps   int    `json:"steps"`
+	// Minutes is how long a class spends on it, measured from its steps
+	// (lessons.Lesson.Duration says how); 0 when the provider cannot tell.
+	Minutes int `json:"minutes,omitempty"`
 }
 
 // Lesson is one lesson with its steps.
@@ -263,6 +266,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/check/visual", s.handleCheckVisual)
 	mux.HandleFunc("GET /api/lessons", s.handleLessons)
 	mux.HandleFunc("GET /api/lessons/{id}", s.handleLesson)
+	mux.HandleFunc("GET /api/lessons/{id}/handout", s.handleHandout) // class.go
 	mux.HandleFunc("GET /ui/verdict", s.handleVerdictFragment)
 	mux.HandleFunc("GET /api/lesson", s.handleSession)
 	// The audience's only action: no token, but same origin and one vote
@@ -283,6 +287,8 @@ func (s *Server) routes() *http.ServeMux {
 	m("POST /api/stores/{store}/skus/{sku}/buy", s.handleBuy)
 	m("PUT /api/stores/{store}/config", s.handleQuorum)
 	m("POST /api/reset", s.handleReset)
+	m("POST /api/class/reset", s.handleGroupReset) // class.go
+	m("PUT /api/network/speed", s.handleSpeed)
 	m("POST /api/lessons/{id}/steps/{step}/run", s.handleRunStep)
 	m("PUT /api/lesson", s.handleSetLesson)
 	m("POST /api/poll/reveal", s.handleReveal)

@@ -165,6 +165,8 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 		ls.mu.Unlock()
 		return LessonRun{}, sessionErr(err)
 	}
+	began := time.Now()
+	ls.s.Mark(began, time.Time{})
 	ls.publish()
 	ls.mu.Unlock()
 
@@ -173,7 +175,9 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 	stop := context.AfterFunc(ls.ctx, cancel)
 	defer stop()
 	var run LessonRun
-	if reporter != nil {
+	if pr, ok := ls.provider.(LessonProgress); ok {
+		run, err = pr.RunStepWith(ctx, id, step, ls.progress)
+	} else if reporter != nil {
 		run, err = reporter.RunStepResults(ctx, id, step)
 	} else {
 		run.Report, err = runner.RunStep(ctx, id, step)
@@ -190,9 +194,36 @@ func (ls *lessonSession) run(ctx context.Context, id string, step int) (LessonRu
 
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	ls.s.Mark(began, time.Now())
 	ls.s.EndRun(run)
 	ls.publish()
 	return run, err
+}
+
+// progress shows one command's line on every page as the step runs (the
+// captions on the stage follow it).
+func (ls *lessonSession) progress(line LessonCommandResult) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.s.Progress(line)
+	ls.publish()
+}
+
+// isRunning reports whether a step is running.
+func (ls *lessonSession) isRunning() bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.s.Running()
+}
+
+// restart puts the open lesson back at its first step with no votes and
+// no runs (a new group).
+func (ls *lessonSession) restart() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.s.Restart() == nil {
+		ls.publish()
+	}
 }
 
 // reveal shows the open question's tally and answer to everyone.

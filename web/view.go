@@ -503,6 +503,10 @@ type verdictRow struct {
 	Store  inventory.Store
 	Result check.Result
 	Err    string
+	// Stranded counts the geo store's stranded refusals: definite (nothing
+	// moved), so not "maybe applied"; StrandedUnavailable those of them the
+	// checker counts as indeterminate (answered unavailable).
+	Stranded, StrandedUnavailable int
 }
 
 func visualURL(st inventory.Store, sku string) string {

@@ -87,3 +87,10 @@ const FaultOutsideWrite FaultKind = "outside_write"
 // keeps since its last reset (package history); a verdict past it says
 // how many it did not judge.
 const MaxHistoryOperations = 100_000
+
+// FaultMerge records that the replicated store's copies of one SKU merged
+// after a heal and lost sales; its Detail is the sentence.
+const FaultMerge FaultKind = "merge"
+
+// FaultSpeed records a change of the network's speed (lab.Faults.SetSpeed).
+const FaultSpeed FaultKind = "speed"

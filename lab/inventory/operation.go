@@ -72,6 +72,13 @@ type Operation struct {
 	Return      time.Time   `json:"return"`
 
 	Allocations map[string]int `json:"allocations,omitempty"` // geo stock: units per region
+
+	// Message and AnsweredBy are the store's answer in words and the
+	// regions that confirmed it (the Outcome's), kept so that the history
+	// says what the live answer said (lab.Say). A load's operations leave
+	// them out.
+	Message    string   `json:"message,omitempty"`
+	AnsweredBy []string `json:"answeredBy,omitempty"`
 }
 
 // Fault is one recorded fault or configuration change.

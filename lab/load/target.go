@@ -47,7 +47,7 @@ type Events interface {
 // Event is a fault, or a reset of the target.
 type Event struct {
 	At     time.Time
-	Kind   string // a lab.FaultKind, or "reset"
+	Kind   string // a inventory.FaultKind, or "reset"
 	Detail string
 	Reset  bool
 }

@@ -49,3 +49,11 @@ func SoldOut(left, asked int) string {
 	}
 	return fmt.Sprintf("Sold out: only %d left, you asked for %d.", left, asked)
 }
+
+// UnitsAre says how many units are: "1 unit is", "3 units are".
+func UnitsAre(n int) string {
+	if n == 1 {
+		return "1 unit is"
+	}
+	return fmt.Sprintf("%d units are", n)
+}

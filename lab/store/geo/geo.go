@@ -488,7 +488,7 @@ func (s *Store) readAll(ctx context.Context, op inventory.Operation, logged bool
 	}
 	msg := fmt.Sprintf("%d in total: %s. Not one atomic snapshot — each region's allocation was read from its own group at its own revision.", total, strings.Join(parts, ", "))
 	if len(unreachable) > 0 {
-		msg += fmt.Sprintf(" %d units are stranded where %s cannot reach them.", stranded, store.City(op.Region))
+		msg += fmt.Sprintf(" %s stranded where %s cannot reach them.", store.UnitsAre(stranded), store.City(op.Region))
 		if len(unreachable) == len(s.regions) {
 			return inventory.Outcome{Outcome: inventory.Unavailable, Allocations: allocs, Unreachable: unreachable, Stranded: stranded, AnsweredBy: answered,
 				Message: "Unavailable: no regional group could be reached. " + msg}

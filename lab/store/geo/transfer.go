@@ -154,8 +154,8 @@ func (s *Store) borrowAndBuy(ctx context.Context, op inventory.Operation, br *gu
 			kind = inventory.FailFast
 		}
 		return inventory.Outcome{Outcome: kind, Quantity: local.Quantity, Unreachable: unreachable, Stranded: units, AnsweredBy: []string{op.Region},
-			Message: fmt.Sprintf("Stranded: %s's own allocation has %d, and borrowing from %s is impossible now (cut off or down) — %d units last seen there are stranded. Local allocations keep selling; nothing was moved.",
-				store.City(op.Region), local.Quantity, strings.Join(unreachable, ", "), units)}
+			Message: fmt.Sprintf("Stranded: %s's own allocation has %d, and borrowing from %s is impossible now (cut off or down) — %s stranded there (as last seen). Local allocations keep selling; nothing was moved.",
+				store.City(op.Region), local.Quantity, strings.Join(unreachable, ", "), store.UnitsAre(units))}
 	}
 	for _, tr := range moved {
 		if s.afterDebit != nil {
