@@ -48,6 +48,8 @@ type Cluster struct {
 
 	zones *zoneSet // zones and regional groups (zones.go)
 
+	remote *remoteSet // regions under agents on other hosts (remote.go); nil: all here
+
 	// lifeMu: Crash and Restart hold it shared, Close exclusively, so no
 	// server is started after (or while) the cluster closes.
 	lifeMu sync.RWMutex
@@ -149,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, err
 		}
 		if lay != nil {
-			if err := checkLayout(c.dir, lay, cfg.Regions, cfg.BypassFabric); err != nil {
+			if err := checkLayout(c.dir, lay, cfg.Regions, cfg.BypassFabric, len(cfg.Remote) > 0); err != nil {
 				return nil, err
 			}
 			c.resumed = true
@@ -162,6 +164,12 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 			return nil, fmt.Errorf("nodes: temp dir: %w", err)
 		}
 		c.tempDir = true
+	}
+	if len(cfg.Remote) > 0 { // regions under agents (remote_start.go)
+		if err := c.startRemote(ctx, lay); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	zl := zap.NewNop()
 	if cfg.EtcdLogLevel != "" {
@@ -312,9 +320,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 // newClient connects to one endpoint with quick reconnects, so a client
 // whose link was cut is back soon after the heal.
 func newClient(endpoint string) (*clientv3.Client, error) {
+	return newClientOpts([]string{"http://" + endpoint}, time.Second)
+}
+
+// newClientOpts is newClient for endpoints (URLs), with a connect timeout
+// and more dial options (a lab's clients of regions on agents dial
+// through them: remote_start.go).
+func newClientOpts(endpoints []string, connect time.Duration, extra ...grpc.DialOption) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            []string{"http://" + endpoint},
-		DialTimeout:          time.Second,
+		Endpoints:            endpoints,
+		DialTimeout:          connect,
 		DialKeepAliveTime:    2 * time.Second,
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
@@ -323,13 +338,13 @@ func newClient(endpoint string) (*clientv3.Client, error) {
 		// instead of the client retrying until the deadline.
 		MaxUnaryRetries:    1,
 		BackoffWaitBetween: 20 * time.Millisecond,
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+		DialOptions: append([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		})},
+			MinConnectTimeout: connect,
+		})}, extra...),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("nodes: client for %s: %w", endpoint, err)
+		return nil, fmt.Errorf("nodes: client for %s: %w", strings.Join(endpoints, ","), err)
 	}
 	return cli, nil
 }
@@ -370,9 +385,27 @@ func (c *Cluster) regionOf(id types.ID) string {
 func (c *Cluster) region(name string) (*region, error) {
 	r, ok := c.byName[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: region %q is not in this lab (regions: %s)", ErrBadOperation, name, strings.Join(c.cfg.Regions, ", "))
+		return nil, c.unknownRegion(name)
 	}
 	return r, nil
+}
+
+// checkRegion fails unless name is a region of this lab (run here or by
+// an agent).
+func (c *Cluster) checkRegion(name string) error {
+	if _, ok := c.byName[name]; ok {
+		return nil
+	}
+	if c.remote != nil {
+		if _, ok := c.remote.links[name]; ok {
+			return nil
+		}
+	}
+	return c.unknownRegion(name)
+}
+
+func (c *Cluster) unknownRegion(name string) error {
+	return fmt.Errorf("%w: region %q is not in this lab (regions: %s)", ErrBadOperation, name, strings.Join(c.cfg.Regions, ", "))
 }
 
 // Regions lists the regions, in order.
@@ -393,7 +426,7 @@ func (c *Cluster) Dir() string { return c.dir }
 // MemberClient is a client of a region's own consensus member (local: it
 // does not cross the fabric). It stays valid across crashes and restarts.
 func (c *Cluster) MemberClient(region string) (*clientv3.Client, error) {
-	if _, err := c.region(region); err != nil {
+	if err := c.checkRegion(region); err != nil {
 		return nil, err
 	}
 	return c.memberClients[region], nil
@@ -416,7 +449,7 @@ const MemberPoolSize = 4
 // requests. Like MemberClient it stays valid across crashes and restarts;
 // requests that need one connection's ordering use MemberClient.
 func (c *Cluster) PooledMemberClient(region string) (*clientv3.Client, error) {
-	if _, err := c.region(region); err != nil {
+	if err := c.checkRegion(region); err != nil {
 		return nil, err
 	}
 	pool := c.memberPools[region]
@@ -438,10 +471,10 @@ func (c *Cluster) SetMemberPool(n int) int {
 // ReplicaClient is a client in region from of region to's replica. Unless
 // from == to its traffic crosses the links from → to and back.
 func (c *Cluster) ReplicaClient(from, to string) (*clientv3.Client, error) {
-	if _, err := c.region(from); err != nil {
+	if err := c.checkRegion(from); err != nil {
 		return nil, err
 	}
-	if _, err := c.region(to); err != nil {
+	if err := c.checkRegion(to); err != nil {
 		return nil, err
 	}
 	return c.replicaClients[[2]string{from, to}], nil
@@ -449,6 +482,9 @@ func (c *Cluster) ReplicaClient(from, to string) (*clientv3.Client, error) {
 
 // IsUp reports whether every server of a region runs.
 func (c *Cluster) IsUp(region string) bool {
+	if c.remote != nil {
+		return c.remote.isUp(region)
+	}
 	r, ok := c.byName[region]
 	return ok && r.up()
 }
@@ -510,6 +546,9 @@ func (c *Cluster) Close() error {
 			p.close()
 		}
 		c.closeEndpoints()
+		if c.remote != nil { // agents stop their regions (remote_state.go)
+			c.remote.close()
+		}
 		c.subMu.Lock()
 		for ch := range c.subs {
 			close(ch)

@@ -1,9 +1,13 @@
 package nodes
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,6 +51,22 @@ type Config struct {
 	// EtcdLogLevel enables etcd's own logs at this zap level ("warn",
 	// "info"); empty keeps etcd quiet.
 	EtcdLogLevel string
+
+	// Remote names regions that run on other hosts, each under a region
+	// agent (caplab region, agent.go): region → the agent's address. Any
+	// region not named runs in this process, under an agent of its own
+	// listening on RegionListen. Empty: every region runs here, the
+	// classic lab (remote.go).
+	Remote map[string]string
+	// Token is the lab's token; with Remote, the agents' too.
+	Token string
+	// RegionListen is where this process's own regions listen for the
+	// agents when Remote is set (host:port; the i-th such region takes
+	// port+i, 0 = any). Empty: the address this host reaches the first
+	// agent from, any port.
+	RegionListen string
+
+	timingSet bool // TickMs was given, not derived (a remote lab derives it again from measured RTTs)
 }
 
 // MinTickMs is the smallest derived heartbeat. Shorter heartbeats make
@@ -91,6 +111,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("nodes: latency scale must be between 0 and 100 (got %v)", c.LatencyScale)
 	}
 	t := DeriveTiming(c.Regions, c.LatencyScale)
+	c.timingSet = c.timingSet || c.TickMs != 0
 	if c.TickMs == 0 {
 		c.TickMs = t.TickMs
 	}
@@ -111,6 +132,33 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c.validateRemote()
+}
+
+// validateRemote checks the regions on other hosts.
+func (c *Config) validateRemote() error {
+	if len(c.Remote) == 0 {
+		return nil
+	}
+	for r, addr := range c.Remote {
+		if !slices.Contains(c.Regions, r) {
+			return fmt.Errorf("nodes: --remote names region %s, which is not in this lab (regions: %s)", r, strings.Join(c.Regions, ", "))
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("nodes: --remote %s=%s: give the agent's host:port (what it was started with as --listen)", r, addr)
+		}
+	}
+	if len(c.Token) < 8 {
+		return errors.New("nodes: regions on other hosts need the lab's token (at least 8 characters), the one their agents were started with")
+	}
+	if c.BypassFabric {
+		return errors.New("nodes: regions on other hosts always cross the fabric (no bypass)")
+	}
+	if c.RegionListen != "" {
+		if _, _, err := net.SplitHostPort(c.RegionListen); err != nil {
+			return fmt.Errorf("nodes: --region-listen %q: give host:port", c.RegionListen)
+		}
 	}
 	return nil
 }

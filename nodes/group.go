@@ -82,6 +82,9 @@ func (c *Cluster) Crash(name string) error {
 	if c.IsZone(name) { // zones (zones.go)
 		return c.crashZone(name)
 	}
+	if c.remote != nil { // its agent crashes it (remote_state.go)
+		return c.remoteFault(name, c.remote.crash)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: crash: %w", err)
@@ -107,6 +110,9 @@ func (c *Cluster) Restart(name string) error {
 	if c.IsZone(name) { // zones (zones.go)
 		return c.restartZone(name)
 	}
+	if c.remote != nil { // its agent starts it (remote_state.go)
+		return c.remoteFault(name, c.remote.restart)
+	}
 	r, err := c.region(name)
 	if err != nil {
 		return fmt.Errorf("nodes: restart: %w", err)
@@ -125,15 +131,39 @@ func (c *Cluster) Restart(name string) error {
 	return nil
 }
 
+// remoteFault has a region's agent crash or restart it.
+func (c *Cluster) remoteFault(name string, f func(string) error) error {
+	if err := c.checkRegion(name); err != nil {
+		return fmt.Errorf("nodes: %w", err)
+	}
+	release, err := c.alive()
+	if err != nil {
+		return fmt.Errorf("nodes: %s: %w", name, err)
+	}
+	defer release()
+	err = f(name)
+	c.changed()
+	return err
+}
+
+// status is a region's state now (as its agent last reported it, when
+// one runs it).
+func (c *Cluster) status(name string) RegionStatus {
+	if c.remote != nil {
+		return c.remote.links[name].regionStatus()
+	}
+	return c.byName[name].status(c.regionOf)
+}
+
 // Leader is the region whose member leads with the agreement of a majority
 // of members right now: members in its term that believe it leads and that
 // it can reach both ways. Members' beliefs lag (a follower cut off from its
 // leader still names it until its election timer fires), so beliefs alone
 // would report a leader that has just been cut off. "" when there is none.
 func (c *Cluster) Leader() string {
-	st := make(map[string]RegionStatus, len(c.regions))
-	for _, r := range c.regions {
-		st[r.place.Name] = r.status(c.regionOf)
+	st := make(map[string]RegionStatus, len(c.cfg.Regions))
+	for _, name := range c.cfg.Regions {
+		st[name] = c.status(name)
 	}
 	for name, cand := range st {
 		if cand.Role != RoleLeader {
@@ -146,7 +176,7 @@ func (c *Cluster) Leader() string {
 				votes++
 			}
 		}
-		if votes > len(c.regions)/2 {
+		if votes > len(c.cfg.Regions)/2 {
 			return name
 		}
 	}
@@ -177,7 +207,7 @@ func (c *Cluster) AwaitStreams(ctx context.Context) error {
 				if a.Name == b.Name || !a.Ready || !b.Ready {
 					continue
 				}
-				if l := c.fabric.link(a.Name, b.Name); l.isUp() && l.freshStreams() < StreamsPerLink {
+				if l := c.fabric.link(a.Name, b.Name); l.isUp() && c.freshStreams(l) < StreamsPerLink {
 					ready = false
 				}
 			}
@@ -193,6 +223,15 @@ func (c *Cluster) AwaitStreams(ctx context.Context) error {
 	}
 }
 
+// freshStreams is how many raft streams carry a link's data, opened since
+// it last came up.
+func (c *Cluster) freshStreams(l *link) int {
+	if c.remote != nil {
+		return c.remote.freshStreams(l.from, l.to)
+	}
+	return l.freshStreams()
+}
+
 // CaughtUp reports whether every running member knows the agreed leader
 // and has applied everything the leader has committed.
 func (c *Cluster) CaughtUp() bool {
@@ -200,9 +239,9 @@ func (c *Cluster) CaughtUp() bool {
 	if leader == "" {
 		return false
 	}
-	lst := c.byName[leader].status(c.regionOf)
-	for _, r := range c.regions {
-		s := r.status(c.regionOf)
+	lst := c.status(leader)
+	for _, name := range c.cfg.Regions {
+		s := c.status(name)
 		if !s.Up {
 			continue
 		}
@@ -238,8 +277,7 @@ var ErrNoLeader = errors.New("the consensus group has no leader")
 // catching up, say after a heal), so each attempt first waits for the
 // target to catch up and is retried until ctx ends.
 func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
-	target, err := c.region(name)
-	if err != nil {
+	if err := c.checkRegion(name); err != nil {
 		return fmt.Errorf("nodes: move leader: %w", err)
 	}
 	election := time.Duration(c.cfg.ElectionMs) * time.Millisecond
@@ -248,8 +286,7 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 	// the members' streams dialled again (see waitReady).
 	behindSince := time.Time{}
 	for {
-		tm, _ := target.servers()
-		if tm == nil {
+		if !c.memberRuns(name) {
 			return fmt.Errorf("nodes: move leader to %s: %w", name, ErrRegionDown)
 		}
 		leader := c.Leader()
@@ -262,10 +299,10 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 		case !c.fabric.Up(leader, name) || !c.fabric.Up(name, leader):
 			return fmt.Errorf("nodes: move leader to %s: %w: it is cut off from leader %s", name, ErrNoLeader, leader)
 		default:
-			if lm, _ := c.byName[leader].servers(); lm != nil && c.caughtUp(name, leader) {
+			if c.memberRuns(leader) && c.caughtUp(name, leader) {
 				behindSince = time.Time{}
 				actx, cancel := context.WithTimeout(ctx, 3*election)
-				err := lm.Server.MoveLeader(actx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID()))
+				err := c.transfer(actx, leader, name)
 				cancel()
 				if err == nil {
 					continue // confirm with Leader() above
@@ -277,9 +314,7 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 					behindSince = time.Now()
 				} else if time.Since(behindSince) > max(3*time.Second, 10*election) {
 					c.cfg.Logger.Warn("a member is slow to catch up with the leader: reconnecting the members' streams", "member", name, "leader", leader)
-					for _, p := range c.peerProxies {
-						p.dropAll()
-					}
+					c.kickStreams()
 					behindSince = time.Now()
 				}
 			}
@@ -298,7 +333,40 @@ func (c *Cluster) MoveLeader(ctx context.Context, name string) error {
 // caughtUp reports whether region's member follows leader and has applied
 // everything the leader committed.
 func (c *Cluster) caughtUp(region, leader string) bool {
-	ls := c.byName[leader].status(c.regionOf)
-	rs := c.byName[region].status(c.regionOf)
+	ls, rs := c.status(leader), c.status(region)
 	return rs.Up && rs.Leader == leader && rs.AppliedIndex >= ls.CommitIndex
+}
+
+// memberRuns reports whether a region's consensus member runs.
+func (c *Cluster) memberRuns(name string) bool {
+	if c.remote != nil {
+		return c.status(name).MemberUp
+	}
+	m, _ := c.byName[name].servers()
+	return m != nil
+}
+
+// transfer asks leader's member to hand leadership to region's.
+func (c *Cluster) transfer(ctx context.Context, leader, region string) error {
+	if c.remote != nil {
+		return c.remote.transfer(ctx, leader, region)
+	}
+	lm, _ := c.byName[leader].servers()
+	tm, _ := c.byName[region].servers()
+	if lm == nil || tm == nil {
+		return ErrRegionDown
+	}
+	return lm.Server.MoveLeader(ctx, uint64(lm.Server.MemberID()), uint64(tm.Server.MemberID()))
+}
+
+// kickStreams ends every raft exchange through the members' proxies, so
+// etcd dials its streams again.
+func (c *Cluster) kickStreams() {
+	if c.remote != nil {
+		c.remote.kickAll()
+		return
+	}
+	for _, p := range c.peerProxies {
+		p.dropAll()
+	}
 }

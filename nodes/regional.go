@@ -58,8 +58,7 @@ func (c *Cluster) ZonesPerRegion() int { return c.zones.n }
 func (c *Cluster) ZoneFabric(region string) (*Fabric, error) {
 	g, ok := c.zones.byRegion[region]
 	if !ok {
-		_, err := c.region(region)
-		return nil, err
+		return nil, c.checkRegion(region)
 	}
 	return g.fabric, nil
 }
@@ -73,6 +72,9 @@ func (c *Cluster) ResetZoneLinks() {
 			l.setJitter(0)
 		}
 	}
+	if c.remote != nil {
+		c.remote.push()
+	}
 	c.changed()
 }
 
@@ -81,10 +83,10 @@ func (c *Cluster) ResetZoneLinks() {
 // crosses the region fabric's links from → to and back. It stays valid
 // across crashes and restarts.
 func (c *Cluster) RegionalClient(from, to string) (*clientv3.Client, error) {
-	if _, err := c.region(from); err != nil {
+	if err := c.checkRegion(from); err != nil {
 		return nil, err
 	}
-	if _, err := c.region(to); err != nil {
+	if err := c.checkRegion(to); err != nil {
 		return nil, err
 	}
 	if from == to {
@@ -131,7 +133,7 @@ func (c *Cluster) RegionalLeader(region string) string {
 	}
 	st := map[string]ZoneStatus{}
 	for _, z := range g.members {
-		st[z.name] = z.status(g.zoneOf)
+		st[z.name] = c.zoneStatus(g, z)
 	}
 	for name, cand := range st {
 		if cand.Role != RoleLeader {
@@ -177,6 +179,14 @@ func (c *Cluster) WaitRegionalLeaders(ctx interface {
 	}
 }
 
+// zoneStatus is a zone's member's state now.
+func (c *Cluster) zoneStatus(g *regionalGroup, z *zoneMember) ZoneStatus {
+	if c.remote != nil {
+		return c.remote.zoneStatus(z)
+	}
+	return z.status(g.zoneOf)
+}
+
 // zoneState reads every zone and zone link for a Snapshot.
 func (c *Cluster) zoneState() ([]ZoneStatus, []LinkStatus) {
 	if c.zones == nil {
@@ -201,6 +211,9 @@ func (c *Cluster) crashZone(name string) error {
 	}
 	defer release()
 	z := c.zones.byZone[name]
+	if c.remote != nil { // its agent crashes it
+		return c.remote.zoneOrder(ctlCrashZone, name)
+	}
 	if !c.IsUp(z.region) {
 		return fmt.Errorf("nodes: crash %s: its region %s is down: %w", name, z.region, ErrRegionDown)
 	}
@@ -280,6 +293,9 @@ func (c *Cluster) restartZone(name string) error {
 	}
 	defer release()
 	z := c.zones.byZone[name]
+	if c.remote != nil { // its agent starts it
+		return c.remote.zoneOrder(ctlStartZone, name)
+	}
 	if !c.IsUp(z.region) {
 		return fmt.Errorf("nodes: restart %s: its region %s is down (restart the region): %w", name, z.region, ErrRegionDown)
 	}
@@ -352,6 +368,9 @@ func (g *regionalGroup) restartDown(moved func(*zoneMember)) error {
 // ZoneUp reports whether a zone's member runs.
 func (c *Cluster) ZoneUp(name string) bool {
 	z, ok := c.zones.byZone[name]
+	if ok && c.remote != nil {
+		return c.remote.zoneStatus(z).Up
+	}
 	return ok && z.server() != nil
 }
 
