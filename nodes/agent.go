@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -112,6 +113,9 @@ type Agent struct {
 	ctl    *agentControl // the lab's control connection, nil without one
 	reg    *agentRegion  // the region, once a lab prepared it
 	closed bool
+
+	seq  atomic.Uint64 // of the last status built
+	deaf atomic.Bool // tests: close every control connection unanswered, as if the lab's host had gone (export_test.go)
 
 	life      chan func() // lifecycle orders, one at a time (runLife)
 	conns     sync.WaitGroup
@@ -248,6 +252,10 @@ func (a *Agent) serveConn(c net.Conn) {
 		return
 	}
 	cn, certErr := a.id.peerName(tc.ConnectionState())
+	if kind == kindControl && a.deaf.Load() {
+		_ = tc.Close()
+		return
+	}
 	if kind == kindControl {
 		_ = answer(tc, nil)
 		a.serveControl(tc, cn, certErr)

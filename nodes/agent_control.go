@@ -118,6 +118,9 @@ func (ctl *agentControl) handle(m *message) {
 		if err != nil {
 			r.Err, r.Code = err.Error(), errCode(err)
 		}
+		if m.Op != ctlPing && m.Op != ctlEnroll && m.Op != ctlStop {
+			r.Status = a.status() // what the order changed, with its answer
+		}
 		_ = ctl.send(r)
 	}
 	switch m.Op {
@@ -242,15 +245,12 @@ func (a *Agent) report() {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		ctl, reg := a.ctl, a.reg
+		ctl := a.ctl
 		a.mu.Unlock()
 		if ctl == nil {
 			continue
 		}
-		st := &agentStatus{Boot: a.boot, Region: RegionStatus{Name: a.cfg.Name, Role: RoleOffline}}
-		if reg != nil {
-			st = reg.status(a.boot)
-		}
+		st := a.status()
 		since := time.Since(lastSent)
 		send := ctl != lastCtl || last == nil || since >= agentHeartbeat ||
 			!sameAgentStructure(last, st) || (!sameAgentCounters(last, st) && since >= countersEvery)
@@ -261,6 +261,19 @@ func (a *Agent) report() {
 			last, lastSent, lastCtl = st, time.Now(), ctl
 		}
 	}
+}
+
+// status is the agent's status now, numbered.
+func (a *Agent) status() *agentStatus {
+	seq := a.seq.Add(1)
+	reg := a.region()
+	if reg == nil {
+		p, _ := Lookup(a.cfg.Name)
+		return &agentStatus{Boot: a.boot, Seq: seq, Region: RegionStatus{Name: p.Name, City: p.City, Lat: p.Lat, Lon: p.Lon, Role: RoleOffline}}
+	}
+	st := reg.status(a.boot)
+	st.Seq = seq
+	return st
 }
 
 func sameAgentStructure(a, b *agentStatus) bool {

@@ -36,13 +36,13 @@ type agentRegion struct {
 	r       *region
 	group   *regionalGroup
 	proxy   *peerProxy
-	tunnels *connListener                // raft connections tunnelled in by other agents
-	relays  map[[2]string]*replicaProxy  // (client region, server) → into this region's servers
-	ids     map[types.ID]string          // consensus member ids → regions, from the layout
-	keeper  *portKeeper                  // the host's loopback ports of every member (hostports.go)
-	mesh    *mesh                        // round trips to the other agents (mesh.go)
-	table   atomic.Uint64                // version of the link table in force
-	started atomic.Bool                  // the servers were started since prepare
+	tunnels *connListener               // raft connections tunnelled in by other agents
+	relays  map[[2]string]*replicaProxy // (client region, server) → into this region's servers
+	ids     map[types.ID]string         // consensus member ids → regions, from the layout
+	keeper  *portKeeper                 // the host's loopback ports of every member (hostports.go)
+	mesh    *mesh                       // round trips to the other agents (mesh.go)
+	table   atomic.Uint64               // version of the link table in force
+	started atomic.Bool                 // the servers were started since prepare
 	closing sync.Once
 }
 
@@ -365,9 +365,6 @@ func (ar *agentRegion) start(o startOrder) error {
 	}
 	regionUp := errors.Is(err, ErrRegionUp)
 	zerr := ar.group.restartDown(ar.zoneMoved)
-	for _, z := range ar.group.members {
-		ar.group.learn(z)
-	}
 	ar.started.Store(true)
 	if zerr != nil {
 		return zerr

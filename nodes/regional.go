@@ -352,7 +352,10 @@ func (c *Cluster) restartRegionZones(region string) error {
 	return nil
 }
 
-// restartDown starts every member of the group that is down.
+// restartDown starts every member of the group that is down, one after
+// another. Each started member's view of the group names every member's
+// id (learn), before the next one dials it: the proxies attribute every
+// exchange from then on.
 func (g *regionalGroup) restartDown(moved func(*zoneMember)) error {
 	for _, z := range g.members {
 		if z.server() != nil {
@@ -361,6 +364,7 @@ func (g *regionalGroup) restartDown(moved func(*zoneMember)) error {
 		if err := g.restartMember(z, moved); err != nil {
 			return err
 		}
+		g.learn(z)
 	}
 	return nil
 }

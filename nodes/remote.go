@@ -91,6 +91,10 @@ func (l *agentLink) setState(s agentState, why string, log *slog.Logger) {
 // start at zero again) adds the last counts of the one before to the base.
 func (l *agentLink) onStatus(st *agentStatus) {
 	l.mu.Lock()
+	if l.status != nil && st.Boot == l.boot && st.Seq < l.status.Seq {
+		l.mu.Unlock() // an older report overtaken by an answer's
+		return
+	}
 	if l.boot != "" && st.Boot != l.boot && l.status != nil {
 		for _, c := range l.status.Links {
 			k := [2]string{c.From, c.To}
@@ -182,6 +186,11 @@ func (cc *ctlConn) call(ctx context.Context, m *message) (*message, error) {
 	}
 	select {
 	case r := <-ch:
+		if r.Status != nil {
+			if f := cc.onStatus.Load(); f != nil {
+				(*f)(r.Status)
+			}
+		}
 		if r.Err != "" {
 			return r, remoteErr(r)
 		}

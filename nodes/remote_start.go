@@ -9,6 +9,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,8 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/pkg/v3/types"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 )
 
@@ -50,15 +52,24 @@ type remoteSet struct {
 // every agent (enrolling new ones), lays their regions out, checks that
 // every agent reaches every other, measures the round trips, puts the
 // link rules in force and starts the servers, one region after another.
-func (c *Cluster) startRemote(ctx context.Context, lay *layout) error {
+func (c *Cluster) startRemote(ctx context.Context, lay *layout) (err error) {
 	rs := &remoteSet{c: c, key: tokenKey(c.cfg.Token), version: thisVersion(), temporary: c.tempDir, fresh: lay == nil,
 		log: c.log, links: map[string]*agentLink{}, stop: make(chan struct{})}
 	rs.table.Store(uint64(time.Now().UnixNano())) // newer than any table of an earlier run
 	c.remote = rs
-	var err error
 	if rs.id, err = loadLabIdentity(c.dir); err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil && rs.fresh {
+			// A new lab that did not start leaves nothing: its agents
+			// (told by Close) forget it and its regions' data, and its
+			// directory is as it was.
+			rs.temporary = true
+			_ = os.RemoveAll(filepath.Join(c.dir, "trust"))
+			_ = os.Remove(filepath.Join(c.dir, LayoutFile))
+		}
+	}()
 	rs.tlsConfig = rs.id.clientConfig()
 	c.fabric.push = rs.push
 	c.zones = rs.zoneSkeleton()
@@ -183,13 +194,33 @@ func outboundIP(addr string) string {
 
 // takeAll connects to every agent at once, retrying for a few seconds an
 // agent whose port is not open yet, and checks it belongs here: a new lab
-// enrols agents that belong to no lab; a resumed one needs its own, with
-// the data of its layout.
+// takes agents that belong to no lab — only once every agent passed, so a
+// lab refused by one leaves the others free; a resumed one needs its own,
+// with the data of its layout.
 func (rs *remoteSet) takeAll(ctx context.Context, lay *layout) error {
 	errs := make([]error, len(rs.order))
+	hellos := make([]*hello, len(rs.order))
 	var wg sync.WaitGroup
 	for i, l := range rs.order {
-		wg.Go(func() { errs[i] = rs.take(ctx, l, lay) })
+		wg.Go(func() { hellos[i], errs[i] = rs.take(ctx, l, lay) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, l := range rs.order {
+			if cc := l.conn(); cc != nil {
+				cc.close()
+			}
+			l.mu.Lock()
+			l.cc = nil
+			l.mu.Unlock()
+		}
+		return fmt.Errorf("nodes: %w", err)
+	}
+	if !rs.fresh {
+		return nil
+	}
+	for i, l := range rs.order {
+		wg.Go(func() { errs[i] = rs.enroll(ctx, l, l.conn(), hellos[i]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -198,7 +229,7 @@ func (rs *remoteSet) takeAll(ctx context.Context, lay *layout) error {
 	return nil
 }
 
-func (rs *remoteSet) take(ctx context.Context, l *agentLink, lay *layout) error {
+func (rs *remoteSet) take(ctx context.Context, l *agentLink, lay *layout) (*hello, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 2*tunnelDialTimeout)
@@ -212,17 +243,14 @@ func (rs *remoteSet) take(ctx context.Context, l *agentLink, lay *layout) error 
 			if refusedConn(err) {
 				err = fmt.Errorf("%w (is \"caplab region --name %s --listen %s\" running there?)", err, l.region, l.addr)
 			}
-			return err
+			return nil, err
 		}
-		fail := func(err error) error {
+		fail := func(err error) (*hello, error) {
 			cc.close()
-			return err
+			return nil, err
 		}
 		switch {
 		case rs.fresh && h.Lab == "":
-			if err := rs.enroll(ctx, l, cc, h); err != nil {
-				return fail(err)
-			}
 		case rs.fresh:
 			return fail(fmt.Errorf("the agent of %s at %s already belongs to this lab, whose data directory is new", l.region, l.addr))
 		case h.Lab == "":
@@ -237,7 +265,7 @@ func (rs *remoteSet) take(ctx context.Context, l *agentLink, lay *layout) error 
 		l.mu.Lock()
 		l.cc = cc
 		l.mu.Unlock()
-		return nil
+		return h, nil
 	}
 }
 
