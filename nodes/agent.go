@@ -115,7 +115,7 @@ type Agent struct {
 	closed bool
 
 	seq  atomic.Uint64 // of the last status built
-	deaf atomic.Bool // tests: close every control connection unanswered, as if the lab's host had gone (export_test.go)
+	deaf atomic.Bool   // tests: close every control connection unanswered, as if the lab's host had gone (export_test.go)
 
 	life      chan func() // lifecycle orders, one at a time (runLife)
 	conns     sync.WaitGroup

@@ -360,8 +360,8 @@ type stopOrder struct {
 // agentStatus is what an agent reports, on every change and at least
 // every agentHeartbeat.
 type agentStatus struct {
-	Boot         string       `json:"boot"`
-	Seq          uint64       `json:"seq"`   // order of the reports of one run: a later one replaces an earlier
+	Boot string `json:"boot"`
+	Seq  uint64 `json:"seq"` // order of the reports of one run: a later one replaces an earlier
 
 	Table        uint64       `json:"table"` // version of the link table in force
 	Prepared     bool         `json:"prepared"`
