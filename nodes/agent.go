@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -271,8 +272,10 @@ func (a *Agent) serveConn(c net.Conn) {
 	case certErr != nil:
 		refuse(fmt.Errorf("not a member of this lab: %w", certErr))
 		return
-	case reg == nil:
-		refuse(errors.New("this agent's region is not prepared"))
+	case reg == nil: // its peers call before the lab does, after a restart
+		a.log.Debug("refused a connection: the region is not prepared", "from", c.RemoteAddr(), "kind", kind)
+		_ = answer(tc, errors.New("this agent's region is not prepared"))
+		_ = tc.Close()
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
@@ -459,4 +462,33 @@ func (id *agentIdentity) pin() *agentPin {
 	id.mu.RLock()
 	defer id.mu.RUnlock()
 	return id.pinned
+}
+
+// DefaultAgentDir is where an agent keeps its region's data unless told:
+// the user's cache directory, so that an agent started again — after
+// Ctrl-C, a kill -9 or a reboot — resumes its region.
+func DefaultAgentDir(region string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("nodes: agent: no cache directory for the region's data (%v): give --data-dir", err)
+	}
+	return filepath.Join(base, "caplab", "region-"+region), nil
+}
+
+// RunAgent runs an agent until ctx ends (caplab region), telling out
+// where it listens and which lab it belongs to.
+func RunAgent(ctx context.Context, cfg AgentConfig, out io.Writer) error {
+	a, err := StartAgent(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "caplab region: %s listens on %s (data in %s)\n", cfg.Name, a.Addr(), cfg.DataDir)
+	if lab, cert := a.Lab(); lab != "" {
+		fmt.Fprintf(out, "caplab region: belongs to lab %s (certificate %s): waiting for it to call\n", lab, shortPrint(cert))
+	} else {
+		fmt.Fprintf(out, "caplab region: waiting for a lab: start it with --token (the same) and --remote %s=<this host>:<port>\n", cfg.Name)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "caplab region: stopping (the region's data stays for the next start)")
+	return a.Close()
 }

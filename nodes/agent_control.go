@@ -87,13 +87,17 @@ func (a *Agent) serveControl(tc *tls.Conn, cn string, certErr error) {
 	a.log.Info("a lab took the control connection", "from", tc.RemoteAddr(), "lab", m.Hello.Lab)
 	ctl.serve()
 	a.mu.Lock()
-	if a.ctl == ctl {
+	lost, running := a.ctl == ctl, a.reg != nil
+	if lost {
 		a.ctl = nil
-		a.mu.Unlock()
-		a.log.Warn("lost the lab: the region keeps running with its last link table", "from", tc.RemoteAddr())
-		return
 	}
 	a.mu.Unlock()
+	switch {
+	case lost && running:
+		a.log.Warn("lost the lab: the region keeps running with its last link table", "from", tc.RemoteAddr())
+	case lost:
+		a.log.Info("the lab closed the control connection", "from", tc.RemoteAddr())
+	}
 }
 
 // serve reads the lab's requests until the connection ends.

@@ -501,17 +501,19 @@ func (ar *agentRegion) status(boot string) *agentStatus {
 // servers — across the links between the client's region and this one —
 // or, for the lab standing in this region, on to another region's agent.
 func (ar *agentRegion) serveClient(tc net.Conn, cn, from, to, server string) {
-	refuse := func(err error) {
-		ar.a.log.Warn("refused a client connection", "from", tc.RemoteAddr(), "err", err)
+	refuse := func(err error) { // a cut link or a server down: what a client expects to meet
+		ar.a.log.Debug("refused a client connection", "from", tc.RemoteAddr(), "err", err)
 		_ = answer(tc, err)
 		_ = tc.Close()
 	}
 	if cn != labCommonName && cn != agentCNPrefix+from {
+		ar.a.log.Warn("refused a client connection", "from", tc.RemoteAddr(), "err", "not allowed to stand in "+from, "certificate", cn)
 		refuse(fmt.Errorf("%s may not stand in region %s", cn, from))
 		return
 	}
 	if to != ar.self {
 		if cn != labCommonName || from != ar.self {
+			ar.a.log.Warn("refused a client connection", "from", tc.RemoteAddr(), "err", "only the lab may relay", "certificate", cn)
 			refuse(errors.New("only the lab may ask an agent to reach another region for it"))
 			return
 		}

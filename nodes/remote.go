@@ -61,6 +61,7 @@ type agentLink struct {
 	wantUp  bool   // the lab wants the region running (Crash clears it)
 	acked   uint64 // newest link table it has in force
 	started bool   // the region was started by this lab
+	untold  bool   // a change of state not logged yet
 }
 
 func (l *agentLink) conn() *ctlConn {
@@ -69,7 +70,9 @@ func (l *agentLink) conn() *ctlConn {
 	return l.cc
 }
 
-// setState records a change of the lab's view, and logs it.
+// setState records a change of the lab's view, and logs it (a nil log
+// defers the message to the next change that has one: a dropped
+// connection is told as what the next call finds — down, or out of reach).
 func (l *agentLink) setState(s agentState, why string, log *slog.Logger) {
 	l.mu.Lock()
 	changed := l.state != s
@@ -77,13 +80,16 @@ func (l *agentLink) setState(s agentState, why string, log *slog.Logger) {
 	if changed {
 		l.since = time.Now()
 	}
+	tell := log != nil && (changed || l.untold)
+	l.untold = log == nil && (changed || l.untold)
 	l.mu.Unlock()
-	if changed {
-		if s == agentConnected {
-			log.Warn("the agent of a region is back", "region", l.region, "agent", l.addr)
-		} else {
-			log.Warn("lost the agent of a region", "region", l.region, "agent", l.addr, "state", s.String(), "why", why)
-		}
+	if !tell {
+		return
+	}
+	if s == agentConnected {
+		log.Warn("the agent of a region is back", "region", l.region, "agent", l.addr)
+	} else {
+		log.Warn("lost the agent of a region", "region", l.region, "agent", l.addr, "state", s.String(), "why", why)
 	}
 }
 
@@ -261,7 +267,7 @@ func (l *agentLink) supervise() {
 				return
 			default:
 			}
-			l.setState(agentStale, "the control connection dropped", rs.log)
+			l.setState(agentStale, "the control connection dropped", nil) // logged once the next call tells why
 		}
 		select {
 		case <-rs.stop:
