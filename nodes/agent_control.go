@@ -33,7 +33,7 @@ type agentControl struct {
 func (a *Agent) serveControl(tc *tls.Conn, cn string, certErr error) {
 	defer tc.Close()
 	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
-	m, err := readFrame(tc)
+	m, err := readFrameMax(tc, maxHello)
 	if err != nil || m.Hello == nil {
 		a.log.Warn("refused a control connection: no hello", "from", tc.RemoteAddr(), "err", err)
 		return

@@ -369,7 +369,7 @@ func (rs *remoteSet) connect(ctx context.Context, l *agentLink) (*ctlConn, *hell
 	if err := writeFrame(tc, &message{Hello: &hello{Proof: own, Version: rs.version, Region: l.region, Lab: rs.id.id}}); err != nil {
 		return fail(err)
 	}
-	m, err := readFrame(tc)
+	m, err := readFrameMax(tc, maxHello)
 	if err != nil {
 		return fail(fmt.Errorf("the agent of %s at %s closed the connection: %w", l.region, l.addr, err))
 	}

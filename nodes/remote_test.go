@@ -480,3 +480,31 @@ func TestAddedDelay(t *testing.T) {
 		}
 	}
 }
+
+// Regions not named in Remote run in the lab's own process, under agents
+// of their own that the remote agents reach like any other.
+func TestMixedLocalAndRemoteRegions(t *testing.T) {
+	agents := startAgents(t, "eu-west-1", "ap-southeast-1")
+	cfg := agentTiming
+	cfg.DataDir = t.TempDir()
+	c := startOnAgents(t, cfg, agents)
+	local := regionStatus(c, "us-east-1")
+	if !local.Up || local.Agent == "" || local.Agent == agents["eu-west-1"].Addr() {
+		t.Fatalf("the lab's own region: %+v", local)
+	}
+	if err := put(t, c, "us-east-1", "k", "mixed", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	assertConverged(t, c, "k", "mixed")
+	if err := c.Fabric().Isolate("us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(t, c, "us-east-1", "k", "alone", time.Second); err == nil {
+		t.Fatal("the isolated local region committed a write")
+	}
+	if err := put(t, c, "eu-west-1", "k", "majority", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c.Fabric().HealAll()
+	assertConverged(t, c, "k", "majority")
+}

@@ -36,8 +36,9 @@ const (
 	kindClient  = "client"
 	kindPing    = "ping"
 
-	maxLine  = 512     // a header or answer line
-	maxFrame = 4 << 20 // one control message
+	maxLine  = 512      // a header or answer line
+	maxFrame = 4 << 20  // one control message
+	maxHello = 64 << 10 // the first, before any proof
 )
 
 // writeLine writes one line (no newline inside).
@@ -118,14 +119,18 @@ func writeFrame(w io.Writer, m *message) error {
 }
 
 // readFrame reads one control message.
-func readFrame(r io.Reader) (*message, error) {
+func readFrame(r io.Reader) (*message, error) { return readFrameMax(r, maxFrame) }
+
+// readFrameMax reads one control message of at most limit bytes (a hello,
+// read before the other side has proved anything, is small).
+func readFrameMax(r io.Reader, limit uint32) (*message, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, err
 	}
 	size := binary.BigEndian.Uint32(n[:])
-	if size > maxFrame {
-		return nil, fmt.Errorf("control message of %d bytes is over the %d limit", size, maxFrame)
+	if size > limit {
+		return nil, fmt.Errorf("control message of %d bytes is over the %d limit", size, limit)
 	}
 	raw := make([]byte, size)
 	if _, err := io.ReadFull(r, raw); err != nil {
