@@ -159,7 +159,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, id: id, key: tokenKey(cfg.Token), log: cfg.Logger.With("region", cfg.Name), zl: zl,
-		boot: randomID(), version: thisVersion(), life: make(chan func()), stop: make(chan struct{})}
+		boot: randomID(), version: thisVersion(), life: make(chan func(), lifeQueue), stop: make(chan struct{})}
 	a.ln = cfg.Listener
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -332,19 +332,31 @@ func (a *Agent) upkeep() {
 			return
 		case <-t.C:
 			if reg := a.region(); reg != nil {
-				a.lifecycle(func() { _ = reg.r.do(opDefrag) })
+				_ = a.lifecycle(func() { _ = reg.r.do(opDefrag) })
 			}
 		}
 	}
 }
 
-// lifecycle queues f for runLife; false once the agent stops.
-func (a *Agent) lifecycle(f func()) bool {
+// lifeQueue is how many lifecycle orders may wait for runLife.
+const lifeQueue = 64
+
+// errBusy refuses an order when lifeQueue orders wait already.
+var errBusy = errors.New("the agent has too many orders waiting")
+
+// lifecycle queues f for runLife without waiting (the control connection
+// keeps reading: link rules take effect while a region starts).
+func (a *Agent) lifecycle(f func()) error {
+	select {
+	case <-a.stop:
+		return ErrClosed
+	default:
+	}
 	select {
 	case a.life <- f:
-		return true
-	case <-a.stop:
-		return false
+		return nil
+	default:
+		return errBusy
 	}
 }
 

@@ -155,8 +155,8 @@ func (ctl *agentControl) handle(m *message) {
 		reg.applyTable(m.Links)
 		reply(nil)
 	case ctlStart, ctlCrash, ctlCrashZone, ctlStartZone, ctlKick, ctlStop:
-		if !a.lifecycle(func() { reply(a.order(m)) }) {
-			reply(ErrClosed)
+		if err := a.lifecycle(func() { reply(a.order(m)) }); err != nil {
+			reply(err)
 		}
 	default:
 		reply(fmt.Errorf("unknown order %q", m.Op))

@@ -41,6 +41,7 @@ type agentRegion struct {
 	ids     map[types.ID]string         // consensus member ids → regions, from the layout
 	keeper  *portKeeper                 // the host's loopback ports of every member (hostports.go)
 	mesh    *mesh                       // round trips to the other agents (mesh.go)
+	spliced connSet                     // client connections relayed on to another agent
 	table   atomic.Uint64               // version of the link table in force
 	started atomic.Bool                 // the servers were started since prepare
 	closing sync.Once
@@ -463,6 +464,7 @@ func (ar *agentRegion) close() {
 		for _, p := range ar.relays {
 			p.close()
 		}
+		ar.spliced.closeAll()
 	})
 }
 
@@ -529,7 +531,11 @@ func (ar *agentRegion) serveClient(tc net.Conn, cn, from, to, server string) {
 			_ = tc.Close()
 			return
 		}
+		if !ar.spliced.add(tc, up) {
+			return
+		}
 		splice(tc, up)
+		ar.spliced.remove(tc, up)
 		return
 	}
 	p := ar.relays[[2]string{from, server}]

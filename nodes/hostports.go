@@ -81,16 +81,30 @@ func newPortKeeper(ar *agentRegion) *portKeeper {
 
 func (k *portKeeper) run() {
 	defer close(k.done)
-	t := time.NewTicker(keepEvery)
-	defer t.Stop()
 	for {
+		every := keepEvery
+		if k.pending() {
+			every = keepEvery / 5 // at start a sibling may not be laid out yet
+		}
 		select {
 		case <-k.stop:
 			return
-		case <-t.C:
+		case <-time.After(every):
 			k.keep()
 		}
 	}
+}
+
+// pending reports a port whose holder has not answered yet.
+func (k *portKeeper) pending() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range k.ports {
+		if p.state == portPending {
+			return true
+		}
+	}
+	return false
 }
 
 // keep tries to take every port not held yet.
@@ -350,3 +364,48 @@ func (l *connListener) Close() error {
 }
 
 func (l *connListener) Addr() net.Addr { return l.addr }
+
+// connSet holds connections to close at once when their owner stops.
+type connSet struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// add takes connections in; false, and they are closed, once closed.
+func (s *connSet) add(cs ...net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		for _, c := range cs {
+			_ = c.Close()
+		}
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	for _, c := range cs {
+		s.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (s *connSet) remove(cs ...net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cs {
+		delete(s.conns, c)
+	}
+}
+
+// closeAll closes every connection held, and any added later.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	clear(s.conns)
+}

@@ -62,11 +62,15 @@ func (m *mesh) ping(region string) {
 		if err != nil {
 			m.peers[region].err = err.Error()
 		}
+		again := time.Second
+		if len(m.peers[region].samples) == 0 {
+			again = 100 * time.Millisecond // at start the other agent may not be laid out yet
+		}
 		m.mu.Unlock()
 		select {
 		case <-m.stop:
 			return
-		case <-time.After(time.Second):
+		case <-time.After(again):
 		}
 	}
 }

@@ -269,13 +269,18 @@ func (l *agentLink) supervise() {
 			}
 			l.setState(agentStale, "the control connection dropped", nil) // logged once the next call tells why
 		}
-		select {
-		case <-rs.stop:
+		if rs.closing.Load() { // the lab is telling its agents to stop: do not start one again
+			<-rs.stop
 			return
-		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*tunnelDialTimeout)
 		cc, h, err := rs.connect(ctx, l)
+		if err == nil && rs.closing.Load() {
+			cc.close()
+			cancel()
+			<-rs.stop
+			return
+		}
 		if err == nil {
 			err = rs.resync(ctx, l, cc, h)
 			if err != nil {

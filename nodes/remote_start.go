@@ -40,8 +40,9 @@ type remoteSet struct {
 	pushMu sync.Mutex    // one link table at a time, in order
 	table  atomic.Uint64 // version of the newest link table
 
-	stop chan struct{}
-	bg   sync.WaitGroup
+	closing atomic.Bool // close has begun: no agent is called again
+	stop    chan struct{}
+	bg      sync.WaitGroup
 }
 
 // startRemote starts a lab whose regions run under agents: it takes

@@ -330,10 +330,8 @@ func (rs *remoteSet) transfer(ctx context.Context, leader, region string) error 
 // and forgets the lab), the control connections close, and the agents
 // this process runs itself stop.
 func (rs *remoteSet) close() {
-	select {
-	case <-rs.stop:
+	if rs.closing.Swap(true) {
 		return
-	default:
 	}
 	var wg sync.WaitGroup
 	for _, l := range rs.order {
