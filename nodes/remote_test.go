@@ -371,6 +371,13 @@ func TestRemoteLabResumesAndReleases(t *testing.T) {
 	if err := startFails(t, bad); !strings.Contains(err.Error(), "holds regions") {
 		t.Fatalf("other regions: %v", err)
 	}
+	// Another number of zones than the agents' data was made with is
+	// refused by the agents' layout, naming it.
+	zones := cfg
+	zones.Zones = 3
+	if err := startFails(t, withAgents(zones, agents)); !strings.Contains(err.Error(), "1 zone(s), not 3") {
+		t.Fatalf("other zones: %v", err)
+	}
 	// So is the directory without --remote.
 	local := cfg
 	local.Remote = nil
