@@ -27,6 +27,8 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 			ClientURLs: urls[r.Name],
 			Clock:      l.clocks.State(r.Name),
 			Zones:      zoneStates(s, r.Name),
+			Agent:      r.Agent,
+			Stale:      r.Stale,
 		})
 	}
 	st.ZoneLinks = zoneLinkStates(s) // geo (geo_lab.go)
@@ -38,6 +40,7 @@ func (l *Lab) stateFrom(s nodes.Snapshot) State {
 		st.Links = append(st.Links, LinkState{
 			From: k.From, To: k.To, State: state, RTTMs: k.RTTMs, DelayMs: k.DelayMs,
 			Estimated: k.Estimated, Bytes: k.Bytes, Messages: k.Messages,
+			MeasuredRTTMs: k.MeasuredRTTMs, OverModel: k.OverModel,
 		})
 	}
 	st.Version = l.version.Load() + int64(s.Seq)
