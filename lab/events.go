@@ -58,6 +58,8 @@ func (ev *events) state(s nodes.Snapshot) State {
 			ClientURLs: urls[r.Name],
 			Clock:      ev.clocks.State(r.Name),
 			Zones:      zoneStates(s, r.Name),
+			Agent:      r.Agent,
+			Stale:      r.Stale,
 		})
 	}
 	st.ZoneLinks = zoneLinkStates(s) // the geo store's zones
@@ -69,6 +71,7 @@ func (ev *events) state(s nodes.Snapshot) State {
 		st.Links = append(st.Links, LinkState{
 			From: k.From, To: k.To, State: state, RTTMs: k.RTTMs, DelayMs: k.DelayMs,
 			Estimated: k.Estimated, Bytes: k.Bytes, Messages: k.Messages,
+			MeasuredRTTMs: k.MeasuredRTTMs, OverModel: k.OverModel,
 		})
 	}
 	st.Version = ev.version.Load() + int64(s.Seq)

@@ -57,6 +57,11 @@ type Config struct {
 	// Zones per region (1 to 3, 0 = 3): members of each regional group, the
 	// geo store's home (nodes.Config.Zones).
 	Zones int
+	// Remote, Token and RegionListen put regions on other hosts, under
+	// region agents (nodes.Config.Remote: region → agent address).
+	Remote       map[string]string
+	Token        string
+	RegionListen string
 }
 
 func (c *Config) validate() error {
@@ -165,6 +170,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		Regions: cfg.Regions, LatencyScale: cfg.LatencyScale, DataDir: cfg.DataDir, Fsync: cfg.Fsync,
 		TickMs: cfg.TickMs, ElectionMs: cfg.ElectionMs, EtcdLogLevel: cfg.EtcdLogLevel,
 		Logger: cfg.Logger, Zones: cfg.Zones,
+		Remote: cfg.Remote, Token: cfg.Token, RegionListen: cfg.RegionListen,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)

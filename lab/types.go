@@ -34,6 +34,12 @@ type RegionState struct {
 	ClientURLs ClientURLs       `json:"clientUrls"`
 	Clock      nodes.ClockState `json:"clock"` // extension: the region's wall clock (offset, drift, skew now)
 	Zones      []ZoneState      `json:"zones"` // geo store: the region's zones
+	// Agent (extension): the address of the agent the region runs under
+	// on another host ("caplab region"); absent when it runs in the lab.
+	Agent string `json:"agent,omitempty"`
+	// Stale (extension): the lab has lost that agent; the region is shown
+	// as it last reported.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // MemberState is a region's member of the consensus group.
@@ -60,6 +66,13 @@ type LinkState struct {
 	Estimated bool    `json:"estimated"` // extension: RTT estimated from distance, not measured
 	Bytes     int64   `json:"bytes"`
 	Messages  int64   `json:"messages"`
+	// MeasuredRTTMs (extension): the real round trip between the two
+	// regions' hosts when they run on separate machines; absent on one.
+	// The delay adds only what is missing to reach rttMs × the scale.
+	MeasuredRTTMs float64 `json:"measuredRttMs,omitempty"`
+	// OverModel (extension): the measured round trip already exceeds the
+	// model's, so the link adds no delay and is slower than the lab says.
+	OverModel bool `json:"overModel,omitempty"`
 }
 
 // StoreCounter counts outcomes per store since the last reset.

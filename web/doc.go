@@ -147,6 +147,18 @@
 // marked ("revealHtml", "held"), and the page in presenter mode — the
 // projector — leaves them out itself.
 //
+// # Regions on separate machines
+//
+// A lab started with --remote runs some regions under agents on other
+// hosts (nodes.Config.Remote). The API is the same; State gains
+// regions[].agent (the agent's address; absent for a region in the lab's
+// process) and regions[].stale (true while the lab has lost that agent:
+// shown as last reported), links[].measuredRttMs (the real round trip
+// between the two hosts; delayMs adds only what is missing to reach the
+// model) and links[].overModel (the measured round trip exceeds the
+// model's). The map marks a stale region (dashed, "· stale") and labels a
+// measured link "76 ms · 0.4 measured" (⚠ when over the model).
+//
 // # WebSocket /ws
 //
 // Same-origin upgrades only (an Origin header must name the request's Host;

@@ -46,7 +46,13 @@ func TestLoadPanelBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("load-duration"), "30s"),
 		chromedp.Click(chromedp.ID("load-start")),
 	)
-	waitJS(t, tab, "the load runs", `document.getElementById('load-panel').dataset.state`, textIs("running"))
+	// Stocking the catalogue (1,000 SKUs in every store) comes first; on a
+	// machine busy with other tests it took over 15 s in .ci/run. The load
+	// runs once it is done.
+	waitUntil(t, 90*time.Second, "the load runs (after stocking)", func() (bool, string) {
+		st := evalJS[string](t, tab, `document.getElementById('load-panel').dataset.state`)
+		return st == "running", st
+	})
 	samples := func() int {
 		n, _ := strconv.Atoi(evalJS[string](t, tab, `document.getElementById('load-panel').dataset.samples`))
 		return n
