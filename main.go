@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
 	"caplab/lab/load"
 	"caplab/lessons"
 	"caplab/nodes"
@@ -177,8 +178,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "caplab: %v\n", err)
 		return 1
 	}
-	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/auditlog.go)
-		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{Sync: *fsync}) // --fsync: the log survives a machine crash too
+	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/audit)
+		audit, err := lab.OpenAudit(l, audit.Dir(*dataDir), audit.Options{Sync: *fsync}) // --fsync: the log survives a machine crash too
 		if err != nil {
 			_ = l.Close()
 			ln.Close()
@@ -189,7 +190,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	base := "http://" + displayHost(ln.Addr().String())
 	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present,
-		Lessons: web.LessonsFrom(catalog, l), AllowedHosts: loopbackHosts(ln.Addr())})
+		Lessons: web.LessonsFrom(catalog, lessons.LabOf(l)), AllowedHosts: loopbackHosts(ln.Addr())})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -200,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	if l.Resumed() {
+	if l.Cluster().Resumed() {
 		fmt.Fprintf(stdout, "caplab: resumed from %s: the stores hold what the last run there acknowledged\n", *dataDir)
 	}
 	t := l.Cluster().Timing()
@@ -249,7 +250,7 @@ func newLessonLab(ctx context.Context, scale float64, regions []string, remote m
 	if err != nil {
 		return nil, nil, err
 	}
-	return l, l.Close, nil
+	return lessons.LabOf(l), l.Close, nil
 }
 
 // parseRegions takes a count (first N of the catalogue) or a list.

@@ -91,7 +91,7 @@
 // is computed from: the recording gaps (jsonl type "gap") and the geo
 // store's call log (type "geo_call"); porcupine and edn are cut at the gaps.
 // "caplab history check FILE" (history_check.go) reads a JSON Lines export
-// or a porcupine log (lab.ReadHistory) and prints lab.Judge's verdict per
+// or a porcupine log (audit.ReadHistory) and prints check.Judge's verdict per
 // store and SKU — GET /api/check's on the same history; exit 1 when one is
 // not linearizable, 2 when the file is not a history.
 //
@@ -268,7 +268,7 @@
 // The page works without a build step and without third-party code. The
 // element ids below are stable; each interactive one has the same
 // data-testid. {r} is a region name (us-east-1), {a}--{b} an unordered pair
-// of regions in State order, {store} a store in lab.Stores (consensus,
+// of regions in State order, {store} a store in inventory.Stores (consensus,
 // replicated, geo).
 //
 //	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // waitState waits until the controller's run is in state want.
@@ -87,7 +88,7 @@ func TestCutDuringLoad(t *testing.T) {
 	l := newLab(t, lab.Config{RequestTimeout: deadline, TickMs: 100, ElectionMs: 2500})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := l.Lead(ctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	c := newController(t, l)
@@ -99,14 +100,14 @@ func TestCutDuringLoad(t *testing.T) {
 	}
 	waitState(t, c, StateRunning)
 	time.Sleep(500 * time.Millisecond)
-	if err := l.Isolate("ap-southeast-1"); err != nil {
+	if err := l.Faults().Isolate("ap-southeast-1"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, c, StateFinished, StateStopped, StateFailed)
 	if st.State != StateFinished {
 		t.Fatalf("state %s: %s", st.State, st.Reason)
 	}
-	if len(st.Faults) == 0 || st.Faults[0].Kind != string(lab.FaultPartition) || st.Faults[0].T < 0.3 {
+	if len(st.Faults) == 0 || st.Faults[0].Kind != string(inventory.FaultPartition) || st.Faults[0].T < 0.3 {
 		t.Errorf("faults %+v, want the isolation at about 0.5 s", st.Faults)
 	}
 
