@@ -196,7 +196,11 @@ func (g *opLog) scan(from int, prefix bool, fn func(op *Operation)) (next int) {
 // so the view encodes as JSON arrays.
 func (h *History) View(sku string) HistoryView {
 	v := HistoryView{Operations: []Operation{}}
-	h.current().scan(0, false, func(op *Operation) {
+	g := h.current()
+	if sku == "" { // every operation: one copy, no regrowing (a replay reads them all)
+		v.Operations = make([]Operation, 0, g.recorded())
+	}
+	g.scan(0, false, func(op *Operation) {
 		if sku == "" || op.SKU == sku {
 			v.Operations = append(v.Operations, *op)
 		}

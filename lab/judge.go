@@ -53,6 +53,9 @@ func judge(rec Recorded, store Store, sku string, timeout time.Duration, memo *v
 		judgeGeo(&r, rec, sku, timeout)
 	} else {
 		r.Explanation = explainCheck(r)
+		if !r.Linearizable && !r.TimedOut {
+			r.Counterexample = SmallestCounterexample(judged, sku, r.Unplaced)
+		}
 	}
 	noteCap(&r, rec.Dropped)
 	return explainSkew(r, judged)

@@ -127,10 +127,11 @@ type Lab struct {
 	subs   map[chan Event]*atomic.Int64 // each subscriber's events missed since its last delivery
 	missed atomic.Int64                 // events lost by any subscriber, ever (MissedEvents)
 
-	recorders  recorders        // auditlog.go: hooks that miss no operation, fault or reset
-	unrecorded unrecordedWrites // ownwrites.go: writes left out of the History, for the outside-write watcher
-	gaps       *recordingGaps   // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
-	merges     mergeWatch       // merge.go: the replicated store's merges told after heals
+	recorders  recorders                // auditlog.go: hooks that miss no operation, fault or reset
+	unrecorded unrecordedWrites         // ownwrites.go: writes left out of the History, for the outside-write watcher
+	gaps       *recordingGaps           // gaps.go: where writes went unrecorded, per (store, SKU), for the checker
+	merges     mergeWatch               // merge.go: the replicated store's merges told after heals
+	netStart   atomic.Pointer[FaultNet] // replay.go: the network when the History started
 
 	stop      chan struct{}
 	bg        sync.WaitGroup
@@ -196,6 +197,8 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	snaps, cancel := cl.Subscribe()
 	st := l.State()
 	l.snap.Store(&st)
+	l.history.startedAt() // the History starts here, with the network now (replay.go)
+	l.netStart.Store(NetOf(st, nil))
 	l.bg.Add(4)
 	go func() {
 		defer l.bg.Done()
@@ -701,7 +704,12 @@ func (l *Lab) enter(ctx context.Context) error {
 
 // History returns the recorded operations (of one SKU, "" for all) and
 // every fault.
-func (l *Lab) History(sku string) HistoryView { return l.history.View(sku) }
+func (l *Lab) History(sku string) HistoryView {
+	v := l.history.View(sku)
+	v.StartedAt, v.Start = l.history.startedAt(), l.netStart.Load()
+	v.DroppedOperations, v.DroppedFaults = l.history.Dropped()
+	return v
+}
 
 // ---- reset ----
 
@@ -769,6 +777,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.resetCounters()
 	st := l.State()
 	l.snap.Store(&st)
+	l.netStart.Store(NetOf(st, nil)) // replay.go: the network the History starts with
 	l.publish(Event{Type: EventReset, State: &st, FirstOpID: l.history.current().base})
 	return nil
 }

@@ -156,7 +156,9 @@ func (l *Lab) coalesceState() {
 
 // fault records a fault or configuration change and publishes it.
 func (l *Lab) fault(kind FaultKind, regions []string, detail string) {
-	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
+	// replay.go: the network as the fault left it, against the History's start
+	net := NetOf(l.State(), l.netStart.Load())
+	f := l.history.AddFault(Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now(), Net: net})
 	l.consensus.leader.refresh(l.cluster) // answers name the leader as it is after the fault
 	l.version.Add(1)
 	l.publish(Event{Type: EventFault, Fault: &f})

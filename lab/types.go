@@ -154,12 +154,23 @@ type Fault struct {
 	Regions []string  `json:"regions,omitempty"`
 	Detail  string    `json:"detail"`
 	At      time.Time `json:"at"`
+	// Net (extension): the network and regions as the fault left them,
+	// so that the moment can be shown again (replay.go).
+	Net *FaultNet `json:"net,omitempty"`
 }
 
 // HistoryView is what GET /api/history answers.
 type HistoryView struct {
 	Operations []Operation `json:"operations"`
 	Faults     []Fault     `json:"faults"`
+
+	// For replays (replay.go), filled by Lab.History: when the History
+	// started (the last reset, or the lab's start), the network then, and
+	// what its caps left out since.
+	StartedAt         time.Time `json:"-"`
+	Start             *FaultNet `json:"-"`
+	DroppedOperations int       `json:"-"`
+	DroppedFaults     int       `json:"-"`
 }
 
 // CheckResult is the checker's verdict for one store and SKU (API.md).
@@ -191,6 +202,10 @@ type CheckResult struct {
 	// Unplaced: when not linearizable, the answer no order of events
 	// could place, with what the answers before it allow (evidence.go).
 	Unplaced *Unplaced `json:"unplaced,omitempty"`
+	// Counterexample: when not linearizable, the fewest answers (two or
+	// three) that prove it on their own (counterexample.go); nil when
+	// none that small does.
+	Counterexample *Counterexample `json:"counterexample,omitempty"`
 }
 
 // State is the whole lab as GET /api/state answers it (API.md).
