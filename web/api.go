@@ -305,6 +305,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("at") {
+		s.handleStateAt(w, r) // replay.go
+		return
+	}
 	writeJSON(w, http.StatusOK, s.lab.State())
 }
 

@@ -97,7 +97,7 @@ func renderVerdict(l Lab, sku string) (line, full string) {
 	rows := make([]verdictRow, 0, len(lab.Stores))
 	for _, st := range lab.Stores {
 		res, err := l.Check(st, sku)
-		row := verdictRow{Store: st, Result: res}
+		row := verdictRow{Store: st, Result: res, Unplaced: unplacedOp(l, res)}
 		if err != nil {
 			row.Err = sentence(err.Error())
 		}

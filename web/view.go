@@ -505,6 +505,9 @@ type verdictRow struct {
 	// moved), so not "maybe applied"; StrandedUnavailable those of them the
 	// checker counts as indeterminate (answered unavailable).
 	Stranded, StrandedUnavailable int
+	// Unplaced: the answer a failed check could not place, when it holds
+	// no counterexample (the anomaly card shows it; anomaly.go).
+	Unplaced *lab.Operation
 }
 
 func visualURL(st lab.Store, sku string) string {
