@@ -7,6 +7,7 @@
 //	caplab lessons list|check|run …   work with lessons headless
 //	caplab history export …          the history for Knossos, Elle, porcupine
 //	caplab history check FILE        the lab's verdicts on an exported history
+//	caplab region …                  run one region on this host for a lab elsewhere
 //
 // Run "caplab --help" for the flags.
 package main
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
 	"caplab/lab/load"
 	"caplab/lessons"
 	"caplab/nodes"
@@ -59,13 +61,27 @@ Usage:
                                        Black Friday load on every store, headless ("caplab load --help")
   caplab lessons record --url URL --token TOKEN [-o FILE]
                                        save a running lab's recording as a lesson
+  caplab region --name R --listen HOST:PORT --token T
+                                       run region R on this host for a lab on another
+                                       ("caplab region --help"); the lab takes it with
+                                       --remote R=HOST:PORT (lessons run takes --remote too)
 
 Flags:
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "lessons" {
-		return lessons.Main(args[1:], stdout, stderr, newLessonLab)
+		rest, remote, token, regionListen, err := takeRemoteFlags(args[1:]) // regioncmd.go
+		if err != nil {
+			fmt.Fprintf(stderr, "caplab lessons: %v\n", err)
+			return lessons.ExitUsage
+		}
+		return lessons.Main(rest, stdout, stderr, func(ctx context.Context, scale float64, regions []string) (lessons.Lab, func() error, error) {
+			return newLessonLab(ctx, scale, regions, remote, token, regionListen)
+		})
+	}
+	if len(args) > 0 && args[0] == "region" {
+		return regionMain(args[1:], stdout, stderr) // regioncmd.go
 	}
 	if len(args) > 0 && args[0] == "history" {
 		return web.HistoryMain(args[1:], stdout, stderr)
@@ -87,6 +103,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	etcdLog := fs.String("etcd-log", "", "show etcd's own logs at this level (warn, info, debug)")
 	printEndpoints := fs.Bool("print-endpoints", false, "print the etcd client URLs of every region's member and replica, as seen from every region (for etcdctl)")
 	zones := fs.Int("zones", 3, "zones per region, each with one member of the region's regional Raft group (the geo store): 1 to 3; 1 halves the etcd servers for small machines")
+	remoteFlag := fs.String("remote", "", "run these regions on other hosts, under agents started there with \"caplab region\": REGION=HOST:PORT,… (needs --token, the agents' own); other regions run here")
+	regionListen := fs.String("region-listen", "", "with --remote: where the regions that run here listen for the agents (host:port; default: this host's address towards the first agent, any port)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -121,6 +139,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "caplab: --zones must be between 1 and %d (got %d)\n", nodes.MaxZones, *zones)
 		return 2
 	}
+	remote, err := parseRemote(*remoteFlag) // regioncmd.go
+	if err != nil {
+		fmt.Fprintf(stderr, "caplab: --remote: %v\n", err)
+		return 2
+	}
+	if *token == "" && len(remote) > 0 {
+		*token = os.Getenv("CAPLAB_TOKEN")
+	}
+	if *token == "" && len(remote) > 0 {
+		fmt.Fprintln(stderr, "caplab: --remote needs --token: the one the agents were started with")
+		return 2
+	}
 	if *token == "" {
 		*token = randomToken()
 	}
@@ -141,14 +171,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	started := time.Now()
 	fmt.Fprintf(stdout, "caplab: starting %d regions (%s) on real etcd …\n", len(names), strings.Join(names, ", "))
-	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Fsync: *fsync, Logger: logger, EtcdLogLevel: *etcdLog, Zones: *zones})
+	l, err := lab.New(ctx, lab.Config{Regions: names, LatencyScale: *scale, DataDir: *dataDir, Fsync: *fsync, Logger: logger, EtcdLogLevel: *etcdLog, Zones: *zones,
+		Remote: remote, Token: *token, RegionListen: *regionListen})
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "caplab: %v\n", err)
 		return 1
 	}
-	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/auditlog.go)
-		audit, err := lab.OpenAudit(l, lab.AuditDir(*dataDir), lab.AuditOptions{Sync: *fsync}) // --fsync: the log survives a machine crash too
+	if *dataDir != "" { // the audit log: every operation and fault, durable (lab/audit)
+		audit, err := lab.OpenAudit(l, audit.Dir(*dataDir), audit.Options{Sync: *fsync}) // --fsync: the log survives a machine crash too
 		if err != nil {
 			_ = l.Close()
 			ln.Close()
@@ -159,7 +190,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	base := "http://" + displayHost(ln.Addr().String())
 	srv := web.New(l, web.Options{Token: *token, Logger: logger, JoinURL: joinURL(ln.Addr().String()), Present: *present,
-		Lessons: web.LessonsFrom(catalog, l), AllowedHosts: loopbackHosts(ln.Addr())})
+		Lessons: web.LessonsFrom(catalog, lessons.LabOf(l)), AllowedHosts: loopbackHosts(ln.Addr())})
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -170,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
-	if l.Resumed() {
+	if l.Cluster().Resumed() {
 		fmt.Fprintf(stdout, "caplab: resumed from %s: the stores hold what the last run there acknowledged\n", *dataDir)
 	}
 	t := l.Cluster().Timing()
@@ -184,6 +215,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *printEndpoints {
 		writeEndpoints(stdout, l.Cluster().Endpoints())
+	}
+	if cert := l.Cluster().LabCertificate(); cert != "" {
+		writeAgents(stdout, l.Cluster().State(), cert)
 	}
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	if *open && os.Getenv("CI") == "" {
@@ -209,13 +243,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newLessonLab starts a fresh lab for "caplab lessons run".
-func newLessonLab(ctx context.Context, scale float64, regions []string) (lessons.Lab, func() error, error) {
-	l, err := lab.New(ctx, lab.Config{Regions: regions, LatencyScale: scale})
+// newLessonLab starts a fresh lab for "caplab lessons run" (on agents
+// with --remote).
+func newLessonLab(ctx context.Context, scale float64, regions []string, remote map[string]string, token, regionListen string) (lessons.Lab, func() error, error) {
+	l, err := lab.New(ctx, lab.Config{Regions: regions, LatencyScale: scale, Remote: remote, Token: token, RegionListen: regionListen})
 	if err != nil {
 		return nil, nil, err
 	}
-	return l, l.Close, nil
+	return lessons.LabOf(l), l.Close, nil
 }
 
 // parseRegions takes a count (first N of the catalogue) or a list.
@@ -312,6 +347,29 @@ func openBrowser(url string) {
 	if err := cmd.Start(); err == nil {
 		go func() { _ = cmd.Wait() }()
 	}
+}
+
+// writeAgents prints where each region runs and the measured round trips.
+func writeAgents(w io.Writer, s nodes.Snapshot, cert string) {
+	fmt.Fprintf(w, "  Regions on agents (lab certificate %s, pinned by each agent):\n", cert)
+	for _, r := range s.Regions {
+		fmt.Fprintf(w, "    %-16s agent %s\n", r.Name, r.Agent)
+	}
+	order := map[string]int{}
+	for i, r := range s.Regions {
+		order[r.Name] = i
+	}
+	for _, l := range s.Links {
+		if order[l.From] > order[l.To] {
+			continue
+		}
+		note := fmt.Sprintf("adds %.1f ms each way", l.DelayMs)
+		if l.OverModel {
+			note = "already slower than the model: adds nothing"
+		}
+		fmt.Fprintf(w, "    %-16s ↔ %-16s measured %.1f ms, model %.0f ms × %g: %s\n", l.From, l.To, l.MeasuredRTTMs, l.RTTMs, s.LatencyScale, note)
+	}
+	fmt.Fprintln(w)
 }
 
 // writeEndpoints prints the etcd client URLs: a client standing in one

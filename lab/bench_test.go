@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -21,12 +26,12 @@ import (
 // docs/benchmarks.md has the numbers measured on the project's 2-core
 // machine.
 
-func benchLab(b *testing.B, cfg Config) *Lab {
+func benchLab(b *testing.B, cfg lab.Config) *lab.Lab {
 	b.Helper()
 	cfg.DataDir = b.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := New(ctx, cfg)
+	l, err := lab.New(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,26 +84,26 @@ func hammer(workers, n int, fn func(worker, i int)) (perSec float64, lat latenci
 // etcd's client in the same run.
 func BenchmarkConsensusBuys(b *testing.B) {
 	const buyers, buys = 64, 3000
-	l := benchLab(b, Config{LatencyScale: 0, MaxRetries: 50})
+	l := benchLab(b, lab.Config{LatencyScale: 0, MaxRetries: 50})
 	ctx := context.Background()
 	regions := l.Regions()
 	for i := range buyers {
-		if o, _ := l.Stock(ctx, Consensus, "SKU"+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != OK {
+		if o, _ := l.Stock(ctx, inventory.Consensus, "SKU"+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != inventory.OK {
 			b.Fatal(o.Message)
 		}
 	}
 	var notOK atomic.Int64
 	labRate, labLat := hammer(buyers, buys, func(w, i int) {
-		o, _ := l.Buy(ctx, Consensus, "SKU"+strconv.Itoa(w), regions[w%len(regions)], 1)
-		if o.Outcome != OK {
+		o, _ := l.Buy(ctx, inventory.Consensus, "SKU"+strconv.Itoa(w), regions[w%len(regions)], 1)
+		if o.Outcome != inventory.OK {
 			notOK.Add(1)
 		}
 	})
 	// The same one-round compare-and-swap straight on etcd's client: local
 	// serializable read, then Txn with the current value in its Else.
 	rawRate, rawLat := hammer(buyers, buys, func(w, i int) {
-		cli, _ := l.cluster.MemberClient(regions[w%len(regions)])
-		key := l.consensus.key("SKU" + strconv.Itoa(w))
+		cli, _ := l.Cluster().MemberClient(regions[w%len(regions)])
+		key := lab.ConsensusOf(l).Key("SKU" + strconv.Itoa(w))
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		resp, err := cli.Get(cctx, key, clientv3.WithSerializable())
@@ -106,7 +111,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 			notOK.Add(1)
 			return
 		}
-		q, v := decodeConsensus(resp)
+		q, v := consensus.Decode(resp)
 		for {
 			t, err := cli.Txn(cctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", v.Wall)).
 				Then(clientv3.OpPut(key, strconv.Itoa(q-1))).Else(clientv3.OpGet(key)).Commit()
@@ -117,7 +122,7 @@ func BenchmarkConsensusBuys(b *testing.B) {
 			if t.Succeeded {
 				return
 			}
-			q, v = decodeKVs(t.Responses[0].GetResponseRange().GetKvs())
+			q, v = consensus.DecodeKVs(t.Responses[0].GetResponseRange().GetKvs())
 		}
 	})
 	if notOK.Load() > 0 {
@@ -136,35 +141,35 @@ func BenchmarkConsensusBuys(b *testing.B) {
 // closed (unavailable, bounded by the deadline or "no leader") versus once
 // it is open (fail_fast).
 func BenchmarkFailFast(b *testing.B) {
-	l := benchLab(b, Config{LatencyScale: 0.1, TickMs: 50, ElectionMs: 500,
-		Breaker: BreakerSettings{Threshold: 3, Cooldown: time.Hour}})
+	l := benchLab(b, lab.Config{LatencyScale: 0.1, TickMs: 50, ElectionMs: 500,
+		Breaker: guard.BreakerSettings{Threshold: 3, Cooldown: time.Hour}})
 	ctx := context.Background()
-	if o, _ := l.Stock(ctx, Consensus, "X", "us-east-1", 100); o.Outcome != OK {
+	if o, _ := l.Stock(ctx, inventory.Consensus, "X", "us-east-1", 100); o.Outcome != inventory.OK {
 		b.Fatal(o.Message)
 	}
 	minority := "ap-southeast-1"
-	if err := l.Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
+	if err := l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {minority}}); err != nil {
 		b.Fatal(err)
 	}
 	// Before the member notices it lost the leader: the deadline answers.
 	var unavailable latencies
 	t := time.Now()
-	o, _ := l.Buy(ctx, Consensus, "X", minority, 1)
+	o, _ := l.Buy(ctx, inventory.Consensus, "X", minority, 1)
 	unavailable = append(unavailable, time.Since(t))
-	if o.Outcome != Unavailable {
+	if o.Outcome != inventory.Unavailable {
 		b.Fatalf("first minority buy: %s", o.Outcome)
 	}
 	for range 2 {
 		t := time.Now()
-		_, _ = l.Buy(ctx, Consensus, "X", minority, 1)
+		_, _ = l.Buy(ctx, inventory.Consensus, "X", minority, 1)
 		unavailable = append(unavailable, time.Since(t))
 	}
 	var fast latencies
 	for range 2000 {
 		t := time.Now()
-		o, _ := l.Buy(ctx, Consensus, "X", minority, 1)
+		o, _ := l.Buy(ctx, inventory.Consensus, "X", minority, 1)
 		fast = append(fast, time.Since(t))
-		if o.Outcome != FailFast {
+		if o.Outcome != inventory.FailFast {
 			b.Fatalf("buy with an open breaker: %s", o.Outcome)
 		}
 	}
@@ -179,21 +184,21 @@ func BenchmarkFailFast(b *testing.B) {
 // R=1 and with majorities, 64 buyers at latency 0, in the same run.
 func BenchmarkReplicatedBuys(b *testing.B) {
 	const buyers, buys = 64, 3000
-	l := benchLab(b, Config{LatencyScale: 0})
+	l := benchLab(b, lab.Config{LatencyScale: 0})
 	ctx := context.Background()
 	regions := l.Regions()
-	for _, q := range []QuorumState{GlobalTables(3), StrictQuorum(3)} {
+	for _, q := range []inventory.QuorumState{inventory.GlobalTables(3), inventory.StrictQuorum(3)} {
 		name := fmt.Sprintf("W%dR%d", q.W, q.R)
-		if err := l.SetQuorum(q.W, q.R); err != nil {
+		if err := l.Faults().SetQuorum(q.W, q.R); err != nil {
 			b.Fatal(err)
 		}
 		for i := range buyers {
-			if o, _ := l.Stock(ctx, Replicated, name+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != OK {
+			if o, _ := l.Stock(ctx, inventory.Replicated, name+strconv.Itoa(i), regions[0], 1_000_000); o.Outcome != inventory.OK {
 				b.Fatal(o.Message)
 			}
 		}
 		rate, lat := hammer(buyers, buys, func(w, i int) {
-			_, _ = l.Buy(ctx, Replicated, name+strconv.Itoa(w), regions[w%len(regions)], 1)
+			_, _ = l.Buy(ctx, inventory.Replicated, name+strconv.Itoa(w), regions[w%len(regions)], 1)
 		})
 		b.ReportMetric(rate, "buys/s-"+name)
 		b.ReportMetric(lat.pct(99), "p99-ms-"+name)
@@ -207,14 +212,14 @@ func BenchmarkReplicatedBuys(b *testing.B) {
 //
 //	go test ./lab -run '^$' -bench BuyFidelity -benchtime 1x -v
 func BenchmarkBuyFidelity(b *testing.B) {
-	l := benchLab(b, Config{LatencyScale: 1})
+	l := benchLab(b, lab.Config{LatencyScale: 1})
 	ctx := context.Background()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := l.Lead(lctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(lctx, "us-east-1"); err != nil {
 		b.Fatal(err)
 	}
-	if o, _ := l.Stock(ctx, Consensus, "FID", "us-east-1", 1000); o.Outcome != OK {
+	if o, _ := l.Stock(ctx, inventory.Consensus, "FID", "us-east-1", 1000); o.Outcome != inventory.OK {
 		b.Fatal(o.Message)
 	}
 	if err := l.WaitConverged(lctx); err != nil {
@@ -223,13 +228,13 @@ func BenchmarkBuyFidelity(b *testing.B) {
 	for _, r := range l.Regions() {
 		var lat latencies
 		for range 15 {
-			o, _ := l.Buy(ctx, Consensus, "FID", r, 1)
-			if o.Outcome != OK {
+			o, _ := l.Buy(ctx, inventory.Consensus, "FID", r, 1)
+			if o.Outcome != inventory.OK {
 				b.Fatalf("buy from %s: %s", r, o.Message)
 			}
 			lat = append(lat, time.Duration(o.LatencyMs*float64(time.Millisecond)))
 		}
-		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
+		bound := consensus.CommitBoundMs(l.Regions(), "us-east-1", r)
 		b.ReportMetric(lat.pct(50), "p50-ms-"+r)
 		b.ReportMetric(lat.pct(99), "p99-ms-"+r)
 		b.ReportMetric(lat.pct(50)/bound, "p50/bound-"+r)

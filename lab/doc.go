@@ -1,93 +1,67 @@
-// Package lab is caplab's domain: one global inventory kept in two stores
-// over the regions of package nodes, with a circuit breaker in front of
-// every (region, store), a history of every operation and fault, and a
-// checker that judges the history.
-//
+// Package lab is caplab's orchestrator: one global inventory kept in three
+// stores over the regions of package nodes, and everything around them.
 // The scenario is a limited drop on Black Friday: per SKU one stock count
 // that buyers in every region contend for.
 //
-//   - The consensus store (CP) keeps the count in the one etcd Raft group
-//     spanning every region. A buy is one etcd Txn comparing the key's
-//     ModRevision with the one the region's own copy holds (optimistic
-//     locking) — one quorum round trip, the physical least
-//     (CommitBoundMs); when it loses the race its Else branch returns the
-//     current count, and it retries on that a bounded number of times
-//     (then: conflict). A region cut off from the majority answers
-//     unavailable within the request deadline — it never sells what it
-//     cannot confirm.
-//   - The replicated store (AP, tunable) is a quorum coordinator in the
-//     buyer's region over per-region replicas: N regions, W acks to write,
-//     R replies to read, versions from a hybrid logical clock with the
-//     region as tie-breaker, last-writer-wins, read repair, background
-//     replication. With W=1 a partitioned region keeps selling, and the
-//     lab can oversell; with W+R>N the minority refuses.
-//   - The geo store (geo.go, geo_transfer.go) keeps one allocation per
-//     (sku, region) in the region's own regional Raft group (one member per
-//     zone): a buy is one Txn in the buyer's region, a local quorum. An
-//     exhausted allocation borrows from another region by a recoverable
-//     transfer (debit + record at the source, credit idempotent by transfer
-//     id at the destination, recovery completes or refunds); a partition
-//     stops borrowing and strands units, never sells one twice. Its checker
-//     (geo_check.go) judges each region's allocation history on its own
-//     and audits conservation: stocked = sold + left + in transit.
+// The lab wires rooms with one job each, in packages of their own — the
+// dependencies point one way (inventory ← history ← check; guard, stores ←
+// lab ← lessons, web, load):
 //
-// Each region's gateway admits a bounded number of requests per store at
-// once (a limit that adapts to latency); the excess is answered at once
-// with overloaded, which never reaches a store or a breaker.
+//   - lab/inventory: the names and rules every part shares (stores,
+//     outcomes, versions, the SKU pattern, quorum/LWW/HLC arithmetic, Echo,
+//     the errors callers branch on). No I/O.
+//   - lab/history: the History of operations and faults, the geo store's
+//     call log and the ledger of recording gaps, with their caps.
+//   - lab/check: the checker — pure, no etcd, no nodes: every verdict is
+//     computed from recorded data (Judge over a Recorded), so an export
+//     reproduces it.
+//   - lab/guard: the request path's layers — gate, admission, breakers,
+//     deadline.
+//   - lab/store and lab/store/{consensus,replicated,geo}: the three stores
+//     behind one Store interface (CP: one Raft group across every region;
+//     AP: a W/R quorum coordinator over per-region replicas; geo: one
+//     allocation per region in that region's own Raft group).
+//   - lab/audit: the durable audit log and the exports (JSON Lines,
+//     porcupine, Jepsen EDN), and reading them back.
+//
+// Lab itself is a facade (at most 30 methods: TestLabIsAFacade). It gives
+// every caller — the web API, lessons, the load generator, scripts — one
+// command path: Stock, Buy, Read, StockSplit and Reserve all run through
+// do, in one order — the gate (a reset holds operations out), the decision
+// to record (the History, or a recording gap noted before the write can
+// reach a store), the shop's pause, admission, the (region, store) breaker
+// (the geo store guards each of its calls itself), the up-check, the
+// deadline, the store; then the History or the ledger of the lab's own
+// unrecorded writes, the lesson recording, the counters and the event
+// stream. The geo store's allocation bars, its conservation audit and
+// transfer recovery (Geo()) are reads and repairs, not operations: they
+// are the documented exceptions, neither recorded nor judged.
+//
+// Faults and configuration changes (links, partitions, zones, crashes,
+// leadership, the replicated store's W and R) belong to Faults(); clocks
+// and shop pauses to Time(); the lesson recording to Recorder(). Every
+// change is recorded through one helper (faultHappened): the History, the
+// event stream, the audit log and the recording alike.
 //
 // Every operation returns an Outcome (ok, sold_out, unavailable,
 // fail_fast, conflict, overloaded) with its latency, who answered, and a
-// sentence for a learner. Every operation and fault is recorded in the
-// History (appends take no lock); Check runs porcupine with an inventory
-// model, segment by segment between restocks, and counts sold, oversold,
-// indeterminate, stale and lost-update operations. An auditor keeps the
-// oversold and stale-read counters up to date from what is new in the
-// history; viewers get the State at most every 50 ms.
+// sentence for a learner. Check judges what the lab recorded of one store's
+// SKU with lab/check, remembering the verdicts of segments that no longer
+// change; for the geo store it adds the live conservation audit, which
+// reads the stores and is no part of the verdict. A counting goroutine
+// keeps the oversold and stale-read counters up to date from what is new
+// in the History (check.Tally); viewers get the State at most every 50 ms
+// (Subscribe). OpenAudit attaches a durable audit log (lab/audit) through
+// Record, a hook that, unlike a Subscribe channel, misses nothing; Export
+// writes the history for checkers outside the lab.
 //
-// A verdict is computed from recorded data alone (Judge over a Recorded:
-// operations, recording gaps, the geo call log — pure functions, no etcd,
-// so an export reproduces it and "caplab history check" gives the same
-// answer; ReadHistory reads one back). Whatever bounds recording (a
-// caller's WithOpRecording, the History's cap, the geo log's cap), the lab
-// decides it at the operation's call and notes an unrecorded write as a
-// recording gap on its (store, SKU) before it is sent (gaps.go); the
-// checker judges each SKU up to its first gap and again from a clean
-// restock after one that ended (cut.go), and says what it covered
-// (CheckResult.Cuts). A failed search names the answer it could not place
-// and what the answers before it allow (evidence.go); the explanation is
-// written from that evidence (explain.go).
+// Outside etcd clients (etcdctl through the client URLs State lists)
+// bypass all of this: their writes are not operations. The lab watches the
+// consensus store's keys and records a revision of a SKU that none of its
+// operations wrote — from the revision after the group's newest at start
+// — as an outside_write fault (outside.go).
 //
-// Outside etcd clients (etcdctl through the client URLs State lists for
-// every region's member and replica) bypass all of this: their writes are
-// not operations. The lab watches the consensus store and records a
-// revision of a SKU that none of its operations wrote as an outside_write
-// fault (outside.go).
-//
-// The History keeps at most MaxHistoryOperations since the last reset,
-// decided at each operation's call (a verdict past it says it judged only
-// those: CheckResult.Unjudged, and the writes past it are gaps). For
-// keeps, OpenAudit appends every operation, fault and reset to a durable
-// JSON Lines log (audit.go), fed by Record — a hook that, unlike a
-// Subscribe channel, misses nothing — and Export / ExportAudit write the
-// history as JSON Lines, porcupine's operation log or a Jepsen EDN history
-// (export.go) for checkers outside the lab — with the gaps and geo calls
-// its verdicts are computed from. Error messages repeat a
-// person's input through Echo (at most MaxEcho characters).
-//
-// All callers — the web API, lessons, scripts — use the same *Lab
-// methods, so there is one command path and one event stream (Subscribe).
-//
-// Time (time.go, reserve.go): each region has a wall clock (nodes.Clocks)
-// that the replicated store's hybrid logical clock reads, so SetClock
-// skews its last-writer-wins order; etcd's own timers are not skewed.
-// Pause freezes a region's shop mid-flight; Reserve is the etcd-lock
-// "reserve and sell" flow, with or without a fencing token.
-//
-// Recording (recording.go): every action since the last reset or
-// StartRecording, in order, at most 1,000, for the lessons package to
-// render as a lesson. The lab knows nothing of the lesson format.
-//
-// Pure parts (quorum arithmetic, the LWW merge, the hybrid logical clock,
-// the inventory model and the checker) are plain functions over values
-// and are tested exhaustively on their own.
+// A lab started again on an earlier run's data directory resumes the
+// stores' reset epochs (resume.go) and judges each SKU again from its
+// first restock (a resumed recording gap).
 package lab

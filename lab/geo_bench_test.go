@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -25,16 +28,16 @@ import (
 // follower.
 func BenchmarkGeoLatency(b *testing.B) {
 	tm := nodes.DeriveTiming(nodes.DefaultRegions, 1)
-	l := benchLab(b, Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
+	l := benchLab(b, lab.Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
 	ctx := context.Background()
-	if err := l.Lead(ctx, "us-east-1"); err != nil {
+	if err := l.Faults().Lead(ctx, "us-east-1"); err != nil {
 		b.Fatal(err)
 	}
 	const n = 40
-	if o, _ := l.StockSplit(ctx, "LAT", "us-east-1", -1, map[string]int{"us-east-1": n, "eu-west-1": n, "ap-southeast-1": n}); o.Outcome != OK {
+	if o, _ := l.StockSplit(ctx, "LAT", "us-east-1", -1, map[string]int{"us-east-1": n, "eu-west-1": n, "ap-southeast-1": n}); o.Outcome != inventory.OK {
 		b.Fatal(o.Message)
 	}
-	if o, _ := l.Stock(ctx, Consensus, "LAT", "us-east-1", 3*n); o.Outcome != OK {
+	if o, _ := l.Stock(ctx, inventory.Consensus, "LAT", "us-east-1", 3*n); o.Outcome != inventory.OK {
 		b.Fatal(o.Message)
 	}
 	leader := "us-east-1"
@@ -45,18 +48,18 @@ func BenchmarkGeoLatency(b *testing.B) {
 		}
 	}
 	for _, r := range l.Regions() {
-		for _, s := range []Store{Geo, Consensus} {
+		for _, s := range []inventory.Store{inventory.Geo, inventory.Consensus} {
 			var ms []float64
 			for range n {
 				o, _ := l.Buy(ctx, s, "LAT", r, 1)
-				if o.Outcome != OK {
+				if o.Outcome != inventory.OK {
 					b.Fatalf("%s buy from %s: %s", s, r, o.Message)
 				}
 				ms = append(ms, o.LatencyMs)
 			}
 			slices.Sort(ms)
 			bound := 1.2
-			if s == Consensus {
+			if s == inventory.Consensus {
 				toLeader, _ := nodes.ModelRTT(r, leader)
 				bound = 2 * (toLeader + nearest)
 			}
@@ -74,27 +77,27 @@ func BenchmarkGeoThroughput(b *testing.B) {
 	const buyers, buys, rounds = 64, 3000, 3
 	// Long deadlines and breakers that never open: this measures capacity,
 	// not what a starved machine's timeouts do to it.
-	l := benchLab(b, Config{LatencyScale: 0, MaxRetries: 50, RequestTimeout: 20 * time.Second,
-		Breaker: BreakerSettings{Threshold: 1 << 30}})
+	l := benchLab(b, lab.Config{LatencyScale: 0, MaxRetries: 50, RequestTimeout: 20 * time.Second,
+		Breaker: guard.BreakerSettings{Threshold: 1 << 30}})
 	ctx := context.Background()
 	regions := l.Regions()
 	for i := range buyers {
 		sku := "T" + strconv.Itoa(i)
-		if o, _ := l.Stock(ctx, Consensus, sku, regions[0], 1_000_000); o.Outcome != OK {
+		if o, _ := l.Stock(ctx, inventory.Consensus, sku, regions[0], 1_000_000); o.Outcome != inventory.OK {
 			b.Fatal(o.Message)
 		}
-		if o, _ := l.StockSplit(ctx, sku, regions[0], 999_999, nil); o.Outcome != OK {
+		if o, _ := l.StockSplit(ctx, sku, regions[0], 999_999, nil); o.Outcome != inventory.OK {
 			b.Fatal(o.Message)
 		}
 	}
-	rates := map[Store][]float64{}
-	p99s := map[Store][]float64{}
+	rates := map[inventory.Store][]float64{}
+	p99s := map[inventory.Store][]float64{}
 	for range rounds {
-		for _, s := range []Store{Geo, Consensus} {
+		for _, s := range []inventory.Store{inventory.Geo, inventory.Consensus} {
 			var notOK atomic.Int64
 			rate, lat := hammer(buyers, buys, func(w, i int) {
 				o, _ := l.Buy(ctx, s, "T"+strconv.Itoa(w), regions[w%len(regions)], 1)
-				if o.Outcome != OK {
+				if o.Outcome != inventory.OK {
 					if notOK.Add(1) <= 3 {
 						b.Logf("%s: %s %s", s, o.Outcome, o.Message)
 					}
@@ -108,10 +111,10 @@ func BenchmarkGeoThroughput(b *testing.B) {
 		}
 	}
 	med := func(xs []float64) float64 { c := slices.Clone(xs); slices.Sort(c); return c[len(c)/2] }
-	b.Logf("geo %v buys/s, consensus %v buys/s", rates[Geo], rates[Consensus])
-	b.ReportMetric(med(rates[Geo]), "buys/s-geo")
-	b.ReportMetric(med(rates[Consensus]), "buys/s-consensus")
-	b.ReportMetric(med(rates[Geo])/med(rates[Consensus]), "ratio")
-	b.ReportMetric(med(p99s[Geo]), "p99-ms-geo")
-	b.ReportMetric(med(p99s[Consensus]), "p99-ms-consensus")
+	b.Logf("geo %v buys/s, consensus %v buys/s", rates[inventory.Geo], rates[inventory.Consensus])
+	b.ReportMetric(med(rates[inventory.Geo]), "buys/s-geo")
+	b.ReportMetric(med(rates[inventory.Consensus]), "buys/s-consensus")
+	b.ReportMetric(med(rates[inventory.Geo])/med(rates[inventory.Consensus]), "ratio")
+	b.ReportMetric(med(p99s[inventory.Geo]), "p99-ms-geo")
+	b.ReportMetric(med(p99s[inventory.Consensus]), "p99-ms-consensus")
 }

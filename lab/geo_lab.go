@@ -2,27 +2,14 @@ package lab
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
+	"caplab/lab/check"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
+	"caplab/lab/store/geo"
 	"caplab/nodes"
 )
-
-// The lab's side of the geo store and zones: names, faults on zones,
-// reset, recovery loop and the checker's verdict.
-
-// Allocation is one region's share of a geo SKU in an Outcome.
-type Allocation struct {
-	Quantity    int   `json:"quantity"`
-	Sold        int   `json:"sold,omitempty"`
-	Revision    int64 `json:"revision,omitempty"`    // the region's group revision the read saw
-	ModRevision int64 `json:"modRevision,omitempty"` // the row's version token
-	Unreachable bool  `json:"unreachable,omitempty"` // not answered: Quantity is the last value seen
-	Stranded    int   `json:"stranded,omitempty"`    // units there the reader cannot reach
-}
 
 // ZoneState is one zone of a region in State: its member of the region's
 // regional Raft group.
@@ -32,19 +19,6 @@ type ZoneState struct {
 	Role   string `json:"role"`   // leader, follower, candidate, pre-candidate, offline
 	Leader string `json:"leader"` // zone it believes leads the group
 	Term   uint64 `json:"term"`
-}
-
-// GeoCheck is the geo store's part of a CheckResult: per-region
-// linearizability of the allocation histories (from the recorded call
-// log: the verdict), and live figures that are no part of it — the
-// conservation audit of the regional groups (read from the stores when
-// the lab checks one SKU) and the stores' counters.
-type GeoCheck struct {
-	GeoLinearizability
-	Conservation *GeoAudit `json:"conservation,omitempty"` // live: read from every regional group
-	AuditError   string    `json:"auditError,omitempty"`
-	Stranded     int       `json:"stranded"` // live: buys refused because the units left were unreachable
-	Borrowed     int       `json:"borrowed"` // live: units moved between regions
 }
 
 func zoneStates(s nodes.Snapshot, region string) []ZoneState {
@@ -69,236 +43,102 @@ func zoneLinkStates(s nodes.Snapshot) []LinkState {
 	return out
 }
 
-// geoExecute runs a geo operation without the (region, store) breaker
-// around it: the geo store calls each regional group through that path's
-// own breaker (geoStore.guard).
-func geoExecute(_ string, _ Store, fn func() Outcome) Outcome { return fn() }
-
-// geoRecoverEvery is how often pending transfers are looked at; a transfer
-// younger than two request deadlines is left to the buy that started it.
-const geoRecoverEvery = time.Second
-
-func (l *Lab) startGeo() {
-	l.bg.Add(1)
-	go func() {
-		defer l.bg.Done()
-		t := time.NewTicker(geoRecoverEvery)
-		defer t.Stop()
-		for {
-			minAge := 2 * l.cfg.RequestTimeout
-			select {
-			case <-l.stop:
-				return
-			case <-t.C:
-			case <-l.geo.kick:
-				minAge = 0 // after a restart
-			}
-			if !l.gate.tryEnter() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*l.cfg.RequestTimeout)
-			l.geo.recover(ctx, minAge)
-			cancel()
-			l.gate.leave()
-		}
-	}()
+// GeoStore is the lab's room for what the geo store offers besides
+// operations: its allocations as the page's bars show them, the
+// conservation audit of a SKU and a recovery pass over pending transfers.
+// None of these is an operation: they are not recorded, published or
+// judged (the documented exceptions to "every operation goes through do").
+// Each reads through the lab's gate, within the request deadline.
+type GeoStore struct {
+	gate    *guard.Gate
+	store   *geo.Store
+	regions []string
+	timeout time.Duration
 }
 
-func (s *geoStore) kickRecovery() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+// Geo is the lab's room for the geo store's allocations, conservation
+// audit and transfer recovery.
+func (l *Lab) Geo() *GeoStore { return l.geoRoom }
 
 // RecoverTransfers runs one recovery pass now over every pending transfer,
 // whatever its age: each is completed (credited at its destination) or
 // refunded. Regions that cannot be reached keep theirs pending.
-func (l *Lab) RecoverTransfers(ctx context.Context) (GeoRecovery, error) {
-	if err := l.enter(ctx); err != nil {
-		return GeoRecovery{}, err
+func (g *GeoStore) RecoverTransfers(ctx context.Context) (geo.Recovery, error) {
+	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
+		return geo.Recovery{}, err
 	}
-	defer l.gate.leave()
-	ctx, cancel := context.WithTimeout(ctx, 2*l.cfg.RequestTimeout)
+	defer g.gate.Leave()
+	ctx, cancel := context.WithTimeout(ctx, 2*g.timeout)
 	defer cancel()
-	return l.geo.recover(ctx, 0), nil
+	return g.store.Recover(ctx, 0), nil
 }
 
-// GeoAudit checks conservation of one geo SKU across every regional group:
-// stocked = sold + remaining allocations + units in pending transfers.
-func (l *Lab) GeoAudit(ctx context.Context, sku string) (GeoAudit, error) {
-	if err := CheckSKU(sku); err != nil {
-		return GeoAudit{}, err
+// Conservation audits one geo SKU across every regional group: stocked =
+// sold + remaining allocations + units in pending transfers. It reads the
+// groups now (it is no part of a verdict: see GeoCheck).
+func (g *GeoStore) Conservation(ctx context.Context, sku string) (check.GeoConservation, error) {
+	if err := inventory.CheckSKU(sku); err != nil {
+		return check.GeoConservation{}, err
 	}
-	if err := l.enter(ctx); err != nil {
-		return GeoAudit{}, err
+	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
+		return check.GeoConservation{}, err
 	}
-	defer l.gate.leave()
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer g.gate.Leave()
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	return l.geo.audit(ctx, sku)
+	return g.store.Conservation(ctx, sku)
 }
 
-// StockSplit sets a geo SKU's allocations as a write from region: the
-// given units per region (regions not listed get 0), or quantity split
-// evenly when allocations is empty. Given both, they must add up.
-func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (Outcome, error) {
-	if err := l.checkOp(Geo, sku, region); err != nil {
-		return Outcome{}, err
-	}
-	alloc, total, err := l.checkAllocations(quantity, allocations)
-	if err != nil {
-		return Outcome{}, err
-	}
-	return l.do(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpStock, Qty: total, Allocations: alloc})
-}
-
-// checkAllocations validates a split; quantity < 0 means "not given".
-func (l *Lab) checkAllocations(quantity int, allocations map[string]int) (map[string]int, int, error) {
-	if len(allocations) == 0 {
-		if quantity < 0 || quantity > MaxStock {
-			return nil, 0, fmt.Errorf("%w: quantity must be a whole number from 0 to %d (got %d)", ErrBadInput, MaxStock, quantity)
-		}
-		return nil, quantity, nil
-	}
-	names := make([]string, 0, len(allocations))
-	for r := range allocations {
-		names = append(names, r)
-	}
-	sort.Strings(names)
-	total := 0
-	out := map[string]int{}
-	for _, r := range names {
-		if err := l.CheckRegion(r); err != nil {
-			return nil, 0, fmt.Errorf("%w (allocations name regions)", err)
-		}
-		n := allocations[r]
-		if n < 0 || n > MaxStock {
-			return nil, 0, fmt.Errorf("%w: the allocation of %s must be a whole number from 0 to %d (got %d)", ErrBadInput, r, MaxStock, n)
-		}
-		total += n
-		out[r] = n
-	}
-	for _, r := range l.regions {
-		if _, ok := out[r]; !ok {
-			out[r] = 0
-		}
-	}
-	if total > MaxStock {
-		return nil, 0, fmt.Errorf("%w: the allocations add up to %d, more than %d", ErrBadInput, total, MaxStock)
-	}
-	if quantity >= 0 && quantity != total {
-		return nil, 0, fmt.Errorf("%w: the allocations add up to %d but quantity is %d; give matching numbers or only one of them", ErrBadInput, total, quantity)
-	}
-	return out, total, nil
-}
-
-// resetGeo restarts crashed zones, puts zone links back to their model
-// latencies, waits for every regional group's leader and empties the geo
-// store. Called by Reset with the gate held.
-func (l *Lab) resetGeo(ctx context.Context) error {
-	l.cluster.ResetZoneLinks()
-	for _, r := range l.regions {
-		for _, z := range l.cluster.Zones(r) {
-			if !l.cluster.ZoneUp(z) {
-				if err := l.cluster.Restart(z); err != nil {
-					return wrapNodes(err)
-				}
-			}
-		}
-	}
-	if err := l.cluster.WaitRegionalLeaders(ctx); err != nil {
-		return err
-	}
-	return l.geo.clear(ctx)
-}
-
-func (l *Lab) healZoneLinks() {
-	for _, r := range l.regions {
-		if zf, err := l.cluster.ZoneFabric(r); err == nil {
-			zf.HealAll()
-		}
-	}
-}
-
-// checkZonePair checks that a and b are zones of one region.
-func (l *Lab) checkZonePair(a, b string) (*nodes.Fabric, error) {
-	for _, n := range []string{a, b} {
-		if !l.cluster.IsZone(n) && l.CheckRegion(n) != nil {
-			return nil, l.unknownRegionOrZone(n)
-		}
-	}
-	ra, rb := l.cluster.ZoneRegion(a), l.cluster.ZoneRegion(b)
-	if ra == "" || rb == "" || ra != rb {
-		return nil, fmt.Errorf("%w: a zone link joins two zones of one region (got %s and %s); between regions, name the regions", ErrBadInput, a, b)
-	}
-	zf, err := l.cluster.ZoneFabric(ra)
-	if err != nil {
-		return nil, wrapNodes(err)
-	}
-	return zf, nil
-}
-
-func (l *Lab) unknownRegionOrZone(n string) error {
-	return fmt.Errorf("%w: region %s is not in this lab (regions: %s) and is no zone either (zones: %s)", ErrUnknownRegion, Echo(n),
-		strings.Join(l.regions, ", "), strings.Join(l.allZones(), ", "))
-}
-
-func (l *Lab) allZones() []string {
-	var out []string
-	for _, r := range l.regions {
-		out = append(out, l.cluster.Zones(r)...)
-	}
-	return out
-}
-
-func (l *Lab) setZoneLink(from, to string, up, oneWay bool) error {
-	zf, err := l.checkZonePair(from, to)
-	if err != nil {
-		return err
-	}
-	if err := zf.SetLink(from, to, up, oneWay); err != nil {
-		return wrapNodes(err)
-	}
-	l.linkFault(from, to, up, oneWay)
-	return nil
-}
-
-func (l *Lab) setZoneLatency(from, to string, rttMs float64, oneWay bool) error {
-	zf, err := l.checkZonePair(from, to)
-	if err != nil {
-		return err
-	}
-	if err := zf.SetRTT(from, to, rttMs, oneWay); err != nil {
-		return wrapNodes(err)
-	}
-	l.fault(FaultLatency, []string{from, to}, fmt.Sprintf("%s <-> %s: %g ms round trip", from, to, rttMs))
-	return nil
-}
-
-// IsZone reports whether name is a zone of this lab (us-east-1a).
-func (l *Lab) IsZone(name string) bool { return l.cluster.IsZone(name) }
-
-// Zones lists a region's zones.
-func (l *Lab) Zones(region string) []string { return slices.Clone(l.cluster.Zones(region)) }
-
-// GeoAllocations is every region's allocation of a geo SKU as seen from
+// Allocations is every region's allocation of a geo SKU as seen from
 // region, like a read of the geo store (Outcome.Allocations, Unreachable,
 // Stranded), but not an operation: it is not recorded in the history nor
 // published, and no checker sees it — what the page's allocation bars
 // fetch after every geo event without filling the timeline with reads.
 // Each group is read within the request deadline.
-func (l *Lab) GeoAllocations(ctx context.Context, sku, region string) (Outcome, error) {
-	if err := l.checkOp(Geo, sku, region); err != nil {
-		return Outcome{}, err
+func (g *GeoStore) Allocations(ctx context.Context, sku, region string) (inventory.Outcome, error) {
+	if err := checkOp(g.regions, inventory.Geo, sku, region); err != nil {
+		return inventory.Outcome{}, err
 	}
-	if err := l.enter(ctx); err != nil {
-		return Outcome{}, err
+	if err := g.gate.EnterWithin(ctx, g.timeout); err != nil {
+		return inventory.Outcome{}, err
 	}
-	defer l.gate.leave()
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer g.gate.Leave()
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	o := l.geo.readAll(ctx, Operation{Store: Geo, SKU: sku, Region: region, Op: OpRead}, false)
-	o.Store, o.SKU, o.Region, o.Op = Geo, sku, region, OpRead
+	o := g.store.Allocations(ctx, inventory.Operation{Store: inventory.Geo, SKU: sku, Region: region, Op: inventory.OpRead})
+	o.Store, o.SKU, o.Region, o.Op = inventory.Geo, sku, region, inventory.OpRead
 	return o, nil
+}
+
+// live adds to a geo verdict what is read from the stores, not judged from
+// the record: the counters of stranded and borrowed units, and (one SKU)
+// the conservation audit.
+func (g *GeoStore) live(r *check.Result) {
+	if r.Geo == nil {
+		r.Geo = &check.GeoResult{}
+	}
+	r.Geo.Stranded, r.Geo.Borrowed = g.store.Stranded(), g.store.Borrowed()
+	if r.SKU == "" {
+		return
+	}
+	a, err := g.Conservation(context.Background(), r.SKU)
+	if err != nil {
+		r.Geo.AuditError = err.Error()
+		return
+	}
+	r.Geo.Conservation = &a
+}
+
+// StockSplit sets a geo SKU's allocations as a write from region: the
+// given units per region (regions not listed get 0), or quantity split
+// evenly when allocations is empty. Given both, they must add up.
+func (l *Lab) StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (inventory.Outcome, error) {
+	if err := checkOp(l.regions, inventory.Geo, sku, region); err != nil {
+		return inventory.Outcome{}, err
+	}
+	alloc, total, err := inventory.CheckAllocations(l.regions, quantity, allocations)
+	if err != nil {
+		return inventory.Outcome{}, err
+	}
+	return l.do(ctx, command{op: inventory.Operation{Store: inventory.Geo, SKU: sku, Region: region, Op: inventory.OpStock, Qty: total, Allocations: alloc}})
 }

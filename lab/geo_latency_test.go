@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -26,8 +28,8 @@ func TestGeoLocalBuyBeatsTheOcean(t *testing.T) {
 		t.Skip("real latencies")
 	}
 	tm := nodes.DeriveTiming(nodes.DefaultRegions, 1)
-	l := newLab(t, Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
-	if err := l.Lead(ctxT(t, 30*time.Second), "us-east-1"); err != nil {
+	l := newLab(t, lab.Config{LatencyScale: 1, TickMs: tm.TickMs, ElectionMs: tm.ElectionMs})
+	if err := l.Faults().Lead(ctxT(t, 30*time.Second), "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
 	const sku, n = "LATENCY", 30
@@ -36,7 +38,7 @@ func TestGeoLocalBuyBeatsTheOcean(t *testing.T) {
 		var ms []float64
 		for range n {
 			o := buyGeo(t, l, sku, r, 1)
-			if o.Outcome != OK {
+			if o.Outcome != inventory.OK {
 				t.Fatalf("geo buy from %s: %+v", r, o)
 			}
 			ms = append(ms, o.LatencyMs)
@@ -46,15 +48,15 @@ func TestGeoLocalBuyBeatsTheOcean(t *testing.T) {
 			t.Errorf("geo buy from %s: p99 %.1f ms, want < 150 ms (a local quorum only)", r, p)
 		}
 	}
-	o, err := l.Stock(ctxT(t, 10*time.Second), Consensus, sku, "us-east-1", 10)
-	if err != nil || o.Outcome != OK {
+	o, err := l.Stock(ctxT(t, 10*time.Second), inventory.Consensus, sku, "us-east-1", 10)
+	if err != nil || o.Outcome != inventory.OK {
 		t.Fatalf("consensus stock: %v %+v", err, o)
 	}
 	var ms []float64
 	for range 5 {
-		o, err := l.Buy(ctxT(t, 10*time.Second), Consensus, sku, "ap-southeast-1", 1)
+		o, err := l.Buy(ctxT(t, 10*time.Second), inventory.Consensus, sku, "ap-southeast-1", 1)
 		o = mustOutcome(t, o, err)
-		if o.Outcome != OK {
+		if o.Outcome != inventory.OK {
 			t.Fatalf("consensus buy: %+v", o)
 		}
 		ms = append(ms, o.LatencyMs)

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -9,12 +9,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
+	"caplab/lab/store/geo"
 )
 
 // geoNemesisSchedule draws cuts, one-way cuts, isolations, zone crashes and
 // region crashes (at most one region down at a time), with restarts and a
 // final heal.
-func geoNemesisSchedule(seed uint64, l *Lab, n int) []nemesisStep {
+func geoNemesisSchedule(seed uint64, l *lab.Lab, n int) []nemesisStep {
 	rng := rand.New(rand.NewPCG(seed, seed^0x51ed2705))
 	regions := l.Regions()
 	pick := func() string { return regions[rng.IntN(len(regions))] }
@@ -31,39 +36,39 @@ func geoNemesisSchedule(seed uint64, l *Lab, n int) []nemesisStep {
 		switch rng.IntN(6) {
 		case 0:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.SetLink(a, b, false, false) }})
+			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *lab.Lab) error { return l.Faults().SetLink(a, b, false, false) }})
 		case 1:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.SetLink(a, b, false, true) }})
+			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *lab.Lab) error { return l.Faults().SetLink(a, b, false, true) }})
 		case 2:
 			v := pick()
-			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Isolate(v) }})
+			steps = append(steps, nemesisStep{"isolate " + v, func(l *lab.Lab) error { return l.Faults().Isolate(v) }})
 		case 3:
-			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+			steps = append(steps, nemesisStep{"heal", func(l *lab.Lab) error { return l.Faults().HealAll() }})
 		case 4:
-			z := l.Zones(pick())[rng.IntN(3)]
-			steps = append(steps, nemesisStep{"crash+restart zone " + z, func(l *Lab) error {
-				if err := l.Crash(z); err != nil {
+			z := l.Faults().Zones(pick())[rng.IntN(3)]
+			steps = append(steps, nemesisStep{"crash+restart zone " + z, func(l *lab.Lab) error {
+				if err := l.Faults().Crash(z); err != nil {
 					return nil // its region is down, or it is already down
 				}
 				time.Sleep(150 * time.Millisecond)
-				if err := l.Restart(z); err != nil && !errors.Is(err, ErrConflict) {
+				if err := l.Faults().Restart(z); err != nil && !errors.Is(err, inventory.ErrConflict) {
 					return err // a conflict: its region crashed meanwhile
 				}
 				return nil
 			}})
 		case 5:
 			v := pick()
-			steps = append(steps, nemesisStep{"crash+restart " + v, func(l *Lab) error {
-				if err := l.Crash(v); err != nil {
+			steps = append(steps, nemesisStep{"crash+restart " + v, func(l *lab.Lab) error {
+				if err := l.Faults().Crash(v); err != nil {
 					return nil // down already (the mid-transfer crash)
 				}
 				time.Sleep(300 * time.Millisecond)
-				return l.Restart(v)
+				return l.Faults().Restart(v)
 			}})
 		}
 	}
-	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+	return append(steps, nemesisStep{"heal", func(l *lab.Lab) error { return l.Faults().HealAll() }})
 }
 
 // TestGeoNemesis: buyers in every region drain small allocations (so they
@@ -76,7 +81,7 @@ func TestGeoNemesis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("nemesis runs real faults for several seconds")
 	}
-	l := newLab(t, Config{LatencyScale: 0.05, Breaker: BreakerSettings{Threshold: 3, Cooldown: 300 * time.Millisecond}})
+	l := newLab(t, lab.Config{LatencyScale: 0.05, Breaker: guard.BreakerSettings{Threshold: 3, Cooldown: 300 * time.Millisecond}})
 	for seed := range uint64(*nemesisSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			if err := l.Reset(ctxT(t, 60*time.Second)); err != nil {
@@ -92,7 +97,7 @@ func TestGeoNemesis(t *testing.T) {
 			var midCrashes atomic.Int32
 			var crashed sync.Map
 			var restarts sync.WaitGroup
-			l.geo.afterDebit = func(tr geoTransfer) {
+			lab.GeoStoreOf(l).SetAfterDebit(func(tr geo.Transfer) {
 				if midCrashes.Add(1) != 1 {
 					return
 				}
@@ -100,7 +105,7 @@ func TestGeoNemesis(t *testing.T) {
 				if seed%2 == 1 {
 					victim = tr.From
 				}
-				if err := l.Crash(victim); err == nil {
+				if err := l.Faults().Crash(victim); err == nil {
 					crashed.Store(victim, true)
 					t.Logf("crashed %s between the debit of %s and its credit", victim, tr.ID)
 					restarts.Add(1)
@@ -109,17 +114,17 @@ func TestGeoNemesis(t *testing.T) {
 						// Past the buy's deadline: a crashed destination
 						// leaves the transfer pending for recovery.
 						time.Sleep(l.RequestTimeout() + 300*time.Millisecond)
-						_ = l.Restart(victim)
+						_ = l.Faults().Restart(victim)
 					}()
 				}
-			}
-			t.Cleanup(func() { l.geo.afterDebit = nil })
+			})
+			t.Cleanup(func() { lab.GeoStoreOf(l).SetAfterDebit(nil) })
 
 			var okUnits atomic.Int64
 			// One unit local, one borrowed from eu-west-1: the crash hits here.
 			first := buyGeo(t, l, sku, "ap-southeast-1", 2)
 			t.Logf("the buy whose transfer was interrupted: %s — %s", first.Outcome, first.Message)
-			if first.Outcome == OK {
+			if first.Outcome == inventory.OK {
 				okUnits.Add(2)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -131,12 +136,12 @@ func TestGeoNemesis(t *testing.T) {
 						defer wg.Done()
 						for i := 0; i < 40 && ctx.Err() == nil; i++ {
 							qty := 1 + (i+b)%2
-							o, err := l.Buy(context.Background(), Geo, sku, region, qty)
+							o, err := l.Buy(context.Background(), inventory.Geo, sku, region, qty)
 							if err != nil {
 								t.Errorf("buy refused: %v", err)
 								return
 							}
-							if o.Outcome == OK {
+							if o.Outcome == inventory.OK {
 								okUnits.Add(int64(qty))
 							}
 							time.Sleep(time.Duration(40+20*b) * time.Millisecond)
@@ -155,8 +160,8 @@ func TestGeoNemesis(t *testing.T) {
 			wg.Wait()
 			restarts.Wait()
 			crashed.Range(func(k, _ any) bool {
-				if !l.cluster.IsUp(k.(string)) {
-					if err := l.Restart(k.(string)); err != nil {
+				if !l.Cluster().IsUp(k.(string)) {
+					if err := l.Faults().Restart(k.(string)); err != nil {
 						t.Errorf("restart %s: %v", k, err)
 					}
 				}
@@ -165,18 +170,18 @@ func TestGeoNemesis(t *testing.T) {
 			if midCrashes.Load() == 0 {
 				t.Errorf("no transfer happened, so no crash between debit and credit")
 			}
-			if err := l.cluster.WaitRegionalLeaders(ctxT(t, 20*time.Second)); err != nil {
+			if err := l.Cluster().WaitRegionalLeaders(ctxT(t, 20*time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			// Recovery settles what is left (a region may need a moment
 			// before its group answers again).
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				rec, err := l.RecoverTransfers(ctxT(t, 10*time.Second))
+				rec, err := l.Geo().RecoverTransfers(ctxT(t, 10*time.Second))
 				if err != nil {
 					t.Fatal(err)
 				}
-				a, aerr := l.GeoAudit(ctxT(t, 10*time.Second), sku)
+				a, aerr := l.Geo().Conservation(ctxT(t, 10*time.Second), sku)
 				if aerr == nil && rec.Pending == 0 && a.PendingTransfers == 0 {
 					break
 				}
@@ -192,7 +197,7 @@ func TestGeoNemesis(t *testing.T) {
 			if int(okUnits.Load()) > a.Sold {
 				t.Fatalf("buyers were told ok for %d units but the rows sold %d", okUnits.Load(), a.Sold)
 			}
-			res, err := l.Check(Geo, sku)
+			res, err := l.Check(inventory.Geo, sku)
 			if err != nil {
 				t.Fatal(err)
 			}

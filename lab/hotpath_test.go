@@ -1,14 +1,15 @@
-package lab
+package lab_test
 
 import (
-	"context"
-	"math/rand/v2"
 	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 )
 
 // TestConsensusBuyIsOneRoundTrip: at real latencies (scale 1) with the
@@ -20,9 +21,9 @@ func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real latencies")
 	}
-	l := newLab(t, Config{LatencyScale: 1})
+	l := newLab(t, lab.Config{LatencyScale: 1})
 	leadFrom(t, l, "us-east-1")
-	stock(t, l, Consensus, "us-east-1", 1000)
+	stock(t, l, inventory.Consensus, "us-east-1", 1000)
 	if err := l.WaitConverged(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -31,13 +32,13 @@ func TestConsensusBuyIsOneRoundTrip(t *testing.T) {
 	// fails (two rounds per buy would fail both by far: 2× the bound).
 	const buys = 7
 	for _, r := range l.Regions() {
-		bound := CommitBoundMs(l.Regions(), "us-east-1", r)
+		bound := consensus.CommitBoundMs(l.Regions(), "us-east-1", r)
 		var tries []float64
 		for range 2 {
 			var took []float64
 			for range buys {
-				o := buy(t, l, Consensus, r)
-				if o.Outcome != OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
+				o := buy(t, l, inventory.Consensus, r)
+				if o.Outcome != inventory.OK || o.BaseVersion.IsZero() || !o.BaseVersion.Less(o.Version) {
 					t.Fatalf("buy from %s: %s (%s), read %v wrote %v", r, o.Outcome, o.Message, o.BaseVersion, o.Version)
 				}
 				took = append(took, o.LatencyMs)
@@ -61,7 +62,7 @@ func TestCommitBound(t *testing.T) {
 		from string
 		want float64
 	}{{"us-east-1", 76}, {"eu-west-1", 152}, {"ap-southeast-1", 303}} {
-		if got := CommitBoundMs(regions, "us-east-1", c.from); got != c.want {
+		if got := consensus.CommitBoundMs(regions, "us-east-1", c.from); got != c.want {
 			t.Errorf("bound from %s = %v, want %v", c.from, got, c.want)
 		}
 	}
@@ -71,22 +72,20 @@ func TestCommitBound(t *testing.T) {
 // at once without reaching the store; the breaker does not count it, the
 // counters and the history do, and the checker leaves it out.
 func TestOverloadedAnsweredAtOnce(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0, Breaker: BreakerSettings{Threshold: 1}})
+	l := newLab(t, lab.Config{LatencyScale: 0, Breaker: guard.BreakerSettings{Threshold: 1}})
 	leadFrom(t, l, "us-east-1")
-	stock(t, l, Consensus, "us-east-1", 100)
+	stock(t, l, inventory.Consensus, "us-east-1", 100)
 	// Fill ap-southeast-1's consensus gateway by hand: what in-flight
 	// requests would do.
-	g := l.admission.gates[breakerKey{"ap-southeast-1", Consensus}]
-	limit := g.limit.Load()
-	g.inFlight.Add(limit)
-	var answers []Outcome
+	release := lab.HoldGateway(l, "ap-southeast-1", inventory.Consensus)
+	var answers []inventory.Outcome
 	for range 20 {
-		answers = append(answers, buy(t, l, Consensus, "ap-southeast-1"))
+		answers = append(answers, buy(t, l, inventory.Consensus, "ap-southeast-1"))
 	}
-	g.inFlight.Add(-limit)
+	release()
 	var took []float64
 	for _, o := range answers {
-		if o.Outcome != Overloaded || o.OpID == 0 {
+		if o.Outcome != inventory.Overloaded || o.OpID == 0 {
 			t.Fatalf("buy at the limit: %s in %.2f ms (op %d): %s", o.Outcome, o.LatencyMs, o.OpID, o.Message)
 		}
 		took = append(took, o.LatencyMs)
@@ -96,56 +95,20 @@ func TestOverloadedAnsweredAtOnce(t *testing.T) {
 	}
 	st := l.State()
 	for _, r := range st.Regions {
-		if r.Breakers[Consensus] != BreakerClosed {
-			t.Errorf("%s's breaker is %s after overloaded answers", r.Name, r.Breakers[Consensus])
+		if r.Breakers[inventory.Consensus] != guard.BreakerClosed {
+			t.Errorf("%s's breaker is %s after overloaded answers", r.Name, r.Breakers[inventory.Consensus])
 		}
 	}
 	if c := st.Counters[0]; c.Overloaded != 20 || c.Unavailable != 0 || c.FailFast != 0 {
 		t.Errorf("counters %+v, want 20 overloaded", c)
 	}
 	// Room again: the next buy goes through, and nothing was sold before.
-	if o := buy(t, l, Consensus, "ap-southeast-1"); o.Outcome != OK || o.Quantity != 99 {
+	if o := buy(t, l, inventory.Consensus, "ap-southeast-1"); o.Outcome != inventory.OK || o.Quantity != 99 {
 		t.Fatalf("buy after the overload: %s, %d left (%s)", o.Outcome, o.Quantity, o.Message)
 	}
-	res, err := l.Check(Consensus, "IPHONE")
+	res, err := l.Check(inventory.Consensus, "IPHONE")
 	if err != nil || !res.Linearizable || res.SoldUnits != 1 || res.Operations != 2 {
 		t.Errorf("check: %+v %v (overloaded buys must be left out)", res, err)
-	}
-}
-
-// TestAdmissionAdapts: the limit grows while answers are fast, shrinks
-// when they are slower than the target, never leaves its bounds.
-func TestAdmissionAdapts(t *testing.T) {
-	a := newAdmission([]string{"r"}, 40, 100*time.Millisecond)
-	limit := func() int { l, _ := a.limits("r", Consensus); return l }
-	start := limit()
-	for range 2000 {
-		a.done(a.admit("r", Consensus), time.Millisecond, OK)
-	}
-	if got := limit(); got != 40 {
-		t.Fatalf("after fast answers the limit is %d (from %d), want the ceiling 40", got, start)
-	}
-	a.done(a.admit("r", Consensus), time.Second, OK)
-	if limit() != 40 {
-		t.Fatalf("one slow answer cut the limit to %d", limit())
-	}
-	for range 400 {
-		g := a.admit("r", Consensus)
-		g.cutAt.Store(0) // as if a target interval had passed
-		a.done(g, time.Second, OK)
-	}
-	if got := limit(); got != minInFlight {
-		t.Fatalf("after slow answers the limit is %d, want the floor %d", got, minInFlight)
-	}
-	var held []*gateway
-	for range minInFlight {
-		held = append(held, a.admit("r", Consensus))
-	}
-	if g := a.admit("r", Consensus); g != nil || slices.Contains(held, nil) {
-		t.Fatalf("admitted past the limit (%v)", held)
-	}
-	if a.admit("elsewhere", Consensus) != nil {
-		t.Fatal("admitted for an unknown region")
 	}
 }
 
@@ -156,7 +119,7 @@ func TestAdmissionAdapts(t *testing.T) {
 // are compared. (Both share one process, hence one garbage collector: the
 // test is about the work an operation does, not the heap's size.)
 func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
-	labs := []*Lab{newLab(t, Config{LatencyScale: 0}), newLab(t, Config{LatencyScale: 0})}
+	labs := []*lab.Lab{newLab(t, lab.Config{LatencyScale: 0}), newLab(t, lab.Config{LatencyScale: 0})}
 	for i, l := range labs {
 		events, cancel := l.Subscribe()
 		t.Cleanup(cancel)
@@ -165,13 +128,13 @@ func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
 			}
 		}()
 		leadFrom(t, l, "us-east-1") // both buy through the leader's own member
-		stock(t, l, Consensus, "us-east-1", MaxStock)
+		stock(t, l, inventory.Consensus, "us-east-1", inventory.MaxStock)
 		at := time.Now()
 		for j := range []int{1_000, 90_000}[i] {
-			l.history.AddOperation(Operation{Region: "eu-west-1", Store: Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: OpBuy, Qty: 1,
-				Outcome: OK, Quantity: 1, Version: Version{Wall: int64(j)}, BaseVersion: Version{Wall: int64(j - 1)}, Call: at, Return: at})
+			lab.HistoryOf(l).AddOperation(inventory.Operation{Region: "eu-west-1", Store: inventory.Consensus, SKU: "FILL" + strconv.Itoa(j%100), Op: inventory.OpBuy, Qty: 1,
+				Outcome: inventory.OK, Quantity: 1, Version: inventory.Version{Wall: int64(j)}, BaseVersion: inventory.Version{Wall: int64(j - 1)}, Call: at, Return: at})
 		}
-		l.recount() // the auditor reads the filler once, as it would
+		lab.Recount(l) // the auditor reads the filler once, as it would
 	}
 	if n := len(labs[1].History("").Operations); n < 90_000 {
 		t.Fatalf("history holds %d operations", n)
@@ -179,8 +142,8 @@ func TestHistorySizeDoesNotSlowBuys(t *testing.T) {
 	var took [2][]float64
 	for range 300 {
 		for i, l := range labs {
-			o := buy(t, l, Consensus, "us-east-1")
-			if o.Outcome != OK {
+			o := buy(t, l, inventory.Consensus, "us-east-1")
+			if o.Outcome != inventory.OK {
 				t.Fatalf("buy: %s (%s)", o.Outcome, o.Message)
 			}
 			took[i] = append(took[i], o.LatencyMs)
@@ -202,384 +165,92 @@ func median(f []float64) float64 {
 	return s[len(s)/2]
 }
 
-// TestHistoryLockFreeAddsAndClear: concurrent adds get distinct IDs, are all seen by
-// View and by a reader of Since (each exactly once), and a Clear in the
-// middle neither loses IDs to reuse nor deadlocks.
-func TestHistoryLockFreeAddsAndClear(t *testing.T) {
-	var h History
-	const writers, each = 8, 3000
-	var wg sync.WaitGroup
-	var seen sync.Map
-	var dup atomic.Int64
-	stop := make(chan struct{})
-	var read []Operation
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		var cur HistoryCursor
-		for {
-			ops, next, _ := h.Since(cur)
-			cur = next
-			read = append(read, ops...)
-			select {
-			case <-stop:
-				ops, _, _ := h.Since(cur)
-				read = append(read, ops...)
-				return
-			default:
-			}
-		}
-	}()
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				op := h.AddOperation(Operation{Region: strconv.Itoa(w), Qty: i})
-				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
-					dup.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(stop)
-	<-readerDone
-	if dup.Load() > 0 {
-		t.Fatalf("%d IDs given twice", dup.Load())
-	}
-	if n := len(h.View("").Operations); n != writers*each {
-		t.Fatalf("View has %d operations, want %d", n, writers*each)
-	}
-	ids := map[int]bool{}
-	for _, op := range read {
-		if ids[op.ID] {
-			t.Fatalf("Since handed operation %d twice", op.ID)
-		}
-		ids[op.ID] = true
-	}
-	if len(ids) != writers*each {
-		t.Fatalf("Since saw %d operations, want %d", len(ids), writers*each)
-	}
-
-	// Clear while writers run: afterwards IDs keep counting, nothing is
-	// given twice, and the history holds only what came after.
-	var more sync.WaitGroup
-	for range 4 {
-		more.Add(1)
-		go func() {
-			defer more.Done()
-			for range 2000 {
-				op := h.AddOperation(Operation{})
-				if _, loaded := seen.LoadOrStore(op.ID, true); loaded {
-					dup.Add(1)
-				}
-			}
-		}()
-	}
-	h.Clear()
-	more.Wait()
-	if dup.Load() > 0 {
-		t.Fatalf("%d IDs given twice across a Clear", dup.Load())
-	}
-	for _, op := range h.View("").Operations {
-		if op.ID <= writers*each {
-			t.Fatalf("operation %d from before the Clear survived it", op.ID)
-		}
-	}
-	if last := h.AddOperation(Operation{}); last.ID != writers*each+4*2000+1 {
-		t.Fatalf("next ID %d, want %d", last.ID, writers*each+4*2000+1)
-	}
-}
-
-// TestGateHoldsOperationsOut: lock waits for operations in flight and
-// keeps new ones out until unlock; a waiting operation honours its
-// deadline.
-func TestGateHoldsOperationsOut(t *testing.T) {
-	g := newGate()
-	if err := g.enter(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	locked := make(chan error, 1)
-	go func() { locked <- g.lock(context.Background()) }()
-	select {
-	case <-locked:
-		t.Fatal("lock returned with an operation in flight")
-	case <-time.After(50 * time.Millisecond):
-	}
-	g.leave()
-	if err := <-locked; err != nil {
-		t.Fatal(err)
-	}
-	if g.tryEnter() {
-		t.Fatal("an operation entered a locked gate")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if err := g.enter(ctx); err == nil {
-		t.Fatal("enter on a locked gate did not honour its deadline")
-	}
-	entered := make(chan error, 1)
-	go func() { entered <- g.enter(context.Background()) }()
-	time.Sleep(10 * time.Millisecond)
-	g.unlock()
-	if err := <-entered; err != nil {
-		t.Fatal(err)
-	}
-	g.leave()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
-	defer cancel2()
-	if err := g.lock(ctx2); err != nil {
-		t.Fatalf("lock of an idle gate: %v", err)
-	}
-	g.unlock()
-}
-
-// TestAuditMatchesCountWindow: the auditor's incremental counts equal the
-// checker's counting over the whole history, whatever order operations
-// arrive in (returns out of order, restocks in the middle), after every
-// batch.
-func TestAuditMatchesCountWindow(t *testing.T) {
-	rng := rand.New(rand.NewPCG(61, 62))
-	for i := range 300 {
-		ops := ckSequentialRun(rng, 5+rng.IntN(60))
-		// Arrival order: mostly by return, sometimes swapped neighbours.
-		for j := 1; j < len(ops); j++ {
-			if rng.IntN(6) == 0 {
-				ops[j-1], ops[j] = ops[j], ops[j-1]
-			}
-		}
-		a := newAudit()
-		for start := 0; start < len(ops); {
-			end := min(len(ops), start+1+rng.IntN(8))
-			for k := start; k < end; k++ {
-				a.add(&ops[k])
-			}
-			start = end
-			s := a.skus[Replicated]["X"]
-			s.settle()
-			var want CheckResult
-			countWindow(&want, ops[:end], Replicated, "X")
-			if s.oversold != want.Oversold || s.staleReads != want.StaleReads || s.indeterminate != want.Indeterminate {
-				t.Fatalf("history %d after %d ops: audit oversold %d stale %d indeterminate %d, countWindow %+v\n%s",
-					i, end, s.oversold, s.staleReads, s.indeterminate, want, ckDumpOps(ops[:end]))
-			}
-		}
-	}
-}
-
 // TestRecountSeesOnlyNew: the auditor's recount after a burst reads what
 // is new, and its counters follow the history.
 func TestRecountFollowsHistory(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	at := time.Now()
 	// An oversold replicated SKU the linearizability search cannot clear:
 	// 3 stocked, 4 sold one after the other.
-	l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpStock, Qty: 3, Outcome: OK, Version: Version{Wall: 1}, Call: at, Return: at.Add(time.Millisecond)})
+	lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Replicated, SKU: "Z", Op: inventory.OpStock, Qty: 3, Outcome: inventory.OK, Version: inventory.Version{Wall: 1}, Call: at, Return: at.Add(time.Millisecond)})
 	for i := range 4 {
 		t0 := at.Add(time.Duration(10*(i+1)) * time.Millisecond)
-		l.history.AddOperation(Operation{Store: Replicated, SKU: "Z", Op: OpBuy, Qty: 1, Outcome: OK, Quantity: 2 - i,
-			Version: Version{Wall: int64(i + 2)}, BaseVersion: Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Replicated, SKU: "Z", Op: inventory.OpBuy, Qty: 1, Outcome: inventory.OK, Quantity: 2 - i,
+			Version: inventory.Version{Wall: int64(i + 2)}, BaseVersion: inventory.Version{Wall: int64(i + 1)}, Call: t0, Return: t0.Add(time.Millisecond)})
 	}
-	if !l.recount() {
+	if !lab.Recount(l) {
 		t.Fatal("recount saw no change")
 	}
 	if c := l.State().Counters[1]; c.Oversold != 1 {
 		t.Fatalf("replicated counters %+v, want 1 oversold", c)
 	}
-	if l.recount() {
+	if lab.Recount(l) {
 		t.Fatal("a second recount with nothing new changed something")
 	}
 	// Work per recount is what is new, however long the history.
 	for range 20_000 {
-		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Consensus, SKU: "Y", Op: inventory.OpRead, Outcome: inventory.Unavailable, Call: at, Return: at})
 	}
-	l.recount()
-	read := func() int { l.auditMu.Lock(); defer l.auditMu.Unlock(); return l.audit.read }
+	lab.Recount(l)
+	read := func() int { return lab.TallyReads(l) }
 	before := read()
 	for range 3 {
-		l.history.AddOperation(Operation{Store: Consensus, SKU: "Y", Op: OpRead, Outcome: Unavailable, Call: at, Return: at})
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Consensus, SKU: "Y", Op: inventory.OpRead, Outcome: inventory.Unavailable, Call: at, Return: at})
 	}
-	l.recount()
+	lab.Recount(l)
 	if n := read() - before; n != 3 {
 		t.Fatalf("the recount after 3 new operations read %d", n)
 	}
 	if err := l.Reset(ctxT(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	l.recount()
+	lab.Recount(l)
 	if c := l.State().Counters[1]; c.Oversold != 0 {
 		t.Fatalf("after reset: %+v", c)
 	}
-}
-
-// TestSegmentedVerdictMatchesCheck: judging a SKU's history segment by
-// segment (cut at clean restocks) gives Check's verdict, on random
-// histories with restocks, overlapping operations, unavailable writes and
-// corrupted answers — remembered verdicts included.
-func TestSegmentedVerdictMatchesCheck(t *testing.T) {
-	rng := rand.New(rand.NewPCG(71, 72))
-	cuts, agreeLin, agreeNot := 0, 0, 0
-	for i := range 600 {
-		ops := ckSequentialRunJitter(rng, 10+rng.IntN(50), 2+rng.IntN(30))
-		for j := range ops {
-			if rng.IntN(6) == 0 && (ops[j].Op == OpBuy || ops[j].Op == OpStock) {
-				ops[j].Outcome = Unavailable
-			}
-		}
-		var answers []int
-		for j, o := range ops {
-			if o.Outcome == OK && (o.Op == OpBuy || o.Consistency == Linearizable) {
-				answers = append(answers, j)
-			}
-		}
-		if len(answers) > 0 && rng.IntN(2) == 0 {
-			j := answers[rng.IntN(len(answers))]
-			ops[j].Quantity += 1 - 2*rng.IntN(2)
-		}
-		want, _ := Check(ops, Replicated, "X", 30*time.Second)
-		if len(splitAtRestocks(ops)) > 1 {
-			cuts++
-		}
-		// Twice: the second time from remembered verdicts (operation IDs
-		// are unique in a lab, so each history has its own memory).
-		var memo verdicts
-		for range 2 {
-			got := checkSegmented(ops, Replicated, "X", 30*time.Second, &memo)
-			if got.Linearizable != want.Linearizable || got.Oversold != want.Oversold || got.Operations != want.Operations {
-				t.Fatalf("history %d: segmented %+v, whole %+v\n%s", i, got, want, ckDumpOps(ops))
-			}
-		}
-		if i%10 == 0 { // as the history grows, with one memory
-			for k := 1; k < len(ops); k++ {
-				w, _ := Check(ops[:k], Replicated, "X", 30*time.Second)
-				if got := checkSegmented(ops[:k], Replicated, "X", 30*time.Second, &memo); got.Linearizable != w.Linearizable {
-					t.Fatalf("history %d, first %d operations: segmented %+v, whole %+v\n%s", i, k, got, w, ckDumpOps(ops[:k]))
-				}
-			}
-		}
-		if want.Linearizable {
-			agreeLin++
-		} else {
-			agreeNot++
-		}
-	}
-	if cuts < 100 || agreeLin < 100 || agreeNot < 100 {
-		t.Errorf("weak sample: %d histories with a cut, %d linearizable, %d not", cuts, agreeLin, agreeNot)
-	}
-}
-
-// ckPartitionHistory is a consensus SKU after a long partition: n
-// operations, every 16th a buy from the minority answered unavailable
-// (never applied unless applied is set, then the first one did), the
-// others ok buys and linearizable reads from the majority. broken adds a
-// read no order explains.
-func ckPartitionHistory(n int, applied, broken bool) []Operation {
-	var ops []Operation
-	add := func(o Operation) { o.ID = len(ops) + 1; ops = append(ops, o) }
-	add(ckOp(0, OpStock, OK, 2*n, 2*n, 0, 10, ckVersion(1)))
-	left, v := 2*n, int64(1)
-	for i := range n - 1 {
-		at := int64(20 + i*20)
-		switch {
-		case i%16 == 0:
-			add(ckOp(0, OpBuy, Unavailable, 1, 0, at, at+10, ckRegion("ap-southeast-1")))
-			if applied && i == 0 {
-				left--
-				v++
-			}
-		case i%2 == 0:
-			left--
-			v++
-			add(ckOp(0, OpBuy, OK, 1, left, at+5, at+15, ckVersion(v), ckBase(v-1)))
-		default:
-			add(ckOp(0, OpRead, OK, 0, left, at+5, at+15, ckVersion(v)))
-		}
-	}
-	if broken {
-		add(ckOp(0, OpRead, OK, 0, 3*n, int64(20*n+100), int64(20*n+110)))
-	}
-	return ops
-}
-
-// TestVerdictAfterPartition: the segmented verdict agrees with the whole
-// search on a long partition history — unavailable buys that never
-// applied (the fast path), one that did (the full search), and a broken
-// read.
-func TestVerdictAfterPartition(t *testing.T) {
-	for _, c := range []struct {
-		applied, broken, want bool
-	}{{false, false, true}, {true, false, true}, {false, true, false}} {
-		ops := ckPartitionHistory(400, c.applied, c.broken)
-		got := checkSegmented(ops, Consensus, "X", time.Minute, &verdicts{})
-		if got.Linearizable != c.want || got.TimedOut || got.Indeterminate != 25 {
-			t.Errorf("applied=%v broken=%v: %+v", c.applied, c.broken, got)
-		}
-	}
-}
-
-// BenchmarkVerdictPartitionHistory: 1,761 operations of which 110 are
-// unavailable buys (the soak of issue 9): the whole-history search against
-// Lab.Check's path (segments, and first without the unavailable buys).
-//
-//	go test ./lab -run '^$' -bench VerdictPartitionHistory -benchtime 5x
-func BenchmarkVerdictPartitionHistory(b *testing.B) {
-	ops := ckPartitionHistory(1761, false, false)
-	var whole, segmented []float64
-	for b.Loop() {
-		t0 := time.Now()
-		Check(ops, Consensus, "X", time.Minute)
-		whole = append(whole, float64(time.Since(t0).Microseconds())/1000)
-		t0 = time.Now()
-		checkSegmented(ops, Consensus, "X", time.Minute, &verdicts{})
-		segmented = append(segmented, float64(time.Since(t0).Microseconds())/1000)
-	}
-	b.ReportMetric(median(whole), "ms-whole")
-	b.ReportMetric(median(segmented), "ms-lab-check")
-	b.ReportMetric(median(whole)/median(segmented), "speedup")
 }
 
 // The replicated store's background replication reads only what changed:
 // with nothing written it reads no SKU at all, and after one buy a few
 // keys (the SKU and its echoes), however many SKUs the store holds.
 func TestReplicationReadsOnlyChanges(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	regions := l.Regions()
 	const skus = 60
 	for i := range skus {
-		o, err := l.Stock(ctxT(t, 30*time.Second), Replicated, "SKU"+strconv.Itoa(i), regions[0], 5)
-		if o = mustOutcome(t, o, err); o.Outcome != OK {
+		o, err := l.Stock(ctxT(t, 30*time.Second), inventory.Replicated, "SKU"+strconv.Itoa(i), regions[0], 5)
+		if o = mustOutcome(t, o, err); o.Outcome != inventory.OK {
 			t.Fatalf("stock: %s (%s)", o.Outcome, o.Message)
 		}
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	s := l.replicated
+	s := lab.ReplicatedOf(l)
 	// The pushes' echoes settle within a few rounds; then rounds read nothing.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		before := s.changedKeysRead.Load()
-		time.Sleep(5 * l.cfg.SyncInterval)
-		if s.changedKeysRead.Load() == before {
+		before := s.ChangedKeysRead()
+		time.Sleep(5 * lab.SyncInterval(l))
+		if s.ChangedKeysRead() == before {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing written for 10 s, yet the rounds kept reading keys (%d)", s.changedKeysRead.Load()-before)
+			t.Fatalf("nothing written for 10 s, yet the rounds kept reading keys (%d)", s.ChangedKeysRead()-before)
 		}
 	}
-	before := s.changedKeysRead.Load()
-	if o, err := l.Buy(ctxT(t, 30*time.Second), Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != OK {
+	before := s.ChangedKeysRead()
+	if o, err := l.Buy(ctxT(t, 30*time.Second), inventory.Replicated, "SKU7", regions[1], 1); err != nil || o.Outcome != inventory.OK {
 		t.Fatalf("buy: %v %+v", err, o)
 	}
 	if err := l.WaitConverged(ctxT(t, 15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	for wait := time.Now().Add(5 * time.Second); s.changedKeysRead.Load() == before && time.Now().Before(wait); {
-		time.Sleep(l.cfg.SyncInterval) // a busy machine may delay the next round
+	for wait := time.Now().Add(5 * time.Second); s.ChangedKeysRead() == before && time.Now().Before(wait); {
+		time.Sleep(lab.SyncInterval(l)) // a busy machine may delay the next round
 	}
-	time.Sleep(5 * l.cfg.SyncInterval) // and the echoes' rounds
-	if n := s.changedKeysRead.Load() - before; n < 1 || n > 12 {
+	time.Sleep(5 * lab.SyncInterval(l)) // and the echoes' rounds
+	if n := s.ChangedKeysRead() - before; n < 1 || n > 12 {
 		t.Fatalf("after one buy the rounds read %d keys; want 1–12 (the SKU on each replica and its echoes), not the store's %d SKUs per replica", n, skus)
 	}
 }

@@ -1,15 +1,18 @@
-package lab
+package lab_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Bad input gets an error naming what is wrong and changes nothing.
 func TestBadInputChangesNothing(t *testing.T) {
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	ctx := ctxT(t, 30*time.Second)
 	before := stateKey(l.State())
 	cases := []struct {
@@ -18,25 +21,25 @@ func TestBadInputChangesNothing(t *testing.T) {
 		is   error
 		says string
 	}{
-		{"unknown region buy", func() error { _, err := l.Buy(ctx, Consensus, "X", "eu-west-9", 1); return err }, ErrUnknownRegion, "us-east-1, eu-west-1, ap-southeast-1"},
-		{"unknown store", func() error { _, err := l.Buy(ctx, "mongo", "X", "us-east-1", 1); return err }, ErrUnknownStore, "consensus, replicated"},
-		{"bad sku", func() error { _, err := l.Buy(ctx, Consensus, "no spaces", "us-east-1", 1); return err }, ErrBadInput, "SKU"},
-		{"qty 0", func() error { _, err := l.Buy(ctx, Consensus, "X", "us-east-1", 0); return err }, ErrBadInput, "1 to 1000"},
-		{"qty 1001", func() error { _, err := l.Buy(ctx, Consensus, "X", "us-east-1", 1001); return err }, ErrBadInput, "1 to 1000"},
-		{"negative stock", func() error { _, err := l.Stock(ctx, Replicated, "X", "us-east-1", -1); return err }, ErrBadInput, "0 to"},
-		{"bad consistency", func() error { _, err := l.Read(ctx, Consensus, "X", "us-east-1", "eventual"); return err }, ErrBadInput, "linearizable or serializable"},
-		{"quorum w 0", func() error { return l.SetQuorum(0, 1) }, ErrBadInput, "w must be between 1 and 3"},
-		{"quorum r 4", func() error { return l.SetQuorum(1, 4) }, ErrBadInput, "r must be between 1 and 3"},
+		{"unknown region buy", func() error { _, err := l.Buy(ctx, inventory.Consensus, "X", "eu-west-9", 1); return err }, inventory.ErrUnknownRegion, "us-east-1, eu-west-1, ap-southeast-1"},
+		{"unknown store", func() error { _, err := l.Buy(ctx, "mongo", "X", "us-east-1", 1); return err }, inventory.ErrUnknownStore, "consensus, replicated"},
+		{"bad sku", func() error { _, err := l.Buy(ctx, inventory.Consensus, "no spaces", "us-east-1", 1); return err }, inventory.ErrBadInput, "SKU"},
+		{"qty 0", func() error { _, err := l.Buy(ctx, inventory.Consensus, "X", "us-east-1", 0); return err }, inventory.ErrBadInput, "1 to 1000"},
+		{"qty 1001", func() error { _, err := l.Buy(ctx, inventory.Consensus, "X", "us-east-1", 1001); return err }, inventory.ErrBadInput, "1 to 1000"},
+		{"negative stock", func() error { _, err := l.Stock(ctx, inventory.Replicated, "X", "us-east-1", -1); return err }, inventory.ErrBadInput, "0 to"},
+		{"bad consistency", func() error { _, err := l.Read(ctx, inventory.Consensus, "X", "us-east-1", "eventual"); return err }, inventory.ErrBadInput, "linearizable or serializable"},
+		{"quorum w 0", func() error { return l.Faults().SetQuorum(0, 1) }, inventory.ErrBadInput, "w must be between 1 and 3"},
+		{"quorum r 4", func() error { return l.Faults().SetQuorum(1, 4) }, inventory.ErrBadInput, "r must be between 1 and 3"},
 		{"partition overlap", func() error {
-			return l.Partition([][]string{{"us-east-1", "eu-west-1"}, {"eu-west-1", "ap-southeast-1"}})
-		}, ErrBadInput, "exactly one group"},
-		{"partition missing", func() error { return l.Partition([][]string{{"us-east-1"}, {"eu-west-1"}}) }, ErrBadInput, "missing: ap-southeast-1"},
-		{"partition unknown", func() error { return l.Partition([][]string{{"us-east-1", "eu-west-1"}, {"mars-1"}}) }, ErrUnknownRegion, "mars-1"},
-		{"self link", func() error { return l.SetLink("us-east-1", "us-east-1", false, false) }, ErrBadInput, "two different regions"},
-		{"latency too big", func() error { return l.SetLatency("us-east-1", "eu-west-1", 5001, false) }, ErrBadInput, "between 0 and 5000"},
-		{"crash unknown", func() error { return l.Crash("mars-1") }, ErrUnknownRegion, "mars-1"},
-		{"restart running", func() error { return l.Restart("us-east-1") }, ErrConflict, "already running"},
-		{"check unknown store", func() error { _, err := l.Check("mongo", "X"); return err }, ErrUnknownStore, "consensus"},
+			return l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {"eu-west-1", "ap-southeast-1"}})
+		}, inventory.ErrBadInput, "exactly one group"},
+		{"partition missing", func() error { return l.Faults().Partition([][]string{{"us-east-1"}, {"eu-west-1"}}) }, inventory.ErrBadInput, "missing: ap-southeast-1"},
+		{"partition unknown", func() error { return l.Faults().Partition([][]string{{"us-east-1", "eu-west-1"}, {"mars-1"}}) }, inventory.ErrUnknownRegion, "mars-1"},
+		{"self link", func() error { return l.Faults().SetLink("us-east-1", "us-east-1", false, false) }, inventory.ErrBadInput, "two different regions"},
+		{"latency too big", func() error { return l.Faults().SetLatency("us-east-1", "eu-west-1", 5001, false) }, inventory.ErrBadInput, "between 0 and 5000"},
+		{"crash unknown", func() error { return l.Faults().Crash("mars-1") }, inventory.ErrUnknownRegion, "mars-1"},
+		{"restart running", func() error { return l.Faults().Restart("us-east-1") }, inventory.ErrConflict, "already running"},
+		{"check unknown store", func() error { _, err := l.Check("mongo", "X"); return err }, inventory.ErrUnknownStore, "consensus"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +62,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 // stateKey renders the parts of State that input may change (links,
 // quorum, regions' up/down) and leaves out what moves on its own.
-func stateKey(s State) string {
+func stateKey(s lab.State) string {
 	var b strings.Builder
 	for _, r := range s.Regions {
 		b.WriteString(r.Name)

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"caplab/lab"
+	"caplab/lab/inventory"
+
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -17,7 +20,7 @@ import (
 // reset works and whose State tells the truth: every region it calls up
 // answers from its own member and its own replica.
 func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
-	l := newLab(t, Config{})
+	l := newLab(t, lab.Config{})
 	seed := uint64(20261202)
 	if s, err := strconv.ParseUint(os.Getenv("CAPLAB_SEED"), 10, 64); err == nil {
 		seed = s
@@ -37,7 +40,7 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 		}
 	}
 	for range 4 {
-		steps = append(steps, step{"lead", l.regions[rng.IntN(len(l.regions))]})
+		steps = append(steps, step{"lead", l.Regions()[rng.IntN(len(l.Regions()))]})
 	}
 	steps = append(steps, step{"reset", ""}, step{"reset", ""})
 	rng.Shuffle(len(steps), func(i, j int) { steps[i], steps[j] = steps[j], steps[i] })
@@ -52,11 +55,11 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 			defer cancel()
 			switch s.op { // errors are expected: crash of a crashed region, …
 			case "crash":
-				_ = l.Crash(s.region)
+				_ = l.Faults().Crash(s.region)
 			case "restart":
-				_ = l.Restart(s.region)
+				_ = l.Faults().Restart(s.region)
 			case "lead":
-				_ = l.Lead(ctx, s.region)
+				_ = l.Faults().Lead(ctx, s.region)
 			case "reset":
 				_ = l.Reset(ctx)
 			}
@@ -75,26 +78,26 @@ func TestConcurrentLifecycleThenResetRepairs(t *testing.T) {
 		}
 		// Up must be true: its own servers answer.
 		ctx := ctxT(t, 10*time.Second)
-		rep, _ := l.cluster.ReplicaClient(r.Name, r.Name)
+		rep, _ := l.Cluster().ReplicaClient(r.Name, r.Name)
 		if _, err := rep.Put(ctx, "/probe", r.Name); err != nil {
 			t.Errorf("%s is up in State but its replica does not answer: %v", r.Name, err)
 		}
-		mem, _ := l.cluster.MemberClient(r.Name)
+		mem, _ := l.Cluster().MemberClient(r.Name)
 		if _, err := mem.Get(clientv3.WithRequireLeader(ctx), "/probe"); err != nil {
 			t.Errorf("%s is up in State but its member does not answer: %v", r.Name, err)
 		}
 	}
 	// Strict quorum: with W=1 R=1 a buy may read another replica before
 	// the stock reaches it, and rightly answer sold out.
-	if err := l.SetQuorum(2, 2); err != nil {
+	if err := l.Faults().SetQuorum(2, 2); err != nil {
 		t.Fatal(err)
 	}
-	stock(t, l, Replicated, "ap-southeast-1", 3)
-	if o := buy(t, l, Replicated, "ap-southeast-1"); o.Outcome != OK {
+	stock(t, l, inventory.Replicated, "ap-southeast-1", 3)
+	if o := buy(t, l, inventory.Replicated, "ap-southeast-1"); o.Outcome != inventory.OK {
 		t.Errorf("replicated buy after the storm: %s (%s)", o.Outcome, o.Message)
 	}
-	stock(t, l, Consensus, "eu-west-1", 3)
-	if o := buy(t, l, Consensus, "eu-west-1"); o.Outcome != OK {
+	stock(t, l, inventory.Consensus, "eu-west-1", 3)
+	if o := buy(t, l, inventory.Consensus, "eu-west-1"); o.Outcome != inventory.OK {
 		t.Errorf("consensus buy after the storm: %s (%s)", o.Outcome, o.Message)
 	}
 }

@@ -6,6 +6,10 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"caplab/lab/guard"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // The replicated store's merge, made visible: after a heal its copies
@@ -15,60 +19,64 @@ import (
 // merge lost — a fault, so the live page and the history (a late viewer)
 // say the same.
 
-// FaultMerge records that the replicated store's copies of one SKU merged
-// after a heal and lost sales; its Detail is the sentence.
-const FaultMerge FaultKind = "merge"
-
-// mergeWatch remembers which merges were told, so that two heals in a row
-// tell one merge once.
+// mergeWatch tells the replicated store's merges after heals. It
+// remembers which merges were told, so that two heals in a row tell one
+// merge once.
 type mergeWatch struct {
+	gate     *guard.Gate // closed: no more watches
+	bg       *sync.WaitGroup
+	stop     <-chan struct{}
+	timeout  time.Duration // the request deadline
+	history  *history.History
+	converge func(context.Context) error // Lab.WaitConverged
+	happened func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
+
 	mu   sync.Mutex
-	told map[string]Version // SKU → winning version told
+	told map[string]inventory.Version // SKU → winning version told
 }
 
-// watchMerge waits (in the background, bounded) for the replicated
-// store's copies to agree after a heal and records the merges that lost
-// sales.
-func (l *Lab) watchMerge() {
-	if l.closed.Load() {
+// watch waits (in the background, bounded) for the replicated store's
+// copies to agree after a heal and records the merges that lost sales.
+func (m *mergeWatch) watch() {
+	if m.gate.Closed() {
 		return
 	}
-	l.bg.Add(1)
+	m.bg.Add(1)
 	go func() {
-		defer l.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*max(l.cfg.RequestTimeout, time.Second))
+		defer m.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*max(m.timeout, time.Second))
 		defer cancel()
 		go func() { // Close ends the wait
 			select {
-			case <-l.stop:
+			case <-m.stop:
 				cancel()
 			case <-ctx.Done():
 			}
 		}()
-		if err := l.WaitConverged(ctx); err != nil {
+		if err := m.converge(ctx); err != nil {
 			return
 		}
 		// Only what people did (a load's operations keep no words): a
 		// load's thousand SKUs are the load panel's to count.
-		ops := l.history.Select(Replicated, "", func(op *Operation) bool { return op.Message != "" })
-		for _, m := range LostSales(ops) {
-			l.merges.mu.Lock()
-			if l.merges.told == nil {
-				l.merges.told = map[string]Version{}
+		ops := m.history.Select(inventory.Replicated, "", func(op *inventory.Operation) bool { return op.Message != "" })
+		for _, loss := range LostSales(ops) {
+			m.mu.Lock()
+			if m.told == nil {
+				m.told = map[string]inventory.Version{}
 			}
-			if v, ok := l.merges.told[m.SKU]; ok && v == m.Winner.Version {
-				l.merges.mu.Unlock()
+			if v, ok := m.told[loss.SKU]; ok && v == loss.Winner.Version {
+				m.mu.Unlock()
 				continue
 			}
-			l.merges.told[m.SKU] = m.Winner.Version
-			l.merges.mu.Unlock()
+			m.told[loss.SKU] = loss.Winner.Version
+			m.mu.Unlock()
 			var regions []string
-			for _, o := range m.Sales {
+			for _, o := range loss.Sales {
 				if !slices.Contains(regions, o.Region) {
 					regions = append(regions, o.Region)
 				}
 			}
-			l.fault(FaultMerge, regions, m.Sentence())
+			m.happened(inventory.FaultMerge, regions, loss.Sentence(), nil)
 		}
 	}()
 }
@@ -78,8 +86,8 @@ func (l *Lab) watchMerge() {
 // sales it overwrote without having seen them.
 type MergeLoss struct {
 	SKU    string
-	Winner Operation
-	Sales  []Operation
+	Winner inventory.Operation
+	Sales  []inventory.Operation
 }
 
 // Sentence tells the merge for a learner.
@@ -101,17 +109,17 @@ func (m MergeLoss) Sentence() string {
 // SKU's last stock, the ok writes form chains (each buy's BaseVersion is
 // the version it read); the newest version's chain is what every copy
 // keeps, and an ok buy off that chain was lost. Pure: the history alone.
-func LostSales(ops []Operation) []MergeLoss {
-	bySKU := map[string][]Operation{}
+func LostSales(ops []inventory.Operation) []MergeLoss {
+	bySKU := map[string][]inventory.Operation{}
 	var skus []string
 	for _, op := range ops {
-		if op.Store != Replicated || op.Outcome != OK || op.Version.IsZero() || (op.Op != OpBuy && op.Op != OpStock) {
+		if op.Store != inventory.Replicated || op.Outcome != inventory.OK || op.Version.IsZero() || (op.Op != inventory.OpBuy && op.Op != inventory.OpStock) {
 			continue
 		}
 		if _, seen := bySKU[op.SKU]; !seen {
 			skus = append(skus, op.SKU)
 		}
-		if op.Op == OpStock {
+		if op.Op == inventory.OpStock {
 			bySKU[op.SKU] = nil // a restock starts the count afresh
 		}
 		bySKU[op.SKU] = append(bySKU[op.SKU], op)
@@ -122,7 +130,7 @@ func LostSales(ops []Operation) []MergeLoss {
 		if len(writes) < 2 {
 			continue
 		}
-		byVersion := map[Version]Operation{}
+		byVersion := map[inventory.Version]inventory.Operation{}
 		win := writes[0]
 		for _, w := range writes {
 			byVersion[w.Version] = w
@@ -130,11 +138,11 @@ func LostSales(ops []Operation) []MergeLoss {
 				win = w
 			}
 		}
-		kept := map[Version]bool{}
+		kept := map[inventory.Version]bool{}
 		for v, ok := win.Version, true; ok && !kept[v]; {
 			kept[v] = true
-			var w Operation
-			if w, ok = byVersion[v]; ok && w.Op == OpBuy {
+			var w inventory.Operation
+			if w, ok = byVersion[v]; ok && w.Op == inventory.OpBuy {
 				v = w.BaseVersion
 			} else {
 				ok = false
@@ -142,7 +150,7 @@ func LostSales(ops []Operation) []MergeLoss {
 		}
 		m := MergeLoss{SKU: sku, Winner: win}
 		for _, w := range writes {
-			if w.Op == OpBuy && !kept[w.Version] {
+			if w.Op == inventory.OpBuy && !kept[w.Version] {
 				m.Sales = append(m.Sales, w)
 			}
 		}

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -8,6 +8,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 )
 
 var nemesisSeeds = flag.Int("nemesis.seeds", 2, "how many seeded fault schedules TestNemesis runs (CI: 2; try 20)")
@@ -15,7 +19,7 @@ var nemesisSeeds = flag.Int("nemesis.seeds", 2, "how many seeded fault schedules
 // nemesisStep is one fault of a schedule.
 type nemesisStep struct {
 	what string
-	do   func(l *Lab) error
+	do   func(l *lab.Lab) error
 }
 
 // nemesisSchedule draws a seeded sequence of faults: cuts, one-way cuts,
@@ -38,39 +42,39 @@ func nemesisSchedule(seed uint64, regions []string, n int) []nemesisStep {
 		switch rng.IntN(7) {
 		case 0:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *Lab) error { return l.SetLink(a, b, false, false) }})
+			steps = append(steps, nemesisStep{"cut " + a + " " + b, func(l *lab.Lab) error { return l.Faults().SetLink(a, b, false, false) }})
 		case 1:
 			a, b := pair()
-			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *Lab) error { return l.SetLink(a, b, false, true) }})
+			steps = append(steps, nemesisStep{"cut " + a + " -> " + b, func(l *lab.Lab) error { return l.Faults().SetLink(a, b, false, true) }})
 		case 2:
 			v := pick()
-			steps = append(steps, nemesisStep{"bridge via " + v, func(l *Lab) error { return l.Bridge(v) }})
+			steps = append(steps, nemesisStep{"bridge via " + v, func(l *lab.Lab) error { return l.Faults().Bridge(v) }})
 		case 3:
 			v := pick()
-			steps = append(steps, nemesisStep{"isolate " + v, func(l *Lab) error { return l.Isolate(v) }})
+			steps = append(steps, nemesisStep{"isolate " + v, func(l *lab.Lab) error { return l.Faults().Isolate(v) }})
 		case 4:
-			steps = append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+			steps = append(steps, nemesisStep{"heal", func(l *lab.Lab) error { return l.Faults().HealAll() }})
 		case 5:
 			if down != "" {
 				continue
 			}
 			v := pick()
 			down = v
-			steps = append(steps, nemesisStep{"crash " + v, func(l *Lab) error { return l.Crash(v) }})
+			steps = append(steps, nemesisStep{"crash " + v, func(l *lab.Lab) error { return l.Faults().Crash(v) }})
 		case 6:
 			if down == "" {
 				continue
 			}
 			v := down
 			down = ""
-			steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Restart(v) }})
+			steps = append(steps, nemesisStep{"restart " + v, func(l *lab.Lab) error { return l.Faults().Restart(v) }})
 		}
 	}
 	if down != "" {
 		v := down
-		steps = append(steps, nemesisStep{"restart " + v, func(l *Lab) error { return l.Restart(v) }})
+		steps = append(steps, nemesisStep{"restart " + v, func(l *lab.Lab) error { return l.Faults().Restart(v) }})
 	}
-	return append(steps, nemesisStep{"heal", func(l *Lab) error { return l.HealAll() }})
+	return append(steps, nemesisStep{"heal", func(l *lab.Lab) error { return l.Faults().HealAll() }})
 }
 
 // TestNemesis runs concurrent buyers in every region against both stores
@@ -81,7 +85,7 @@ func TestNemesis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("nemesis runs real faults for several seconds")
 	}
-	l := newLab(t, Config{LatencyScale: 0.05, Breaker: BreakerSettings{Threshold: 3, Cooldown: 300 * time.Millisecond}})
+	l := newLab(t, lab.Config{LatencyScale: 0.05, Breaker: guard.BreakerSettings{Threshold: 3, Cooldown: 300 * time.Millisecond}})
 	for seed := range uint64(*nemesisSeeds) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			if err := l.Reset(ctxT(t, 60*time.Second)); err != nil {
@@ -89,9 +93,9 @@ func TestNemesis(t *testing.T) {
 			}
 			const units = 40
 			sku := fmt.Sprintf("DROP-%d", seed)
-			for _, s := range Stores {
+			for _, s := range inventory.Stores {
 				o, err := l.Stock(ctxT(t, 10*time.Second), s, sku, "us-east-1", units)
-				if err != nil || o.Outcome != OK {
+				if err != nil || o.Outcome != inventory.OK {
 					t.Fatalf("stock %s: %v %+v", s, err, o)
 				}
 			}
@@ -101,7 +105,7 @@ func TestNemesis(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			for _, region := range l.Regions() {
-				for _, store := range Stores {
+				for _, store := range inventory.Stores {
 					for b := range 2 {
 						wg.Add(1)
 						go func() {
@@ -112,7 +116,7 @@ func TestNemesis(t *testing.T) {
 									t.Errorf("buy refused: %v", err)
 									return
 								}
-								if o.Outcome == SoldOut {
+								if o.Outcome == inventory.SoldOut {
 									return
 								}
 								time.Sleep(time.Duration(60+20*b) * time.Millisecond)
@@ -134,7 +138,7 @@ func TestNemesis(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cr, _ := l.Check(Consensus, sku)
+			cr, _ := l.Check(inventory.Consensus, sku)
 			t.Logf("consensus: %s (%d ops, %d sold, %d indeterminate)", cr.Explanation, cr.Operations, cr.SoldUnits, cr.Indeterminate)
 			if !cr.Linearizable || cr.Oversold != 0 {
 				var steps []string
@@ -143,7 +147,7 @@ func TestNemesis(t *testing.T) {
 				}
 				t.Errorf("consensus store broke its promise under %v: %+v", steps, cr)
 			}
-			rr, _ := l.Check(Replicated, sku)
+			rr, _ := l.Check(inventory.Replicated, sku)
 			t.Logf("replicated W=1: %s (%d ops, %d sold, %d lost updates)", rr.Explanation, rr.Operations, rr.SoldUnits, rr.LostUpdates)
 			if rr.Linearizable && rr.Oversold == 0 && rr.LostUpdates == 0 {
 				t.Errorf("replicated W=1 store passed the checker under faults; the lab should catch it: %+v", rr)

@@ -1,33 +1,36 @@
-package lab
+package lab_test
 
 import (
 	"sync"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestWithOpRecording: an operation under WithOpRecording(SkipHistory,
 // SkipPublish) is counted and answered as usual but is neither in the
 // history nor published; one without is both.
 func TestWithOpRecording(t *testing.T) {
-	l := newLab(t, Config{})
-	stock(t, l, Consensus, "us-east-1", 5)
+	l := newLab(t, lab.Config{})
+	stock(t, l, inventory.Consensus, "us-east-1", 5)
 	events, cancel := l.Subscribe()
 	defer cancel()
 	before := len(l.History("IPHONE").Operations)
-	ctx := WithOpRecording(ctxT(t, 30*time.Second), OpRecording{SkipHistory: true, SkipPublish: true})
-	o, err := l.Buy(ctx, Consensus, "IPHONE", "us-east-1", 1)
+	ctx := lab.WithOpRecording(ctxT(t, 30*time.Second), lab.OpRecording{SkipHistory: true, SkipPublish: true})
+	o, err := l.Buy(ctx, inventory.Consensus, "IPHONE", "us-east-1", 1)
 	o = mustOutcome(t, o, err)
-	if o.Outcome != OK || o.OpID != 0 || o.Quantity != 4 {
+	if o.Outcome != inventory.OK || o.OpID != 0 || o.Quantity != 4 {
 		t.Fatalf("quiet buy: %+v, want ok, 4 left, no history id", o)
 	}
 	if n := len(l.History("IPHONE").Operations); n != before {
 		t.Fatalf("history grew from %d to %d for an unrecorded buy", before, n)
 	}
-	if c := l.State().Counters; c[0].Store != Consensus || c[0].OK < 2 {
+	if c := l.State().Counters; c[0].Store != inventory.Consensus || c[0].OK < 2 {
 		t.Fatalf("counters %+v: the quiet buy must be counted", c)
 	}
-	loud := buy(t, l, Consensus, "us-east-1")
+	loud := buy(t, l, inventory.Consensus, "us-east-1")
 	if loud.OpID == 0 {
 		t.Fatal("a normal buy has no history id")
 	}
@@ -35,7 +38,7 @@ func TestWithOpRecording(t *testing.T) {
 	for {
 		select {
 		case ev := <-events:
-			if ev.Type != EventOperation {
+			if ev.Type != lab.EventOperation {
 				continue
 			}
 			if ev.Outcome.OpID != loud.OpID {
@@ -52,21 +55,21 @@ func TestWithOpRecording(t *testing.T) {
 // judges) leaves out the calls of operations the History leaves out — a
 // ten-minute load's unchecked reads and buys filled it to its cap before.
 func TestGeoLogFollowsOpRecording(t *testing.T) {
-	l := newLab(t, Config{})
-	stock(t, l, Geo, "us-east-1", 9)
-	logged := func() int { return len(l.geo.log.snapshot("IPHONE")) }
+	l := newLab(t, lab.Config{})
+	stock(t, l, inventory.Geo, "us-east-1", 9)
+	logged := func() int { return len(lab.GeoCallsOf(l, "IPHONE")) }
 	before := logged()
-	quiet := WithOpRecording(ctxT(t, 30*time.Second), OpRecording{SkipHistory: true, SkipPublish: true})
-	if o, err := l.Buy(quiet, Geo, "IPHONE", "eu-west-1", 1); mustOutcome(t, o, err).Outcome != OK {
+	quiet := lab.WithOpRecording(ctxT(t, 30*time.Second), lab.OpRecording{SkipHistory: true, SkipPublish: true})
+	if o, err := l.Buy(quiet, inventory.Geo, "IPHONE", "eu-west-1", 1); mustOutcome(t, o, err).Outcome != inventory.OK {
 		t.Fatalf("quiet geo buy: %+v", o)
 	}
-	if o, err := l.Read(quiet, Geo, "IPHONE", "eu-west-1", ""); mustOutcome(t, o, err).Outcome != OK {
+	if o, err := l.Read(quiet, inventory.Geo, "IPHONE", "eu-west-1", ""); mustOutcome(t, o, err).Outcome != inventory.OK {
 		t.Fatalf("quiet geo read: %+v", o)
 	}
 	if n := logged(); n != before {
 		t.Fatalf("the geo log grew from %d to %d calls for unrecorded operations", before, n)
 	}
-	buy(t, l, Geo, "eu-west-1")
+	buy(t, l, inventory.Geo, "eu-west-1")
 	if n := logged(); n <= before {
 		t.Fatalf("a recorded geo buy left no call in the log (%d before, %d after)", before, n)
 	}
@@ -75,9 +78,9 @@ func TestGeoLogFollowsOpRecording(t *testing.T) {
 // TestResetEventNamesFirstOp: the reset event says which operation ID comes
 // first after it (the page keeps an answer that overtook the reset's frame).
 func TestResetEventNamesFirstOp(t *testing.T) {
-	l := newLab(t, Config{})
-	stock(t, l, Consensus, "us-east-1", 5)
-	before := buy(t, l, Consensus, "us-east-1")
+	l := newLab(t, lab.Config{})
+	stock(t, l, inventory.Consensus, "us-east-1", 5)
+	before := buy(t, l, inventory.Consensus, "us-east-1")
 	events, cancel := l.Subscribe()
 	defer cancel()
 	if err := l.Reset(ctxT(t, 60*time.Second)); err != nil {
@@ -87,7 +90,7 @@ func TestResetEventNamesFirstOp(t *testing.T) {
 	for first == 0 {
 		select {
 		case ev := <-events:
-			if ev.Type == EventReset {
+			if ev.Type == lab.EventReset {
 				first = ev.FirstOpID
 				if first == 0 {
 					t.Fatal("the reset event names no first operation")
@@ -100,7 +103,7 @@ func TestResetEventNamesFirstOp(t *testing.T) {
 	if first <= before.OpID {
 		t.Fatalf("first operation after the reset %d, want after the last one before it (%d)", first, before.OpID)
 	}
-	stock(t, l, Consensus, "us-east-1", 5)
+	stock(t, l, inventory.Consensus, "us-east-1", 5)
 	if h := l.History("").Operations; len(h) == 0 || h[0].ID != first {
 		t.Fatalf("the first operation after the reset has ID %v, the reset event said %d", h, first)
 	}
@@ -111,8 +114,8 @@ func TestResetEventNamesFirstOp(t *testing.T) {
 // next event it gets says how many it lost; every event is either delivered
 // or counted as missed, and MissedEvents totals the losses.
 func TestSlowSubscriberIsToldWhatItMissed(t *testing.T) {
-	l := newLab(t, Config{})
-	stock(t, l, Consensus, "us-east-1", 5)
+	l := newLab(t, lab.Config{})
+	stock(t, l, inventory.Consensus, "us-east-1", 5)
 	slow, cancelSlow := l.Subscribe()
 	defer cancelSlow()
 	fast, cancelFast := l.Subscribe()
@@ -128,7 +131,7 @@ func TestSlowSubscriberIsToldWhatItMissed(t *testing.T) {
 		for ev := range fast {
 			seen++
 			missed += ev.Missed
-			if ev.Type == EventOperation && ev.Outcome != nil {
+			if ev.Type == lab.EventOperation && ev.Outcome != nil {
 				mu.Lock()
 				fastAt[ev.Outcome.OpID] = [2]int64{seen, missed}
 				mu.Unlock()
@@ -137,8 +140,8 @@ func TestSlowSubscriberIsToldWhatItMissed(t *testing.T) {
 	}()
 
 	read := func() int {
-		o, err := l.Read(ctxT(t, 30*time.Second), Consensus, "IPHONE", "us-east-1", "serializable")
-		if mustOutcome(t, o, err).Outcome != OK {
+		o, err := l.Read(ctxT(t, 30*time.Second), inventory.Consensus, "IPHONE", "us-east-1", "serializable")
+		if mustOutcome(t, o, err).Outcome != inventory.OK {
 			t.Fatalf("read: %+v", o)
 		}
 		return o.OpID
@@ -164,7 +167,7 @@ func TestSlowSubscriberIsToldWhatItMissed(t *testing.T) {
 		case ev := <-slow:
 			seen++
 			missed += ev.Missed
-			done = ev.Type == EventOperation && ev.Outcome != nil && ev.Outcome.OpID == last
+			done = ev.Type == lab.EventOperation && ev.Outcome != nil && ev.Outcome.OpID == last
 		case <-time.After(10 * time.Second):
 			t.Fatalf("the slow subscriber never got the final read %d (%d delivered, %d missed)", last, seen, missed)
 		}

@@ -7,16 +7,14 @@ import (
 	"strings"
 	"time"
 
+	"caplab/lab/history"
+	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 	"caplab/nodes"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
-
-// FaultOutsideWrite records a write to a SKU of the consensus store that no
-// operation of the lab made: an outside etcd client (etcdctl through a
-// client endpoint, say) changed the inventory behind the lab's back.
-const FaultOutsideWrite FaultKind = "outside_write"
 
 // Outside clients. Every region's member and replica are reachable by any
 // etcd v3 client through the client endpoints (nodes.Cluster.Endpoints,
@@ -42,10 +40,28 @@ const FaultOutsideWrite FaultKind = "outside_write"
 // replicated store's replicas are not flagged (the replicas keep no record
 // of who wrote: every write there is a put of a versioned value).
 
-// outsideSettle is how long after seeing a revision the watcher waits for
-// the lab to record the operation that wrote it: one request deadline and
-// a margin.
-func (l *Lab) outsideSettle() time.Duration { return l.cfg.RequestTimeout + time.Second }
+// outsideWatcher watches the consensus store's keys for writes no
+// operation of the lab made (see above). Its goroutine (run) starts in New
+// and ends when the lab stops.
+type outsideWatcher struct {
+	cluster   *nodes.Cluster
+	regions   []string
+	consensus *consensus.Store
+	history   *history.History
+	ownWrites *unrecordedWrites
+	// settle is how long after seeing a revision the watcher waits for
+	// the lab to record the operation that wrote it: one request deadline
+	// and a margin.
+	settle time.Duration
+	// from is the first revision to watch: the one after the consensus
+	// group's revision when the lab started (startRevision), so that a
+	// write made before the first watch is up is not missed; 0: from the
+	// first watch's start.
+	from int64
+	stop <-chan struct{}
+	// happened records a write it flags (Lab.faultHappened).
+	happened func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
+}
 
 // seenWrite is one write to a SKU key the watcher saw.
 type seenWrite struct {
@@ -56,23 +72,23 @@ type seenWrite struct {
 	seen  time.Time
 }
 
-// watchOutside runs until the lab closes.
-func (l *Lab) watchOutside() {
+// run watches until the lab closes.
+func (w *outsideWatcher) run() {
 	var (
-		next    int64 // revision to resume from; 0: from the watch's start
+		next    = w.from // revision to resume from; 0: from the watch's start
 		pending []seenWrite
 		used    = map[int]bool{} // unconfirmed lab writes already taken as an explanation
-		epoch   = l.consensus.epoch.Load()
+		epoch   = w.consensus.Epoch()
 		turn    int
 	)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		region := l.regions[turn%len(l.regions)]
+		region := w.regions[turn%len(w.regions)]
 		turn++
-		cli, err := l.cluster.MemberClient(region)
-		if err != nil || !l.cluster.IsUp(region) {
-			if !l.pause(100 * time.Millisecond) {
+		cli, err := w.cluster.MemberClient(region)
+		if err != nil || !w.cluster.IsUp(region) {
+			if !w.wait(100 * time.Millisecond) {
 				return
 			}
 			continue
@@ -85,11 +101,11 @@ func (l *Lab) watchOutside() {
 		if next > 0 {
 			opts = append(opts, clientv3.WithRev(next))
 		}
-		wch := cli.Watch(ctx, consensusPrefix, opts...)
+		wch := cli.Watch(ctx, consensus.Prefix, opts...)
 	watching:
 		for {
 			select {
-			case <-l.stop:
+			case <-w.stop:
 				cancel()
 				return
 			case resp, ok := <-wch:
@@ -116,29 +132,47 @@ func (l *Lab) watchOutside() {
 					}
 				}
 			case <-tick.C:
-				if !l.cluster.IsUp(region) { // crashed under the watch: use another member
+				if !w.cluster.IsUp(region) { // crashed under the watch: use another member
 					break watching
 				}
-				if now := l.consensus.epoch.Load(); now != epoch { // a reset: new history, new keys
+				if now := w.consensus.Epoch(); now != epoch { // a reset: new history, new keys
 					epoch = now
 					clear(used)
 				}
-				pending = l.attribute(pending, epoch, used)
+				pending = w.attribute(pending, epoch, used)
 			}
 		}
 		cancel()
-		if !l.pause(100 * time.Millisecond) {
+		if !w.wait(100 * time.Millisecond) {
 			return
 		}
 	}
 }
 
-// pause waits d; false once the lab is stopping.
-func (l *Lab) pause(d time.Duration) bool {
+// startRevision is the revision after the consensus group's newest, read
+// through any region's member within ctx: where the outside-write watcher
+// starts (0 when no member answers; the watcher then starts from its first
+// watch).
+func startRevision(ctx context.Context, cl *nodes.Cluster, regions []string) int64 {
+	for _, r := range regions {
+		cli, err := cl.MemberClient(r)
+		if err != nil {
+			continue
+		}
+		resp, err := cli.Get(clientv3.WithRequireLeader(ctx), consensus.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err == nil {
+			return resp.Header.Revision + 1
+		}
+	}
+	return 0
+}
+
+// wait waits d; false once the lab is stopping.
+func (w *outsideWatcher) wait(d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-l.stop:
+	case <-w.stop:
 		return false
 	case <-t.C:
 		return true
@@ -150,17 +184,16 @@ func (l *Lab) pause(d time.Duration) bool {
 // unconfirmed lab write of the same SKU, or flagged. Writes of an older
 // epoch are dropped: nothing reads them any more. The history is read
 // once per call, and only when some write is ready to judge.
-func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
-	settle := l.outsideSettle()
+func (w *outsideWatcher) attribute(pending []seenWrite, epoch int64, used map[int]bool) []seenWrite {
 	var keep, ready []seenWrite
-	for _, w := range pending {
+	for _, sw := range pending {
 		switch {
-		case w.epoch != epoch:
-		case time.Since(w.seen) < settle:
-			keep = append(keep, w)
-		case l.unrecorded.explain(w): // a load's write, left out of the History
+		case sw.epoch != epoch:
+		case time.Since(sw.seen) < w.settle:
+			keep = append(keep, sw)
+		case w.ownWrites.explain(sw): // a load's write, left out of the History
 		default:
-			ready = append(ready, w)
+			ready = append(ready, sw)
 		}
 	}
 	if len(ready) == 0 {
@@ -171,47 +204,49 @@ func (l *Lab) attribute(pending []seenWrite, epoch int64, used map[int]bool) []s
 	// ready writes.
 	own := map[int64]bool{} // revisions of ready writes that the lab's confirmed writes produced
 	skus := map[string]bool{}
-	for _, w := range ready {
-		own[w.rev], skus[w.sku] = false, true
+	for _, sw := range ready {
+		own[sw.rev], skus[sw.sku] = false, true
 	}
 	unconfirmed := map[string][]int{} // per SKU, writes that answered unavailable, not yet used
-	l.history.current().scan(0, false, func(op *Operation) {
-		if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
+	w.history.Scan(func(op *inventory.Operation) {
+		if op.Store != inventory.Consensus || (op.Op != inventory.OpStock && op.Op != inventory.OpBuy) {
 			return
 		}
 		switch {
-		case op.Outcome == OK:
+		case op.Outcome == inventory.OK:
 			if _, ok := own[op.Version.Wall]; ok {
 				own[op.Version.Wall] = true
 			}
-		case op.Outcome == Unavailable && skus[op.SKU] && !used[op.ID]:
+		case op.Outcome == inventory.Unavailable && skus[op.SKU] && !used[op.ID]:
 			unconfirmed[op.SKU] = append(unconfirmed[op.SKU], op.ID)
 		}
 	})
-	for _, w := range ready {
-		if own[w.rev] {
+	for _, sw := range ready {
+		if own[sw.rev] {
 			continue
 		}
-		if ids := unconfirmed[w.sku]; len(ids) > 0 { // perhaps the lab's own late write
+		if ids := unconfirmed[sw.sku]; len(ids) > 0 { // perhaps the lab's own late write
 			used[ids[0]] = true
-			unconfirmed[w.sku] = ids[1:]
+			unconfirmed[sw.sku] = ids[1:]
 			continue
 		}
-		l.fault(FaultOutsideWrite, nil, fmt.Sprintf(
+		w.happened(inventory.FaultOutsideWrite, nil, fmt.Sprintf(
 			"%s was set to %q at etcd revision %d by a client outside the lab (not one of its operations); the checker judges only the lab's own operations",
-			w.sku, clipValue(w.value, 20), w.rev))
+			sw.sku, clipValue(sw.value, 20), sw.rev), nil)
 	}
 	return keep
 }
 
 // parseConsensusKey splits a consensus store key, /inventory/<epoch>/<sku>.
+// Other keys under the prefix are no SKU's stock (a reservation's fencing
+// token lives at /inventory/<epoch>/<sku>/fence): ok is false for them.
 func parseConsensusKey(key string) (epoch int64, sku string, ok bool) {
-	rest, found := strings.CutPrefix(key, consensusPrefix)
+	rest, found := strings.CutPrefix(key, consensus.Prefix)
 	if !found {
 		return 0, "", false
 	}
 	e, sku, found := strings.Cut(rest, "/")
-	if !found || sku == "" {
+	if !found || !inventory.ValidSKU(sku) {
 		return 0, "", false
 	}
 	epoch, err := strconv.ParseInt(e, 10, 64)

@@ -1,6 +1,10 @@
 package lab
 
-import "sync"
+import (
+	"sync"
+
+	"caplab/lab/inventory"
+)
 
 // maxUnrecordedWrites bounds the ledger of unrecorded writes: at 5,000
 // load writes a second the watcher drains it every outsideSettle (a few
@@ -26,18 +30,18 @@ type unrecordedWrites struct {
 }
 
 // note records an unrecorded operation's write, if it made one.
-func (u *unrecordedWrites) note(op Operation, epoch int64) {
-	if op.Store != Consensus || (op.Op != OpStock && op.Op != OpBuy) {
+func (u *unrecordedWrites) note(op inventory.Operation, epoch int64) {
+	if op.Store != inventory.Consensus || (op.Op != inventory.OpStock && op.Op != inventory.OpBuy) {
 		return
 	}
-	if op.Outcome != OK && op.Outcome != Unavailable {
+	if op.Outcome != inventory.OK && op.Outcome != inventory.Unavailable {
 		return // sold out, conflict, fail-fast, overloaded: nothing written
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.sync(epoch)
 	switch {
-	case op.Outcome == Unavailable:
+	case op.Outcome == inventory.Unavailable:
 		if u.unconfirmed == nil {
 			u.unconfirmed = map[string]int{}
 		}

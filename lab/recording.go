@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"caplab/lab/check"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -53,14 +56,14 @@ type RecordedAction struct {
 	OneWay  bool        `json:"oneWay,omitempty"`
 	RTTMs   float64     `json:"rttMs,omitempty"`
 	// OffsetMs and DriftPpm: a clock setting.
-	OffsetMs float64      `json:"offsetMs,omitempty"`
-	DriftPpm float64      `json:"driftPpm,omitempty"`
-	Seconds  float64      `json:"seconds,omitempty"` // a pause
-	Fenced   bool         `json:"fenced,omitempty"`  // a reservation with a fencing token
-	W        int          `json:"w,omitempty"`
-	R        int          `json:"r,omitempty"`
-	Op       *Operation   `json:"operation,omitempty"` // stock, buy, read
-	Quorum   *QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
+	OffsetMs float64                `json:"offsetMs,omitempty"`
+	DriftPpm float64                `json:"driftPpm,omitempty"`
+	Seconds  float64                `json:"seconds,omitempty"` // a pause
+	Fenced   bool                   `json:"fenced,omitempty"`  // a reservation with a fencing token
+	W        int                    `json:"w,omitempty"`
+	R        int                    `json:"r,omitempty"`
+	Op       *inventory.Operation   `json:"operation,omitempty"` // stock, buy, read
+	Quorum   *inventory.QuorumState `json:"quorum,omitempty"`    // the replicated store's W/R when an operation ran
 }
 
 // Recording is what the lab did since the last reset or StartRecording.
@@ -74,30 +77,43 @@ type Recording struct {
 	BreakerCooldown time.Duration     `json:"breakerCooldown"`
 	BreakerTrips    int               `json:"breakerTrips"` // consecutive unavailable answers that open a breaker
 	// Quorum is the replicated store's W and R when the recording began.
-	Quorum  QuorumState      `json:"quorum"`
-	Actions []RecordedAction `json:"actions"`
+	Quorum  inventory.QuorumState `json:"quorum"`
+	Actions []RecordedAction      `json:"actions"`
 	// Dropped counts actions past MaxRecordedActions, which were not kept.
 	Dropped int `json:"dropped"`
 	// Checks is the checker's verdict, at the time Recording was called,
 	// for every (store, SKU) the recorded operations touched.
-	Checks []CheckResult `json:"checks,omitempty"`
+	Checks []check.Result `json:"checks,omitempty"`
 }
 
-// recorder keeps the actions of one recording. Safe for concurrent use;
-// the zero value records nothing until start.
-type recorder struct {
+// Recorder is the lab's room for the lesson recording: every action taken
+// through the lab's API since the last reset or Start, in order, at most
+// MaxRecordedActions, for the lessons package to render as a lesson (the
+// lab knows nothing of the lesson format). Safe for concurrent use; the
+// zero value records nothing until start.
+type Recorder struct {
 	mu  sync.Mutex
 	rec Recording
+
+	// What a Recording says of the lab it was made on.
+	regions      []string
+	latencyScale float64
+	breaker      guard.BreakerSettings
+	quorum       func() inventory.QuorumState                        // the replicated store's W and R now
+	check        func(inventory.Store, string) (check.Result, error) // Lab.Check
 }
 
-func (r *recorder) start(fromReset bool, quorum QuorumState) {
+// Recorder is the lab's room for the lesson recording.
+func (l *Lab) Recorder() *Recorder { return l.recorder }
+
+func (r *Recorder) start(fromReset bool, quorum inventory.QuorumState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rec.Started, r.rec.FromReset, r.rec.Quorum = time.Now(), fromReset, quorum
 	r.rec.Actions, r.rec.Dropped = nil, 0
 }
 
-func (r *recorder) add(a RecordedAction) {
+func (r *Recorder) add(a RecordedAction) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.rec.Actions) >= MaxRecordedActions {
@@ -115,7 +131,7 @@ func (r *recorder) add(a RecordedAction) {
 	r.rec.Actions = append(r.rec.Actions, a)
 }
 
-func (r *recorder) snapshot() Recording {
+func (r *Recorder) snapshot() Recording {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.rec
@@ -123,33 +139,33 @@ func (r *recorder) snapshot() Recording {
 	return rec
 }
 
-// StartRecording forgets what was recorded and records from now on. A
-// reset does the same (the recording then starts from a fresh lab).
-func (l *Lab) StartRecording() {
-	l.recorder.start(false, l.Quorum())
+// Start forgets what was recorded and records from now on. A reset does
+// the same (the recording then starts from a fresh lab).
+func (r *Recorder) Start() {
+	r.start(false, r.quorum())
 }
 
-// Recording returns what was recorded since the last reset or
-// StartRecording, with the checker's verdict for every store and SKU the
-// recorded operations touched.
-func (l *Lab) Recording() Recording {
-	rec := l.recorder.snapshot()
-	rec.Regions = slices.Clone(l.regions)
+// Recording returns what was recorded since the last reset or Start, with
+// the checker's verdict for every store and SKU the recorded operations
+// touched.
+func (r *Recorder) Recording() Recording {
+	rec := r.snapshot()
+	rec.Regions = slices.Clone(r.regions)
 	rec.Cities = map[string]string{}
-	for _, r := range l.regions {
-		rec.Cities[r] = r
-		if p, ok := nodes.Lookup(r); ok {
-			rec.Cities[r] = p.City
+	for _, g := range r.regions {
+		rec.Cities[g] = g
+		if p, ok := nodes.Lookup(g); ok {
+			rec.Cities[g] = p.City
 		}
 	}
-	rec.LatencyScale = l.cfg.LatencyScale
-	rec.BreakerCooldown = l.cfg.Breaker.Cooldown
-	rec.BreakerTrips = int(l.cfg.Breaker.Threshold)
+	rec.LatencyScale = r.latencyScale
+	rec.BreakerCooldown = r.breaker.Cooldown
+	rec.BreakerTrips = int(r.breaker.Threshold)
 	if rec.BreakerTrips == 0 {
 		rec.BreakerTrips = 3
 	}
 	type key struct {
-		store Store
+		store inventory.Store
 		sku   string
 	}
 	var seen []key
@@ -162,7 +178,7 @@ func (l *Lab) Recording() Recording {
 		return rec // too many to judge quickly; the export leaves the checker step out
 	}
 	for _, k := range seen {
-		if res, err := l.Check(k.store, k.sku); err == nil {
+		if res, err := r.check(k.store, k.sku); err == nil {
 			rec.Checks = append(rec.Checks, res)
 		}
 	}
@@ -182,19 +198,19 @@ type RecordingStatus struct {
 	Message   string    `json:"message"`
 }
 
-// RecordingStatus reports the recording's size without copying it.
-func (l *Lab) RecordingStatus() RecordingStatus {
-	l.recorder.mu.Lock()
-	defer l.recorder.mu.Unlock()
-	r := &l.recorder.rec
-	st := RecordingStatus{Started: r.Started, FromReset: r.FromReset, Actions: len(r.Actions), Max: MaxRecordedActions, Dropped: r.Dropped}
+// Status reports the recording's size without copying it.
+func (r *Recorder) Status() RecordingStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := &r.rec
+	st := RecordingStatus{Started: rec.Started, FromReset: rec.FromReset, Actions: len(rec.Actions), Max: MaxRecordedActions, Dropped: rec.Dropped}
 	switch {
-	case r.Dropped > 0:
-		st.Message = "The recording is full: it kept the first 1,000 actions and left out the " + plural(r.Dropped, "action") + " after them. Save it as a lesson, then reset or start recording again."
-	case len(r.Actions) == 0:
+	case rec.Dropped > 0:
+		st.Message = "The recording is full: it kept the first 1,000 actions and left out the " + plural(rec.Dropped, "action") + " after them. Save it as a lesson, then reset or start recording again."
+	case len(rec.Actions) == 0:
 		st.Message = "Recording: nothing yet."
 	default:
-		st.Message = "Recording: " + plural(len(r.Actions), "action") + " so far."
+		st.Message = "Recording: " + plural(len(rec.Actions), "action") + " so far."
 	}
 	return st
 }
@@ -214,42 +230,26 @@ func WithoutRecording(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noRecording{}, true)
 }
 
-// ---- hooks the action methods call (one line each) ----
-
-// recorded records a region action when err is nil and returns err.
-func (l *Lab) recorded(err error, kind ActionKind, region string) error {
-	if err != nil {
-		return err
-	}
-	a := RecordedAction{Kind: kind, Regions: []string{region}}
-	if kind == ActBridge {
-		f := l.cluster.Fabric()
-		for _, from := range l.regions {
-			for _, to := range l.regions {
-				if from != to && !f.Up(from, to) {
-					a.Cuts = append(a.Cuts, [2]string{from, to})
-				}
-			}
-		}
-	}
-	l.recorder.add(a)
-	return nil
-}
-
-// recordOp records a stock, buy or read as it returned, unless its
-// context says not to (WithoutRecording).
-func (l *Lab) recordOp(ctx context.Context, op Operation, quorum QuorumState) {
+// op records an operation as it returned, unless its context says
+// not to (WithoutRecording): a stock, buy or read with the replicated
+// store's W and R as it began (kind ""), or a reservation (ActReserve,
+// fenced or not).
+func (r *Recorder) op(ctx context.Context, op inventory.Operation, quorum inventory.QuorumState, kind ActionKind, fenced bool) {
 	if ctx.Value(noRecording{}) != nil {
 		return
 	}
-	kind := ActBuy
+	if kind == ActReserve {
+		r.add(RecordedAction{Kind: ActReserve, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Fenced: fenced})
+		return
+	}
+	kind = ActBuy
 	switch op.Op {
-	case OpStock:
+	case inventory.OpStock:
 		kind = ActStock
-	case OpRead:
+	case inventory.OpRead:
 		kind = ActRead
 	}
-	l.recorder.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})
+	r.add(RecordedAction{Kind: kind, At: op.Call, Done: op.Return, Regions: []string{op.Region}, Op: &op, Quorum: &quorum})
 }
 
 // linkAction is the kind of a SetLink.

@@ -1,27 +1,27 @@
-package lab
+package lab_test
 
 import (
 	"strings"
 	"testing"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 func TestRecorderIsBounded(t *testing.T) {
-	var r recorder
-	r.start(true, QuorumState{N: 3, W: 1, R: 1})
-	for range MaxRecordedActions + 5 {
-		r.add(RecordedAction{Kind: ActHeal})
+	r := lab.NewRecorder(inventory.QuorumState{N: 3, W: 1, R: 1})
+	for range lab.MaxRecordedActions + 5 {
+		lab.RecorderAdd(r, lab.RecordedAction{Kind: lab.ActHeal})
 	}
-	rec := r.snapshot()
-	if len(rec.Actions) != MaxRecordedActions || rec.Dropped != 5 || rec.Actions[999].Seq != 1000 {
-		t.Fatalf("kept %d, dropped %d; want %d and 5", len(rec.Actions), rec.Dropped, MaxRecordedActions)
+	rec := lab.RecorderSnapshot(r)
+	if len(rec.Actions) != lab.MaxRecordedActions || rec.Dropped != 5 || rec.Actions[999].Seq != 1000 {
+		t.Fatalf("kept %d, dropped %d; want %d and 5", len(rec.Actions), rec.Dropped, lab.MaxRecordedActions)
 	}
-	l := &Lab{}
-	l.recorder.rec = r.rec
-	if st := l.RecordingStatus(); !strings.Contains(st.Message, "full") || !strings.Contains(st.Message, "5 actions") {
+	if st := r.Status(); !strings.Contains(st.Message, "full") || !strings.Contains(st.Message, "5 actions") {
 		t.Fatalf("status message %q does not say the recording is full", st.Message)
 	}
-	r.start(false, QuorumState{})
-	if rec := r.snapshot(); len(rec.Actions) != 0 || rec.Dropped != 0 || rec.FromReset {
+	lab.RecorderRestart(r, false, inventory.QuorumState{})
+	if rec := lab.RecorderSnapshot(r); len(rec.Actions) != 0 || rec.Dropped != 0 || rec.FromReset {
 		t.Fatalf("start did not forget: %+v", rec)
 	}
 }
@@ -29,24 +29,22 @@ func TestRecorderIsBounded(t *testing.T) {
 // BenchmarkRecorderAdd is the recorder's cost on an operation's path (one
 // lock, one append); past 1,000 actions it only counts.
 func BenchmarkRecorderAdd(b *testing.B) {
-	var r recorder
-	r.start(true, QuorumState{N: 3, W: 1, R: 1})
-	op := Operation{Store: Consensus, SKU: "X", Region: "us-east-1", Op: OpBuy, Qty: 1, Outcome: OK}
-	q := QuorumState{N: 3, W: 1, R: 1}
+	r := lab.NewRecorder(inventory.QuorumState{N: 3, W: 1, R: 1})
+	op := inventory.Operation{Store: inventory.Consensus, SKU: "X", Region: "us-east-1", Op: inventory.OpBuy, Qty: 1, Outcome: inventory.OK}
+	q := inventory.QuorumState{N: 3, W: 1, R: 1}
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			o := op
-			r.add(RecordedAction{Kind: ActBuy, Regions: []string{o.Region}, Op: &o, Quorum: &q})
+			lab.RecorderAdd(r, lab.RecordedAction{Kind: lab.ActBuy, Regions: []string{o.Region}, Op: &o, Quorum: &q})
 		}
 	})
 }
 
 func TestWithoutRecording(t *testing.T) {
-	l := &Lab{}
-	l.recorder.start(true, QuorumState{})
-	l.recordOp(WithoutRecording(t.Context()), Operation{Op: OpBuy}, QuorumState{})
-	l.recordOp(t.Context(), Operation{Op: OpBuy}, QuorumState{})
-	if n := len(l.recorder.snapshot().Actions); n != 1 {
+	r := lab.NewRecorder(inventory.QuorumState{})
+	lab.RecordOp(r, lab.WithoutRecording(t.Context()), inventory.Operation{Op: inventory.OpBuy}, inventory.QuorumState{}, "", false)
+	lab.RecordOp(r, t.Context(), inventory.Operation{Op: inventory.OpBuy}, inventory.QuorumState{}, "", false)
+	if n := len(lab.RecorderSnapshot(r).Actions); n != 1 {
 		t.Fatalf("recorded %d operations, want only the one without WithoutRecording", n)
 	}
 }

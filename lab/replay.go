@@ -6,52 +6,27 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // Any moment since the last reset, shown again: the State as it was at a
 // time T, rebuilt from what the lab recorded — the History's operations,
 // and its faults, each of which carries the network as it left it
-// (FaultNet). Pure functions over recorded data and the live State (which
+// (inventory.FaultNet). Pure functions over recorded data and the live State (which
 // gives the regions' names, places and links): nothing is kept or
 // computed while nobody asks, and a rebuild reads each recorded operation
 // once.
 
-// FaultNet is the network and the regions as a fault left them, recorded
-// with every fault (Fault.Net) and once when the History starts
-// (HistoryView.Start), so that the map of any moment can be drawn again.
-// Links are "from>to" (regions' and zones'). Leaders are as the lab knew
-// them at that moment: an election that followed the fault is not
-// recorded until the next fault.
-type FaultNet struct {
-	Cut  []string `json:"cut,omitempty"`  // links cut, one way each
-	Down []string `json:"down,omitempty"` // regions and zones not running
-	// RTTMs: at the History's start every link's round trip; with a
-	// fault only the links whose round trip differs from the start.
-	RTTMs       map[string]float64  `json:"rttMs,omitempty"`
-	Leader      string              `json:"leader,omitempty"`      // the consensus group's leader, "" none known
-	ZoneLeaders []string            `json:"zoneLeaders,omitempty"` // zones that lead their region's group
-	W           int                 `json:"w"`                     // the replicated store's W and R
-	R           int                 `json:"r"`
-	Speed       float64             `json:"speed,omitempty"`  // the network's speed factor (State.Speed)
-	Clocks      map[string]NetClock `json:"clocks,omitempty"` // regions whose clock is not true time
-}
-
-// NetClock is a region clock's setting in a FaultNet.
-type NetClock struct {
-	OffsetMs float64 `json:"offsetMs"`
-	DriftPpm float64 `json:"driftPpm"`
-}
-
-func linkKey(from, to string) string { return from + ">" + to }
-
 // NetOf is st's network as a FaultNet: with start nil every link's round
 // trip (a History's start), else only the round trips that differ from
 // start's.
-func NetOf(st State, start *FaultNet) *FaultNet {
-	n := &FaultNet{W: st.Replicated.W, R: st.Replicated.R, Speed: st.Speed, RTTMs: map[string]float64{}}
+func NetOf(st State, start *inventory.FaultNet) *inventory.FaultNet {
+	n := &inventory.FaultNet{W: st.Replicated.W, R: st.Replicated.R, Speed: st.Speed, RTTMs: map[string]float64{}}
 	for _, ls := range [][]LinkState{st.Links, st.ZoneLinks} {
 		for _, k := range ls {
-			key := linkKey(k.From, k.To)
+			key := inventory.LinkKey(k.From, k.To)
 			if k.State == "cut" {
 				n.Cut = append(n.Cut, key)
 			}
@@ -69,9 +44,9 @@ func NetOf(st State, start *FaultNet) *FaultNet {
 		}
 		if r.Clock.OffsetMs != 0 || r.Clock.DriftPpm != 0 {
 			if n.Clocks == nil {
-				n.Clocks = map[string]NetClock{}
+				n.Clocks = map[string]inventory.NetClock{}
 			}
-			n.Clocks[r.Name] = NetClock{OffsetMs: r.Clock.OffsetMs, DriftPpm: r.Clock.DriftPpm}
+			n.Clocks[r.Name] = inventory.NetClock{OffsetMs: r.Clock.OffsetMs, DriftPpm: r.Clock.DriftPpm}
 		}
 		for _, z := range r.Zones {
 			switch {
@@ -104,9 +79,9 @@ type Moment struct {
 	At time.Time `json:"at"`
 	// Shops: per store and region, the last buy or read answered by At
 	// (operations a person or a lesson made; a load's are not shown one
-	// by one), in Stores order then the regions' order.
-	Shops  []Operation  `json:"-"`
-	Replay ReplayWindow `json:"replay"`
+	// by one), in inventory.Stores order then the regions' order.
+	Shops  []inventory.Operation `json:"-"`
+	Replay ReplayWindow          `json:"replay"`
 }
 
 // ReplayWindow is what can be shown again: from the History's start (the
@@ -130,7 +105,7 @@ var asRecorded = []string{
 }
 
 // windowOf is h's replay window as of now.
-func windowOf(h HistoryView, now time.Time) ReplayWindow {
+func windowOf(h history.View, now time.Time) ReplayWindow {
 	w := ReplayWindow{From: h.StartedAt, To: now, AsRecorded: slices.Clone(asRecorded)}
 	if h.DroppedOperations > 0 || h.DroppedFaults > 0 {
 		var last time.Time
@@ -143,7 +118,7 @@ func windowOf(h HistoryView, now time.Time) ReplayWindow {
 		w.RecordedUntil = last
 		w.AsRecorded = append(w.AsRecorded, fmt.Sprintf(
 			"The History is full (it keeps %d operations and %d faults since the last reset): it holds nothing after %s; a reset starts it afresh.",
-			MaxHistoryOperations, MaxHistoryFaults, last.Format("15:04:05")))
+			history.MaxOperations, history.MaxFaults, last.Format("15:04:05")))
 	}
 	return w
 }
@@ -156,11 +131,11 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // CheckReplayTime says whether at lies in h's replay window (as of now):
-// nil, or an ErrBadInput naming the window.
-func CheckReplayTime(h HistoryView, at, now time.Time) error {
+// nil, or an inventory.ErrBadInput naming the window.
+func CheckReplayTime(h history.View, at, now time.Time) error {
 	if at.Before(h.StartedAt) || at.After(now) {
 		return fmt.Errorf("%w: %s is outside what can be replayed: from %s (the last reset) to %s (now)",
-			ErrBadInput, at.UTC().Format(time.RFC3339Nano), h.StartedAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+			inventory.ErrBadInput, at.UTC().Format(time.RFC3339Nano), h.StartedAt.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -168,7 +143,7 @@ func CheckReplayTime(h HistoryView, at, now time.Time) error {
 // MomentAt rebuilds the lab at at from the History h, on the shape of
 // live (the lab now: its regions, zones and links), as of now. at must
 // lie in the replay window (CheckReplayTime). It reads h once.
-func MomentAt(live State, h HistoryView, at, now time.Time) (Moment, error) {
+func MomentAt(live State, h history.View, at, now time.Time) (Moment, error) {
 	if err := CheckReplayTime(h, at, now); err != nil {
 		return Moment{}, err
 	}
@@ -179,14 +154,14 @@ func MomentAt(live State, h HistoryView, at, now time.Time) (Moment, error) {
 
 // NetworkAt is live's shape with the network, regions and settings as h
 // recorded them at at; counters are left empty (MomentAt fills them).
-func NetworkAt(live State, h HistoryView, at time.Time) State {
+func NetworkAt(live State, h history.View, at time.Time) State {
 	net, clockSet := netAt(h, at)
 	down := toSet(net.Down)
 	cut := toSet(net.Cut)
 	zoneLeads := toSet(net.ZoneLeaders)
 	st := State{
 		LatencyScale: live.LatencyScale, Speed: net.Speed,
-		Replicated: QuorumState{N: live.Replicated.N, W: net.W, R: net.R},
+		Replicated: inventory.QuorumState{N: live.Replicated.N, W: net.W, R: net.R},
 		Counters:   []StoreCounter{}, Links: []LinkState{}, ZoneLinks: []LinkState{},
 	}
 	if st.Speed == 0 {
@@ -194,7 +169,7 @@ func NetworkAt(live State, h HistoryView, at time.Time) State {
 	}
 	for _, r := range live.Regions {
 		rs := RegionState{Name: r.Name, City: r.City, Lat: r.Lat, Lon: r.Lon, Up: !down[r.Name],
-			ClientURLs: r.ClientURLs, Breakers: map[Store]string{}, Zones: []ZoneState{}}
+			ClientURLs: r.ClientURLs, Breakers: map[inventory.Store]string{}, Zones: []ZoneState{}}
 		switch {
 		case !rs.Up:
 			rs.Consensus = MemberState{Role: "offline"}
@@ -220,7 +195,7 @@ func NetworkAt(live State, h HistoryView, at time.Time) State {
 		st.Regions = append(st.Regions, rs)
 	}
 	link := func(k LinkState) LinkState {
-		key := linkKey(k.From, k.To)
+		key := inventory.LinkKey(k.From, k.To)
 		out := LinkState{From: k.From, To: k.To, State: "up", RTTMs: k.RTTMs, Estimated: k.Estimated}
 		if rtt, ok := net.RTTMs[key]; ok {
 			out.RTTMs = rtt
@@ -242,16 +217,16 @@ func NetworkAt(live State, h HistoryView, at time.Time) State {
 
 // netAt is the network h recorded at at — the start's, changed by the
 // last fault at or before at — and when each region's clock was last set.
-func netAt(h HistoryView, at time.Time) (FaultNet, map[string]time.Time) {
-	var net FaultNet
+func netAt(h history.View, at time.Time) (inventory.FaultNet, map[string]time.Time) {
+	var net inventory.FaultNet
 	if h.Start != nil {
 		net = *h.Start
 	} else {
-		net = FaultNet{W: 1, R: 1}
+		net = inventory.FaultNet{W: 1, R: 1}
 	}
 	start := net.RTTMs
 	clockSet := map[string]time.Time{}
-	var last *Fault
+	var last *inventory.Fault
 	for i := range h.Faults {
 		f := &h.Faults[i]
 		if f.At.After(at) {
@@ -260,7 +235,7 @@ func netAt(h HistoryView, at time.Time) (FaultNet, map[string]time.Time) {
 		if last == nil || f.At.After(last.At) || (f.At.Equal(last.At) && f.ID > last.ID) {
 			last = f
 		}
-		if f.Kind == FaultClock {
+		if f.Kind == inventory.FaultClock {
 			rs := f.Regions
 			if len(rs) == 0 { // every clock reset
 				clear(clockSet)
@@ -297,26 +272,26 @@ func toSet(xs []string) map[string]bool {
 
 // shopOp reports whether op is one a shop shows: a buy or read a person
 // or a lesson made (a load's operations keep no words: sentence.go).
-func shopOp(op *Operation) bool {
-	return (op.Op == OpBuy || op.Op == OpRead) && op.Message != ""
+func shopOp(op *inventory.Operation) bool {
+	return (op.Op == inventory.OpBuy || op.Op == inventory.OpRead) && op.Message != ""
 }
 
 // countsAt counts the outcomes of the operations answered by at, per
 // store, and finds each shop's last answer.
-func countsAt(ops []Operation, at time.Time) ([]StoreCounter, []Operation) {
-	counters := make([]StoreCounter, len(Stores))
-	idx := map[Store]int{}
-	for i, s := range Stores {
+func countsAt(ops []inventory.Operation, at time.Time) ([]StoreCounter, []inventory.Operation) {
+	counters := make([]StoreCounter, len(inventory.Stores))
+	idx := map[inventory.Store]int{}
+	for i, s := range inventory.Stores {
 		counters[i].Store = s
 		idx[s] = i
 	}
 	type shop struct {
-		store  Store
+		store  inventory.Store
 		region string
 	}
 	type window struct{ stocked, sold int }
 	last := map[shop]int{}
-	windows := map[Store]map[string]*window{}
+	windows := map[inventory.Store]map[string]*window{}
 	for i := range ops {
 		op := &ops[i]
 		if op.Return.After(at) {
@@ -328,20 +303,20 @@ func countsAt(ops []Operation, at time.Time) ([]StoreCounter, []Operation) {
 		}
 		c := &counters[si]
 		switch op.Outcome {
-		case OK:
+		case inventory.OK:
 			c.OK++
-		case SoldOut:
+		case inventory.SoldOut:
 			c.SoldOut++
-		case Unavailable:
+		case inventory.Unavailable:
 			c.Unavailable++
-		case FailFast:
+		case inventory.FailFast:
 			c.FailFast++
-		case Conflict:
+		case inventory.Conflict:
 			c.Conflict++
-		case Overloaded:
+		case inventory.Overloaded:
 			c.Overloaded++
 		}
-		if op.Outcome == OK && (op.Op == OpStock || op.Op == OpBuy) {
+		if op.Outcome == inventory.OK && (op.Op == inventory.OpStock || op.Op == inventory.OpBuy) {
 			ws := windows[op.Store]
 			if ws == nil {
 				ws = map[string]*window{}
@@ -352,7 +327,7 @@ func countsAt(ops []Operation, at time.Time) ([]StoreCounter, []Operation) {
 				w = &window{stocked: -1}
 				ws[op.SKU] = w
 			}
-			if op.Op == OpStock {
+			if op.Op == inventory.OpStock {
 				w.stocked, w.sold = op.Qty, 0
 			} else {
 				w.sold += max(1, op.Qty)
@@ -372,11 +347,11 @@ func countsAt(ops []Operation, at time.Time) ([]StoreCounter, []Operation) {
 			}
 		}
 	}
-	shops := make([]Operation, 0, len(last))
+	shops := make([]inventory.Operation, 0, len(last))
 	for _, i := range last {
 		shops = append(shops, ops[i])
 	}
-	slices.SortFunc(shops, func(a, b Operation) int {
+	slices.SortFunc(shops, func(a, b inventory.Operation) int {
 		return cmp.Or(cmp.Compare(idx[a.Store], idx[b.Store]), cmp.Compare(a.Region, b.Region))
 	})
 	return counters, shops
@@ -386,10 +361,10 @@ func countsAt(ops []Operation, at time.Time) ([]StoreCounter, []Operation) {
 // with the network it left (State: NetworkAt just after it), or a shop's
 // answer (Operation, a buy or read a shop showed).
 type ReplayStep struct {
-	At        time.Time  `json:"at"`
-	Fault     *Fault     `json:"fault,omitempty"`
-	State     *State     `json:"state,omitempty"`
-	Operation *Operation `json:"operation,omitempty"`
+	At        time.Time            `json:"at"`
+	Fault     *inventory.Fault     `json:"fault,omitempty"`
+	State     *State               `json:"state,omitempty"`
+	Operation *inventory.Operation `json:"operation,omitempty"`
 }
 
 // MaxReplaySteps bounds a replay's steps: past it, the replay ends
@@ -412,7 +387,7 @@ type Replay struct {
 // window as of now, from not after to): the Moment at from, then every
 // fault (with the network it left) and every shop's answer (by its
 // return) after from up to to.
-func ReplayOf(live State, h HistoryView, from, to, now time.Time) (Replay, error) {
+func ReplayOf(live State, h history.View, from, to, now time.Time) (Replay, error) {
 	if err := CheckReplayTime(h, from, now); err != nil {
 		return Replay{}, err
 	}
@@ -420,7 +395,7 @@ func ReplayOf(live State, h HistoryView, from, to, now time.Time) (Replay, error
 		return Replay{}, err
 	}
 	if to.Before(from) {
-		return Replay{}, fmt.Errorf("%w: a replay's end (%s) is before its start (%s)", ErrBadInput,
+		return Replay{}, fmt.Errorf("%w: a replay's end (%s) is before its start (%s)", inventory.ErrBadInput,
 			to.UTC().Format(time.RFC3339Nano), from.UTC().Format(time.RFC3339Nano))
 	}
 	start, err := MomentAt(live, h, from, now)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkMomentAt: rebuilding the State at a moment 10,000 operations
@@ -21,29 +23,29 @@ import (
 //
 //	go test ./lab -run '^$' -bench MomentAt -benchmem
 func BenchmarkMomentAt(b *testing.B) {
-	for _, n := range []int{10_000, lab.MaxHistoryOperations} {
+	for _, n := range []int{10_000, history.MaxOperations} {
 		b.Run(fmt.Sprintf("ops=%d", n), func(b *testing.B) {
-			h := lab.NewHistory()
+			h := history.New()
 			live := liveState()
 			start := lab.NetOf(live, nil)
 			cut := lab.NetOf(cutSingapore(live), start)
 			healed := lab.NetOf(live, start)
 			regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
-			stores := []lab.Store{lab.Consensus, lab.Replicated, lab.Geo}
+			stores := []inventory.Store{inventory.Consensus, inventory.Replicated, inventory.Geo}
 			t0 := time.Now()
 			var back time.Time // the moment 10,000 operations before the end
 			for i := range n {
 				call := t0.Add(time.Duration(i) * time.Millisecond)
-				op := lab.Operation{Store: stores[i%3], SKU: fmt.Sprintf("SKU-%d", i%50), Region: regions[i%3], Op: lab.OpBuy, Qty: 1,
-					Outcome: lab.OK, Quantity: 5, Call: call, Return: call.Add(3 * time.Millisecond)}
+				op := inventory.Operation{Store: stores[i%3], SKU: fmt.Sprintf("SKU-%d", i%50), Region: regions[i%3], Op: inventory.OpBuy, Qty: 1,
+					Outcome: inventory.OK, Quantity: 5, Call: call, Return: call.Add(3 * time.Millisecond)}
 				if i%10 == 0 {
 					op.Message = "Sold 1, 5 left."
 				}
 				h.AddOperation(op)
 				if i%100 == 0 {
-					f := lab.Fault{Kind: lab.FaultPartition, At: call, Net: cut}
+					f := inventory.Fault{Kind: inventory.FaultPartition, At: call, Net: cut}
 					if i%200 == 0 {
-						f = lab.Fault{Kind: lab.FaultHeal, At: call, Net: healed}
+						f = inventory.Fault{Kind: inventory.FaultHeal, At: call, Net: healed}
 					}
 					h.AddFault(f)
 				}
@@ -55,17 +57,17 @@ func BenchmarkMomentAt(b *testing.B) {
 			// The baseline: the History's copy alone (GET /api/history's cost).
 			b.Run("view", func(b *testing.B) {
 				b.ReportAllocs()
-				cpu0 := processCPU()
+				cpu0 := cpuNow()
 				for b.Loop() {
 					if v := h.View(""); len(v.Operations) != n {
 						b.Fatalf("%d operations", len(v.Operations))
 					}
 				}
-				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N)/1000, "cpu-ms/op")
+				b.ReportMetric(float64((cpuNow()-cpu0).Microseconds())/float64(b.N)/1000, "cpu-ms/op")
 			})
 			b.Run("moment", func(b *testing.B) {
 				b.ReportAllocs()
-				cpu0 := processCPU()
+				cpu0 := cpuNow()
 				for b.Loop() {
 					v := h.View("")
 					v.StartedAt, v.Start = t0, start
@@ -74,15 +76,15 @@ func BenchmarkMomentAt(b *testing.B) {
 						b.Fatalf("%v, %d shops", err, len(m.Shops))
 					}
 				}
-				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N)/1000, "cpu-ms/op")
+				b.ReportMetric(float64((cpuNow()-cpu0).Microseconds())/float64(b.N)/1000, "cpu-ms/op")
 			})
 		})
 	}
 }
 
-// processCPU is the CPU time this process has used (user and system, every
+// cpuNow is the CPU time this process has used (user and system, every
 // thread): on a shared machine, what a rebuild costs whatever else runs.
-func processCPU() time.Duration {
+func cpuNow() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // Tests of the rebuilt moment (replay.go) on recorded data: what the
@@ -20,7 +22,7 @@ func at(ms int) time.Time { return replayT0.Add(time.Duration(ms) * time.Millise
 // round trip, us-east-1 leading.
 func liveState() lab.State {
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-1"}
-	st := lab.State{LatencyScale: 1, Speed: 1, Replicated: lab.QuorumState{N: 3, W: 1, R: 1}}
+	st := lab.State{LatencyScale: 1, Speed: 1, Replicated: inventory.QuorumState{N: 3, W: 1, R: 1}}
 	for _, r := range regions {
 		role := "follower"
 		if r == "us-east-1" {
@@ -48,15 +50,15 @@ func cutSingapore(st lab.State) lab.State {
 	return st
 }
 
-func buy(id int, region string, store lab.Store, out lab.Kind, left, callMs, retMs int) lab.Operation {
-	return lab.Operation{ID: id, Store: store, SKU: "X", Region: region, Op: lab.OpBuy, Qty: 1, Outcome: out, Quantity: left,
+func replayBuy(id int, region string, store inventory.Store, out inventory.Kind, left, callMs, retMs int) inventory.Operation {
+	return inventory.Operation{ID: id, Store: store, SKU: "X", Region: region, Op: inventory.OpBuy, Qty: 1, Outcome: out, Quantity: left,
 		Call: at(callMs), Return: at(retMs), Message: "said " + string(out)}
 }
 
 // replayHistory: stocked at 0.1 s, Singapore cut off at 1 s, a sale on
 // each side during the cut (1.5 s, 2 s), latency to Ireland raised at
 // 2.5 s, healed at 3 s, a sale after (4 s).
-func replayHistory() lab.HistoryView {
+func replayHistory() history.View {
 	live := liveState()
 	start := lab.NetOf(live, nil)
 	cut := cutSingapore(live)
@@ -72,22 +74,22 @@ func replayHistory() lab.HistoryView {
 	for i := range healed.Links {
 		healed.Links[i].State = "up"
 	}
-	stock := lab.Operation{ID: 1, Store: lab.Replicated, SKU: "X", Region: "us-east-1", Op: lab.OpStock, Qty: 1, Outcome: lab.OK, Quantity: 1,
+	stock := inventory.Operation{ID: 1, Store: inventory.Replicated, SKU: "X", Region: "us-east-1", Op: inventory.OpStock, Qty: 1, Outcome: inventory.OK, Quantity: 1,
 		Call: at(90), Return: at(100), Message: "stocked"}
-	return lab.HistoryView{
+	return history.View{
 		StartedAt: replayT0, Start: start,
-		Operations: []lab.Operation{
+		Operations: []inventory.Operation{
 			stock,
-			buy(2, "ap-southeast-1", lab.Replicated, lab.OK, 0, 1400, 1500),
-			buy(3, "us-east-1", lab.Replicated, lab.OK, 0, 1900, 2000),
-			buy(4, "ap-southeast-1", lab.Consensus, lab.Unavailable, 0, 1950, 2300),
-			{ID: 5, Store: lab.Replicated, SKU: "X", Region: "eu-west-1", Op: lab.OpBuy, Qty: 1, Outcome: lab.SoldOut, Call: at(2100), Return: at(2200)}, // a load's: no words
-			buy(6, "us-east-1", lab.Replicated, lab.SoldOut, 0, 3900, 4000),
+			replayBuy(2, "ap-southeast-1", inventory.Replicated, inventory.OK, 0, 1400, 1500),
+			replayBuy(3, "us-east-1", inventory.Replicated, inventory.OK, 0, 1900, 2000),
+			replayBuy(4, "ap-southeast-1", inventory.Consensus, inventory.Unavailable, 0, 1950, 2300),
+			{ID: 5, Store: inventory.Replicated, SKU: "X", Region: "eu-west-1", Op: inventory.OpBuy, Qty: 1, Outcome: inventory.SoldOut, Call: at(2100), Return: at(2200)}, // a load's: no words
+			replayBuy(6, "us-east-1", inventory.Replicated, inventory.SoldOut, 0, 3900, 4000),
 		},
-		Faults: []lab.Fault{
-			{ID: 1, Kind: lab.FaultPartition, Detail: "us-east-1,eu-west-1 | ap-southeast-1", At: at(1000), Net: lab.NetOf(cut, start)},
-			{ID: 2, Kind: lab.FaultLatency, Regions: []string{"us-east-1", "eu-west-1"}, At: at(2500), Net: lab.NetOf(slow, start)},
-			{ID: 3, Kind: lab.FaultHeal, At: at(3000), Net: lab.NetOf(healed, start)},
+		Faults: []inventory.Fault{
+			{ID: 1, Kind: inventory.FaultPartition, Detail: "us-east-1,eu-west-1 | ap-southeast-1", At: at(1000), Net: lab.NetOf(cut, start)},
+			{ID: 2, Kind: inventory.FaultLatency, Regions: []string{"us-east-1", "eu-west-1"}, At: at(2500), Net: lab.NetOf(slow, start)},
+			{ID: 3, Kind: inventory.FaultHeal, At: at(3000), Net: lab.NetOf(healed, start)},
 		},
 	}
 }
@@ -157,7 +159,7 @@ func TestMomentShowsTheCutAfterTheHeal(t *testing.T) {
 				}
 			}
 			for _, c := range m.Counters {
-				if c.Store == lab.Replicated && (c.OK != tc.ok || c.Oversold != tc.oversold) {
+				if c.Store == inventory.Replicated && (c.OK != tc.ok || c.Oversold != tc.oversold) {
 					t.Errorf("replicated counts ok %d oversold %d, want %d and %d", c.OK, c.Oversold, tc.ok, tc.oversold)
 				}
 			}
@@ -185,7 +187,7 @@ func TestMomentOutsideTheWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := lab.MomentAt(liveState(), h, tc.at, now)
-			if !errors.Is(err, lab.ErrBadInput) {
+			if !errors.Is(err, inventory.ErrBadInput) {
 				t.Fatalf("err %v, want ErrBadInput", err)
 			}
 			for _, want := range []string{replayT0.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano), "the last reset"} {
@@ -242,7 +244,7 @@ func TestReplayStepsInOrder(t *testing.T) {
 	if linkOf(r.Start.State, "us-east-1", "ap-southeast-1").State != "up" {
 		t.Errorf("the replay starts with Singapore cut off")
 	}
-	if _, err := lab.ReplayOf(liveState(), h, at(3500), at(500), at(5000)); !errors.Is(err, lab.ErrBadInput) {
+	if _, err := lab.ReplayOf(liveState(), h, at(3500), at(500), at(5000)); !errors.Is(err, inventory.ErrBadInput) {
 		t.Errorf("an end before the start: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkIdleReplication: the CPU the whole process (the lab and its six
@@ -19,7 +22,7 @@ import (
 func BenchmarkIdleReplication(b *testing.B) {
 	for range b.N {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		l, err := New(ctx, Config{LatencyScale: 0, DataDir: b.TempDir(), TickMs: 100, ElectionMs: 1000})
+		l, err := lab.New(ctx, lab.Config{LatencyScale: 0, DataDir: b.TempDir(), TickMs: 100, ElectionMs: 1000})
 		cancel()
 		if err != nil {
 			b.Fatal(err)
@@ -33,7 +36,7 @@ func BenchmarkIdleReplication(b *testing.B) {
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				_, _ = l.Stock(ctx, Replicated, "SKU"+strconv.Itoa(i), regions[i%len(regions)], 5)
+				_, _ = l.Stock(ctx, inventory.Replicated, "SKU"+strconv.Itoa(i), regions[i%len(regions)], 5)
 			})
 		}
 		wg.Wait()
@@ -43,7 +46,7 @@ func BenchmarkIdleReplication(b *testing.B) {
 		time.Sleep(2 * time.Second) // the pushes' echoes settle
 		cpu := map[int64][]float64{}
 		for _, every := range []int64{1, 50, 50, 1} {
-			l.replicated.fullScanEvery.Store(every)
+			lab.ReplicatedOf(l).SetFullScanEvery(every)
 			c0 := processCPU()
 			time.Sleep(3 * time.Second)
 			cpu[every] = append(cpu[every], (processCPU()-c0)/3)

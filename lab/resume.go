@@ -3,6 +3,9 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
+
+	"caplab/lab/store"
+	"caplab/nodes"
 )
 
 // A lab started again on the data directory of an earlier run (see
@@ -19,10 +22,10 @@ type epochs struct {
 	Geo        int64 `json:"geo"` // absent in a note older than the geo store: 0
 }
 
-// resumeEpochs sets the stores' epochs to those the earlier run on this
+// loadEpochs sets the stores' epochs to those the earlier run on this
 // data directory last used (nothing for new data).
-func (l *Lab) resumeEpochs() error {
-	raw, err := l.cluster.LoadNote(epochsNote)
+func loadEpochs(cl *nodes.Cluster, consensus, replicated, geo store.Store) error {
+	raw, err := cl.LoadNote(epochsNote)
 	if err != nil || raw == nil {
 		return err
 	}
@@ -30,17 +33,14 @@ func (l *Lab) resumeEpochs() error {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return fmt.Errorf("the data dir's %s note is damaged (%v): move the directory away or start with another data dir", epochsNote, err)
 	}
-	l.consensus.epoch.Store(e.Consensus)
-	l.replicated.epoch.Store(e.Replicated)
-	l.geo.epoch.Store(e.Geo)
+	consensus.SetEpoch(e.Consensus)
+	replicated.SetEpoch(e.Replicated)
+	geo.SetEpoch(e.Geo)
 	return nil
 }
 
 // saveEpochs records the stores' epochs (after a reset moved them).
-func (l *Lab) saveEpochs() error {
-	raw, _ := json.Marshal(epochs{Consensus: l.consensus.epoch.Load(), Replicated: l.replicated.epoch.Load(), Geo: l.geo.epoch.Load()})
-	return l.cluster.SaveNote(epochsNote, raw)
+func saveEpochs(cl *nodes.Cluster, consensus, replicated, geo store.Store) error {
+	raw, _ := json.Marshal(epochs{Consensus: consensus.Epoch(), Replicated: replicated.Epoch(), Geo: geo.Epoch()})
+	return cl.SaveNote(epochsNote, raw)
 }
-
-// Resumed reports whether the lab started on the data of an earlier run.
-func (l *Lab) Resumed() bool { return l.cluster.Resumed() }

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkBuysVsRevisions: does the consensus store slow down as etcd's
@@ -20,7 +23,7 @@ import (
 func BenchmarkBuysVsRevisions(b *testing.B) {
 	for range b.N {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		l, err := New(ctx, Config{LatencyScale: 0, MaxRetries: 50, DataDir: b.TempDir()})
+		l, err := lab.New(ctx, lab.Config{LatencyScale: 0, MaxRetries: 50, DataDir: b.TempDir()})
 		cancel()
 		if err != nil {
 			b.Fatal(err)
@@ -30,7 +33,7 @@ func BenchmarkBuysVsRevisions(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := range 100 {
-			if o, err := l.Stock(context.Background(), Consensus, "SKU"+strconv.Itoa(i), regions[0], 1_000_000); err != nil || o.Outcome != OK {
+			if o, err := l.Stock(context.Background(), inventory.Consensus, "SKU"+strconv.Itoa(i), regions[0], 1_000_000); err != nil || o.Outcome != inventory.OK {
 				b.Fatalf("stock: %v %s", err, o.Message)
 			}
 		}
@@ -41,8 +44,8 @@ func BenchmarkBuysVsRevisions(b *testing.B) {
 			for c := range 64 {
 				wg.Go(func() {
 					for i := c; time.Now().Before(end); i += 7 {
-						o, _ := l.Buy(context.Background(), Consensus, "SKU"+strconv.Itoa(i%100), regions[c%len(regions)], 1)
-						if o.Outcome == OK {
+						o, _ := l.Buy(context.Background(), inventory.Consensus, "SKU"+strconv.Itoa(i%100), regions[c%len(regions)], 1)
+						if o.Outcome == inventory.OK {
 							ok.Add(1)
 						}
 					}
@@ -52,7 +55,7 @@ func BenchmarkBuysVsRevisions(b *testing.B) {
 			return float64(ok.Load()) / 4
 		}
 		compact := func() int64 {
-			cli, _ := l.cluster.MemberClient(regions[0])
+			cli, _ := l.Cluster().MemberClient(regions[0])
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			resp, err := cli.Get(ctx, "compact-probe")

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode"
 
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -32,7 +33,7 @@ type Words struct {
 // keepWords keeps on op what Say needs of the store's answer: its message
 // and who confirmed it. A load's operations (never shown one by one) keep
 // neither, so that a long run's history costs no more than before.
-func keepWords(op *Operation, out Outcome, load bool) {
+func keepWords(op *inventory.Operation, out inventory.Outcome, load bool) {
 	if load {
 		return
 	}
@@ -45,14 +46,14 @@ func keepWords(op *Operation, out Outcome, load bool) {
 // Say is what op did, in words. It reads only op (its outcome, numbers,
 // the store's message and who answered), so the history says what the
 // live answer said.
-func Say(op Operation) Words {
+func Say(op inventory.Operation) Words {
 	msg := strings.TrimSpace(op.Message)
 	low := strings.ToLower(msg)
 	w := Words{}
 	switch op.Op {
-	case OpRead:
+	case inventory.OpRead:
 		w = sayRead(op, low)
-	case OpStock:
+	case inventory.OpStock:
 		w = sayStock(op, msg)
 	default:
 		w = sayBuy(op, low)
@@ -72,13 +73,13 @@ func Say(op Operation) Words {
 	return w
 }
 
-func sayRead(op Operation, low string) Words {
-	if op.Outcome == OK {
+func sayRead(op inventory.Operation, low string) Words {
+	if op.Outcome == inventory.OK {
 		why := strconv.Itoa(op.Quantity) + " in stock"
 		switch {
-		case op.Consistency == Serializable || strings.Contains(low, "own copy"):
+		case op.Consistency == inventory.Serializable || strings.Contains(low, "own copy"):
 			why += " (local copy, may be stale)"
-		case op.Store == Geo && strings.Contains(low, "stranded"):
+		case op.Store == inventory.Geo && strings.Contains(low, "stranded"):
 			why += " here; the rest is out of reach"
 		}
 		return Words{Tag: "Read", Why: why}
@@ -88,8 +89,8 @@ func sayRead(op Operation, low string) Words {
 	return w
 }
 
-func sayStock(op Operation, msg string) Words {
-	if op.Outcome == OK {
+func sayStock(op inventory.Operation, msg string) Words {
+	if op.Outcome == inventory.OK {
 		why := units(op.Qty)
 		if len(op.Allocations) > 0 {
 			why += ", split " + splitWords(op.Allocations)
@@ -103,12 +104,12 @@ func sayStock(op Operation, msg string) Words {
 
 // sayBuy is a buy's (or reservation's) outcome; reads and stock writes
 // that fail share its refusals.
-func sayBuy(op Operation, low string) Words {
+func sayBuy(op inventory.Operation, low string) Words {
 	if strings.HasPrefix(low, "stranded") {
 		return stranded(op.Message)
 	}
 	switch op.Outcome {
-	case OK:
+	case inventory.OK:
 		why := strconv.Itoa(op.Quantity) + " left"
 		switch {
 		case strings.Contains(low, "borrowed"):
@@ -121,15 +122,15 @@ func sayBuy(op Operation, low string) Words {
 			why += " · the storage checked the lock's token"
 		case strings.Contains(low, "took the lock"):
 			why += " · the storage trusted the lock"
-		case op.Store == Geo:
+		case op.Store == inventory.Geo:
 			why += " · no ocean crossed"
-		case op.Store == Replicated && len(op.AnsweredBy) > 0:
+		case op.Store == inventory.Replicated && len(op.AnsweredBy) > 0:
 			why += " · " + confirmedBy(op.AnsweredBy)
-		case op.Store == Consensus:
+		case op.Store == inventory.Consensus:
 			why += " · a majority agreed"
 		}
 		return Words{Tag: "Sold", Why: why}
-	case SoldOut:
+	case inventory.SoldOut:
 		why := "nothing left to sell"
 		if strings.Contains(low, "no other region") {
 			why = "none here, none to borrow"
@@ -137,16 +138,16 @@ func sayBuy(op Operation, low string) Words {
 			why = "not enough left"
 		}
 		return Words{Tag: "Sold out", Why: why}
-	case FailFast:
+	case inventory.FailFast:
 		return Words{Tag: "Refused at once", Why: "breaker open: nothing sent"}
-	case Overloaded:
+	case inventory.Overloaded:
 		return Words{Tag: "Too busy", Why: "gateway full: not sent, try again"}
-	case Conflict:
+	case inventory.Conflict:
 		if strings.Contains(low, "fencing token") {
 			return Words{Tag: "Fenced off", Why: "its lock token was stale: nothing sold twice"}
 		}
 		return Words{Tag: "Gave up", Why: "stock kept changing"}
-	case Unavailable:
+	case inventory.Unavailable:
 		return refusal(op.Message)
 	}
 	return Words{Tag: strings.ReplaceAll(string(op.Outcome), "_", " "), Why: firstSentence(op.Message)}
@@ -200,7 +201,7 @@ func refusal(msg string) Words {
 }
 
 // took is how long op took, as the live answer's LatencyMs rounds it.
-func took(op Operation) string {
+func took(op inventory.Operation) string {
 	ms := math.Round(float64(op.Return.Sub(op.Call).Microseconds())/10) / 100
 	if ms >= 1000 {
 		return strconv.FormatFloat(ms/1000, 'f', 1, 64) + " s"
@@ -208,16 +209,16 @@ func took(op Operation) string {
 	return strconv.FormatFloat(math.Round(ms), 'f', 0, 64) + " ms"
 }
 
-func whoAnswered(op Operation) string {
+func whoAnswered(op inventory.Operation) string {
 	switch {
-	case op.Outcome == FailFast || op.Outcome == Overloaded:
+	case op.Outcome == inventory.FailFast || op.Outcome == inventory.Overloaded:
 		return "nothing was sent"
 	case len(op.AnsweredBy) == 0:
-		if op.Outcome == OK || op.Outcome == SoldOut {
+		if op.Outcome == inventory.OK || op.Outcome == inventory.SoldOut {
 			return "answered"
 		}
 		return "no region answered"
-	case op.Outcome == OK:
+	case op.Outcome == inventory.OK:
 		return "confirmed by " + joinAnd(cities(op.AnsweredBy))
 	}
 	return "answered by " + joinAnd(cities(op.AnsweredBy))
@@ -232,7 +233,7 @@ func confirmedBy(regions []string) string {
 
 // SayFault is a recorded fault in words ("The network splits: N. Virginia,
 // Ireland | Singapore.").
-func SayFault(f Fault) string {
+func SayFault(f inventory.Fault) string {
 	names := joinAnd(cities(f.Regions))
 	pair := func() (string, string, bool) { // "a <-> b" / "a -> b"
 		if len(f.Regions) != 2 {
@@ -242,20 +243,20 @@ func SayFault(f Fault) string {
 		return a, b, strings.Contains(f.Detail, " -> ")
 	}
 	switch f.Kind {
-	case FaultPartition:
+	case inventory.FaultPartition:
 		groups := strings.Split(f.Detail, " | ")
 		for i, g := range groups {
 			groups[i] = joinAnd(cities(strings.Split(g, ",")))
 		}
 		return "The network splits: " + strings.Join(groups, " | ") + " can no longer reach each other."
-	case FaultCut:
+	case inventory.FaultCut:
 		if a, b, oneWay := pair(); a != "" {
 			if oneWay {
 				return "Messages from " + a + " to " + b + " are dropped; the other way still works."
 			}
 			return "The link between " + a + " and " + b + " is cut."
 		}
-	case FaultHeal:
+	case inventory.FaultHeal:
 		if a, b, oneWay := pair(); a != "" {
 			if oneWay {
 				return "Messages from " + a + " to " + b + " get through again."
@@ -263,21 +264,21 @@ func SayFault(f Fault) string {
 			return "The link between " + a + " and " + b + " is back up."
 		}
 		return "Every link is back up."
-	case FaultLatency:
+	case inventory.FaultLatency:
 		if i := strings.LastIndex(f.Detail, ": "); i > 0 && len(f.Regions) == 2 {
 			return "A round trip between " + names + " now takes " + strings.TrimSuffix(f.Detail[i+2:], " round trip") + "."
 		}
-	case FaultCrash:
+	case inventory.FaultCrash:
 		return names + " crashes: its servers stop without warning."
-	case FaultRestart:
+	case inventory.FaultRestart:
 		return names + " restarts from its disk."
-	case FaultLead:
+	case inventory.FaultLead:
 		return names + " now leads the consensus group."
-	case FaultQuorum:
+	case inventory.FaultQuorum:
 		return "The replicated store now runs with " + f.Detail + "."
-	case FaultReset:
+	case inventory.FaultReset:
 		return "The lab starts afresh: empty shelves, every link up, every region running."
-	case FaultClock:
+	case inventory.FaultClock:
 		if len(f.Regions) == 0 {
 			return "Every clock reads true time again."
 		}
@@ -292,11 +293,11 @@ func SayFault(f Fault) string {
 			s += " (" + strings.TrimSpace(drift) + ")"
 		}
 		return s + ": every timestamp it writes is off by that much, and nothing else notices."
-	case FaultMerge:
+	case inventory.FaultMerge:
 		return f.Detail
-	case FaultSpeed:
+	case inventory.FaultSpeed:
 		return "The network runs faster: " + f.Detail + "."
-	case FaultPause:
+	case inventory.FaultPause:
 		if _, d, ok := strings.Cut(f.Detail, " paused for "); ok {
 			return names + "'s shop freezes for " + d + " (a long GC pause): it sends nothing, not even its lock's heartbeats."
 		}
@@ -350,14 +351,6 @@ func splitWords(a map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// unitsAre is "1 unit is", "3 units are".
-func unitsAre(n int) string {
-	if n == 1 {
-		return "1 unit is"
-	}
-	return units(n) + " are"
-}
-
 func units(n int) string {
 	if n == 1 {
 		return "1 unit"
@@ -399,11 +392,11 @@ func firstSentence(s string) string {
 
 // SayOutcome is Say for a store's answer as the API returns it (an
 // operation that took o.LatencyMs).
-func SayOutcome(o Outcome) Words {
-	op := Operation{Store: o.Store, Region: o.Region, SKU: o.SKU, Op: o.Op, Qty: o.Qty, Consistency: o.Consistency,
+func SayOutcome(o inventory.Outcome) Words {
+	op := inventory.Operation{Store: o.Store, Region: o.Region, SKU: o.SKU, Op: o.Op, Qty: o.Qty, Consistency: o.Consistency,
 		Outcome: o.Outcome, Quantity: o.Quantity, Message: o.Message, AnsweredBy: o.AnsweredBy}
 	op.Return = op.Call.Add(time.Duration(math.Round(o.LatencyMs * float64(time.Millisecond))))
-	if o.Op == OpStock {
+	if o.Op == inventory.OpStock {
 		op.Allocations = map[string]int{}
 		for r, a := range o.Allocations {
 			op.Allocations[r] = a.Quantity

@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"bufio"
@@ -16,6 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 var (
@@ -72,14 +77,14 @@ func TestSoakPartitionHeal(t *testing.T) {
 		healedFor = 100 * time.Millisecond
 		buyPause  = 25 * time.Millisecond // per buyer, between an answer and its next buy
 	)
-	l := newLab(t, Config{LatencyScale: 0})
+	l := newLab(t, lab.Config{LatencyScale: 0})
 	deadline := l.RequestTimeout()
 	slack := 500 * time.Millisecond // scheduling on a loaded 2-core machine
 	sku := func(i int) string { return fmt.Sprintf("SOAK-%d", i) }
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		for i := range skus {
 			o, err := l.Stock(ctxT(t, 30*time.Second), st, sku(i), "us-east-1", units)
-			if err != nil || o.Outcome != OK {
+			if err != nil || o.Outcome != inventory.OK {
 				t.Fatalf("stock %s %s: %v %+v", st, sku(i), err, o)
 			}
 		}
@@ -150,7 +155,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { stopWatch(); <-watchDone })
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		for ri, region := range l.Regions() {
 			wg.Add(1)
 			go func() {
@@ -185,7 +190,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 					} else if took > deadline+slack {
 						lateN.Add(1)
 						select {
-						case late <- fmt.Sprintf("%s buy from %s took %v (%s; the lab measured %.0f ms inside; %q), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, o.LatencyMs, clipValue(o.Message, 120), deadline):
+						case late <- fmt.Sprintf("%s buy from %s took %v (%s; the lab measured %.0f ms inside; %q), deadline %v", st, region, took.Round(time.Millisecond), o.Outcome, o.LatencyMs, lab.ClipValue(o.Message, 120), deadline):
 						default:
 						}
 					}
@@ -224,7 +229,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		s := soakSample{cycle: cycle, goroutines: runtime.NumGoroutine(), rss: rssBytes(), heap: ms.HeapInuse, live: ms.HeapAlloc, ops: ops.Load(),
-			recorded: l.history.current().recorded()}
+			recorded: lab.HistoryOf(l).Stored()}
 		samples = append(samples, s)
 		t.Logf("cycle %4d: %5d goroutines, RSS %6.1f MB, Go heap %6.1f MB (live %6.1f MB), %6d buys so far, %6d operations in the history",
 			cycle, s.goroutines, float64(s.rss)/(1<<20), float64(s.heap)/(1<<20), float64(s.live)/(1<<20), s.ops, s.recorded)
@@ -238,11 +243,11 @@ func TestSoakPartitionHeal(t *testing.T) {
 				rest = append(rest, r)
 			}
 		}
-		if err := l.Partition([][]string{{cut}, rest}); err != nil {
+		if err := l.Faults().Partition([][]string{{cut}, rest}); err != nil {
 			t.Fatalf("cycle %d: partition: %v", c, err)
 		}
 		time.Sleep(cutFor)
-		if err := l.HealAll(); err != nil {
+		if err := l.Faults().HealAll(); err != nil {
 			t.Fatalf("cycle %d: heal: %v", c, err)
 		}
 		time.Sleep(healedFor)
@@ -261,7 +266,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 	}
 	elapsed := time.Since(started)
 	stopBuyers()
-	for _, st := range Stores {
+	for _, st := range inventory.Stores {
 		if w, ok := worst.Load(st); ok {
 			t.Logf("%s: slowest answer %v (deadline %v)", st, w.(time.Duration).Round(time.Millisecond), deadline)
 		}
@@ -347,7 +352,7 @@ func TestSoakPartitionHeal(t *testing.T) {
 	}
 	if last := samples[len(samples)-1]; last.recorded > base.recorded {
 		t.Logf("live Go heap: %+.0f bytes per recorded operation from cycle %d to %d (the history's slot is %d bytes)",
-			float64(int64(last.live)-int64(base.live))/float64(last.recorded-base.recorded), base.cycle, last.cycle, historyOpBytes)
+			float64(int64(last.live)-int64(base.live))/float64(last.recorded-base.recorded), base.cycle, last.cycle, history.OpBytes)
 	}
 
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -356,13 +361,13 @@ func TestSoakPartitionHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := time.Now()
-	hist := l.history.Operations(Consensus, "")
-	res, _ := Check(hist, Consensus, "", time.Minute)
+	hist := lab.HistoryOf(l).Operations(inventory.Consensus, "")
+	res, _ := check.Operations(hist, inventory.Consensus, "", time.Minute)
 	t.Logf("consensus: %d operations checked in %v: linearizable %v, indeterminate %d", res.Operations, time.Since(checked).Round(time.Millisecond), res.Linearizable, res.Indeterminate)
 	if !res.Linearizable {
 		t.Errorf("the consensus store is not linearizable after the soak: %+v", res)
 	}
-	if dropped, _ := l.history.Dropped(); dropped > 0 {
+	if dropped, _ := lab.HistoryOf(l).Dropped(); dropped > 0 {
 		t.Errorf("the history dropped %d operations: the soak outgrew the cap", dropped)
 	}
 }

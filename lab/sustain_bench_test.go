@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"context"
@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 var sustainFor = flag.Duration("sustain", 20*time.Second, "how long BenchmarkSustainedBuys buys")
@@ -29,9 +32,9 @@ var sustainFor = flag.Duration("sustain", 20*time.Second, "how long BenchmarkSus
 //	go test ./lab -run '^$' -bench SustainedBuys -benchtime 1x -sustain 90s
 func BenchmarkSustainedBuys(b *testing.B) {
 	for range b.N {
-		l := benchLab(b, Config{})
+		l := benchLab(b, lab.Config{})
 		ctx := context.Background()
-		for _, s := range []Store{Consensus, Replicated} {
+		for _, s := range []inventory.Store{inventory.Consensus, inventory.Replicated} {
 			if _, err := l.Stock(ctx, s, "DROP", "us-east-1", 1_000_000); err != nil {
 				b.Fatal(err)
 			}
@@ -65,10 +68,10 @@ func BenchmarkSustainedBuys(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				store := []Store{Consensus, Replicated}[w%2]
+				store := []inventory.Store{inventory.Consensus, inventory.Replicated}[w%2]
 				for i := 0; time.Now().Before(stop); i++ {
 					cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-					_, _ = l.Buy(cctx, store, "DROP", l.regions[(w+i)%len(l.regions)], 1)
+					_, _ = l.Buy(cctx, store, "DROP", l.Regions()[(w+i)%len(l.Regions())], 1)
 					cancel()
 					if n := buys.Add(1); n%1000 == 0 {
 						take()

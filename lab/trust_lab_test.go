@@ -1,4 +1,4 @@
-package lab
+package lab_test
 
 import (
 	"bytes"
@@ -8,6 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/audit"
+	"caplab/lab/check"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // The trust tests on a real lab: unrecorded writes racing recorded ones
@@ -20,7 +26,7 @@ import (
 // unrecorded buy answered unavailable (then it may land any time, and a
 // gap it opened never ends) and how many unrecorded buys may have written
 // (a busy machine's timeouts can open breakers, which then refuse all).
-func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded func(i int) bool) (unrecordedUnavailable bool, unrecordedWrites int) {
+func raceBuys(t *testing.T, l *lab.Lab, store inventory.Store, sku string, n int, recorded func(i int) bool) (unrecordedUnavailable bool, unrecordedWrites int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -29,15 +35,15 @@ func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded fun
 			ctx := context.Background()
 			rec := recorded(i)
 			if !rec {
-				ctx = WithOpRecording(ctx, OpRecording{SkipHistory: true, SkipPublish: true})
+				ctx = lab.WithOpRecording(ctx, lab.OpRecording{SkipHistory: true, SkipPublish: true})
 			}
-			o, err := l.Buy(ctx, store, sku, l.regions[i%len(l.regions)], 1)
+			o, err := l.Buy(ctx, store, sku, l.Regions()[i%len(l.Regions())], 1)
 			if err != nil {
 				t.Errorf("buy: %v", err)
 				return
 			}
 			if !rec {
-				wrote, mayLand := mayWrite(Operation{Store: store, Op: OpBuy, Outcome: o.Outcome})
+				wrote, mayLand := history.MayWrite(inventory.Operation{Store: store, Op: inventory.OpBuy, Outcome: o.Outcome})
 				mu.Lock()
 				unrecordedUnavailable = unrecordedUnavailable || mayLand
 				if wrote {
@@ -58,8 +64,8 @@ func raceBuys(t *testing.T, l *Lab, store Store, sku string, n int, recorded fun
 // learner clicks later). Every verdict is linearizable, says where it was
 // cut, and the memory export judged from the file gives the same verdicts.
 func TestUnrecordedWritesNeverAccuse(t *testing.T) {
-	l := newLab(t, Config{})
-	for _, store := range []Store{Consensus, Geo} {
+	l := newLab(t, lab.Config{})
+	for _, store := range []inventory.Store{inventory.Consensus, inventory.Geo} {
 		stockUntilOK(t, l, store, "BUDGET", 1000)
 		// The budget: the first 40 buys by dispatch are recorded, then none.
 		var n int64
@@ -68,12 +74,12 @@ func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 
 		// The unsampled SKU: driven unrecorded, then restocked and bought,
 		// recorded.
-		ctx := WithOpRecording(context.Background(), OpRecording{SkipHistory: true, SkipPublish: true})
+		ctx := lab.WithOpRecording(context.Background(), lab.OpRecording{SkipHistory: true, SkipPublish: true})
 		o, err := l.Stock(ctx, store, "UNSAMPLED", "us-east-1", 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stockWrote, stockLate := mayWrite(Operation{Store: store, Op: OpStock, Outcome: o.Outcome})
+		stockWrote, stockLate := history.MayWrite(inventory.Operation{Store: store, Op: inventory.OpStock, Outcome: o.Outcome})
 		late, unsampledWrites := raceBuys(t, l, store, "UNSAMPLED", 30, func(int) bool { return false })
 		late = late || stockLate
 		if stockWrote {
@@ -111,12 +117,12 @@ func TestUnrecordedWritesNeverAccuse(t *testing.T) {
 // stockUntilOK stocks sku until the store answers ok (within 30 s): a
 // burst of concurrent buys on a busy machine (the race detector's) can
 // time out and open a region's breaker for its cool-down.
-func stockUntilOK(t *testing.T, l *Lab, store Store, sku string, n int) {
+func stockUntilOK(t *testing.T, l *lab.Lab, store inventory.Store, sku string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		o, err := l.Stock(ctxT(t, 30*time.Second), store, sku, l.Leader(), n)
-		if mustOutcome(t, o, err).Outcome == OK {
+		if mustOutcome(t, o, err).Outcome == inventory.OK {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -130,14 +136,14 @@ func stockUntilOK(t *testing.T, l *Lab, store Store, sku string, n int) {
 // flight; those past the cap are noted as a gap at their call, so the
 // verdict stays linearizable and says the history was full.
 func TestHistoryCapWithBuysInFlight(t *testing.T) {
-	l := newLab(t, Config{})
-	stock(t, l, Consensus, "us-east-1", 1000)
+	l := newLab(t, lab.Config{})
+	stock(t, l, inventory.Consensus, "us-east-1", 1000)
 	t0 := time.Now()
-	for range MaxHistoryOperations - 30 {
-		l.history.AddOperation(Operation{Store: Replicated, SKU: "FILL", Op: OpRead, Outcome: OK, Call: t0, Return: t0})
+	for range history.MaxOperations - 30 {
+		lab.HistoryOf(l).AddOperation(inventory.Operation{Store: inventory.Replicated, SKU: "FILL", Op: inventory.OpRead, Outcome: inventory.OK, Call: t0, Return: t0})
 	}
-	raceBuys(t, l, Consensus, "IPHONE", 90, func(int) bool { return true })
-	res, err := l.Check(Consensus, "IPHONE")
+	raceBuys(t, l, inventory.Consensus, "IPHONE", 90, func(int) bool { return true })
+	res, err := l.Check(inventory.Consensus, "IPHONE")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +152,10 @@ func TestHistoryCapWithBuysInFlight(t *testing.T) {
 		t.Fatalf("past the cap: %+v", res)
 	}
 	changed := false // a buy past the cap that may have written (a busy machine's breakers may refuse them all)
-	for _, g := range l.gaps.snapshot(Consensus, "IPHONE") {
-		changed = changed || !g.harmless()
+	for _, g := range lab.GapsOf(l).Snapshot(inventory.Consensus, "IPHONE") {
+		changed = changed || !g.Harmless()
 	}
-	if changed && (len(res.Cuts) == 0 || res.Cuts[0].Reason != GapHistoryFull || !strings.Contains(res.Explanation, "history was full")) {
+	if changed && (len(res.Cuts) == 0 || res.Cuts[0].Reason != inventory.GapHistoryFull || !strings.Contains(res.Explanation, "history was full")) {
 		t.Errorf("writes past the cap, yet the verdict names no cut at the full history: %+v", res)
 	}
 	compareMemoryExport(t, l)
@@ -158,13 +164,13 @@ func TestHistoryCapWithBuysInFlight(t *testing.T) {
 // compareMemoryExport writes the lab's memory export, reads it back and
 // judges every (store, SKU) in it: the same verdicts as Check, but for the
 // geo store's live figures.
-func compareMemoryExport(t *testing.T, l *Lab) {
+func compareMemoryExport(t *testing.T, l *lab.Lab) {
 	t.Helper()
 	var b bytes.Buffer
-	if err := l.Export(&b, ExportJSONL, ExportFilter{}); err != nil {
+	if err := l.Export(&b, audit.FormatJSONL, audit.Filter{}); err != nil {
 		t.Fatal(err)
 	}
-	h, err := ReadHistory(&b, "export.jsonl", "")
+	h, err := audit.ReadHistory(&b, "export.jsonl", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +182,13 @@ func compareMemoryExport(t *testing.T, l *Lab) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Judge(h.Recorded(s.Store, s.SKU), s.Store, s.SKU, time.Minute)
+		got := check.Judge(h.Recorded(s.Store, s.SKU), s.Store, s.SKU, time.Minute)
 		if want.Geo != nil {
 			g := *want.Geo
 			g.Conservation, g.AuditError, g.Stranded, g.Borrowed = nil, "", 0, 0
 			want.Geo = &g
 		}
-		for _, r := range []*CheckResult{&want, &got} {
+		for _, r := range []*check.Result{&want, &got} {
 			for i := range r.Cuts {
 				r.Cuts[i].At, r.Cuts[i].Resumed = r.Cuts[i].At.Round(0).UTC(), r.Cuts[i].Resumed.Round(0).UTC()
 			}

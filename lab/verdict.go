@@ -1,16 +1,22 @@
 package lab
 
 import (
-	"context"
 	"io"
-	"time"
+	"slices"
+
+	"caplab/lab/check"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
-// The lab's side of the checker: what it records of each operation at its
-// call, and the verdicts it computes from what it recorded (judge.go).
-
-// CheckTimeout bounds the checker's linearizability search.
-const CheckTimeout = 10 * time.Second
+// records is what the lab records for its verdicts: the History, the geo
+// store's call log and the recording gaps between them.
+type records struct {
+	history *history.History
+	geoLog  *history.GeoLog
+	gaps    *history.Gaps
+	regions []string
+}
 
 // opRecord is what the lab decided at an operation's call about recording
 // it: keep it in the History, or — a write left out (WithOpRecording, or
@@ -19,39 +25,39 @@ const CheckTimeout = 10 * time.Second
 type opRecord struct {
 	keep bool
 	gap  bool
-	tok  gapToken
+	tok  history.GapToken
 }
 
-// beginRecord decides, at op's call (op.Call set, nothing sent yet),
+// begin decides, at op's call (op.Call set, nothing sent yet),
 // whether op will be recorded.
-func (l *Lab) beginRecord(rec OpRecording, op Operation) opRecord {
-	if !rec.SkipHistory && l.history.reserve() {
-		l.gaps.recordedBegin(op.Store, op.SKU, op.Op, op.Call)
+func (rs *records) begin(rec OpRecording, op inventory.Operation) opRecord {
+	if !rec.SkipHistory && rs.history.Reserve() {
+		rs.gaps.RecordedBegin(op.Store, op.SKU, op.Op, op.Call)
 		return opRecord{keep: true}
 	}
-	if op.Op != OpStock && op.Op != OpBuy {
+	if op.Op != inventory.OpStock && op.Op != inventory.OpBuy {
 		return opRecord{} // a read changes nothing: leaving it out is harmless
 	}
-	why := GapSkipped
+	why := inventory.GapSkipped
 	if !rec.SkipHistory {
-		why = GapHistoryFull
+		why = inventory.GapHistoryFull
 	}
-	return opRecord{gap: true, tok: l.gaps.begin(op.Store, op.SKU, op.Call, why)}
+	return opRecord{gap: true, tok: rs.gaps.Begin(op.Store, op.SKU, op.Call, why)}
 }
 
-// endRecord records op as beginRecord decided (with its answer and return
+// end records op as begin decided (with its answer and return
 // time) and reports whether the History kept it; an operation dropped at
 // the cap still gets an ID.
-func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, bool) {
+func (rs *records) end(r opRecord, rec OpRecording, op inventory.Operation) (inventory.Operation, bool) {
 	if r.gap {
-		wrote, mayLand := mayWrite(op)
-		l.gaps.end(r.tok, op.Return, wrote, mayLand)
+		wrote, mayLand := history.MayWrite(op)
+		rs.gaps.End(r.tok, op.Return, wrote, mayLand)
 	}
 	switch {
 	case r.keep:
-		return l.history.addOperation(op)
+		return rs.history.AddReserved(op)
 	case !rec.SkipHistory:
-		return l.history.drop(op), false
+		return rs.history.Drop(op), false
 	}
 	return op, false
 }
@@ -60,18 +66,19 @@ func (l *Lab) endRecord(r opRecord, rec OpRecording, op Operation) (Operation, b
 // since the last reset: the input of its verdict. The History is read
 // first, the gaps last, so that every gap a recorded answer could have
 // seen is in it (gaps are noted before their writes are sent).
-func (l *Lab) Recorded(store Store, sku string) Recorded {
-	return l.recordedOf(store, sku, countsForCheck)
+func (l *Lab) Recorded(store inventory.Store, sku string) check.Recorded {
+	return l.records.of(store, sku, check.Relevant)
 }
 
-func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Recorded {
-	ops := l.history.Select(store, sku, keep)
-	dropped, _ := l.history.Dropped()
-	rec := Recorded{Operations: ops, Regions: l.Regions(), Dropped: dropped}
-	if store == Geo {
-		rec.GeoCalls = l.geo.log.snapshot(sku)
+// of is what was recorded of store's SKU, of the operations keep keeps.
+func (rs *records) of(store inventory.Store, sku string, keep func(*inventory.Operation) bool) check.Recorded {
+	ops := rs.history.Select(store, sku, keep)
+	dropped, _ := rs.history.Dropped()
+	rec := check.Recorded{Operations: ops, Regions: slices.Clone(rs.regions), Dropped: dropped}
+	if store == inventory.Geo {
+		rec.GeoCalls = rs.geoLog.Calls(sku)
 	}
-	rec.Gaps = l.gaps.snapshot(store, sku)
+	rec.Gaps = rs.gaps.Snapshot(store, sku)
 	return rec
 }
 
@@ -82,48 +89,34 @@ func (l *Lab) recordedOf(store Store, sku string, keep func(*Operation) bool) Re
 // segment takes. For the geo store it adds the live conservation audit of
 // the regional groups (GeoCheck.Conservation), which reads the stores and
 // so is no part of the verdict a recorded history reproduces.
-func (l *Lab) Check(store Store, sku string) (CheckResult, error) {
-	if _, err := ParseStore(string(store)); err != nil {
-		return CheckResult{}, err
+func (l *Lab) Check(store inventory.Store, sku string) (check.Result, error) {
+	if _, err := inventory.ParseStore(string(store)); err != nil {
+		return check.Result{}, err
 	}
 	if sku != "" {
-		if err := CheckSKU(sku); err != nil {
-			return CheckResult{}, err
+		if err := inventory.CheckSKU(sku); err != nil {
+			return check.Result{}, err
 		}
 	}
-	res := judge(l.Recorded(store, sku), store, sku, CheckTimeout, &l.verdicts)
-	if store == Geo {
-		l.auditGeo(&res) // geo_lab.go
+	res := l.verdicts.Judge(l.Recorded(store, sku), store, sku, check.Timeout)
+	if store == inventory.Geo {
+		l.geoRoom.live(&res)
 	}
 	return res, nil
 }
 
 // Visualize writes the checker's HTML view of one store and SKU.
-func (l *Lab) Visualize(store Store, sku string, w io.Writer) error {
-	if _, err := ParseStore(string(store)); err != nil {
+func (l *Lab) Visualize(store inventory.Store, sku string, w io.Writer) error {
+	if _, err := inventory.ParseStore(string(store)); err != nil {
 		return err
 	}
-	if err := CheckSKU(sku); err != nil {
+	if err := inventory.CheckSKU(sku); err != nil {
 		return err
 	}
-	all := func(*Operation) bool { return true } // the picture shows what was left out too
-	return VisualizeRecorded(l.recordedOf(store, sku, all), store, sku, w)
+	all := func(*inventory.Operation) bool { return true } // the picture shows what was left out too
+	return check.VisualizeRecorded(l.records.of(store, sku, all), store, sku, w)
 }
 
-// auditGeo adds the live part of the geo verdict: the stores' counters of
-// stranded and borrowed units, and (one SKU) the conservation audit.
-func (l *Lab) auditGeo(r *CheckResult) {
-	if r.Geo == nil {
-		r.Geo = &GeoCheck{}
-	}
-	r.Geo.Stranded, r.Geo.Borrowed = int(l.geo.stranded.Load()), int(l.geo.borrowed.Load())
-	if r.SKU == "" {
-		return
-	}
-	a, err := l.GeoAudit(context.Background(), r.SKU)
-	if err != nil {
-		r.Geo.AuditError = err.Error()
-		return
-	}
-	r.Geo.Conservation = &a
-}
+// History returns the recorded operations (of one SKU, "" for all) and
+// every fault.
+func (l *Lab) History(sku string) history.View { return l.history.View(sku) }

@@ -1,10 +1,14 @@
-package lab
+package lab_test
 
 import (
 	"context"
 	"sync"
 	"testing"
 	"time"
+
+	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkVerdictAfterSoak: how long the checker's verdict takes on one
@@ -17,9 +21,9 @@ import (
 //
 //	go test ./lab -run '^$' -bench VerdictAfterSoak -benchtime 1x -v
 func BenchmarkVerdictAfterSoak(b *testing.B) {
-	l := benchLab(b, Config{LatencyScale: 0.02, TickMs: 50, ElectionMs: 500})
+	l := benchLab(b, lab.Config{LatencyScale: 0.02, TickMs: 50, ElectionMs: 500})
 	ctx := context.Background()
-	for _, s := range Stores {
+	for _, s := range inventory.Stores {
 		l.Stock(ctx, s, "IPHONE", "us-east-1", 500)
 	}
 	stop := make(chan struct{})
@@ -34,9 +38,9 @@ func BenchmarkVerdictAfterSoak(b *testing.B) {
 					return
 				case <-time.After(time.Millisecond):
 				}
-				s, r := Stores[w%2], l.Regions()[w%3]
+				s, r := inventory.Stores[w%2], l.Regions()[w%3]
 				if w%3 == 0 {
-					l.Read(ctx, s, "IPHONE", r, Serializable)
+					l.Read(ctx, s, "IPHONE", r, inventory.Serializable)
 				}
 				l.Buy(ctx, s, "IPHONE", r, 1)
 			}
@@ -51,11 +55,11 @@ func BenchmarkVerdictAfterSoak(b *testing.B) {
 				rest = append(rest, r)
 			}
 		}
-		_ = l.Partition([][]string{rest, {minority}})
+		_ = l.Faults().Partition([][]string{rest, {minority}})
 		time.Sleep(400 * time.Millisecond)
-		_ = l.HealAll()
+		_ = l.Faults().HealAll()
 		if c == 4 {
-			for _, s := range Stores {
+			for _, s := range inventory.Stores {
 				l.Stock(ctx, s, "IPHONE", "us-east-1", 300)
 			}
 		}
@@ -72,10 +76,10 @@ func BenchmarkVerdictAfterSoak(b *testing.B) {
 		return float64(d.Microseconds()) / 1000
 	}
 	b.ReportMetric(float64(len(l.History("IPHONE").Operations)), "ops")
-	for _, s := range Stores {
-		var r CheckResult
-		whole := best(func() { r, _ = Check(l.history.Operations(s, "IPHONE"), s, "IPHONE", CheckTimeout) })
-		l.verdicts.clear()
+	for _, s := range inventory.Stores {
+		var r check.Result
+		whole := best(func() { r, _ = check.Operations(lab.HistoryOf(l).Operations(s, "IPHONE"), s, "IPHONE", check.Timeout) })
+		lab.ForgetVerdicts(l)
 		t0 := time.Now()
 		l.Check(s, "IPHONE")
 		first := float64(time.Since(t0).Microseconds()) / 1000

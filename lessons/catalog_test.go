@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 func TestBuiltinCourse(t *testing.T) {
@@ -58,14 +58,14 @@ func checkFailFast(t *testing.T, l *Lesson) {
 				}
 				continue
 			}
-			if b.Expect == lab.FailFast {
+			if b.Expect == inventory.FailFast {
 				n := len(prev)
 				if n < 3 {
 					t.Errorf("%s:%d: fail_fast expected without three unavailable buys before it", l.File, c.Line)
 					continue
 				}
 				for _, p := range prev[n-3:] {
-					if p.Expect != lab.Unavailable || p.Region != b.Region || p.Store != b.Store {
+					if p.Expect != inventory.Unavailable || p.Region != b.Region || p.Store != b.Store {
 						t.Errorf("%s:%d: fail_fast expected, but the three buys before it are not unavailable buys from %s on %s", l.File, c.Line, b.Region, b.Store)
 					}
 				}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // NewLabFunc starts a fresh lab with the given latency scale and regions.
@@ -73,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer, newLab NewLabFunc) int {
 	switch cmd, rest := rest[0], rest[1:]; cmd {
 	case "list":
 		if len(rest) > 0 {
-			fmt.Fprintf(stderr, "caplab lessons list: unexpected argument %s\n", lab.Echo(rest[0]))
+			fmt.Fprintf(stderr, "caplab lessons list: unexpected argument %s\n", inventory.Echo(rest[0]))
 			return ExitUsage
 		}
 		return list(opts, stdout, stderr)
@@ -86,7 +86,7 @@ func Main(args []string, stdout, stderr io.Writer, newLab NewLabFunc) int {
 		}
 		return run(opts, rest[0], stdout, stderr, newLab)
 	default:
-		fmt.Fprintf(stderr, "caplab lessons: unknown command %s (expected list, check, run or help)\n\n%s", lab.Echo(cmd), usageText)
+		fmt.Fprintf(stderr, "caplab lessons: unknown command %s (expected list, check, run or help)\n\n%s", inventory.Echo(cmd), usageText)
 		return ExitUsage
 	}
 }
@@ -132,21 +132,21 @@ func parseFlags(args []string) (cliOptions, []string, error) {
 			}
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || math.IsNaN(f) || f < 0 || f > 100 {
-				return opts, nil, fmt.Errorf("--latency-scale must be a number from 0 to 100, got %s", lab.Echo(v))
+				return opts, nil, fmt.Errorf("--latency-scale must be a number from 0 to 100, got %s", inventory.Echo(v))
 			}
 			opts.latencyScale = f
 		case "no-timing":
 			if hasValue {
 				b, err := strconv.ParseBool(value)
 				if err != nil {
-					return opts, nil, fmt.Errorf("--no-timing takes true or false, got %s", lab.Echo(value))
+					return opts, nil, fmt.Errorf("--no-timing takes true or false, got %s", inventory.Echo(value))
 				}
 				opts.noTiming = b
 			} else {
 				opts.noTiming = true
 			}
 		default:
-			return opts, nil, fmt.Errorf("unknown flag %s (expected --lessons, --latency-scale or --no-timing)", lab.Echo(a))
+			return opts, nil, fmt.Errorf("unknown flag %s (expected --lessons, --latency-scale or --no-timing)", inventory.Echo(a))
 		}
 	}
 	return opts, rest, nil
@@ -257,7 +257,7 @@ func resolve(opts cliOptions, arg string, stderr io.Writer) (*Lesson, int) {
 	}
 	l, ok := cat.Lookup(arg)
 	if !ok {
-		fmt.Fprintf(stderr, "caplab lessons run: no lesson named %s (lessons: %s; or give a file ending in .md)\n", lab.Echo(arg), strings.Join(cat.Names(), ", "))
+		fmt.Fprintf(stderr, "caplab lessons run: no lesson named %s (lessons: %s; or give a file ending in .md)\n", inventory.Echo(arg), strings.Join(cat.Names(), ", "))
 		return nil, ExitUsage
 	}
 	return l, ExitOK

@@ -12,10 +12,9 @@ import (
 )
 
 var (
-	update          = flag.Bool("update", false, "rewrite testdata/golden/*.txt from this run")
-	goldenScale     = flag.Float64("golden-latency-scale", 0, "latency scale of the labs the golden tests start")
-	goldenAll       = flag.Bool("golden-all", false, "run every built-in lesson against the real lab, not only the golden two")
-	_           Lab = (*lab.Lab)(nil) // the real lab satisfies the runner's interface
+	update      = flag.Bool("update", false, "rewrite testdata/golden/*.txt from this run")
+	goldenScale = flag.Float64("golden-latency-scale", 0, "latency scale of the labs the golden tests start")
+	goldenAll   = flag.Bool("golden-all", false, "run every built-in lesson against the real lab, not only the golden two")
 )
 
 // TestGolden runs lessons headless against a real lab and compares the
@@ -46,7 +45,7 @@ func TestGolden(t *testing.T) {
 				}
 			})
 			var out bytes.Buffer
-			r := NewRunner(l, lb, &out)
+			r := NewRunner(l, LabOf(lb), &out)
 			r.NoTiming = true
 			if _, err := r.RunAll(context.WithoutCancel(ctx)); err != nil {
 				t.Errorf("%v\n%s", err, &out)

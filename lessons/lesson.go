@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Lesson is one parsed lesson file.
@@ -81,7 +81,7 @@ type Reset struct{}
 type Stock struct {
 	SKU      string
 	Quantity int
-	Store    lab.Store
+	Store    inventory.Store
 	Split    map[string]int // geo store: units per region ("split A=4,B=6"); nil: even
 }
 
@@ -128,21 +128,21 @@ type Quorum struct{ W, R int }
 // Buy is one purchase of Qty units. Expect is "" when the lesson does not
 // assert the outcome.
 type Buy struct {
-	Store  lab.Store
+	Store  inventory.Store
 	SKU    string
 	Region string
 	Qty    int
-	Expect lab.Kind
+	Expect inventory.Kind
 }
 
 // Read reads a SKU's quantity and shows it. Expect is "" when the lesson
 // does not assert the outcome (extension: "read ... expect unavailable").
 type Read struct {
-	Store       lab.Store
+	Store       inventory.Store
 	SKU         string
 	Region      string
-	Consistency lab.Consistency
-	Expect      lab.Kind
+	Consistency inventory.Consistency
+	Expect      inventory.Kind
 }
 
 // WaitFor says what a Wait waits for.
@@ -166,17 +166,17 @@ type ExpectLeader struct{ Regions []string }
 
 // ExpectRead asserts that a read answers ok with Quantity.
 type ExpectRead struct {
-	Store       lab.Store
+	Store       inventory.Store
 	SKU         string
 	Region      string
-	Consistency lab.Consistency // "" when the lesson does not name one
+	Consistency inventory.Consistency // "" when the lesson does not name one
 	Quantity    int
 }
 
 // ExpectLinearizable asserts the checker's linearizability verdict for one
 // store and SKU.
 type ExpectLinearizable struct {
-	Store lab.Store
+	Store inventory.Store
 	SKU   string
 	Want  bool // false for "not linearizable"
 }
@@ -184,7 +184,7 @@ type ExpectLinearizable struct {
 // ExpectOversold asserts the checker's count of oversold units: exactly N,
 // or at least N when AtLeast.
 type ExpectOversold struct {
-	Store   lab.Store
+	Store   inventory.Store
 	SKU     string
 	N       int
 	AtLeast bool
@@ -400,7 +400,7 @@ type Reserve struct {
 	SKU    string
 	Region string
 	Fenced bool
-	Expect lab.Kind
+	Expect inventory.Kind
 }
 
 func (a Reserve) String() string {

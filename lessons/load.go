@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 )
 
@@ -22,7 +23,7 @@ type LoadStart struct {
 	Rate   float64
 	Mix    *float64
 	For    time.Duration
-	Stores []lab.Store
+	Stores []inventory.Store
 	Stock  *int
 	SKUs   int
 }
@@ -39,7 +40,7 @@ type LoadStop struct{}
 // Last, when set, judges only the samples of the last Last (whole
 // seconds): availability over them, and for p99 the worst second's p99.
 type ExpectLoad struct {
-	Store  lab.Store
+	Store  inventory.Store
 	Region string
 	Metric string
 	Op     string
@@ -97,14 +98,14 @@ func (a ExpectLoad) String() string {
 	return s
 }
 
-// loadStore parses a store name of the lab (lab.Stores: every store the
+// loadStore parses a store name of the lab (inventory.Stores: every store the
 // lab has, not a fixed two).
-func (lp *lineParser) loadStore(t token) lab.Store {
-	if s := lab.Store(t.text); slices.Contains(lab.Stores, s) {
+func (lp *lineParser) loadStore(t token) inventory.Store {
+	if s := inventory.Store(t.text); slices.Contains(inventory.Stores, s) {
 		return s
 	}
-	names := make([]string, len(lab.Stores))
-	for i, s := range lab.Stores {
+	names := make([]string, len(inventory.Stores))
+	for i, s := range inventory.Stores {
 		names[i] = string(s)
 	}
 	lp.fail("unknown store %s (expected %s)", t.show(), strings.Join(names, " or "))
@@ -248,16 +249,16 @@ func (lp *lineParser) expectLoad() Action {
 }
 
 // loader is the runner's load controller: Runner.Load, or one of its own
-// for a *lab.Lab (closed by Close).
+// for a real lab (LabOf; closed by Close).
 func (r *Runner) loader() (*load.Controller, error) {
 	if r.Load != nil {
 		return r.Load, nil
 	}
-	l, ok := r.lab.(*lab.Lab)
+	u, ok := r.lab.(interface{ Unwrap() *lab.Lab })
 	if !ok {
 		return nil, errors.New("this lab has no load generator")
 	}
-	r.Load, r.ownLoad = load.NewController(load.LabTarget{Lab: l}), true
+	r.Load, r.ownLoad = load.NewController(load.LabTarget{Lab: u.Unwrap()}), true
 	return r.Load, nil
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 func TestParseLoadCommands(t *testing.T) {
@@ -17,16 +17,16 @@ func TestParseLoadCommands(t *testing.T) {
 	}{
 		{"load start", LoadStart{}},
 		{"load start rate 5 mix 4 for 30s skus 200 stock 10 on consensus,replicated",
-			LoadStart{Rate: 5, Mix: &mix, For: 30 * time.Second, SKUs: 200, Stock: &stock, Stores: []lab.Store{lab.Consensus, lab.Replicated}}},
-		{"load start on replicated rate 2.5", LoadStart{Rate: 2.5, Stores: []lab.Store{lab.Replicated}}},
+			LoadStart{Rate: 5, Mix: &mix, For: 30 * time.Second, SKUs: 200, Stock: &stock, Stores: []inventory.Store{inventory.Consensus, inventory.Replicated}}},
+		{"load start on replicated rate 2.5", LoadStart{Rate: 2.5, Stores: []inventory.Store{inventory.Replicated}}},
 		{"load stop", LoadStop{}},
-		{"expect load consensus availability >= 99%", ExpectLoad{Store: lab.Consensus, Metric: "availability", Op: ">=", Value: 99}},
+		{"expect load consensus availability >= 99%", ExpectLoad{Store: inventory.Consensus, Metric: "availability", Op: ">=", Value: 99}},
 		{"expect load consensus in ap-southeast-1 availability < 50% last 5s",
-			ExpectLoad{Store: lab.Consensus, Region: "ap-southeast-1", Metric: "availability", Op: "<", Value: 50, Last: 5 * time.Second}},
-		{"expect load replicated oversold = 0", ExpectLoad{Store: lab.Replicated, Metric: "oversold", Op: "=", Value: 0}},
-		{"expect load replicated oversold >= 1", ExpectLoad{Store: lab.Replicated, Metric: "oversold", Op: ">=", Value: 1}},
-		{"expect load consensus in us-east-1 p99 < 150", ExpectLoad{Store: lab.Consensus, Region: "us-east-1", Metric: "p99", Op: "<", Value: 150}},
-		{"expect load consensus p99 >= 500ms", ExpectLoad{Store: lab.Consensus, Metric: "p99", Op: ">=", Value: 500}},
+			ExpectLoad{Store: inventory.Consensus, Region: "ap-southeast-1", Metric: "availability", Op: "<", Value: 50, Last: 5 * time.Second}},
+		{"expect load replicated oversold = 0", ExpectLoad{Store: inventory.Replicated, Metric: "oversold", Op: "=", Value: 0}},
+		{"expect load replicated oversold >= 1", ExpectLoad{Store: inventory.Replicated, Metric: "oversold", Op: ">=", Value: 1}},
+		{"expect load consensus in us-east-1 p99 < 150", ExpectLoad{Store: inventory.Consensus, Region: "us-east-1", Metric: "p99", Op: "<", Value: 150}},
+		{"expect load consensus p99 >= 500ms", ExpectLoad{Store: inventory.Consensus, Metric: "p99", Op: ">=", Value: 500}},
 	}
 	for _, tc := range tests {
 		l, errs := Parse("t.md", []byte(lesson(tc.line)))

@@ -8,11 +8,11 @@ import (
 	"sort"
 	"strings"
 
+	"caplab/lab/inventory"
+
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/text"
-
-	"caplab/lab"
 )
 
 // DefaultRegions are the regions of a lesson whose front matter names none.
@@ -121,11 +121,11 @@ func (p *parser) frontMatter(l *Lesson, lines [][]byte) {
 		key = strings.TrimSpace(key)
 		value = strings.TrimSpace(value)
 		if !ok || key == "" {
-			p.errorf(line, "malformed front matter line %s (expected key: value, with key one of title, summary, regions)", lab.Echo(s))
+			p.errorf(line, "malformed front matter line %s (expected key: value, with key one of title, summary, regions)", inventory.Echo(s))
 			continue
 		}
 		if prev, dup := seen[key]; dup {
-			p.errorf(line, "front matter key %s appears twice (first on line %d)", lab.Echo(key), prev)
+			p.errorf(line, "front matter key %s appears twice (first on line %d)", inventory.Echo(key), prev)
 			continue
 		}
 		seen[key] = line
@@ -140,7 +140,7 @@ func (p *parser) frontMatter(l *Lesson, lines [][]byte) {
 		case "regions":
 			l.Regions = p.regionList(line, value)
 		default:
-			p.errorf(line, "unknown front matter key %s (expected one of: title, summary, regions)", lab.Echo(key))
+			p.errorf(line, "unknown front matter key %s (expected one of: title, summary, regions)", inventory.Echo(key))
 		}
 	}
 }
@@ -159,7 +159,7 @@ func unquoteValue(v string) string {
 // checked.
 func (p *parser) regionList(line int, v string) []string {
 	if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
-		p.errorf(line, "regions must be a list in brackets, like [us-east-1, eu-west-1, ap-southeast-1] (got %s)", lab.Echo(v))
+		p.errorf(line, "regions must be a list in brackets, like [us-east-1, eu-west-1, ap-southeast-1] (got %s)", inventory.Echo(v))
 		return nil
 	}
 	inner := strings.TrimSpace(v[1 : len(v)-1])
@@ -176,10 +176,10 @@ func (p *parser) regionList(line int, v string) []string {
 			p.errorf(line, "empty region name in regions list %s", v)
 			bad = true
 		case !slices.Contains(KnownRegions(), r):
-			p.errorf(line, "unknown region %s in regions (known regions: %s)", lab.Echo(r), strings.Join(KnownRegions(), ", "))
+			p.errorf(line, "unknown region %s in regions (known regions: %s)", inventory.Echo(r), strings.Join(KnownRegions(), ", "))
 			bad = true
 		case slices.Contains(regions, r):
-			p.errorf(line, "region %s is listed twice in regions", lab.Echo(r))
+			p.errorf(line, "region %s is listed twice in regions", inventory.Echo(r))
 			bad = true
 		default:
 			regions = append(regions, r)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // recording builds a Recording from actions a second apart.
@@ -23,14 +24,14 @@ func recording(actions ...lab.RecordedAction) lab.Recording {
 		Started: t0, FromReset: true, Regions: DefaultRegions(),
 		Cities:       map[string]string{"us-east-1": "N. Virginia", "eu-west-1": "Ireland", "ap-southeast-1": "Singapore"},
 		LatencyScale: 1, BreakerCooldown: 5 * time.Second, BreakerTrips: 3,
-		Quorum: lab.QuorumState{N: 3, W: 1, R: 1}, Actions: actions,
+		Quorum: inventory.QuorumState{N: 3, W: 1, R: 1}, Actions: actions,
 	}
 }
 
-func op(store lab.Store, kind lab.Op, region string, outcome lab.Kind, quantity int) lab.RecordedAction {
-	k := map[lab.Op]lab.ActionKind{lab.OpStock: lab.ActStock, lab.OpBuy: lab.ActBuy, lab.OpRead: lab.ActRead}[kind]
-	o := &lab.Operation{Store: store, SKU: "X", Op: kind, Region: region, Outcome: outcome, Quantity: quantity, Qty: 1}
-	if kind == lab.OpStock {
+func op(store inventory.Store, kind inventory.Op, region string, outcome inventory.Kind, quantity int) lab.RecordedAction {
+	k := map[inventory.Op]lab.ActionKind{inventory.OpStock: lab.ActStock, inventory.OpBuy: lab.ActBuy, inventory.OpRead: lab.ActRead}[kind]
+	o := &inventory.Operation{Store: store, SKU: "X", Op: kind, Region: region, Outcome: outcome, Quantity: quantity, Qty: 1}
+	if kind == inventory.OpStock {
 		o.Qty = quantity
 	}
 	return lab.RecordedAction{Kind: k, Regions: []string{region}, Op: o}
@@ -51,7 +52,7 @@ func render(t *testing.T, rec lab.Recording) string {
 
 func TestRecordNothing(t *testing.T) {
 	_, err := Record(recording())
-	if !errors.Is(err, ErrNothingRecorded) || !errors.Is(err, lab.ErrConflict) || !strings.HasPrefix(err.Error(), "Nothing was recorded") {
+	if !errors.Is(err, ErrNothingRecorded) || !errors.Is(err, inventory.ErrConflict) || !strings.HasPrefix(err.Error(), "Nothing was recorded") {
 		t.Fatalf("err = %v, want ErrNothingRecorded (a conflict) with a sentence", err)
 	}
 }
@@ -65,10 +66,10 @@ func TestRecordRules(t *testing.T) {
 		{
 			name: "an unavailable that raced an election is left out, and so are the checks",
 			actions: []lab.RecordedAction{
-				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 1),
+				op(inventory.Consensus, inventory.OpStock, "us-east-1", inventory.OK, 1),
 				{Kind: lab.ActPartition, Groups: [][]string{{"us-east-1", "eu-west-1"}, {"ap-southeast-1"}}},
-				op(lab.Consensus, lab.OpBuy, "eu-west-1", lab.Unavailable, 0),
-				op(lab.Consensus, lab.OpBuy, "ap-southeast-1", lab.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "eu-west-1", inventory.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "ap-southeast-1", inventory.Unavailable, 0),
 			},
 			want:  []string{"## Singapore is cut off", "# left out: buy consensus X from eu-west-1 answered unavailable while the majority was still electing", "buy consensus X from ap-southeast-1 expect unavailable"},
 			avoid: []string{"expect check"},
@@ -78,7 +79,7 @@ func TestRecordRules(t *testing.T) {
 			actions: []lab.RecordedAction{
 				{Kind: lab.ActCut, Regions: []string{"us-east-1", "eu-west-1"}, OneWay: true},
 				{Kind: lab.ActCrash, Regions: []string{"ap-southeast-1"}},
-				op(lab.Replicated, lab.OpBuy, "ap-southeast-1", lab.Unavailable, 0),
+				op(inventory.Replicated, inventory.OpBuy, "ap-southeast-1", inventory.Unavailable, 0),
 			},
 			want: []string{"## N. Virginia can no longer reach Ireland", "cut us-east-1 -> eu-west-1\n", "## Singapore crashes", "crash ap-southeast-1\n", "buy replicated X from ap-southeast-1 expect unavailable"},
 		},
@@ -86,34 +87,34 @@ func TestRecordRules(t *testing.T) {
 			name: "a call that got through an opened breaker waits out its cooldown",
 			actions: []lab.RecordedAction{
 				{Kind: lab.ActIsolate, Regions: []string{"ap-southeast-1"}},
-				op(lab.Consensus, lab.OpBuy, "ap-southeast-1", lab.Unavailable, 0),
-				op(lab.Consensus, lab.OpBuy, "ap-southeast-1", lab.Unavailable, 0),
-				op(lab.Consensus, lab.OpBuy, "ap-southeast-1", lab.Unavailable, 0),
-				op(lab.Consensus, lab.OpBuy, "ap-southeast-1", lab.FailFast, 0),
-				op(lab.Consensus, lab.OpRead, "ap-southeast-1", lab.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "ap-southeast-1", inventory.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "ap-southeast-1", inventory.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "ap-southeast-1", inventory.Unavailable, 0),
+				op(inventory.Consensus, inventory.OpBuy, "ap-southeast-1", inventory.FailFast, 0),
+				op(inventory.Consensus, inventory.OpRead, "ap-southeast-1", inventory.Unavailable, 0),
 			},
 			want: []string{"partition ap-southeast-1 | us-east-1,eu-west-1", "buy consensus X from ap-southeast-1 expect fail_fast", "wait 5.5s # the circuit breaker's cooldown\nread consensus X from ap-southeast-1 expect unavailable"},
 		},
 		{
 			name: "a pause of more than a few seconds starts a step; reads wait for replication",
 			actions: []lab.RecordedAction{
-				op(lab.Replicated, lab.OpStock, "us-east-1", lab.OK, 2),
-				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 2),
-				{Kind: lab.ActRead, At: time.Date(2026, 12, 2, 10, 1, 0, 0, time.UTC), Regions: []string{"eu-west-1"}, Op: &lab.Operation{Store: lab.Replicated, SKU: "X", Op: lab.OpRead, Region: "eu-west-1", Outcome: lab.OK, Quantity: 2}},
+				op(inventory.Replicated, inventory.OpStock, "us-east-1", inventory.OK, 2),
+				op(inventory.Consensus, inventory.OpStock, "us-east-1", inventory.OK, 2),
+				{Kind: lab.ActRead, At: time.Date(2026, 12, 2, 10, 1, 0, 0, time.UTC), Regions: []string{"eu-west-1"}, Op: &inventory.Operation{Store: inventory.Replicated, SKU: "X", Op: inventory.OpRead, Region: "eu-west-1", Outcome: inventory.OK, Quantity: 2}},
 			},
 			want: []string{"## Stock the shelf", "stock X 2\n", "## Reading the stock in Ireland", "wait converged\nexpect read replicated X from eu-west-1 = 2"},
 		},
 		{
 			name: "a paused shop's reservation is replayed first, with the outcome it got",
 			actions: []lab.RecordedAction{
-				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 1),
+				op(inventory.Consensus, inventory.OpStock, "us-east-1", inventory.OK, 1),
 				{Kind: lab.ActClock, Regions: []string{"eu-west-1"}, OffsetMs: 5000},
 				{Kind: lab.ActPause, Regions: []string{"ap-southeast-1"}, Seconds: 8},
 				// Virginia's reservation returned first; Singapore's began first.
 				{Kind: lab.ActReserve, At: time.Date(2026, 12, 2, 10, 0, 5, 0, time.UTC), Regions: []string{"us-east-1"}, Fenced: true,
-					Op: &lab.Operation{Store: lab.Consensus, SKU: "X", Op: lab.OpBuy, Region: "us-east-1", Outcome: lab.OK, Qty: 1}},
+					Op: &inventory.Operation{Store: inventory.Consensus, SKU: "X", Op: inventory.OpBuy, Region: "us-east-1", Outcome: inventory.OK, Qty: 1}},
 				{Kind: lab.ActReserve, At: time.Date(2026, 12, 2, 10, 0, 4, 0, time.UTC), Regions: []string{"ap-southeast-1"}, Fenced: true,
-					Op: &lab.Operation{Store: lab.Consensus, SKU: "X", Op: lab.OpBuy, Region: "ap-southeast-1", Outcome: lab.Conflict, Qty: 1}},
+					Op: &inventory.Operation{Store: inventory.Consensus, SKU: "X", Op: inventory.OpBuy, Region: "ap-southeast-1", Outcome: inventory.Conflict, Qty: 1}},
 			},
 			want: []string{"clock eu-west-1 +5s\n", "## Singapore's shop freezes for 8s", "pause shop ap-southeast-1 8s\nreserve X from ap-southeast-1 fenced expect conflict\nreserve X from us-east-1 fenced expect ok\n"},
 		},
@@ -128,13 +129,13 @@ func TestRecordRules(t *testing.T) {
 			// The page's "Stock every store": consensus, replicated, geo.
 			name: "stocking every store is one line for two stores and one for geo; geo buys and reads keep their outcomes",
 			actions: []lab.RecordedAction{
-				op(lab.Consensus, lab.OpStock, "us-east-1", lab.OK, 3),
-				op(lab.Replicated, lab.OpStock, "us-east-1", lab.OK, 3),
-				op(lab.Geo, lab.OpStock, "us-east-1", lab.OK, 3),
-				op(lab.Geo, lab.OpBuy, "ap-southeast-1", lab.OK, 2),
+				op(inventory.Consensus, inventory.OpStock, "us-east-1", inventory.OK, 3),
+				op(inventory.Replicated, inventory.OpStock, "us-east-1", inventory.OK, 3),
+				op(inventory.Geo, inventory.OpStock, "us-east-1", inventory.OK, 3),
+				op(inventory.Geo, inventory.OpBuy, "ap-southeast-1", inventory.OK, 2),
 				{Kind: lab.ActIsolate, Regions: []string{"ap-southeast-1"}},
-				op(lab.Geo, lab.OpBuy, "ap-southeast-1", lab.SoldOut, 0),
-				op(lab.Geo, lab.OpRead, "eu-west-1", lab.OK, 2),
+				op(inventory.Geo, inventory.OpBuy, "ap-southeast-1", inventory.SoldOut, 0),
+				op(inventory.Geo, inventory.OpRead, "eu-west-1", inventory.OK, 2),
 			},
 			want: []string{"stock X 3\nstock X 3 on geo\n", "buy geo X from ap-southeast-1 expect ok\n",
 				"buy geo X from ap-southeast-1 expect sold_out\n", "expect read geo X from eu-west-1 = 2\n"},
@@ -142,9 +143,9 @@ func TestRecordRules(t *testing.T) {
 		{
 			name: "a geo stock split by region keeps its split; a replicated and a geo stock are not one line",
 			actions: []lab.RecordedAction{
-				op(lab.Replicated, lab.OpStock, "us-east-1", lab.OK, 6),
-				{Kind: lab.ActStock, Regions: []string{"us-east-1"}, Op: &lab.Operation{Store: lab.Geo, SKU: "X", Op: lab.OpStock, Region: "us-east-1",
-					Outcome: lab.OK, Qty: 6, Allocations: map[string]int{"us-east-1": 1, "eu-west-1": 5, "ap-southeast-1": 0}}},
+				op(inventory.Replicated, inventory.OpStock, "us-east-1", inventory.OK, 6),
+				{Kind: lab.ActStock, Regions: []string{"us-east-1"}, Op: &inventory.Operation{Store: inventory.Geo, SKU: "X", Op: inventory.OpStock, Region: "us-east-1",
+					Outcome: inventory.OK, Qty: 6, Allocations: map[string]int{"us-east-1": 1, "eu-west-1": 5, "ap-southeast-1": 0}}},
 			},
 			want:  []string{"stock X 6 on replicated\nstock X 6 on geo split ap-southeast-1=0,eu-west-1=5,us-east-1=1\n"},
 			avoid: []string{"stock X 6\n"},

@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"caplab/lab"
+	verdict "caplab/lab/check"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 )
 
-// Lab is what the runner needs from the lab. *lab.Lab satisfies it; tests
-// may use something smaller that behaves the same.
+// Lab is what the runner needs from the lab: the lesson vocabulary.
+// LabOf(l) satisfies it for a *lab.Lab; tests may use something smaller
+// that behaves the same.
 type Lab interface {
 	State() lab.State
 	Partition(groups [][]string) error
@@ -24,12 +27,12 @@ type Lab interface {
 	Crash(region string) error
 	Restart(region string) error
 	Lead(ctx context.Context, region string) error
-	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
-	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
-	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
-	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
+	Stock(ctx context.Context, store inventory.Store, sku, region string, quantity int) (inventory.Outcome, error)
+	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (inventory.Outcome, error)
+	Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error)
+	Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error)
 	SetQuorum(w, r int) error
-	Check(store lab.Store, sku string) (lab.CheckResult, error)
+	Check(store inventory.Store, sku string) (verdict.Result, error)
 	Reset(ctx context.Context) error
 	WaitLeader(ctx context.Context) error
 	WaitConverged(ctx context.Context) error
@@ -55,10 +58,10 @@ const (
 type CommandResult struct {
 	Command  Command
 	Status   Status
-	Outcomes []lab.Outcome    // stock (one per store), buy, read, expect read
-	Check    *lab.CheckResult // expect check
-	Leader   string           // expect leader: the leader found ("" for none)
-	Load     *LoadFacts       // load commands: what the load saw (load.go)
+	Outcomes []inventory.Outcome // stock (one per store), buy, read, expect read
+	Check    *verdict.Result     // expect check
+	Leader   string              // expect leader: the leader found ("" for none)
+	Load     *LoadFacts          // load commands: what the load saw (load.go)
 	// Woke marks the outcome of a paused shop's reservation, settled
 	// before a later command (its Command is the reserve line).
 	Woke     bool
@@ -264,9 +267,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		}
 		return done("")
 	case Stock:
-		stores := []lab.Store{a.Store}
+		stores := []inventory.Store{a.Store}
 		if a.Store == "" {
-			stores = []lab.Store{lab.Consensus, lab.Replicated} // geo only when named (LESSONS.md: "both stores")
+			stores = []inventory.Store{inventory.Consensus, inventory.Replicated} // geo only when named (LESSONS.md: "both stores")
 		}
 		region := r.lab.Leader()
 		if !slices.Contains(r.lesson.Regions, region) {
@@ -275,7 +278,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		var parts []string
 		for _, s := range stores {
 			o, err := r.lab.Stock(ctx, s, a.SKU, region, a.Quantity)
-			if s == lab.Geo {
+			if s == inventory.Geo {
 				o, err = r.lab.StockSplit(ctx, a.SKU, region, a.Quantity, a.Split)
 			}
 			if err != nil {
@@ -283,7 +286,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 			}
 			cr.Outcomes = append(cr.Outcomes, o)
 			parts = append(parts, string(s)+" "+r.outcome(o))
-			if o.Outcome != lab.OK {
+			if o.Outcome != inventory.OK {
 				cr.Text = at + what + " → " + strings.Join(parts, ", ")
 				return fail("", fmt.Sprintf("stocking %s from %s answered %s; a lesson can only go on from a stocked shelf", s, region, r.outcome(o)), nil)
 			}
@@ -342,7 +345,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		if a.Expect == "" {
 			return done(" → " + r.outcome(o))
 		}
@@ -358,7 +361,7 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		if a.Expect == "" {
 			return done(" → " + r.readValue(o))
 		}
@@ -418,9 +421,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err != nil {
 			return labErr(err)
 		}
-		cr.Outcomes = []lab.Outcome{o}
+		cr.Outcomes = []inventory.Outcome{o}
 		want := strings.TrimPrefix(what, "expect ")
-		if o.Outcome != lab.OK || o.Quantity != a.Quantity {
+		if o.Outcome != inventory.OK || o.Quantity != a.Quantity {
 			return fail(want, r.readValue(o), nil)
 		}
 		cr.Status = StatusPassed
@@ -524,82 +527,4 @@ func caughtUp(st lab.State) bool {
 		}
 	}
 	return true
-}
-
-func consistencyOrDefault(c lab.Consistency) lab.Consistency {
-	if c == "" {
-		return lab.Linearizable
-	}
-	return c
-}
-
-// outcome describes a stock or buy outcome: "ok (0 left, 3 ms)".
-func (r *Runner) outcome(o lab.Outcome) string {
-	var details []string
-	if o.Outcome == lab.OK || o.Outcome == lab.SoldOut {
-		details = append(details, fmt.Sprintf("%d left", o.Quantity))
-	}
-	return r.describe(o, details)
-}
-
-// readValue describes a read: "1 (2 ms)" or "unavailable (2001 ms)".
-func (r *Runner) readValue(o lab.Outcome) string {
-	if o.Outcome == lab.OK {
-		return fmt.Sprint(o.Quantity) + r.took(time.Duration(o.LatencyMs*float64(time.Millisecond)))
-	}
-	return r.describe(o, nil)
-}
-
-func (r *Runner) describe(o lab.Outcome, details []string) string {
-	if !r.NoTiming {
-		details = append(details, formatMs(o.LatencyMs))
-		if o.Outcome != lab.OK && o.Message != "" {
-			details = append(details, o.Message)
-		}
-	}
-	if len(details) == 0 {
-		return string(o.Outcome)
-	}
-	return string(o.Outcome) + " (" + strings.Join(details, ", ") + ")"
-}
-
-// took is " (3 ms)", or "" without timing.
-func (r *Runner) took(d time.Duration) string {
-	if r.NoTiming {
-		return ""
-	}
-	return " (" + formatMs(float64(d)/float64(time.Millisecond)) + ")"
-}
-
-func formatMs(ms float64) string {
-	if ms < 10 {
-		return fmt.Sprintf("%.1f ms", ms)
-	}
-	return fmt.Sprintf("%.0f ms", ms)
-}
-
-// describeLab says in one line what the lab looked like when a lesson
-// stopped — each region's consensus role and term, the cut links — so an
-// unmet expectation can be told from a lab that was still settling.
-func describeLab(st lab.State) string {
-	var regions []string
-	for _, r := range st.Regions {
-		switch {
-		case !r.Up:
-			regions = append(regions, r.Name+" crashed")
-		default:
-			regions = append(regions, fmt.Sprintf("%s %s (term %d, applied %d)", r.Name, r.Consensus.Role, r.Consensus.Term, r.Consensus.AppliedIndex))
-		}
-	}
-	var cut []string
-	for _, k := range st.Links {
-		if k.State != "up" {
-			cut = append(cut, k.From+"→"+k.To)
-		}
-	}
-	links := "every link up"
-	if len(cut) > 0 {
-		links = "cut " + strings.Join(cut, ", ")
-	}
-	return strings.Join(append(regions, links), "; ")
 }

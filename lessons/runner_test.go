@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	verdict "caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // fakeLab is a tiny single-copy inventory that stands in for the lab in
@@ -18,10 +20,10 @@ import (
 // outside the leader's partition group are unavailable.
 type fakeLab struct {
 	regions   []string
-	stock     map[lab.Store]map[string]int
+	stock     map[inventory.Store]map[string]int
 	leader    string
 	isolated  map[string]bool
-	check     lab.CheckResult
+	check     verdict.Result
 	blockWait bool // WaitLeader blocks until its context ends
 	calls     []string
 }
@@ -29,7 +31,7 @@ type fakeLab struct {
 func newFakeLab(regions []string) *fakeLab {
 	return &fakeLab{
 		regions:  regions,
-		stock:    map[lab.Store]map[string]int{lab.Consensus: {}, lab.Replicated: {}, lab.Geo: {}},
+		stock:    map[inventory.Store]map[string]int{inventory.Consensus: {}, inventory.Replicated: {}, inventory.Geo: {}},
 		leader:   regions[0],
 		isolated: map[string]bool{},
 	}
@@ -63,45 +65,45 @@ func (f *fakeLab) Restart(region string) error { f.call("restart %s", region); r
 func (f *fakeLab) Lead(ctx context.Context, region string) error {
 	f.call("lead %s", region)
 	if f.isolated[region] {
-		return fmt.Errorf("%s is cut off: %w", region, lab.ErrUnavailable)
+		return fmt.Errorf("%s is cut off: %w", region, inventory.ErrUnavailable)
 	}
 	f.leader = region
 	return nil
 }
-func (f *fakeLab) Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error) {
+func (f *fakeLab) Stock(ctx context.Context, store inventory.Store, sku, region string, quantity int) (inventory.Outcome, error) {
 	f.call("stock %s %s %s %d", store, sku, region, quantity)
 	if f.isolated[region] {
-		return lab.Outcome{Outcome: lab.Unavailable, LatencyMs: 2000}, nil
+		return inventory.Outcome{Outcome: inventory.Unavailable, LatencyMs: 2000}, nil
 	}
 	f.stock[store][sku] = quantity
-	return lab.Outcome{Outcome: lab.OK, Quantity: quantity, LatencyMs: 1}, nil
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: quantity, LatencyMs: 1}, nil
 }
-func (f *fakeLab) StockSplit(ctx context.Context, sku, region string, quantity int, split map[string]int) (lab.Outcome, error) {
+func (f *fakeLab) StockSplit(ctx context.Context, sku, region string, quantity int, split map[string]int) (inventory.Outcome, error) {
 	f.call("stock geo %s %s %d split %v", sku, region, quantity, split)
-	f.stock[lab.Geo][sku] = quantity
-	return lab.Outcome{Outcome: lab.OK, Quantity: quantity, LatencyMs: 1}, nil
+	f.stock[inventory.Geo][sku] = quantity
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: quantity, LatencyMs: 1}, nil
 }
-func (f *fakeLab) Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error) {
+func (f *fakeLab) Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error) {
 	f.call("buy %s %s %s %d", store, sku, region, qty)
 	switch left := f.stock[store][sku]; {
 	case f.isolated[region]:
-		return lab.Outcome{Outcome: lab.Unavailable, LatencyMs: 2000, Message: "no quorum"}, nil
+		return inventory.Outcome{Outcome: inventory.Unavailable, LatencyMs: 2000, Message: "no quorum"}, nil
 	case left < qty:
-		return lab.Outcome{Outcome: lab.SoldOut, Quantity: left, LatencyMs: 3}, nil
+		return inventory.Outcome{Outcome: inventory.SoldOut, Quantity: left, LatencyMs: 3}, nil
 	default:
 		f.stock[store][sku] = left - qty
-		return lab.Outcome{Outcome: lab.OK, Quantity: left - qty, LatencyMs: 3}, nil
+		return inventory.Outcome{Outcome: inventory.OK, Quantity: left - qty, LatencyMs: 3}, nil
 	}
 }
-func (f *fakeLab) Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error) {
+func (f *fakeLab) Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error) {
 	f.call("read %s %s %s %s", store, sku, region, c)
-	if f.isolated[region] && c == lab.Linearizable {
-		return lab.Outcome{Outcome: lab.Unavailable, LatencyMs: 2000}, nil
+	if f.isolated[region] && c == inventory.Linearizable {
+		return inventory.Outcome{Outcome: inventory.Unavailable, LatencyMs: 2000}, nil
 	}
-	return lab.Outcome{Outcome: lab.OK, Quantity: f.stock[store][sku], LatencyMs: 2}, nil
+	return inventory.Outcome{Outcome: inventory.OK, Quantity: f.stock[store][sku], LatencyMs: 2}, nil
 }
 func (f *fakeLab) SetQuorum(w, r int) error { f.call("quorum %d %d", w, r); return nil }
-func (f *fakeLab) Check(store lab.Store, sku string) (lab.CheckResult, error) {
+func (f *fakeLab) Check(store inventory.Store, sku string) (verdict.Result, error) {
 	f.call("check %s %s", store, sku)
 	return f.check, nil
 }
@@ -158,7 +160,7 @@ expect check consensus IPHONE oversold >= 0
 `+"```"+`
 `)
 	f := newFakeLab(l.Regions)
-	f.check = lab.CheckResult{Linearizable: true, SoldUnits: 1, InitialUnits: 1}
+	f.check = verdict.Result{Linearizable: true, SoldUnits: 1, InitialUnits: 1}
 	var out bytes.Buffer
 	r := NewRunner(l, f, &out)
 	r.NoTiming = true
@@ -221,7 +223,7 @@ PASS t: 2 steps
 		t.Errorf("ask result = %+v", ask)
 	}
 	buy := results[1].Commands[2]
-	if buy.Status != StatusPassed || len(buy.Outcomes) != 1 || buy.Outcomes[0].Outcome != lab.Unavailable {
+	if buy.Status != StatusPassed || len(buy.Outcomes) != 1 || buy.Outcomes[0].Outcome != inventory.Unavailable {
 		t.Errorf("buy result = %+v", buy)
 	}
 	if chk := results[1].Commands[14]; chk.Check == nil || !chk.Check.Linearizable {
@@ -233,7 +235,7 @@ func TestRunStopsAtFirstUnmetExpectation(t *testing.T) {
 	tests := []struct {
 		name    string
 		cmds    []string
-		check   lab.CheckResult
+		check   verdict.Result
 		timing  bool
 		wantErr string // Failure.Error()
 		wantOut string // last progress line
@@ -266,21 +268,21 @@ func TestRunStopsAtFirstUnmetExpectation(t *testing.T) {
 		{
 			name:    "linearizable",
 			cmds:    []string{"expect check replicated X not linearizable"},
-			check:   lab.CheckResult{Linearizable: true},
+			check:   verdict.Result{Linearizable: true},
 			wantErr: "t.md:6: expected check replicated X not linearizable, got linearizable",
 			wantOut: " ✗ line 6: expected check replicated X not linearizable, got linearizable",
 		},
 		{
 			name:    "oversold",
 			cmds:    []string{"expect check replicated X oversold >= 1"},
-			check:   lab.CheckResult{SoldUnits: 1, InitialUnits: 1},
+			check:   verdict.Result{SoldUnits: 1, InitialUnits: 1},
 			wantErr: "t.md:6: expected check replicated X oversold >= 1, got oversold = 0 (sold 1 of 1)",
 			wantOut: " ✗ line 6: expected check replicated X oversold >= 1, got oversold = 0 (sold 1 of 1)",
 		},
 		{
 			name:    "oversold exactly",
 			cmds:    []string{"expect check replicated X oversold = 1"},
-			check:   lab.CheckResult{Oversold: 2, SoldUnits: 3, InitialUnits: 1},
+			check:   verdict.Result{Oversold: 2, SoldUnits: 3, InitialUnits: 1},
 			wantErr: "t.md:6: expected check replicated X oversold = 1, got oversold = 2 (sold 3 of 1)",
 			wantOut: " ✗ line 6: expected check replicated X oversold = 1, got oversold = 2 (sold 3 of 1)",
 		},

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // A Session is a classroom's shared lesson: which lesson is open and at
@@ -372,7 +372,7 @@ func (s *Session) Vote(voter, option string) (int, error) {
 		for k, o := range p.poll.Options {
 			quoted[k] = strconv.Quote(o)
 		}
-		return 0, refuse(BadInput, "%s is not an option; vote for one of %s.", lab.Echo(option), strings.Join(quoted, ", "))
+		return 0, refuse(BadInput, "%s is not an option; vote for one of %s.", inventory.Echo(option), strings.Join(quoted, ", "))
 	}
 	limit := s.MaxVoters
 	if limit <= 0 {

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Predictions without spoilers (docs/lessons.md): within a step that asks,
@@ -17,23 +17,23 @@ import (
 // outcomeWords are phrases that give away an outcome when prose mentions
 // them before the question about it.
 var outcomeWords = map[string][]string{
-	string(lab.OK):          {"sells the unit", "sold the unit", "sells it", "sold it", "succeeds"},
-	string(lab.SoldOut):     {"sold out", "sold_out"},
-	string(lab.Unavailable): {"unavailable", "refuse", "try again later", "try later"},
-	string(lab.FailFast):    {"fail fast", "fails fast", "fail_fast"},
-	string(lab.Conflict):    {"conflict"},
+	string(inventory.OK):          {"sells the unit", "sold the unit", "sells it", "sold it", "succeeds"},
+	string(inventory.SoldOut):     {"sold out", "sold_out"},
+	string(inventory.Unavailable): {"unavailable", "refuse", "try again later", "try later"},
+	string(inventory.FailFast):    {"fail fast", "fails fast", "fail_fast"},
+	string(inventory.Conflict):    {"conflict"},
 }
 
 // optionLabels are the words shown for the option tokens lessons use.
 var optionLabels = map[string]string{
-	string(lab.OK):          "It sells the unit",
-	string(lab.SoldOut):     "Sold out",
-	string(lab.Unavailable): "It refuses — try later",
-	string(lab.FailFast):    "It fails fast — nothing is sent",
-	string(lab.Conflict):    "Conflict — retries exhausted",
-	"yes":                   "Yes",
-	"no":                    "No",
-	"maybe":                 "Maybe",
+	string(inventory.OK):          "It sells the unit",
+	string(inventory.SoldOut):     "Sold out",
+	string(inventory.Unavailable): "It refuses — try later",
+	string(inventory.FailFast):    "It fails fast — nothing is sent",
+	string(inventory.Conflict):    "Conflict — retries exhausted",
+	"yes":                         "Yes",
+	"no":                          "No",
+	"maybe":                       "Maybe",
 }
 
 // OptionLabel is how a poll option is shown to viewers: words for the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Story tells what one command visibly did, in one line for a learner
@@ -36,7 +37,7 @@ func Story(cr CommandResult, city func(region string) string) string {
 			where = "the " + string(a.Store) + " store"
 		}
 		line := fmt.Sprintf("%s is stocked with %s in %s", a.SKU, units(a.Quantity), where)
-		if a.Store == lab.Geo {
+		if a.Store == inventory.Geo {
 			for _, o := range cr.Outcomes {
 				if len(o.Allocations) > 0 {
 					line += ", split " + splitStory(o.Allocations, name)
@@ -172,7 +173,7 @@ func Story(cr CommandResult, city func(region string) string) string {
 
 // outcomeStory is how a buy ended, in the words the shops show
 // (lab.Say): "refused after 2.0 s: cannot reach a majority."
-func outcomeStory(o lab.Outcome) string {
+func outcomeStory(o inventory.Outcome) string {
 	w := lab.SayOutcome(o)
 	s := strings.ToLower(w.Tag) + " after " + durationWords(o.LatencyMs)
 	if w.Why != "" {
@@ -181,8 +182,8 @@ func outcomeStory(o lab.Outcome) string {
 	return s + "."
 }
 
-func readStory(o lab.Outcome) string {
-	if o.Outcome != lab.OK {
+func readStory(o inventory.Outcome) string {
+	if o.Outcome != inventory.OK {
 		return outcomeStory(o)
 	}
 	w := lab.SayOutcome(o)
@@ -208,9 +209,9 @@ func reserveStory(cr CommandResult, a Reserve, name func(string) string) string 
 	if cr.Woke {
 		line = fmt.Sprintf("%s wakes up and writes its sale of %s%s → ", who, a.SKU, token)
 		switch {
-		case o.Outcome == lab.Conflict && a.Fenced:
+		case o.Outcome == inventory.Conflict && a.Fenced:
 			line += "refused: the storage has already seen a newer token, so nothing is sold twice."
-		case o.Outcome == lab.OK && !a.Fenced:
+		case o.Outcome == inventory.OK && !a.Fenced:
 			line += "sold: the storage trusted a lock that had expired — the same unit is sold twice."
 		default:
 			line += outcomeStory(o)
@@ -296,7 +297,7 @@ func zoneOf(name string) (zone, region string) {
 	return "", name
 }
 
-func splitStory(a map[string]lab.Allocation, name func(string) string) string {
+func splitStory(a map[string]inventory.Allocation, name func(string) string) string {
 	regions := make([]string, 0, len(a))
 	for r := range a {
 		regions = append(regions, r)

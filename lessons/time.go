@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
-// clocker is what "clock" needs from the lab; *lab.Lab has it.
+// clocker is what "clock" needs from the lab; LabOf's adapter has it.
 type clocker interface {
 	SetClock(region string, offsetMs, driftPpm float64) error
 	ResetClocks() error
@@ -32,19 +32,20 @@ func (r *Runner) clock(a Clock, labErr func(error) (CommandResult, error), done 
 	return done("")
 }
 
-// reserver is what "pause" and "reserve" need from the lab; *lab.Lab has it.
+// reserver is what "pause" and "reserve" need from the lab; LabOf's
+// adapter has it.
 type reserver interface {
 	Pause(region string, seconds float64) error
 	Paused(region string) time.Duration
-	Reserve(ctx context.Context, sku, region string, fenced bool) (lab.Outcome, error)
-	ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan lab.Outcome, error)
+	Reserve(ctx context.Context, sku, region string, fenced bool) (inventory.Outcome, error)
+	ReserveAsync(ctx context.Context, sku, region string, fenced bool) (<-chan inventory.Outcome, error)
 }
 
 // pending is a reservation of a paused shop that is still running.
 type pending struct {
 	cmd    Command
-	expect lab.Kind
-	done   <-chan lab.Outcome
+	expect inventory.Kind
+	done   <-chan inventory.Outcome
 }
 
 func (r *Runner) pause(a PauseShop, labErr func(error) (CommandResult, error), done func(string) (CommandResult, error)) (CommandResult, error) {
@@ -77,7 +78,7 @@ func (r *Runner) reserve(ctx context.Context, c Command, a Reserve, cr *CommandR
 	if err != nil {
 		return labErr(err)
 	}
-	cr.Outcomes = []lab.Outcome{o}
+	cr.Outcomes = []inventory.Outcome{o}
 	if a.Expect != "" && o.Outcome != a.Expect {
 		b := a
 		b.Expect = ""
@@ -93,8 +94,8 @@ func (r *Runner) reserve(ctx context.Context, c Command, a Reserve, cr *CommandR
 
 // message is the lab's sentence for a reservation (it says who held which
 // token), unless timing is left out.
-func (r *Runner) message(o lab.Outcome) string {
-	if r.NoTiming || o.Message == "" || o.Outcome != lab.OK {
+func (r *Runner) message(o inventory.Outcome) string {
+	if r.NoTiming || o.Message == "" || o.Outcome != inventory.OK {
 		return ""
 	}
 	return " — " + o.Message
@@ -112,8 +113,8 @@ func (r *Runner) settle(ctx context.Context, next Command) (CommandResult, error
 	for len(r.background) > 0 {
 		p := r.background[0]
 		r.background = r.background[1:]
-		t := time.NewTimer(lab.MaxPause + r.waitTimeout())
-		var o lab.Outcome
+		t := time.NewTimer(inventory.MaxPause + r.waitTimeout())
+		var o inventory.Outcome
 		select {
 		case o = <-p.done:
 			t.Stop()
@@ -130,12 +131,12 @@ func (r *Runner) settle(ctx context.Context, next Command) (CommandResult, error
 		if p.expect != "" && o.Outcome != p.expect {
 			b := a
 			b.Expect = ""
-			cr := CommandResult{Command: p.cmd, Status: StatusFailed, Outcomes: []lab.Outcome{o}, Woke: true, Expected: b.String() + " → " + string(p.expect), Got: r.outcome(o)}
+			cr := CommandResult{Command: p.cmd, Status: StatusFailed, Outcomes: []inventory.Outcome{o}, Woke: true, Expected: b.String() + " → " + string(p.expect), Got: r.outcome(o)}
 			cr.Text = fmt.Sprintf("line %d: expected %s, got %s", p.cmd.Line, cr.Expected, cr.Got)
 			return cr, &Failure{File: r.lesson.File, Line: p.cmd.Line, Command: a.String(), Expected: cr.Expected, Got: cr.Got}
 		}
 		mark := "   "
-		woke := CommandResult{Command: p.cmd, Status: StatusDone, Outcomes: []lab.Outcome{o}, Woke: true, Text: text + " (the paused shop woke)"}
+		woke := CommandResult{Command: p.cmd, Status: StatusDone, Outcomes: []inventory.Outcome{o}, Woke: true, Text: text + " (the paused shop woke)"}
 		if p.expect != "" {
 			mark = " ✓ "
 			woke.Status = StatusPassed

@@ -104,10 +104,89 @@
 // drift, set live like a link's delay. Only the lab's own readers of wall
 // time use them; etcd's Raft and lease timers run on monotonic time.
 //
+// # Regions on other hosts
+//
+// A region can run on a host of its own under a region agent (agent.go,
+// "caplab region --name R --listen HOST:PORT --token T"), and a lab
+// started with Config.Remote (region → agent address) uses those agents
+// for the regions it names; any region it does not name runs in the lab's
+// own process under an agent of its own, so every region of such a lab is
+// an agent's.
+//
+// Who owns what. An agent owns its region's servers — the consensus
+// member, the replica, the zones and their regional group with its zone
+// fabric — its data directory (the servers' data, the layout it was given,
+// the lab it belongs to), the proxy in front of its member, the relays
+// into its servers, and its copy of the link rules with the counters of
+// what crosses them there. The lab owns the rules (the Fabric and the
+// zones' fabrics are its decisions), the API and the page, the history,
+// the gateways of every region (their clients reach a region's servers
+// through the agent of the region they stand in), and its own data
+// directory: its certificate authority, its id, the members' addresses,
+// notes and the audit log.
+//
+// The links stay exact across hosts. etcd keeps one peer URL per member,
+// the same on every host, so every member is known by 127.0.0.1:<port>
+// (the lab picks the ports) and every agent listens on its host's loopback
+// on every member's port: its own member's is its peer proxy, every other
+// a forwarder that tunnels to that member's agent (hostports.go). The
+// proxy of the member that listens sees both directions of each exchange
+// by X-Server-From, as on one machine, so an agent enforces every link
+// into and out of its region — one-way cuts included, at the level of raft
+// messages, without root and without iptables; both agents of a link hold
+// its rule, and its counters are the sum of what both counted. Client
+// traffic from region A to region B's servers goes lab → A's agent → B's
+// agent, and B's agent applies the links A → B and B → A.
+//
+// Measured links. Every agent pings every other over the same TLS path
+// (mesh.go); a pair's round trip is the mean of the two agents' medians.
+// A link adds only what is missing to reach the model (RTT × latency
+// scale − measured, halved each way, never below zero); a link whose
+// measured round trip exceeds the model's says so (LinkStatus.OverModel).
+// The raft timing is derived from the larger of the two.
+//
+// The control connection (wire.go). One TLS 1.3 connection per agent,
+// dialled by the lab; the token proves itself on it as an HMAC of keying
+// material exported from that TLS session, both ways (trust.go), so it
+// never crosses the wire and cannot be replayed or relayed. The first lab
+// with the token to take an agent that belongs to no lab enrols it: the
+// agent pins the lab's certificate, gets one signed for its own key, and
+// from then on takes connections only from holders of certificates that
+// lab signed — the lab and its other agents — on its one port (its
+// servers listen on loopback only). A lab with another token, or another
+// lab with the token (another certificate), is refused with a sentence
+// that names why. The lab sends orders (prepare, links, start, crash,
+// zone crash and restart, kick, stop) and each answer carries the agent's
+// status; the agent also reports on every change and at least every half
+// second.
+//
+// Failure of the machinery. An agent that loses the lab (its control
+// connection silent for four seconds) keeps running its region with the
+// last link table it was given, and takes the lab back when it calls. The
+// lab calls a lost agent at once and then every half second: an agent
+// whose host refuses the connection is not running, and its region shows
+// crashed — kill -9 of an agent is a region crash; one that does not
+// answer shows stale (RegionStatus.Stale: as last reported). Changes to
+// links while an agent is out of reach reach the others at once and it
+// when it is back. An agent started again resumes its region from its
+// data: the lab gives it its layout and the rules, and starts its servers
+// unless the lab crashed the region on purpose. A lab refuses an agent of
+// another protocol, data layout, etcd or build, one serving another region
+// than it was told, and one that holds another layout's data — naming the
+// difference. A lab with a data directory leaves its agents their data
+// when it stops, and resumes with them; a lab without one (a temporary
+// lab) has them delete their region's data and forget it, so the next lab
+// with the token may take them.
+//
 // Usage:
 //
 //	c, err := nodes.Start(ctx, nodes.Config{LatencyScale: 1})
 //	defer c.Close()
 //	c.Fabric().Isolate("ap-southeast-1")
 //	cli, _ := c.MemberClient("ap-southeast-1") // the region's own member
+//
+// With regions on other hosts (each started there with "caplab region"):
+//
+//	c, err := nodes.Start(ctx, nodes.Config{Token: tok,
+//		Remote: map[string]string{"eu-west-1": "192.168.1.21:7400", "ap-southeast-1": "192.168.1.22:7400"}})
 package nodes

@@ -131,3 +131,50 @@ func (c *Cluster) hurryFirstElection(ctx context.Context) {
 		}
 	}
 }
+
+// hurried is a server an agent asks to campaign (agent_region.go), and
+// the member named as the request's sender (0: the server itself).
+type hurried struct {
+	e    *embed.Etcd
+	from uint64
+}
+
+// hurryServers is hurryFirstElection for the servers one agent runs: each
+// that knows no leader is asked to campaign, again every 20 ms, until it
+// has campaigned once (its term moved) or knows a leader, or ctx ends.
+func hurryServers(ctx context.Context, servers func() []hurried) {
+	asked := map[*embed.Etcd]uint64{}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		settled := true
+		for _, h := range servers() {
+			if !running(h.e) || h.e.Server.Leader() != 0 {
+				continue
+			}
+			settled = false
+			term := h.e.Server.Term()
+			if first, ok := asked[h.e]; ok && term > first {
+				continue // it has campaigned
+			} else if !ok {
+				asked[h.e] = term
+			}
+			to := uint64(h.e.Server.MemberID())
+			from := h.from
+			if from == 0 {
+				from = to
+			}
+			_ = h.e.Server.Process(ctx, &raftpb.Message{
+				Type: raftpb.MessageType_MsgTimeoutNow.Enum(), To: &to, From: &from, Term: &term,
+			})
+		}
+		if settled {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -25,6 +25,10 @@ type Fabric struct {
 	scale    float64
 	onChange func()
 	speed    float64 // SetSpeed's factor (speed.go); 0 means 1. Guarded by mu.
+	// push, when the regions run on agents (remote.go), hands the changed
+	// rules to the agents that enforce them and returns once they have
+	// them in force (or are out of reach); nil on one machine.
+	push func()
 
 	mu    sync.Mutex // serialises operations; links have their own locks for the data path
 	links map[[2]string]*link
@@ -47,6 +51,9 @@ func newFabric(regions []string, scale float64, onChange func()) *Fabric {
 func (f *Fabric) link(from, to string) *link { return f.links[[2]string{from, to}] }
 
 func (f *Fabric) changed() {
+	if f.push != nil {
+		f.push()
+	}
 	if f.onChange != nil {
 		f.onChange()
 	}

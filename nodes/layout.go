@@ -28,11 +28,21 @@ const LayoutFile = "caplab-layout.json"
 // version is refused rather than misread.
 const LayoutVersion = 1
 
+// RemoteLayoutVersion is the version of a data directory made for a lab
+// whose regions run under agents (remote.go): the regions' data is on
+// their hosts; the directory keeps the lab's certificate, its id, the
+// members' loopback ports and where the agents were.
+const RemoteLayoutVersion = 2
+
 // layout is what LayoutFile holds.
 type layout struct {
 	Version      int            `json:"version"`
 	Regions      []layoutRegion `json:"regions"`
 	BypassFabric bool           `json:"bypassFabric,omitempty"`
+	// A remote lab's (RemoteLayoutVersion):
+	Lab    string            `json:"lab,omitempty"`
+	Zones  int               `json:"zones,omitempty"`
+	Remote map[string]string `json:"remote,omitempty"` // region → its agent's address, as last started
 }
 
 // layoutRegion is one region's fixed addresses.
@@ -41,8 +51,9 @@ type layoutRegion struct {
 	// MemberPeer is the host:port the group knows the member by: its peer
 	// proxy (or, bypassing the fabric, its own peer listener).
 	MemberPeer string `json:"memberPeer"`
-	// ReplicaPeer is the replica's advertised peer address.
-	ReplicaPeer string `json:"replicaPeer"`
+	// ReplicaPeer is the replica's advertised peer address (its agent
+	// keeps it in a remote lab).
+	ReplicaPeer string `json:"replicaPeer,omitempty"`
 }
 
 func (l *layout) regionNames() []string {
@@ -79,7 +90,24 @@ func readLayout(dir string) (*layout, error) {
 }
 
 // checkLayout compares a data directory's layout with the lab asked for.
-func checkLayout(dir string, l *layout, regions []string, bypass bool) error {
+func checkLayout(dir string, l *layout, regions []string, bypass, remote bool) error {
+	switch {
+	case l.Version == RemoteLayoutVersion && !remote:
+		return fmt.Errorf("nodes: data dir %s was made by a lab whose regions ran under agents on other hosts (their data is there): start with --remote %s, or use another --data-dir", dir, remoteFlag(l))
+	case l.Version == LayoutVersion && remote:
+		return fmt.Errorf("nodes: data dir %s holds the data of regions that ran in this process; it cannot move to agents: start without --remote, or use another --data-dir", dir)
+	case l.Version == RemoteLayoutVersion:
+		if have := l.regionNames(); !slices.Equal(have, regions) {
+			return fmt.Errorf("nodes: data dir %s holds regions %s, not %s: start with --regions %s, or use another --data-dir",
+				dir, strings.Join(have, ","), strings.Join(regions, ","), strings.Join(have, ","))
+		}
+		for _, r := range l.Regions {
+			if r.MemberPeer == "" {
+				return fmt.Errorf("nodes: data dir %s: %s lacks the address of %s; move the directory away or start with another --data-dir", dir, LayoutFile, r.Name)
+			}
+		}
+		return nil
+	}
 	if l.Version != LayoutVersion {
 		return fmt.Errorf("nodes: data dir %s was made by a caplab with layout version %d; this caplab uses version %d and cannot read it: start with another --data-dir", dir, l.Version, LayoutVersion)
 	}
@@ -96,6 +124,17 @@ func checkLayout(dir string, l *layout, regions []string, bypass bool) error {
 		}
 	}
 	return nil
+}
+
+// remoteFlag is the --remote a remote layout was last started with.
+func remoteFlag(l *layout) string {
+	var parts []string
+	for _, r := range l.Regions {
+		if a, ok := l.Remote[r.Name]; ok {
+			parts = append(parts, r.Name+"="+a)
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // writeLayout saves the layout atomically (write, sync, rename, sync dir),

@@ -23,7 +23,9 @@ type link struct {
 	mu       sync.Mutex
 	up       bool
 	rttMs    float64       // model round trip this direction contributes to (rttMs/2 one way), at scale 1
-	delay    time.Duration // applied one-way delay = rttMs/2 × scale
+	scale    float64       // latency scale rttMs is multiplied by
+	measured float64       // real round trip between the two hosts (ms), 0 on one machine (remote.go)
+	delay    time.Duration // applied one-way delay = (rttMs × scale − measured)/2, at least 0
 	jitter   time.Duration // applied jitter, uniform in [0, jitter)
 	conns    map[*flow]struct{}
 	streams  map[*flow]time.Time // raft streams carrying this link's data, by the time they opened
@@ -48,8 +50,38 @@ func newLink(from, to string, rttMs float64, measured bool, scale float64) *link
 func (l *link) setRTT(rttMs, scale float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.rttMs = rttMs
-	l.delay = time.Duration(rttMs / 2 * scale * float64(time.Millisecond))
+	l.rttMs, l.scale = rttMs, scale
+	l.delay = addedDelay(rttMs, scale, l.measured)
+}
+
+// addedDelay is the one-way delay a link adds so that its round trip is
+// the model's (rttMs × scale): all of it on one machine, only what is
+// missing when the hosts are measuredMs apart already — nothing when the
+// real round trip exceeds the model.
+func addedDelay(rttMs, scale, measuredMs float64) time.Duration {
+	return time.Duration(max(0, rttMs*scale-measuredMs) / 2 * float64(time.Millisecond))
+}
+
+// setMeasured records the real round trip between the link's two hosts
+// and adds only what is missing to reach the model (remote.go).
+func (l *link) setMeasured(ms float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.measured = ms
+	l.delay = addedDelay(l.rttMs, l.scale, ms)
+}
+
+// setRule takes the rule a lab decided for this link (an agent's copy of
+// it, agent.go): state, applied one-way delay and jitter, and the model
+// and measured round trips for the agent's own reports.
+func (l *link) setRule(r linkRule) (changed bool) {
+	changed = l.setUp(r.Up)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rttMs, l.measured = r.RTTMs, r.MeasuredMs
+	l.delay = time.Duration(r.DelayMs * float64(time.Millisecond))
+	l.jitter = time.Duration(r.JitterMs * float64(time.Millisecond))
+	return changed
 }
 
 func (l *link) setJitter(j time.Duration) {
@@ -145,6 +177,15 @@ type LinkStatus struct {
 	Estimated bool    // RTT estimated from great-circle distance
 	Bytes     int64   // bytes carried from → to
 	Messages  int64   // chunks carried (≈ raft message batches, RPC frames)
+	// MeasuredRTTMs is the real round trip between the hosts of two
+	// regions on separate machines (caplab region), measured between
+	// their agents; 0 on one machine. The delay adds only what is missing
+	// to reach RTTMs × the latency scale.
+	MeasuredRTTMs float64
+	// OverModel: the measured round trip exceeds the model's (by more
+	// than 1 ms and 5 %), so the link is slower than the lab says and
+	// adds no delay.
+	OverModel bool
 }
 
 func (l *link) status() LinkStatus {
@@ -155,7 +196,14 @@ func (l *link) status() LinkStatus {
 		RTTMs: l.rttMs, DelayMs: float64(l.delay) / float64(time.Millisecond),
 		Estimated: l.estimate,
 		Bytes:     l.bytes.Load(), Messages: l.messages.Load(),
+		MeasuredRTTMs: l.measured, OverModel: overModel(l.measured, l.rttMs*l.scale),
 	}
+}
+
+// overModel reports a measured round trip that exceeds the model's by
+// more than noise (1 ms and 5 %).
+func overModel(measured, model float64) bool {
+	return measured > 0 && measured-model > max(1, 0.05*model)
 }
 
 // oneWay is the link's current one-way delay (no jitter).

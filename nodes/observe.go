@@ -21,6 +21,10 @@ type Snapshot struct {
 // snapshot.
 func (c *Cluster) State() Snapshot {
 	s := Snapshot{Seq: c.seq.Load(), At: time.Now(), LatencyScale: c.cfg.LatencyScale, Timing: c.Timing()}
+	if c.remote != nil { // as the agents report (remote_state.go)
+		c.remote.snapshot(&s)
+		return s
+	}
 	for _, r := range c.regions {
 		s.Regions = append(s.Regions, r.status(c.regionOf))
 	}

@@ -37,6 +37,7 @@ type peerProxy struct {
 	target atomic.Value // string: host:port of the member's real peer listener
 	fabric *Fabric
 	sender func(memberID string) (region string, ok bool)
+	whoami string // an agent's: what GET whoamiPath answers (hostports.go)
 
 	transport *http.Transport
 	srv       *http.Server
@@ -69,6 +70,10 @@ func newPeerProxy(region, target string, ln net.Listener, f *Fabric, sender func
 }
 
 func (p *peerProxy) serve() { _ = p.srv.Serve(p.ln) }
+
+// serveOn serves one more listener (an agent's loopback port, besides the
+// connections its peers tunnel in); close closes it too.
+func (p *peerProxy) serveOn(ln net.Listener) { _ = p.srv.Serve(ln) }
 
 // setTarget points the proxy at a member that moved to another port.
 func (p *peerProxy) setTarget(hostport string) { p.target.Store(hostport) }
@@ -106,6 +111,10 @@ func (p *peerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlers.Add(1)
 	p.activeMu.Unlock()
 	defer p.handlers.Done()
+	if p.whoami != "" && r.URL.Path == whoamiPath {
+		_, _ = io.WriteString(w, p.whoami)
+		return
+	}
 	from, known := p.sender(r.Header.Get("X-Server-From"))
 	if !known || from == p.region {
 		p.exchange(w, r, nil, nil)
@@ -227,6 +236,10 @@ type replicaProxy struct {
 	target   atomic.Value // string: host:port of region to's replica
 	fabric   *Fabric
 	ln       net.Listener
+	// dial, when set, reaches the server instead of target, and the
+	// proxy applies no link: a lab's endpoint into a region on an agent,
+	// which applies them itself (remote.go).
+	dial func(ctx context.Context) (net.Conn, error)
 
 	conns     sync.WaitGroup
 	done      chan struct{}
@@ -249,19 +262,28 @@ func (p *replicaProxy) serve() {
 		if err != nil {
 			return
 		}
-		p.activeMu.Lock()
-		if p.closed {
-			p.activeMu.Unlock()
-			_ = c.Close()
+		if !p.accept(c) {
 			return
 		}
-		p.conns.Add(1)
-		p.activeMu.Unlock()
-		go func() {
-			defer p.conns.Done()
-			p.carry(c)
-		}()
 	}
+}
+
+// accept carries one connection (from serve, or tunnelled to an agent);
+// false, and the connection closed, once the proxy is closed.
+func (p *replicaProxy) accept(c net.Conn) bool {
+	p.activeMu.Lock()
+	if p.closed {
+		p.activeMu.Unlock()
+		_ = c.Close()
+		return false
+	}
+	p.conns.Add(1)
+	p.activeMu.Unlock()
+	go func() {
+		defer p.conns.Done()
+		p.carry(c)
+	}()
+	return true
 }
 
 func (p *replicaProxy) carry(c net.Conn) {
@@ -285,7 +307,7 @@ func (p *replicaProxy) carry(c net.Conn) {
 		delete(p.active, fl)
 		p.activeMu.Unlock()
 	}()
-	local := p.from == p.to // a client in the server's own region crosses no link
+	local := p.from == p.to || p.dial != nil // a client in the server's own region crosses no link
 	var fwd, back *link
 	if !local {
 		fwd, back = p.fabric.link(p.from, p.to), p.fabric.link(p.to, p.from)
@@ -300,7 +322,15 @@ func (p *replicaProxy) carry(c net.Conn) {
 		}
 		defer back.detach(fl)
 	}
-	up, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target.Load().(string))
+	var up net.Conn
+	var err error
+	if p.dial != nil {
+		dctx, dcancel := context.WithTimeout(ctx, tunnelDialTimeout)
+		up, err = p.dial(dctx)
+		dcancel()
+	} else {
+		up, err = (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", p.target.Load().(string))
+	}
 	if err != nil {
 		_ = c.Close()
 		return
@@ -342,7 +372,9 @@ func (p *replicaProxy) close() {
 		p.closed = true
 		p.activeMu.Unlock()
 		close(p.done)
-		_ = p.ln.Close()
+		if p.ln != nil {
+			_ = p.ln.Close()
+		}
 		p.conns.Wait()
 	})
 }

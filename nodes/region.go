@@ -342,6 +342,15 @@ type RegionStatus struct {
 	CommitIndex  uint64
 	AppliedIndex uint64
 	ReplicaRev   int64
+	// Agent is the address of the agent the region runs under when it
+	// runs on another host (caplab region); "" when it runs here.
+	Agent string
+	// Stale: the lab has lost the region's agent (its control connection
+	// dropped and the agent has not answered since, or refuses this lab):
+	// what is shown is what it last reported. An agent whose host
+	// refuses the connection is not running: its region is down, not
+	// stale.
+	Stale bool
 }
 
 // status reads the region's live state from its servers. etcd does not

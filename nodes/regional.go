@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 )
 
 // Regional groups as the rest of the lab sees them: names, clients, the
@@ -57,8 +58,7 @@ func (c *Cluster) ZonesPerRegion() int { return c.zones.n }
 func (c *Cluster) ZoneFabric(region string) (*Fabric, error) {
 	g, ok := c.zones.byRegion[region]
 	if !ok {
-		_, err := c.region(region)
-		return nil, err
+		return nil, c.checkRegion(region)
 	}
 	return g.fabric, nil
 }
@@ -72,6 +72,9 @@ func (c *Cluster) ResetZoneLinks() {
 			l.setJitter(0)
 		}
 	}
+	if c.remote != nil {
+		c.remote.push()
+	}
 	c.changed()
 }
 
@@ -80,10 +83,10 @@ func (c *Cluster) ResetZoneLinks() {
 // crosses the region fabric's links from → to and back. It stays valid
 // across crashes and restarts.
 func (c *Cluster) RegionalClient(from, to string) (*clientv3.Client, error) {
-	if _, err := c.region(from); err != nil {
+	if err := c.checkRegion(from); err != nil {
 		return nil, err
 	}
-	if _, err := c.region(to); err != nil {
+	if err := c.checkRegion(to); err != nil {
 		return nil, err
 	}
 	if from == to {
@@ -130,7 +133,7 @@ func (c *Cluster) RegionalLeader(region string) string {
 	}
 	st := map[string]ZoneStatus{}
 	for _, z := range g.members {
-		st[z.name] = z.status(g.zoneOf)
+		st[z.name] = c.zoneStatus(g, z)
 	}
 	for name, cand := range st {
 		if cand.Role != RoleLeader {
@@ -176,6 +179,14 @@ func (c *Cluster) WaitRegionalLeaders(ctx interface {
 	}
 }
 
+// zoneStatus is a zone's member's state now.
+func (c *Cluster) zoneStatus(g *regionalGroup, z *zoneMember) ZoneStatus {
+	if c.remote != nil {
+		return c.remote.zoneStatus(z)
+	}
+	return z.status(g.zoneOf)
+}
+
 // zoneState reads every zone and zone link for a Snapshot.
 func (c *Cluster) zoneState() ([]ZoneStatus, []LinkStatus) {
 	if c.zones == nil {
@@ -200,45 +211,56 @@ func (c *Cluster) crashZone(name string) error {
 	}
 	defer release()
 	z := c.zones.byZone[name]
+	if c.remote != nil { // its agent crashes it
+		return c.remote.zoneOrder(ctlCrashZone, name)
+	}
 	if !c.IsUp(z.region) {
 		return fmt.Errorf("nodes: crash %s: its region %s is down: %w", name, z.region, ErrRegionDown)
 	}
-	if z.server() == nil {
-		return fmt.Errorf("nodes: crash %s: zone is down: %w", name, ErrRegionDown)
-	}
-	c.quiesceZone(z)
-	e := z.hardStop()
+	g := c.zones.byRegion[z.region]
+	e := g.crashMember(z, c.dropRemoteZone)
 	if e == nil {
 		return fmt.Errorf("nodes: crash %s: zone is down: %w", name, ErrRegionDown)
 	}
-	c.dropZone(z)
 	e.Close()
 	c.changed()
 	return nil
 }
 
-// quiesceZone points the zone member's peer proxy at nothing and ends
-// every exchange through it before its server stops, as quiesce does for a
-// region's servers: a peer request (etcd's /version) that reaches a server
-// whose backend is closing panics while holding the backend's lock, and
-// every later one then blocks forever — a goroutine that outlives Close
-// (issue 9 item 4). startZone points the proxy back.
-func (c *Cluster) quiesceZone(z *zoneMember) {
-	g := c.zones.byRegion[z.region]
+// crashMember stops a zone's member abruptly and returns its server to be
+// closed (nil if it was not running). Its peer proxy points at nothing
+// first, and every exchange through it ends: a peer request (etcd's
+// /version) that reaches a server whose backend is closing panics while
+// holding the backend's lock, and every later one then blocks forever — a
+// goroutine that outlives Close (issue 9 item 4). dropOther ends the
+// connections into the zone that do not cross its proxy. restartMember
+// points the proxy back.
+func (g *regionalGroup) crashMember(z *zoneMember, dropOther func(zone string)) *embed.Etcd {
+	if z.server() == nil {
+		return nil
+	}
 	if z.index < len(g.proxies) {
 		g.proxies[z.index].setTarget("")
 		g.proxies[z.index].dropAll()
 	}
-}
-
-// dropZone ends every proxied connection into a zone's member.
-func (c *Cluster) dropZone(z *zoneMember) {
-	g := c.zones.byRegion[z.region]
+	e := z.hardStop()
+	if e == nil {
+		return nil
+	}
 	if z.index < len(g.proxies) {
 		g.proxies[z.index].dropAll()
 	}
+	if dropOther != nil {
+		dropOther(z.name)
+	}
+	return e
+}
+
+// dropRemoteZone ends every connection of another region's gateway into
+// a zone's member.
+func (c *Cluster) dropRemoteZone(zone string) {
 	for k, p := range c.zones.remoteProxies {
-		if k[2] == z.name {
+		if k[2] == zone {
 			p.dropAll()
 		}
 	}
@@ -246,22 +268,18 @@ func (c *Cluster) dropZone(z *zoneMember) {
 
 // crashRegionZones stops every running zone of a crashed region.
 func (c *Cluster) crashRegionZones(region string) {
-	g, ok := c.zones.byRegion[region]
-	if !ok {
-		return
+	if g, ok := c.zones.byRegion[region]; ok {
+		g.crashAll(c.dropRemoteZone)
 	}
+}
+
+// crashAll stops every running member of the group abruptly and closes
+// them.
+func (g *regionalGroup) crashAll(dropOther func(zone string)) {
 	var wg sync.WaitGroup
 	for _, z := range g.members {
-		if z.server() != nil {
-			c.quiesceZone(z)
-		}
-		if e := z.hardStop(); e != nil {
-			c.dropZone(z)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.Close()
-			}()
+		if e := g.crashMember(z, dropOther); e != nil {
+			wg.Go(e.Close)
 		}
 	}
 	wg.Wait()
@@ -275,39 +293,51 @@ func (c *Cluster) restartZone(name string) error {
 	}
 	defer release()
 	z := c.zones.byZone[name]
+	if c.remote != nil { // its agent starts it
+		return c.remote.zoneOrder(ctlStartZone, name)
+	}
 	if !c.IsUp(z.region) {
 		return fmt.Errorf("nodes: restart %s: its region %s is down (restart the region): %w", name, z.region, ErrRegionDown)
 	}
-	if err := c.startZone(z); err != nil {
+	if err := c.zones.byRegion[z.region].restartMember(z, c.zoneMoved); err != nil {
 		return err
 	}
 	c.changed()
 	return nil
 }
 
-// startZone starts one zone's member, moving its listeners if another
-// process took a port while it was down.
-func (c *Cluster) startZone(z *zoneMember) error {
+// zoneMoved points the clients of a zone's member and the other regions'
+// proxies into it at its new client port.
+func (c *Cluster) zoneMoved(z *zoneMember) {
 	g := c.zones.byRegion[z.region]
-	if !c.cfg.BypassFabric && z.index < len(g.proxies) {
-		g.proxies[z.index].setTarget(z.peer) // quiesceZone pointed it at nothing
+	if g.client != nil {
+		g.client.SetEndpoints(g.endpoints()...)
+	}
+	if z.index < len(g.zoneCli) {
+		g.zoneCli[z.index].SetEndpoints("http://" + z.client)
+	}
+	for k, p := range c.zones.remoteProxies {
+		if k[2] == z.name {
+			p.setTarget(z.client)
+		}
+	}
+}
+
+// restartMember starts one zone's member, moving its listeners if another
+// process took a port while it was down (moved, if not nil, then points
+// what talks to its client port at the new one).
+func (g *regionalGroup) restartMember(z *zoneMember, moved func(*zoneMember)) error {
+	if !g.bypass && z.index < len(g.proxies) {
+		g.proxies[z.index].setTarget(z.peer) // crashMember pointed it at nothing
 	}
 	err := z.start()
-	for try := 0; addrInUse(err) && !c.cfg.BypassFabric && try < 5; try++ {
+	for try := 0; addrInUse(err) && !g.bypass && try < 5; try++ {
 		if err := z.pickPorts(); err != nil {
 			return err
 		}
 		g.proxies[z.index].setTarget(z.peer)
-		if g.client != nil {
-			g.client.SetEndpoints(g.endpoints()...)
-		}
-		if z.index < len(g.zoneCli) {
-			g.zoneCli[z.index].SetEndpoints("http://" + z.client)
-		}
-		for k, p := range c.zones.remoteProxies {
-			if k[2] == z.name {
-				p.setTarget(z.client)
-			}
+		if moved != nil {
+			moved(z)
 		}
 		err = z.start()
 	}
@@ -316,17 +346,25 @@ func (c *Cluster) startZone(z *zoneMember) error {
 
 // restartRegionZones starts every zone of a restarted region that is down.
 func (c *Cluster) restartRegionZones(region string) error {
-	g, ok := c.zones.byRegion[region]
-	if !ok {
-		return nil
+	if g, ok := c.zones.byRegion[region]; ok {
+		return g.restartDown(c.zoneMoved)
 	}
+	return nil
+}
+
+// restartDown starts every member of the group that is down, one after
+// another. Each started member's view of the group names every member's
+// id (learn), before the next one dials it: the proxies attribute every
+// exchange from then on.
+func (g *regionalGroup) restartDown(moved func(*zoneMember)) error {
 	for _, z := range g.members {
 		if z.server() != nil {
 			continue
 		}
-		if err := c.startZone(z); err != nil {
+		if err := g.restartMember(z, moved); err != nil {
 			return err
 		}
+		g.learn(z)
 	}
 	return nil
 }
@@ -334,6 +372,9 @@ func (c *Cluster) restartRegionZones(region string) error {
 // ZoneUp reports whether a zone's member runs.
 func (c *Cluster) ZoneUp(name string) bool {
 	z, ok := c.zones.byZone[name]
+	if ok && c.remote != nil {
+		return c.remote.zoneStatus(z).Up
+	}
 	return ok && z.server() != nil
 }
 
@@ -391,9 +432,9 @@ func checkZoneAddrs(dir string, saved map[string]string, regions []string, n int
 
 // saveZoneAddrs records every zone's known address, atomically, before
 // any zone's member writes data.
-func saveZoneAddrs(dir string, zs *zoneSet) error {
+func saveZoneAddrs(dir string, zones map[string]*zoneMember) error {
 	m := map[string]string{}
-	for name, z := range zs.byZone {
+	for name, z := range zones {
 		m[name] = z.advertise
 	}
 	raw, _ := json.Marshal(m)

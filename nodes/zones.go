@@ -95,6 +95,7 @@ type zoneSet struct {
 
 type regionalGroup struct {
 	region  string
+	bypass  bool // members advertise their own peer listeners
 	fabric  *Fabric
 	members []*zoneMember
 	proxies []*peerProxy       // parallel to members; empty when the fabric is bypassed
@@ -255,6 +256,78 @@ func (g *regionalGroup) endpoints() []string {
 	return eps
 }
 
+// groupConfig is what one region's regional group needs to lay itself
+// out: a lab's Cluster makes one per region, an agent (agent.go) one for
+// its region.
+type groupConfig struct {
+	region   string
+	zones    int
+	dir      string  // data root: each zone's data in dir/<zone>
+	scale    float64 // latency scale of the zone links
+	fsync    bool
+	bypass   bool // members advertise their own peer listeners (benchmarks)
+	zl       *zap.Logger
+	log      *slog.Logger
+	onChange func() // a zone link changed
+}
+
+// newRegionalGroup lays out a region's zones — ports, the zone fabric and
+// a peer proxy in front of each member — and starts the proxies; no
+// member runs yet (startMembers). saved holds the proxies' addresses a
+// resumed data directory knows its members by (zones.json).
+func newRegionalGroup(gc groupConfig, saved map[string]string) (*regionalGroup, error) {
+	var names []string
+	for i := range gc.zones {
+		names = append(names, ZoneName(gc.region, i))
+	}
+	g := &regionalGroup{region: gc.region, bypass: gc.bypass, idToZone: map[types.ID]string{}}
+	g.fabric = newFabric(names, gc.scale, gc.onChange)
+	for _, l := range g.fabric.links {
+		l.setRTT(zoneRTTMs(zoneIndex(l.from), zoneIndex(l.to)), gc.scale)
+		l.mu.Lock()
+		l.estimate = false
+		l.mu.Unlock()
+	}
+	var initial []string
+	for i, name := range names {
+		z := &zoneMember{name: name, region: gc.region, index: i, dir: gc.dir + "/" + name, noFsync: !gc.fsync, zl: gc.zl, log: gc.log}
+		if err := z.pickPorts(); err != nil {
+			g.closeProxies()
+			return nil, err
+		}
+		if gc.bypass && saved[name] != "" {
+			z.peer = saved[name] // the member's own listener is its known address
+		}
+		z.advertise = z.peer
+		if !gc.bypass {
+			ln, err := listenProxy(saved[name])
+			if err != nil {
+				g.closeProxies()
+				return nil, fmt.Errorf("nodes: zone %s's member is known by %s in the data of %s, and that port is taken (%v): stop what uses it, or start with another --data-dir", name, saved[name], gc.dir, err)
+			}
+			p := newPeerProxy(name, z.peer, ln, g.fabric, g.sender)
+			g.proxies = append(g.proxies, p)
+			z.advertise = ln.Addr().String()
+		}
+		initial = append(initial, name+"=http://"+z.advertise)
+		g.members = append(g.members, z)
+	}
+	for _, z := range g.members {
+		z.cluster = strings.Join(initial, ",")
+	}
+	for _, p := range g.proxies {
+		go p.serve()
+	}
+	return g, nil
+}
+
+// closeProxies stops the group's peer proxies (a layout that failed).
+func (g *regionalGroup) closeProxies() {
+	for _, p := range g.proxies {
+		p.close()
+	}
+}
+
 // startZones lays out every region's zones (ports, proxies, zone fabric)
 // and starts each regional group in its own goroutine — groups in
 // parallel, the members of one group one after another (ETCD-NOTES:
@@ -279,72 +352,44 @@ func (c *Cluster) startZones(zl *zap.Logger) error {
 		startErr: make(chan error, len(c.cfg.Regions))}
 	c.zones = zs
 	for _, region := range c.cfg.Regions {
-		var names []string
-		for i := range n {
-			names = append(names, ZoneName(region, i))
+		g, err := newRegionalGroup(groupConfig{region: region, zones: n, dir: c.dir, scale: c.cfg.LatencyScale, fsync: c.cfg.Fsync,
+			bypass: c.cfg.BypassFabric, zl: zl, log: c.log, onChange: c.changed}, saved)
+		if err != nil {
+			return err
 		}
-		g := &regionalGroup{region: region, idToZone: map[types.ID]string{}}
-		g.fabric = newFabric(names, c.cfg.LatencyScale, c.changed)
-		for _, l := range g.fabric.links {
-			l.setRTT(zoneRTTMs(zoneIndex(l.from), zoneIndex(l.to)), c.cfg.LatencyScale)
-			l.mu.Lock()
-			l.estimate = false
-			l.mu.Unlock()
-		}
-		var initial []string
-		for i, name := range names {
-			z := &zoneMember{name: name, region: region, index: i, dir: c.dir + "/" + name, noFsync: !c.cfg.Fsync, zl: zl, log: c.log}
-			if err := z.pickPorts(); err != nil {
-				return err
-			}
-			if c.cfg.BypassFabric && saved[name] != "" {
-				z.peer = saved[name] // the member's own listener is its known address
-			}
-			z.advertise = z.peer
-			if !c.cfg.BypassFabric {
-				ln, err := listenProxy(saved[name])
-				if err != nil {
-					return fmt.Errorf("nodes: zone %s's member is known by %s in the data of %s, and that port is taken (%v): stop what uses it, or start with another --data-dir", name, saved[name], c.dir, err)
-				}
-				p := newPeerProxy(name, z.peer, ln, g.fabric, g.sender)
-				g.proxies = append(g.proxies, p)
-				z.advertise = ln.Addr().String()
-			}
-			initial = append(initial, name+"=http://"+z.advertise)
-			g.members = append(g.members, z)
-			zs.byZone[name] = z
-		}
-		for _, z := range g.members {
-			z.cluster = strings.Join(initial, ",")
-		}
-		for _, p := range g.proxies {
-			go p.serve()
-		}
-		zs.groups = append(zs.groups, g)
-		zs.byRegion[region] = g
+		zs.add(g)
 	}
-	if err := saveZoneAddrs(c.dir, zs); err != nil {
+	if err := saveZoneAddrs(c.dir, zs.byZone); err != nil {
 		return err
 	}
 	for _, g := range zs.groups {
 		zs.starting.Add(1)
 		go func() {
 			defer zs.starting.Done()
-			zs.startErr <- c.startGroup(g)
+			zs.startErr <- g.startMembers()
 		}()
 	}
 	return nil
 }
 
-// startGroup starts one regional group's members one after another.
-func (c *Cluster) startGroup(g *regionalGroup) error {
+// add takes a laid-out group into the set.
+func (zs *zoneSet) add(g *regionalGroup) {
+	for _, z := range g.members {
+		zs.byZone[z.name] = z
+	}
+	zs.groups = append(zs.groups, g)
+	zs.byRegion[g.region] = g
+}
+
+// startMembers starts the group's members one after another.
+func (g *regionalGroup) startMembers() error {
 	for i, z := range g.members {
 		err := z.start()
 		for try := 0; addrInUse(err) && try < 5; try++ {
 			if err := z.pickPorts(); err != nil {
 				return err
 			}
-			if !c.cfg.BypassFabric {
+			if !g.bypass {
 				g.proxies[i].setTarget(z.peer)
 			} else {
 				z.advertise = z.peer
@@ -376,30 +421,9 @@ func (c *Cluster) awaitZones(ctx interface {
 			return fmt.Errorf("nodes: regional groups not started: %w", ctx.Err())
 		}
 	}
-	// As for the consensus members (Cluster.waitReady): a zone member not
-	// ready after many election timeouts gets its group's streams dialled
-	// again.
-	kick := time.NewTicker(max(5*time.Second, 10*zoneElectionMs*time.Millisecond))
-	defer kick.Stop()
 	for _, g := range zs.groups {
-		for _, z := range g.members {
-			e := z.server()
-		wait:
-			for {
-				select {
-				case <-e.Server.ReadyNotify():
-					break wait
-				case err := <-e.Err():
-					return fmt.Errorf("nodes: zone %s failed: %w", z.name, err)
-				case <-kick.C:
-					c.cfg.Logger.Warn("a zone member is slow to become ready: reconnecting its group's streams", "zone", z.name)
-					for _, p := range g.proxies {
-						p.dropAll()
-					}
-				case <-ctx.Done():
-					return fmt.Errorf("nodes: zone %s not ready (term %d, leader %x): %w", z.name, e.Server.Term(), uint64(e.Server.Leader()), ctx.Err())
-				}
-			}
+		if err := g.awaitReady(ctx, c.cfg.Logger); err != nil {
+			return err
 		}
 	}
 	for _, g := range zs.groups {
@@ -449,6 +473,40 @@ func (c *Cluster) awaitZones(ctx interface {
 	return nil
 }
 
+// awaitReady waits until every member of the group is ready. As for the
+// consensus members (Cluster.waitReady): a member not ready after many
+// election timeouts gets its group's streams dialled again.
+func (g *regionalGroup) awaitReady(ctx interface {
+	Done() <-chan struct{}
+	Err() error
+}, log *slog.Logger) error {
+	kick := time.NewTicker(max(5*time.Second, 10*zoneElectionMs*time.Millisecond))
+	defer kick.Stop()
+	for _, z := range g.members {
+		e := z.server()
+		if e == nil {
+			return fmt.Errorf("nodes: zone %s is not running", z.name)
+		}
+	wait:
+		for {
+			select {
+			case <-e.Server.ReadyNotify():
+				break wait
+			case err := <-e.Err():
+				return fmt.Errorf("nodes: zone %s failed: %w", z.name, err)
+			case <-kick.C:
+				log.Warn("a zone member is slow to become ready: reconnecting its group's streams", "zone", z.name)
+				for _, p := range g.proxies {
+					p.dropAll()
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("nodes: zone %s not ready (term %d, leader %x): %w", z.name, e.Server.Term(), uint64(e.Server.Leader()), ctx.Err())
+			}
+		}
+	}
+	return nil
+}
+
 // newClientEndpoints is newClient for several endpoints (one per zone).
 func newClientEndpoints(eps []string) (*clientv3.Client, error) {
 	cli, err := newClient(strings.TrimPrefix(eps[0], "http://"))
@@ -473,13 +531,6 @@ func (c *Cluster) closeZones() {
 	for _, cli := range zs.remoteZone {
 		_ = cli.Close()
 	}
-	var stopped []*embed.Etcd
-	for _, g := range zs.groups { // nothing reaches a server while it stops (quiesceZone)
-		for _, p := range g.proxies {
-			p.setTarget("")
-			p.dropAll()
-		}
-	}
 	for _, g := range zs.groups {
 		if g.client != nil {
 			_ = g.client.Close()
@@ -487,28 +538,36 @@ func (c *Cluster) closeZones() {
 		for _, zc := range g.zoneCli {
 			_ = zc.Close()
 		}
-		for _, z := range g.members {
-			if e := z.hardStop(); e != nil {
-				stopped = append(stopped, e)
-			}
-		}
 	}
-	for _, g := range zs.groups {
-		g.fabric.closeAll()
-		for _, p := range g.proxies {
-			p.close()
-		}
-	}
-	for _, p := range zs.remoteProxies {
+	for _, p := range zs.remoteProxies { // the clients through them are closed
 		p.close()
 	}
 	var wg sync.WaitGroup
+	for _, g := range zs.groups {
+		wg.Go(g.stop)
+	}
+	wg.Wait()
+}
+
+// stop hard-stops every member of the group (nothing reaches one while it
+// stops: its proxy points at nothing first), closes them, and closes the
+// zone fabric and the proxies.
+func (g *regionalGroup) stop() {
+	for _, p := range g.proxies {
+		p.setTarget("")
+		p.dropAll()
+	}
+	var stopped []*embed.Etcd
+	for _, z := range g.members {
+		if e := z.hardStop(); e != nil {
+			stopped = append(stopped, e)
+		}
+	}
+	g.fabric.closeAll()
+	g.closeProxies()
+	var wg sync.WaitGroup
 	for _, e := range stopped {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.Close()
-		}()
+		wg.Go(e.Close)
 	}
 	wg.Wait()
 }

@@ -189,11 +189,13 @@
       const g = $('region-' + r.name);
       if (!g) continue;
       const role = !r.up ? 'crashed' : (r.consensus.role || 'offline');
-      const roleText = role === 'leader' ? '♛ leader' : role === 'crashed' ? '✕ crashed' : role;
-      g.setAttribute('class', 'region role-' + role + (r.up ? '' : ' down'));
+      // a region on another host whose agent the lab has lost: as last reported
+      const roleText = (role === 'leader' ? '♛ leader' : role === 'crashed' ? '✕ crashed' : role) + (r.stale ? ' · stale' : '');
+      g.setAttribute('class', 'region role-' + role + (r.up ? '' : ' down') + (r.stale ? ' stale' : ''));
       $('region-' + r.name + '-role').textContent = roleText;
       const b = r.breakers || {};
-      const tip = r.city + ' (' + r.name + '): ' + role + (r.up ? ', term ' + r.consensus.term : '') +
+      const where = r.agent ? (r.stale ? ', its agent at ' + r.agent + ' is out of reach: shown as it last reported' : ', on its agent at ' + r.agent) : '';
+      const tip = r.city + ' (' + r.name + '): ' + role + (r.up ? ', term ' + r.consensus.term : '') + where +
         ', breakers ' + stores.map((s) => storeShort(s) + ' ' + (b[s] || 'closed')).join(', ') + '. Enter opens: make leader, isolate, restart, crash.';
       g.setAttribute('aria-label', tip);
       const t = $('region-' + r.name + '-tip');
@@ -228,6 +230,13 @@
       g.dataset.rtt = Math.round(f.rttMs);
       let label = Math.round(f.rttMs) + ' ms';
       let detail = 'up, round trip ' + label + (f.estimated ? ' (estimated from distance)' : '');
+      if (f.measuredRttMs) { // regions on separate hosts: the real round trip between them
+        const m = f.measuredRttMs < 10 ? f.measuredRttMs.toFixed(1) : Math.round(f.measuredRttMs);
+        label += ' · ' + m + ' measured' + (f.overModel ? ' ⚠' : '');
+        detail += ', measured ' + m + ' ms between the hosts' + (f.overModel
+          ? ': more than the model, so the link is slower than the lab says'
+          : ': the lab adds the rest');
+      }
       if (ls === 'cut') { label = '✂ cut'; detail = 'cut both ways'; }
       else if (ls === 'oneway') {
         label = '✂ one way';

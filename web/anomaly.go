@@ -8,16 +8,18 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // Anomaly cards (a-class issue): for every failed check, the smallest
-// counterexample the checker found (lab.Counterexample) — two or three
+// counterexample the checker found (check.Counterexample) — two or three
 // answers on a mini-timeline with one plain sentence, linked to that
 // moment of the timeline. Rendered with the verdict (anomaly.templ).
 
 // anomalyCard is what a card shows for one store.
 type anomalyCard struct {
-	Store    lab.Store
+	Store    inventory.Store
 	Sentence string
 	// Proof: whether Bars are a proof on their own (the smallest
 	// counterexample), or only the answer the checker could not place.
@@ -29,7 +31,7 @@ type anomalyCard struct {
 
 // anomalyBar is one answer on the mini-timeline.
 type anomalyBar struct {
-	Op      lab.Operation
+	Op      inventory.Operation
 	Context bool // the restock they follow: not part of the proof
 	X, W, Y int
 	Label   string // on the bar: the city and the answer in a few words
@@ -53,7 +55,7 @@ func cardOf(row verdictRow) *anomalyCard {
 		return nil
 	}
 	c := &anomalyCard{Store: row.Store, Width: anomalyWidth}
-	var ops []lab.Operation
+	var ops []inventory.Operation
 	context := -1
 	switch ce := res.Counterexample; {
 	case ce != nil:
@@ -96,13 +98,13 @@ func cardOf(row verdictRow) *anomalyCard {
 
 // answerWords is an answer in a few words: what a buy read and left, a
 // read's count, a restock's units.
-func answerWords(o lab.Operation) string {
+func answerWords(o inventory.Operation) string {
 	switch {
-	case o.Op == lab.OpStock:
+	case o.Op == inventory.OpStock:
 		return "stocked " + strconv.Itoa(o.Qty)
-	case o.Op == lab.OpBuy && o.Outcome == lab.OK:
+	case o.Op == inventory.OpBuy && o.Outcome == inventory.OK:
 		return fmt.Sprintf("read %d left, sold %d, left %d", o.Quantity+o.Qty, o.Qty, o.Quantity)
-	case o.Op == lab.OpBuy:
+	case o.Op == inventory.OpBuy:
 		return "buy " + strings.ReplaceAll(string(o.Outcome), "_", " ")
 	}
 	return "read " + strconv.Itoa(o.Quantity)
@@ -150,7 +152,7 @@ func maxTime(a, b time.Time) time.Time {
 // unplacedOp is the recorded operation a failed check could not place,
 // when the result names one but holds no counterexample (the card then
 // shows it alone).
-func unplacedOp(l Lab, res lab.CheckResult) *lab.Operation {
+func unplacedOp(l Lab, res check.Result) *inventory.Operation {
 	if res.Linearizable || res.Counterexample != nil || res.Unplaced == nil || res.Unplaced.ID == 0 {
 		return nil
 	}

@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
+
+	"github.com/gorilla/websocket"
 )
 
 const testToken = "t0ken-for-tests"
@@ -290,45 +293,45 @@ func TestAPIRoutes(t *testing.T) {
 	})
 
 	t.Run("stock buy read history check", func(t *testing.T) {
-		for _, s := range []lab.Store{lab.Consensus, lab.Replicated} { // geo: TestGeoAPI
+		for _, s := range []inventory.Store{inventory.Consensus, inventory.Replicated} { // geo: TestGeoAPI
 			base := "/api/stores/" + string(s) + "/skus/IPHONE-15-PRO"
-			o := decodeJSON[lab.Outcome](t, ok(t, "PUT", base, `{"region":"us-east-1","quantity":2}`, 200))
-			if o.Outcome != lab.OK || o.Quantity != 2 {
+			o := decodeJSON[inventory.Outcome](t, ok(t, "PUT", base, `{"region":"us-east-1","quantity":2}`, 200))
+			if o.Outcome != inventory.OK || o.Quantity != 2 {
 				t.Fatalf("stock: %+v", o)
 			}
 			// The replicated store (W=1, R=1) replicates in the background,
 			// so buy where the stock was written; consensus buys anywhere.
 			buyer := "eu-west-1"
-			if s == lab.Replicated {
+			if s == inventory.Replicated {
 				buyer = "us-east-1"
 			}
-			o = decodeJSON[lab.Outcome](t, ok(t, "POST", base+"/buy", `{"region":"`+buyer+`","qty":1}`, 200))
-			if o.Outcome != lab.OK || o.Quantity != 1 || o.AnsweredBy == nil {
+			o = decodeJSON[inventory.Outcome](t, ok(t, "POST", base+"/buy", `{"region":"`+buyer+`","qty":1}`, 200))
+			if o.Outcome != inventory.OK || o.Quantity != 1 || o.AnsweredBy == nil {
 				t.Fatalf("buy: %+v", o)
 			}
-			o = decodeJSON[lab.Outcome](t, ok(t, "POST", base+"/buy", `{"region":"`+buyer+`","qty":5}`, 200))
-			if o.Outcome != lab.SoldOut {
+			o = decodeJSON[inventory.Outcome](t, ok(t, "POST", base+"/buy", `{"region":"`+buyer+`","qty":5}`, 200))
+			if o.Outcome != inventory.SoldOut {
 				t.Fatalf("buy 5 of 1: %+v", o)
 			}
 		}
-		o := decodeJSON[lab.Outcome](t, ok(t, "GET", "/api/stores/consensus/skus/IPHONE-15-PRO?region=ap-southeast-1", "", 200))
+		o := decodeJSON[inventory.Outcome](t, ok(t, "GET", "/api/stores/consensus/skus/IPHONE-15-PRO?region=ap-southeast-1", "", 200))
 		if o.Quantity != 1 {
 			t.Fatalf("read: %+v", o)
 		}
 		ok(t, "GET", "/api/stores/consensus/skus/IPHONE-15-PRO?region=ap-southeast-1&consistency=serializable", "", 200)
-		h := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO", "", 200))
+		h := decodeJSON[history.View](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO", "", 200))
 		if len(h.Operations) < 6 {
 			t.Fatalf("history has %d operations, want at least 6", len(h.Operations))
 		}
 		// last=N: the newest N, in order (the page asks for what it keeps).
-		tail := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=2", "", 200))
+		tail := decodeJSON[history.View](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=2", "", 200))
 		if len(tail.Operations) != 2 || tail.Operations[0].ID != h.Operations[len(h.Operations)-2].ID || tail.Operations[1].ID != h.Operations[len(h.Operations)-1].ID {
 			t.Fatalf("last=2: %d operations %+v, want the newest 2 of %d", len(tail.Operations), tail.Operations, len(h.Operations))
 		}
-		if all := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=100000", "", 200)); len(all.Operations) != len(h.Operations) {
+		if all := decodeJSON[history.View](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO&last=100000", "", 200)); len(all.Operations) != len(h.Operations) {
 			t.Fatalf("last=100000: %d operations, want all %d", len(all.Operations), len(h.Operations))
 		}
-		c := decodeJSON[lab.CheckResult](t, ok(t, "GET", "/api/check?store=consensus&sku=IPHONE-15-PRO", "", 200))
+		c := decodeJSON[check.Result](t, ok(t, "GET", "/api/check?store=consensus&sku=IPHONE-15-PRO", "", 200))
 		if !c.Linearizable || c.SoldUnits != 1 || c.InitialUnits != 2 || c.Oversold != 0 {
 			t.Fatalf("check: %+v", c)
 		}
@@ -369,8 +372,8 @@ func TestAPIRoutes(t *testing.T) {
 		}
 		// The minority cannot sell from the consensus store: 503 + Retry-After.
 		resp, b := f.call(t, "POST", "/api/stores/consensus/skus/IPHONE-15-PRO/buy", `{"region":"ap-southeast-1","qty":1}`, nil)
-		o := decodeJSON[lab.Outcome](t, b)
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || (o.Outcome != lab.Unavailable && o.Outcome != lab.FailFast) {
+		o := decodeJSON[inventory.Outcome](t, b)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || (o.Outcome != inventory.Unavailable && o.Outcome != inventory.FailFast) {
 			t.Fatalf("minority buy: %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), o)
 		}
 		st = decodeJSON[lab.State](t, ok(t, "POST", "/api/network/heal", "", 200))
@@ -438,7 +441,7 @@ func TestAPIRoutes(t *testing.T) {
 
 	t.Run("reset", func(t *testing.T) {
 		ok(t, "POST", "/api/reset", "{}", 200)
-		h := decodeJSON[lab.HistoryView](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO", "", 200))
+		h := decodeJSON[history.View](t, ok(t, "GET", "/api/history?sku=IPHONE-15-PRO", "", 200))
 		if len(h.Operations) != 0 {
 			t.Fatalf("history after reset: %d operations", len(h.Operations))
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestEveryMutationRefusesBadBodies: every mutating route reads its body
@@ -28,11 +28,11 @@ func TestEveryMutationRefusesBadBodies(t *testing.T) {
 		st := f.lab.State()
 		var clocks []string
 		for _, r := range st.Regions {
-			clocks = append(clocks, r.Name+"="+lab.EchoNumber(r.Clock.OffsetMs))
+			clocks = append(clocks, r.Name+"="+inventory.EchoNumber(r.Clock.OffsetMs))
 		}
 		return shape(st) + " clocks " + strings.Join(clocks, ",")
 	}
-	was, recorded := before(), f.lab.RecordingStatus().Actions
+	was, recorded := before(), f.lab.Recorder().Status().Actions
 	if recorded == 0 {
 		t.Fatal("the stock was not recorded")
 	}
@@ -82,7 +82,7 @@ func TestEveryMutationRefusesBadBodies(t *testing.T) {
 	if now := before(); now != was {
 		t.Errorf("refused bodies changed the lab:\nbefore %s\nafter  %s", was, now)
 	}
-	if n := f.lab.RecordingStatus().Actions; n != recorded {
+	if n := f.lab.Recorder().Status().Actions; n != recorded {
 		t.Errorf("refused bodies changed the recording: %d actions, want %d", n, recorded)
 	}
 	// The same routes still work with an empty body or {}.

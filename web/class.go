@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lessons"
 )
 
@@ -84,7 +84,7 @@ func (s *Server) handleHandout(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	l, ok := src.Source(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
+		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
 		return
 	}
 	h := w.Header()
@@ -135,17 +135,12 @@ func (s *Server) handleSpeed(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sp, ok := s.lab.(interface{ SetSpeed(float64) error })
-	if !ok {
-		writeError(w, http.StatusNotFound, "This lab's network has no speed control.")
-		return
-	}
 	if req.Factor == nil {
-		s.fail(w, r, fmt.Errorf("%w: \"factor\" is required: a number more than 0 and at most 1 (1 = the delays the lab started with)", lab.ErrBadInput))
+		s.fail(w, r, fmt.Errorf("%w: \"factor\" is required: a number more than 0 and at most 1 (1 = the delays the lab started with)", inventory.ErrBadInput))
 		return
 	}
-	if err := sp.SetSpeed(*req.Factor); err != nil {
-		s.fail(w, r, fmt.Errorf("%w: %v", lab.ErrBadInput, err))
+	if err := s.lab.Faults().SetSpeed(*req.Factor); err != nil {
+		s.fail(w, r, fmt.Errorf("%w: %v", inventory.ErrBadInput, err))
 		return
 	}
 	s.answerState(w, r, nil)

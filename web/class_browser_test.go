@@ -35,7 +35,7 @@ func newCourseBrowser(t *testing.T, scale float64) (*browserLab, *lab.Lab) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l), JoinURL: "http://192.168.1.20:8080/"})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l)), JoinURL: "http://192.168.1.20:8080/"})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

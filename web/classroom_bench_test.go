@@ -645,7 +645,7 @@ func BenchmarkClassroomLesson(b *testing.B) {
 	if len(errs) > 0 {
 		b.Fatal(errs)
 	}
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l))})
 	b.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	b.Cleanup(srv.Close)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -78,12 +79,12 @@ func TestDiffJSONCases(t *testing.T) {
 // would put them: counters, traffic, roles, cuts, zones appearing.
 func randomState(r *rand.Rand) lab.State {
 	roles := []string{"leader", "follower", "candidate", "offline"}
-	st := lab.State{Version: r.Int64N(1000), LatencyScale: 1, Replicated: lab.QuorumState{N: 3, W: 1 + r.IntN(3), R: 1 + r.IntN(3)}}
+	st := lab.State{Version: r.Int64N(1000), LatencyScale: 1, Replicated: inventory.QuorumState{N: 3, W: 1 + r.IntN(3), R: 1 + r.IntN(3)}}
 	for _, name := range []string{"us-east-1", "eu-west-1", "ap-southeast-1"} {
 		reg := lab.RegionState{Name: name, City: "c", Up: r.IntN(5) > 0,
 			Consensus: lab.MemberState{Role: roles[r.IntN(len(roles))], Term: uint64(r.IntN(4)), CommitIndex: uint64(r.IntN(1e6))},
 			Replica:   lab.ReplicaState{Revision: r.Int64N(1e6)},
-			Breakers:  map[lab.Store]string{lab.Consensus: "closed", lab.Replicated: []string{"closed", "open"}[r.IntN(2)]},
+			Breakers:  map[inventory.Store]string{inventory.Consensus: "closed", inventory.Replicated: []string{"closed", "open"}[r.IntN(2)]},
 			Clock:     nodes.ClockState{SkewMs: float64(r.IntN(3))}}
 		if r.IntN(2) == 0 {
 			reg.Zones = []lab.ZoneState{{Name: name + "a", Up: true, Role: roles[r.IntN(2)]}}
@@ -94,7 +95,7 @@ func randomState(r *rand.Rand) lab.State {
 		st.Links = append(st.Links, lab.LinkState{From: "a", To: "b", State: []string{"up", "cut"}[r.IntN(2)], RTTMs: float64(i), Bytes: r.Int64N(1e9), Messages: r.Int64N(1e6)})
 	}
 	for range r.IntN(3) {
-		st.Counters = append(st.Counters, lab.StoreCounter{Store: lab.Consensus, OK: r.IntN(1e6)})
+		st.Counters = append(st.Counters, lab.StoreCounter{Store: inventory.Consensus, OK: r.IntN(1e6)})
 	}
 	return st
 }
@@ -130,10 +131,10 @@ func TestDeltaRoundTrip(t *testing.T) {
 func TestSameShape(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	base := randomState(r)
-	base.Counters = []lab.StoreCounter{{Store: lab.Consensus, OK: 1}}
+	base.Counters = []lab.StoreCounter{{Store: inventory.Consensus, OK: 1}}
 	totals := base
 	totals.Version++
-	totals.Counters = []lab.StoreCounter{{Store: lab.Consensus, OK: 99, Oversold: 1}}
+	totals.Counters = []lab.StoreCounter{{Store: inventory.Consensus, OK: 99, Oversold: 1}}
 	totals.Regions = append([]lab.RegionState(nil), base.Regions...)
 	totals.Regions[0].Consensus.CommitIndex += 40
 	totals.Regions[1].Replica.Revision += 3
@@ -150,7 +151,7 @@ func TestSameShape(t *testing.T) {
 		"crash":   func(s *lab.State) { s.Regions[1].Up = !s.Regions[1].Up },
 		"cut":     func(s *lab.State) { s.Links[2].State = "cut" + s.Links[2].State },
 		"rtt":     func(s *lab.State) { s.Links[2].RTTMs++ },
-		"breaker": func(s *lab.State) { s.Regions[2].Breakers = map[lab.Store]string{lab.Consensus: "open"} },
+		"breaker": func(s *lab.State) { s.Regions[2].Breakers = map[inventory.Store]string{inventory.Consensus: "open"} },
 		"quorum":  func(s *lab.State) { s.Replicated.W++ },
 		"zone":    func(s *lab.State) { s.Regions[0].Zones = append(s.Regions[0].Zones, lab.ZoneState{Name: "z"}) },
 		"clock":   func(s *lab.State) { s.Regions[0].Clock.OffsetMs += 5000 },

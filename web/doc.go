@@ -91,7 +91,7 @@
 // is computed from: the recording gaps (jsonl type "gap") and the geo
 // store's call log (type "geo_call"); porcupine and edn are cut at the gaps.
 // "caplab history check FILE" (history_check.go) reads a JSON Lines export
-// or a porcupine log (lab.ReadHistory) and prints lab.Judge's verdict per
+// or a porcupine log (audit.ReadHistory) and prints check.Judge's verdict per
 // store and SKU — GET /api/check's on the same history; exit 1 when one is
 // not linearizable, 2 when the file is not a history.
 //
@@ -146,6 +146,18 @@
 // expectations of a step that has not run. Presenters' frames carry them,
 // marked ("revealHtml", "held"), and the page in presenter mode — the
 // projector — leaves them out itself.
+//
+// # Regions on separate machines
+//
+// A lab started with --remote runs some regions under agents on other
+// hosts (nodes.Config.Remote). The API is the same; State gains
+// regions[].agent (the agent's address; absent for a region in the lab's
+// process) and regions[].stale (true while the lab has lost that agent:
+// shown as last reported), links[].measuredRttMs (the real round trip
+// between the two hosts; delayMs adds only what is missing to reach the
+// model) and links[].overModel (the measured round trip exceeds the
+// model's). The map marks a stale region (dashed, "· stale") and labels a
+// measured link "76 ms · 0.4 measured" (⚠ when over the model).
 //
 // # WebSocket /ws
 //
@@ -256,7 +268,7 @@
 // The page works without a build step and without third-party code. The
 // element ids below are stable; each interactive one has the same
 // data-testid. {r} is a region name (us-east-1), {a}--{b} an unordered pair
-// of regions in State order, {store} a store in lab.Stores (consensus,
+// of regions in State order, {store} a store in inventory.Stores (consensus,
 // replicated, geo).
 //
 //	body[data-role]              "presenter" or "viewer"; body.present in presenter mode; body.poll-open while a poll is open,

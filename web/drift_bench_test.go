@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // BenchmarkBuyDrift answers whether the work per buy grows with the
@@ -51,16 +52,16 @@ func BenchmarkBuyDrift(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := range hotSKUs {
-		o, err := l.Stock(context.Background(), lab.Consensus, "SKU"+strconv.Itoa(i), regions[0], hotInitial)
-		if err != nil || o.Outcome != lab.OK {
+		o, err := l.Stock(context.Background(), inventory.Consensus, "SKU"+strconv.Itoa(i), regions[0], hotInitial)
+		if err != nil || o.Outcome != inventory.OK {
 			b.Fatalf("stock: %v %s", err, o.Message)
 		}
 	}
 	buy := func(c int, sku string) (string, float64, time.Duration, error) {
-		o, err := l.Buy(context.Background(), lab.Consensus, sku, regions[c%len(regions)], 1)
+		o, err := l.Buy(context.Background(), inventory.Consensus, sku, regions[c%len(regions)], 1)
 		var wait time.Duration
 		switch o.Outcome {
-		case lab.Unavailable, lab.FailFast, lab.Overloaded:
+		case inventory.Unavailable, inventory.FailFast, inventory.Overloaded:
 			wait = time.Second
 		}
 		return string(o.Outcome), o.LatencyMs, wait, err

@@ -7,7 +7,7 @@ import (
 )
 
 // TestErrorsEchoLittleInput: an error sentence repeats at most about 60
-// characters of what was sent, however long it was (lab.Echo).
+// characters of what was sent, however long it was (inventory.Echo).
 func TestErrorsEchoLittleInput(t *testing.T) {
 	f := newAPI(t)
 	long := strings.Repeat("A", 2000)

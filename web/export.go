@@ -3,7 +3,7 @@ package web
 import (
 	"net/http"
 
-	"caplab/lab"
+	"caplab/lab/audit"
 )
 
 // handleExport answers GET /api/history/export?format=jsonl|porcupine|edn
@@ -14,8 +14,8 @@ import (
 // client sees an incomplete transfer, never a silently short file).
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	format, err := lab.ParseExportFormat(q.Get("format"))
-	var f lab.ExportFilter
+	format, err := audit.ParseFormat(q.Get("format"))
+	var f audit.Filter
 	if err == nil && q.Get("store") != "" {
 		f.Store, err = parseStore(q.Get("store"))
 	}
@@ -29,9 +29,9 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	}
 	name, ctype := "caplab-history.jsonl", "application/x-ndjson; charset=utf-8"
 	switch format {
-	case lab.ExportPorcupine:
+	case audit.FormatPorcupine:
 		name = "caplab-porcupine.jsonl"
-	case lab.ExportEDN:
+	case audit.FormatEDN:
 		name, ctype = "caplab-history.edn", "application/edn; charset=utf-8"
 	}
 	ew := &exportWriter{w: w, ctype: ctype, name: name}

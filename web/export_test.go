@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
 )
 
 // TestHistoryExport: GET /api/history/export and "caplab history export"
@@ -51,7 +52,7 @@ func TestHistoryExport(t *testing.T) {
 		t.Errorf("jsonl from memory has %d lines, want a start record and 4 more:\n%s", len(lines), body)
 	}
 	for _, l := range lines[1:] {
-		var r lab.AuditRecord
+		var r audit.Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil || (r.Operation == nil && r.Fault == nil) {
 			t.Errorf("line %s: %v", l, err)
 		}
@@ -90,7 +91,7 @@ func TestHistoryExport(t *testing.T) {
 	// after the log closes, the data directory alone gives the same file
 	// with a stop record at its end.
 	dir := t.TempDir()
-	audit, err := lab.OpenAudit(f.lab, lab.AuditDir(dir), lab.AuditOptions{})
+	audit, err := lab.OpenAudit(f.lab, audit.Dir(dir), audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func newFanoutLab(b *testing.B) *fanoutLab {
 
 // labChange cuts (k even) or heals the link through the lab.
 func (f *fanoutLab) labChange(k int) error {
-	return f.lab.SetLink(fanoutLinkA, fanoutLinkB, k%2 == 1, false)
+	return f.lab.Faults().SetLink(fanoutLinkA, fanoutLinkB, k%2 == 1, false)
 }
 
 // apiChange does the same with POST /api/network/link.
@@ -209,7 +209,7 @@ func (f *fanoutLab) drive(b *testing.B, n int, every time.Duration, change func(
 	run.maxRSSMB = rss()
 	// leave the link up for whoever comes next
 	if n%2 == 1 {
-		_ = f.lab.SetLink(fanoutLinkA, fanoutLinkB, true, false)
+		_ = f.lab.Faults().SetLink(fanoutLinkA, fanoutLinkB, true, false)
 	}
 	return run
 }

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
 	"caplab/lessons"
+
+	"github.com/gorilla/websocket"
 )
 
 // Fuzz targets for every JSON body the API decodes and for the WebSocket.
@@ -21,7 +21,7 @@ import (
 // fuzzes each for a few seconds (go test -fuzz=FuzzX -fuzztime=5s ./web).
 //
 // What must hold for any input: no 500 and no panic; an error answer is
-// {"error": sentence} of a readable length (lab.Echo); a refused request
+// {"error": sentence} of a readable length (inventory.Echo); a refused request
 // (4xx) records no operation and no fault.
 
 // fuzzAPI is a real lab with the built-in lessons, a poll open (so votes
@@ -38,7 +38,7 @@ func newFuzzAPI(f *testing.F) *fuzzAPI {
 		f.Fatal(errs)
 	}
 	l := startLab(f, lab.Config{LatencyScale: 0.02})
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l))})
 	f.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	f.Cleanup(srv.Close)

@@ -3,7 +3,7 @@ package web
 import (
 	"net/http"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // handleGeoAllocations answers GET /api/stores/geo/skus/{sku}/allocations
@@ -13,7 +13,7 @@ import (
 // (static/geo.js) fetch it after every geo event; watching needs no token.
 func (s *Server) handleGeoAllocations(w http.ResponseWriter, r *http.Request) {
 	st, sku, err := s.skuAction(r)
-	if err == nil && st != lab.Geo {
+	if err == nil && st != inventory.Geo {
 		err = badRequest("Only the geo store has per-region allocations; %s keeps one stock per SKU (read it with GET /api/stores/%s/skus/%s).", st, st, sku)
 	}
 	region := r.URL.Query().Get("region")
@@ -26,6 +26,6 @@ func (s *Server) handleGeoAllocations(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r, 1)
 	defer cancel()
-	o, err := s.lab.GeoAllocations(ctx, sku, region)
+	o, err := s.lab.Geo().Allocations(ctx, sku, region)
 	s.answerOutcome(w, r, o, err)
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // TestGeoAPI: store geo on the store routes, split stock, the global read,
@@ -22,23 +24,23 @@ func TestGeoAPI(t *testing.T) {
 		return b
 	}
 	base := "/api/stores/geo/skus/IPHONE-15-PRO"
-	o := decodeJSON[lab.Outcome](t, call("PUT", base, `{"region":"us-east-1","allocations":{"us-east-1":4,"eu-west-1":1,"ap-southeast-1":0}}`, 200))
-	if o.Outcome != lab.OK || o.Quantity != 5 || o.Allocations["us-east-1"].Quantity != 4 {
+	o := decodeJSON[inventory.Outcome](t, call("PUT", base, `{"region":"us-east-1","allocations":{"us-east-1":4,"eu-west-1":1,"ap-southeast-1":0}}`, 200))
+	if o.Outcome != inventory.OK || o.Quantity != 5 || o.Allocations["us-east-1"].Quantity != 4 {
 		t.Fatalf("stock: %+v", o)
 	}
-	o = decodeJSON[lab.Outcome](t, call("POST", base+"/buy", `{"region":"eu-west-1","qty":1}`, 200))
-	if o.Outcome != lab.OK || o.Quantity != 0 {
+	o = decodeJSON[inventory.Outcome](t, call("POST", base+"/buy", `{"region":"eu-west-1","qty":1}`, 200))
+	if o.Outcome != inventory.OK || o.Quantity != 0 {
 		t.Fatalf("local buy: %+v", o)
 	}
-	o = decodeJSON[lab.Outcome](t, call("POST", base+"/buy", `{"region":"ap-southeast-1","qty":2}`, 200))
-	if o.Outcome != lab.OK || !strings.Contains(o.Message, "borrowed 2") {
+	o = decodeJSON[inventory.Outcome](t, call("POST", base+"/buy", `{"region":"ap-southeast-1","qty":2}`, 200))
+	if o.Outcome != inventory.OK || !strings.Contains(o.Message, "borrowed 2") {
 		t.Fatalf("borrowing buy: %+v", o)
 	}
-	o = decodeJSON[lab.Outcome](t, call("GET", base+"?region=eu-west-1", "", 200))
+	o = decodeJSON[inventory.Outcome](t, call("GET", base+"?region=eu-west-1", "", 200))
 	if o.Quantity != 2 || len(o.Allocations) != 3 || o.Allocations["us-east-1"].Revision == 0 || len(o.Unreachable) != 0 {
 		t.Fatalf("read: %+v", o)
 	}
-	c := decodeJSON[lab.CheckResult](t, call("GET", "/api/check?store=geo&sku=IPHONE-15-PRO", "", 200))
+	c := decodeJSON[check.Result](t, call("GET", "/api/check?store=geo&sku=IPHONE-15-PRO", "", 200))
 	if !c.Linearizable || c.Oversold != 0 || c.Geo == nil || c.Geo.Conservation == nil || !c.Geo.Conservation.Conserved {
 		t.Fatalf("check: %+v", c)
 	}
@@ -73,7 +75,7 @@ func TestGeoAPI(t *testing.T) {
 	if after := len(f.lab.History("").Operations); after != before {
 		t.Fatalf("refused requests recorded %d operations", after-before)
 	}
-	o = decodeJSON[lab.Outcome](t, call("GET", base+"?region=us-east-1", "", 200))
+	o = decodeJSON[inventory.Outcome](t, call("GET", base+"?region=us-east-1", "", 200))
 	if o.Quantity != 2 {
 		t.Fatalf("refused requests changed the stock: %+v", o)
 	}
@@ -89,8 +91,8 @@ func TestGeoAPI(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, b := f.call(t, "POST", base+"/buy", `{"region":"us-east-1","qty":1}`, nil)
-		o = decodeJSON[lab.Outcome](t, b)
-		if resp.StatusCode == 200 && o.Outcome == lab.OK {
+		o = decodeJSON[inventory.Outcome](t, b)
+		if resp.StatusCode == 200 && o.Outcome == inventory.OK {
 			break
 		}
 		if time.Now().After(deadline) {

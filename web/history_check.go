@@ -10,12 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/audit"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // "caplab history check FILE": the lab's checker on a history file — one
 // the lab exported, yesterday or now, or one another service wrote in
-// porcupine's format. The verdicts are lab.Judge's, the same the lab's
+// porcupine's format. The verdicts are check.Judge's, the same the lab's
 // GET /api/check gives on the same history.
 
 const historyCheckUsage = `usage: caplab history check [flags] FILE
@@ -53,7 +55,7 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 		}
 		if !strings.HasPrefix(a, "-") || a == "-" {
 			if file != "" {
-				fmt.Fprintf(stderr, "caplab history check: one FILE, not %s and %s\n", lab.Echo(file), lab.Echo(a))
+				fmt.Fprintf(stderr, "caplab history check: one FILE, not %s and %s\n", inventory.Echo(file), inventory.Echo(a))
 				return 2
 			}
 			file = a
@@ -66,7 +68,7 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 			continue
 		case "store", "sku", "timeout":
 		default:
-			fmt.Fprintf(stderr, "caplab history check: unknown argument %s (flags: --store, --sku, --json, --timeout)\n\n%s", lab.Echo(a), historyCheckUsage)
+			fmt.Fprintf(stderr, "caplab history check: unknown argument %s (flags: --store, --sku, --json, --timeout)\n\n%s", inventory.Echo(a), historyCheckUsage)
 			return 2
 		}
 		if !hasValue {
@@ -83,9 +85,9 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "caplab history check: which file? (\"-\" reads standard input)\n\n"+historyCheckUsage)
 		return 2
 	}
-	var store lab.Store
+	var store inventory.Store
 	if v := opts["store"]; v != "" {
-		s, err := lab.ParseStore(v)
+		s, err := inventory.ParseStore(v)
 		if err != nil {
 			fmt.Fprintf(stderr, "caplab history check: --store: %s\n", strings.TrimPrefix(err.Error(), "unknown store: "))
 			return 2
@@ -94,7 +96,7 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	sku := opts["sku"]
 	if sku != "" {
-		if err := lab.CheckSKU(sku); err != nil {
+		if err := inventory.CheckSKU(sku); err != nil {
 			fmt.Fprintf(stderr, "caplab history check: --sku: %s\n", strings.TrimPrefix(err.Error(), "bad input: "))
 			return 2
 		}
@@ -103,7 +105,7 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 	if v, ok := opts["timeout"]; ok {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			fmt.Fprintf(stderr, "caplab history check: --timeout %s is not a duration such as 60s (0: no limit)\n", lab.Echo(v))
+			fmt.Fprintf(stderr, "caplab history check: --timeout %s is not a duration such as 60s (0: no limit)\n", inventory.Echo(v))
 			return 2
 		}
 		timeout = d
@@ -119,14 +121,14 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in, name = f, file
 	}
-	h, err := lab.ReadHistory(in, name, store)
+	h, err := audit.ReadHistory(in, name, store)
 	if err != nil {
 		fmt.Fprintf(stderr, "caplab history check: %v\n", err)
 		return 2
 	}
-	var subjects []lab.CheckSubject
+	var subjects []audit.CheckSubject
 	for _, s := range h.Subjects() {
-		if (store == "" || s.Store == store || h.Format == lab.ExportPorcupine) && (sku == "" || s.SKU == sku) {
+		if (store == "" || s.Store == store || h.Format == audit.FormatPorcupine) && (sku == "" || s.SKU == sku) {
 			subjects = append(subjects, s)
 		}
 	}
@@ -141,7 +143,7 @@ func historyCheck(args []string, stdout, stderr io.Writer) int {
 	code := 0
 	enc := json.NewEncoder(stdout)
 	for _, s := range subjects {
-		res := lab.Judge(h.Recorded(s.Store, s.SKU), s.Store, s.SKU, timeout)
+		res := check.Judge(h.Recorded(s.Store, s.SKU), s.Store, s.SKU, timeout)
 		if !res.Linearizable {
 			code = 1
 		}

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // TestHistoryCheckMatchesAPICheck: "caplab history check" on a history
@@ -31,7 +34,7 @@ import (
 func TestHistoryCheckMatchesAPICheck(t *testing.T) {
 	f := newAPI(t)
 	dir := t.TempDir()
-	audit, err := lab.OpenAudit(f.lab, lab.AuditDir(dir), lab.AuditOptions{})
+	audit, err := lab.OpenAudit(f.lab, audit.Dir(dir), audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,7 @@ func TestHistoryCheckMatchesAPICheck(t *testing.T) {
 
 // playEveryStore runs the story and returns the (store, SKU)s it touched,
 // and which cuts the verdicts must name.
-func playEveryStore(t *testing.T, f *apiFixture) ([]lab.CheckSubject, cutsExpected) {
+func playEveryStore(t *testing.T, f *apiFixture) ([]audit.CheckSubject, cutsExpected) {
 	t.Helper()
 	ok := func(method, path, body string) {
 		t.Helper()
@@ -93,10 +96,10 @@ func playEveryStore(t *testing.T, f *apiFixture) ([]lab.CheckSubject, cutsExpect
 	// recorded: judged again from the restock.
 	ctx := context.Background()
 	var landsLate atomic.Bool
-	wrote := map[lab.Store]*atomic.Bool{lab.Consensus: new(atomic.Bool), lab.Geo: new(atomic.Bool)}
+	wrote := map[inventory.Store]*atomic.Bool{inventory.Consensus: new(atomic.Bool), inventory.Geo: new(atomic.Bool)}
 	skip := lab.WithOpRecording(ctx, lab.OpRecording{SkipHistory: true, SkipPublish: true})
-	for _, s := range []lab.Store{lab.Consensus, lab.Geo} {
-		sku := map[lab.Store]string{lab.Consensus: "BF-1", lab.Geo: "BF-2"}[s]
+	for _, s := range []inventory.Store{inventory.Consensus, inventory.Geo} {
+		sku := map[inventory.Store]string{inventory.Consensus: "BF-1", inventory.Geo: "BF-2"}[s]
 		if _, err := f.lab.Stock(ctx, s, sku, "us-east-1", 100); err != nil {
 			t.Fatal(err)
 		}
@@ -111,12 +114,12 @@ func playEveryStore(t *testing.T, f *apiFixture) ([]lab.CheckSubject, cutsExpect
 				if c != skip {
 					return
 				}
-				if err != nil || o.Outcome == lab.Unavailable && s == lab.Consensus {
+				if err != nil || o.Outcome == inventory.Unavailable && s == inventory.Consensus {
 					landsLate.Store(true)
 				}
 				// A busy machine's timeouts can open a breaker that then
 				// refuses them all: no write, no cut.
-				if err == nil && (o.Outcome == lab.OK || o.Outcome == lab.Unavailable || s == lab.Geo && o.Outcome != lab.Overloaded) {
+				if err == nil && (o.Outcome == inventory.OK || o.Outcome == inventory.Unavailable || s == inventory.Geo && o.Outcome != inventory.Overloaded) {
 					wrote[s].Store(true)
 				}
 			})
@@ -126,12 +129,12 @@ func playEveryStore(t *testing.T, f *apiFixture) ([]lab.CheckSubject, cutsExpect
 	ok("PUT", "/api/stores/consensus/skus/BF-1", `{"region":"us-east-1","quantity":7}`)
 	buyFrom("consensus", "BF-1", "eu-west-1", "us-east-1")
 
-	var out []lab.CheckSubject
-	for _, s := range []lab.Store{lab.Consensus, lab.Replicated, lab.Geo} {
-		out = append(out, lab.CheckSubject{Store: s, SKU: "IPHONE"})
+	var out []audit.CheckSubject
+	for _, s := range []inventory.Store{inventory.Consensus, inventory.Replicated, inventory.Geo} {
+		out = append(out, audit.CheckSubject{Store: s, SKU: "IPHONE"})
 	}
-	return append(out, lab.CheckSubject{Store: lab.Consensus, SKU: "BF-1"}, lab.CheckSubject{Store: lab.Geo, SKU: "BF-2"}),
-		cutsExpected{bf1Resumes: wrote[lab.Consensus].Load() && !landsLate.Load(), bf2Cut: wrote[lab.Geo].Load()}
+	return append(out, audit.CheckSubject{Store: inventory.Consensus, SKU: "BF-1"}, audit.CheckSubject{Store: inventory.Geo, SKU: "BF-2"}),
+		cutsExpected{bf1Resumes: wrote[inventory.Consensus].Load() && !landsLate.Load(), bf2Cut: wrote[inventory.Geo].Load()}
 }
 
 // cutsExpected: whether BF-1's judging must resume at its restock (an
@@ -148,7 +151,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 // compareChecks exports the history, runs "caplab history check --json"
 // on it, and compares every verdict with GET /api/check's.
-func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, resumes cutsExpected, how string) {
+func compareChecks(t *testing.T, f *apiFixture, subjects []audit.CheckSubject, resumes cutsExpected, how string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "history.jsonl")
 	var out, errb bytes.Buffer
@@ -160,22 +163,22 @@ func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, res
 	if code != 1 { // the replicated store oversold
 		t.Errorf("%s: history check exited %d, want 1 (not linearizable): %s", how, code, errb.String())
 	}
-	fromFile := map[lab.CheckSubject]lab.CheckResult{}
+	fromFile := map[audit.CheckSubject]check.Result{}
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var r lab.CheckResult
+		var r check.Result
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("%s: a verdict line: %v: %s", how, err, sc.Text())
 		}
-		fromFile[lab.CheckSubject{Store: r.Store, SKU: r.SKU}] = r
+		fromFile[audit.CheckSubject{Store: r.Store, SKU: r.SKU}] = r
 	}
 	for _, s := range subjects {
 		resp, b := f.call(t, "GET", fmt.Sprintf("/api/check?store=%s&sku=%s", s.Store, s.SKU), "", nil)
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: /api/check %v: %d %s", how, s, resp.StatusCode, b)
 		}
-		api := decodeJSON[lab.CheckResult](t, b)
+		api := decodeJSON[check.Result](t, b)
 		file, ok := fromFile[s]
 		if !ok {
 			t.Errorf("%s: history check gave no verdict on %v", how, s)
@@ -192,9 +195,9 @@ func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, res
 			}
 		}
 		switch {
-		case s.Store == lab.Replicated && (api.Linearizable || api.Unplaced == nil || api.Oversold == 0):
+		case s.Store == inventory.Replicated && (api.Linearizable || api.Unplaced == nil || api.Oversold == 0):
 			t.Errorf("%s: the replicated store sold 4 of 2 under a cut, yet %+v", how, api)
-		case s.Store != lab.Replicated && !api.Linearizable:
+		case s.Store != inventory.Replicated && !api.Linearizable:
 			t.Errorf("%s: %v judged not linearizable: %s", how, s, api.Explanation)
 		case s.SKU == "BF-1" && resumes.bf1Resumes && (len(api.Cuts) != 1 || api.Cuts[0].Resumed.IsZero()):
 			t.Errorf("%s: BF-1's cuts %+v: judging should resume at its restock", how, api.Cuts)
@@ -211,7 +214,7 @@ func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, res
 		}
 		out.Reset()
 		code := HistoryMain([]string{"check", "--json", "--store", string(s.Store), pfile}, &out, &errb)
-		var r lab.CheckResult
+		var r check.Result
 		if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &r); err != nil {
 			t.Fatalf("%s: porcupine check of %v: %d %v %q %s", how, s, code, err, out.String(), errb.String())
 		}
@@ -226,7 +229,7 @@ func compareChecks(t *testing.T, f *apiFixture, subjects []lab.CheckSubject, res
 
 // comparable is the part of a verdict a recorded history reproduces: all
 // but the geo store's live figures (conservation audit, counters).
-func comparable(r lab.CheckResult) lab.CheckResult {
+func comparable(r check.Result) check.Result {
 	if r.Geo != nil {
 		g := *r.Geo
 		g.Conservation, g.AuditError, g.Stranded, g.Borrowed = nil, "", 0, 0

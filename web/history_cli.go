@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/audit"
+	"caplab/lab/inventory"
 )
 
 // "caplab history export": the lab's history for checkers outside it, from
@@ -64,7 +65,7 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 		return historyCheck(args[1:], stdout, stderr)
 	}
 	if args[0] != "export" {
-		fmt.Fprintf(stderr, "caplab history: unknown command %s (expected export, check or help)\n\n%s", lab.Echo(args[0]), historyUsage)
+		fmt.Fprintf(stderr, "caplab history: unknown command %s (expected export, check or help)\n\n%s", inventory.Echo(args[0]), historyUsage)
 		return 2
 	}
 	opts := map[string]string{}
@@ -74,7 +75,7 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 		a := rest[0]
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if !strings.HasPrefix(a, "-") || !slices.Contains(known, name) {
-			fmt.Fprintf(stderr, "caplab history export: unknown argument %s (flags: --%s)\n", lab.Echo(a), strings.Join(known, ", --"))
+			fmt.Fprintf(stderr, "caplab history export: unknown argument %s (flags: --%s)\n", inventory.Echo(a), strings.Join(known, ", --"))
 			return 2
 		}
 		rest = rest[1:]
@@ -91,20 +92,20 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "caplab history export: give --data-dir or --url, not both")
 		return 2
 	}
-	format, err := lab.ParseExportFormat(opts["format"])
+	format, err := audit.ParseFormat(opts["format"])
 	if err != nil {
 		fmt.Fprintf(stderr, "caplab history export: --format: %s\n", strings.TrimPrefix(err.Error(), "bad input: "))
 		return 2
 	}
-	filter := lab.ExportFilter{Store: lab.Store(opts["store"]), SKU: opts["sku"]}
+	filter := audit.Filter{Store: inventory.Store(opts["store"]), SKU: opts["sku"]}
 	if filter.Store != "" {
-		if _, err := lab.ParseStore(string(filter.Store)); err != nil {
+		if _, err := inventory.ParseStore(string(filter.Store)); err != nil {
 			fmt.Fprintf(stderr, "caplab history export: --store: %s\n", strings.TrimPrefix(err.Error(), "unknown store: "))
 			return 2
 		}
 	}
 	if filter.SKU != "" {
-		if err := lab.CheckSKU(filter.SKU); err != nil {
+		if err := inventory.CheckSKU(filter.SKU); err != nil {
 			fmt.Fprintf(stderr, "caplab history export: --sku: %s\n", strings.TrimPrefix(err.Error(), "bad input: "))
 			return 2
 		}
@@ -112,11 +113,11 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 
 	write := func(w io.Writer) error {
 		if dir := opts["data-dir"]; dir != "" {
-			audit := lab.AuditDir(dir)
-			if _, err := os.Stat(audit); err != nil {
-				return fmt.Errorf("%s has no audit log (%s): a lab started with --data-dir %s keeps one", dir, audit, dir)
+			logDir := audit.Dir(dir)
+			if _, err := os.Stat(logDir); err != nil {
+				return fmt.Errorf("%s has no audit log (%s): a lab started with --data-dir %s keeps one", dir, logDir, dir)
 			}
-			return lab.ExportAudit(audit, w, format, filter)
+			return audit.Export(logDir, w, format, filter)
 		}
 		base := opts["url"]
 		if base == "" {
@@ -137,10 +138,10 @@ func HistoryMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // exportFromURL copies a running lab's GET /api/history/export to w.
-func exportFromURL(base string, format lab.ExportFormat, f lab.ExportFilter, w io.Writer) error {
+func exportFromURL(base string, format audit.Format, f audit.Filter, w io.Writer) error {
 	u, err := url.Parse(strings.TrimSuffix(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("--url %s is not a lab's address (like http://127.0.0.1:8080)", lab.Echo(base))
+		return fmt.Errorf("--url %s is not a lab's address (like http://127.0.0.1:8080)", inventory.Echo(base))
 	}
 	q := url.Values{"format": {string(format)}}
 	if f.Store != "" {

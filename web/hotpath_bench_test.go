@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 )
 
@@ -189,8 +191,8 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		b.Fatal(err)
 	}
 	for i := range hotSKUs {
-		o, err := l.Stock(context.Background(), lab.Consensus, "SKU"+strconv.Itoa(i), regions[0], hotInitial)
-		if err != nil || o.Outcome != lab.OK {
+		o, err := l.Stock(context.Background(), inventory.Consensus, "SKU"+strconv.Itoa(i), regions[0], hotInitial)
+		if err != nil || o.Outcome != inventory.OK {
 			b.Fatalf("stock: %v %s", err, o.Message)
 		}
 	}
@@ -198,10 +200,10 @@ func BenchmarkHTTPBuys(b *testing.B) {
 	// In process, a client waits after a 503-class outcome what the API's
 	// Retry-After would tell it (1 s), like the HTTP clients.
 	inProcess := func(c int, sku string) (string, float64, time.Duration, error) {
-		o, err := l.Buy(context.Background(), lab.Consensus, sku, regions[c%len(regions)], 1)
+		o, err := l.Buy(context.Background(), inventory.Consensus, sku, regions[c%len(regions)], 1)
 		var wait time.Duration
 		switch o.Outcome {
-		case lab.Unavailable, lab.FailFast, lab.Overloaded:
+		case inventory.Unavailable, inventory.FailFast, inventory.Overloaded:
 			wait = time.Second
 		}
 		return string(o.Outcome), o.LatencyMs, wait, err
@@ -285,7 +287,7 @@ func BenchmarkHTTPBuys(b *testing.B) {
 		}
 		open := 0
 		for _, reg := range l.State().Regions {
-			if reg.Breakers[lab.Consensus] != lab.BreakerClosed {
+			if reg.Breakers[inventory.Consensus] != guard.BreakerClosed {
 				open++
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Frame types pushed over /ws. Every frame is one JSON object with "type".
@@ -24,18 +25,18 @@ const (
 
 // frame is the JSON of one WebSocket message.
 type frame struct {
-	Type      string         `json:"type"`
-	State     *lab.State     `json:"state,omitempty"`
-	Operation *lab.Operation `json:"operation,omitempty"`
-	Outcome   *lab.Outcome   `json:"outcome,omitempty"`
-	Said      *lab.Words     `json:"said,omitempty"` // operation: the outcome in words (lab.Say), as the history gives it
-	Fault     *lab.Fault     `json:"fault,omitempty"`
-	ID        string         `json:"id,omitempty"`
-	HTML      string         `json:"html,omitempty"`
-	Lesson    *lessonView    `json:"lesson,omitempty"`
-	Poll      *pollView      `json:"poll,omitempty"`
-	FirstOpID int            `json:"firstOpId,omitempty"` // reset: the first operation after it
-	Missed    int64          `json:"missed,omitempty"`    // resync: how many lab events the hub lost
+	Type      string               `json:"type"`
+	State     *lab.State           `json:"state,omitempty"`
+	Operation *inventory.Operation `json:"operation,omitempty"`
+	Outcome   *inventory.Outcome   `json:"outcome,omitempty"`
+	Said      *lab.Words           `json:"said,omitempty"` // operation: the outcome in words (lab.Say), as the history gives it
+	Fault     *inventory.Fault     `json:"fault,omitempty"`
+	ID        string               `json:"id,omitempty"`
+	HTML      string               `json:"html,omitempty"`
+	Lesson    *lessonView          `json:"lesson,omitempty"`
+	Poll      *pollView            `json:"poll,omitempty"`
+	FirstOpID int                  `json:"firstOpId,omitempty"` // reset: the first operation after it
+	Missed    int64                `json:"missed,omitempty"`    // resync: how many lab events the hub lost
 }
 
 // outMsg is one encoded frame for every viewer: presenter is what

@@ -17,9 +17,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
+
+	"github.com/gorilla/websocket"
 )
 
 // The hub is the thing under test here, so its input channel is the event
@@ -58,7 +59,7 @@ func testState(version int64) lab.State {
 	return lab.State{
 		Version:    version,
 		Regions:    []lab.RegionState{{Name: "us-east-1", Up: true}, {Name: "eu-west-1", Up: true}, {Name: "ap-southeast-1", Up: true}},
-		Replicated: lab.QuorumState{N: 3, W: 1, R: 1},
+		Replicated: inventory.QuorumState{N: 3, W: 1, R: 1},
 	}
 }
 
@@ -69,7 +70,7 @@ func stateEvent(version int64) lab.Event {
 
 func faultEvent(id int) lab.Event {
 	st := testState(int64(id))
-	return lab.Event{Type: lab.EventFault, State: &st, Fault: &lab.Fault{ID: id, Kind: lab.FaultCut, Detail: "test"}}
+	return lab.Event{Type: lab.EventFault, State: &st, Fault: &inventory.Fault{ID: id, Kind: inventory.FaultCut, Detail: "test"}}
 }
 
 // dial connects a viewer and registers its Close.
@@ -281,8 +282,8 @@ func TestViewerThatStopsReadingIsDroppedWithoutDelayingOthers(t *testing.T) {
 		st := testState(int64(id))
 		start := time.Now()
 		f.emit(t, lab.Event{Type: lab.EventOperation, State: &st,
-			Operation: &lab.Operation{ID: id, SKU: "IPHONE"},
-			Outcome:   &lab.Outcome{OpID: id, SKU: "IPHONE", Outcome: lab.OK, Message: big}})
+			Operation: &inventory.Operation{ID: id, SKU: "IPHONE"},
+			Outcome:   &inventory.Outcome{OpID: id, SKU: "IPHONE", Outcome: inventory.OK, Message: big}})
 		for range fast {
 			select {
 			case <-got:
@@ -554,7 +555,7 @@ func TestOperationAndFaultFramesAreQueuedInOrder(t *testing.T) {
 				events <- faultEvent(id)
 				continue
 			}
-			events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &lab.Operation{ID: id}, Outcome: &lab.Outcome{OpID: id}}
+			events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &inventory.Operation{ID: id}, Outcome: &inventory.Outcome{OpID: id}}
 		}
 		events <- lab.Event{Type: lab.EventReset, State: &lab.State{Version: 101}}
 		time.Sleep(60 * time.Millisecond)
@@ -654,8 +655,8 @@ func TestLostEventsSendAResync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, events, c := bubbleHub(t, 50*time.Millisecond)
 		st := testState(1)
-		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &lab.Operation{ID: 1}, Outcome: &lab.Outcome{OpID: 1}}
-		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &lab.Operation{ID: 9}, Outcome: &lab.Outcome{OpID: 9}, Missed: 7}
+		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &inventory.Operation{ID: 1}, Outcome: &inventory.Outcome{OpID: 1}}
+		events <- lab.Event{Type: lab.EventOperation, State: &st, Operation: &inventory.Operation{ID: 9}, Outcome: &inventory.Outcome{OpID: 9}, Missed: 7}
 		synctest.Wait()
 		var got []string
 		for _, f := range drain(t, c) {

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 	"caplab/lessons"
 )
@@ -174,7 +174,7 @@ type LessonProgress interface {
 func (lc *LessonCatalog) RunStepWith(ctx context.Context, id string, step int, progress func(LessonCommandResult)) (LessonRun, error) {
 	l, ok := lc.catalog.Lookup(id)
 	if !ok {
-		return LessonRun{}, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
+		return LessonRun{}, notFound("There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
 	}
 	if step < 0 || step >= len(l.Steps) {
 		return LessonRun{}, badRequest("Step must be a number from 0 to %d for lesson %q.", len(l.Steps)-1, id)

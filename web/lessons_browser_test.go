@@ -32,7 +32,7 @@ func newLessonBrowser(t *testing.T) *lessonBrowser {
 
 	l := startLab(t, lab.Config{LatencyScale: 0.05})
 	cat, _ := lessons.LoadCatalog(lessonDir(t))
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l))})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

@@ -114,7 +114,7 @@ func newLessonAPI(t *testing.T) *apiFixture {
 	t.Helper()
 	cat, _ := lessons.LoadCatalog(lessonDir(t))
 	l := startLab(t, lab.Config{LatencyScale: 0.05})
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l)})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l))})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -395,7 +395,7 @@ func TestLessonRegionsMissing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cat, _ := lessons.LoadCatalog("")
-	_, err := LessonsFrom(cat, l).RunStepResults(ctx, "last-iphone", 0)
+	_, err := LessonsFrom(cat, lessons.LabOf(l)).RunStepResults(ctx, "last-iphone", 0)
 	if err == nil || !strings.Contains(err.Error(), "ap-southeast-1") || !strings.Contains(err.Error(), "--regions") {
 		t.Fatalf("running a lesson on a lab without its regions: %v", err)
 	}

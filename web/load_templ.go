@@ -10,7 +10,7 @@ import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
 import (
-	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 	"strconv"
 )
@@ -144,7 +144,7 @@ func loadPanel(v pageView) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		for _, s := range lab.Stores {
+		for _, s := range inventory.Stores {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "<div class=\"load-store\" id=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 
 	"github.com/gorilla/websocket"
@@ -92,7 +92,7 @@ func TestLoadAPIRun(t *testing.T) {
 		if fr.Type != frameLoad || fr.Load.State != load.StateRunning || len(fr.Load.Latest) == 0 {
 			continue
 		}
-		if n, want := len(fr.Load.Latest), len(lab.Stores)*3; n != want {
+		if n, want := len(fr.Load.Latest), len(inventory.Stores)*3; n != want {
 			t.Fatalf("a frame carries %d samples, want one per (store, region) = %d", n, want)
 		}
 		times = append(times, fr.Load.Latest[0].T)

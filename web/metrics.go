@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/guard"
+	"caplab/lab/inventory"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -192,7 +194,7 @@ const consensusGroup = "consensus"
 
 var memberRoles = []string{"leader", "follower", "candidate", "pre-candidate", "offline"}
 
-var breakerStates = []string{lab.BreakerClosed, lab.BreakerOpen, lab.BreakerHalfOpen}
+var breakerStates = []string{guard.BreakerClosed, guard.BreakerOpen, guard.BreakerHalfOpen}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.state()
@@ -227,7 +229,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if role == "leader" && leader == "" {
 			leader = r.Name
 		}
-		for _, store := range lab.Stores {
+		for _, store := range inventory.Stores {
 			now := r.Breakers[store]
 			for _, known := range breakerStates {
 				gauge(descBreaker, flag(now == known), r.Name, string(store), known)

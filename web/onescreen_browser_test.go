@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lessons"
+
+	"github.com/chromedp/chromedp"
 )
 
 // One screen for the whole story, in chromium against a real lab with the
@@ -56,7 +57,7 @@ func oneScreen(t *testing.T, shots string) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l), JoinURL: "http://192.168.1.20:8080/"})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l)), JoinURL: "http://192.168.1.20:8080/"})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
@@ -144,11 +145,11 @@ func oneScreen(t *testing.T, shots string) {
 	waitUntil(t, 15*time.Second, "both stores stocked", func() (bool, string) {
 		ok := 0
 		for _, o := range l.History("IPHONE-15-PRO").Operations {
-			if o.Op == lab.OpStock && o.Outcome == lab.OK && o.Qty == 3 {
+			if o.Op == inventory.OpStock && o.Outcome == inventory.OK && o.Qty == 3 {
 				ok++
 			}
 		}
-		return ok == len(lab.Stores), fmt.Sprint(ok, " stocks")
+		return ok == len(inventory.Stores), fmt.Sprint(ok, " stocks")
 	})
 	wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -158,7 +159,7 @@ func oneScreen(t *testing.T, shots string) {
 	clickWhenClear(t, presenter, "isolate Singapore (key 3)", "preset-isolate-ap-southeast-1")
 	waitJS(t, presenter, "the map shows the cut", `document.getElementById('`+linkID("us-east-1", "ap-southeast-1")+`').dataset.state`, textIs("cut"))
 	evalJS[bool](t, presenter, `document.getElementById('buy-qty-ap-southeast-1').value = 2; document.getElementById('buy-qty-us-east-1').value = 2; true`)
-	for _, st := range lab.Stores {
+	for _, st := range inventory.Stores {
 		for _, r := range []string{"ap-southeast-1", "us-east-1"} {
 			id := "buy-" + string(st) + "-" + r
 			evalJS[bool](t, presenter, `delete document.getElementById('outcome-`+string(st)+`-`+r+`').dataset.outcome, true`) // an earlier answer
@@ -172,7 +173,7 @@ func oneScreen(t *testing.T, shots string) {
 	if got := evalJS[string](t, presenter, `['sold','refused','oversold'].map(k => document.getElementById('score-consensus-' + k).textContent).join(',')`); got != "2,1,0" {
 		var h []string
 		for _, o := range l.History("IPHONE-15-PRO").Operations {
-			if o.Store == lab.Consensus {
+			if o.Store == inventory.Consensus {
 				h = append(h, fmt.Sprintf("%d %s %s %s %s–%s", o.ID, o.Op, o.Region, o.Outcome, o.Call.Format("05.000"), o.Return.Format("05.000")))
 			}
 		}
@@ -183,7 +184,7 @@ func oneScreen(t *testing.T, shots string) {
 
 	// What must be on the first screen.
 	var onStage []string
-	for _, st := range lab.Stores {
+	for _, st := range inventory.Stores {
 		for _, r := range []string{"ap-southeast-1", "us-east-1"} {
 			onStage = append(onStage, "buy-"+string(st)+"-"+r, "outcome-"+string(st)+"-"+r)
 		}

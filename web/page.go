@@ -9,9 +9,10 @@ import (
 	"net/url"
 	"time"
 
-	qrcode "github.com/skip2/go-qrcode"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
+
+	qrcode "github.com/skip2/go-qrcode"
 )
 
 // handlePage serves the lab page. GET /?token=… with the lab's token sets
@@ -94,14 +95,14 @@ func stateFragments(st lab.State) []fragment {
 // one-line verdicts (id "verdict") and the whole verdict (id
 // "verdict-full").
 func renderVerdict(l Lab, sku string) (line, full string) {
-	rows := make([]verdictRow, 0, len(lab.Stores))
-	for _, st := range lab.Stores {
+	rows := make([]verdictRow, 0, len(inventory.Stores))
+	for _, st := range inventory.Stores {
 		res, err := l.Check(st, sku)
 		row := verdictRow{Store: st, Result: res, Unplaced: unplacedOp(l, res)}
 		if err != nil {
 			row.Err = sentence(err.Error())
 		}
-		if st == lab.Geo && res.Indeterminate > 0 {
+		if st == inventory.Geo && res.Indeterminate > 0 {
 			row.Stranded, row.StrandedUnavailable = strandedRefusals(l, sku)
 		}
 		rows = append(rows, row)
@@ -118,9 +119,9 @@ func renderVerdict(l Lab, sku string) (line, full string) {
 // those of them answered unavailable.
 func strandedRefusals(l Lab, sku string) (all, unavailable int) {
 	for _, op := range l.History(sku).Operations {
-		if op.Store == lab.Geo && op.Op == lab.OpBuy && lab.Say(op).Tag == "Stranded" {
+		if op.Store == inventory.Geo && op.Op == inventory.OpBuy && lab.Say(op).Tag == "Stranded" {
 			all++
-			if op.Outcome == lab.Unavailable {
+			if op.Outcome == inventory.Unavailable {
 				unavailable++
 			}
 		}
@@ -267,7 +268,7 @@ func (s *Server) handleLesson(w http.ResponseWriter, r *http.Request) {
 		l, ok = lc.viewerLesson(id) // no spoilers for viewers
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
+		writeError(w, http.StatusNotFound, "There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
 		return
 	}
 	if l.StepList == nil {

@@ -3,34 +3,13 @@ package web
 import (
 	"net/http"
 
-	"caplab/lab"
 	"caplab/lessons"
 )
-
-// Recorder is optionally implemented by the Lab: the recorder behind
-// "Save as lesson" (lab/recording.go). *lab.Lab implements it.
-type Recorder interface {
-	StartRecording()
-	Recording() lab.Recording
-	RecordingStatus() lab.RecordingStatus
-}
-
-func (s *Server) recorder(w http.ResponseWriter) (Recorder, bool) {
-	rec, ok := s.lab.(Recorder)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "This lab does not record its actions.")
-	}
-	return rec, ok
-}
 
 // handleRecordingLesson answers GET /api/recording/lesson (token): the
 // actions since the last reset or "Start recording" as a lesson file.
 func (s *Server) handleRecordingLesson(w http.ResponseWriter, r *http.Request) {
-	rec, ok := s.recorder(w)
-	if !ok {
-		return
-	}
-	md, err := lessons.Record(rec.Recording())
+	md, err := lessons.Record(s.lab.Recorder().Recording())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -45,24 +24,19 @@ func (s *Server) handleRecordingLesson(w http.ResponseWriter, r *http.Request) {
 // handleRecordingStatus answers GET /api/recording (token): how many
 // actions the recording holds, and a sentence for the presenter.
 func (s *Server) handleRecordingStatus(w http.ResponseWriter, r *http.Request) {
-	if rec, ok := s.recorder(w); ok {
-		writeJSON(w, http.StatusOK, rec.RecordingStatus())
-	}
+	writeJSON(w, http.StatusOK, s.lab.Recorder().Status())
 }
 
 // handleRecordingStart answers POST /api/recording/start (token): forget
 // the recording and record from now on. The body is {} (or empty); anything
 // else is refused and the recording kept.
 func (s *Server) handleRecordingStart(w http.ResponseWriter, r *http.Request) {
-	rec, ok := s.recorder(w)
-	if !ok {
-		return
-	}
 	var req struct{}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	rec.StartRecording()
-	writeJSON(w, http.StatusOK, rec.RecordingStatus())
+	rec := s.lab.Recorder()
+	rec.Start()
+	writeJSON(w, http.StatusOK, rec.Status())
 }

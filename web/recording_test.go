@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lessons"
 
 	"github.com/chromedp/chromedp"
@@ -117,7 +118,7 @@ func TestRecordedSessionReplays(t *testing.T) {
 		t.Fatal(errs)
 	}
 	out.Reset()
-	if _, err := lessons.NewRunner(l, fresh, &out).RunAll(ctx); err != nil {
+	if _, err := lessons.NewRunner(l, lessons.LabOf(fresh), &out).RunAll(ctx); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out.String())
 	}
 	if passed := strings.Count(out.String(), " ✓ "); passed < 10 {
@@ -145,7 +146,7 @@ func TestRecordedGeoSessionReplays(t *testing.T) {
 	}
 	path := func(store string) string { return "/api/stores/" + store + "/skus/IPHONE" }
 	must("POST", "/api/regions/us-east-1/lead", "{}", 200)
-	for _, s := range lab.Stores {
+	for _, s := range inventory.Stores {
 		must("PUT", path(string(s)), `{"region":"us-east-1","quantity":3}`, 200)
 	}
 	must("PUT", "/api/stores/geo/skus/CASE", `{"region":"us-east-1","allocations":{"us-east-1":1,"eu-west-1":0,"ap-southeast-1":2}}`, 200)
@@ -184,7 +185,7 @@ func TestRecordedGeoSessionReplays(t *testing.T) {
 		t.Fatal(errs)
 	}
 	var out bytes.Buffer
-	if _, err := lessons.NewRunner(l, fresh, &out).RunAll(ctx); err != nil {
+	if _, err := lessons.NewRunner(l, lessons.LabOf(fresh), &out).RunAll(ctx); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out.String())
 	}
 	if passed := strings.Count(out.String(), " ✓ "); passed < 6 {
@@ -208,7 +209,7 @@ func TestSaveAsLessonButton(t *testing.T) {
 
 	clickWhenClear(t, tab, "click Start recording", "start-recording")
 	waitJS(t, tab, "recording restarts", `document.getElementById('toast').textContent`, textHas("Recording from now on"))
-	if st := b.lab.RecordingStatus(); st.FromReset || st.Actions != 0 {
+	if st := b.lab.Recorder().Status(); st.FromReset || st.Actions != 0 {
 		t.Fatalf("after Start recording: %+v, want an empty recording not from a reset", st)
 	}
 	viewer := b.viewerTab(t, "/")
@@ -285,7 +286,7 @@ func TestPauseAndReserveAPI(t *testing.T) {
 			t.Errorf("POST %s %s: %d %s; want %d saying %q", c.path, c.body, resp.StatusCode, body, c.status, c.says)
 		}
 	}
-	if d := f.lab.Paused("ap-southeast-1"); d != 0 {
+	if d := f.lab.Time().Paused("ap-southeast-1"); d != 0 {
 		t.Fatalf("refused requests paused the shop for %v", d)
 	}
 	if resp, body := f.call(t, "PUT", "/api/stores/consensus/skus/LAST", `{"region":"us-east-1","quantity":1}`, nil); resp.StatusCode != 200 {
@@ -321,10 +322,10 @@ func TestClockAndPauseFromTheRegionMenu(t *testing.T) {
 	waitJS(t, tab, "the region menu opens", `document.getElementById('region-menu').hidden`, textIs("false"))
 	clickWhenClear(t, tab, "pause its shop", "region-menu-pause")
 	waitUntil(t, 10*time.Second, "Singapore's shop is paused", func() (bool, string) {
-		d := b.lab.Paused("ap-southeast-1")
+		d := b.lab.Time().Paused("ap-southeast-1")
 		return d > 0, d.String()
 	})
-	if d := b.lab.Paused("eu-west-1"); d != 0 {
+	if d := b.lab.Time().Paused("eu-west-1"); d != 0 {
 		t.Fatalf("Ireland's shop is paused too (%v)", d)
 	}
 }

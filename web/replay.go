@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 )
 
 // Scrub back and replay (a-class issue): any moment since the last reset,
@@ -98,14 +100,14 @@ const noSKU = " "
 
 // window is the History without its operations: when it started and its
 // faults. It reads every operation's SKU and copies none.
-func (s *Server) window() lab.HistoryView { return s.lab.History(noSKU) }
+func (s *Server) window() history.View { return s.lab.History(noSKU) }
 
 // parseTime reads one of the replay's times: RFC 3339, fractions allowed.
 func parseTime(name, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(v))
 	if err != nil {
 		return time.Time{}, badRequest("%s must be a time in RFC 3339, fractions allowed (e.g. %s), got %s.",
-			name, time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), lab.Echo(v))
+			name, time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), inventory.Echo(v))
 	}
 	return t, nil
 }
@@ -113,7 +115,7 @@ func parseTime(name, v string) (time.Time, error) {
 // windowErr is the 400 for a time outside what can be replayed, naming
 // the window.
 func windowErr(name string, err error) error {
-	return badRequest("%s: %s", name, strings.TrimPrefix(err.Error(), lab.ErrBadInput.Error()+": "))
+	return badRequest("%s: %s", name, strings.TrimPrefix(err.Error(), inventory.ErrBadInput.Error()+": "))
 }
 
 // handleStateAt answers GET /api/state?at=T.
@@ -143,7 +145,7 @@ func moment(m lab.Moment) momentView {
 
 // said is a recorded operation with its words, its message and who
 // answered only in them (as GET /api/history sends it).
-func said(o lab.Operation) saidOperation {
+func said(o inventory.Operation) saidOperation {
 	w := lab.Say(o)
 	o.Message, o.AnsweredBy = "", nil
 	return saidOperation{o, w}
@@ -151,9 +153,9 @@ func said(o lab.Operation) saidOperation {
 
 // caption is a replay's line for an operation: who did what, and the
 // words the shop showed (lab.Say).
-func caption(o lab.Operation, w lab.Words) string {
+func caption(o inventory.Operation, w lab.Words) string {
 	what := "buys"
-	if o.Op == lab.OpRead {
+	if o.Op == inventory.OpRead {
 		what = "reads"
 	}
 	line := lab.CityName(o.Region) + " " + what + " on the " + string(o.Store) + " store → " + w.Tag

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/audit"
+	"caplab/lab/check"
+	"caplab/lab/history"
+	"caplab/lab/inventory"
 	"caplab/lab/load"
 	"caplab/static"
 )
@@ -22,29 +26,26 @@ import (
 type Lab interface {
 	State() lab.State
 	Regions() []string
-	Partition(groups [][]string) error
-	Bridge(via string) error
-	HealAll() error
-	SetLink(from, to string, up, oneWay bool) error
-	SetLatency(from, to string, rttMs float64, oneWay bool) error
-	Crash(region string) error
-	Restart(region string) error
-	Lead(ctx context.Context, region string) error
-	Stock(ctx context.Context, store lab.Store, sku, region string, quantity int) (lab.Outcome, error)
-	Buy(ctx context.Context, store lab.Store, sku, region string, qty int) (lab.Outcome, error)
-	Read(ctx context.Context, store lab.Store, sku, region string, c lab.Consistency) (lab.Outcome, error)
-	SetQuorum(w, r int) error
-	History(sku string) lab.HistoryView
-	Export(w io.Writer, format lab.ExportFormat, f lab.ExportFilter) error
-	Check(store lab.Store, sku string) (lab.CheckResult, error)
-	Visualize(store lab.Store, sku string, w io.Writer) error
+	// Faults: links, partitions, crashes, leadership, W and R; Time: clocks
+	// and shop pauses; Recorder: "Save as lesson" (lab/recording.go).
+	Faults() *lab.Faults
+	Time() *lab.Time
+	Recorder() *lab.Recorder
+	Stock(ctx context.Context, store inventory.Store, sku, region string, quantity int) (inventory.Outcome, error)
+	Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error)
+	Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error)
+	History(sku string) history.View
+	Export(w io.Writer, format audit.Format, f audit.Filter) error
+	Check(store inventory.Store, sku string) (check.Result, error)
+	Visualize(store inventory.Store, sku string, w io.Writer) error
 	Reset(ctx context.Context) error
 	Subscribe() (<-chan lab.Event, func())
 	RequestTimeout() time.Duration
-	// Geo store (geo issue): a split stock, and zone names.
-	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (lab.Outcome, error)
-	IsZone(name string) bool
-	GeoAllocations(ctx context.Context, sku, region string) (lab.Outcome, error) // geo_alloc.go
+	// The lock-based reservation (lab/reserve.go).
+	Reserve(ctx context.Context, sku, region string, fenced bool) (inventory.Outcome, error)
+	// Geo store (geo issue): a split stock; Geo: its allocations (geo_alloc.go).
+	StockSplit(ctx context.Context, sku, region string, quantity int, allocations map[string]int) (inventory.Outcome, error)
+	Geo() *lab.GeoStore
 }
 
 // Lessons feeds the lesson panel. It may be nil: the panel then says that no
@@ -196,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	return recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(s.opts.AllowedHosts, strings.ToLower(r.Host)) {
-			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %s.", strings.Join(s.opts.AllowedHosts, " or "), lab.Echo(r.Host))
+			writeError(w, http.StatusMisdirectedRequest, "This lab answers only to %s, not to %s.", strings.Join(s.opts.AllowedHosts, " or "), inventory.Echo(r.Host))
 			return
 		}
 		s.mux.ServeHTTP(w, r)
@@ -219,7 +220,7 @@ func recoverPanics(h http.Handler, log *slog.Logger) http.Handler {
 				panic(v)
 			}
 			log.Error("web: a handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			writeError(w, http.StatusInternalServerError, "The lab hit a bug answering %s %s (it is logged; the lab keeps running). Please report it.", r.Method, lab.Echo(r.URL.Path))
+			writeError(w, http.StatusInternalServerError, "The lab hit a bug answering %s %s (it is logged; the lab keeps running). Please report it.", r.Method, inventory.Echo(r.URL.Path))
 		}()
 		h.ServeHTTP(w, r)
 	})

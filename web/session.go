@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/lessons"
 )
 
@@ -113,7 +113,7 @@ func (ls *lessonSession) publish() {
 func (ls *lessonSession) lookup(id string, step int) (*lessons.Lesson, error) {
 	l, ok := ls.source.Source(id)
 	if !ok {
-		return nil, notFound("There is no lesson %s; GET /api/lessons lists them.", lab.Echo(id))
+		return nil, notFound("There is no lesson %s; GET /api/lessons lists them.", inventory.Echo(id))
 	}
 	if len(l.Steps) == 0 {
 		return nil, badRequest("Lesson %q has no steps.", id)

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
+
+	"github.com/gorilla/websocket"
 )
 
 // The lean stream: deltas (?delta=1) and panels (?panels=, "panels"
@@ -55,7 +56,7 @@ func readRaw(t *testing.T, c *websocket.Conn) rawFrame {
 // links all move.
 func changingState(v int64) lab.Event {
 	st := testState(v)
-	st.Counters = []lab.StoreCounter{{Store: lab.Consensus, OK: int(v * 7)}, {Store: lab.Replicated, OK: int(v)}}
+	st.Counters = []lab.StoreCounter{{Store: inventory.Consensus, OK: int(v * 7)}, {Store: inventory.Replicated, OK: int(v)}}
 	st.Links = []lab.LinkState{{From: "us-east-1", To: "eu-west-1", State: "up", Bytes: v * 1000, Messages: v}, {From: "eu-west-1", To: "us-east-1", State: []string{"up", "cut"}[v%4/3], Bytes: v * 10}}
 	st.Regions[v%3].Consensus.Role = "leader"
 	st.Regions[1].Consensus.CommitIndex = uint64(v * 3)

@@ -1,29 +1,17 @@
 package web
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
-
-// Clocker is optionally implemented by the Lab: per-region clocks
-// (lab/time.go). *lab.Lab implements it.
-type Clocker interface {
-	SetClock(region string, offsetMs, driftPpm float64) error
-	ResetClocks() error
-}
 
 // handleClock answers POST /api/regions/{region}/clock
 // {"offsetMs":5000,"driftPpm":0} (token) with State. Both fields default to
 // 0; {"offsetMs":0,"driftPpm":0} puts the region back to true time.
 func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.lab.(Clocker)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "This lab has no per-region clocks.")
-		return
-	}
 	var req struct {
 		OffsetMs *float64 `json:"offsetMs"`
 		DriftPpm *float64 `json:"driftPpm"`
@@ -48,40 +36,23 @@ func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
 	if req.DriftPpm != nil {
 		drift = *req.DriftPpm
 	}
-	s.answerState(w, r, c.SetClock(name, off, drift))
+	s.answerState(w, r, s.lab.Time().SetClock(name, off, drift))
 }
 
 // handleClocksReset answers POST /api/clocks/reset (token): every region's
 // clock back to true time.
 func (s *Server) handleClocksReset(w http.ResponseWriter, r *http.Request) {
-	c, ok := s.lab.(Clocker)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "This lab has no per-region clocks.")
-		return
-	}
 	var req struct{}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.answerState(w, r, c.ResetClocks())
-}
-
-// Reserver is optionally implemented by the Lab: shop pauses and the
-// lock-based reservation (lab/reserve.go). *lab.Lab implements it.
-type Reserver interface {
-	Pause(region string, seconds float64) error
-	Reserve(ctx context.Context, sku, region string, fenced bool) (lab.Outcome, error)
+	s.answerState(w, r, s.lab.Time().ResetClocks())
 }
 
 // handlePause answers POST /api/regions/{region}/pause {"seconds":8}
 // (token) with State: the region's shop freezes mid-flight for that long.
 func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.lab.(Reserver)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "This lab cannot pause shops.")
-		return
-	}
 	var req struct {
 		Seconds *float64 `json:"seconds"`
 	}
@@ -95,10 +66,10 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Seconds == nil {
-		s.fail(w, r, badRequest("Say how long to pause the shop, e.g. {\"seconds\":8} (more than 0, at most %g).", lab.MaxPause.Seconds()))
+		s.fail(w, r, badRequest("Say how long to pause the shop, e.g. {\"seconds\":8} (more than 0, at most %g).", inventory.MaxPause.Seconds()))
 		return
 	}
-	s.answerState(w, r, p.Pause(name, *req.Seconds))
+	s.answerState(w, r, s.lab.Time().Pause(name, *req.Seconds))
 }
 
 // handleReserve answers POST /api/stores/consensus/skus/{sku}/reserve
@@ -106,11 +77,6 @@ func (s *Server) handlePause(w http.ResponseWriter, r *http.Request) {
 // reservation. It answers when the reservation is done — after the shop's
 // pause, if it is paused.
 func (s *Server) handleReserve(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.lab.(Reserver)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "This lab has no lock-based reservation.")
-		return
-	}
 	var req struct {
 		Region string `json:"region"`
 		Fenced bool   `json:"fenced"`
@@ -120,7 +86,7 @@ func (s *Server) handleReserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, sku, err := s.skuAction(r)
-	if err == nil && st != lab.Consensus {
+	if err == nil && st != inventory.Consensus {
 		err = badRequest("Reservations take an etcd lock and write to the consensus store; use /api/stores/consensus/skus/%s/reserve.", sku)
 	}
 	if err == nil {
@@ -132,7 +98,7 @@ func (s *Server) handleReserve(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.opContext(r, 1)
 	defer cancel()
-	o, err := p.Reserve(ctx, sku, req.Region, req.Fenced)
+	o, err := s.lab.Reserve(ctx, sku, req.Region, req.Fenced)
 	s.answerOutcome(w, r, o, err)
 }
 

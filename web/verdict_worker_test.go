@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
+
+	"github.com/gorilla/websocket"
 )
 
 // checkCountingLab is the real lab, counting the checker runs it is asked for.
@@ -18,7 +20,7 @@ type checkCountingLab struct {
 	checks atomic.Int64
 }
 
-func (c *checkCountingLab) Check(store lab.Store, sku string) (lab.CheckResult, error) {
+func (c *checkCountingLab) Check(store inventory.Store, sku string) (check.Result, error) {
 	c.checks.Add(1)
 	return c.Lab.Check(store, sku)
 }

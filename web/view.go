@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"caplab/lab"
+	"caplab/lab/check"
+	"caplab/lab/inventory"
 )
 
 // pageView is everything the page template needs.
@@ -352,7 +354,7 @@ func roleWord(r lab.RegionState) string {
 	return r.Consensus.Role
 }
 
-func breakerWord(r lab.RegionState, st lab.Store) string {
+func breakerWord(r lab.RegionState, st inventory.Store) string {
 	if b := r.Breakers[st]; b != "" {
 		return b
 	}
@@ -361,18 +363,18 @@ func breakerWord(r lab.RegionState, st lab.Store) string {
 
 // storeShort is a store's CAP side: CP, AP, or its name for a store the
 // page does not know yet.
-func storeShort(st lab.Store) string {
+func storeShort(st inventory.Store) string {
 	switch st {
-	case lab.Consensus:
+	case inventory.Consensus:
 		return "CP"
-	case lab.Replicated:
+	case inventory.Replicated:
 		return "AP"
 	}
 	return strings.ToUpper(string(st))
 }
 
 // storeTitle is a store's name for people: "Consensus".
-func storeTitle(st lab.Store) string {
+func storeTitle(st inventory.Store) string {
 	s := string(st)
 	if s == "" {
 		return s
@@ -382,8 +384,8 @@ func storeTitle(st lab.Store) string {
 
 // storeList is the stores in display order, comma-separated, for app.js.
 func storeList() string {
-	out := make([]string, len(lab.Stores))
-	for i, s := range lab.Stores {
+	out := make([]string, len(inventory.Stores))
+	for i, s := range inventory.Stores {
 		out[i] = string(s)
 	}
 	return strings.Join(out, ",")
@@ -395,13 +397,13 @@ func regionTip(r lab.RegionState) string {
 	if r.Up {
 		s += ", term " + itoa(r.Consensus.Term)
 	}
-	return s + ", breakers CP " + breakerWord(r, lab.Consensus) + ", AP " + breakerWord(r, lab.Replicated) + ". Enter opens: make leader, isolate, restart, crash."
+	return s + ", breakers CP " + breakerWord(r, inventory.Consensus) + ", AP " + breakerWord(r, inventory.Replicated) + ". Enter opens: make leader, isolate, restart, crash."
 }
 
 func itoa[T ~int | ~int64 | ~uint64](v T) string { return fmt.Sprint(v) }
 
 // quorumSentence explains W and R for N replicas.
-func quorumSentence(q lab.QuorumState) string {
+func quorumSentence(q inventory.QuorumState) string {
 	if q.N == 0 {
 		return ""
 	}
@@ -479,8 +481,8 @@ func counterValue(c lab.StoreCounter, key string) int {
 // countersFor returns the counters of every store in display order, zero
 // for a store the lab did not report.
 func countersFor(st lab.State) []lab.StoreCounter {
-	out := make([]lab.StoreCounter, len(lab.Stores))
-	for i, s := range lab.Stores {
+	out := make([]lab.StoreCounter, len(inventory.Stores))
+	for i, s := range inventory.Stores {
 		out[i] = lab.StoreCounter{Store: s}
 		for _, c := range st.Counters {
 			if c.Store == s {
@@ -498,8 +500,8 @@ func badCounter(key string, v int) bool {
 
 // verdictRow is one store's verdict in the verdict panel.
 type verdictRow struct {
-	Store  lab.Store
-	Result lab.CheckResult
+	Store  inventory.Store
+	Result check.Result
 	Err    string
 	// Stranded counts the geo store's stranded refusals: definite (nothing
 	// moved), so not "maybe applied"; StrandedUnavailable those of them the
@@ -507,10 +509,10 @@ type verdictRow struct {
 	Stranded, StrandedUnavailable int
 	// Unplaced: the answer a failed check could not place, when it holds
 	// no counterexample (the anomaly card shows it; anomaly.go).
-	Unplaced *lab.Operation
+	Unplaced *inventory.Operation
 }
 
-func visualURL(st lab.Store, sku string) string {
+func visualURL(st inventory.Store, sku string) string {
 	return "/api/check/visual?store=" + string(st) + "&sku=" + sku
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 func TestBuildMapKeepsRegionsApartAndInView(t *testing.T) {
@@ -64,10 +65,10 @@ func TestLinkLabelSaysWhatIsCut(t *testing.T) {
 }
 
 func TestQuorumSentence(t *testing.T) {
-	if s := quorumSentence(lab.QuorumState{N: 3, W: 2, R: 2}); s == "" || s[:13] != "W + R = 4 > N" {
+	if s := quorumSentence(inventory.QuorumState{N: 3, W: 2, R: 2}); s == "" || s[:13] != "W + R = 4 > N" {
 		t.Errorf("strict: %q", s)
 	}
-	if s := quorumSentence(lab.QuorumState{N: 3, W: 1, R: 1}); s == "" || s[:13] != "W + R = 2 ≤ N"[:13] {
+	if s := quorumSentence(inventory.QuorumState{N: 3, W: 1, R: 1}); s == "" || s[:13] != "W + R = 2 ≤ N"[:13] {
 		t.Errorf("loose: %q", s)
 	}
 }

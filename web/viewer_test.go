@@ -74,7 +74,7 @@ func TestVoteStuffing(t *testing.T) {
 	cat, _ := lessons.LoadCatalog(lessonDir(t))
 	l := startLab(t, lab.Config{LatencyScale: 0.05})
 	const perAddress = 5
-	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, l), VotesPerAddress: perAddress})
+	s := New(l, Options{Token: testToken, Logger: quietLogger(), Lessons: LessonsFrom(cat, lessons.LabOf(l)), VotesPerAddress: perAddress})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)

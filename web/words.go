@@ -1,6 +1,9 @@
 package web
 
-import "caplab/lab"
+import (
+	"caplab/lab"
+	"caplab/lab/inventory"
+)
 
 // What the API says with an operation or fault: its words (lab.Say,
 // lab.SayFault), the one source of outcome sentences for live frames, the
@@ -9,13 +12,13 @@ import "caplab/lab"
 // saidOutcome is an Outcome with its words, as operation frames and the
 // history carry them.
 type saidOutcome struct {
-	lab.Outcome
+	inventory.Outcome
 	Said lab.Words `json:"said"`
 }
 
 // saidFault is a recorded fault with its sentence.
 type saidFault struct {
-	lab.Fault
+	inventory.Fault
 	Said lab.Words `json:"said"`
 }
 
@@ -23,6 +26,6 @@ type saidFault struct {
 // /api/history answers, so a page that reads the history shows the
 // sentences a live page showed.
 type saidOperation struct {
-	lab.Operation
+	inventory.Operation
 	Said lab.Words `json:"said"`
 }

@@ -9,9 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"caplab/lab"
+	"caplab/lab/inventory"
+
+	"github.com/gorilla/websocket"
 )
 
 // WebSocket timing and limits (gorilla/websocket examples/chat).
@@ -57,7 +58,7 @@ func streamOptions(q url.Values) (delta bool, panels map[string]bool, err error)
 	case "1", "true":
 		delta = true
 	default:
-		return false, nil, badRequest("delta must be 1 or 0, not %s.", lab.Echo(v))
+		return false, nil, badRequest("delta must be 1 or 0, not %s.", inventory.Echo(v))
 	}
 	if !q.Has("panels") {
 		return delta, nil, nil
@@ -68,7 +69,7 @@ func streamOptions(q url.Values) (delta bool, panels map[string]bool, err error)
 			continue
 		}
 		if !slices.Contains(knownPanels, name) {
-			return false, nil, badRequest("panels names the dock panels a viewer shows (%s), not %s.", strings.Join(knownPanels, ", "), lab.Echo(name))
+			return false, nil, badRequest("panels names the dock panels a viewer shows (%s), not %s.", strings.Join(knownPanels, ", "), inventory.Echo(name))
 		}
 		panels[name] = true
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 	"caplab/nodes"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -224,7 +225,7 @@ func (r rawTarget) Read(ctx context.Context, _, sku, region, _ string, _ bool) R
 // consensusOnly is the lab restricted to its consensus store.
 type consensusOnly struct{ LabTarget }
 
-func (consensusOnly) Stores() []string { return []string{string(lab.Consensus)} }
+func (consensusOnly) Stores() []string { return []string{string(inventory.Consensus)} }
 
 // BenchmarkConsensusBuyRate: at latency scale 0, buys with two
 // serializable reads each on 10,000 SKUs, at rising rates, through the lab

@@ -5,19 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"caplab/lab/inventory"
 )
 
 // Limits of a load's configuration.
 const (
-	MaxRatePerRegion = 100_000   // buys a second in one region
-	MaxOpsPerSecond  = 2_000_000 // arrivals a second, all regions, reads included, times stores
-	MaxReadsPerBuy   = 1000      // the mix
-	MaxSKUs          = 100_000   // catalogue size (each is stocked in every store before the run)
-	MaxStock         = 1_000_000 // units per SKU (lab.MaxStock)
+	MaxRatePerRegion = 100_000            // buys a second in one region
+	MaxOpsPerSecond  = 2_000_000          // arrivals a second, all regions, reads included, times stores
+	MaxReadsPerBuy   = 1000               // the mix
+	MaxSKUs          = 100_000            // catalogue size (each is stocked in every store before the run)
+	MaxStock         = inventory.MaxStock // units per SKU
 	MaxDuration      = 24 * time.Hour
 	MaxInFlightLimit = 100_000 // per (store, region)
 	MaxSampleSKUs    = 64
@@ -120,8 +121,6 @@ type Config struct {
 	Pace *bool `json:"pace,omitempty"`
 }
 
-var skuPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // Normalize returns c with every default filled in, or an error wrapping
 // ErrBadConfig that names the bad field. regions and stores are the lab's.
 func (c Config) Normalize(regions, stores []string) (Config, error) {
@@ -178,7 +177,7 @@ func (c Config) Normalize(regions, stores []string) (Config, error) {
 	if c.Doorbuster == "" {
 		c.Doorbuster = DefaultDoorbuster
 	}
-	if !skuPattern.MatchString(c.Doorbuster) {
+	if !inventory.ValidSKU(c.Doorbuster) {
 		return bad("\"doorbuster\" %q must be 1 to 64 letters, digits, '.', '_' or '-'", c.Doorbuster)
 	}
 	if strings.HasPrefix(c.Doorbuster, catalogPrefix) {

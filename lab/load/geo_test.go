@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestGeoUnderCut drives the geo store alone and cuts ap-southeast-1 off
@@ -25,7 +26,7 @@ func TestGeoUnderCut(t *testing.T) {
 	}
 	waitState(t, c, StateRunning)
 	time.Sleep(300 * time.Millisecond)
-	if err := l.Isolate("ap-southeast-1"); err != nil {
+	if err := l.Faults().Isolate("ap-southeast-1"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, c, StateFinished, StateStopped, StateFailed)
@@ -58,7 +59,7 @@ func TestGeoUnderCut(t *testing.T) {
 	}
 	var labStranded int
 	for _, sc := range l.State().Counters {
-		if sc.Store == lab.Geo {
+		if sc.Store == inventory.Geo {
 			labStranded = sc.Stranded
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 
 	"go.uber.org/goleak"
 )
@@ -64,8 +65,8 @@ func TestCountsAddUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Config.Stores) != len(lab.Stores) {
-		t.Fatalf("default stores = %v, want every store of the lab %v", st.Config.Stores, lab.Stores)
+	if len(st.Config.Stores) != len(inventory.Stores) {
+		t.Fatalf("default stores = %v, want every store of the lab %v", st.Config.Stores, inventory.Stores)
 	}
 	var sampleTimes []float64
 	deadline := time.After(60 * time.Second)
@@ -117,7 +118,7 @@ func TestCountsAddUp(t *testing.T) {
 		}
 		if s.Check == nil {
 			t.Errorf("%s: no check after the run", s.Store)
-		} else if s.Store == string(lab.Consensus) && !s.Check.Linearizable {
+		} else if s.Store == string(inventory.Consensus) && !s.Check.Linearizable {
 			t.Errorf("%s: check %+v, want linearizable", s.Store, s.Check)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestLoadWritesAreNotOutsideWrites: a load's stocks and buys are left out
@@ -20,14 +21,14 @@ func TestLoadWritesAreNotOutsideWrites(t *testing.T) {
 	}
 	<-c.Run().Done()
 	st := c.Status(true)
-	if t0 := sumUp(st, string(lab.Consensus)); t0.ok == 0 {
+	if t0 := sumUp(st, string(inventory.Consensus)); t0.ok == 0 {
 		t.Fatalf("the load sold nothing (%s %s): nothing to judge", st.State, st.Reason)
 	}
 	// The watcher judges a write once RequestTimeout + 1 s have passed,
 	// on its 500 ms tick.
 	time.Sleep(l.RequestTimeout() + 2*time.Second)
 	for _, f := range l.History("").Faults {
-		if f.Kind == lab.FaultOutsideWrite {
+		if f.Kind == inventory.FaultOutsideWrite {
 			t.Fatalf("a load write was flagged as an outside write: %s", f.Detail)
 		}
 	}

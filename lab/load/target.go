@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // Result is what one operation answered: an outcome kind (open-ended: a
@@ -46,7 +47,7 @@ type Events interface {
 // Event is a fault, or a reset of the target.
 type Event struct {
 	At     time.Time
-	Kind   string // a lab.FaultKind, or "reset"
+	Kind   string // a inventory.FaultKind, or "reset"
 	Detail string
 	Reset  bool
 }
@@ -79,8 +80,8 @@ func (t LabTarget) Regions() []string { return t.Lab.Regions() }
 
 // Stores are every store of the lab, in display order.
 func (t LabTarget) Stores() []string {
-	out := make([]string, len(lab.Stores))
-	for i, s := range lab.Stores {
+	out := make([]string, len(inventory.Stores))
+	for i, s := range inventory.Stores {
 		out[i] = string(s)
 	}
 	return out
@@ -90,7 +91,7 @@ func recordCtx(ctx context.Context, record bool) context.Context {
 	return lab.WithOpRecording(ctx, lab.OpRecording{SkipHistory: !record, SkipPublish: true})
 }
 
-func resultOf(out lab.Outcome, err error) Result {
+func resultOf(out inventory.Outcome, err error) Result {
 	if err != nil {
 		return Result{Kind: KindError}
 	}
@@ -99,22 +100,22 @@ func resultOf(out lab.Outcome, err error) Result {
 
 // Stock sets a SKU's stock.
 func (t LabTarget) Stock(ctx context.Context, store, sku, region string, qty int, record bool) Result {
-	return resultOf(t.Lab.Stock(recordCtx(ctx, record), lab.Store(store), sku, region, qty))
+	return resultOf(t.Lab.Stock(recordCtx(ctx, record), inventory.Store(store), sku, region, qty))
 }
 
 // Buy buys one unit.
 func (t LabTarget) Buy(ctx context.Context, store, sku, region string, record bool) Result {
-	out, err := t.Lab.Buy(recordCtx(ctx, record), lab.Store(store), sku, region, 1)
+	out, err := t.Lab.Buy(recordCtx(ctx, record), inventory.Store(store), sku, region, 1)
 	r := resultOf(out, err)
 	// Only a geo buy refused for want of reachable units names unreachable
-	// regions (lab/geo_transfer.go).
-	r.Stranded = err == nil && out.Outcome != lab.OK && len(out.Unreachable) > 0
+	// regions (lab/store/geo/transfer.go).
+	r.Stranded = err == nil && out.Outcome != inventory.OK && len(out.Unreachable) > 0
 	return r
 }
 
 // Read reads a SKU's stock.
 func (t LabTarget) Read(ctx context.Context, store, sku, region, consistency string, record bool) Result {
-	return resultOf(t.Lab.Read(recordCtx(ctx, record), lab.Store(store), sku, region, lab.Consistency(consistency)))
+	return resultOf(t.Lab.Read(recordCtx(ctx, record), inventory.Store(store), sku, region, inventory.Consistency(consistency)))
 }
 
 // Events reports the lab's faults and resets.
@@ -147,7 +148,7 @@ func (t LabTarget) Events() (<-chan Event, func()) {
 
 // Check runs the lab's checker on one store and SKU.
 func (t LabTarget) Check(store, sku string) (CheckSummary, error) {
-	r, err := t.Lab.Check(lab.Store(store), sku)
+	r, err := t.Lab.Check(inventory.Store(store), sku)
 	if err != nil {
 		return CheckSummary{}, err
 	}

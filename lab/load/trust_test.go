@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"caplab/lab"
+	"caplab/lab/inventory"
 )
 
 // TestBudgetSpentMidRunStaysLinearizable is the issue-18 run in small: a
@@ -41,7 +42,7 @@ func TestBudgetSpentMidRunStaysLinearizable(t *testing.T) {
 		t.Fatalf("a fault-free consensus store judged not linearizable: %s", check.Explanation)
 	}
 	cut := false // an unrecorded write got through (a busy machine may refuse them all: overloaded)
-	for _, g := range l.Recorded(lab.Consensus, "").Gaps {
+	for _, g := range l.Recorded(inventory.Consensus, "").Gaps {
 		cut = cut || g.To.IsZero() || g.Writes > 0
 	}
 	if cut && !strings.Contains(check.Explanation, "Judged ") {
