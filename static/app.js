@@ -453,7 +453,7 @@
       let row = rowEnd.findIndex((end) => end < x + 3);
       if (row < 0) continue;
       rowEnd[row] = x + 3 + w;
-      const label = svg('text', { class: healing ? 'heal-label' : 'fault-label', x: x + 3, y: 11 + row * 12 }, text);
+      const label = svg('text', { class: (healing ? 'heal-label' : 'fault-label') + ' seek', x: x + 3, y: 11 + row * 12, 'data-at': new Date(f.atMs + 1).toISOString() }, text);
       label.appendChild(svg('title', {}, (f.said && f.said.text ? f.said.text : f.kind + ': ' + (f.detail || '')) + ' (' + new Date(f.atMs).toLocaleTimeString() + ')'));
       el.appendChild(label);
     }
@@ -469,7 +469,8 @@
       if (y === undefined) continue;
       const row = Math.max(0, stores.indexOf(o.store));
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
-      const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
+      // a click shows the stage as it was when it answered (replay.js)
+      const g = svg('g', { class: 'bar seek o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id, 'data-at': new Date(o.returnMs + 1).toISOString() });
       g.appendChild(svg('rect', { x: x1, y: y + (compact ? 2 : 4) + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 3) }));
       const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where
@@ -531,7 +532,8 @@
   function caption(lines, owner) {
     const box = $('stage-caption');
     if (!box) return;
-    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge') return; }
+    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge' || captionOwner === 'replay') return; }
+    if (owner === 'merge' && captionOwner === 'replay') return; // a replay tells its own story
     captionOwner = lines.length ? owner : '';
     const key = owner + '|' + lines.join('|');
     if (box.dataset.key === key) return;
@@ -544,6 +546,13 @@
       p.textContent = line;
       box.appendChild(p);
     });
+  }
+  // endCaption hands the captions back to the lesson's story when owner
+  // (a replay) ends.
+  function endCaption(owner) {
+    if (captionOwner !== owner) return;
+    captionOwner = '';
+    caption(lessonLines, 'lesson');
   }
   function tellMerge(text) {
     if (!text) return;
@@ -946,6 +955,12 @@
     showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
       consistency: o.consistency, latencyMs: Date.parse(o.return) - Date.parse(o.call), callMs: Date.parse(o.call), opId: o.id }, o.said);
   }
+  // pastNetwork draws st (a replay's network after a fault) without
+  // touching the shops.
+  function pastNetwork(st) {
+    if (!past || !st) return;
+    drawState(st, true);
+  }
   // pastAt moves the moment the stage shows (a replay's clock) without
   // drawing the State again: the score and the timeline's cursor follow.
   function pastAt(ms) {
@@ -984,7 +999,10 @@
     // scrub back and replay (replay.js)
     showPast,
     showPastOutcome,
+    pastNetwork,
     pastAt,
+    endCaption,
+    pastMs() { return past ? past.atMs : null; },
     goLive,
     isPast() { return !!past; },
   };
