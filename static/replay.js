@@ -16,14 +16,14 @@
 
   // The window that can be shown again: from the last reset to the
   // server's now; offsetMs is the server's clock minus this page's.
-  let win = { fromMs: NaN, offsetMs: 0 };
+  let win = { from: '', fromMs: NaN, offsetMs: 0 };
   const serverNow = () => Date.now() + win.offsetMs;
   async function loadWindow() {
     const t0 = Date.now();
     const res = await fetch('/api/replay', { credentials: 'same-origin' }).catch(() => null);
     const j = res && res.ok ? await res.json().catch(() => null) : null;
     if (!j || !j.window) return null;
-    win = { fromMs: Date.parse(j.window.from), offsetMs: Date.parse(j.window.to) - (t0 + Date.now()) / 2 };
+    win = { from: j.window.from, fromMs: Date.parse(j.window.from), offsetMs: Date.parse(j.window.to) - (t0 + Date.now()) / 2 };
     return j;
   }
 
@@ -67,7 +67,8 @@
       while (wish !== null) {
         const w = wish, g = gen;
         wish = null;
-        const iso = typeof w === 'number' ? new Date(Math.min(w, serverNow() - 1)).toISOString() : w;
+        // in ms, past the reset's (finer) time and not after the server's now
+        const iso = typeof w === 'number' ? new Date(Math.max(win.fromMs + 1, Math.min(w, serverNow() - 1))).toISOString() : w;
         const res = await fetch('/api/state?at=' + encodeURIComponent(iso), { credentials: 'same-origin' }).catch(() => null);
         const m = res ? await res.json().catch(() => null) : null;
         if (g !== gen || mode === 'live' || mode === 'replay') continue; // let go, or another mode, meanwhile
@@ -130,11 +131,14 @@
   // replay: {id (class replay id, 0 local), fromMs, toMs, speed, t0
   // (performance.now() at elapsed 0), steps, next, lines}
   let replay = null;
-  async function play(fromMs, toMs, speed, elapsedMs, id) {
+  // play fetches the stretch from → to (RFC 3339, as the server wrote
+  // them) and plays it at speed×, elapsedMs (of the stretch) in.
+  async function play(from, to, speed, elapsedMs, id) {
     if (replay) stopReplay(false);
     setMode('replay');
     const g = gen;
-    const q = 'from=' + encodeURIComponent(new Date(fromMs).toISOString()) + '&to=' + encodeURIComponent(new Date(Math.min(toMs, serverNow() - 1)).toISOString());
+    const fromMs = Date.parse(from), toMs = Date.parse(to);
+    const q = 'from=' + encodeURIComponent(from) + '&to=' + encodeURIComponent(to);
     const res = await fetch('/api/replay/steps?' + q, { credentials: 'same-origin' }).catch(() => null);
     const j = res ? await res.json().catch(() => null) : null;
     if (g !== gen) return;
@@ -174,7 +178,7 @@
   async function playLocal(speed) {
     await loadWindow();
     if (!(win.fromMs > 0)) return;
-    play(win.fromMs, serverNow() - 1, speed, 0, 0);
+    play(win.from, new Date(serverNow() - 1).toISOString(), speed, 0, 0);
   }
   // A class replay from the server: play it in step with the server's
   // clock; null (stopped) or played out: live.
@@ -185,7 +189,7 @@
     const elapsed = serverNow() - Date.parse(c.startedAt);
     if (fromMs < win.fromMs || elapsed * c.speed >= toMs - fromMs) return; // a reset since, or over
     if (replay && replay.id === c.id) return;
-    play(fromMs, toMs, c.speed, Math.max(0, elapsed * c.speed), c.id);
+    play(c.from, c.to, c.speed, Math.max(0, elapsed * c.speed), c.id);
   }
 
   // ---------- clicks

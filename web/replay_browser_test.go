@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
+	"caplab/lab"
 	"caplab/lab/inventory"
 )
 
@@ -122,4 +124,61 @@ func TestScrubBackToTheCut(t *testing.T) {
 	waitJS(t, tab, "the card's moment: every link to Singapore cut", links, func(s string) bool { return s != "" && !strings.Contains(s, "up") })
 	clickWhenClear(t, tab, "back to live", "past-live")
 	waitJS(t, tab, "back to live: links up", links, func(s string) bool { return s != "" && !strings.Contains(s, "cut") })
+}
+
+// TestClassReplayReachesViewers (chromium, real lab): the presenter's
+// "replay the last 2 minutes at 4×" plays on a viewer's page too — the
+// stage shows the past, the captions tell the story in the sentences the
+// live page said (the partition's, each sale's), and the page is live
+// again at the end. Each page records what it showed (a MutationObserver),
+// so a short replay cannot end between two looks.
+func TestClassReplayReachesViewers(t *testing.T) {
+	b := newBrowserLab(t, Options{})
+	pres := b.presenterTab(t, "&sku=REPLAY-1")
+	f := b.apiFixture
+	const sku = "REPLAY-1"
+	b.reset(t)
+	b.mustCall(t, "PUT", "/api/stores/replicated/skus/"+sku, `{"region":"us-east-1","quantity":1}`, 200)
+	if err := f.lab.WaitConverged(ctxFor(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b.mustCall(t, "POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
+	b.mustCall(t, "POST", "/api/stores/replicated/skus/"+sku+"/buy", `{"region":"ap-southeast-1","qty":1}`, 200)
+	b.mustCall(t, "POST", "/api/network/heal", `{}`, 200)
+	var cut string
+	for _, ft := range f.lab.History("").Faults {
+		if ft.Kind == inventory.FaultPartition {
+			cut = lab.SayFault(ft)
+		}
+	}
+	if cut == "" {
+		t.Fatal("no partition recorded")
+	}
+
+	viewer := b.viewerTab(t, "/?sku="+sku)
+	record := `(() => {
+		window.__seen = { replaying: false, past: false, captions: [] };
+		const cap = document.getElementById('stage-caption');
+		new MutationObserver(() => {
+			if (document.body.classList.contains('replaying')) window.__seen.replaying = true;
+			if (document.body.classList.contains('past')) window.__seen.past = true;
+		}).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+		new MutationObserver(() => { if (cap.textContent) window.__seen.captions.push(cap.textContent); }).observe(cap, { childList: true, subtree: true, characterData: true });
+		return true;
+	})()`
+	for _, tab := range []context.Context{pres, viewer} {
+		evalJS[bool](t, tab, record)
+	}
+	clickWhenClear(t, pres, "open the timeline", "tab-timeline")
+	clickWhenClear(t, pres, "replay the last 2 minutes for everyone", "replay-class")
+	for name, tab := range map[string]context.Context{"presenter": pres, "viewer": viewer} {
+		waitJS(t, tab, name+": the replay played and ended live", `(() => { const s = window.__seen, c = document.body.classList;
+			return s.replaying + ' ' + s.past + ' ' + (c.contains('replaying') || c.contains('past')); })()`, textIs("true true false"))
+		captions := evalJS[string](t, tab, `window.__seen.captions.join(' | ')`)
+		for _, want := range []string{cut, lab.CityName("ap-southeast-1") + " buys on the replicated store"} {
+			if !strings.Contains(captions, want) {
+				t.Errorf("%s: the replay's captions lack %q:\n%s", name, want, captions)
+			}
+		}
+	}
 }

@@ -323,3 +323,114 @@ func linkPair(st lab.State, a, b string) string {
 	}
 	return fwd + "/" + rev
 }
+
+func TestReplaySteps(t *testing.T) {
+	f := newAPI(t)
+	s := cutAndSell(t, f, "STEPS-1")
+	from := s.reset.UTC().Format(time.RFC3339Nano)
+	resp, b := f.call(t, "GET", "/api/replay/steps?from="+url.QueryEscape(from), "", map[string]string{"Authorization": ""})
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /api/replay/steps (viewer): %d %s", resp.StatusCode, b)
+	}
+	var v struct {
+		From  time.Time  `json:"from"`
+		Start momentJSON `json:"start"`
+		Steps []struct {
+			At        time.Time        `json:"at"`
+			Fault     *inventory.Fault `json:"fault"`
+			State     *lab.State       `json:"state"`
+			Operation *saidOperation   `json:"operation"`
+			Caption   string           `json:"caption"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	faults := map[int]inventory.Fault{}
+	for _, ft := range f.lab.History("").Faults {
+		faults[ft.ID] = ft
+	}
+	var got []string
+	for i, st := range v.Steps {
+		if i > 0 && st.At.Before(v.Steps[i-1].At) {
+			t.Errorf("step %d at %v before step %d at %v", i, st.At, i-1, v.Steps[i-1].At)
+		}
+		switch {
+		case st.Fault != nil:
+			if want := lab.SayFault(faults[st.Fault.ID]); st.Caption != want || want == "" {
+				t.Errorf("fault %d's caption %q, want the live sentence %q", st.Fault.ID, st.Caption, want)
+			}
+			if st.State == nil {
+				t.Fatalf("fault %d without the network it left", st.Fault.ID)
+			}
+			got = append(got, string(st.Fault.Kind)+":"+linkPair(*st.State, "us-east-1", "ap-southeast-1"))
+		case st.Operation != nil:
+			if st.Operation.Said.Text == "" || !strings.Contains(st.Caption, lab.CityName(st.Operation.Region)) || !strings.Contains(st.Caption, st.Operation.Said.Tag) {
+				t.Errorf("operation %d: words %+v, caption %q", st.Operation.ID, st.Operation.Said, st.Caption)
+			}
+			got = append(got, string(st.Operation.Store)+"/"+st.Operation.Region+":"+string(st.Operation.Outcome))
+		}
+	}
+	want := "partition:cut/cut replicated/ap-southeast-1:ok replicated/us-east-1:ok consensus/us-east-1:ok heal:up/up"
+	if strings.Join(got, " ") != want {
+		t.Errorf("steps\n %s\nwant\n %s", strings.Join(got, " "), want)
+	}
+	if linkPair(v.Start.State, "us-east-1", "ap-southeast-1") != "up/up" {
+		t.Errorf("the replay starts with the link %s", linkPair(v.Start.State, "us-east-1", "ap-southeast-1"))
+	}
+	for _, q := range []string{"", "from=soon", "from=" + url.QueryEscape(s.reset.Add(-time.Second).UTC().Format(time.RFC3339Nano)),
+		"from=" + url.QueryEscape(s.afterHeal.UTC().Format(time.RFC3339Nano)) + "&to=" + url.QueryEscape(s.duringCut.UTC().Format(time.RFC3339Nano))} {
+		if resp, b := f.call(t, "GET", "/api/replay/steps?"+q, "", nil); resp.StatusCode != 400 {
+			t.Errorf("GET /api/replay/steps?%s: %d %s, want 400", q, resp.StatusCode, b)
+		}
+	}
+}
+
+func TestClassReplayControl(t *testing.T) {
+	f := newAPI(t)
+	s := cutAndSell(t, f, "CLASS-1")
+	from := s.reset.UTC().Format(time.RFC3339Nano)
+	for _, tc := range []struct{ name, body, want string }{
+		{"speed too high", `{"speed":100}`, "speed"},
+		{"speed zero", `{"speed":0}`, "speed"},
+		{"from and seconds", `{"from":"` + from + `","seconds":10}`, "either"},
+		{"negative seconds", `{"seconds":-1}`, "seconds"},
+		{"before the reset", `{"from":"` + s.reset.Add(-time.Minute).UTC().Format(time.RFC3339Nano) + `"}`, "the last reset"},
+		{"to before from", `{"from":"` + s.afterHeal.UTC().Format(time.RFC3339Nano) + `","to":"` + s.duringCut.UTC().Format(time.RFC3339Nano) + `"}`, "before"},
+		{"not a time", `{"from":"noon"}`, "RFC 3339"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := f.call(t, "POST", "/api/replay", tc.body, nil)
+			if resp.StatusCode != 400 || !strings.Contains(strings.ToLower(errorOf(t, b)), strings.ToLower(tc.want)) {
+				t.Errorf("POST /api/replay %s: %d %s, want 400 naming %q", tc.body, resp.StatusCode, b, tc.want)
+			}
+		})
+	}
+	if resp, b := f.call(t, "POST", "/api/replay", `{}`, map[string]string{"Authorization": ""}); resp.StatusCode != 401 {
+		t.Errorf("POST /api/replay without the token: %d %s, want 401", resp.StatusCode, b)
+	}
+	var none struct {
+		Replay *classReplay `json:"replay"`
+	}
+	if _, b := f.call(t, "GET", "/api/replay", "", nil); json.Unmarshal(b, &none) != nil || none.Replay != nil {
+		t.Fatalf("refused requests started a replay: %s", b)
+	}
+	// The last 2 minutes at 4× (what the presenter's button asks): from the
+	// reset at the earliest, playing now; a stop ends it.
+	resp, b := f.call(t, "POST", "/api/replay", `{"seconds":120,"speed":4}`, nil)
+	var got struct {
+		Replay *classReplay `json:"replay"`
+	}
+	if err := json.Unmarshal(b, &got); resp.StatusCode != 200 || err != nil || got.Replay == nil {
+		t.Fatalf("POST /api/replay: %d %s", resp.StatusCode, b)
+	}
+	if r := got.Replay; !r.From.Equal(s.reset) || r.Speed != 4 || r.To.Before(s.afterHeal) {
+		t.Errorf("replay %+v: want from the reset %v at 4× to now", r, s.reset)
+	}
+	if resp, b := f.call(t, "DELETE", "/api/replay", ``, nil); resp.StatusCode != 200 || !strings.Contains(string(b), `"replay":null`) {
+		t.Errorf("DELETE /api/replay: %d %s", resp.StatusCode, b)
+	}
+	if _, b := f.call(t, "GET", "/api/replay", "", map[string]string{"Authorization": ""}); !strings.Contains(string(b), `"replay":null`) {
+		t.Errorf("after the stop, GET /api/replay: %s", b)
+	}
+}
