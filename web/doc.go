@@ -281,7 +281,8 @@
 // when it is let go (#scrub-when names the moment or "live"); a click on a
 // timeline bar or fault (class "seek", data-at) or on an anomaly card's
 // button (#anomaly-<store>-moment, data-action="show-moment") shows its
-// moment until #past-live or #scrub-live. While a moment shows, body has
+// moment until #past-live or #scrub-live; so does the ⏱ beside each story
+// line of a lesson (class "story-moment"; the result's "at"). While a moment shows, body has
 // class "past", #past-banner names it, live frames keep the page's state
 // current underneath, and any presenter action returns to live first.
 // #replay-1x and #replay-4x replay the class since the last reset on this

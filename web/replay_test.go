@@ -434,3 +434,54 @@ func TestClassReplayControl(t *testing.T) {
 		t.Errorf("after the stop, GET /api/replay: %s", b)
 	}
 }
+
+// Every story line of a lesson carries its moment ("at": when its command
+// finished), and GET /api/state?at= there shows the lab as that line left
+// it: the page's ⏱ beside a story line shows it again.
+func TestStoryLinesCarryTheirMoment(t *testing.T) {
+	f := newLessonAPI(t)
+	run := func(step string) []LessonCommandResult {
+		t.Helper()
+		resp, b := f.call(t, "POST", "/api/lessons/quiz/steps/"+step+"/run", `{}`, nil)
+		var r struct {
+			Results []LessonCommandResult `json:"results"`
+			Failed  bool                  `json:"failed"`
+		}
+		if err := json.Unmarshal(b, &r); resp.StatusCode != 200 || err != nil || r.Failed {
+			t.Fatalf("run step %s: %d %s", step, resp.StatusCode, b)
+		}
+		return r.Results
+	}
+	first := run("0") // reset, wait leader, stock QUIZ 1, expect read
+	second := run("1") // ask, buy consensus QUIZ from eu-west-1 expect ok, ask
+	var prev time.Time
+	for _, r := range append(first, second...) {
+		if r.At.IsZero() || r.At.Before(prev) {
+			t.Errorf("line %d (%s): at %v after %v", r.Line, r.Command, r.At, prev)
+		}
+		prev = r.At
+	}
+	shopsAt := func(at time.Time) map[string]saidOperation {
+		t.Helper()
+		code, b := momentAt(t, f, at.UTC().Format(time.RFC3339Nano))
+		var m momentJSON
+		if err := json.Unmarshal(b, &m); code != 200 || err != nil {
+			t.Fatalf("GET /api/state?at=%v: %d %s", at, code, b)
+		}
+		shops := map[string]saidOperation{}
+		for _, o := range m.Shops {
+			shops[string(o.Store)+"/"+o.Region] = o
+		}
+		return shops
+	}
+	buy := second[1]
+	if !strings.HasPrefix(buy.Command, "buy ") {
+		t.Fatalf("step 2's second line is %q, want the buy", buy.Command)
+	}
+	if o, ok := shopsAt(buy.At)["consensus/eu-west-1"]; !ok || o.Op != inventory.OpBuy || o.Outcome != inventory.OK {
+		t.Errorf("at the buy's line, Ireland's shop shows %+v, want its sale", o)
+	}
+	if _, ok := shopsAt(first[len(first)-1].At)["consensus/eu-west-1"]; ok {
+		t.Errorf("at step 1's last line, Ireland's shop already shows the sale of step 2")
+	}
+}
