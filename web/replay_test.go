@@ -452,7 +452,7 @@ func TestStoryLinesCarryTheirMoment(t *testing.T) {
 		}
 		return r.Results
 	}
-	first := run("0") // reset, wait leader, stock QUIZ 1, expect read
+	first := run("0")  // reset, wait leader, stock QUIZ 1, expect read
 	second := run("1") // ask, buy consensus QUIZ from eu-west-1 expect ok, ask
 	var prev time.Time
 	for _, r := range append(first, second...) {
