@@ -37,6 +37,9 @@
     const d = new Date(ms);
     return d.toLocaleTimeString() + '.' + String(d.getMilliseconds()).padStart(3, '0');
   }
+  // recorded: the window the last moment came with (recordedUntil: the
+  // History's caps left what followed out; asRecorded: what is approximate).
+  let recorded = null;
   function tell(ms) {
     const when = $('scrub-when'), banner = $('past-banner'), live = $('scrub-live');
     if (ms === null) {
@@ -49,7 +52,12 @@
     const text = clock(ms) + ' — ' + (ago < 60 ? ago.toFixed(1) + ' s' : Math.round(ago / 60) + ' min') + ' ago';
     if (when) when.textContent = text;
     const pw = $('past-when');
-    if (pw) pw.textContent = (mode === 'replay' ? 'Replay' + (replay ? ' ' + replay.speed + '×' : '') + ': ' : 'As it was at ') + text + ' (as recorded)';
+    let cut = '';
+    if (recorded && recorded.recordedUntil && ms > Date.parse(recorded.recordedUntil)) cut = ' — the History is full: nothing after ' + clock(Date.parse(recorded.recordedUntil)) + ' was recorded';
+    if (pw) {
+      pw.textContent = (mode === 'replay' ? 'Replay' + (replay ? ' ' + replay.speed + '×' : '') + ': ' : 'As it was at ') + text + ' (as recorded)' + cut;
+      pw.title = recorded && recorded.asRecorded ? recorded.asRecorded.join(' ') : '';
+    }
     if (banner) banner.hidden = false;
     if (live) live.hidden = false;
   }
@@ -78,6 +86,7 @@
           continue;
         }
         window.caplab.showPast(m);
+        recorded = m.replay || null;
         tell(Date.parse(m.at));
       }
     } finally { asking = false; }
@@ -147,6 +156,7 @@
     replay = { id, fromMs, toMs: j.until ? Date.parse(j.until) : toMs, speed, steps, next: 0, lines: [], t0: performance.now() - elapsedMs / speed };
     document.body.classList.add('replaying');
     window.caplab.showPast(j.start);
+    recorded = j.start.replay || null;
     window.caplab.caption(['Replay at ' + speed + '× from ' + clock(fromMs) + '.'], 'replay');
     tick();
   }
