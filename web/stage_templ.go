@@ -907,7 +907,7 @@ func timelinePanel(presenter bool) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 78, "<div class=\"card-head\"><h2 id=\"timeline-title\">What happened, when</h2><p class=\"hint\">One lane per region, a row per store; each bar runs from the call to the answer. Shaded: the network was split or a region was down. Click a bar or a fault to see that moment again.</p><label class=\"follow\"><input type=\"checkbox\" id=\"timeline-follow\" data-testid=\"timeline-follow\" checked> follow the newest</label></div>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 78, "<div class=\"card-head\"><h2 id=\"timeline-title\">What happened, when</h2><p class=\"hint\">One lane per region, a row per store; each bar runs from the call to the answer. Shaded: the network was split or a region was down.</p><label class=\"follow\"><input type=\"checkbox\" id=\"timeline-follow\" data-testid=\"timeline-follow\" checked> follow the newest</label>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -915,7 +915,7 @@ func timelinePanel(presenter bool) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 79, "<div class=\"timeline-wrap\"><svg id=\"timeline-lanes\" class=\"timeline-lanes\" aria-hidden=\"true\" xmlns=\"http://www.w3.org/2000/svg\"></svg><div id=\"timeline-scroll\" class=\"timeline-scroll\" tabindex=\"0\" role=\"region\" aria-label=\"Space-time diagram, scrollable\"><svg id=\"timeline\" data-testid=\"timeline\" role=\"img\" aria-label=\"Space-time diagram of operations and faults\" xmlns=\"http://www.w3.org/2000/svg\"></svg></div></div><ol id=\"timeline-list\" data-testid=\"timeline-list\" class=\"sr-only\" aria-live=\"off\"></ol>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 79, "</div><div class=\"timeline-wrap\"><svg id=\"timeline-lanes\" class=\"timeline-lanes\" aria-hidden=\"true\" xmlns=\"http://www.w3.org/2000/svg\"></svg><div id=\"timeline-scroll\" class=\"timeline-scroll\" tabindex=\"0\" role=\"region\" aria-label=\"Space-time diagram, scrollable\"><svg id=\"timeline\" data-testid=\"timeline\" role=\"img\" aria-label=\"Space-time diagram of operations and faults\" xmlns=\"http://www.w3.org/2000/svg\"></svg></div></div><ol id=\"timeline-list\" data-testid=\"timeline-list\" class=\"sr-only\" aria-live=\"off\"></ol>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1255,7 +1255,7 @@ func scrubBar(presenter bool) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 111, "<div id=\"scrub\" data-testid=\"scrub\" class=\"scrub\" role=\"group\" aria-label=\"Go back in time\"><label for=\"scrub-range\" class=\"scrub-label\">Back in time</label> <input type=\"range\" id=\"scrub-range\" data-testid=\"scrub-range\" min=\"0\" max=\"1000\" step=\"1\" value=\"1000\" aria-describedby=\"scrub-when\" title=\"Drag to see the map and the shops as they were; let go to come back to live\"> <span id=\"scrub-when\" data-testid=\"scrub-when\" class=\"scrub-when\" role=\"status\" aria-live=\"polite\">live</span> <button type=\"button\" class=\"btn ghost small\" id=\"scrub-live\" data-testid=\"scrub-live\" hidden>Back to live</button> <button type=\"button\" class=\"btn ghost small\" id=\"replay-1x\" data-testid=\"replay-1x\" data-speed=\"1\" title=\"Play the class since the last reset again, at its own pace, on this page\">▶ Replay 1×</button> <button type=\"button\" class=\"btn ghost small\" id=\"replay-4x\" data-testid=\"replay-4x\" data-speed=\"4\" title=\"Play the class since the last reset again, four times as fast, on this page\">▶ 4×</button> ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 111, "<div id=\"scrub\" data-testid=\"scrub\" class=\"scrub\" role=\"group\" aria-label=\"Go back in time\"><label for=\"scrub-range\" class=\"scrub-label\">Back in time</label> <input type=\"range\" id=\"scrub-range\" data-testid=\"scrub-range\" min=\"0\" max=\"1000\" step=\"1\" value=\"1000\" aria-describedby=\"scrub-when\" title=\"Drag to see the map and the shops as they were; let go to come back to live. A click on a bar or a fault shows its moment too.\"> <span id=\"scrub-when\" data-testid=\"scrub-when\" class=\"scrub-when\" role=\"status\" aria-live=\"polite\">live</span> <button type=\"button\" class=\"btn ghost small\" id=\"scrub-live\" data-testid=\"scrub-live\" hidden>Back to live</button> <button type=\"button\" class=\"btn ghost small\" id=\"replay-1x\" data-testid=\"replay-1x\" data-speed=\"1\" title=\"Play the class since the last reset again, at its own pace, on this page\">▶ Replay 1×</button> <button type=\"button\" class=\"btn ghost small\" id=\"replay-4x\" data-testid=\"replay-4x\" data-speed=\"4\" title=\"Play the class since the last reset again, four times as fast, on this page\">▶ 4×</button> ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
