@@ -242,6 +242,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	snaps, cancel := cl.Subscribe()
 	st := l.State()
 	l.events.snap.Store(&st)
+	l.history.SetStart(NetOf(st, nil)) // the History starts with the network now (replay.go)
 	l.bg.Add(6)
 	go func() {
 		defer l.bg.Done()
