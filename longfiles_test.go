@@ -15,8 +15,7 @@ const maxFileLines = 600
 
 // longFileExceptions are files allowed past maxFileLines for now, each
 // with the issue that splits it.
-var longFileExceptions = map[string]string{
-}
+var longFileExceptions = map[string]string{}
 
 // TestNoLongFiles walks the repository and names every hand-written,
 // non-test Go file longer than maxFileLines.

@@ -48,6 +48,9 @@ func (l *Lab) Read(ctx context.Context, store inventory.Store, sku, region strin
 	if err != nil {
 		return inventory.Outcome{}, err
 	}
+	if c == inventory.Cached && store != inventory.Consensus {
+		return inventory.Outcome{}, fmt.Errorf("%w: cached reads are the consensus store's (its regional caches are fed by its Raft group); the %s store reads its own way — leave consistency out", inventory.ErrBadInput, store)
+	}
 	if store == inventory.Replicated || store == inventory.Geo {
 		c = ""
 	}
@@ -155,6 +158,7 @@ func (l *Lab) do(ctx context.Context, c command) (inventory.Outcome, error) {
 		out.AnsweredBy = []string{}
 	}
 	op.Outcome, op.Quantity, op.Version, op.BaseVersion = out.Outcome, out.Quantity, out.Version, out.BaseVersion
+	op.Batch, op.CacheLag = out.Batch, out.CacheLag
 	keepWords(&op, out, rec.SkipPublish) // sentence.go
 	op, kept := l.records.end(rr, rec, op)
 	if !kept { // left out, or past the History's cap: still the lab's own write
@@ -188,7 +192,7 @@ func shareStrings(regions []string, op *inventory.Operation) {
 			op.Op = o
 		}
 	}
-	for _, c := range [...]inventory.Consistency{inventory.Linearizable, inventory.Serializable} {
+	for _, c := range [...]inventory.Consistency{inventory.Linearizable, inventory.Serializable, inventory.Cached} {
 		if op.Consistency == c {
 			op.Consistency = c
 		}

@@ -205,9 +205,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	// change; none sees the Lab.
 	l.counters = newStoreCounters(l.history, l.gaps, &l.events.version, l.stop)
 	l.events.breakers, l.events.clocks, l.events.counters = l.breakers, clocks, l.counters
-	l.events.replicated, l.events.geo = l.replicated, l.geo
+	l.events.replicated, l.events.geo, l.events.consensus = l.replicated, l.geo, l.consensus
 	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
-		replicated: l.replicated, geo: l.geo, happened: l.faultHappened}
+		replicated: l.replicated, consensus: l.consensus, geo: l.geo, happened: l.faultHappened}
 	l.merges = &mergeWatch{gate: l.gate, bg: &l.bg, stop: l.stop, timeout: cfg.RequestTimeout, history: l.history,
 		converge: l.WaitConverged, happened: l.faultHappened}
 	l.faults.healed = l.merges.watch
@@ -291,6 +291,7 @@ func (l *Lab) Close() error {
 		close(l.stop)
 		l.replicated.Close()
 		l.geo.Close()
+		l.consensus.Close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
 		l.events.closeAll()
