@@ -242,6 +242,13 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	snaps, cancel := cl.Subscribe()
 	st := l.State()
 	l.events.snap.Store(&st)
+	for _, r := range regions { // the consensus store's regional caches (cached reads)
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			l.consensus.RunCache(r, l.stop)
+		}()
+	}
 	l.bg.Add(6)
 	go func() {
 		defer l.bg.Done()

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,9 @@ type Store struct {
 	epoch      atomic.Int64  // bumped by every reset: keys live under it
 	leader     leaderCache
 	gc         groupCommit // batch.go
+
+	cacheMu sync.Mutex // cache.go: the regional caches, by region
+	caches  map[string]*regionCache
 }
 
 // leaderCache remembers the consensus leader for the sentence of an
@@ -103,6 +107,9 @@ func (s *Store) LeaderChanged() { s.leader.refresh(s.cluster) }
 // Run executes one operation through the region's member. ctx carries the
 // request deadline.
 func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) inventory.Outcome {
+	if op.Op == inventory.OpRead && op.Consistency == inventory.Cached {
+		return s.readCached(op) // cache.go: memory only
+	}
 	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
