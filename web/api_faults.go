@@ -193,7 +193,7 @@ func (s *Server) handleStoreConfig(w http.ResponseWriter, r *http.Request) {
 	if err == nil && st == inventory.Consensus {
 		switch {
 		case req.W != nil || req.R != nil:
-			err = badRequest("The consensus store always uses a majority: it has no W and R. Its setting is \"groupCommit\" (true or false).")
+			err = badRequest("Only the replicated store has W and R; the consensus store always uses a majority. Its setting is \"groupCommit\" (true or false).")
 		case req.GroupCommit == nil:
 			err = badRequest("Send {\"groupCommit\": true} or {\"groupCommit\": false}: whether a region's concurrent buys of one SKU share one Txn.")
 		}
