@@ -34,6 +34,7 @@ var (
 	benchTargets = flag.String("load.targets", "lab-gc,lab,raw,raw-1rt,raw-stm", "ConsensusBuyRate: what to drive, in this order at each rate (lab-gc: group commit on; lab: off; lab-pool4: off, four clients per region; raw: linearizable Get + CAS; raw-1rt: the lab's one-round CAS; raw-stm: etcd's concurrency.STM)")
 	benchReadMix = flag.String("load.readmix", "0,25,50,100,200", "ReadsBesideBuys: reads per buy to try beside -load.readbuys buys a second")
 	benchReadBuy = flag.Float64("load.readbuys", 1000, "ReadsBesideBuys: buys a second, all regions")
+	benchReadCon = flag.String("load.readcons", "cached,serializable", "ReadsBesideBuys: read consistencies, in this order (a step that overloads the lab leaves a backlog: cached first)")
 	benchRSS     = flag.Duration("load.rss", 2*time.Minute, "LoadRSS: how long the load runs")
 	benchRSSRate = flag.Float64("load.rss-rate", 20, "LoadRSS: buys a second per region (4 reads each)")
 	benchHeap    = flag.String("load.heapprofile", "", "LoadRSS: write a heap profile here at the end, before the lab closes (and FILE.N after minute N)")
@@ -392,7 +393,7 @@ func BenchmarkReadsBesideBuys(b *testing.B) {
 		fmt.Printf("\n%-12s %6s %10s %10s %9s %9s %9s %9s %11s\n", "consistency", "mix", "reads/s", "buys/s", "read p99", "buy p99", "buys shed", "avail %", "µs CPU/read")
 		baseCPU := map[string]float64{} // CPU per second of the buys-only step
 		best := map[string]float64{}
-		for _, consistency := range []string{"serializable", "cached"} {
+		for _, consistency := range strings.Split(*benchReadCon, ",") {
 			for _, mix := range mixes {
 				cpu0 := cpuSeconds()
 				st := runFor(b, c, Config{Rate: *benchReadBuy / 3, ReadsPerBuy: ptr(mix), SKUs: 10_000, Stock: ptr(1_000_000), Consistency: consistency,
