@@ -63,6 +63,7 @@ func (ev *events) state(s nodes.Snapshot) State {
 			Zones:      zoneStates(s, r.Name),
 			Agent:      r.Agent,
 			Stale:      r.Stale,
+			Cache:      cacheLag(ev.consensus, r.Name),
 		})
 	}
 	st.ZoneLinks = zoneLinkStates(s) // the geo store's zones

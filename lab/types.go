@@ -42,6 +42,9 @@ type RegionState struct {
 	// Stale (extension): the lab has lost that agent; the region is shown
 	// as it last reported.
 	Stale bool `json:"stale,omitempty"`
+	// Cache (extension): how far behind the region's cache of the
+	// consensus store may be now (cached reads); absent before it is built.
+	Cache *inventory.CacheLag `json:"cache,omitempty"`
 }
 
 // MemberState is a region's member of the consensus group.
@@ -150,4 +153,11 @@ func consensusState(s *consensus.Store) ConsensusState {
 		st.RoundsPerUnit = float64(rounds) / float64(units)
 	}
 	return st
+}
+
+func cacheLag(s *consensus.Store, region string) *inventory.CacheLag {
+	if l, ok := s.CacheLag(region); ok {
+		return &l
+	}
+	return nil
 }

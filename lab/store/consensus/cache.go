@@ -77,24 +77,40 @@ func (s *Store) cacheOf(region string) *regionCache {
 	return c
 }
 
+// CacheLag is how far behind region's cache may be now (see readCached);
+// false before its first build.
+func (s *Store) CacheLag(region string) (inventory.CacheLag, bool) {
+	c := s.cacheOf(region)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.built {
+		return inventory.CacheLag{}, false
+	}
+	return c.lag(time.Now()), true
+}
+
+// lag is the cache's lag at now (c.mu held).
+func (c *regionCache) lag(now time.Time) inventory.CacheLag {
+	l := inventory.CacheLag{Revision: c.rev, Known: max(c.known, c.rev), Revisions: max(0, c.known-c.rev), Ms: -1}
+	if !c.currentAt.IsZero() {
+		l.Ms = float64(now.Sub(c.currentAt).Microseconds()) / 1000
+	}
+	return l
+}
+
 // readCached answers a cached read from op.Region's cache.
 func (s *Store) readCached(op inventory.Operation) inventory.Outcome {
 	c := s.cacheOf(op.Region)
 	key := s.Key(op.SKU)
 	now := time.Now()
 	c.mu.RLock()
-	built, e, rev, known, currentAt := c.built, c.counts[key], c.rev, c.known, c.currentAt
+	built, e, l := c.built, c.counts[key], c.lag(now)
 	c.mu.RUnlock()
 	if !built {
 		return inventory.Outcome{Outcome: inventory.Unavailable,
 			Message: fmt.Sprintf("Unavailable: %s's cache is not built yet (its watch has not started). Nothing was read.", store.City(op.Region))}
 	}
-	lag := &inventory.CacheLag{Revision: rev, Known: max(known, rev), Revisions: max(0, known-rev)}
-	if !currentAt.IsZero() {
-		lag.Ms = float64(now.Sub(currentAt).Microseconds()) / 1000
-	} else {
-		lag.Ms = -1 // never confirmed with a majority
-	}
+	lag := &l
 	behind := ""
 	switch {
 	case lag.Ms < 0:
