@@ -74,6 +74,35 @@ func runFor(b *testing.B, c *Controller, cfg Config) Status {
 	return c.Status(false)
 }
 
+// runMeasured is runFor that also returns the process's CPU seconds from
+// the end of stocking (every SKU written into every store before the
+// arrivals start) to the end of the run: the operations' CPU alone.
+func runMeasured(b *testing.B, c *Controller, cfg Config) (Status, float64) {
+	b.Helper()
+	if cfg.Pace == nil {
+		cfg.Pace = ptr(false)
+	}
+	if _, err := c.Start(cfg); err != nil {
+		b.Fatal(err)
+	}
+	r := c.Run()
+	for c.Status(false).State == StateStocking {
+		select {
+		case <-r.Done():
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	cpu0 := cpuSeconds()
+	select {
+	case <-r.Done():
+	case <-time.After(time.Duration(cfg.Duration) + 5*time.Minute):
+		b.Fatal("the run did not end")
+	}
+	return c.Status(false), cpuSeconds() - cpu0
+}
+
 type totals struct {
 	offered, answered, ok, reads, shed int64
 	p99, maxMs, readP99                float64
@@ -315,11 +344,9 @@ func BenchmarkConsensusBuyRate(b *testing.B) {
 				}
 				l.Faults().SetGroupCommit(name == "lab-gc")
 				c := ctls[name]
-				cpu0 := cpuSeconds()
 				rounds0, units0 := consensusRounds(l)
-				st := runFor(b, c, Config{Rate: rate / 3, ReadsPerBuy: ptr(2.0), SKUs: 10_000, Stock: ptr(1_000_000),
+				st, cpu := runMeasured(b, c, Config{Rate: rate / 3, ReadsPerBuy: ptr(2.0), SKUs: 10_000, Stock: ptr(1_000_000),
 					Duration: Duration(*benchStep), Seed: 5, SampleSKUs: ptr(0), DoorbusterShare: ptr(0.0)})
-				cpu := cpuSeconds() - cpu0
 				rounds, units := consensusRounds(l)
 				t := sumUp(st, st.Config.Stores[0])
 				buys := float64(t.ok) / st.ElapsedS
@@ -395,10 +422,9 @@ func BenchmarkReadsBesideBuys(b *testing.B) {
 		best := map[string]float64{}
 		for _, consistency := range strings.Split(*benchReadCon, ",") {
 			for _, mix := range mixes {
-				cpu0 := cpuSeconds()
-				st := runFor(b, c, Config{Rate: *benchReadBuy / 3, ReadsPerBuy: ptr(mix), SKUs: 10_000, Stock: ptr(1_000_000), Consistency: consistency,
+				st, cpu := runMeasured(b, c, Config{Rate: *benchReadBuy / 3, ReadsPerBuy: ptr(mix), SKUs: 10_000, Stock: ptr(1_000_000), Consistency: consistency,
 					Duration: Duration(*benchStep), Seed: 5, SampleSKUs: ptr(0), DoorbusterShare: ptr(0.0)})
-				cpuPerS := (cpuSeconds() - cpu0) / st.ElapsedS
+				cpuPerS := cpu / st.ElapsedS
 				var shed, buysOK int64
 				for _, s := range st.Stores {
 					for _, f := range s.Regions {
