@@ -43,6 +43,10 @@ type Config struct {
 	Breaker guard.BreakerSettings
 	// MaxRetries bounds a consensus buy's optimistic-lock retries (default 5).
 	MaxRetries int
+	// GroupCommitOff starts the consensus store with group commit off
+	// (Faults.SetGroupCommit switches it later); by default it is on:
+	// docs/benchmarks.md, "Doorbuster at the limit", says why.
+	GroupCommitOff bool
 	// MaxInFlight is the ceiling of each region gateway's adaptive limit of
 	// requests in flight per store (default DefaultMaxInFlight); a request
 	// past the limit is answered at once with outcome overloaded and
@@ -189,6 +193,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	// The stores.
 	clocks := nodes.NewClocks(regions)
 	l.consensus = consensus.New(cl, regions, cfg.MaxRetries, cfg.RequestTimeout)
+	l.consensus.SetGroupCommit(!cfg.GroupCommitOff)
 	l.replicated = replicated.New(cl, regions, clocks)
 	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
