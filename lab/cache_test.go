@@ -38,7 +38,7 @@ func waitCached(t *testing.T, l *lab.Lab, region string, want int) inventory.Out
 // checker counts its stale answer and still calls the store
 // linearizable; after the heal the cache catches up; a reset empties it.
 func TestCachedReads(t *testing.T) {
-	l := newLab(t, lab.Config{LatencyScale: 0.05})
+	l := newLab(t, lab.Config{LatencyScale: 0.05, RequestTimeout: 5 * time.Second}) // the majority's buy must not time out on a starved machine
 	stock(t, l, inventory.Consensus, "us-east-1", 5)
 	for _, r := range l.Regions() {
 		o := waitCached(t, l, r, 5)

@@ -18,7 +18,7 @@ import (
 // TestGroupCommitConflicts is the conflict figure of the doorbuster
 // issue, short: 32 HTTP clients, closed loop, on 8 SKUs with plentiful
 // stock (client i buys SKU i mod 8 from region i mod 3), at latency scale
-// 0 with the default 5 retries. With group commit off, buys of one SKU
+// 0 with the default 5 retries and a 5 s deadline. With group commit off, buys of one SKU
 // from three regions lose their compare-and-swaps to one another and run
 // out of retries (the issue measured 24 % conflict over 110 s); with it
 // on, a region's buys of a SKU share one Txn that retries for them all:
@@ -29,7 +29,12 @@ func TestGroupCommitConflicts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few seconds of HTTP load")
 	}
-	l := startLab(t, lab.Config{LatencyScale: 0})
+	// A 5 s deadline (the lab's default at scale 0 is 1 s): a batch retries
+	// its lost compares while a quarter of its deadline is left, and on a
+	// machine starved by other test runs (load average 12: 223 sales in 3 s
+	// with group commit off) a buy can spend most of 1 s waiting for the
+	// Txn ahead of it, and its batch then has little time left to retry.
+	l := startLab(t, lab.Config{LatencyScale: 0, RequestTimeout: 5 * time.Second})
 	s := New(l, Options{Token: testToken, Logger: quietLogger()})
 	t.Cleanup(s.Close)
 	srv := httptest.NewServer(s.Handler())

@@ -52,7 +52,7 @@ func shops(v pageView) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if v.Presenter {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<span class=\"reads\"><label for=\"read-consistency\">Reads</label> <select id=\"read-consistency\" data-testid=\"read-consistency\" title=\"Linearizable asks the majority; serializable answers from the local copy; cached answers from the region's memory, fed by a watch. Applies to the consensus store.\"><option value=\"linearizable\">linearizable</option> <option value=\"serializable\">serializable (may be stale)</option> <option value=\"cached\">cached (memory, may be stale)</option></select></span>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<span class=\"reads\"><label for=\"read-consistency\">Reads</label> <select id=\"read-consistency\" data-testid=\"read-consistency\" title=\"Linearizable asks the majority; serializable answers from the local copy; cached answers from the region's memory, fed by a watch. Applies to the consensus store.\"><option value=\"linearizable\">linearizable</option> <option value=\"serializable\">serializable (may be stale)</option> <option value=\"cached\">cached (may be stale)</option></select></span>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
