@@ -61,6 +61,12 @@
 // operations wrote — from the revision after the group's newest at start
 // — as an outside_write fault (outside.go).
 //
+// Every recorded fault carries the network it left (inventory.FaultNet),
+// and the History the network it started with: MomentAt rebuilds the
+// State at any moment since the last reset from recorded data alone, and
+// ReplayOf a stretch of it, step by step (replay.go) — pure functions,
+// run on request, no method of Lab.
+//
 // A lab started again on an earlier run's data directory resumes the
 // stores' reset epochs (resume.go) and judges each SKU again from its
 // first restock (a resumed recording gap).

@@ -220,7 +220,9 @@ func (ev *events) coalesce() {
 // the lesson recording, as that action. Every room that changes the lab
 // reports through it.
 func (l *Lab) faultHappened(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction) {
-	f := l.history.AddFault(inventory.Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now()})
+	// the network as the fault left it, against the History's start (replay.go)
+	net := NetOf(l.State(), l.history.Start())
+	f := l.history.AddFault(inventory.Fault{Kind: kind, Regions: regions, Detail: detail, At: time.Now(), Net: net})
 	l.consensus.LeaderChanged()
 	l.events.version.Add(1)
 	l.events.publish(Event{Type: EventFault, Fault: &f})

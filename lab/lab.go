@@ -247,7 +247,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	snaps, cancel := cl.Subscribe()
 	st := l.State()
 	l.events.snap.Store(&st)
-	for _, r := range regions { // the consensus store's regional caches (cached reads)
+	l.history.SetStart(NetOf(st, nil)) // the History starts with the network now (replay.go)
+	// The consensus store's regional caches (cached reads).
+	for _, r := range regions {
 		l.bg.Add(1)
 		go func() {
 			defer l.bg.Done()

@@ -56,6 +56,13 @@ func buy(t *testing.T, l *lab.Lab, store inventory.Store, region string) invento
 
 func stock(t *testing.T, l *lab.Lab, store inventory.Store, region string, n int) {
 	t.Helper()
+	if store == inventory.Consensus {
+		// A starved machine (CI beside other runs, load average 8+) can
+		// cost a 500 ms-election lab its leader just after start; the
+		// store then rightly answers "no leader". The tests stock first,
+		// so wait for the condition they assume.
+		waitLeaderAt(t, l, region)
+	}
 	o, err := l.Stock(ctxT(t, 30*time.Second), store, "IPHONE", region, n)
 	o = mustOutcome(t, o, err)
 	if o.Outcome != inventory.OK {
@@ -70,6 +77,21 @@ func leadFrom(t *testing.T, l *lab.Lab, region string) {
 	if err := l.Faults().Lead(ctxT(t, 20*time.Second), region); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitLeaderAt waits until region's member knows a leader.
+func waitLeaderAt(t *testing.T, l *lab.Lab, region string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, r := range l.State().Regions {
+			if r.Name == region && r.Up && r.Consensus.Leader != "" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never knew a leader", region)
 }
 
 // waitNoLeader waits until region's member knows it has no leader.

@@ -86,6 +86,7 @@ func (l *Lab) Reset(ctx context.Context) error {
 	l.recorder.start(true, l.replicated.Quorum())
 	l.verdicts.Clear()
 	l.counters.reset()
+	l.history.SetStart(NetOf(l.State(), nil)) // the network the History starts with (replay.go)
 	l.events.publishNew(Event{Type: EventReset, FirstOpID: l.history.NextID()})
 	return nil
 }

@@ -70,6 +70,9 @@ type CommandResult struct {
 	Expected string // expectations: what the lesson expected
 	Got      string // expectations and errors: what happened
 	Elapsed  time.Duration
+	// Done is when the command finished (a woken reservation: when the
+	// step saw it settled): its moment, for a page to show again.
+	Done time.Time
 	// Text is the progress line as printed, without indentation.
 	Text string
 }
@@ -188,6 +191,7 @@ func (r *Runner) RunStep(ctx context.Context, i int) (StepResult, error) {
 		start := time.Now()
 		cr, err := r.run(ctx, c)
 		cr.Elapsed = time.Since(start)
+		cr.Done = start.Add(cr.Elapsed)
 		for _, w := range r.woke {
 			res.Commands = append(res.Commands, w)
 			if r.Progress != nil {

@@ -68,6 +68,9 @@ type CommandLine struct {
 	// SKU is the product the command worked on, if any: the page follows
 	// it (story mode).
 	SKU string `json:"sku,omitempty"`
+	// At is when the command finished: GET /api/state?at= shows the lab
+	// as that line left it (the page links each story line there).
+	At time.Time `json:"at,omitzero"`
 }
 
 // StepRun is what running one step did.
@@ -93,7 +96,7 @@ func Lines(res StepResult, city func(string) string) []CommandLine {
 func Line(c CommandResult, city func(string) string) CommandLine {
 	return CommandLine{
 		Line: c.Command.Line, Command: DisplayLine(c.Command), Status: string(c.Status),
-		Text: c.Text, Story: Story(c, city), Woke: c.Woke, SKU: SKUOf(c.Command),
+		Text: c.Text, Story: Story(c, city), Woke: c.Woke, SKU: SKUOf(c.Command), At: c.Done,
 	}
 }
 

@@ -136,7 +136,7 @@ func (r *Runner) settle(ctx context.Context, next Command) (CommandResult, error
 			return cr, &Failure{File: r.lesson.File, Line: p.cmd.Line, Command: a.String(), Expected: cr.Expected, Got: cr.Got}
 		}
 		mark := "   "
-		woke := CommandResult{Command: p.cmd, Status: StatusDone, Outcomes: []inventory.Outcome{o}, Woke: true, Text: text + " (the paused shop woke)"}
+		woke := CommandResult{Command: p.cmd, Status: StatusDone, Outcomes: []inventory.Outcome{o}, Woke: true, Text: text + " (the paused shop woke)", Done: time.Now()}
 		if p.expect != "" {
 			mark = " ✓ "
 			woke.Status = StatusPassed

@@ -127,16 +127,31 @@ func assertConverged(t *testing.T, c *Cluster, key, want string) {
 		}
 		return true
 	})
+	// The applied indexes above come from State, which for regions on
+	// agents is their last report (up to a report interval old): equal
+	// indexes there can predate the write. What converged means is that
+	// every member serves the value from its own copy, so wait for that.
 	for _, r := range c.Regions() {
 		cli, _ := c.MemberClient(r)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		resp, err := cli.Get(ctx, key, clientv3.WithSerializable())
-		cancel()
-		if err != nil {
-			t.Fatalf("%s: %v", r, err)
-		}
-		if len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != want {
-			t.Fatalf("%s has %q = %v, want %q", r, key, resp.Kvs, want)
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			resp, err := cli.Get(ctx, key, clientv3.WithSerializable())
+			cancel()
+			var got string
+			switch {
+			case err != nil:
+				got = err.Error()
+			case len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != want:
+				got = fmt.Sprintf("%q = %v", key, resp.Kvs)
+			}
+			if got == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has %s, want %q", r, got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 }

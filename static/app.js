@@ -24,6 +24,10 @@
   const listeners = {};
 
   let state = null;
+  // A moment shown again (replay.js): while past is set, the map, the
+  // shops and the score show it; live frames keep state and the history
+  // current underneath, and goLive draws them again.
+  let past = null; // {atMs} while a moment is shown
   let sku = body.dataset.sku || 'IPHONE-15-PRO';
   let ops = [];     // operations of the current SKU, oldest first
   let faults = [];  // faults, oldest first
@@ -155,7 +159,7 @@
       // the checker's window: since the last stock of the product
       let sold = 0, refused = 0, soldOut = 0, stocked = null;
       for (const o of ops) {
-        if (o.store !== st) continue;
+        if (o.store !== st || (past && o.returnMs > past.atMs)) continue;
         if (o.op === 'stock' && o.outcome === 'ok') { stocked = o.qty || o.quantity || 0; sold = refused = soldOut = 0; continue; }
         if (o.op !== 'buy') continue;
         if (o.outcome === 'ok') sold += o.qty || 1;
@@ -176,6 +180,11 @@
     const domNames = Array.from(document.querySelectorAll('#regions .region')).map((g) => g.dataset.region).join(',');
     if (domNames && names !== domNames) { location.reload(); return; }
     state = st;
+    if (!past) drawState(st, false);
+  }
+  // drawState puts st on the map, the shops' roles and the settings; a
+  // moment shown again (then) carries no traffic.
+  function drawState(st, then) {
     for (const r of st.regions) {
       const g = $('region-' + r.name);
       if (!g) continue;
@@ -251,7 +260,7 @@
         tr.dur = Math.min(3, Math.max(0.5, (l.rttMs || 50) / 120));
         tr.group = $(g.id + '-dots');
         const p = prevCounters && prevCounters[id];
-        if (p && now > p.at) {
+        if (then) { tr.rate = 0; tr.bytesRate = 0; } else if (p && now > p.at) {
           const dt = (now - p.at) / 1000;
           const dm = Math.max(0, l.messages - p.messages), db = Math.max(0, l.bytes - p.bytes);
           // smooth: frames come at most 20/s, some with no change
@@ -264,7 +273,7 @@
       });
       $(g.id + '-traffic').textContent = msgs >= 0.5 ? Math.round(msgs) + ' msg/s' : '';
     });
-    prevCounters = next;
+    if (!then) prevCounters = next;
 
     const q = st.replicated || { n: 0, w: 0, r: 0 };
     $('quorum-n').textContent = q.n;
@@ -446,11 +455,15 @@
       let row = rowEnd.findIndex((end) => end < x + 3);
       if (row < 0) continue;
       rowEnd[row] = x + 3 + w;
-      const label = svg('text', { class: healing ? 'heal-label' : 'fault-label', x: x + 3, y: 11 + row * 12 }, text);
+      const label = svg('text', { class: (healing ? 'heal-label' : 'fault-label') + ' seek', x: x + 3, y: 11 + row * 12, 'data-at': new Date(f.atMs + 1).toISOString() }, text);
       label.appendChild(svg('title', {}, (f.said && f.said.text ? f.said.text : f.kind + ': ' + (f.detail || '')) + ' (' + new Date(f.atMs).toLocaleTimeString() + ')'));
       el.appendChild(label);
     }
     for (const g of sc.gaps) el.appendChild(svg('text', { class: 'tick-label', x: g.x - 12, y: height - 2 }, '⋯ ' + Math.round(g.s) + ' s'));
+    if (past) { // the moment the stage shows
+      const x = sc.map(past.atMs);
+      el.appendChild(svg('line', { class: 'moment-line', id: 'timeline-moment', x1: x, y1: 2, x2: x, y2: height - 6 }));
+    }
     if (sc.start) el.appendChild(svg('text', { class: 'tick-label', x: LEFT + 10, y: height - 2 }, new Date(sc.start).toLocaleTimeString()));
     const labelEnd = {}; // lane row -> x where the last label ends
     for (const o of ops) {
@@ -458,7 +471,8 @@
       if (y === undefined) continue;
       const row = Math.max(0, stores.indexOf(o.store));
       const x1 = sc.map(o.callMs), x2 = Math.max(sc.map(o.returnMs), x1 + MIN_BAR);
-      const g = svg('g', { class: 'bar o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id });
+      // a click shows the stage as it was when it answered (replay.js)
+      const g = svg('g', { class: 'bar seek o-' + (knownKind(o.outcome) ? o.outcome : 'other'), 'data-op': o.id, 'data-at': new Date(o.returnMs + 1).toISOString() });
       g.appendChild(svg('rect', { x: x1, y: y + (compact ? 2 : 4) + row * ROW, width: x2 - x1, height: Math.min(11, ROW - 3) }));
       const what = o.op === 'buy' ? 'buy' + (o.qty > 1 ? ' ' + o.qty : '') : o.op === 'read' ? 'read ' + o.quantity : 'stock ' + (o.qty || o.quantity);
       // a full label where there is room; just the outcome's symbol where
@@ -498,9 +512,9 @@
     const newest = hist.length ? hist[hist.length - 1].id : 0;
     ops = hist.concat(ops.filter((o) => o.sku === sku && o.id > newest)).slice(-500);
     const newer = (el) => Number(el.dataset.shownAt) > asked; // shown while the history was on its way
-    clearOutcomes(newer);
+    if (!past) clearOutcomes(newer);
     // each shop shows its last buy or read on each store
-    for (const o of ops) {
+    for (const o of past ? [] : ops) {
       const el = $('outcome-' + o.store + '-' + o.region);
       if (o.op === 'stock' || (el && newer(el))) continue;
       showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
@@ -520,7 +534,8 @@
   function caption(lines, owner) {
     const box = $('stage-caption');
     if (!box) return;
-    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge') return; }
+    if (owner === 'lesson') { lessonLines = lines; if (captionOwner === 'merge' || captionOwner === 'replay') return; }
+    if (owner === 'merge' && captionOwner === 'replay') return; // a replay tells its own story
     captionOwner = lines.length ? owner : '';
     const key = owner + '|' + lines.join('|');
     if (box.dataset.key === key) return;
@@ -533,6 +548,13 @@
       p.textContent = line;
       box.appendChild(p);
     });
+  }
+  // endCaption hands the captions back to the lesson's story when owner
+  // (a replay) ends.
+  function endCaption(owner) {
+    if (captionOwner !== owner) return;
+    captionOwner = '';
+    caption(lessonLines, 'lesson');
   }
   function tellMerge(text) {
     if (!text) return;
@@ -616,7 +638,7 @@
           applyState(f.state);
           break;
         case 'operation': {
-          if (f.outcome) showOutcome(Object.assign({}, f.outcome, { callMs: f.operation ? Date.parse(f.operation.call) : Date.now() }), f.said);
+          if (f.outcome && !past) showOutcome(Object.assign({}, f.outcome, { callMs: f.operation ? Date.parse(f.operation.call) : Date.now() }), f.said);
           const o = f.operation;
           if (o && o.sku === sku && !ops.some((x) => x.id === o.id)) {
             ops.push(normOp(o, f.outcome));
@@ -629,9 +651,10 @@
         }
         case 'fault':
           if (f.fault && !faults.some((x) => x.id === f.fault.id)) { faults.push(normFault(f.fault, f.said)); queueDraw(); addSR(f.said ? f.said.text : 'Fault: ' + f.fault.kind + ' ' + (f.fault.detail || '')); }
-          if (f.fault && f.fault.kind === 'merge') tellMerge(f.said ? f.said.text : f.fault.detail);
+          if (f.fault && f.fault.kind === 'merge' && !past) tellMerge(f.said ? f.said.text : f.fault.detail);
           break;
         case 'reset':
+          if (past) goLive(); // the moments it showed are gone
           ops = []; faults = []; historyGen++;
           clearOutcomes(f.firstOpId ? (el) => Number(el.dataset.opId) >= f.firstOpId : null);
           queueDraw();
@@ -648,10 +671,12 @@
   // ---------- presenter actions
   function qtyOf(id) { const e = $(id); if (!e) return 1; const v = e.value.trim(); return v === '' ? null : Number(v); }
   async function buy(store, region, btn) {
+    if (past) goLive();
     const r = await busy(btn, () => api('POST', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '/buy', { region, qty: qtyOf('buy-qty-' + region) }));
     if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
   async function read(store, region, btn) {
+    if (past) goLive();
     let c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
     if (store !== 'consensus') c = 'linearizable'; // the others read their own way (cached is the consensus store's alone)
     const r = await busy(btn, () => api('GET', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
@@ -794,6 +819,7 @@
     if (t.id === 'link-menu-close' || t.id === 'region-menu-close') return closeMenus(true);
     if (t.classList && t.classList.contains('link')) {
       if (!presenter) return viewerOnly();
+      if (past) goLive(); // a change is made to the live lab
       if (e.shiftKey || e.altKey) return openLinkMenu(t);
       return setLink(t.dataset.a, t.dataset.b, t.dataset.state !== 'up', false);
     }
@@ -803,6 +829,7 @@
     }
     if (!presenter || t.disabled) return;
     const region = t.dataset.region;
+    if (past && (['isolate', 'bridge', 'heal'].includes(t.dataset.action) || /^(reset|stock-both|quorum-|link-menu-(cut|heal|rtt-apply)|region-menu-(crash|restart|lead|isolate))/.test(t.id))) goLive();
     switch (t.dataset.action) {
       case 'buy': return buy(t.dataset.store, region, t);
       case 'read': return read(t.dataset.store, region, t);
@@ -914,6 +941,55 @@
   });
   window.addEventListener('resize', queueDraw);
 
+  // ---------- a moment shown again (replay.js)
+  // showPast puts m (GET /api/state?at=T: a State, "at", "shops") on the
+  // stage; goLive brings the live lab back.
+  function showPast(m) {
+    const first = !past;
+    past = { atMs: Date.parse(m.at) };
+    body.classList.add('past');
+    drawState(m, true);
+    clearOutcomes();
+    for (const o of m.shops || []) {
+      showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
+        consistency: o.consistency, latencyMs: Date.parse(o.return) - Date.parse(o.call), callMs: Date.parse(o.call), opId: o.id, fromHistory: true }, o.said);
+    }
+    document.querySelectorAll('.outcome.fresh').forEach((e) => e.classList.remove('fresh'));
+    drawScore();
+    queueDraw();
+    if (first) emit('past', { at: m.at });
+  }
+  // showPastOutcome is one shop's answer during a replay.
+  function showPastOutcome(o) {
+    if (!past) return;
+    showOutcome({ op: o.op, store: o.store, region: o.region, sku: o.sku, outcome: o.outcome, quantity: o.quantity,
+      consistency: o.consistency, latencyMs: Date.parse(o.return) - Date.parse(o.call), callMs: Date.parse(o.call), opId: o.id }, o.said);
+  }
+  // pastNetwork draws st (a replay's network after a fault) without
+  // touching the shops.
+  function pastNetwork(st) {
+    if (!past || !st) return;
+    drawState(st, true);
+  }
+  // pastAt moves the moment the stage shows (a replay's clock) without
+  // drawing the State again: the score and the timeline's cursor follow.
+  function pastAt(ms) {
+    if (!past) return;
+    past.atMs = ms;
+    drawScore();
+    queueDraw();
+  }
+  function goLive() {
+    if (!past) return;
+    past = null;
+    body.classList.remove('past');
+    if (state) drawState(state, false);
+    drawScore();
+    queueDraw();
+    loadHistory(); // the shops' live answers
+    emit('live', {});
+  }
+
   window.caplab = {
     on(type, fn) { (listeners[type] = listeners[type] || []).push(fn); },
     state() { return state; },
@@ -930,6 +1006,15 @@
     setStepOf(fn) { stepOf = fn; },
     caption,
     redrawOutcomes() { loadHistory(); },
+    // scrub back and replay (replay.js)
+    showPast,
+    showPastOutcome,
+    pastNetwork,
+    pastAt,
+    endCaption,
+    pastMs() { return past ? past.atMs : null; },
+    goLive,
+    isPast() { return !!past; },
   };
 
   // ---------- start

@@ -90,6 +90,15 @@
       li.appendChild(el('span', 'mark', r.status === 'passed' ? '✓' : r.status === 'failed' || r.status === 'error' ? '✗' : '·')).setAttribute('aria-hidden', 'true');
       li.appendChild(document.createTextNode(r.story));
       if (expectation) li.appendChild(el('span', 'verdict-word', r.status === 'passed' ? 'as expected' : 'not as expected'));
+      if (r.at) { // its moment, shown again on the stage (replay.js)
+        const b = el('button', 'story-moment', '⏱');
+        b.type = 'button';
+        b.dataset.action = 'show-moment';
+        b.dataset.at = r.at;
+        b.title = 'Show the lab as this line left it';
+        b.setAttribute('aria-label', 'Show the lab as this line left it');
+        li.appendChild(b);
+      }
       effects.appendChild(li);
     }
     renderCaption();

@@ -14,6 +14,10 @@ import (
 // State after the change.
 
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("at") {
+		s.handleStateAt(w, r) // replay.go: the State as it was at T
+		return
+	}
 	writeJSON(w, http.StatusOK, s.lab.State())
 }
 

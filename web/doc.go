@@ -82,6 +82,13 @@
 //	                                            step runs; token
 //	PUT  /api/network/speed                     {"factor":0.5}: every link's delay that share of the start (0 < factor ≤ 1;
 //	                                            Raft's timers were set for the start, so never slower); State.speed; token
+//	GET  /api/state?at=T                        the State as it was at T (RFC 3339) with "at", "shops" (each shop's last
+//	                                            answer then, with words) and "replay" (the window); 400 names the window (replay.go)
+//	GET  /api/replay/steps?from=T&to=T2         a stretch to play again: "start" (the moment at from) and "steps" (faults with
+//	                                            the network they left, shop answers), each with its live sentence as "caption"
+//	GET  /api/replay                            {"replay": the class replay playing or null, "window": {"from","to"}}
+//	POST /api/replay, DELETE /api/replay        {"seconds":120,"speed":4} or {"from","to","speed"}: every page replays that
+//	                                            stretch (sticky "replay" frame); DELETE: every page live again; token
 //
 // Unknown paths answer a JSON 404; a known path with another method a JSON
 // 405 with Allow.
@@ -187,6 +194,7 @@
 //	{"type":"fragment","id":"verdict-full","html":"…"}      with it: the whole verdict (the Checker tab)
 //	{"type":"lesson","lesson":{…}}                          at connect and on every change of the lesson session; no "lesson" when none is open
 //	{"type":"poll","poll":{…}}                              at connect and on every change of the open question; no "poll" when none is open
+//	{"type":"replay","replay":{…}|null}                     the class replay started (POST /api/replay) or stopped; sticky: a page that connects during it follows it
 //
 // A lesson is {"id","title","step" (from 0),"steps","stepTitle","stepTitles",
 // "html","revealHtml" (presenters, before the reveal),"revealed","commands",
@@ -266,6 +274,31 @@
 // group (POST /api/class/reset). Presenter mode with a lesson open gives the
 // lesson the room it needs (question, options, tally and reveal whole at
 // 1920×1080 and 1440×900) and the map shrinks; it is remembered per tab.
+//
+// # Scrub back and replay (scrub-back issue)
+//
+// GET /api/state?at=T rebuilds the lab at T from the History and the
+// network every fault recorded (Fault.Net; lab.MomentAt): nothing runs
+// while nobody asks. The page (static/replay.js): the slider above the
+// timeline (#scrub-range; its value is milliseconds since the last reset,
+// its end now) shows the moment while it is held and comes back to live
+// when it is let go (#scrub-when names the moment or "live"); a click on a
+// timeline bar or fault (class "seek", data-at) or on an anomaly card's
+// button (#anomaly-<store>-moment, data-action="show-moment") shows its
+// moment until #past-live or #scrub-live; so does the ⏱ beside each story
+// line of a lesson (class "story-moment"; the result's "at"). While a moment shows, body has
+// class "past", #past-banner names it, live frames keep the page's state
+// current underneath, and any presenter action returns to live first.
+// #replay-1x and #replay-4x replay the class since the last reset on this
+// page (GET /api/replay/steps) with the story's captions (the sentences
+// the live page said: lab.Say, lab.SayFault); body has class "replaying".
+// The presenter's #replay-class replays the last 2 minutes at 4× on every
+// page: POST /api/replay, the sticky "replay" frame, each page in step
+// with the server's clock (docs/api.md). The Checker tab's verdicts carry
+// an anomaly card per failed check (#anomaly-<store>, anomaly.templ): the
+// smallest counterexample's sentence, a mini-timeline, each answer in
+// words (#anomaly-<store>-op-<i>, data-op its ID); the one-line verdict's
+// "why?" (#verdict-why-<store>) opens it.
 //
 // # Page, for test writers
 //

@@ -98,7 +98,7 @@ func renderVerdict(l Lab, sku string) (line, full string) {
 	rows := make([]verdictRow, 0, len(inventory.Stores))
 	for _, st := range inventory.Stores {
 		res, err := l.Check(st, sku)
-		row := verdictRow{Store: st, Result: res}
+		row := verdictRow{Store: st, Result: res, Unplaced: unplacedOp(l, res)}
 		if err != nil {
 			row.Err = sentence(err.Error())
 		}

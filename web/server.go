@@ -148,6 +148,7 @@ type Server struct {
 	viewerKeys *viewerKeys // signs viewer ids (viewer.go)
 	votes      voteGate    // votes per address per question (viewer.go)
 	load       *loadFeed   // load.go
+	replays    replays     // the class replay (replay.go)
 
 	closeOnce sync.Once
 	unsubHub  func()
@@ -257,6 +258,8 @@ func (s *Server) routes() *http.ServeMux {
 	ws.header = s.upgradeHeader
 	mux.Handle("GET /ws", ws)
 	mux.HandleFunc("GET /api/state", s.handleState)
+	mux.HandleFunc("GET /api/replay", s.handleReplay)            // replay.go
+	mux.HandleFunc("GET /api/replay/steps", s.handleReplaySteps) // replay.go
 	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}", s.handleRead)
 	mux.HandleFunc("GET /api/stores/{store}/skus/{sku}/allocations", s.handleGeoAllocations) // geo_alloc.go
@@ -301,6 +304,8 @@ func (s *Server) routes() *http.ServeMux {
 	m("POST /api/clocks/reset", s.handleClocksReset)
 	m("POST /api/regions/{region}/pause", s.handlePause)
 	m("POST /api/stores/{store}/skus/{sku}/reserve", s.handleReserve)
+	m("POST /api/replay", s.handleReplayStart) // replay.go
+	m("DELETE /api/replay", s.handleReplayStop)
 
 	mux.HandleFunc("/", s.handleNotFound(mux))
 	return mux

@@ -507,6 +507,9 @@ type verdictRow struct {
 	// moved), so not "maybe applied"; StrandedUnavailable those of them the
 	// checker counts as indeterminate (answered unavailable).
 	Stranded, StrandedUnavailable int
+	// Unplaced: the answer a failed check could not place, when it holds
+	// no counterexample (the anomaly card shows it; anomaly.go).
+	Unplaced *inventory.Operation
 }
 
 func visualURL(st inventory.Store, sku string) string {

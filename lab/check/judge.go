@@ -61,6 +61,9 @@ func judge(rec Recorded, store inventory.Store, sku string, timeout time.Duratio
 		judgeGeo(&r, rec, sku, timeout)
 	} else {
 		r.Explanation = explainCheck(r)
+		if !r.Linearizable && !r.TimedOut {
+			r.Counterexample = SmallestCounterexample(judged, sku, r.Unplaced)
+		}
 	}
 	noteCap(&r, rec.Dropped)
 	return explainSkew(r, judged)

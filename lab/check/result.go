@@ -33,6 +33,10 @@ type Result struct {
 	// Unplaced: when not linearizable, the answer no order of events
 	// could place, with what the answers before it allow (evidence.go).
 	Unplaced *Unplaced `json:"unplaced,omitempty"`
+	// Counterexample: when not linearizable, the fewest answers (two or
+	// three) that prove it on their own (counterexample.go); nil when
+	// none that small does.
+	Counterexample *Counterexample `json:"counterexample,omitempty"`
 }
 
 // GeoResult is the geo store's part of a Result: per-region

@@ -61,7 +61,9 @@ type opLog struct {
 	// kept, so that one past the cap is known as unrecorded before it can
 	// reach a store (gaps.go in this package).
 	reserved atomic.Int64
-	chunks   [MaxOperations/chunkSize + 1]atomic.Pointer[opChunk]
+	// start: the network when the log began (SetStart), for replays.
+	start  atomic.Pointer[inventory.FaultNet]
+	chunks [MaxOperations/chunkSize + 1]atomic.Pointer[opChunk]
 }
 
 // sealed marks a retired log: claims on it are retried on the new one.
@@ -84,6 +86,14 @@ func (h *History) NextID() int { return h.current().base }
 
 // StartedAt is when the history began: the lab's start or its last Clear.
 func (h *History) StartedAt() time.Time { return h.current().started }
+
+// SetStart records the network as it was when the History began (the
+// lab's start or its last Clear): a replay draws a moment before the
+// first fault from it. Views carry it (View.Start).
+func (h *History) SetStart(n *inventory.FaultNet) { h.current().start.Store(n) }
+
+// Start is the network SetStart recorded for this History, or nil.
+func (h *History) Start() *inventory.FaultNet { return h.current().start.Load() }
 
 // New returns an empty History.
 func New() *History { return &History{} }
@@ -209,8 +219,13 @@ func (h *History) Scan(fn func(op *inventory.Operation)) { h.current().scan(0, f
 // stores, with every fault (faults belong to no SKU). Slices are never nil,
 // so the view encodes as JSON arrays.
 func (h *History) View(sku string) View {
-	v := View{Operations: []inventory.Operation{}}
-	h.current().scan(0, false, func(op *inventory.Operation) {
+	g := h.current()
+	v := View{Operations: []inventory.Operation{}, StartedAt: g.started, Start: g.start.Load()}
+	if sku == "" { // every operation: one copy, no regrowing (a replay reads them all)
+		v.Operations = make([]inventory.Operation, 0, g.recorded())
+	}
+	v.DroppedOperations = int(g.dropped.Load())
+	g.scan(0, false, func(op *inventory.Operation) {
 		if sku == "" || op.SKU == sku {
 			v.Operations = append(v.Operations, *op)
 		}
@@ -222,6 +237,7 @@ func (h *History) View(sku string) View {
 		f.Regions = append([]string(nil), f.Regions...)
 		v.Faults = append(v.Faults, f)
 	}
+	v.DroppedFaults = h.droppedFts
 	return v
 }
 
@@ -313,4 +329,12 @@ func (h *History) Clear() {
 type View struct {
 	Operations []inventory.Operation `json:"operations"`
 	Faults     []inventory.Fault     `json:"faults"`
+
+	// For replays (lab's MomentAt): when the History started (the last
+	// reset, or the lab's start), the network then (SetStart), and what
+	// its caps left out since. Not part of GET /api/history.
+	StartedAt         time.Time           `json:"-"`
+	Start             *inventory.FaultNet `json:"-"`
+	DroppedOperations int                 `json:"-"`
+	DroppedFaults     int                 `json:"-"`
 }

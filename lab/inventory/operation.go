@@ -124,6 +124,9 @@ type Fault struct {
 	Regions []string  `json:"regions,omitempty"`
 	Detail  string    `json:"detail"`
 	At      time.Time `json:"at"`
+	// Net (extension): the network and regions as the fault left them,
+	// so that the moment can be shown again (net.go).
+	Net *FaultNet `json:"net,omitempty"`
 }
 
 // The lab's side of the geo store and zones: names, faults on zones,
