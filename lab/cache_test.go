@@ -106,3 +106,28 @@ func TestCachedReads(t *testing.T) {
 		t.Fatalf("cached read after a reset: %d, want 0", o.Quantity)
 	}
 }
+
+// TestCachedReadsAfterRestart: a region's cache answers nothing while its
+// region is down (its shop is down), and after a restart its watch is
+// rebuilt from the member and catches up with what the others sold
+// meanwhile.
+func TestCachedReadsAfterRestart(t *testing.T) {
+	l := newLab(t, lab.Config{LatencyScale: 0.05, RequestTimeout: 5 * time.Second})
+	stock(t, l, inventory.Consensus, "us-east-1", 5)
+	const r = "ap-southeast-1"
+	leadFrom(t, l, "us-east-1")
+	waitCached(t, l, r, 5)
+	if err := l.Faults().Crash(r); err != nil {
+		t.Fatal(err)
+	}
+	if o := cachedRead(t, l, r); o.Outcome != inventory.Unavailable {
+		t.Fatalf("cached read in a crashed region: %s (%s), want unavailable", o.Outcome, o.Message)
+	}
+	if o := buy(t, l, inventory.Consensus, "eu-west-1"); o.Outcome != inventory.OK {
+		t.Fatalf("buy while %s is down: %+v", r, o)
+	}
+	if err := l.Faults().Restart(r); err != nil {
+		t.Fatal(err)
+	}
+	waitCached(t, l, r, 4)
+}
