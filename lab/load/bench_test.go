@@ -310,7 +310,7 @@ func BenchmarkConsensusBuyRate(b *testing.B) {
 		}
 		_ = l.WaitConverged(context.Background())
 		best := map[string]float64{}
-		fmt.Printf("\n%-9s %10s %10s %10s %9s %9s %9s %8s %9s %9s %6s\n", "target", "buys/s", "ok+so/s", "reads/s", "p99 ms", "readp99", "avail %", "oversold", "µs CPU/op", "Txn/unit", "met")
+		fmt.Printf("\n%-9s %10s %10s %10s %9s %9s %9s %8s %9s %9s %6s %s\n", "target", "buys/s", "ok+so/s", "reads/s", "p99 ms", "readp99", "avail %", "oversold", "µs CPU/op", "Txn/unit", "met", "checker")
 		// Side by side: at each rate the lab, then raw etcd, with a pause
 		// between steps so that one step's backlog (proposals still in
 		// Raft after their callers gave up) does not land on the next.
@@ -345,8 +345,10 @@ func BenchmarkConsensusBuyRate(b *testing.B) {
 				l.Faults().SetGroupCommit(name == "lab-gc")
 				c := ctls[name]
 				rounds0, units0 := consensusRounds(l)
+				// Four catalogue SKUs (the hottest among them) are recorded and
+				// judged after each lab step; raw etcd has no History.
 				st, cpu := runMeasured(b, c, Config{Rate: rate / 3, ReadsPerBuy: ptr(2.0), SKUs: 10_000, Stock: ptr(1_000_000),
-					Duration: Duration(*benchStep), Seed: 5, SampleSKUs: ptr(0), DoorbusterShare: ptr(0.0)})
+					Duration: Duration(*benchStep), Seed: 5, SampleSKUs: ptr(4), DoorbusterShare: ptr(0.0)})
 				rounds, units := consensusRounds(l)
 				t := sumUp(st, st.Config.Stores[0])
 				buys := float64(t.ok) / st.ElapsedS
@@ -360,8 +362,15 @@ func BenchmarkConsensusBuyRate(b *testing.B) {
 				if strings.HasPrefix(name, "lab") && units > units0 {
 					perUnit = fmt.Sprintf("%.2f", float64(rounds-rounds0)/float64(units-units0))
 				}
-				fmt.Printf("%-9s %10.0f %10.0f %10.0f %9.1f %9.1f %9.2f %8d %9.0f %9s %6v\n", name, rate, buys, float64(t.reads)/st.ElapsedS, t.p99, t.readP99, t.availability, t.oversold,
-					1e6*cpu/float64(max(t.answered, 1)), perUnit, met)
+				verdict := "-"
+				if ch := st.Stores[0].Check; ch != nil {
+					verdict = fmt.Sprintf("linearizable=%v (%d ops)", ch.Linearizable, ch.Operations)
+					if !ch.Linearizable {
+						b.Errorf("%s at %.0f buys/s: the checker says %s", name, rate, ch.Explanation)
+					}
+				}
+				fmt.Printf("%-9s %10.0f %10.0f %10.0f %9.1f %9.1f %9.2f %8d %9.0f %9s %6v %s\n", name, rate, buys, float64(t.reads)/st.ElapsedS, t.p99, t.readP99, t.availability, t.oversold,
+					1e6*cpu/float64(max(t.answered, 1)), perUnit, met, verdict)
 				if met {
 					best[name] = max(best[name], buys)
 				}
