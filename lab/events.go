@@ -7,6 +7,7 @@ import (
 
 	"caplab/lab/guard"
 	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 	"caplab/lab/store/geo"
 	"caplab/lab/store/replicated"
 	"caplab/nodes"
@@ -28,6 +29,7 @@ type events struct {
 	clocks     *nodes.Clocks
 	counters   *storeCounters
 	replicated *replicated.Store // W and R
+	consensus  *consensus.Store  // group commit, rounds per unit, the regional caches
 	geo        *geo.Store        // stranded buys
 
 	version atomic.Int64          // bumped by every change viewers see
@@ -44,7 +46,8 @@ func (l *Lab) State() State { return l.events.state(l.cluster.State()) }
 // state is the State of snapshot s: the cluster's, with the lab's
 // breakers, clocks, counters and the replicated store's quorum.
 func (ev *events) state(s nodes.Snapshot) State {
-	st := State{LatencyScale: s.LatencyScale, Speed: ev.cluster.Fabric().Speed(), Replicated: ev.replicated.Quorum()}
+	st := State{LatencyScale: s.LatencyScale, Speed: ev.cluster.Fabric().Speed(), Replicated: ev.replicated.Quorum(),
+		Consensus: consensusState(ev.consensus)}
 	urls := clientURLs(ev.cluster.Endpoints())
 	for _, r := range s.Regions {
 		st.Regions = append(st.Regions, RegionState{
@@ -60,6 +63,7 @@ func (ev *events) state(s nodes.Snapshot) State {
 			Zones:      zoneStates(s, r.Name),
 			Agent:      r.Agent,
 			Stale:      r.Stale,
+			Cache:      cacheLag(ev.consensus, r.Name),
 		})
 	}
 	st.ZoneLinks = zoneLinkStates(s) // the geo store's zones

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 	"caplab/lab/store/geo"
 	"caplab/lab/store/replicated"
 	"caplab/nodes"
@@ -25,6 +26,7 @@ type Faults struct {
 	timeout    time.Duration // the request deadline
 	logger     *slog.Logger
 	replicated *replicated.Store // W and R
+	consensus  *consensus.Store  // group commit on or off
 	geo        *geo.Store        // its transfer recovery, kicked after a restart
 	happened   func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
 	// healed is told when links came up (the replicated store's merges
@@ -270,6 +272,20 @@ func (f *Faults) SetQuorum(w, r int) error {
 
 // Quorum is the replicated store's configuration.
 func (f *Faults) Quorum() inventory.QuorumState { return f.replicated.Quorum() }
+
+// SetGroupCommit turns the consensus store's group commit on or off (a
+// region's concurrent buys of one SKU share one Txn: lab/store/consensus).
+func (f *Faults) SetGroupCommit(on bool) {
+	f.consensus.SetGroupCommit(on)
+	detail := "group commit off: every buy is its own Txn"
+	if on {
+		detail = "group commit on: a region's concurrent buys of one SKU share one Txn"
+	}
+	f.happened(inventory.FaultGroupCommit, nil, detail, &RecordedAction{Kind: ActGroupCommit, On: on})
+}
+
+// GroupCommit reports whether the consensus store's group commit is on.
+func (f *Faults) GroupCommit() bool { return f.consensus.GroupCommit() }
 
 // linkFault records a link (region or zone) cut or healed, one way or
 // both, as action act (nil: none, a zone link).

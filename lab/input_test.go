@@ -27,7 +27,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"qty 0", func() error { _, err := l.Buy(ctx, inventory.Consensus, "X", "us-east-1", 0); return err }, inventory.ErrBadInput, "1 to 1000"},
 		{"qty 1001", func() error { _, err := l.Buy(ctx, inventory.Consensus, "X", "us-east-1", 1001); return err }, inventory.ErrBadInput, "1 to 1000"},
 		{"negative stock", func() error { _, err := l.Stock(ctx, inventory.Replicated, "X", "us-east-1", -1); return err }, inventory.ErrBadInput, "0 to"},
-		{"bad consistency", func() error { _, err := l.Read(ctx, inventory.Consensus, "X", "us-east-1", "eventual"); return err }, inventory.ErrBadInput, "linearizable or serializable"},
+		{"bad consistency", func() error { _, err := l.Read(ctx, inventory.Consensus, "X", "us-east-1", "eventual"); return err }, inventory.ErrBadInput, "linearizable, serializable or cached"},
+		{"cached read of the replicated store", func() error {
+			_, err := l.Read(ctx, inventory.Replicated, "X", "us-east-1", inventory.Cached)
+			return err
+		}, inventory.ErrBadInput, "cached reads are the consensus store's"},
 		{"quorum w 0", func() error { return l.Faults().SetQuorum(0, 1) }, inventory.ErrBadInput, "w must be between 1 and 3"},
 		{"quorum r 4", func() error { return l.Faults().SetQuorum(1, 4) }, inventory.ErrBadInput, "r must be between 1 and 3"},
 		{"partition overlap", func() error {

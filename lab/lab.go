@@ -43,6 +43,10 @@ type Config struct {
 	Breaker guard.BreakerSettings
 	// MaxRetries bounds a consensus buy's optimistic-lock retries (default 5).
 	MaxRetries int
+	// GroupCommitOff starts the consensus store with group commit off
+	// (Faults.SetGroupCommit switches it later); by default it is on:
+	// docs/benchmarks.md, "Doorbuster at the limit", says why.
+	GroupCommitOff bool
 	// MaxInFlight is the ceiling of each region gateway's adaptive limit of
 	// requests in flight per store (default DefaultMaxInFlight); a request
 	// past the limit is answered at once with outcome overloaded and
@@ -189,6 +193,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	// The stores.
 	clocks := nodes.NewClocks(regions)
 	l.consensus = consensus.New(cl, regions, cfg.MaxRetries, cfg.RequestTimeout)
+	l.consensus.SetGroupCommit(!cfg.GroupCommitOff)
 	l.replicated = replicated.New(cl, regions, clocks)
 	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
@@ -205,9 +210,9 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	// change; none sees the Lab.
 	l.counters = newStoreCounters(l.history, l.gaps, &l.events.version, l.stop)
 	l.events.breakers, l.events.clocks, l.events.counters = l.breakers, clocks, l.counters
-	l.events.replicated, l.events.geo = l.replicated, l.geo
+	l.events.replicated, l.events.geo, l.events.consensus = l.replicated, l.geo, l.consensus
 	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
-		replicated: l.replicated, geo: l.geo, happened: l.faultHappened}
+		replicated: l.replicated, consensus: l.consensus, geo: l.geo, happened: l.faultHappened}
 	l.merges = &mergeWatch{gate: l.gate, bg: &l.bg, stop: l.stop, timeout: cfg.RequestTimeout, history: l.history,
 		converge: l.WaitConverged, happened: l.faultHappened}
 	l.faults.healed = l.merges.watch
@@ -243,6 +248,14 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	st := l.State()
 	l.events.snap.Store(&st)
 	l.history.SetStart(NetOf(st, nil)) // the History starts with the network now (replay.go)
+	// The consensus store's regional caches (cached reads).
+	for _, r := range regions {
+		l.bg.Add(1)
+		go func() {
+			defer l.bg.Done()
+			l.consensus.RunCache(r, l.stop)
+		}()
+	}
 	l.bg.Add(6)
 	go func() {
 		defer l.bg.Done()
@@ -292,6 +305,7 @@ func (l *Lab) Close() error {
 		close(l.stop)
 		l.replicated.Close()
 		l.geo.Close()
+		l.consensus.Close()
 		l.closeErr = l.cluster.Close() // closes the snapshot channel too
 		l.bg.Wait()
 		l.events.closeAll()

@@ -40,6 +40,8 @@ const (
 	ActClock     ActionKind = "clock"     // Regions[0] (none: every clock reset); OffsetMs, DriftPpm
 	ActPause     ActionKind = "pause"     // Regions[0]'s shop; Seconds
 	ActReserve   ActionKind = "reserve"   // Op (a buy of 1 on the consensus store); Fenced
+
+	ActGroupCommit ActionKind = "groupcommit" // On: the consensus store's group commit
 )
 
 // RecordedAction is one action taken through the lab's API, as the
@@ -60,6 +62,7 @@ type RecordedAction struct {
 	DriftPpm float64                `json:"driftPpm,omitempty"`
 	Seconds  float64                `json:"seconds,omitempty"` // a pause
 	Fenced   bool                   `json:"fenced,omitempty"`  // a reservation with a fencing token
+	On       bool                   `json:"on,omitempty"`      // groupcommit: turned on (false: off)
 	W        int                    `json:"w,omitempty"`
 	R        int                    `json:"r,omitempty"`
 	Op       *inventory.Operation   `json:"operation,omitempty"` // stock, buy, read

@@ -77,6 +77,8 @@ func sayRead(op inventory.Operation, low string) Words {
 	if op.Outcome == inventory.OK {
 		why := strconv.Itoa(op.Quantity) + " in stock"
 		switch {
+		case op.Consistency == inventory.Cached:
+			why += " (the region's cache, may be stale)"
 		case op.Consistency == inventory.Serializable || strings.Contains(low, "own copy"):
 			why += " (local copy, may be stale)"
 		case op.Store == inventory.Geo && strings.Contains(low, "stranded"):

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"caplab/lab/inventory"
+	"caplab/lab/store/consensus"
 	"caplab/nodes"
 )
 
@@ -10,6 +11,7 @@ type State struct {
 	Regions      []RegionState         `json:"regions"`
 	Links        []LinkState           `json:"links"`
 	Replicated   inventory.QuorumState `json:"replicated"`
+	Consensus    ConsensusState        `json:"consensus"` // extension: the consensus store's group commit and caches
 	LatencyScale float64               `json:"latencyScale"`
 	Speed        float64               `json:"speed,omitempty"` // extension: every link's delay × this (Faults.SetSpeed; 1 at the start)
 	Version      int64                 `json:"version"`         // extension: increases with every change
@@ -40,6 +42,9 @@ type RegionState struct {
 	// Stale (extension): the lab has lost that agent; the region is shown
 	// as it last reported.
 	Stale bool `json:"stale,omitempty"`
+	// Cache (extension): how far behind the region's cache of the
+	// consensus store may be now (cached reads); absent before it is built.
+	Cache *inventory.CacheLag `json:"cache,omitempty"`
 }
 
 // MemberState is a region's member of the consensus group.
@@ -125,4 +130,34 @@ type Event struct {
 	// recorders (EventGap, EventGeoCall).
 	Gap     *inventory.RecordingGap `json:"gap,omitempty"`
 	GeoCall *inventory.GeoCall      `json:"geoCall,omitempty"`
+}
+
+// ConsensusState is the consensus store's configuration and what its
+// batching did (an extension of State).
+type ConsensusState struct {
+	// GroupCommit: a region's concurrent buys of one SKU share one Txn
+	// (PUT /api/stores/consensus/config {"groupCommit": …}).
+	GroupCommit bool `json:"groupCommit"`
+	// Rounds is how many Txns the store's buys sent (each one Raft
+	// round) and UnitsSold how many units they sold, since the lab
+	// started; RoundsPerUnit is their ratio (0 before the first sale).
+	Rounds        int64   `json:"rounds"`
+	UnitsSold     int64   `json:"unitsSold"`
+	RoundsPerUnit float64 `json:"roundsPerUnit"`
+}
+
+func consensusState(s *consensus.Store) ConsensusState {
+	rounds, units := s.Rounds()
+	st := ConsensusState{GroupCommit: s.GroupCommit(), Rounds: rounds, UnitsSold: units}
+	if units > 0 {
+		st.RoundsPerUnit = float64(rounds) / float64(units)
+	}
+	return st
+}
+
+func cacheLag(s *consensus.Store, region string) *inventory.CacheLag {
+	if l, ok := s.CacheLag(region); ok {
+		return &l
+	}
+	return nil
 }

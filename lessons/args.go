@@ -133,7 +133,7 @@ func (lp *lineParser) regionList(stop string) []string {
 func (lp *lineParser) consistency() inventory.Consistency {
 	if t, ok := lp.peek(); ok {
 		switch c := inventory.Consistency(t.text); c {
-		case inventory.Linearizable, inventory.Serializable:
+		case inventory.Linearizable, inventory.Serializable, inventory.Cached:
 			lp.i++
 			return c
 		}

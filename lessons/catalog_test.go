@@ -37,7 +37,7 @@ func TestBuiltinCourse(t *testing.T) {
 		checkFailFast(t, l)
 	}
 	want := []string{"meet-the-regions", "last-iphone", "stale-reads", "global-tables", "quorum-dial",
-		"optimistic-locking", "circuit-breaker", "latency-is-physics", "partial-partitions", "crash-and-recover", "black-friday", "geo-partitioning", "clocks-lie", "locks-and-fencing"}
+		"optimistic-locking", "circuit-breaker", "latency-is-physics", "partial-partitions", "crash-and-recover", "black-friday", "geo-partitioning", "clocks-lie", "locks-and-fencing", "batching-and-caches"}
 	if !slices.Equal(names, want) {
 		t.Errorf("names = %v, want %v", names, want)
 	}

@@ -20,7 +20,7 @@ func TestCheckBrokenLesson(t *testing.T) {
 	want := []string{
 		`testdata/broken.md:14: unknown region "eu-west-9" (lesson regions: us-east-1, eu-west-1, ap-southeast-1)`,
 		`testdata/broken.md:15: unknown outcome "maybe" (expected one of: ok, sold_out, unavailable, fail_fast, conflict, overloaded)`,
-		`testdata/broken.md:16: unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask, load, clock, pause, reserve); did you mean "buy"?`,
+		`testdata/broken.md:16: unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask, load, clock, pause, reserve, groupcommit); did you mean "buy"?`,
 		`testdata/broken.md:17: quorum: W must be a whole number from 1 to 3, got "0"`,
 		`testdata/broken.md:18: unknown store "eventual" (expected consensus, replicated or geo)`,
 		`testdata/broken.md:24: partition: ap-southeast-1 in no group (expected every lesson region in exactly one group: us-east-1, eu-west-1, ap-southeast-1)`,

@@ -22,7 +22,7 @@ const (
 
 // commandNames lists every command word, in the order of LESSONS.md.
 func commandNames() []string {
-	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "load", "clock", "pause", "reserve"}
+	return []string{"reset", "stock", "partition", "cut", "heal", "latency", "crash", "restart", "lead", "quorum", "buy", "read", "wait", "expect", "ask", "load", "clock", "pause", "reserve", "groupcommit"}
 }
 
 // usage is each command's syntax, quoted in error messages.
@@ -48,16 +48,18 @@ func usage(cmd string) string {
 		return "lead REGION"
 	case "quorum":
 		return "quorum W R"
+	case "groupcommit":
+		return "groupcommit on|off"
 	case "buy":
 		return "buy STORE SKU from REGION [qty N] [expect OUTCOME]"
 	case "read":
-		return "read STORE SKU from REGION [linearizable|serializable] [expect OUTCOME]"
+		return "read STORE SKU from REGION [linearizable|serializable|cached] [expect OUTCOME]"
 	case "wait":
 		return "wait DURATION  or  wait leader  or  wait converged"
 	case "expect leader":
 		return "expect leader in A,B"
 	case "expect read":
-		return "expect read STORE SKU from REGION [linearizable|serializable] = N"
+		return "expect read STORE SKU from REGION [linearizable|serializable|cached] = N"
 	case "expect check":
 		return "expect check STORE SKU linearizable|not linearizable|oversold = N|oversold >= N"
 	case "expect":
@@ -167,6 +169,15 @@ func (p *parser) command(line int, s string) (cmd Command, ok bool) {
 	case "quorum":
 		n := len(p.regions)
 		a = Quorum{W: lp.integer("W", 1, n), R: lp.integer("R", 1, n)}
+	case "groupcommit":
+		switch t := lp.next("on or off"); {
+		case t.is("on"):
+			a = GroupCommit{On: true}
+		case t.is("off"):
+			a = GroupCommit{}
+		default:
+			lp.fail("groupcommit: expected on or off, got %s (usage: %s)", t.show(), usage("groupcommit"))
+		}
 	case "buy":
 		a = lp.buy()
 	case "read":

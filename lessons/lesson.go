@@ -125,6 +125,9 @@ type Lead struct{ Region string }
 // Quorum configures the replicated store's write and read quorums.
 type Quorum struct{ W, R int }
 
+// GroupCommit turns the consensus store's group commit on or off.
+type GroupCommit struct{ On bool }
+
 // Buy is one purchase of Qty units. Expect is "" when the lesson does not
 // assert the outcome.
 type Buy struct {
@@ -211,6 +214,7 @@ func (Crash) action()              {}
 func (Restart) action()            {}
 func (Lead) action()               {}
 func (Quorum) action()             {}
+func (GroupCommit) action()        {}
 func (Buy) action()                {}
 func (Read) action()               {}
 func (Wait) action()               {}
@@ -277,6 +281,13 @@ func (a Crash) String() string   { return "crash " + a.Region }
 func (a Restart) String() string { return "restart " + a.Region }
 func (a Lead) String() string    { return "lead " + a.Region }
 func (a Quorum) String() string  { return fmt.Sprintf("quorum %d %d", a.W, a.R) }
+
+func (a GroupCommit) String() string {
+	if a.On {
+		return "groupcommit on"
+	}
+	return "groupcommit off"
+}
 
 func (a Buy) String() string {
 	s := fmt.Sprintf("buy %s %s from %s", a.Store, a.SKU, a.Region)

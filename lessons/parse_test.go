@@ -115,7 +115,7 @@ func TestParseCommandErrors(t *testing.T) {
 		line string
 		want string // substring of the message
 	}{
-		{"buyy consensus X from us-east-1", `unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask, load, clock, pause, reserve); did you mean "buy"?`},
+		{"buyy consensus X from us-east-1", `unknown command "buyy" (expected one of: reset, stock, partition, cut, heal, latency, crash, restart, lead, quorum, buy, read, wait, expect, ask, load, clock, pause, reserve, groupcommit); did you mean "buy"?`},
 		{`"reset"`, `unknown command "reset"`},
 		{"reset now", `reset: unexpected "now" at the end`},
 		{"stock X", "stock: missing N"},

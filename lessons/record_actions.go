@@ -138,6 +138,14 @@ func (r *renderer) action(actions []lab.RecordedAction, i int) int {
 		r.configStep(fmt.Sprintf("The replicated store asks W=%d, R=%d", a.W, a.R))
 		r.emit("quorum %d %d", a.W, a.R)
 		return 0
+	case lab.ActGroupCommit:
+		word, says := "off", "The consensus store sends every buy as its own Txn"
+		if a.On {
+			word, says = "on", "The consensus store batches a region's concurrent buys of one SKU into one Txn"
+		}
+		r.configStep(says)
+		r.emit("groupcommit %s", word)
+		return 0
 	case lab.ActPause:
 		r.newStep(fmt.Sprintf("%s's shop freezes for %s", r.city(reg(0)), trimFloat(a.Seconds)+"s"))
 		r.emit("pause shop %s %ss", reg(0), trimFloat(a.Seconds))
@@ -292,11 +300,11 @@ func (r *renderer) breaker(a lab.RecordedAction) bool {
 
 func (r *renderer) storeOp(a lab.RecordedAction, command string) (emit bool) {
 	op := a.Op
-	local := op.Store == inventory.Replicated || op.Consistency == inventory.Serializable
+	local := op.Store == inventory.Replicated || op.Consistency.MayBeStale()
 	if local {
 		r.caughtUp(op.Store, op.Region)
 	}
-	if op.Store == inventory.Consensus && op.Consistency != inventory.Serializable && op.Outcome != inventory.FailFast {
+	if op.Store == inventory.Consensus && !op.Consistency.MayBeStale() && op.Outcome != inventory.FailFast {
 		switch c := r.commits(op.Region); {
 		case op.Outcome == inventory.Unavailable && c == "yes" && r.leaderUnsure:
 			r.leave("%s answered unavailable while the majority was still electing a leader; a replay waits for the leader, so it would not", command)
@@ -331,8 +339,8 @@ func (r *renderer) buy(a lab.RecordedAction) {
 func (r *renderer) read(a lab.RecordedAction) {
 	op := a.Op
 	cmd := fmt.Sprintf("read %s %s from %s", op.Store, op.SKU, op.Region)
-	if op.Store == inventory.Consensus && op.Consistency == inventory.Serializable {
-		cmd += " serializable"
+	if op.Store == inventory.Consensus && op.Consistency.MayBeStale() {
+		cmd += " " + string(op.Consistency)
 	}
 	if !r.storeOp(a, cmd) {
 		return

@@ -32,6 +32,7 @@ type Lab interface {
 	Buy(ctx context.Context, store inventory.Store, sku, region string, qty int) (inventory.Outcome, error)
 	Read(ctx context.Context, store inventory.Store, sku, region string, c inventory.Consistency) (inventory.Outcome, error)
 	SetQuorum(w, r int) error
+	SetGroupCommit(on bool)
 	Check(store inventory.Store, sku string) (verdict.Result, error)
 	Reset(ctx context.Context) error
 	WaitLeader(ctx context.Context) error
@@ -343,6 +344,9 @@ func (r *Runner) run(ctx context.Context, c Command) (CommandResult, error) {
 		if err := r.lab.SetQuorum(a.W, a.R); err != nil {
 			return labErr(err)
 		}
+		return done("")
+	case GroupCommit:
+		r.lab.SetGroupCommit(a.On)
 		return done("")
 	case Buy:
 		o, err := r.lab.Buy(ctx, a.Store, a.SKU, a.Region, a.Qty)

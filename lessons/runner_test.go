@@ -103,6 +103,7 @@ func (f *fakeLab) Read(ctx context.Context, store inventory.Store, sku, region s
 	return inventory.Outcome{Outcome: inventory.OK, Quantity: f.stock[store][sku], LatencyMs: 2}, nil
 }
 func (f *fakeLab) SetQuorum(w, r int) error { f.call("quorum %d %d", w, r); return nil }
+func (f *fakeLab) SetGroupCommit(on bool)   { f.call("groupcommit %v", on) }
 func (f *fakeLab) Check(store inventory.Store, sku string) (verdict.Result, error) {
 	f.call("check %s %s", store, sku)
 	return f.check, nil

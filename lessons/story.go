@@ -81,6 +81,11 @@ func Story(cr CommandResult, city func(region string) string) string {
 		return name(a.Region) + " now leads the consensus group."
 	case Quorum:
 		return fmt.Sprintf("The replicated store now waits for W=%d acks per write and R=%d replies per read.", a.W, a.R)
+	case GroupCommit:
+		if a.On {
+			return "The consensus store now batches a region's concurrent buys of one product into one Raft round."
+		}
+		return "The consensus store now sends every buy as its own Raft round."
 	case Wait:
 		switch a.For {
 		case WaitLeader:

@@ -287,6 +287,8 @@
       }
     }
     updateQuorumIndicator();
+    const gc = $('group-commit');
+    if (gc && st.consensus && document.activeElement !== gc) gc.checked = !!st.consensus.groupCommit;
     const sp = $('speed');
     if (sp && document.activeElement !== sp && st.speed) sp.value = String(st.speed);
     emit('state', st);
@@ -675,7 +677,8 @@
   }
   async function read(store, region, btn) {
     if (past) goLive();
-    const c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
+    let c = $('read-consistency') ? $('read-consistency').value : 'linearizable';
+    if (store !== 'consensus') c = 'linearizable'; // the others read their own way (cached is the consensus store's alone)
     const r = await busy(btn, () => api('GET', '/api/stores/' + store + '/skus/' + encodeURIComponent(sku) + '?region=' + encodeURIComponent(region) + '&consistency=' + c));
     if (r.data && r.data.outcome) showOutcome(Object.assign({ callMs: Date.now() - (r.data.latencyMs || 0) }, r.data), r.data.said);
   }
@@ -902,6 +905,13 @@
     const factor = Number(e.target.value);
     const r = await api('PUT', '/api/network/speed', { factor });
     if (r.ok) toast(factor === 1 ? 'Every link is back to the delays the lab started with.' : 'Every link now takes ' + factor + ' × the delay the lab started with.');
+  });
+  const gcBox = $('group-commit');
+  if (gcBox) gcBox.addEventListener('change', async (e) => {
+    const on = e.target.checked;
+    const r = await api('PUT', '/api/stores/consensus/config', { groupCommit: on });
+    if (r.ok) toast(on ? 'Consensus store: a region\'s concurrent buys of one product now share one Raft round.' : 'Consensus store: every buy is its own Raft round again.');
+    else e.target.checked = !on;
   });
   for (const k of ['w', 'r']) {
     $('quorum-' + k).addEventListener('input', (e) => {

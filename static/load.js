@@ -410,6 +410,26 @@
   if (dock && window.ResizeObserver) new ResizeObserver(resize).observe(dock);
 
   cap.on('load', (f) => { if (f.load) apply(f.load); });
+  // The consensus store's batching and caches, from the lab's state: Raft
+  // rounds (Txns its buys sent) per unit sold since this load began, and
+  // how far behind each region's cache may be.
+  let roundsBase = null;
+  cap.on('state', (f) => {
+    const st = (f && f.state) || f;
+    const el = $('load-batching');
+    if (!st || !st.consensus || !el) return;
+    const c = st.consensus;
+    const running = panel.dataset.state === 'running' || panel.dataset.state === 'draining';
+    if (!running) roundsBase = null;
+    else if (!roundsBase) roundsBase = { rounds: c.rounds, units: c.unitsSold };
+    const b = roundsBase || { rounds: 0, units: 0 };
+    const units = c.unitsSold - b.units;
+    let text = 'Group commit ' + (c.groupCommit ? 'on' : 'off') + '. ';
+    text += units > 0 ? 'Raft rounds per unit sold' + (roundsBase ? ' (this load)' : '') + ': ' + ((c.rounds - b.rounds) / units).toFixed(2) + '.' : 'No unit sold yet.';
+    const lags = (st.regions || []).filter((r) => r.cache).map((r) => r.name + ' ' + (r.cache.ms < 0 ? '?' : Math.round(r.cache.ms) + ' ms') + (r.cache.revisions > 0 ? ' / ' + r.cache.revisions + ' rev' : ''));
+    if (lags.length) text += ' Cache lag: ' + lags.join(', ') + '.';
+    el.textContent = text;
+  });
   // Presenter mode changes the colours and the type size: draw again.
   cap.on('present', () => { if (run) { makePlots(); redraw(); resize(); } });
   // For tests and the curious: the uPlot instances and the band intervals.

@@ -181,18 +181,39 @@ func (s *Server) handleLead(w http.ResponseWriter, r *http.Request) {
 	s.answerState(w, r, err)
 }
 
-func (s *Server) handleQuorum(w http.ResponseWriter, r *http.Request) {
+// handleStoreConfig sets a store's configuration: the replicated store's
+// W and R, the consensus store's group commit.
+func (s *Server) handleStoreConfig(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		W *int `json:"w"`
-		R *int `json:"r"`
+		W           *int  `json:"w"`
+		R           *int  `json:"r"`
+		GroupCommit *bool `json:"groupCommit"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	st, err := parseStore(r.PathValue("store"))
+	if err == nil && st == inventory.Consensus {
+		switch {
+		case req.W != nil || req.R != nil:
+			err = badRequest("Only the replicated store has W and R; the consensus store always uses a majority. Its setting is \"groupCommit\" (true or false).")
+		case req.GroupCommit == nil:
+			err = badRequest("Send {\"groupCommit\": true} or {\"groupCommit\": false}: whether a region's concurrent buys of one SKU share one Txn.")
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.lab.Faults().SetGroupCommit(*req.GroupCommit)
+		s.answerState(w, r, nil)
+		return
+	}
 	if err == nil && st != inventory.Replicated {
-		err = badRequest("Only the replicated store has W and R; the %s store always uses a majority.", st)
+		err = badRequest("Only the replicated store has W and R, and only the consensus store has group commit; the %s store has neither.", st)
+	}
+	if err == nil && req.GroupCommit != nil {
+		err = badRequest("Group commit is the consensus store's; the replicated store's settings are \"w\" and \"r\".")
 	}
 	n := len(s.lab.Regions())
 	if err == nil {

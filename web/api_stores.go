@@ -133,8 +133,8 @@ func (s *Server) handleRead(w http.ResponseWriter, r *http.Request) {
 	if c == "" {
 		c = inventory.Linearizable
 	}
-	if err == nil && c != inventory.Linearizable && c != inventory.Serializable {
-		err = badRequest("\"consistency\" must be linearizable or serializable, not %s.", inventory.Echo(string(c)))
+	if err == nil && c != inventory.Linearizable && c != inventory.Serializable && c != inventory.Cached {
+		err = badRequest("\"consistency\" must be linearizable, serializable or cached, not %s.", inventory.Echo(string(c)))
 	}
 	if err != nil {
 		s.fail(w, r, err)

@@ -99,7 +99,7 @@ func shape(st lab.State) string {
 	for _, l := range st.Links {
 		fmt.Fprintf(&b, "%s>%s %s %.0f; ", l.From, l.To, l.State, l.RTTMs)
 	}
-	fmt.Fprintf(&b, "q=%+v", st.Replicated)
+	fmt.Fprintf(&b, "q=%+v gc=%v", st.Replicated, st.Consensus.GroupCommit)
 	return b.String()
 }
 
@@ -161,7 +161,8 @@ func refusedRequests() []apiCase {
 		{"qty missing", "POST", sku + "/buy", `{"region":"us-east-1"}`, nil, 400, "qty"},
 		{"region missing", "POST", sku + "/buy", `{"qty":1}`, nil, 400, "region"},
 		{"stock negative", "PUT", sku, `{"region":"us-east-1","quantity":-1}`, nil, 400, "quantity"},
-		{"bad consistency", "GET", sku + "?region=us-east-1&consistency=eventual", "", nil, 400, "linearizable or serializable"},
+		{"bad consistency", "GET", sku + "?region=us-east-1&consistency=eventual", "", nil, 400, "linearizable, serializable or cached"},
+		{"cached replicated read", "GET", "/api/stores/replicated/skus/IPHONE?region=us-east-1&consistency=cached", "", nil, 400, "cached reads are the consensus store's"},
 		// JSON
 		{"malformed JSON", "POST", sku + "/buy", `{"region":`, nil, 400, "JSON"},
 		{"truncated JSON", "POST", "/api/network/partition", `{"groups":[["us-east-1"],["eu-west-1","ap-southeast-1"]`, nil, 400, "JSON"},
@@ -193,6 +194,11 @@ func refusedRequests() []apiCase {
 		{"r 4", "PUT", "/api/stores/replicated/config", `{"w":1,"r":4}`, nil, 400, "1 to 3"},
 		{"w missing", "PUT", "/api/stores/replicated/config", `{"r":1}`, nil, 400, `"w"`},
 		{"consensus config", "PUT", "/api/stores/consensus/config", `{"w":1,"r":1}`, nil, 400, "Only the replicated store"},
+		{"group commit missing", "PUT", "/api/stores/consensus/config", `{}`, nil, 400, `"groupCommit"`},
+		{"group commit not a bool", "PUT", "/api/stores/consensus/config", `{"groupCommit":"yes"}`, nil, 400, "groupCommit"},
+		{"group commit on replicated", "PUT", "/api/stores/replicated/config", `{"w":2,"r":2,"groupCommit":true}`, nil, 400, "Group commit is the consensus store's"},
+		{"geo config", "PUT", "/api/stores/geo/config", `{"groupCommit":true}`, nil, 400, "the geo store has neither"},
+		{"no token group commit", "PUT", "/api/stores/consensus/config", `{"groupCommit":false}`, noAuth, 401, "token"},
 		// auth
 		{"no token partition", "POST", "/api/network/partition", `{"groups":[["us-east-1"],["eu-west-1","ap-southeast-1"]]}`, noAuth, 401, "token"},
 		{"no token heal", "POST", "/api/network/heal", "{}", noAuth, 401, "token"},
@@ -397,6 +403,15 @@ func TestAPIRoutes(t *testing.T) {
 		st := decodeJSON[lab.State](t, ok(t, "PUT", "/api/stores/replicated/config", `{"w":2,"r":2}`, 200))
 		if st.Replicated.W != 2 || st.Replicated.R != 2 {
 			t.Fatalf("quorum: %+v", st.Replicated)
+		}
+	})
+
+	t.Run("group commit", func(t *testing.T) {
+		for _, on := range []bool{false, true} {
+			st := decodeJSON[lab.State](t, ok(t, "PUT", "/api/stores/consensus/config", fmt.Sprintf(`{"groupCommit":%v}`, on), 200))
+			if st.Consensus.GroupCommit != on || f.lab.Faults().GroupCommit() != on {
+				t.Fatalf("groupCommit %v: state %+v", on, st.Consensus)
+			}
 		}
 	})
 

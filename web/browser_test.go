@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,24 @@ func TestBrowser(t *testing.T) {
 		waitJS(t, presenter, "the page shows the link up", sel+`.dataset.state`, textIs("up"))
 	})
 
+	t.Run("the presenter switches group commit and the viewer follows", func(t *testing.T) {
+		b.reset(t)
+		clickWhenClear(t, presenter, "open the Stores tab", "tab-stores")
+		on := b.state(t).Consensus.GroupCommit
+		waitJS(t, presenter, "the box shows the lab's setting", `String(document.getElementById('group-commit').checked)`, textIs(strconv.FormatBool(on)))
+		clickWhenClear(t, presenter, "click group commit", "group-commit")
+		waitUntil(t, 15*time.Second, "/api/state: group commit switched", func() (bool, string) {
+			got := b.state(t).Consensus.GroupCommit
+			return got == !on, strconv.FormatBool(got)
+		})
+		waitJS(t, viewer, "the viewer's box follows", `String(document.getElementById('group-commit').checked)`, textIs(strconv.FormatBool(!on)))
+		clickWhenClear(t, presenter, "click group commit again", "group-commit")
+		waitUntil(t, 15*time.Second, "/api/state: group commit back", func() (bool, string) {
+			got := b.state(t).Consensus.GroupCommit
+			return got == on, strconv.FormatBool(got)
+		})
+	})
+
 	t.Run("a viewer sees a cut live and cannot act", func(t *testing.T) {
 		b.reset(t)
 		id := linkID(euw1, apse1)
@@ -104,16 +123,16 @@ func TestBrowser(t *testing.T) {
 			Enabled []string
 		}
 		raw := evalJS[string](t, viewer, `(() => {
-			const els = [...document.querySelectorAll('[data-action], #preset-bridge, #bridge-region, #preset-heal, #reset, #stock-both, #stock-both-qty, [id^="buy-qty-"], [id^="read-consistency"], #quorum-w, #quorum-r, #quorum-apply, #quorum-preset-global, #quorum-preset-strict, button.buy, button.read')];
+			const els = [...document.querySelectorAll('[data-action], #preset-bridge, #bridge-region, #preset-heal, #reset, #stock-both, #stock-both-qty, [id^="buy-qty-"], [id^="read-consistency"], #quorum-w, #quorum-r, #quorum-apply, #quorum-preset-global, #quorum-preset-strict, #group-commit, button.buy, button.read')];
 			return JSON.stringify({total: els.length, enabled: els.filter(e => !e.matches(':disabled')).map(e => e.id)});
 		})()`)
 		if err := json.Unmarshal([]byte(raw), &controls); err != nil {
 			t.Fatal(err)
 		}
 		// A viewer's page has no shop buttons at all; the presets, the bridge
-		// and the quorum controls are there, disabled: 3 isolate + bridge ×2 + heal + quorum 5.
-		if controls.Total < 3+2+1+5 || len(controls.Enabled) > 0 {
-			t.Errorf("viewer controls: %d found, enabled: %v (want ≥ 11, none enabled)", controls.Total, controls.Enabled)
+		// and the quorum controls are there, disabled: 3 isolate + bridge ×2 + heal + quorum 5 + group commit.
+		if controls.Total < 3+2+1+5+1 || len(controls.Enabled) > 0 {
+			t.Errorf("viewer controls: %d found, enabled: %v (want ≥ 12, none enabled)", controls.Total, controls.Enabled)
 		}
 		if n := evalJS[int](t, viewer, `document.querySelectorAll('button.buy, button.read, #reset, #stock-both').length`); n != 0 {
 			t.Errorf("a viewer's page has %d shop or stock buttons, want none", n)

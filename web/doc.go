@@ -35,8 +35,8 @@
 // ones), stores (404), SKU ^[A-Za-z0-9._-]{1,64}$ (400), qty a JSON integer
 // 1..1000 (400 for "1", 1.5, 0, 1001 or missing), stock quantity 0..1000000,
 // rttMs 0..5000, W and R 1..N, groups covering every region exactly once,
-// from ≠ to, link state "up" or "cut", consistency linearizable or
-// serializable. Bodies: at most 64 KiB (413), exactly one JSON value (400
+// from ≠ to, link state "up" or "cut", consistency linearizable,
+// serializable or cached (cached: the consensus store only). Bodies: at most 64 KiB (413), exactly one JSON value (400
 // for malformed, truncated or trailing data, and for wrong types); unknown
 // fields are ignored because the API may grow; an empty body reads as {}.
 // Every mutating route reads its body so, those that take nothing ({})
@@ -67,7 +67,11 @@
 //	GET  /api/load                              the load's status and samples (load.go; docs/api.md "Load")
 //	POST /api/load, DELETE /api/load            start (400 names the bad field, 409 if one runs) / stop a load; token
 //	POST /api/network/bridge                    {"via":"A"}: the other regions split in two halves that reach each other only through A, atomically; token
-//	PUT  /api/stores/consensus/config           400: only the replicated store has W and R
+//	PUT  /api/stores/consensus/config           {"groupCommit":true|false}: a region's concurrent buys of one SKU share one Txn;
+//	                                            State.consensus {groupCommit, rounds, unitsSold, roundsPerUnit}; 400 for w/r or a
+//	                                            missing/non-boolean groupCommit; token (docs/api.md "Group commit and cached reads")
+//	GET  /api/stores/consensus/skus/{sku}?…&consistency=cached   the region's watch-fed cache: Outcome.cacheLag
+//	                                            {revision, knownRevision, revisions, ms}; other stores 400
 //	GET  /api/history                           without ?sku: whatever the lab keeps for ""; &last=N (1..100000): only the newest N operations and faults
 //	GET  /api/history/export                    ?format=jsonl|porcupine|edn&store=S&sku=S: the history for other checkers (export.go)
 //	GET  /api/check                             ?store defaults to consensus

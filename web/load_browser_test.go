@@ -63,6 +63,12 @@ func TestLoadPanelBrowser(t *testing.T) {
 	if pts := evalJS[int](t, tab, `caplabLoad.plots.consensus.tput.data[0].length`); pts < 2 {
 		t.Fatalf("the throughput plot holds %d points", pts)
 	}
+	// The consensus card says what group commit and the caches do: Raft
+	// rounds per unit sold during this load, each region's cache lag.
+	waitJS(t, tab, "the consensus card shows rounds per unit and cache lag", `document.getElementById('load-batching').textContent`,
+		func(s string) bool {
+			return strings.Contains(s, "Raft rounds per unit sold (this load):") && strings.Contains(s, "Cache lag: us-east-1")
+		})
 
 	b.mustCall(t, "POST", "/api/network/partition", `{"groups":[["us-east-1","eu-west-1"],["ap-southeast-1"]]}`, 200)
 	waitJS(t, tab, "a fault band", `document.getElementById('load-panel').dataset.bands`, textIs("1"))

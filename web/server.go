@@ -288,7 +288,7 @@ func (s *Server) routes() *http.ServeMux {
 	m("POST /api/regions/{region}/lead", s.handleLead)
 	m("PUT /api/stores/{store}/skus/{sku}", s.handleStock)
 	m("POST /api/stores/{store}/skus/{sku}/buy", s.handleBuy)
-	m("PUT /api/stores/{store}/config", s.handleQuorum)
+	m("PUT /api/stores/{store}/config", s.handleStoreConfig)
 	m("POST /api/reset", s.handleReset)
 	m("POST /api/class/reset", s.handleGroupReset) // class.go
 	m("PUT /api/network/speed", s.handleSpeed)

@@ -229,7 +229,7 @@ func entersCheck(op inventory.Operation) (enters, indeterminate bool) {
 			return true, true
 		}
 	case inventory.OpRead:
-		return op.Outcome == inventory.OK && op.Consistency != inventory.Serializable, false
+		return op.Outcome == inventory.OK && !op.Consistency.MayBeStale(), false
 	}
 	return false, false
 }
@@ -354,8 +354,8 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 //
 // Which operations enter the linearizability check:
 //   - buys answered ok or sold_out, stocks answered ok, reads answered ok
-//     unless their consistency is serializable (those may be stale by
-//     contract and are only counted in StaleReads);
+//     unless their consistency is serializable or cached (those may be
+//     stale by contract and are only counted in StaleReads);
 //   - buys and stocks answered unavailable are indeterminate: they enter
 //     with a return after every other event and an output the model
 //     accepts whether or not they applied;
@@ -381,7 +381,10 @@ func toPorcupine(in []checkedOp) []porcupine.Operation {
 //     the history) that returned strictly before the read was called;
 //   - LostUpdates: buys answered ok grouped by their non-zero BaseVersion;
 //     each group of k buys adds k−1 (all of them read the same count, so
-//     all but one overwrote another's write).
+//     all but one overwrote another's write) — except that buys one group
+//     commit carried (the same Batch.Commit) count as one commit: per base,
+//     the buys beyond the distinct counts left by its largest commit are
+//     lost (batch.go).
 //
 // With sku "" the counts are the sums over SKUs.
 func Operations(ops []inventory.Operation, store inventory.Store, sku string, timeout time.Duration) (Result, porcupine.LinearizationInfo) {
@@ -451,7 +454,7 @@ func countWindow(r *Result, ops []inventory.Operation, store inventory.Store, sk
 		}
 
 		sold := 0
-		bases := map[inventory.Version]int{}
+		bases := baseGroups{}
 		for i, op := range mine {
 			if !inWindow(i) {
 				continue
@@ -459,9 +462,7 @@ func countWindow(r *Result, ops []inventory.Operation, store inventory.Store, sk
 			switch {
 			case op.Op == inventory.OpBuy && op.Outcome == inventory.OK:
 				sold += op.Qty
-				if !op.BaseVersion.IsZero() {
-					bases[op.BaseVersion]++
-				}
+				bases.add(&op)
 			case (op.Op == inventory.OpBuy || op.Op == inventory.OpStock) && op.Outcome == inventory.Unavailable:
 				r.Indeterminate++
 			case op.Op == inventory.OpRead && op.Outcome == inventory.OK:
@@ -477,9 +478,7 @@ func countWindow(r *Result, ops []inventory.Operation, store inventory.Store, sk
 				}
 			}
 		}
-		for _, k := range bases {
-			r.LostUpdates += k - 1
-		}
+		r.LostUpdates += bases.lost()
 		r.SoldUnits += sold
 		if restock >= 0 {
 			r.Oversold += max(0, sold-mine[restock].Qty)

@@ -51,7 +51,7 @@ func visualize(ops []inventory.Operation, gaps []inventory.RecordingGap, store i
 	for _, op := range left {
 		why := "it did not apply"
 		if op.Op == inventory.OpRead && op.Outcome == inventory.OK {
-			why = "serializable reads may return an old count by contract"
+			why = string(op.Consistency) + " reads may return an old count by contract" // serializable or cached
 		}
 		notes = append(notes, porcupine.Annotation{
 			Tag:         "not checked",

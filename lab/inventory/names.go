@@ -48,7 +48,17 @@ type Consistency string
 const (
 	Linearizable Consistency = "linearizable"
 	Serializable Consistency = "serializable"
+	// Cached (consensus store): answered from the region's memory, fed by
+	// an etcd watch through its own member — no network, no Raft; stale by
+	// the watch's lag, which the Outcome reports (CacheLag). The checker
+	// treats it like Serializable.
+	Cached Consistency = "cached"
 )
+
+// MayBeStale reports whether a read of consistency c may return an old
+// value by contract (serializable and cached reads): the checker counts
+// such reads as stale instead of judging them.
+func (c Consistency) MayBeStale() bool { return c == Serializable || c == Cached }
 
 // FaultKind names a recorded fault or configuration change.
 type FaultKind string
@@ -94,3 +104,7 @@ const FaultMerge FaultKind = "merge"
 
 // FaultSpeed records a change of the network's speed (lab.Faults.SetSpeed).
 const FaultSpeed FaultKind = "speed"
+
+// FaultGroupCommit records that the consensus store's group commit was
+// turned on or off (lab.Faults.SetGroupCommit); its Detail says which.
+const FaultGroupCommit FaultKind = "group_commit"

@@ -52,6 +52,36 @@ type Outcome struct {
 	Allocations map[string]Allocation `json:"allocations,omitempty"`
 	Unreachable []string              `json:"unreachable,omitempty"`
 	Stranded    int                   `json:"stranded,omitempty"`
+
+	// Consensus store with group commit: the Txn this buy shared with the
+	// region's other buys of the SKU (absent: it went alone, or group
+	// commit was off).
+	Batch Batch `json:"batch,omitzero"`
+	// Cached reads: how far behind the region's cache may be.
+	CacheLag *CacheLag `json:"cacheLag,omitempty"`
+}
+
+// Batch is one buy's place in a group commit: Commit is the revision of
+// the Txn that carried it (for a batch that sold nothing, the revision its
+// read-only Txn saw), Size how many buys the Txn answered, Position this
+// buy's place among them (0-based; each buy's "left" is the count after
+// the buys before it). Buys of one batch share a BaseVersion legitimately:
+// the checker's lost-update rule counts commits, not buys.
+type Batch struct {
+	Commit   int64 `json:"commit"`
+	Size     int   `json:"size"`
+	Position int   `json:"position"`
+}
+
+// CacheLag is how far behind a cached read may be: the cache's revision,
+// the newest revision its member is known to have (from the watch's
+// events and progress notifications), their difference, and the time
+// since the cache last heard from its watch.
+type CacheLag struct {
+	Revision  int64   `json:"revision"`
+	Known     int64   `json:"knownRevision"`
+	Revisions int64   `json:"revisions"`
+	Ms        float64 `json:"ms"`
 }
 
 // Operation is one recorded client operation.
@@ -79,6 +109,12 @@ type Operation struct {
 	// them out.
 	Message    string   `json:"message,omitempty"`
 	AnsweredBy []string `json:"answeredBy,omitempty"`
+
+	// Batch (consensus store, group commit): the buys that shared one
+	// Txn carry its revision; see Batch.
+	Batch Batch `json:"batch,omitzero"`
+	// CacheLag (cached reads): how far behind the read may have been.
+	CacheLag *CacheLag `json:"cacheLag,omitempty"`
 }
 
 // Fault is one recorded fault or configuration change.

@@ -75,10 +75,10 @@ func ParseConsistency(c Consistency) (Consistency, error) {
 	switch c {
 	case "":
 		return Linearizable, nil
-	case Linearizable, Serializable:
+	case Linearizable, Serializable, Cached:
 		return c, nil
 	}
-	return "", fmt.Errorf("%w: consistency must be linearizable or serializable (got %s)", ErrBadInput, Echo(string(c)))
+	return "", fmt.Errorf("%w: consistency must be linearizable, serializable or cached (got %s)", ErrBadInput, Echo(string(c)))
 }
 
 // MaxPause bounds a shop pause.

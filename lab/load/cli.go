@@ -84,7 +84,7 @@ func Main(args []string, stdout, stderr io.Writer, startLab StartLabFunc) int {
 	doorShare := fs.Float64("doorbuster-share", DefaultDoorbusterShare, "share of arrivals for the doorbuster")
 	duration := fs.Duration("duration", 30*time.Second, "how long the load runs")
 	stores := fs.String("stores", "", "stores to drive, comma-separated (default: every store)")
-	consistency := fs.String("consistency", DefaultConsistency, "consensus reads: serializable or linearizable")
+	consistency := fs.String("consistency", DefaultConsistency, "consensus reads: serializable, linearizable or cached (the region's watch-fed cache)")
 	slo := fs.Float64("slo", DefaultSLOMs, "p99 objective in ms")
 	seed := fs.Uint64("seed", 0, "reproducible arrivals (0: random)")
 	restock := fs.Duration("restock-every", 0, "restock the doorbuster and hottest SKUs this often (0: never)")

@@ -81,7 +81,9 @@ type Config struct {
 	// ReadsPerBuy is the read:buy mix (default 40; 0 = buys only).
 	ReadsPerBuy *float64 `json:"readsPerBuy,omitempty"`
 	// Consistency of the consensus store's reads: serializable (default,
-	// read from the region's own member) or linearizable.
+	// read from the region's own member), linearizable, or cached (the
+	// region's watch-fed cache in memory; the other stores read their own
+	// way whatever this says).
 	Consistency string `json:"consistency,omitempty"`
 	// SKUs is the catalogue size besides the doorbuster (default 1000).
 	SKUs int `json:"skus,omitempty"`
@@ -158,9 +160,9 @@ func (c Config) Normalize(regions, stores []string) (Config, error) {
 	switch c.Consistency {
 	case "":
 		c.Consistency = DefaultConsistency
-	case "serializable", "linearizable":
+	case "serializable", "linearizable", "cached":
 	default:
-		return bad("\"consistency\" must be serializable or linearizable (got %q)", c.Consistency)
+		return bad("\"consistency\" must be serializable, linearizable or cached (got %q)", c.Consistency)
 	}
 	if c.SKUs == 0 {
 		c.SKUs = DefaultSKUs

@@ -445,7 +445,11 @@ func (r *Run) exec(at time.Time, si, ri, sku int, read bool) {
 	record := r.checked[sku] && r.recordable(si, read)
 	var res Result
 	if read {
-		res = r.target.Read(ctx, r.stores[si], r.names[sku], r.regions[ri], r.cfg.Consistency, record)
+		consistency := r.cfg.Consistency
+		if r.stores[si] != "consensus" {
+			consistency = "" // the others read their own way (cached is the consensus store's)
+		}
+		res = r.target.Read(ctx, r.stores[si], r.names[sku], r.regions[ri], consistency, record)
 	} else {
 		res = r.target.Buy(ctx, r.stores[si], r.names[sku], r.regions[ri], record)
 	}

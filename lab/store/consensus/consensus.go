@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,10 @@ type Store struct {
 	timeout    time.Duration // a reservation's calls' deadline
 	epoch      atomic.Int64  // bumped by every reset: keys live under it
 	leader     leaderCache
+	gc         groupCommit // batch.go
+
+	cacheMu sync.Mutex // cache.go: the regional caches, by region
+	caches  map[string]*regionCache
 }
 
 // leaderCache remembers the consensus leader for the sentence of an
@@ -91,8 +96,9 @@ func (s *Store) Epoch() int64 { return s.epoch.Load() }
 // SetEpoch resumes an earlier run's epoch.
 func (s *Store) SetEpoch(e int64) { s.epoch.Store(e) }
 
-// Close does nothing: the store writes nothing in the background.
-func (s *Store) Close() {}
+// Close waits for the group-commit Txns in flight (each has its buys'
+// deadline). Safe to call twice.
+func (s *Store) Close() { s.gc.running.Wait() }
 
 // LeaderChanged makes the next answer ask the cluster for the leader (a
 // fault or a leadership move just happened).
@@ -101,6 +107,9 @@ func (s *Store) LeaderChanged() { s.leader.refresh(s.cluster) }
 // Run executes one operation through the region's member. ctx carries the
 // request deadline.
 func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) inventory.Outcome {
+	if op.Op == inventory.OpRead && op.Consistency == inventory.Cached {
+		return s.readCached(op) // cache.go: memory only
+	}
 	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
@@ -140,6 +149,9 @@ func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) in
 		return inventory.Outcome{Outcome: inventory.OK, Quantity: qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
 			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, leaderPhrase(leader))}
 	default:
+		if s.gc.on.Load() {
+			return s.buyGrouped(ctx, op)
+		}
 		return s.buy(ctx, cli, op, leader)
 	}
 }
@@ -172,6 +184,7 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 		if selling {
 			then = clientv3.OpPut(key, strconv.Itoa(qty-op.Qty))
 		}
+		s.gc.rounds.Add(1)
 		txn, err := cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
 			Then(then).
@@ -188,6 +201,7 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 			return inventory.Outcome{Outcome: inventory.SoldOut, Quantity: qty, Version: base, BaseVersion: base, AnsweredBy: quorumOf(op.Region, leader),
 				Message: store.SoldOut(qty, op.Qty)}
 		}
+		s.gc.units.Add(int64(op.Qty))
 		return inventory.Outcome{Outcome: inventory.OK, Quantity: qty - op.Qty, Version: inventory.Version{Wall: txn.Header.Revision}, BaseVersion: base,
 			AnsweredBy: quorumOf(op.Region, leader),
 			Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.", qty-op.Qty, leaderPhrase(leader))}
