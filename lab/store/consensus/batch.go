@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,21 +203,12 @@ func (s *Store) commitBatch(k batchKey, batch []*pendingBuy) []inventory.Outcome
 				after[i] = left
 			}
 		}
-		then := clientv3.OpGet(key)
-		if sold > 0 {
-			then = clientv3.OpPut(key, strconv.Itoa(left))
-		}
-		s.gc.rounds.Add(1)
-		txn, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
-			Then(then).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		txn, err := s.compareAndSet(ctx, cli, key, base, left, sold > 0)
 		if err != nil {
 			return all(unavailable(op, err))
 		}
 		if !txn.Succeeded { // the copy was stale or another region won: retry on what the Else read
-			qty, base = DecodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
+			qty, base = lostTo(txn)
 			continue
 		}
 		s.gc.units.Add(int64(sold))

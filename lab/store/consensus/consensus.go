@@ -180,21 +180,12 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 	qty, base := DecodeKVs(local.Kvs)
 	for range s.maxRetries {
 		selling := qty >= op.Qty
-		then := clientv3.OpGet(key)
-		if selling {
-			then = clientv3.OpPut(key, strconv.Itoa(qty-op.Qty))
-		}
-		s.gc.rounds.Add(1)
-		txn, err := cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
-			Then(then).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		txn, err := s.compareAndSet(ctx, cli, key, base, qty-op.Qty, selling)
 		if err != nil {
 			return unavailable(op, err)
 		}
 		if !txn.Succeeded { // the copy was stale or another buyer won: retry on what the Else read
-			qty, base = DecodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
+			qty, base = lostTo(txn)
 			continue
 		}
 		if !selling {
@@ -208,6 +199,28 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 	}
 	return inventory.Outcome{Outcome: inventory.Conflict, AnsweredBy: quorumOf(op.Region, leader),
 		Message: fmt.Sprintf("Conflict: other buyers changed the stock %d times while this buy tried; nothing was sold — try again.", s.maxRetries)}
+}
+
+// compareAndSet is one Raft round on a SKU's count, the buy's and the
+// batch's alike: if the key still has base's revision, it puts left (when
+// sell) or only reads (a sold-out answer confirmed); otherwise its Else
+// branch reads the count and version that won (lostTo). Counted in Rounds.
+func (s *Store) compareAndSet(ctx context.Context, cli *clientv3.Client, key string, base inventory.Version, left int, sell bool) (*clientv3.TxnResponse, error) {
+	then := clientv3.OpGet(key)
+	if sell {
+		then = clientv3.OpPut(key, strconv.Itoa(left))
+	}
+	s.gc.rounds.Add(1)
+	return cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
+		Then(then).
+		Else(clientv3.OpGet(key)).
+		Commit()
+}
+
+// lostTo is the count and version a failed compareAndSet read instead.
+func lostTo(txn *clientv3.TxnResponse) (int, inventory.Version) {
+	return DecodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
 }
 
 // Decode is the stock and version a Get of a SKU's key read.
