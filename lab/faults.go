@@ -65,62 +65,21 @@ func (f *Faults) Partition(groups [][]string) error {
 
 // awaitStreams gives etcd's peer streams over links that just came up a
 // moment to reconnect (bounded), so that the next write through a follower
-// does not fall into the gap and wait out its deadline. See
-// nodes.Cluster.AwaitStreams.
-func (f *Faults) awaitStreams() {
+// does not fall into the gap and wait out its deadline; after a heal
+// (healed: the regions whose links came up) also until those members hear
+// their leader again. See nodes.Cluster.AwaitStreams and AwaitLeaderHeard.
+func (f *Faults) awaitStreams(healed ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Second, f.timeout))
 	defer cancel()
 	if err := f.cluster.AwaitStreams(ctx); err != nil {
 		f.logger.Warn("links came up but raft streams are slow to reconnect", "err", err)
+		return
 	}
-}
-
-// awaitLeaderKnown waits (bounded, like awaitStreams) until each running
-// member among regions knows the consensus group's leader again — when
-// there is one. A member whose election timer ran out during a cut has
-// forgotten its leader (a pre-candidate) until the leader's next heartbeat
-// reaches it; etcd answers a write through it "no leader" at once until
-// then. The streams being back does not mean that heartbeat has arrived:
-// on a starved machine it took longer than the write that followed the
-// heal (TestWriteThroughFollowerRightAfterHeal, load average 10–13).
-func (f *Faults) awaitLeaderKnown(regions []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), max(2*time.Second, f.timeout))
-	defer cancel()
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for {
-		st := f.cluster.State()
-		leader, waiting := "", false
-		for _, r := range st.Regions {
-			if r.MemberUp && r.Role == nodes.RoleLeader {
-				leader = r.Name
-			}
-		}
-		linkUp := func(a, b string) bool {
-			for _, k := range st.Links {
-				if k.From == a && k.To == b {
-					return k.Up
-				}
-			}
-			return false
-		}
-		for _, r := range st.Regions {
-			// only members the leader can reach and hear from: others
-			// rightly stay leaderless (a partition elsewhere)
-			if leader != "" && r.MemberUp && r.Leader == "" && slices.Contains(regions, r.Name) &&
-				linkUp(leader, r.Name) && linkUp(r.Name, leader) {
-				waiting = true
-			}
-		}
-		if !waiting {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			f.logger.Warn("links came up but a member has not heard from the leader yet", "leader", leader, "regions", regions)
-			return
-		case <-t.C:
-		}
+	if len(healed) == 0 {
+		return
+	}
+	if err := f.cluster.AwaitLeaderHeard(ctx, healed); err != nil {
+		f.logger.Warn("links came up but a member has not heard from its leader yet", "err", err)
 	}
 }
 
@@ -129,8 +88,7 @@ func (f *Faults) HealAll() error {
 	f.cluster.Fabric().HealAll()
 	f.healZoneLinks()
 	f.happened(inventory.FaultHeal, nil, "all links up", &RecordedAction{Kind: ActHeal})
-	f.awaitStreams()
-	f.awaitLeaderKnown(f.regions)
+	f.awaitStreams(f.regions...)
 	f.healed()
 	return nil
 }
@@ -151,8 +109,7 @@ func (f *Faults) SetLink(from, to string, up, oneWay bool) error {
 	}
 	defer func() {
 		if up {
-			f.awaitStreams() // after the fault is recorded and published
-			f.awaitLeaderKnown([]string{from, to})
+			f.awaitStreams(from, to) // after the fault is recorded and published
 			f.healed()
 		}
 	}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,6 +219,47 @@ func (c *Cluster) AwaitStreams(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("nodes: raft streams not back: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// AwaitLeaderHeard waits until every running member among regions that
+// the consensus leader can reach and hear from knows that leader again
+// (when there is one; a member behind another cut rightly stays
+// leaderless). A member whose election timer ran out during a cut has
+// forgotten its leader (a pre-candidate) until the leader's next heartbeat
+// reaches it, and etcd answers a write through it "no leader" at once
+// until then — streams being back (AwaitStreams) does not mean that
+// heartbeat has arrived: on a starved machine it came after the write that
+// followed the heal. It returns ctx's error if it has not in time.
+func (c *Cluster) AwaitLeaderHeard(ctx context.Context, regions []string) error {
+	if c.cfg.BypassFabric {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st := c.State()
+		leader := ""
+		for _, r := range st.Regions {
+			if r.MemberUp && r.Role == RoleLeader {
+				leader = r.Name
+			}
+		}
+		waiting := ""
+		for _, r := range st.Regions {
+			if leader != "" && r.Name != leader && r.MemberUp && r.Leader == "" && slices.Contains(regions, r.Name) &&
+				c.fabric.link(leader, r.Name).isUp() && c.fabric.link(r.Name, leader).isUp() {
+				waiting = r.Name
+			}
+		}
+		if waiting == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nodes: %s has not heard from the leader %s yet: %w", waiting, leader, ctx.Err())
 		case <-t.C:
 		}
 	}
