@@ -82,31 +82,32 @@ func leadFrom(t *testing.T, l *lab.Lab, region string) {
 // waitLeaderAt waits until region's member knows a leader.
 func waitLeaderAt(t *testing.T, l *lab.Lab, region string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, r := range l.State().Regions {
-			if r.Name == region && r.Up && r.Consensus.Leader != "" {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s never knew a leader", region)
+	waitMember(t, l, region, 30*time.Second, "never knew a leader", func(r lab.RegionState) bool {
+		return r.Up && r.Consensus.Leader != ""
+	})
 }
 
 // waitNoLeader waits until region's member knows it has no leader.
 func waitNoLeader(t *testing.T, l *lab.Lab, region string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitMember(t, l, region, 15*time.Second, "never noticed it lost the leader", func(r lab.RegionState) bool {
+		return r.Consensus.Leader == ""
+	})
+}
+
+// waitMember waits up to d until region's State satisfies cond.
+func waitMember(t *testing.T, l *lab.Lab, region string, d time.Duration, never string, cond func(lab.RegionState) bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		for _, r := range l.State().Regions {
-			if r.Name == region && r.Consensus.Leader == "" {
+			if r.Name == region && cond(r) {
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s never noticed it lost the leader", region)
+	t.Fatalf("%s %s", region, never)
 }
 
 func TestLastUnit(t *testing.T) {
