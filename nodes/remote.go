@@ -300,6 +300,7 @@ func (l *agentLink) supervise() {
 		cancel()
 		if err == nil {
 			l.setState(agentConnected, "", rs.log)
+			rs.redial(l.region)
 			rs.c.changed()
 			continue
 		}

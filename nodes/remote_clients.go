@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
@@ -51,7 +52,33 @@ func (rs *remoteSet) client(from, to string, servers ...string) (*clientv3.Clien
 	for _, s := range servers {
 		eps = append(eps, "http://"+tunnelHost(from, to, s)+":2379")
 	}
-	return newClientOpts(eps, 2*tunnelDialTimeout, grpc.WithContextDialer(rs.grpcDial))
+	cli, err := newClientOpts(eps, 2*tunnelDialTimeout, grpc.WithContextDialer(rs.grpcDial))
+	if err != nil {
+		return nil, err
+	}
+	rs.throughMu.Lock()
+	if rs.through == nil {
+		rs.through = map[string][]*clientv3.Client{}
+	}
+	rs.through[from] = append(rs.through[from], cli)
+	rs.throughMu.Unlock()
+	return cli, nil
+}
+
+// redial is told that region's agent is reachable again: the clients whose
+// path starts there try to connect now. While the agent was out of reach
+// their dials failed and gRPC backed off (a second and more), so the first
+// store calls after the agent was back answered unavailable although
+// nothing was wrong any more (TestRegionsOnSeparateHosts, "the lab lost").
+func (rs *remoteSet) redial(region string) {
+	rs.throughMu.Lock()
+	clients := slices.Clone(rs.through[region])
+	rs.throughMu.Unlock()
+	for _, cli := range clients {
+		if cc := cli.ActiveConnection(); cc != nil {
+			cc.ResetConnectBackoff()
+		}
+	}
 }
 
 // openClients connects the lab's gateways to every region's servers and

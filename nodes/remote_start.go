@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // A lab whose regions run under agents (Config.Remote): how it starts.
@@ -39,6 +41,12 @@ type remoteSet struct {
 
 	pushMu sync.Mutex    // one link table at a time, in order
 	table  atomic.Uint64 // version of the newest link table
+
+	// through holds the lab's clients by the region whose agent their
+	// path starts at, so that an agent found again redials them at once
+	// (redial) instead of after gRPC's connect backoff.
+	throughMu sync.Mutex
+	through   map[string][]*clientv3.Client
 
 	closing atomic.Bool // close has begun: no agent is called again
 	stop    chan struct{}
