@@ -133,3 +133,107 @@ func TestGroupCommitOffIsOneTxnPerBuy(t *testing.T) {
 		t.Error("State says group commit is on")
 	}
 }
+
+// TestGroupCommitAcrossSKUs: closed-loop buyers in every region on four
+// SKUs at once with group commit on. A region's Txn carries buys of
+// several SKUs (one compare-and-set each, nested), so buys of different
+// SKUs share a commit revision; every SKU sells exactly its stock, each
+// buyer ends on sold out (no conflict: a SKU whose compare lost goes
+// again on what it read, without holding back the others), there are
+// fewer Txns than units sold, and the checker calls every SKU
+// linearizable with no lost update.
+func TestGroupCommitAcrossSKUs(t *testing.T) {
+	l := newLab(t, lab.Config{LatencyScale: 0.05, RequestTimeout: 20 * time.Second})
+	l.Faults().SetGroupCommit(true)
+	skus := []string{"IPHONE", "PIXEL", "GALAXY", "XPERIA"}
+	const units, perRegionAndSKU = 40, 3
+	waitLeaderAt(t, l, "us-east-1")
+	for _, sku := range skus {
+		stockUntilOK(t, l, inventory.Consensus, sku, units)
+	}
+	rounds0, sold0 := lab.ConsensusOf(l).Rounds()
+
+	var mu sync.Mutex
+	kinds := map[string]map[inventory.Kind]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, r := range l.Regions() {
+		for _, sku := range skus {
+			kinds[sku] = map[inventory.Kind]int{}
+			for range perRegionAndSKU {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for {
+						o, err := l.Buy(ctxT(t, 30*time.Second), inventory.Consensus, sku, r, 1)
+						if err != nil {
+							t.Errorf("buy refused: %v", err)
+							return
+						}
+						mu.Lock()
+						kinds[sku][o.Outcome]++
+						mu.Unlock()
+						if o.Outcome != inventory.OK {
+							return
+						}
+					}
+				}()
+			}
+		}
+	}
+	close(start)
+	wg.Wait()
+	buyers := perRegionAndSKU * len(l.Regions())
+	for _, sku := range skus {
+		k := kinds[sku]
+		if k[inventory.OK] != units || k[inventory.SoldOut] != buyers || len(k) != 2 {
+			t.Errorf("%s: outcomes %v, want %d ok and one sold_out per buyer (%d), nothing else", sku, k, units, buyers)
+		}
+	}
+	rounds, sold := lab.ConsensusOf(l).Rounds()
+	rounds, sold = rounds-rounds0, sold-sold0
+	t.Logf("%d units of %d SKUs sold in %d Txns (%.2f rounds per unit)", sold, len(skus), rounds, float64(rounds)/float64(sold))
+	if sold != units*int64(len(skus)) {
+		t.Errorf("the store counted %d units sold, want %d", sold, units*len(skus))
+	}
+	if rounds >= sold {
+		t.Errorf("%d Txns for %d units sold: group commit shared no Txn", rounds, sold)
+	}
+	// Commits shared across SKUs: the same revision answered buys of
+	// different SKUs.
+	skusAt := map[int64]map[string]bool{}
+	for _, sku := range skus {
+		for _, op := range l.Recorded(inventory.Consensus, sku).Operations {
+			if op.Op != inventory.OpBuy || op.Outcome != inventory.OK {
+				continue
+			}
+			if op.Batch.Commit != op.Version.Wall || op.Batch.Size == 0 {
+				t.Fatalf("%s buy %d: batch %+v does not name its commit (version %v)", sku, op.ID, op.Batch, op.Version)
+			}
+			if skusAt[op.Batch.Commit] == nil {
+				skusAt[op.Batch.Commit] = map[string]bool{}
+			}
+			skusAt[op.Batch.Commit][sku] = true
+		}
+	}
+	across := 0
+	for _, s := range skusAt {
+		if len(s) > 1 {
+			across++
+		}
+	}
+	t.Logf("%d of %d commits carried buys of more than one SKU", across, len(skusAt))
+	if across == 0 {
+		t.Error("no commit carried buys of more than one SKU")
+	}
+	for _, sku := range skus {
+		res, err := l.Check(inventory.Consensus, sku)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Linearizable || res.Oversold != 0 || res.LostUpdates != 0 || res.SoldUnits != units {
+			t.Errorf("checker on %s: %+v", sku, res)
+		}
+	}
+}

@@ -63,14 +63,17 @@ type Outcome struct {
 
 // Batch is one buy's place in a group commit: Commit is the revision of
 // the Txn that carried it (for a batch that sold nothing, the revision its
-// read-only Txn saw), Size how many buys the Txn answered, Position this
-// buy's place among them (0-based; each buy's "left" is the count after
-// the buys before it). Buys of one batch share a BaseVersion legitimately:
-// the checker's lost-update rule counts commits, not buys.
+// read-only Txn saw), Size how many buys of its SKU the Txn answered,
+// Position this buy's place among them (0-based; each buy's "left" is the
+// count after the buys before it), SKUs how many SKUs the Txn carried (a
+// compare-and-set each; absent: one). Buys of one batch share a
+// BaseVersion legitimately: the checker's lost-update rule counts commits,
+// not buys.
 type Batch struct {
 	Commit   int64 `json:"commit"`
 	Size     int   `json:"size"`
 	Position int   `json:"position"`
+	SKUs     int   `json:"skus,omitempty"`
 }
 
 // CacheLag is how far behind a cached read may be: the cache's revision,

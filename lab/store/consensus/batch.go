@@ -10,42 +10,52 @@ import (
 
 	"caplab/lab/inventory"
 	"caplab/lab/store"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Group commit. A region's concurrent buys of one SKU share one Txn: k
-// buys, one Raft round, instead of k compare-and-swaps on one key that
-// serialise (one round per unit sold, the losers retrying).
+// Group commit. A region's concurrent buys share one Txn: k buys, one
+// Raft round, instead of k compare-and-swaps that each cost a round (and
+// on one key serialise, the losers retrying).
 //
-// Leader/follower, per (region, SKU): a buy that finds no Txn of its SKU
-// in flight from its region goes at once (a goroutine of its own sends it:
-// no added latency without contention). Buys that arrive while that Txn is
-// in flight queue; when it returns, the next Txn carries up to MaxBatch of
-// them in arrival order. So a buy waits for at most the Txn ahead of it
-// (and its own deadline), never for a timer.
+// Per region, at most MaxInFlight Txns of buys are in flight. A buy that
+// finds room goes at once (a goroutine of its own sends it: no added
+// latency without contention); otherwise it queues, and when a Txn
+// returns its goroutine sends the next one with up to MaxBatch queued
+// buys in arrival order — of any SKUs, up to MaxSKUs of them. A SKU is in
+// at most one of a region's Txns at a time, so a buy waits for at most
+// the Txn ahead of it (and its own deadline), never for a timer.
 //
-// One Txn: read the count from the region's own copy, decide every buy in
-// batch order (each ok buy gets its own "left", the count after the buys
-// before it; a buy past the stock is sold out), compare the count key's
-// ModRevision with the base that was read, and put count − units sold.
-// If the compare fails (another region won), the Else branch's read is the
-// next base, as in the single-buy path — but a batch retries while a
-// quarter of its deadline is left (at least maxRetries times); then every
-// buy is a conflict. A Txn whose fate is unknown (timeout, lost
-// leader) answers unavailable to every buy it carried. A batch that sells
-// nothing confirms its sold-out answers with a read-only Txn.
+// One Txn holds one compare-and-set per SKU, nested (etcd's Txn inside a
+// Txn): each compares the count key's ModRevision with the base it was
+// decided on, and puts count − units sold, or its Else branch reads the
+// count that won. The base comes from what this region last saw of the key
+// — its own commits and lost compares, or its watch-fed cache (cache.go),
+// whichever is newer — and from a serializable read of its member only
+// when it knows neither. Every buy of a SKU is decided in batch order
+// (each ok buy gets its own "left", the count after the buys before it; a
+// buy past the stock is sold out). A SKU whose compare failed (the base
+// was stale or another region won) goes again in the region's next Txn on
+// what its Else read, while a quarter of its buys' time is left (at least
+// maxRetries times); then its buys are conflicts, certain — nothing was
+// applied. A Txn whose fate is unknown (timeout, lost leader) answers
+// unavailable to every buy it carried. A SKU whose buys sell nothing
+// confirms its sold-out answers with its compare (the Txn reads it).
 //
-// Each buy's Outcome carries its Batch (the commit's revision, the batch's
-// size, its position) and the History keeps it, so the checker's
-// lost-update rule can tell buys that share a base because they share a
-// commit from buys that overwrote each other.
+// Each buy's Outcome carries its Batch (the commit's revision, how many
+// buys of its SKU the Txn carried, its position among them) and the
+// History keeps it, so the checker's lost-update rule can tell buys that
+// share a base because they share a commit from buys that overwrote each
+// other.
 
 // MaxBatch bounds how many buys one Txn carries.
-const MaxBatch = 64
+const MaxBatch = 128
 
-// batchKey names one queue: a region's buys of one SKU.
-type batchKey struct{ region, sku string }
+// MaxSKUs bounds how many SKUs one Txn carries: each is a nested Txn, and
+// etcd refuses a Txn of more than 128 operations (--max-txn-ops, counted
+// with the nested ones).
+const MaxSKUs = 64
+
+// MaxInFlight bounds a region's Txns of buys in flight at once.
+const MaxInFlight = 2
 
 // pendingBuy is one buy waiting for its batch's answer.
 type pendingBuy struct {
@@ -54,13 +64,37 @@ type pendingBuy struct {
 	done     chan inventory.Outcome // buffered: the runner never blocks on a buyer who left
 }
 
-// groupCommit is the store's batching state: whether it is on, and the
-// queues that have a Txn in flight (a key is present exactly while its
-// runner goroutine runs).
+// skuBatch is one SKU's buys in a Txn, with the base they are decided on.
+type skuBatch struct {
+	sku, key string
+	buys     []*pendingBuy
+	qty      int
+	base     inventory.Version
+	known    bool      // qty and base hold what the region last saw
+	attempts int       // compares lost so far
+	giveUp   time.Time // after this (and maxRetries), lost compares are conflicts
+}
+
+// regionQueue is one region's buys: those waiting for room, how many Txns
+// are in flight, the SKUs they carry, and the last count and revision the
+// region's Txns saw of each key.
+type regionQueue struct {
+	waiting  []*pendingBuy
+	inflight int
+	busy     map[string]bool
+	seen     map[string]cacheEntry
+}
+
+// maxSeen bounds a region's memory of keys it saw: past it, it forgets
+// them all (the cache or a read tells it again).
+const maxSeen = 1 << 14
+
+// groupCommit is the store's batching state: whether it is on, and each
+// region's queue (guarded by mu).
 type groupCommit struct {
 	on      atomic.Bool
 	mu      sync.Mutex
-	queues  map[batchKey][]*pendingBuy
+	regions map[string]*regionQueue
 	running sync.WaitGroup
 
 	// What the panel shows: Txns sent for buys (each one Raft round: a
@@ -81,8 +115,21 @@ func (s *Store) GroupCommit() bool { return s.gc.on.Load() }
 // is what group commit lowers.
 func (s *Store) Rounds() (rounds, units int64) { return s.gc.rounds.Load(), s.gc.units.Load() }
 
-// buyGrouped queues op behind its SKU's Txn in flight, or sends it at once
-// when none is, and waits for its answer or its deadline.
+// queue returns region's queue (s.gc.mu held).
+func (g *groupCommit) queue(region string) *regionQueue {
+	if g.regions == nil {
+		g.regions = map[string]*regionQueue{}
+	}
+	q := g.regions[region]
+	if q == nil {
+		q = &regionQueue{busy: map[string]bool{}, seen: map[string]cacheEntry{}}
+		g.regions[region] = q
+	}
+	return q
+}
+
+// buyGrouped queues op for its region's next Txn, or sends it at once when
+// the region has room, and waits for its answer or its deadline.
 func (s *Store) buyGrouped(ctx context.Context, op inventory.Operation) inventory.Outcome {
 	p := &pendingBuy{op: op, done: make(chan inventory.Outcome, 1)}
 	if dl, ok := ctx.Deadline(); ok {
@@ -90,18 +137,10 @@ func (s *Store) buyGrouped(ctx context.Context, op inventory.Operation) inventor
 	} else {
 		p.deadline = time.Now().Add(s.timeout)
 	}
-	k := batchKey{op.Region, op.SKU}
 	s.gc.mu.Lock()
-	if s.gc.queues == nil {
-		s.gc.queues = map[batchKey][]*pendingBuy{}
-	}
-	if q, busy := s.gc.queues[k]; busy {
-		s.gc.queues[k] = append(q, p)
-	} else {
-		s.gc.queues[k] = nil
-		s.gc.running.Add(1)
-		go s.runBatches(k, []*pendingBuy{p})
-	}
+	q := s.gc.queue(op.Region)
+	q.waiting = append(q.waiting, p)
+	s.startIfRoom(op.Region, q)
 	s.gc.mu.Unlock()
 
 	select {
@@ -111,10 +150,9 @@ func (s *Store) buyGrouped(ctx context.Context, op inventory.Operation) inventor
 	}
 	// The deadline passed. Still queued: nothing was sent, take it out.
 	s.gc.mu.Lock()
-	q := s.gc.queues[k]
-	i := slices.Index(q, p)
+	i := slices.Index(q.waiting, p)
 	if i >= 0 {
-		s.gc.queues[k] = slices.Delete(q, i, i+1)
+		q.waiting = slices.Delete(q.waiting, i, i+1)
 	}
 	s.gc.mu.Unlock()
 	select {
@@ -124,116 +162,80 @@ func (s *Store) buyGrouped(ctx context.Context, op inventory.Operation) inventor
 	}
 	o := unavailable(op, ctx.Err())
 	if i >= 0 {
-		o.Message = fmt.Sprintf("Unavailable: %s's buys of %s were waiting for their previous commit and this one's deadline passed first. Nothing was sent.", store.City(op.Region), op.SKU)
+		o.Message = fmt.Sprintf("Unavailable: %s's buys were waiting for room in its next commit and this one's deadline passed first. Nothing was sent.", store.City(op.Region))
 	}
 	return o
 }
 
-// runBatches sends batch, answers its buys, and goes on with the buys that
-// queued meanwhile until none is left.
-func (s *Store) runBatches(k batchKey, batch []*pendingBuy) {
-	defer s.gc.running.Done()
-	for {
-		outs := s.commitBatch(k, batch)
-		for i, p := range batch {
-			p.done <- outs[i]
-		}
-		s.gc.mu.Lock()
-		q := s.gc.queues[k]
-		if len(q) == 0 {
-			delete(s.gc.queues, k)
-			s.gc.mu.Unlock()
-			return
-		}
-		n := min(len(q), MaxBatch)
-		batch = slices.Clone(q[:n])
-		s.gc.queues[k] = slices.Clone(q[n:])
-		s.gc.mu.Unlock()
+// startIfRoom sends a Txn of q's waiting buys when region has room for one
+// (s.gc.mu held).
+func (s *Store) startIfRoom(region string, q *regionQueue) {
+	if q.inflight >= MaxInFlight {
+		return
+	}
+	if batch := q.take(nil); len(batch) > 0 {
+		q.inflight++
+		s.gc.running.Add(1)
+		go s.runBatches(region, q, batch)
 	}
 }
 
-// commitBatch sends one batch's Txn (retrying on a lost compare) and
-// returns each buy's answer, in batch order.
-func (s *Store) commitBatch(k batchKey, batch []*pendingBuy) []inventory.Outcome {
-	outs := make([]inventory.Outcome, len(batch))
-	all := func(o inventory.Outcome) []inventory.Outcome {
-		for i := range outs {
-			outs[i] = o
-		}
-		return outs
+// take adds to batch (the SKUs a runner goes on with) the waiting buys it
+// can carry, in arrival order: buys of its own SKUs, and of SKUs no other
+// Txn of the region carries, up to MaxBatch buys and MaxSKUs SKUs
+// (s.gc.mu held).
+func (q *regionQueue) take(batch []*skuBatch) []*skuBatch {
+	n := 0
+	bySKU := make(map[string]*skuBatch, len(batch))
+	for _, b := range batch {
+		n += len(b.buys)
+		bySKU[b.sku] = b
 	}
-	// The Txn's deadline is the latest of its buys': a buy whose own
-	// deadline passes first answers unavailable (the Txn may still apply).
-	dl := batch[0].deadline
-	for _, p := range batch[1:] {
-		if p.deadline.After(dl) {
-			dl = p.deadline
+	kept := q.waiting[:0]
+	for i, p := range q.waiting {
+		if n >= MaxBatch {
+			kept = append(kept, q.waiting[i:]...)
+			break
 		}
-	}
-	ctx, cancel := context.WithDeadline(clientv3.WithRequireLeader(context.Background()), dl)
-	defer cancel()
-	op := batch[0].op
-	cli, err := s.cluster.PooledMemberClient(k.region)
-	if err != nil {
-		return all(unavailable(op, err))
-	}
-	leader := s.leader.get(s.cluster)
-	key := s.Key(k.sku)
-	local, err := cli.Get(ctx, key, clientv3.WithSerializable())
-	if err != nil {
-		return all(unavailable(op, err))
-	}
-	qty, base := DecodeKVs(local.Kvs)
-	after := make([]int, len(batch)) // each buy's "left" if it sells, else -1
-	// Retry on a lost compare while a quarter of the batch's time is left:
-	// one retry serves every buy of the batch, and a region far from the
-	// leader loses many compares in a row while the leader's region keeps
-	// committing (each loss reads the count it lost to, and the batch
-	// grows meanwhile). Then: conflict, certain — nothing was applied.
-	began := time.Now()
-	giveUp := dl.Add(-dl.Sub(began) / 4)
-	attempts := 0
-	for attempts = 1; attempts <= s.maxRetries || time.Now().Before(giveUp); attempts++ {
-		left, sold := qty, 0
-		for i, p := range batch {
-			after[i] = -1
-			if left >= p.op.Qty {
-				left -= p.op.Qty
-				sold += p.op.Qty
-				after[i] = left
-			}
-		}
-		txn, err := s.compareAndSet(ctx, cli, key, base, left, sold > 0)
-		if err != nil {
-			return all(unavailable(op, err))
-		}
-		if !txn.Succeeded { // the copy was stale or another region won: retry on what the Else read
-			qty, base = lostTo(txn)
-			continue
-		}
-		s.gc.units.Add(int64(sold))
-		rev := txn.Header.Revision
-		others := ""
-		if n := len(batch) - 1; n == 1 {
-			others = " One other buy of this SKU from here went in the same Txn."
-		} else if n > 1 {
-			others = fmt.Sprintf(" %d other buys of this SKU from here went in the same Txn.", n)
-		}
-		before := qty
-		for i, p := range batch {
-			b := inventory.Batch{Commit: rev, Size: len(batch), Position: i}
-			if after[i] < 0 {
-				outs[i] = inventory.Outcome{Outcome: inventory.SoldOut, Quantity: before, Version: base, BaseVersion: base, Batch: b,
-					AnsweredBy: quorumOf(k.region, leader), Message: store.SoldOut(before, p.op.Qty)}
+		b := bySKU[p.op.SKU]
+		if b == nil {
+			if q.busy[p.op.SKU] || len(batch) >= MaxSKUs {
+				kept = append(kept, p)
 				continue
 			}
-			before = after[i]
-			outs[i] = inventory.Outcome{Outcome: inventory.OK, Quantity: after[i], Version: inventory.Version{Wall: rev}, BaseVersion: base, Batch: b,
-				AnsweredBy: quorumOf(k.region, leader),
-				Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.%s", after[i], leaderPhrase(leader), others)}
+			b = &skuBatch{sku: p.op.SKU}
+			bySKU[p.op.SKU] = b
+			batch = append(batch, b)
+			q.busy[p.op.SKU] = true
 		}
-		return outs
+		b.buys = append(b.buys, p)
+		n++
 	}
-	return all(inventory.Outcome{Outcome: inventory.Conflict, AnsweredBy: quorumOf(k.region, leader),
-		Message: fmt.Sprintf("Conflict: other regions changed the stock %d times while this batch of %d buys tried; nothing was sold — try again.", attempts-1, len(batch))})
+	clear(q.waiting[len(kept):])
+	q.waiting = kept
+	return batch
+}
+
+// runBatches sends batch's Txn, answers its buys, and goes on with the
+// SKUs that lost their compare and the buys that queued meanwhile until
+// none is left.
+func (s *Store) runBatches(region string, q *regionQueue, batch []*skuBatch) {
+	defer s.gc.running.Done()
+	for {
+		again := s.commitBatch(region, q, batch)
+		s.gc.mu.Lock()
+		for _, b := range batch {
+			if !slices.Contains(again, b) {
+				delete(q.busy, b.sku)
+			}
+		}
+		batch = q.take(again)
+		if len(batch) == 0 {
+			q.inflight--
+			s.startIfRoom(region, q) // buys that waited for a SKU this Txn carried
+			s.gc.mu.Unlock()
+			return
+		}
+		s.gc.mu.Unlock()
+	}
 }

@@ -32,6 +32,7 @@ type Store struct {
 	epoch      atomic.Int64  // bumped by every reset: keys live under it
 	leader     leaderCache
 	gc         groupCommit // batch.go
+	reads      readGroups  // readbatch.go
 
 	cacheMu sync.Mutex // cache.go: the regional caches, by region
 	caches  map[string]*regionCache
@@ -135,6 +136,9 @@ func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) in
 	case inventory.OpRead:
 		var opts []clientv3.OpOption
 		if op.Consistency == inventory.Serializable {
+			if s.gc.on.Load() {
+				return s.readGrouped(ctx, op) // readbatch.go
+			}
 			opts = append(opts, clientv3.WithSerializable())
 		}
 		resp, err := cli.Get(ctx, key, opts...)
@@ -143,8 +147,7 @@ func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) in
 		}
 		qty, v := Decode(resp)
 		if op.Consistency == inventory.Serializable {
-			return inventory.Outcome{Outcome: inventory.OK, Quantity: qty, Version: v, AnsweredBy: []string{op.Region},
-				Message: fmt.Sprintf("%d left, read from %s's own copy without asking the majority — fast, but it may be stale.", qty, store.City(op.Region))}
+			return serializableRead(op, qty, v)
 		}
 		return inventory.Outcome{Outcome: inventory.OK, Quantity: qty, Version: v, AnsweredBy: quorumOf(op.Region, leader),
 			Message: fmt.Sprintf("%d left, confirmed with a majority%s: this is the latest value.", qty, leaderPhrase(leader))}
