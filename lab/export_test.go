@@ -88,3 +88,18 @@ func KeepWords(op *inventory.Operation, out inventory.Outcome, load bool) { keep
 
 // FirstSentence is the first sentence of s, as the words give it.
 func FirstSentence(s string) string { return firstSentence(s) }
+
+// LedgerExplains notes ops in a fresh ledger of unrecorded writes (epoch
+// 1), then reports for each write (SKU and revision) the watcher sees
+// whether the ledger explains it.
+func LedgerExplains(ops []inventory.Operation, writes []inventory.Operation) []bool {
+	var u unrecordedWrites
+	for _, op := range ops {
+		u.note(op, 1)
+	}
+	out := make([]bool, len(writes))
+	for i, w := range writes {
+		out[i] = u.explain(seenWrite{epoch: 1, sku: w.SKU, rev: w.Version.Wall})
+	}
+	return out
+}

@@ -194,6 +194,7 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	clocks := nodes.NewClocks(regions)
 	l.consensus = consensus.New(cl, regions, cfg.MaxRetries, cfg.RequestTimeout)
 	l.consensus.SetGroupCommit(!cfg.GroupCommitOff)
+	groupCommitCeiling(l.admission, cfg.MaxInFlight, !cfg.GroupCommitOff)
 	l.replicated = replicated.New(cl, regions, clocks)
 	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
@@ -212,7 +213,8 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.events.breakers, l.events.clocks, l.events.counters = l.breakers, clocks, l.counters
 	l.events.replicated, l.events.geo, l.events.consensus = l.replicated, l.geo, l.consensus
 	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
-		replicated: l.replicated, consensus: l.consensus, geo: l.geo, happened: l.faultHappened}
+		replicated: l.replicated, consensus: l.consensus, geo: l.geo, happened: l.faultHappened,
+		groupCommit: func(on bool) { groupCommitCeiling(l.admission, cfg.MaxInFlight, on) }}
 	l.merges = &mergeWatch{gate: l.gate, bg: &l.bg, stop: l.stop, timeout: cfg.RequestTimeout, history: l.history,
 		converge: l.WaitConverged, happened: l.faultHappened}
 	l.faults.healed = l.merges.watch

@@ -16,7 +16,8 @@ const maxUnrecordedWrites = 1 << 20
 // unrecordedWrites is the outside-write watcher's record of the consensus
 // writes the lab made without putting them into the History (a load's
 // operations, lab.WithOpRecording): the revisions its confirmed stocks and
-// buys wrote, and per SKU how many answered unavailable (each may still
+// buys wrote, with their SKU (one Txn of group commit writes several SKUs
+// at one revision), and per SKU how many answered unavailable (each may still
 // have landed and so explains at most one unknown revision of its SKU).
 // Without it every load write would be judged an outside write: the
 // watcher would record one fault per buy (and per stocked SKU), each
@@ -25,8 +26,14 @@ const maxUnrecordedWrites = 1 << 20
 type unrecordedWrites struct {
 	mu          sync.Mutex
 	epoch       int64
-	revs        map[int64]struct{}
+	revs        map[revSKU]struct{}
 	unconfirmed map[string]int
+}
+
+// revSKU is one write: its revision and its SKU.
+type revSKU struct {
+	rev int64
+	sku string
 }
 
 // note records an unrecorded operation's write, if it made one.
@@ -50,10 +57,10 @@ func (u *unrecordedWrites) note(op inventory.Operation, epoch int64) {
 		}
 	case op.Version.Wall > 0:
 		if u.revs == nil {
-			u.revs = map[int64]struct{}{}
+			u.revs = map[revSKU]struct{}{}
 		}
 		if len(u.revs) < maxUnrecordedWrites {
-			u.revs[op.Version.Wall] = struct{}{}
+			u.revs[revSKU{op.Version.Wall, op.SKU}] = struct{}{}
 		}
 	}
 }
@@ -73,8 +80,8 @@ func (u *unrecordedWrites) explain(w seenWrite) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.sync(w.epoch)
-	if _, ok := u.revs[w.rev]; ok {
-		delete(u.revs, w.rev)
+	if _, ok := u.revs[revSKU{w.rev, w.sku}]; ok {
+		delete(u.revs, revSKU{w.rev, w.sku})
 		return true
 	}
 	if n := u.unconfirmed[w.sku]; n > 0 {

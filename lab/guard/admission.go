@@ -35,10 +35,9 @@ const (
 // it reaches no store and no breaker. Admitting and finishing take a few
 // atomic operations on the (region, store) gateway — no lock.
 type Admission struct {
-	ceiling int64
-	target  time.Duration
-	gates   map[gatewayKey]*Slot // fixed at construction
-	place   func(region string) string
+	target time.Duration
+	gates  map[gatewayKey]*Slot // fixed at construction
+	place  func(region string) string
 }
 
 // gatewayKey names one region's gateway to one store.
@@ -51,6 +50,7 @@ type gatewayKey struct {
 // request's slot, Done gives the slot back.
 type Slot struct {
 	inFlight atomic.Int64
+	ceiling  atomic.Int64 // the limit's ceiling (SetCeiling)
 	limit    atomic.Int64
 	credit   atomic.Int64 // fast answers since the limit last grew
 	cutAt    atomic.Int64 // unix ns of the last decrease
@@ -61,11 +61,12 @@ type Slot struct {
 // the limit's ceiling and latency target given; place names a region for
 // a person in an overloaded answer ("Singapore (ap-southeast-1)").
 func NewAdmission(regions []string, ceiling int, target time.Duration, place func(region string) string) *Admission {
-	a := &Admission{ceiling: int64(ceiling), target: target, gates: map[gatewayKey]*Slot{}, place: place}
+	a := &Admission{target: target, gates: map[gatewayKey]*Slot{}, place: place}
 	for _, r := range regions {
 		for _, s := range inventory.Stores {
 			g := &Slot{}
-			g.limit.Store(min(int64(initialInFlight), a.ceiling))
+			g.ceiling.Store(int64(ceiling))
+			g.limit.Store(min(int64(initialInFlight), int64(ceiling)))
 			a.gates[gatewayKey{r, s}] = g
 		}
 	}
@@ -121,11 +122,29 @@ func (a *Admission) Done(g *Slot, took time.Duration, out inventory.Kind) {
 		return
 	}
 	l := g.limit.Load()
-	if l >= a.ceiling {
+	if l >= g.ceiling.Load() {
 		return
 	}
 	if g.credit.Add(1) >= l && g.limit.CompareAndSwap(l, l+1) {
 		g.credit.Store(0)
+	}
+}
+
+// SetCeiling sets the ceiling of every region's gateway to store (the
+// limit then grows to it, or is cut to it at once). The consensus store
+// with group commit on takes more: its queued buys go many to a Txn.
+func (a *Admission) SetCeiling(store inventory.Store, ceiling int) {
+	for k, g := range a.gates {
+		if k.store != store {
+			continue
+		}
+		g.ceiling.Store(int64(ceiling))
+		for {
+			l := g.limit.Load()
+			if l <= int64(ceiling) || g.limit.CompareAndSwap(l, int64(ceiling)) {
+				break
+			}
+		}
 	}
 }
 

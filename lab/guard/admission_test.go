@@ -46,6 +46,42 @@ func TestAdmissionAdapts(t *testing.T) {
 	}
 }
 
+// TestAdmissionSetCeiling: a store's ceiling can be raised (its limit
+// then grows to it) and lowered (its limit is cut to it at once); the
+// other stores' gateways keep theirs.
+func TestAdmissionSetCeiling(t *testing.T) {
+	a := guard.NewAdmission([]string{"r"}, 32, 100*time.Millisecond, func(r string) string { return r })
+	limit := func(region string, st inventory.Store) int { l, _ := a.Limits(region, st); return l }
+	fast := func(region string, st inventory.Store) {
+		for range 20000 {
+			a.Done(a.Admit(region, st), time.Millisecond, inventory.OK)
+		}
+	}
+	a.SetCeiling(inventory.Consensus, 128)
+	fast("r", inventory.Consensus)
+	fast("r", inventory.Replicated)
+	if got := limit("r", inventory.Consensus); got != 128 {
+		t.Fatalf("consensus limit %d after fast answers, want the raised ceiling 128", got)
+	}
+	if got := limit("r", inventory.Replicated); got != 32 {
+		t.Fatalf("replicated limit %d, want its own ceiling 32", got)
+	}
+	a.SetCeiling(inventory.Consensus, 32)
+	if got := limit("r", inventory.Consensus); got != 32 {
+		t.Fatalf("consensus limit %d right after the ceiling went back to 32", got)
+	}
+	var held []*guard.Slot
+	for range 32 {
+		held = append(held, a.Admit("r", inventory.Consensus))
+	}
+	if slices.Contains(held, nil) {
+		t.Fatal("a slot under the limit was refused")
+	}
+	if g := a.Admit("r", inventory.Consensus); g != nil {
+		t.Fatal("admitted past the lowered ceiling")
+	}
+}
+
 // TestGateHoldsOperationsOut: lock waits for operations in flight and
 // keeps new ones out until unlock; a waiting operation honours its
 // deadline.

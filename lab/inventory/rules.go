@@ -3,7 +3,6 @@ package inventory
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,10 +23,23 @@ const SKUPattern = `^[A-Za-z0-9._\-]{1,64}$`
 // MaxSKULen is the longest SKU, in bytes (every allowed character is one).
 const MaxSKULen = 64
 
-var skuPattern = regexp.MustCompile(SKUPattern)
-
-// ValidSKU reports whether s follows SKUPattern.
-func ValidSKU(s string) bool { return skuPattern.MatchString(s) }
+// ValidSKU reports whether s follows SKUPattern. It is a loop over the
+// bytes, not the regular expression: every operation checks its SKU, and
+// the regexp was 5 % of the lab's CPU at 100,000 cached reads a second
+// (TestValidSKUIsSKUPattern holds the two together).
+func ValidSKU(s string) bool {
+	if len(s) < 1 || len(s) > MaxSKULen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // CheckSKU checks a SKU against SKUPattern.
 func CheckSKU(sku string) error {

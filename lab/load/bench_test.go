@@ -108,11 +108,11 @@ type totals struct {
 	p99, maxMs, readP99                float64
 	oversold                           int64
 	availability                       float64
+	notOK                              map[string]int64 // buys answered neither ok nor sold_out, by kind
 }
 
 func sumUp(st Status, store string) totals {
-	var t totals
-	t.availability = 100
+	t := totals{availability: 100, notOK: map[string]int64{}}
 	for _, s := range st.Stores {
 		if s.Store != store {
 			continue
@@ -120,8 +120,11 @@ func sumUp(st Status, store string) totals {
 		t.oversold = s.Oversold
 		for _, f := range s.Regions {
 			t.offered += f.Offered + f.ReadsOffered
-			for _, n := range f.Outcomes {
+			for k, n := range f.Outcomes {
 				t.answered += n
+				if k != KindOK && k != KindSoldOut && n > 0 {
+					t.notOK[string(k)] += n
+				}
 			}
 			for _, n := range f.ReadOutcomes {
 				t.answered += n
@@ -368,6 +371,9 @@ func BenchmarkConsensusBuyRate(b *testing.B) {
 					if !ch.Linearizable {
 						b.Errorf("%s at %.0f buys/s: the checker says %s", name, rate, ch.Explanation)
 					}
+				}
+				if len(t.notOK) > 0 {
+					verdict += fmt.Sprintf(" not ok: %v", t.notOK)
 				}
 				fmt.Printf("%-9s %10.0f %10.0f %10.0f %9.1f %9.1f %9.2f %8d %9.0f %9s %6v %s\n", name, rate, buys, float64(t.reads)/st.ElapsedS, t.p99, t.readP99, t.availability, t.oversold,
 					1e6*cpu/float64(max(t.answered, 1)), perUnit, met, verdict)

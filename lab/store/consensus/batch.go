@@ -54,8 +54,12 @@ const MaxBatch = 128
 // with the nested ones).
 const MaxSKUs = 64
 
-// MaxInFlight bounds a region's Txns of buys in flight at once.
-const MaxInFlight = 2
+// MaxInFlight bounds a region's Txns of buys in flight at once. One, as a
+// database's group commit keeps one log flush in flight while the next
+// batch fills: at the machine's limit it sold more with a lower p99 than
+// two (docs/benchmarks.md, "Doorbuster at the limit"); a lone buy still
+// goes at once.
+const MaxInFlight = 1
 
 // pendingBuy is one buy waiting for its batch's answer.
 type pendingBuy struct {
