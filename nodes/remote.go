@@ -299,8 +299,8 @@ func (l *agentLink) supervise() {
 		}
 		cancel()
 		if err == nil {
+			rs.redial(l.region) // before it is called connected: its clients' first calls must not find dead connections
 			l.setState(agentConnected, "", rs.log)
-			rs.redial(l.region)
 			rs.c.changed()
 			continue
 		}

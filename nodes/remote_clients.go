@@ -6,6 +6,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -70,6 +72,15 @@ func (rs *remoteSet) client(from, to string, servers ...string) (*clientv3.Clien
 // their dials failed and gRPC backed off (a second and more), so the first
 // store calls after the agent was back answered unavailable although
 // nothing was wrong any more (TestRegionsOnSeparateHosts, "the lab lost").
+//
+// Then each client reads once (a serializable Get, which etcd's client
+// retries on a fresh connection): a connection that gRPC still holds as
+// ready may be dead — the agent closed it while the lab was out of reach,
+// and the lab learns so only from the RST its next write draws. That write
+// should be this probe, not a person's buy (a buy is not retried: it
+// answered unavailable, 1 run in 8 of "the lab lost" after the backoff
+// fix above). The probes run together, bounded by redialProbe; the agent
+// is called connected after them.
 func (rs *remoteSet) redial(region string) {
 	rs.throughMu.Lock()
 	clients := slices.Clone(rs.through[region])
@@ -79,7 +90,21 @@ func (rs *remoteSet) redial(region string) {
 			cc.ResetConnectBackoff()
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), redialProbe)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, cli := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = cli.Get(ctx, "/caplab-redial-probe", clientv3.WithSerializable(), clientv3.WithCountOnly())
+		}()
+	}
+	wg.Wait()
 }
+
+// redialProbe bounds redial's probes.
+const redialProbe = 2 * time.Second
 
 // openClients connects the lab's gateways to every region's servers and
 // opens the outside clients' endpoints (endpoints.go) — all through the
