@@ -102,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	open := fs.Bool("open", true, "open the page in your browser")
 	etcdLog := fs.String("etcd-log", "", "show etcd's own logs at this level (warn, info, debug)")
 	printEndpoints := fs.Bool("print-endpoints", false, "print the etcd client URLs of every region's member and replica, as seen from every region (for etcdctl)")
-	groupCommit := fs.Bool("group-commit", true, "the consensus store batches a region's concurrent buys of one SKU into one Txn (switch it later with PUT /api/stores/consensus/config or the lesson command groupcommit on|off)")
+	groupCommit := fs.Bool("group-commit", true, "the consensus store batches a region's concurrent buys into one Txn (a compare-and-set per SKU) (switch it later with PUT /api/stores/consensus/config or the lesson command groupcommit on|off)")
 	zones := fs.Int("zones", 3, "zones per region, each with one member of the region's regional Raft group (the geo store): 1 to 3; 1 halves the etcd servers for small machines")
 	remoteFlag := fs.String("remote", "", "run these regions on other hosts, under agents started there with \"caplab region\": REGION=HOST:PORT,… (needs --token, the agents' own); other regions run here")
 	regionListen := fs.String("region-listen", "", "with --remote: where the regions that run here listen for the agents (host:port; default: this host's address towards the first agent, any port)")

@@ -89,9 +89,10 @@ func TestCaplabServesAndStopsOnCtrlC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK { // sold_out: nothing stocked yet
-		t.Fatalf("buy with token: %d", resp.StatusCode)
+		t.Fatalf("buy with token: %d %s", resp.StatusCode, body)
 	}
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)

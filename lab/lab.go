@@ -241,6 +241,15 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 		_ = cl.Close()
 		return nil, fmt.Errorf("lab: %w", err)
 	}
+	// Ready means a first buy from any region goes through: every member
+	// the leader reaches has heard from it (a member that lost the
+	// election knows its leader only from the leader's first message, and
+	// until then etcd answers a write through it "no leader" — a buy right
+	// after "ready" answered 503 in .ci/run). Bounded: a lab whose member
+	// cannot hear the leader still starts, and says so in its state.
+	hctx, hcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	_ = cl.AwaitLeaderHeard(hctx, regions)
+	hcancel()
 	// The outside-write watcher judges every write from here on, including
 	// those made before its first watch is up.
 	rctx, rcancel := context.WithTimeout(ctx, cfg.RequestTimeout)
