@@ -16,13 +16,13 @@ import (
 // Raft round, instead of k compare-and-swaps that each cost a round (and
 // on one key serialise, the losers retrying).
 //
-// Per region, at most MaxInFlight Txns of buys are in flight. A buy that
-// finds room goes at once (a goroutine of its own sends it: no added
-// latency without contention); otherwise it queues, and when a Txn
-// returns its goroutine sends the next one with up to MaxBatch queued
-// buys in arrival order — of any SKUs, up to MaxSKUs of them. A SKU is in
-// at most one of a region's Txns at a time, so a buy waits for at most
-// the Txn ahead of it (and its own deadline), never for a timer.
+// A buy that finds no Txn of buys in flight from its region goes at once
+// (a goroutine of its own sends it: no added latency without contention);
+// otherwise it queues, and the next Txn — sent when the one in flight
+// returns, or after MaxWait, whichever is first (at most MaxInFlight in
+// flight) — carries up to MaxBatch queued buys in arrival order, of any
+// SKUs, up to MaxSKUs of them. A SKU is in at most one of a region's Txns
+// at a time: a buy whose SKU is in flight waits for that Txn.
 //
 // One Txn holds one compare-and-set per SKU, nested (etcd's Txn inside a
 // Txn): each compares the count key's ModRevision with the base it was
@@ -54,12 +54,21 @@ const MaxBatch = 128
 // with the nested ones).
 const MaxSKUs = 64
 
-// MaxInFlight bounds a region's Txns of buys in flight at once. One, as a
-// database's group commit keeps one log flush in flight while the next
-// batch fills: at the machine's limit it sold more with a lower p99 than
-// two (docs/benchmarks.md, "Doorbuster at the limit"); a lone buy still
-// goes at once.
-const MaxInFlight = 1
+// MaxInFlight bounds a region's Txns of buys in flight at once, and
+// MaxWait how long a buy waits for the one in flight before another Txn
+// takes it. With no Txn in flight a buy goes at once. With one in flight,
+// the buys that arrive wait for it — as a database's group commit keeps
+// one log flush in flight while the next batch fills — but at most
+// MaxWait: then the next Txn goes with whatever queued. Where rounds take
+// a few ms (latency scale 0, the CPU the limit) the Txn in flight is
+// mostly back first and batches are as large as they can be; where rounds
+// take a real round trip (80–250 ms at latency scale 1) a buy waits at
+// most MaxWait more than without group commit, not half a round
+// (docs/benchmarks.md, "Doorbuster at the limit").
+const (
+	MaxInFlight = 4
+	MaxWait     = 5 * time.Millisecond
+)
 
 // pendingBuy is one buy waiting for its batch's answer.
 type pendingBuy struct {
@@ -85,6 +94,7 @@ type skuBatch struct {
 type regionQueue struct {
 	waiting  []*pendingBuy
 	inflight int
+	armed    bool // a MaxWait timer will look at the waiting buys
 	busy     map[string]bool
 	seen     map[string]cacheEntry
 }
@@ -98,6 +108,7 @@ const maxSeen = 1 << 14
 type groupCommit struct {
 	on      atomic.Bool
 	mu      sync.Mutex
+	closed  bool // Close was called: no timer starts a Txn any more
 	regions map[string]*regionQueue
 	running sync.WaitGroup
 
@@ -171,12 +182,28 @@ func (s *Store) buyGrouped(ctx context.Context, op inventory.Operation) inventor
 	return o
 }
 
-// startIfRoom sends a Txn of q's waiting buys when region has room for one
-// (s.gc.mu held).
+// startIfRoom sends a Txn of q's waiting buys at once when region has no
+// Txn of buys in flight, and otherwise after MaxWait if none has come back
+// by then and there is room (s.gc.mu held).
 func (s *Store) startIfRoom(region string, q *regionQueue) {
-	if q.inflight >= MaxInFlight {
-		return
+	switch {
+	case q.inflight == 0:
+		s.startNow(region, q)
+	case q.inflight < MaxInFlight && !q.armed && len(q.waiting) > 0:
+		q.armed = true
+		time.AfterFunc(MaxWait, func() {
+			s.gc.mu.Lock()
+			defer s.gc.mu.Unlock()
+			q.armed = false
+			if !s.gc.closed && q.inflight < MaxInFlight {
+				s.startNow(region, q)
+			}
+		})
 	}
+}
+
+// startNow sends a Txn of the waiting buys it can carry (s.gc.mu held).
+func (s *Store) startNow(region string, q *regionQueue) {
 	if batch := q.take(nil); len(batch) > 0 {
 		q.inflight++
 		s.gc.running.Add(1)

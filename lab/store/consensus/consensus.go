@@ -99,7 +99,12 @@ func (s *Store) SetEpoch(e int64) { s.epoch.Store(e) }
 
 // Close waits for the group-commit Txns in flight (each has its buys'
 // deadline). Safe to call twice.
-func (s *Store) Close() { s.gc.running.Wait() }
+func (s *Store) Close() {
+	s.gc.mu.Lock()
+	s.gc.closed = true
+	s.gc.mu.Unlock()
+	s.gc.running.Wait()
+}
 
 // LeaderChanged makes the next answer ask the cluster for the leader (a
 // fault or a leadership move just happened).
