@@ -301,7 +301,13 @@ func clickWhenClear(t *testing.T, tab context.Context, what, id string) {
 		if (el.disabled) return 'disabled';
 		if (r.width === 0 || r.height === 0) return 'not shown';
 		const cx = r.x + r.width / 2, cy = r.y + r.height / 2;
-		if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) return 'clear off screen (the click scrolls to it) ' + [r.x, r.y].join(',');
+		if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) {
+			// Scroll it into view here and judge it there, rather than let the
+			// click scroll and aim in one go: a click that did so landed on the
+			// map (TestScrubBackToTheCut, #past-live off screen after a scroll).
+			el.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
+			return 'off screen, scrolled to it from ' + [r.x, r.y].join(',');
+		}
 		const e = document.elementFromPoint(cx, cy);
 		if (!e || !(el === e || el.contains(e))) {
 			return 'covered by ' + (e ? (e.id || e.className.baseVal || e.className || e.tagName) : 'nothing');
