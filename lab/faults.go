@@ -28,9 +28,10 @@ type Faults struct {
 	logger     *slog.Logger
 	replicated *replicated.Store // W and R
 	consensus  *consensus.Store  // group commit on or off
-	// groupCommit tells the gateways the consensus store's group commit
-	// changed (admission's ceiling: groupCommitCeiling).
-	groupCommit func(on bool)
+	// admission's consensus ceiling follows group commit (applyGroupCommit);
+	// maxInFlight is the lab's own (Config.MaxInFlight).
+	admission   *guard.Admission
+	maxInFlight int
 	geo         *geo.Store // its transfer recovery, kicked after a restart
 	happened    func(kind inventory.FaultKind, regions []string, detail string, act *RecordedAction)
 	// healed is told when links came up (the replicated store's merges
@@ -235,10 +236,10 @@ func (f *Faults) SetQuorum(w, r int) error {
 func (f *Faults) Quorum() inventory.QuorumState { return f.replicated.Quorum() }
 
 // SetGroupCommit turns the consensus store's group commit on or off (a
-// region's concurrent buys of one SKU share one Txn: lab/store/consensus).
+// region's concurrent buys share one Txn, a compare-and-set per SKU:
+// lab/store/consensus).
 func (f *Faults) SetGroupCommit(on bool) {
-	f.consensus.SetGroupCommit(on)
-	f.groupCommit(on)
+	f.applyGroupCommit(on)
 	detail := "group commit off: every buy is its own Txn"
 	if on {
 		detail = "group commit on: a region's concurrent buys share one Txn (a compare-and-set per SKU)"
@@ -246,20 +247,23 @@ func (f *Faults) SetGroupCommit(on bool) {
 	f.happened(inventory.FaultGroupCommit, nil, detail, &RecordedAction{Kind: ActGroupCommit, On: on})
 }
 
-// groupCommitCeiling sets the consensus gateways' admission ceiling for
-// group commit on or off: off, each buy in flight is a compare-and-swap of
-// its own and the lab's ceiling holds (Config.MaxInFlight); on, a region's
-// queued buys go up to consensus.MaxBatch to a Txn — 128 buys in flight are
-// one or two Raft rounds, not 128 racing compares — so the gateway admits
-// two full Txns (at 32, bursts at 1,200 buys/s with two reads each were
-// answered overloaded while the store's p99 was 30 ms; at 128, 1,800 and
-// 2,100 buys/s missed 99.9 % answered by a few overloaded answers at p99
-// 40 ms: docs/benchmarks.md, "Doorbuster at the limit").
-func groupCommitCeiling(a *guard.Admission, maxInFlight int, on bool) {
+// applyGroupCommit switches group commit in the store and the consensus
+// gateways' admission ceiling with it: off, each buy in flight is a
+// compare-and-swap of its own and the lab's ceiling holds
+// (Config.MaxInFlight); on, a region's queued buys go up to
+// consensus.MaxBatch to a Txn — 128 buys in flight are one or two Raft
+// rounds, not 128 racing compares — so the gateway admits two full Txns
+// (at 32, bursts at 1,200 buys/s with two reads each were answered
+// overloaded while the store's p99 was 30 ms; at 128, 1,800 and 2,100
+// buys/s missed 99.9 % answered by a few overloaded answers at p99 40 ms:
+// docs/benchmarks.md, "Doorbuster at the limit").
+func (f *Faults) applyGroupCommit(on bool) {
+	f.consensus.SetGroupCommit(on)
+	ceiling := f.maxInFlight
 	if on {
-		maxInFlight = max(maxInFlight, 2*consensus.MaxBatch)
+		ceiling = max(ceiling, 2*consensus.MaxBatch)
 	}
-	a.SetCeiling(inventory.Consensus, maxInFlight)
+	f.admission.SetCeiling(inventory.Consensus, ceiling)
 }
 
 // GroupCommit reports whether the consensus store's group commit is on.

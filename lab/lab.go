@@ -193,8 +193,6 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	// The stores.
 	clocks := nodes.NewClocks(regions)
 	l.consensus = consensus.New(cl, regions, cfg.MaxRetries, cfg.RequestTimeout)
-	l.consensus.SetGroupCommit(!cfg.GroupCommitOff)
-	groupCommitCeiling(l.admission, cfg.MaxInFlight, !cfg.GroupCommitOff)
 	l.replicated = replicated.New(cl, regions, clocks)
 	l.geo = geo.New(geo.Config{Cluster: cl, Regions: regions, MaxRetries: cfg.MaxRetries, Timeout: cfg.RequestTimeout,
 		Breakers: l.breakers, Log: l.geoLog, Gaps: l.gaps,
@@ -214,7 +212,8 @@ func New(ctx context.Context, cfg Config) (*Lab, error) {
 	l.events.replicated, l.events.geo, l.events.consensus = l.replicated, l.geo, l.consensus
 	l.faults = &Faults{cluster: cl, regions: regions, timeout: cfg.RequestTimeout, logger: cfg.Logger,
 		replicated: l.replicated, consensus: l.consensus, geo: l.geo, happened: l.faultHappened,
-		groupCommit: func(on bool) { groupCommitCeiling(l.admission, cfg.MaxInFlight, on) }}
+		admission: l.admission, maxInFlight: cfg.MaxInFlight}
+	l.faults.applyGroupCommit(!cfg.GroupCommitOff) // recorded as no fault: the lab starts so
 	l.merges = &mergeWatch{gate: l.gate, bg: &l.bg, stop: l.stop, timeout: cfg.RequestTimeout, history: l.history,
 		converge: l.WaitConverged, happened: l.faultHappened}
 	l.faults.healed = l.merges.watch

@@ -3,7 +3,6 @@ package consensus
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"caplab/lab/inventory"
@@ -38,7 +37,9 @@ func (s *Store) commitBatch(region string, q *regionQueue, batch []*skuBatch) (a
 				dl = p.deadline
 			}
 		}
-		if b.giveUp.IsZero() {
+	}
+	for _, b := range live {
+		if b.giveUp.IsZero() { // its first attempt
 			b.giveUp = dl.Add(-dl.Sub(now) / 4)
 		}
 	}
@@ -73,17 +74,13 @@ func (s *Store) commitBatch(region string, q *regionQueue, batch []*skuBatch) (a
 		}
 		results = []txnResult{{ok: txn.Succeeded, rev: txn.Header.Revision}}
 		if !txn.Succeeded {
-			results[0].qty, results[0].base = lostTo(txn)
+			results[0].qty, results[0].base = lostTo((*pb.TxnResponse)(txn))
 		}
 	} else {
 		ops := make([]clientv3.Op, len(live))
 		for i, b := range live {
-			then := clientv3.OpGet(b.key)
-			if decided[i].sold > 0 {
-				then = clientv3.OpPut(b.key, strconv.Itoa(decided[i].left))
-			}
-			ops[i] = clientv3.OpTxn([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(b.key), "=", b.base.Wall)},
-				[]clientv3.Op{then}, []clientv3.Op{clientv3.OpGet(b.key)})
+			cmp, then, els := casOps(b.key, b.base, decided[i].left, decided[i].sold > 0)
+			ops[i] = clientv3.OpTxn([]clientv3.Cmp{cmp}, []clientv3.Op{then}, []clientv3.Op{els})
 		}
 		s.gc.rounds.Add(1)
 		txn, err := cli.Txn(ctx).Then(ops...).Commit()
@@ -95,7 +92,7 @@ func (s *Store) commitBatch(region string, q *regionQueue, batch []*skuBatch) (a
 			nested := r.GetResponseTxn()
 			results[i] = txnResult{ok: nested.GetSucceeded(), rev: txn.Header.Revision}
 			if !results[i].ok {
-				results[i].qty, results[i].base = lostToNested(nested)
+				results[i].qty, results[i].base = lostTo(nested)
 			}
 		}
 	}
@@ -260,13 +257,4 @@ func (b *skuBatch) answerSold(region, leader string, rev int64, d decision, skus
 			AnsweredBy: quorumOf(region, leader),
 			Message:    fmt.Sprintf("Sold — %d left. Committed by a majority of regions%s.%s", d.after[i], leaderPhrase(leader), others)}
 	}
-}
-
-// lostToNested is the count and version a nested compare-and-set's Else
-// branch read.
-func lostToNested(r *pb.TxnResponse) (int, inventory.Version) {
-	if r == nil || len(r.Responses) == 0 {
-		return 0, inventory.Version{}
-	}
-	return DecodeKVs(r.Responses[0].GetResponseRange().GetKvs())
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"caplab/lab/inventory"
@@ -116,6 +117,9 @@ func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) in
 	if op.Op == inventory.OpRead && op.Consistency == inventory.Cached {
 		return s.readCached(op) // cache.go: memory only
 	}
+	if op.Op == inventory.OpRead && op.Consistency == inventory.Serializable && s.gc.on.Load() {
+		return s.readGrouped(ctx, op) // readbatch.go: its region's next call
+	}
 	cli, err := s.cluster.PooledMemberClient(op.Region)
 	if err != nil {
 		return unavailable(op, err)
@@ -141,9 +145,6 @@ func (s *Store) Run(ctx context.Context, op inventory.Operation, _ store.Env) in
 	case inventory.OpRead:
 		var opts []clientv3.OpOption
 		if op.Consistency == inventory.Serializable {
-			if s.gc.on.Load() {
-				return s.readGrouped(ctx, op) // readbatch.go
-			}
 			opts = append(opts, clientv3.WithSerializable())
 		}
 		resp, err := cli.Get(ctx, key, opts...)
@@ -193,7 +194,7 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 			return unavailable(op, err)
 		}
 		if !txn.Succeeded { // the copy was stale or another buyer won: retry on what the Else read
-			qty, base = lostTo(txn)
+			qty, base = lostTo((*pb.TxnResponse)(txn))
 			continue
 		}
 		if !selling {
@@ -214,21 +215,29 @@ func (s *Store) buy(ctx context.Context, cli *clientv3.Client, op inventory.Oper
 // sell) or only reads (a sold-out answer confirmed); otherwise its Else
 // branch reads the count and version that won (lostTo). Counted in Rounds.
 func (s *Store) compareAndSet(ctx context.Context, cli *clientv3.Client, key string, base inventory.Version, left int, sell bool) (*clientv3.TxnResponse, error) {
-	then := clientv3.OpGet(key)
+	cmp, then, els := casOps(key, base, left, sell)
+	s.gc.rounds.Add(1)
+	return cli.Txn(ctx).If(cmp).Then(then).Else(els).Commit()
+}
+
+// casOps is a compare-and-set's parts: the compare on key's revision, the
+// put of left (or, when not sell, a read), and the Else branch's read —
+// sent alone (compareAndSet) or nested in a batch's Txn (batch_commit.go).
+func casOps(key string, base inventory.Version, left int, sell bool) (cmp clientv3.Cmp, then, els clientv3.Op) {
+	then = clientv3.OpGet(key)
 	if sell {
 		then = clientv3.OpPut(key, strconv.Itoa(left))
 	}
-	s.gc.rounds.Add(1)
-	return cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall)).
-		Then(then).
-		Else(clientv3.OpGet(key)).
-		Commit()
+	return clientv3.Compare(clientv3.ModRevision(key), "=", base.Wall), then, clientv3.OpGet(key)
 }
 
-// lostTo is the count and version a failed compareAndSet read instead.
-func lostTo(txn *clientv3.TxnResponse) (int, inventory.Version) {
-	return DecodeKVs(txn.Responses[0].GetResponseRange().GetKvs())
+// lostTo is the count and version a failed compare-and-set's Else branch
+// read (none: 0, never written).
+func lostTo(r *pb.TxnResponse) (int, inventory.Version) {
+	if r == nil || len(r.Responses) == 0 {
+		return 0, inventory.Version{}
+	}
+	return DecodeKVs(r.Responses[0].GetResponseRange().GetKvs())
 }
 
 // Decode is the stock and version a Get of a SKU's key read.
